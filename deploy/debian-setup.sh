@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs what githa's integration tests and `githa demo` need on Debian/Ubuntu:
+# git (with git-http-backend and git daemon), redis-server, lighttpd, sshd and
+# the ssh client. The test harness starts its own instances on ephemeral ports,
+# so the system services that apt may start are stopped and disabled.
+#
+# Idempotent. Runs as root, or through sudo when available.
+set -euo pipefail
+
+log() { printf '[debian-setup] %s\n' "$*"; }
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo -n)
+    log "not root: using sudo"
+  else
+    log "ERROR: must run as root (or with sudo installed)" >&2
+    exit 1
+  fi
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  log "ERROR: apt-get not found; this script is for Debian and Ubuntu" >&2
+  exit 1
+fi
+
+PACKAGES=(
+  git
+  redis-server
+  redis-tools
+  openssh-server
+  openssh-client
+  lighttpd
+  ca-certificates
+  procps
+  iproute2
+)
+
+log "apt-get update"
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+
+log "installing: ${PACKAGES[*]}"
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
+
+log "stopping system services that would hold ports (failures are fine)"
+for service in redis-server lighttpd ssh; do
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    "${SUDO[@]}" systemctl disable --now "$service" >/dev/null 2>&1 || true
+  elif command -v service >/dev/null 2>&1; then
+    "${SUDO[@]}" service "$service" stop >/dev/null 2>&1 || true
+  fi
+done
+
+# sshd refuses to start as root without its privilege separation directory,
+# which systemd normally creates at boot.
+log "creating /run/sshd"
+"${SUDO[@]}" mkdir -p /run/sshd
+"${SUDO[@]}" chmod 0755 /run/sshd
+
+log "checking tools"
+missing=0
+for tool in git redis-server redis-cli lighttpd /usr/sbin/sshd ssh ssh-keygen /usr/lib/git-core/git-http-backend; do
+  if command -v "$tool" >/dev/null 2>&1 || [ -x "$tool" ]; then
+    log "  ok: $tool"
+  else
+    log "  MISSING: $tool" >&2
+    missing=1
+  fi
+done
+if [ -x /usr/lib/lighttpd/mod_cgi.so ] || [ -f /usr/lib/lighttpd/mod_cgi.so ]; then
+  log "  ok: lighttpd mod_cgi"
+else
+  log "  MISSING: /usr/lib/lighttpd/mod_cgi.so" >&2
+  missing=1
+fi
+if [ "$missing" -ne 0 ]; then
+  log "ERROR: some tools are missing" >&2
+  exit 1
+fi
+
+log "versions: $(git --version); $(redis-server --version | cut -d' ' -f1-3); $(lighttpd -v | head -n1 | cut -d' ' -f1); $(ssh -V 2>&1)"
+log "done"

@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { BackendClient, RefTip } from '../backends/types.js';
+import { CatchUpError } from '../errors.js';
+import { ZERO_OID, type RefCommand } from '../protocol/receive-pack-request.js';
+import type { StateStore } from '../state/store.js';
+import { refsChecksum } from './checksum.js';
+
+export interface CatchUpRequest {
+  repo: string;
+  source: BackendClient;
+  target: BackendClient;
+  /** The source's recorded version and checksum, noted before copying (safety rule 4). */
+  version: number;
+  checksum: string;
+  signal?: AbortSignal | undefined;
+}
+
+export type CatchUpOutcome =
+  /** The target now holds `version` and it is recorded. */
+  | { status: 'ok'; commands: number; bytes: number }
+  /** Another githa is copying this pair right now. */
+  | { status: 'busy' }
+  /** The copy was made but not recorded: the target is already current, or the source moved on. */
+  | { status: 'not-recorded'; reason: string };
+
+/** Capabilities githa asks of the stale backend's receive-pack (design: "Catch-up" 4). */
+const WANTED_CAPABILITIES = ['report-status', 'atomic', 'delete-refs', 'ofs-delta', 'quiet'];
+
+/**
+ * The commands that turn `have` into `want`: create, update (with the
+ * advertised old id, so the push is a compare-and-swap) or delete. HEAD is
+ * not a ref the protocol can set.
+ */
+export function planCommands(want: readonly RefTip[], have: readonly RefTip[]): RefCommand[] {
+  const current = new Map(have.filter((r) => r.name !== 'HEAD').map((r) => [r.name, r.oid]));
+  const commands: RefCommand[] = [];
+  const wanted = new Set<string>();
+  for (const r of want) {
+    if (r.name === 'HEAD') continue;
+    wanted.add(r.name);
+    const old = current.get(r.name);
+    if (old !== r.oid) commands.push({ oldOid: old ?? ZERO_OID, newOid: r.oid, ref: r.name });
+  }
+  for (const [name, oid] of current) if (!wanted.has(name)) commands.push({ oldOid: oid, newOid: ZERO_OID, ref: name });
+  return commands;
+}
+
+/**
+ * Copies one repository from a leader to a stale backend through githa itself,
+ * with no disk and no git subprocess: ls-refs on the source, the target's
+ * receive-pack advertisement, one v2 fetch (want the source's tips, have the
+ * target's, done) whose pack is streamed straight into one receive-pack.
+ * The target's version is recorded only when its new checksum equals the
+ * source's recorded one, and only while that version is still recorded.
+ */
+export async function catchUp(store: StateStore, req: CatchUpRequest, log: Logger): Promise<CatchUpOutcome> {
+  const { repo, source, target, version, checksum, signal } = req;
+  const token = randomUUID();
+  if (!(await store.tryPairLock(repo, target.id, token, 60_000))) return { status: 'busy' };
+  const started = performance.now();
+  try {
+    const sourceRefs = await source.listRefs(repo, signal);
+    if (!sourceRefs) throw new CatchUpError(`${repo} is missing on ${source.id}, a leader`);
+    if (refsChecksum(sourceRefs) !== checksum) {
+      return { status: 'not-recorded', reason: `${source.id} no longer matches its recorded checksum` };
+    }
+    const adv = await target.receivePackAdvertisement(repo, signal);
+    if (!adv) throw new CatchUpError(`${repo} does not exist on ${target.id}; create it there (stock Git servers cannot create repositories)`);
+
+    const commands = planCommands(sourceRefs, adv.refs);
+    let bytes = 0;
+    if (commands.length > 0) {
+      const caps = WANTED_CAPABILITIES.filter((c) => adv.capabilities.includes(c));
+      if (!caps.includes('report-status')) throw new CatchUpError(`${target.id} does not offer report-status`);
+      const deletes = commands.some((c) => c.newOid === ZERO_OID);
+      if (deletes && !caps.includes('delete-refs')) throw new CatchUpError(`${target.id} does not allow deleting refs`);
+      const wants = [...new Set(commands.filter((c) => c.newOid !== ZERO_OID).map((c) => c.newOid))];
+      const haves = [...new Set(adv.refs.map((r) => r.oid))];
+      let pack: AsyncIterable<Buffer> | null = null;
+      if (wants.length > 0) {
+        const counted = async function* (): AsyncGenerator<Buffer> {
+          for await (const chunk of source.fetchPack(repo, wants, haves, signal)) {
+            bytes += chunk.length;
+            yield chunk;
+          }
+        };
+        pack = counted();
+      }
+      const report = await target.pushPack(repo, commands, [...caps, 'agent=githa/0.1'], pack, signal);
+      const failed = report.refs.filter((r) => !r.ok);
+      if (!report.unpackOk || failed.length > 0) {
+        const why = report.unpackOk ? failed.map((r) => `${r.ref}: ${r.reason ?? 'rejected'}`).join(', ') : `unpack ${report.unpackError ?? 'failed'}`;
+        throw new CatchUpError(`${target.id} refused the copy of ${repo}: ${why}`);
+      }
+    }
+    const after = await target.listRefs(repo, signal);
+    if (!after || refsChecksum(after) !== checksum) {
+      return { status: 'not-recorded', reason: `${target.id} changed while it was being copied to` };
+    }
+    const ms = Math.round(performance.now() - started);
+    const status = await store.commitCatchUp(repo, target.id, version, checksum, source.id, { bytes, durationMs: ms });
+    log.info({ repo, source: source.id, target: target.id, version, commands: commands.length, bytes, ms, status }, 'catch-up');
+    if (status !== 'OK') return { status: 'not-recorded', reason: status.toLowerCase() };
+    return { status: 'ok', commands: commands.length, bytes };
+  } finally {
+    await store.releasePairLock(repo, target.id, token).catch(() => {});
+  }
+}

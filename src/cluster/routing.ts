@@ -1,0 +1,106 @@
+/**
+ * Routing decisions, free of I/O: given a repository's versions, the backends
+ * and their health, which backend serves a read or takes a write
+ * (design: "Read path" 2, "Write path" 4). Unit-tested in test/cluster/routing.test.ts.
+ */
+
+export interface BackendView {
+  readonly id: string;
+  readonly zone?: string | undefined;
+  readonly enabled: boolean;
+  readonly writable: boolean;
+  /** False while the backend is marked down (a recent connection failure). */
+  readonly healthy: boolean;
+}
+
+export interface Leadership {
+  /** The highest recorded version (0 when none). */
+  readonly max: number;
+  /** Backends at the highest version. */
+  readonly leaders: string[];
+}
+
+export function leadership(versions: ReadonlyMap<string, number>): Leadership {
+  let max = 0;
+  for (const v of versions.values()) if (v > max) max = v;
+  const leaders = max > 0 ? [...versions].filter(([, v]) => v === max).map(([b]) => b) : [];
+  return { max, leaders };
+}
+
+export type ReadPlan =
+  /** Try these in order; the first that answers serves. */
+  | { kind: 'serve'; candidates: string[] }
+  /** Catch `target` (a stale backend of githa's zone) up from `source`, serve from it; on failure use `fallback`. */
+  | { kind: 'catch-up'; target: string; source: string; fallback: string[] }
+  /** No enabled leader exists. */
+  | { kind: 'no-leader'; leaders: string[] };
+
+export type WritePlan =
+  | { kind: 'write'; candidates: string[] }
+  /** No writable leader: copy a leader to the writable `target` first. */
+  | { kind: 'catch-up'; target: string; source: string }
+  | { kind: 'no-leader'; leaders: string[] };
+
+/** Rotates `items` by `turn` so successive requests spread over them (round robin). */
+export function rotate<T>(items: readonly T[], turn: number): T[] {
+  if (items.length < 2) return [...items];
+  const k = ((turn % items.length) + items.length) % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+/**
+ * Reads: a healthy leader of githa's zone; else a healthy stale backend of the
+ * zone, caught up first; else any healthy leader, round robin. Leaders marked
+ * down come last: a down mark is a short-lived guess, not a verdict.
+ */
+export function planRead(versions: ReadonlyMap<string, number>, backends: readonly BackendView[], zone: string | undefined, turn: number): ReadPlan {
+  const { leaders } = leadership(versions);
+  const active = backends.filter((b) => b.enabled);
+  const isLeader = new Set(leaders);
+  const activeLeaders = active.filter((b) => isLeader.has(b.id));
+  if (activeLeaders.length === 0) return { kind: 'no-leader', leaders };
+
+  const inZone = (b: BackendView): boolean => zone !== undefined && b.zone === zone;
+  const healthy = activeLeaders.filter((b) => b.healthy);
+  const down = activeLeaders.filter((b) => !b.healthy).map((b) => b.id);
+  const near = rotate(healthy.filter(inZone), turn).map((b) => b.id);
+  const far = rotate(healthy.filter((b) => !inZone(b)), turn).map((b) => b.id);
+  const ordered = [...near, ...far, ...down];
+  if (near.length > 0 || zone === undefined) return { kind: 'serve', candidates: ordered };
+
+  const staleNear = active.filter((b) => inZone(b) && b.healthy && !isLeader.has(b.id));
+  const source = far[0];
+  const target = rotate(staleNear, turn)[0];
+  if (target && source) return { kind: 'catch-up', target: target.id, source, fallback: ordered };
+  return { kind: 'serve', candidates: ordered };
+}
+
+/**
+ * Writes: a healthy, enabled, writable leader (githa's zone first). When every
+ * leader is read-only ("prevent writes"), a writable backend is caught up from
+ * a leader first and takes the write.
+ */
+export function planWrite(versions: ReadonlyMap<string, number>, backends: readonly BackendView[], zone: string | undefined, turn: number): WritePlan {
+  const { leaders } = leadership(versions);
+  const isLeader = new Set(leaders);
+  const active = backends.filter((b) => b.enabled);
+  const activeLeaders = active.filter((b) => isLeader.has(b.id));
+  if (activeLeaders.length === 0) return { kind: 'no-leader', leaders };
+
+  const inZone = (b: BackendView): boolean => zone !== undefined && b.zone === zone;
+  const writable = activeLeaders.filter((b) => b.writable);
+  if (writable.length > 0) {
+    const healthy = writable.filter((b) => b.healthy);
+    const ordered = [
+      ...rotate(healthy.filter(inZone), turn),
+      ...rotate(healthy.filter((b) => !inZone(b)), turn),
+      ...writable.filter((b) => !b.healthy),
+    ];
+    return { kind: 'write', candidates: ordered.map((b) => b.id) };
+  }
+  const source = activeLeaders.find((b) => b.healthy) ?? activeLeaders[0];
+  const targets = active.filter((b) => b.writable && b.healthy && !isLeader.has(b.id));
+  const target = [...targets.filter(inZone), ...targets.filter((b) => !inZone(b))][0];
+  if (source && target) return { kind: 'catch-up', target: target.id, source: source.id };
+  return { kind: 'no-leader', leaders };
+}

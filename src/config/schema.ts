@@ -1,0 +1,98 @@
+import { z } from 'zod';
+import { DEFAULTS } from './defaults.js';
+
+/** "host:port" or ":port" or "port"; IPv6 hosts in brackets. */
+const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]*):?\d{1,5}$|^\d{1,5}$/, {
+  message: 'expected "host:port"',
+});
+
+const httpUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), { message: 'expected an http:// or https:// URL' })
+  // <base>/<repo>/info/refs is the smart endpoint: normalise to a trailing slash.
+  .transform((u) => (u.endsWith('/') ? u : `${u}/`));
+
+const backendId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, { message: 'letters, digits, "_", "." and "-", up to 63' });
+
+export const backendSchema = z
+  .object({
+    id: backendId,
+    http: httpUrl.optional(),
+    ssh: z.string().optional(),
+    git: z.string().optional(),
+    zone: z.string().min(1).optional(),
+    enabled: z.boolean().default(DEFAULTS.backendDefaults.enabled),
+    writable: z.boolean().default(DEFAULTS.backendDefaults.writable),
+    /** Service credentials githa uses for its own requests (catch-up, checksums). */
+    httpAuth: z.object({ username: z.string(), password: z.string() }).strict().optional(),
+  })
+  .strict()
+  .refine((b) => b.http || b.ssh || b.git, { message: 'a backend needs at least one endpoint (http, ssh or git)' });
+
+const positiveMs = z.number().int().positive();
+
+export const configSchema = z
+  .object({
+    listen: z
+      .object({
+        http: listenAddress.optional().default(DEFAULTS.listen.http),
+        admin: listenAddress.optional().default(DEFAULTS.listen.admin),
+      })
+      .strict()
+      .default({ http: DEFAULTS.listen.http, admin: DEFAULTS.listen.admin }),
+    redis: z
+      .object({
+        url: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// URL' }).default(DEFAULTS.redis.url),
+        prefix: z.string().regex(/^[A-Za-z0-9_.:-]*$/).default(DEFAULTS.redis.prefix),
+        commandTimeoutMs: positiveMs.default(DEFAULTS.redis.commandTimeoutMs),
+      })
+      .strict()
+      .prefault({}),
+    backends: z
+      .array(backendSchema)
+      .min(1, { message: 'at least one backend is required' })
+      .refine((bs) => new Set(bs.map((b) => b.id)).size === bs.length, { message: 'backend ids must be unique' }),
+    zone: z.string().min(1).optional(),
+    /** This githa's name in markers and logs; defaults to hostname:pid. */
+    proxyId: z.string().min(1).optional(),
+    locks: z
+      .object({ leaseMs: positiveMs.default(DEFAULTS.locks.leaseMs), waitMs: z.number().int().nonnegative().default(DEFAULTS.locks.waitMs) })
+      .strict()
+      .prefault({}),
+    catchUp: z
+      .object({
+        readWaitMs: positiveMs.default(DEFAULTS.catchUp.readWaitMs),
+        pairLockMs: positiveMs.default(DEFAULTS.catchUp.pairLockMs),
+      })
+      .strict()
+      .prefault({}),
+    health: z.object({ downForMs: positiveMs.default(DEFAULTS.health.downForMs) }).strict().prefault({}),
+    http: z
+      .object({
+        headersTimeoutMs: positiveMs.default(DEFAULTS.http.headersTimeoutMs),
+        keepAliveTimeoutMs: positiveMs.default(DEFAULTS.http.keepAliveTimeoutMs),
+        maxCommands: positiveMs.default(DEFAULTS.http.maxCommands),
+        backendTimeoutMs: positiveMs.default(DEFAULTS.http.backendTimeoutMs),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULTS.log.level) })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type BackendConfig = z.output<typeof backendSchema>;
+type Parsed = z.output<typeof configSchema>;
+export type Config = DeepReadonly<Parsed & { proxyId: string }>;
+
+type DeepReadonly<T> = T extends (infer E)[]
+  ? ReadonlyArray<DeepReadonly<E>>
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;

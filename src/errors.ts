@@ -1,0 +1,142 @@
+/**
+ * Every failure githa can report has its own class with a stable `code`
+ * (in the manner of undici's errors). Front ends never build messages of their
+ * own: they map these classes to what each transport shows the client in one
+ * place (src/frontends/error-map.ts).
+ *
+ * `message` is safe to show to a git client: it never contains secrets,
+ * credentials or internal addresses.
+ */
+export abstract class GithaError extends Error {
+  abstract readonly code: string;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+// ---- Wire protocol (src/protocol) -------------------------------------------
+
+/** A pkt-line with bad hex, a length of 1..3, or a length over 65520. */
+export class PktLineError extends GithaError {
+  readonly code = 'GITHA_ERR_PKT_LINE';
+}
+
+/** Well-formed pkt-lines that do not follow gitprotocol-pack / gitprotocol-v2. */
+export class ProtocolSyntaxError extends GithaError {
+  readonly code = 'GITHA_ERR_PROTOCOL_SYNTAX';
+}
+
+/** A side-band packet on an unknown band, or an empty one. */
+export class SidebandError extends GithaError {
+  readonly code = 'GITHA_ERR_SIDEBAND';
+}
+
+/** The remote sent a fatal error on side-band 3 or as an `ERR` packet. */
+export class RemoteFatalError extends GithaError {
+  readonly code = 'GITHA_ERR_REMOTE_FATAL';
+}
+
+/** A request exceeded a hard limit (command count, body size, line length). */
+export class LimitExceededError extends GithaError {
+  readonly code = 'GITHA_ERR_LIMIT';
+}
+
+// ---- Request classification --------------------------------------------------
+
+/** A repository path that is not canonical-able: `..`, absolute, NUL, `\`, … */
+export class InvalidRepositoryNameError extends GithaError {
+  readonly code = 'GITHA_ERR_INVALID_REPOSITORY';
+}
+
+/** A service other than git-upload-pack, git-receive-pack, git-upload-archive. */
+export class UnknownServiceError extends GithaError {
+  readonly code = 'GITHA_ERR_UNKNOWN_SERVICE';
+}
+
+/** A request githa does not serve: dumb HTTP, unknown path, bad method. */
+export class UnsupportedRequestError extends GithaError {
+  readonly code = 'GITHA_ERR_UNSUPPORTED_REQUEST';
+}
+
+/** An SSH exec command that is not exactly one git command with one path. */
+export class InvalidCommandError extends GithaError {
+  readonly code = 'GITHA_ERR_INVALID_COMMAND';
+}
+
+// ---- Cluster state --------------------------------------------------------------
+
+/** Redis is unreachable or answered with an error: githa fails closed. */
+export class ClusterStateUnavailableError extends GithaError {
+  readonly code = 'GITHA_ERR_STATE_UNAVAILABLE';
+}
+
+/** The write lock could not be taken within the configured wait. */
+export class RepositoryBusyError extends GithaError {
+  readonly code = 'GITHA_ERR_REPOSITORY_BUSY';
+}
+
+/** The repository is frozen for this kind of access; `reason` says why. */
+export class RepositoryFrozenError extends GithaError {
+  readonly code = 'GITHA_ERR_REPOSITORY_FROZEN';
+  constructor(
+    message: string,
+    readonly reason: string,
+  ) {
+    super(message);
+  }
+}
+
+/** No leader of the repository is reachable. */
+export class NoLeaderError extends GithaError {
+  readonly code = 'GITHA_ERR_NO_LEADER';
+}
+
+/** The repository exists on no backend. */
+export class RepositoryNotFoundError extends GithaError {
+  readonly code = 'GITHA_ERR_REPOSITORY_NOT_FOUND';
+}
+
+/** The guarded commit script refused: the lock or the marker is no longer ours. */
+export class CommitRefusedError extends GithaError {
+  readonly code = 'GITHA_ERR_COMMIT_REFUSED';
+}
+
+/** The write lock was lost (could not be extended) while a push was running. */
+export class LockLostError extends GithaError {
+  readonly code = 'GITHA_ERR_LOCK_LOST';
+}
+
+// ---- Backends --------------------------------------------------------------------
+
+/** A backend could not be reached, or failed before sending anything. */
+export class BackendUnavailableError extends GithaError {
+  readonly code = 'GITHA_ERR_BACKEND_UNAVAILABLE';
+  constructor(
+    message: string,
+    readonly backendId: string,
+    options?: { cause?: unknown; bytesSent?: boolean },
+  ) {
+    super(message, options);
+    this.bytesSent = options?.bytesSent ?? false;
+  }
+  /** True when part of the request had already reached the backend. */
+  readonly bytesSent: boolean;
+}
+
+/** A backend answered, but not as a Git server should (bad status, bad bytes). */
+export class BackendProtocolError extends GithaError {
+  readonly code = 'GITHA_ERR_BACKEND_PROTOCOL';
+}
+
+/** Copying a repository from a leader to a stale backend failed. */
+export class CatchUpError extends GithaError {
+  readonly code = 'GITHA_ERR_CATCH_UP';
+}
+
+// ---- Configuration ----------------------------------------------------------------
+
+/** The configuration file is missing, unreadable or invalid. */
+export class ConfigError extends GithaError {
+  readonly code = 'GITHA_ERR_CONFIG';
+}

@@ -1,0 +1,73 @@
+import {
+  BackendProtocolError,
+  BackendUnavailableError,
+  CatchUpError,
+  ClusterStateUnavailableError,
+  CommitRefusedError,
+  GithaError,
+  InvalidCommandError,
+  InvalidRepositoryNameError,
+  LimitExceededError,
+  LockLostError,
+  NoLeaderError,
+  PktLineError,
+  ProtocolSyntaxError,
+  RemoteFatalError,
+  RepositoryBusyError,
+  RepositoryFrozenError,
+  RepositoryNotFoundError,
+  SidebandError,
+  UnknownServiceError,
+  UnsupportedRequestError,
+} from '../errors.js';
+
+/** What a transport shows the git client for a failure, and how loudly githa logs it. */
+export interface ClientFacingError {
+  code: string;
+  /** HTTP status for the smart-HTTP front end. */
+  httpStatus: number;
+  /** One line, shown as `remote: githa: …` or in `fatal: …`; safe to show. */
+  message: string;
+  /** Seconds a client may wait before trying again (HTTP Retry-After). */
+  retryAfter?: number;
+  level: 'info' | 'warn' | 'error';
+}
+
+type Rule = [new (...args: never[]) => GithaError, number, ClientFacingError['level'], number?];
+
+/** The one place where failures become client answers (DEVELOPERS.md: "one error class per failure"). */
+const RULES: Rule[] = [
+  [InvalidRepositoryNameError, 400, 'info'],
+  [UnknownServiceError, 400, 'info'],
+  [InvalidCommandError, 400, 'info'],
+  [UnsupportedRequestError, 404, 'info'],
+  [PktLineError, 400, 'info'],
+  [ProtocolSyntaxError, 400, 'info'],
+  [SidebandError, 400, 'info'],
+  [LimitExceededError, 413, 'info'],
+  [RepositoryNotFoundError, 404, 'info'],
+  [RepositoryBusyError, 503, 'warn', 5],
+  [RepositoryFrozenError, 503, 'warn', 30],
+  [NoLeaderError, 503, 'error', 10],
+  [ClusterStateUnavailableError, 503, 'error', 5],
+  [CommitRefusedError, 503, 'error', 5],
+  [LockLostError, 503, 'error', 5],
+  [BackendUnavailableError, 502, 'error', 5],
+  [BackendProtocolError, 502, 'error'],
+  [RemoteFatalError, 502, 'error'],
+  [CatchUpError, 502, 'error'],
+];
+
+export function toClientError(err: unknown): ClientFacingError {
+  if (err instanceof GithaError) {
+    for (const [cls, httpStatus, level, retryAfter] of RULES) {
+      if (err instanceof cls) return { code: err.code, httpStatus, level, message: oneLine(err.message), ...(retryAfter ? { retryAfter } : {}) };
+    }
+    return { code: err.code, httpStatus: 500, level: 'error', message: oneLine(err.message) };
+  }
+  return { code: 'GITHA_ERR_INTERNAL', httpStatus: 500, level: 'error', message: 'internal error in githa; the operator can find it in githa\'s log' };
+}
+
+function oneLine(s: string): string {
+  return s.replace(/[\r\n]+/g, ' ').slice(0, 1000);
+}

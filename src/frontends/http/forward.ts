@@ -1,0 +1,128 @@
+import { Agent, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { PassThrough, type Readable } from 'node:stream';
+import httpProxy from 'http-proxy';
+import { BackendUnavailableError } from '../../errors.js';
+
+/**
+ * One forwarded request to one backend, on http-proxy (which is unmaintained:
+ * githa attaches its own error handlers and destroys the upstream request when
+ * the client goes away).
+ *
+ * The request body is held back until the backend's socket is connected, so a
+ * backend that refuses the connection has received nothing and the untouched
+ * body can be sent to another backend (design: "Failure messages").
+ */
+export interface ForwardAttempt {
+  /** Base URL with trailing slash, e.g. http://10.0.0.1/git/ */
+  baseUrl: string;
+  backendId: string;
+  /** Path under the base, already encoded: `team/app.git/info/refs?service=git-upload-pack` */
+  path: string;
+  /** The body to send (the client's request, or a transformed stream); none for GET. */
+  body?: Readable | undefined;
+  /** Header edits before the request leaves (e.g. drop Content-Encoding after inflating). */
+  editHeaders?: ((proxyReq: ClientRequest) => void) | undefined;
+}
+
+export interface ForwardedResponse {
+  res: IncomingMessage;
+  /** The upstream request, to destroy when the client goes away. */
+  upstream: ClientRequest;
+  /** Whether any body byte was handed to the backend. */
+  bodyStarted(): boolean;
+}
+
+type Pending = {
+  attempt: ForwardAttempt;
+  resolve: (r: ForwardedResponse) => void;
+  reject: (e: Error) => void;
+  upstream?: ClientRequest;
+  started: boolean;
+};
+
+/** Headers that describe one hop, never forwarded (RFC 9110 7.6.1), and headers githa sets itself. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate'];
+
+export class Forwarder {
+  private readonly proxy: httpProxy;
+  private readonly pending = new WeakMap<IncomingMessage, Pending>();
+  private readonly agent: Agent;
+
+  constructor(opts: { timeoutMs: number }) {
+    this.agent = new Agent({ keepAlive: true, maxFreeSockets: 64, timeout: opts.timeoutMs });
+    this.proxy = httpProxy.createProxyServer({
+      agent: this.agent,
+      changeOrigin: true,
+      ignorePath: true,
+      selfHandleResponse: true,
+      xfwd: true,
+      proxyTimeout: opts.timeoutMs,
+    });
+    this.proxy.on('proxyReq', (proxyReq, req) => this.onProxyReq(proxyReq, req));
+    this.proxy.on('proxyRes', (proxyRes, req) => {
+      const p = this.pending.get(req);
+      if (!p || !p.upstream) return;
+      this.pending.delete(req);
+      const upstream = p.upstream;
+      p.resolve({ res: proxyRes, upstream, bodyStarted: () => p.started });
+    });
+    // Errors arrive through the per-call callback; this keeps http-proxy from throwing.
+    this.proxy.on('error', () => {});
+  }
+
+  /** Sends one request to one backend; resolves with its response head. */
+  send(req: IncomingMessage, res: ServerResponse, attempt: ForwardAttempt): Promise<ForwardedResponse> {
+    return new Promise((resolve, reject) => {
+      const gate = new PassThrough({ highWaterMark: 64 * 1024 });
+      const p: Pending = { attempt: { ...attempt, body: attempt.body }, resolve, reject, started: false };
+      this.pending.set(req, p);
+      (p as Pending & { gate: PassThrough }).gate = gate;
+      this.proxy.web(
+        req,
+        res,
+        { target: `${attempt.baseUrl}${attempt.path}`, buffer: attempt.body ? gate : endedStream() },
+        (err: Error) => {
+          if (this.pending.get(req) === p) this.pending.delete(req);
+          const code = (err as NodeJS.ErrnoException).code ?? '';
+          reject(
+            new BackendUnavailableError(`backend ${attempt.backendId} failed: ${code || err.message}`, attempt.backendId, {
+              cause: err,
+              bytesSent: p.started,
+            }),
+          );
+        },
+      );
+    });
+  }
+
+  close(): void {
+    this.proxy.close();
+    this.agent.destroy();
+  }
+
+  private onProxyReq(proxyReq: ClientRequest, req: IncomingMessage): void {
+    const p = this.pending.get(req) as (Pending & { gate?: PassThrough }) | undefined;
+    if (!p) return;
+    p.upstream = proxyReq;
+    for (const h of HOP_BY_HOP) proxyReq.removeHeader(h);
+    p.attempt.editHeaders?.(proxyReq);
+    const body = p.attempt.body;
+    const gate = p.gate;
+    if (!body || !gate) return;
+    const start = (): void => {
+      if (p.started) return;
+      p.started = true;
+      body.pipe(gate);
+      body.once('error', (err) => gate.destroy(err));
+    };
+    const socket = proxyReq.socket;
+    if (socket && !socket.connecting) start();
+    else socket?.once('connect', start);
+  }
+}
+
+function endedStream(): PassThrough {
+  const s = new PassThrough();
+  s.end();
+  return s;
+}

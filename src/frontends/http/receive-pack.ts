@@ -1,0 +1,223 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough, pipeline, type Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import type { Logger } from 'pino';
+import type { Cluster, ForwardResult } from '../../cluster/cluster.js';
+import { BackendUnavailableError, LimitExceededError, ProtocolSyntaxError } from '../../errors.js';
+import { encodePkt, FLUSH_PKT } from '../../protocol/pkt-line.js';
+import { ReceivePackRequestParser, type ReceivePackRequest } from '../../protocol/receive-pack-request.js';
+import { encodeRejections } from '../../protocol/report-status.js';
+import { encodeSideband } from '../../protocol/sideband.js';
+import { toClientError } from '../error-map.js';
+import type { Forwarder } from './forward.js';
+import { HeldResponse } from './held-response.js';
+import { repositoryUrlPath } from '../../protocol/repository-name.js';
+
+/** The command list (and push options) precede the pack; more than this before the pack is refused. */
+const MAX_COMMAND_SECTION_BYTES = 32 * 1024 * 1024;
+
+export interface ReceivePackContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  repo: string;
+  user: string;
+  cluster: Cluster;
+  forwarder: Forwarder;
+  log: Logger;
+  maxCommands: number;
+}
+
+/**
+ * POST /<repo>/git-receive-pack (gitprotocol-http "Smart Service git-receive-pack").
+ * The command list is read before anything else happens, so an empty or
+ * malformed request never takes the lock; the rest of the body (the pack) then
+ * streams to the chosen leader, and the answer's tail is held until the new
+ * version is recorded.
+ */
+export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ outcome: string; bytes: number }> {
+  const { req, res, repo, cluster, forwarder, log } = ctx;
+  const gzip = /\bgzip\b/i.test(String(req.headers['content-encoding'] ?? ''));
+  const source: Readable = gzip ? pipeline(req, createGunzip(), () => {}) : req;
+  const { request, prefix } = await readCommandSection(source, ctx.maxCommands);
+  log.debug({ repo, commands: request.commands.length, capabilities: request.capabilities }, 'push command list read');
+  const sideband = request.capabilities.includes('side-band-64k') || request.capabilities.includes('side-band');
+  const reportStatus = request.capabilities.some((c) => c === 'report-status' || c === 'report-status-v2');
+
+  // The body githa sends on: the bytes already read, then the rest, untouched.
+  const body = new PassThrough({ highWaterMark: 256 * 1024 });
+  body.write(prefix);
+  pipeline(source, body, () => {});
+  let bodyEnded = false;
+  body.on('end', () => {
+    bodyEnded = true;
+  });
+
+  let sink: HeldResponse | undefined;
+  let passthrough: { status: number; headers: Record<string, string>; body: Buffer } | undefined;
+
+  const forward = async (target: ReturnType<Cluster['backend']>, signal: AbortSignal): Promise<ForwardResult> => {
+    if (!target.http) throw new BackendUnavailableError(`backend ${target.id} has no HTTP endpoint`, target.id);
+    log.debug({ repo, backend: target.id }, 'forwarding push');
+    const fwd = await forwarder.send(req, res, {
+      baseUrl: target.http,
+      backendId: target.id,
+      path: `${repositoryUrlPath(repo)}/git-receive-pack`,
+      body,
+      editHeaders: (p) => {
+        // githa inflated the body to read the command list: send it plain.
+        p.removeHeader('content-encoding');
+        p.removeHeader('content-length');
+        p.removeHeader('expect');
+      },
+    });
+    // Safety rule 2: a lost lock cuts the backend stream before the pack's last byte.
+    const onAbort = (): void => {
+      if (!bodyEnded) fwd.upstream.destroy();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    log.debug({ repo, backend: target.id, status: fwd.res.statusCode }, 'backend answered the push');
+    try {
+      if (fwd.res.statusCode !== 200) {
+        passthrough = { status: fwd.res.statusCode ?? 502, headers: pickHeaders(fwd.res.headers), body: await readCapped(fwd.res, 64 * 1024) };
+        return { ending: 'complete' };
+      }
+      res.writeHead(200, { 'content-type': 'application/x-git-receive-pack-result', 'cache-control': 'no-cache' });
+      sink = new HeldResponse(res, sideband);
+      const ok = await new Promise<boolean>((resolve) => pipeline(fwd.res, sink!, (err) => resolve(!err)));
+      log.debug({ repo, backend: target.id, ok, bytes: sink.bytes }, 'push answer read');
+      if (!ok) return { ending: bodyEnded ? 'unknown' : 'cut' };
+      return { ending: 'complete', report: sink.report(), bytes: sink.bytes };
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  };
+
+  let failure: unknown;
+  let outcome = 'unknown';
+  try {
+    if (request.commands.length === 0) {
+      // Nothing to update (git's probe before a large push, or an empty push):
+      // no lock, no version, but still a real answer from a leader.
+      const route = await cluster.routeWriteAdvertisement(repo);
+      const target = route.candidates[0];
+      if (!target) throw new BackendUnavailableError('no leader', 'none');
+      const result = await forward(target, new AbortController().signal);
+      outcome = result.ending === 'complete' ? 'no-op' : 'interrupted';
+    } else {
+      const result = await cluster.write({ repo, user: ctx.user, transport: 'http', commands: request.commands }, forward);
+      outcome = result.kind;
+      if (result.kind === 'interrupted') failure = new BackendUnavailableError(`backend ${result.backend} failed during the push`, result.backend, { bytesSent: true });
+    }
+  } catch (err) {
+    failure = err;
+  }
+
+  if (failure === undefined && passthrough) {
+    if (!res.headersSent) res.writeHead(passthrough.status, passthrough.headers);
+    res.end(passthrough.body);
+    return { outcome: `backend-${passthrough.status}`, bytes: 0 };
+  }
+  if (failure === undefined && sink) {
+    res.end(sink.heldBytes());
+    return { outcome, bytes: sink.bytes };
+  }
+  const error = toClientError(failure);
+  const level = error.level;
+  log[level]({ repo, code: error.code, err: failure instanceof Error ? failure.message : String(failure) }, 'push refused');
+  sendRejection(res, request, { sideband, reportStatus }, error.message);
+  return { outcome: error.code, bytes: 0 };
+}
+
+/**
+ * Tells the git client why its push was not accepted, in the protocol it
+ * speaks: every ref `ng` with githa's reason (shown as "! [remote rejected]"),
+ * and the full sentence as progress ("remote: githa: …").
+ */
+function sendRejection(res: ServerResponse, request: ReceivePackRequest, caps: { sideband: boolean; reportStatus: boolean }, message: string): void {
+  if (res.destroyed) return;
+  if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/x-git-receive-pack-result', 'cache-control': 'no-cache' });
+  const refs = request.commands.map((c) => c.ref);
+  const reason = `githa: ${message}`;
+  const parts: Buffer[] = [];
+  if (caps.sideband) {
+    parts.push(encodeSideband(2, Buffer.from(`githa: ${message}\n`)));
+    if (caps.reportStatus) parts.push(encodeSideband(1, encodeRejections(refs, shorten(reason))));
+    parts.push(FLUSH_PKT);
+  } else if (caps.reportStatus) {
+    parts.push(encodeRejections(refs, shorten(reason)));
+  } else {
+    parts.push(encodePkt(`ERR ${message}\n`));
+  }
+  res.end(Buffer.concat(parts));
+}
+
+function shorten(s: string): string {
+  return s.length > 300 ? `${s.slice(0, 297)}...` : s;
+}
+
+/**
+ * Reads the body until the command list (and push options) are complete, then
+ * pauses it. ('data' + pause(), not 'readable': a stream that had a 'readable'
+ * listener may stay non-flowing when piped right after the listener is removed.)
+ */
+async function readCommandSection(source: Readable, maxCommands: number): Promise<{ request: ReceivePackRequest; prefix: Buffer }> {
+  const parser = new ReceivePackRequestParser({ maxCommands });
+  const seen: Buffer[] = [];
+  let total = 0;
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      source.pause();
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('error', onError);
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      reject(new ProtocolSyntaxError('the push request ended before its command list did'));
+    };
+    const onData = (chunk: Buffer): void => {
+      seen.push(chunk);
+      total += chunk.length;
+      try {
+        const request = parser.write(chunk);
+        if (request) {
+          cleanup();
+          // Everything read so far goes on untouched: the command section and the pack's start.
+          resolve({ request, prefix: Buffer.concat(seen) });
+          return;
+        }
+        if (total > MAX_COMMAND_SECTION_BYTES) throw new LimitExceededError('the push command list is too large');
+      } catch (err) {
+        cleanup();
+        reject(err);
+      }
+    };
+    source.on('data', onData);
+    source.on('end', onEnd);
+    source.on('error', onError);
+  });
+}
+
+
+function pickHeaders(h: IncomingMessage['headers']): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of ['content-type', 'www-authenticate', 'cache-control']) {
+    const v = h[k];
+    if (typeof v === 'string') out[k] = v;
+  }
+  return out;
+}
+
+async function readCapped(stream: Readable, cap: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of stream) {
+    if (n < cap) parts.push((chunk as Buffer).subarray(0, cap - n));
+    n += (chunk as Buffer).length;
+  }
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,50 @@
+/**
+ * The Redis schema, and the only code that names a key (docs/redis.md).
+ * Every key of one repository carries the hash tag `{<repo>}` so that the
+ * guarded scripts, which touch several of them at once, also run on Redis
+ * Cluster. Canonical repository names cannot contain `{` or `}`.
+ */
+export class Keys {
+  constructor(readonly prefix: string) {}
+
+  /** hash: backend id → version */
+  versions(repo: string): string {
+    return `${this.prefix}repo:{${repo}}:versions`;
+  }
+  /** hash: backend id → checksum of its refs at that version */
+  checksums(repo: string): string {
+    return `${this.prefix}repo:{${repo}}:checksums`;
+  }
+  /** hash: the write in flight (id, backend, proxy, user, transport, started, heartbeat, preChecksum) */
+  writing(repo: string): string {
+    return `${this.prefix}repo:{${repo}}:writing`;
+  }
+  /** hash: why the repository refuses writes (or reads): reason, detail, since */
+  frozen(repo: string): string {
+    return `${this.prefix}repo:{${repo}}:frozen`;
+  }
+  /** stream: the push log */
+  log(repo: string): string {
+    return `${this.prefix}repo:{${repo}}:log`;
+  }
+  /** string: the Redlock write lock */
+  lock(repo: string): string {
+    return `${this.prefix}lock:{${repo}}`;
+  }
+  /** string: short lock held while one githa copies the repository to one backend */
+  pairLock(repo: string, backend: string): string {
+    return `${this.prefix}sync:{${repo}}:${backend}`;
+  }
+  /** sorted set: every known repository, scored by last write (ms since epoch) */
+  repos(): string {
+    return `${this.prefix}repos`;
+  }
+  /** stream: "repository R reached version V on backend B", for replicators */
+  events(): string {
+    return `${this.prefix}events`;
+  }
+  /** hash: health and operator overrides of one backend */
+  backend(id: string): string {
+    return `${this.prefix}backend:${id}`;
+  }
+}

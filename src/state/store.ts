@@ -1,0 +1,222 @@
+import type { Redis } from 'ioredis';
+import { ClusterStateUnavailableError, CommitRefusedError, RepositoryFrozenError } from '../errors.js';
+import { Keys } from './keys.js';
+import { ABORT_WRITE, ADOPT, BEGIN_WRITE, COMMIT_CATCH_UP, COMMIT_WRITE, FREEZE, HEARTBEAT } from './scripts.js';
+
+export type FreezeReason = 'write-interrupted' | 'leaders-lost' | 'ambiguous' | 'maintenance';
+
+export interface WritingMarker {
+  id: string;
+  backend: string;
+  proxy: string;
+  user: string;
+  transport: string;
+  started: number;
+  heartbeat: number;
+  preChecksum: string;
+}
+
+export interface FrozenState {
+  reason: FreezeReason;
+  detail: string;
+  since: number;
+}
+
+/** One repository's state as read in one round trip. */
+export interface RepoState {
+  versions: ReadonlyMap<string, number>;
+  checksums: ReadonlyMap<string, string>;
+  writing?: WritingMarker;
+  frozen?: FrozenState;
+}
+
+/** Fields of a push-log entry (one per write attempt, catch-up, adoption). */
+export type LogFields = Record<string, string | number>;
+
+const LOG_MAX = 10_000;
+const EVENTS_MAX = 100_000;
+
+/**
+ * githa's view of the cluster state in Redis. Every read is one round trip;
+ * every multi-key change is one guarded script. Any Redis failure surfaces as
+ * ClusterStateUnavailableError: callers fail closed (design: "Fail closed").
+ */
+export class StateStore {
+  readonly keys: Keys;
+
+  constructor(
+    readonly redis: Redis,
+    prefix: string,
+  ) {
+    this.keys = new Keys(prefix);
+    redis.defineCommand('githaBeginWrite', { numberOfKeys: 3, lua: BEGIN_WRITE });
+    redis.defineCommand('githaHeartbeat', { numberOfKeys: 2, lua: HEARTBEAT });
+    redis.defineCommand('githaAbortWrite', { numberOfKeys: 2, lua: ABORT_WRITE });
+    redis.defineCommand('githaCommitWrite', { numberOfKeys: 5, lua: COMMIT_WRITE });
+    redis.defineCommand('githaCommitCatchUp', { numberOfKeys: 4, lua: COMMIT_CATCH_UP });
+    redis.defineCommand('githaAdopt', { numberOfKeys: 4, lua: ADOPT });
+    redis.defineCommand('githaFreeze', { numberOfKeys: 1, lua: FREEZE });
+  }
+
+  /** Versions, checksums, marker and freeze state of one repository: one round trip. */
+  async read(repo: string): Promise<RepoState> {
+    const k = this.keys;
+    const results = await this.guard(() =>
+      this.redis
+        .pipeline()
+        .hgetall(k.versions(repo))
+        .hgetall(k.checksums(repo))
+        .hgetall(k.writing(repo))
+        .hgetall(k.frozen(repo))
+        .exec(),
+    );
+    const values = (results ?? []).map(([err, value]) => {
+      if (err) throw new ClusterStateUnavailableError('cluster state unavailable: Redis answered with an error', { cause: err });
+      return value as Record<string, string>;
+    });
+    const [versions = {}, checksums = {}, writing = {}, frozen = {}] = values;
+    const state: RepoState = {
+      versions: new Map(Object.entries(versions).map(([b, v]) => [b, Number(v)])),
+      checksums: new Map(Object.entries(checksums)),
+    };
+    if (writing.id) {
+      state.writing = {
+        id: writing.id,
+        backend: writing.backend ?? '',
+        proxy: writing.proxy ?? '',
+        user: writing.user ?? '',
+        transport: writing.transport ?? '',
+        started: Number(writing.started ?? 0),
+        heartbeat: Number(writing.heartbeat ?? 0),
+        preChecksum: writing.preChecksum ?? '',
+      };
+    }
+    if (frozen.reason) {
+      state.frozen = { reason: frozen.reason as FreezeReason, detail: frozen.detail ?? '', since: Number(frozen.since ?? 0) };
+    }
+    return state;
+  }
+
+  /** Writes the `writing` marker; refuses when the lock is not ours, or frozen, or a write is in flight. */
+  async beginWrite(repo: string, token: string, marker: Omit<WritingMarker, 'heartbeat'>): Promise<void> {
+    const k = this.keys;
+    const fields = Object.entries(marker).flatMap(([f, v]) => [f, String(v)]);
+    const [status] = await this.run<[string]>('githaBeginWrite', [k.lock(repo), k.frozen(repo), k.writing(repo)], [token, ...fields]);
+    if (status === 'FROZEN') throw new RepositoryFrozenError(`repository ${repo} is frozen`, 'unknown');
+    if (status === 'WRITING') {
+      throw new RepositoryFrozenError(
+        `an earlier push to ${repo} was interrupted and is not resolved yet; writes are refused until it is`,
+        'write-interrupted',
+      );
+    }
+    if (status !== 'OK') throw new CommitRefusedError(`could not start the write: the write lock on ${repo} was lost`);
+  }
+
+  async heartbeat(repo: string, token: string, writeId: string): Promise<boolean> {
+    const [status] = await this.run<[string]>('githaHeartbeat', [this.keys.lock(repo), this.keys.writing(repo)], [token, writeId]);
+    return status === 'OK';
+  }
+
+  /** Removes the marker of a write that changed no ref. */
+  async abortWrite(repo: string, token: string, writeId: string): Promise<boolean> {
+    const [status] = await this.run<[string]>('githaAbortWrite', [this.keys.lock(repo), this.keys.writing(repo)], [token, writeId]);
+    return status === 'OK';
+  }
+
+  /** Commits a write: `backend` becomes max + 1 with `checksum`; returns the new version. */
+  async commitWrite(repo: string, token: string, writeId: string, backend: string, checksum: string, log: LogFields): Promise<number> {
+    const k = this.keys;
+    const reply = await this.run<[string, number?]>(
+      'githaCommitWrite',
+      [k.lock(repo), k.writing(repo), k.versions(repo), k.checksums(repo), k.log(repo)],
+      [token, writeId, backend, checksum, LOG_MAX, ...flatten(log)],
+    );
+    if (reply[0] !== 'OK' || reply[1] === undefined) {
+      throw new CommitRefusedError(
+        reply[0] === 'LOCK'
+          ? `the write lock on ${repo} expired before the push could be recorded`
+          : `the write marker of ${repo} is no longer this push's`,
+      );
+    }
+    return Number(reply[1]);
+  }
+
+  /**
+   * Records that `target` now holds version `version` (checksum `checksum`).
+   * Answers 'OK', or why not: 'CURRENT' (already there or newer), 'MOVED'
+   * (that version is no longer recorded with that checksum), 'WRITING'.
+   */
+  async commitCatchUp(repo: string, target: string, version: number, checksum: string, source: string, log: LogFields): Promise<string> {
+    const k = this.keys;
+    const [status] = await this.run<[string]>(
+      'githaCommitCatchUp',
+      [k.versions(repo), k.checksums(repo), k.writing(repo), k.log(repo)],
+      [target, version, checksum, source, LOG_MAX, 'event', 'catch-up', 'source', source, ...flatten(log)],
+    );
+    return status;
+  }
+
+  /** First sight of a repository whose copies agree: all become leaders at version 1. */
+  async adopt(repo: string, checksums: ReadonlyMap<string, string>): Promise<boolean> {
+    const k = this.keys;
+    const pairs = [...checksums].flat();
+    const [status] = await this.run<[string]>('githaAdopt', [k.versions(repo), k.checksums(repo), k.frozen(repo), k.log(repo)], [LOG_MAX, ...pairs]);
+    if (status === 'OK') await this.noteRepository(repo, 0);
+    return status === 'OK';
+  }
+
+  async freeze(repo: string, reason: FreezeReason, detail: string): Promise<void> {
+    await this.run('githaFreeze', [this.keys.frozen(repo)], [reason, detail, Date.now()]);
+    await this.noteRepository(repo, 0);
+  }
+
+  /** Index of repositories and the replicators' event stream: hints, not guarded state. */
+  async noteWrite(repo: string, backend: string, version: number): Promise<void> {
+    await this.guard(() =>
+      this.redis
+        .pipeline()
+        .zadd(this.keys.repos(), Date.now(), repo)
+        .xadd(this.keys.events(), 'MAXLEN', '~', EVENTS_MAX, '*', 'repo', repo, 'version', String(version), 'backend', backend)
+        .exec(),
+    );
+  }
+
+  async noteRepository(repo: string, score: number): Promise<void> {
+    await this.guard(() => this.redis.zadd(this.keys.repos(), 'NX', score, repo));
+  }
+
+  /** Short lock so only one githa copies a repository to one backend at a time. */
+  async tryPairLock(repo: string, backend: string, token: string, ttlMs: number): Promise<boolean> {
+    const r = await this.guard(() => this.redis.set(this.keys.pairLock(repo, backend), token, 'PX', ttlMs, 'NX'));
+    return r === 'OK';
+  }
+
+  async releasePairLock(repo: string, backend: string, token: string): Promise<void> {
+    const key = this.keys.pairLock(repo, backend);
+    await this.guard(() =>
+      this.redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, key, token),
+    );
+  }
+
+  async ping(): Promise<void> {
+    await this.guard(() => this.redis.ping());
+  }
+
+  private async run<T>(command: string, keys: string[], args: (string | number)[]): Promise<T> {
+    const fn = (this.redis as unknown as Record<string, (...a: (string | number)[]) => Promise<T>>)[command];
+    if (!fn) throw new Error(`script ${command} is not defined`);
+    return this.guard(() => fn.call(this.redis, ...keys, ...args));
+  }
+
+  private async guard<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      throw new ClusterStateUnavailableError('cluster state unavailable: Redis cannot be reached', { cause: err });
+    }
+  }
+}
+
+function flatten(fields: LogFields): string[] {
+  return Object.entries(fields).flatMap(([f, v]) => [f, String(v)]);
+}

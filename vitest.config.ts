@@ -1,0 +1,16 @@
+import { defineConfig } from 'vitest/config';
+
+// Integration tests start real servers (redis-server, lighttpd, sshd, git daemon):
+// run test files in separate processes, two at a time (the CI machine has 2 cores).
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
+    pool: 'forks',
+    maxWorkers: 2,
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    teardownTimeout: 30_000,
+    reporters: ['default'],
+  },
+});
