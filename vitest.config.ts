@@ -7,7 +7,10 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
     pool: 'forks',
-    maxWorkers: 2,
+    // One file at a time: each starts real servers, and parallel files on 2 cores make
+    // timing (lock leases, Redis command timeouts) flaky. The whole suite takes minutes.
+    maxWorkers: 1,
+    fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,
     teardownTimeout: 30_000,

@@ -129,6 +129,23 @@ export class BackendProtocolError extends GithaError {
   readonly code = 'GITHA_ERR_BACKEND_PROTOCOL';
 }
 
+/**
+ * The backend failed after the push reached it: githa cannot tell whether refs
+ * changed, so the marker stays and the repository refuses writes until resolved.
+ */
+export class WriteInterruptedError extends GithaError {
+  readonly code = 'GITHA_ERR_WRITE_INTERRUPTED';
+  constructor(
+    readonly repo: string,
+    readonly backendId: string,
+  ) {
+    super(
+      `the push to ${repo} on backend ${backendId} was interrupted; it may or may not have been applied, ` +
+        `and writes to ${repo} are frozen until it is resolved (githa thaw ${repo} --demote ${backendId}); reads go on`,
+    );
+  }
+}
+
 /** Copying a repository from a leader to a stale backend failed. */
 export class CatchUpError extends GithaError {
   readonly code = 'GITHA_ERR_CATCH_UP';

@@ -33,7 +33,10 @@ export class HttpBackendClient implements BackendClient {
   constructor(private readonly opts: HttpBackendOptions) {
     this.id = opts.id;
     this.agent = new Agent({
-      keepAliveTimeout: 30_000,
+      // Shorter than the common server idle limits (lighttpd and Apache: 5 s), so
+      // githa rarely reuses a connection the backend is closing.
+      keepAliveTimeout: IDLE_SOCKET_MS,
+      keepAliveMaxTimeout: IDLE_SOCKET_MS,
       connectTimeout: Math.min(opts.timeoutMs, 10_000),
       headersTimeout: opts.timeoutMs,
       bodyTimeout: opts.timeoutMs,
@@ -125,10 +128,16 @@ export class HttpBackendClient implements BackendClient {
       headers.accept = `application/x-git-${service}-result`;
     }
     let res: Dispatcher.ResponseData;
-    try {
-      res = await request(url, { method, headers, body, dispatcher: this.agent, signal: signal ?? null });
-    } catch (err) {
-      throw new BackendUnavailableError(`backend ${this.id} is unreachable: ${(err as Error).message}`, this.id, { cause: err });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        res = await request(url, { method, headers, body, dispatcher: this.agent, signal: signal ?? null });
+        break;
+      } catch (err) {
+        // A kept-alive connection the backend closed at the same moment: a
+        // request with a replayable body is sent once more on a fresh one.
+        if (attempt === 0 && !(body instanceof Readable) && isStaleConnection(err)) continue;
+        throw new BackendUnavailableError(`backend ${this.id} is unreachable: ${(err as Error).message}`, this.id, { cause: err });
+      }
     }
     if (res.statusCode === 404) {
       await res.body.dump();
@@ -144,6 +153,14 @@ export class HttpBackendClient implements BackendClient {
   }
 }
 
+
+/** Idle keep-alive connections to a backend are closed after this long. */
+const IDLE_SOCKET_MS = 4_000;
+
+function isStaleConnection(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE';
+}
 
 /** Largest answer githa reads whole (ls-refs of a repository with very many refs). */
 const MAX_SMALL_ANSWER = 64 * 1024 * 1024;

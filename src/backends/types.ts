@@ -30,3 +30,39 @@ export interface BackendClient {
   ): Promise<ReportStatus>;
   close(): Promise<void>;
 }
+
+export type StreamService = 'git-upload-pack' | 'git-receive-pack' | 'git-upload-archive';
+
+/**
+ * One running Git service on a backend over a stateful transport (an SSH exec
+ * channel, or a git:// connection): the byte streams of the service, as if it
+ * were a local `git-upload-pack` process.
+ */
+export interface BackendStream {
+  /** To the service's standard input. end() it to close the input side. */
+  readonly stdin: NodeJS.WritableStream & import('node:stream').Writable;
+  /** The service's standard output. */
+  readonly stdout: import('node:stream').Readable;
+  /** The service's standard error (SSH); null where the transport has none (git://). */
+  readonly stderr: import('node:stream').Readable | null;
+  /** The exit status (SSH) once the service ended; null where the transport has none or the connection broke. */
+  readonly exit: Promise<number | null>;
+  /** Tears the service down (closes the channel or socket). */
+  destroy(err?: Error): void;
+}
+
+export interface OpenServiceOptions {
+  /** The GIT_PROTOCOL value to pass on (e.g. `version=2`); git:// sends it as an extra parameter. */
+  protocol?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** A backend reached over a stateful transport (SSH or git://). */
+export interface StreamBackendClient extends BackendClient {
+  readonly transport: 'ssh' | 'git';
+  /**
+   * Starts `service` for `repo` on the backend. Rejects with
+   * BackendUnavailableError (bytesSent=false) when the backend cannot be reached.
+   */
+  openService(repo: string, service: StreamService, options?: OpenServiceOptions): Promise<BackendStream>;
+}

@@ -14,6 +14,8 @@ export interface CatchUpRequest {
   version: number;
   checksum: string;
   signal?: AbortSignal | undefined;
+  /** Lease of the per-(repository, target) copy lock. */
+  pairLockMs?: number;
 }
 
 export type CatchUpOutcome =
@@ -57,7 +59,7 @@ export function planCommands(want: readonly RefTip[], have: readonly RefTip[]): 
 export async function catchUp(store: StateStore, req: CatchUpRequest, log: Logger): Promise<CatchUpOutcome> {
   const { repo, source, target, version, checksum, signal } = req;
   const token = randomUUID();
-  if (!(await store.tryPairLock(repo, target.id, token, 60_000))) return { status: 'busy' };
+  if (!(await store.tryPairLock(repo, target.id, token, req.pairLockMs ?? 60_000))) return { status: 'busy' };
   const started = performance.now();
   try {
     const sourceRefs = await source.listRefs(repo, signal);

@@ -9,6 +9,7 @@ import {
   NoLeaderError,
   RepositoryFrozenError,
   RepositoryNotFoundError,
+  WriteInterruptedError,
 } from '../errors.js';
 import type { RefCommand } from '../protocol/receive-pack-request.js';
 import type { ReportStatus } from '../protocol/report-status.js';
@@ -29,11 +30,16 @@ export interface ReadRoute {
   readonly candidates: readonly Backend[];
 }
 
+/** Which backends a front end can use (those with an endpoint for its transport). */
+export type Accepts = (backend: Backend) => boolean;
+
 export interface WriteRequest {
   repo: string;
   user: string;
   transport: string;
-  commands: readonly RefCommand[];
+  /** The command list, when the transport knows it before forwarding (HTTP). */
+  commands?: readonly RefCommand[];
+  accepts?: Accepts;
 }
 
 /** How the transport's exchange with the target ended. */
@@ -42,6 +48,10 @@ export interface ForwardResult {
   ending: 'complete' | 'cut' | 'unknown';
   report?: ReportStatus | undefined;
   bytes?: number;
+  /** The command list, when the transport learned it while forwarding (SSH, git://). */
+  commands?: readonly RefCommand[];
+  /** The client sent an empty command list: nothing can have changed. */
+  noop?: boolean;
 }
 
 /**
@@ -50,6 +60,16 @@ export interface ForwardResult {
  * Must stop sending when `signal` aborts (the lock was lost).
  */
 export type Forward = (target: Backend, signal: AbortSignal) => Promise<ForwardResult>;
+
+/**
+ * Whether writes are refused, judged without the lock. A marker while the
+ * write lock is held is a push in flight, not an interruption: the next push
+ * waits for the lock and looks again (under the lock, any marker left over is
+ * an interruption).
+ */
+function refusesWrites(state: RepoState): boolean {
+  return Boolean(state.frozen) || (state.writing !== undefined && !state.locked);
+}
 
 export type WriteOutcome =
   | { kind: 'committed'; version: number; backend: string }
@@ -84,7 +104,7 @@ export class Cluster {
   }
 
   /** Chooses the backends for a read; never takes the write lock (design: "Read path"). */
-  async routeRead(repo: string): Promise<ReadRoute> {
+  async routeRead(repo: string, accepts: Accepts = () => true): Promise<ReadRoute> {
     const state = await this.known(repo, await this.store.read(repo));
     if (state.frozen && frozenForRead(state.frozen.reason)) {
       throw new RepositoryFrozenError(frozenForWrite(repo, state.frozen), state.frozen.reason);
@@ -95,22 +115,21 @@ export class Cluster {
       case 'no-leader':
         throw new NoLeaderError(`no leader of ${repo} is enabled (leaders: ${plan.leaders.join(', ') || 'none'})`);
       case 'serve':
-        return { repo, version: max, candidates: plan.candidates.map((id) => this.backend(id)) };
+        return { repo, version: max, candidates: this.usable(plan.candidates, accepts) };
       case 'catch-up': {
-        const ok = await this.catchUpWithin(repo, state, plan.source, plan.target, this.config.catchUp.readWaitMs);
-        const ids = ok ? [plan.target, ...plan.fallback] : plan.fallback;
-        return { repo, version: max, candidates: ids.map((id) => this.backend(id)) };
+        const ok = accepts(this.backend(plan.target)) && (await this.catchUpWithin(repo, state, plan.source, plan.target, this.config.catchUp.readWaitMs));
+        return { repo, version: max, candidates: this.usable(ok ? [plan.target, ...plan.fallback] : plan.fallback, accepts) };
       }
     }
   }
 
   /** Chooses a writable leader for the advertisement a pushing client reads first. */
-  async routeWriteAdvertisement(repo: string): Promise<ReadRoute> {
+  async routeWriteAdvertisement(repo: string, accepts: Accepts = () => true): Promise<ReadRoute> {
     const state = await this.known(repo, await this.store.read(repo));
-    if (state.frozen || state.writing) throw this.writeRefusal(repo, state);
+    if (refusesWrites(state)) throw this.writeRefusal(repo, state);
     const plan = planWrite(state.versions, this.views(), this.config.zone, this.turn++);
-    if (plan.kind === 'write') return { repo, version: leadership(state.versions).max, candidates: plan.candidates.map((id) => this.backend(id)) };
-    return this.routeRead(repo);
+    if (plan.kind === 'write') return { repo, version: leadership(state.versions).max, candidates: this.usable(plan.candidates, accepts) };
+    return this.routeRead(repo, accepts);
   }
 
   /**
@@ -121,9 +140,10 @@ export class Cluster {
   async write(req: WriteRequest, forward: Forward): Promise<WriteOutcome> {
     const { repo } = req;
     const first = await this.known(repo, await this.store.read(repo));
-    if (first.frozen || first.writing) throw this.writeRefusal(repo, first);
+    if (refusesWrites(first)) throw this.writeRefusal(repo, first);
     return this.locks.withLock(repo, async (lock) => {
       let state = await this.store.read(repo);
+      // Under the lock, any marker is a write that ended without clearing it: an interruption.
       if (state.frozen || state.writing) throw this.writeRefusal(repo, state);
       let plan = planWrite(state.versions, this.views(), this.config.zone, this.turn++);
       if (plan.kind === 'catch-up') {
@@ -136,8 +156,8 @@ export class Cluster {
         throw new NoLeaderError(`no leader of ${repo} is available for writing (leaders: ${plan.leaders.join(', ') || 'none'})`);
       }
       let lastError: unknown;
-      for (const id of plan.candidates) {
-        const target = this.backend(id);
+      for (const target of this.usable(plan.candidates, req.accepts ?? (() => true))) {
+        const id = target.id;
         const writeId = randomUUID();
         const started = Date.now();
         await this.store.beginWrite(repo, lock.token, {
@@ -165,8 +185,9 @@ export class Cluster {
             lastError = err;
             continue;
           }
+          // Bytes reached the backend: whether refs changed is unknown, so the marker stays.
           this.log.error({ repo, backend: id, err: (err as Error).message }, 'push interrupted; repository frozen for writes');
-          throw err;
+          throw new WriteInterruptedError(repo, id);
         }
         clearInterval(beat);
         return this.finishWrite(req, lock.token, writeId, target, state.checksums.get(id) ?? '', started, result);
@@ -186,7 +207,7 @@ export class Cluster {
   ): Promise<WriteOutcome> {
     const { repo } = req;
     const updated = result.report?.unpackOk ? result.report.refs.filter((r) => r.ok) : [];
-    if (result.ending === 'complete' && updated.length === 0) {
+    if (result.noop || (result.ending === 'complete' && result.report && updated.length === 0)) {
       await this.store.abortWrite(repo, token, writeId);
       return { kind: 'unchanged', backend: target.id };
     }
@@ -202,7 +223,8 @@ export class Cluster {
       return { kind: 'unchanged', backend: target.id };
     }
     const okRefs = new Set(updated.map((r) => r.ref));
-    const lines = req.commands.filter((c) => okRefs.has(c.ref)).slice(0, 200);
+    const commands = result.commands ?? req.commands ?? [];
+    const lines = commands.filter((c) => okRefs.size === 0 || okRefs.has(c.ref)).slice(0, 200);
     const version = await this.store.commitWrite(repo, token, writeId, target.id, checksum, {
       event: 'push',
       user: req.user,
@@ -259,7 +281,7 @@ export class Cluster {
     if (version === undefined || checksum === undefined) return false;
     const copy = catchUp(
       this.store,
-      { repo, source: this.client(sourceId), target: this.client(targetId), version, checksum },
+      { repo, source: this.client(sourceId), target: this.client(targetId), version, checksum, pairLockMs: this.config.catchUp.pairLockMs },
       this.log,
     ).then(
       (outcome) => outcome.status === 'ok',
@@ -283,6 +305,10 @@ export class Cluster {
   private writeRefusal(repo: string, state: RepoState): GithaError {
     if (state.frozen) return new RepositoryFrozenError(frozenForWrite(repo, state.frozen), state.frozen.reason);
     return new RepositoryFrozenError(interruptedWrite(repo, state.writing!), 'write-interrupted');
+  }
+
+  private usable(ids: readonly string[], accepts: Accepts): Backend[] {
+    return ids.map((id) => this.backend(id)).filter(accepts);
   }
 
   client(id: string): BackendClient {

@@ -40,6 +40,10 @@ export const configSchema = z
       .object({
         http: listenAddress.optional().default(DEFAULTS.listen.http),
         admin: listenAddress.optional().default(DEFAULTS.listen.admin),
+        /** SSH front end; off when absent. */
+        ssh: listenAddress.optional(),
+        /** git:// front end; off when absent. */
+        git: listenAddress.optional(),
       })
       .strict()
       .default({ http: DEFAULTS.listen.http, admin: DEFAULTS.listen.admin }),
@@ -79,12 +83,43 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    ssh: z
+      .object({
+        /** Host keys, the same files on every githa so clients never see a key change. */
+        hostKeys: z.array(z.string().min(1)).min(1).optional(),
+        /** OpenSSH authorized_keys of the users; re-read when it changes. */
+        authorizedKeys: z.string().min(1).optional(),
+        /** githa's own private key for SSH backends. */
+        backendKey: z.string().min(1).optional(),
+        /** known_hosts with the backends' host keys (verified). */
+        backendKnownHosts: z.string().min(1).optional(),
+        idleTimeoutMs: positiveMs.default(DEFAULTS.ssh.idleTimeoutMs),
+      })
+      .strict()
+      .prefault({}),
+    gitDaemon: z.object({ allowPush: z.boolean().default(DEFAULTS.gitDaemon.allowPush) }).strict().prefault({}),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULTS.log.level) })
       .strict()
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.listen.ssh && (!c.ssh.hostKeys || !c.ssh.authorizedKeys)) {
+      ctx.addIssue({ code: 'custom', path: ['ssh'], message: 'listen.ssh needs ssh.hostKeys and ssh.authorizedKeys' });
+    }
+    c.backends.forEach((b, i) => {
+      if (b.ssh && (!c.ssh.backendKey || !c.ssh.backendKnownHosts)) {
+        ctx.addIssue({ code: 'custom', path: ['backends', i, 'ssh'], message: 'SSH backends need ssh.backendKey and ssh.backendKnownHosts' });
+      }
+      if (b.ssh && !/^ssh:\/\/[^@/\s]+@[^/\s]+\/.+/.test(b.ssh)) {
+        ctx.addIssue({ code: 'custom', path: ['backends', i, 'ssh'], message: 'expected ssh://user@host[:port]/path' });
+      }
+      if (b.git && !/^git:\/\/[^/\s]+(\/.*)?$/.test(b.git)) {
+        ctx.addIssue({ code: 'custom', path: ['backends', i, 'git'], message: 'expected git://host[:port][/path]' });
+      }
+    });
+  });
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type BackendConfig = z.output<typeof backendSchema>;

@@ -19,6 +19,7 @@ import {
   SidebandError,
   UnknownServiceError,
   UnsupportedRequestError,
+  WriteInterruptedError,
 } from '../errors.js';
 
 /** What a transport shows the git client for a failure, and how loudly githa logs it. */
@@ -52,6 +53,7 @@ const RULES: Rule[] = [
   [ClusterStateUnavailableError, 503, 'error', 5],
   [CommitRefusedError, 503, 'error', 5],
   [LockLostError, 503, 'error', 5],
+  [WriteInterruptedError, 502, 'error'],
   [BackendUnavailableError, 502, 'error', 5],
   [BackendProtocolError, 502, 'error'],
   [RemoteFatalError, 502, 'error'],
@@ -70,4 +72,13 @@ export function toClientError(err: unknown): ClientFacingError {
 
 function oneLine(s: string): string {
   return s.replace(/[\r\n]+/g, ' ').slice(0, 1000);
+}
+
+/** The error and its causes, for githa's own log (never for the client). */
+export function describeForLog(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    parts.push(e instanceof Error ? e.message : String(e));
+  }
+  return parts.join(' <- ');
 }

@@ -28,6 +28,8 @@ export interface RepoState {
   checksums: ReadonlyMap<string, string>;
   writing?: WritingMarker;
   frozen?: FrozenState;
+  /** Whether some githa holds the write lock (a push is in flight, or its lease has not run out yet). */
+  locked?: boolean;
 }
 
 /** Fields of a push-log entry (one per write attempt, catch-up, adoption). */
@@ -58,7 +60,7 @@ export class StateStore {
     redis.defineCommand('githaFreeze', { numberOfKeys: 1, lua: FREEZE });
   }
 
-  /** Versions, checksums, marker and freeze state of one repository: one round trip. */
+  /** Versions, checksums, marker, freeze state and whether the write lock is held: one round trip. */
   async read(repo: string): Promise<RepoState> {
     const k = this.keys;
     const results = await this.guard(() =>
@@ -68,16 +70,18 @@ export class StateStore {
         .hgetall(k.checksums(repo))
         .hgetall(k.writing(repo))
         .hgetall(k.frozen(repo))
+        .exists(k.lock(repo))
         .exec(),
     );
     const values = (results ?? []).map(([err, value]) => {
       if (err) throw new ClusterStateUnavailableError('cluster state unavailable: Redis answered with an error', { cause: err });
-      return value as Record<string, string>;
+      return value;
     });
-    const [versions = {}, checksums = {}, writing = {}, frozen = {}] = values;
+    const [versions = {}, checksums = {}, writing = {}, frozen = {}] = values.slice(0, 4) as Record<string, string>[];
     const state: RepoState = {
       versions: new Map(Object.entries(versions).map(([b, v]) => [b, Number(v)])),
       checksums: new Map(Object.entries(checksums)),
+      locked: values[4] === 1,
     };
     if (writing.id) {
       state.writing = {

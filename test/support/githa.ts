@@ -10,10 +10,11 @@
  * Every githa started in a test is stopped when that test finishes, pass or fail.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { onTestFinished } from 'vitest';
 import type { DevCluster } from '../../src/devcluster/cluster.js';
+import { generateKey, knownHostsLine } from '../../src/devcluster/ssh.js';
 
 export interface GithaProcess {
   readonly pid: number;
@@ -25,6 +26,16 @@ export interface GithaProcess {
   readonly proc: ChildProcess;
   /** Smart-HTTP URL of a repository through this githa. */
   url(repo: string): string;
+  /** Port of the SSH front end (when started with `ssh: true`). */
+  readonly sshPort?: number;
+  /** Port of the git:// front end (when started with `git`). */
+  readonly gitPort?: number;
+  /** ssh://git@127.0.0.1:PORT/<repo>.git */
+  sshUrl(repo: string): string;
+  /** git://127.0.0.1:PORT/<repo>.git */
+  gitUrl(repo: string): string;
+  /** known_hosts with this githa's SSH host key and every backend's (for GitClient.forCluster's knownHostsPath). */
+  readonly knownHostsPath: string;
   /** Everything githa logged so far (pino JSON lines). */
   logs(): string;
   /** Parsed log lines. */
@@ -43,20 +54,54 @@ export interface StartGithaOptions {
   config?: Record<string, unknown>;
   logLevel?: string;
   proxyId?: string;
+  /** Start the SSH front end (host key shared by every githa of the cluster). */
+  ssh?: boolean;
+  /** Start the git:// front end; `{ allowPush: true }` enables receive-pack over it. */
+  git?: boolean | { allowPush: boolean };
+  /** Contents of githa's authorized_keys (default: the cluster's client key as user "tester"). */
+  authorizedKeys?: string;
+  /** Which backend endpoints githa is told about (default: all three). */
+  endpoints?: Array<'http' | 'ssh' | 'git'>;
   /** Do not stop it when the test finishes (caller stops it). */
   keep?: boolean;
 }
 
 const MAIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
 let counter = 0;
+const hostKeys = new Map<string, Promise<string>>();
 
 export async function startGitha(cluster: DevCluster, options: StartGithaOptions = {}): Promise<GithaProcess> {
   const n = ++counter;
+  const endpoints = options.endpoints ?? ['http', 'ssh', 'git'];
   const backends = cluster.backends
     .filter((b) => !options.only || options.only.includes(b.id))
-    .map((b) => ({ id: b.id, http: b.httpUrl, ...(options.backends?.[b.id] ?? {}) }));
+    .map((b) => ({
+      id: b.id,
+      ...(endpoints.includes('http') ? { http: b.httpUrl } : {}),
+      ...(endpoints.includes('ssh') ? { ssh: b.sshUrl } : {}),
+      ...(endpoints.includes('git') ? { git: b.gitUrl } : {}),
+      ...(options.backends?.[b.id] ?? {}),
+    }));
+  // One host key for every githa of a cluster: clients must never see a key change.
+  const hostKey = join(cluster.dir, 'githa_host_ed25519_key');
+  if (!hostKeys.has(hostKey)) hostKeys.set(hostKey, existsSync(hostKey) ? Promise.resolve('') : generateKey(hostKey, 'githa-host'));
+  await hostKeys.get(hostKey);
+  const authorizedKeysPath = join(cluster.dir, `githa-authorized-keys-${process.pid}-${n}`);
+  writeFileSync(authorizedKeysPath, options.authorizedKeys ?? `environment="GITHA_USER=tester" ${cluster.ssh.clientPublicKey.trim()}\n`);
   const config = {
-    listen: { http: '127.0.0.1:0', admin: '127.0.0.1:0' },
+    listen: {
+      http: '127.0.0.1:0',
+      admin: '127.0.0.1:0',
+      ...(options.ssh ? { ssh: '127.0.0.1:0' } : {}),
+      ...(options.git ? { git: '127.0.0.1:0' } : {}),
+    },
+    ssh: {
+      hostKeys: [hostKey],
+      authorizedKeys: authorizedKeysPath,
+      backendKey: cluster.ssh.clientKeyPath,
+      backendKnownHosts: cluster.ssh.knownHostsPath,
+    },
+    gitDaemon: { allowPush: typeof options.git === 'object' ? options.git.allowPush : false },
     redis: { url: cluster.redis.url },
     backends,
     proxyId: options.proxyId ?? `test-githa-${n}`,
@@ -84,16 +129,16 @@ export async function startGitha(cluster: DevCluster, options: StartGithaOptions
     }),
   );
 
-  const addresses = await new Promise<{ http: number; admin: number }>((res, rej) => {
+  const addresses = await new Promise<{ http: number; admin: number; ssh?: number; git?: number }>((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`githa did not start within 15 s:\n${out.slice(-4000)}`)), 15_000);
     const check = (): void => {
       for (const line of out.split('\n')) {
         if (!line.includes('"githa listening"')) continue;
-        const parsed = JSON.parse(line) as { http: { port: number }; admin: { port: number } };
+        const parsed = JSON.parse(line) as Record<'http' | 'admin' | 'ssh' | 'git', { port: number } | undefined>;
         clearTimeout(timer);
         proc.stdout!.off('data', check);
         proc.stderr!.off('data', check);
-        res({ http: parsed.http.port, admin: parsed.admin.port });
+        res({ http: parsed.http!.port, admin: parsed.admin!.port, ssh: parsed.ssh?.port, git: parsed.git?.port });
         return;
       }
     };
@@ -105,7 +150,19 @@ export async function startGitha(cluster: DevCluster, options: StartGithaOptions
     });
   });
 
+  const knownHostsPath = join(cluster.dir, `githa-known-hosts-${process.pid}-${n}`);
+  const hostPub = readFileSync(`${hostKey}.pub`, 'utf8').trim();
+  writeFileSync(
+    knownHostsPath,
+    `${readFileSync(cluster.ssh.knownHostsPath, 'utf8').trimEnd()}\n${addresses.ssh ? `${knownHostsLine(addresses.ssh, hostPub)}\n` : ''}`,
+  );
+  const repoPath = (repo: string): string => (repo.endsWith('.git') ? repo : `${repo}.git`);
   const githa: GithaProcess = {
+    sshPort: addresses.ssh,
+    gitPort: addresses.git,
+    sshUrl: (repo) => `ssh://git@127.0.0.1:${addresses.ssh}/${repoPath(repo)}`,
+    gitUrl: (repo) => `git://127.0.0.1:${addresses.git}/${repoPath(repo)}`,
+    knownHostsPath,
     pid: proc.pid!,
     httpUrl: `http://127.0.0.1:${addresses.http}`,
     adminUrl: `http://127.0.0.1:${addresses.admin}`,

@@ -49,7 +49,9 @@ export class Forwarder {
   private readonly agent: Agent;
 
   constructor(opts: { timeoutMs: number }) {
-    this.agent = new Agent({ keepAlive: true, maxFreeSockets: 64, timeout: opts.timeoutMs });
+    // Idle sockets close after 4 s, before the common server limits (5 s), so a
+    // request is rarely sent on a connection the backend is closing.
+    this.agent = new Agent({ keepAlive: true, maxFreeSockets: 64, timeout: 4_000 });
     this.proxy = httpProxy.createProxyServer({
       agent: this.agent,
       changeOrigin: true,
@@ -68,12 +70,30 @@ export class Forwarder {
     });
     // Errors arrive through the per-call callback; this keeps http-proxy from throwing.
     this.proxy.on('error', () => {});
+    // When the client's socket is gone, http-proxy reports the failure as
+    // 'econnreset' and never calls the callback: settle the call here, or its
+    // caller (a push holding the write lock) would wait forever. Never tried on
+    // another backend (bytesSent): there is nobody left to answer.
+    this.proxy.on('econnreset', (err, req) => {
+      const p = this.pending.get(req);
+      if (!p) return;
+      this.pending.delete(req);
+      p.reject(
+        new BackendUnavailableError(`the client went away while its request was forwarded to backend ${p.attempt.backendId}`, p.attempt.backendId, {
+          cause: err,
+          bytesSent: true,
+        }),
+      );
+    });
   }
 
   /** Sends one request to one backend; resolves with its response head. */
   send(req: IncomingMessage, res: ServerResponse, attempt: ForwardAttempt): Promise<ForwardedResponse> {
     return new Promise((resolve, reject) => {
       const gate = new PassThrough({ highWaterMark: 64 * 1024 });
+      // A body that fails (the client went away, bad gzip) destroys the gate with
+      // its error; the failure reaches the caller through the upstream request.
+      gate.on('error', () => {});
       const p: Pending = { attempt: { ...attempt, body: attempt.body }, resolve, reject, started: false };
       this.pending.set(req, p);
       (p as Pending & { gate: PassThrough }).gate = gate;
@@ -112,13 +132,27 @@ export class Forwarder {
     const start = (): void => {
       if (p.started) return;
       p.started = true;
+      // A body that broke off (the client went away, bad gzip), even before it
+      // was piped, must not leave the backend waiting for the rest.
+      const fail = (): void => {
+        if (body.readableEnded) return;
+        const err = body.errored ?? new Error('the request body broke off');
+        gate.destroy(err);
+        proxyReq.destroy(err);
+      };
+      if (body.destroyed) return fail();
       body.pipe(gate);
-      body.once('error', (err) => gate.destroy(err));
+      body.once('close', fail);
     };
     const socket = proxyReq.socket;
     if (socket && !socket.connecting) start();
     else socket?.once('connect', start);
   }
+}
+
+/** The HTTP front end serves from backends with an HTTP endpoint. */
+export function hasHttp(b: { http?: string | undefined }): boolean {
+  return Boolean(b.http);
 }
 
 function endedStream(): PassThrough {

@@ -3,14 +3,12 @@ import { PassThrough, pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Cluster, ForwardResult } from '../../cluster/cluster.js';
-import { BackendUnavailableError, LimitExceededError, ProtocolSyntaxError } from '../../errors.js';
-import { encodePkt, FLUSH_PKT } from '../../protocol/pkt-line.js';
+import { BackendUnavailableError, LimitExceededError, ProtocolSyntaxError, WriteInterruptedError } from '../../errors.js';
 import { ReceivePackRequestParser, type ReceivePackRequest } from '../../protocol/receive-pack-request.js';
-import { encodeRejections } from '../../protocol/report-status.js';
-import { encodeSideband } from '../../protocol/sideband.js';
-import { toClientError } from '../error-map.js';
-import type { Forwarder } from './forward.js';
-import { HeldResponse } from './held-response.js';
+import { describeForLog, toClientError } from '../error-map.js';
+import { clientCapabilities, rejectionBytes, type ClientCapabilities } from '../rejection.js';
+import { hasHttp, type Forwarder } from './forward.js';
+import { HeldResponse } from '../held-response.js';
 import { repositoryUrlPath } from '../../protocol/repository-name.js';
 
 /** The command list (and push options) precede the pack; more than this before the pack is refused. */
@@ -40,8 +38,8 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ outc
   const source: Readable = gzip ? pipeline(req, createGunzip(), () => {}) : req;
   const { request, prefix } = await readCommandSection(source, ctx.maxCommands);
   log.debug({ repo, commands: request.commands.length, capabilities: request.capabilities }, 'push command list read');
-  const sideband = request.capabilities.includes('side-band-64k') || request.capabilities.includes('side-band');
-  const reportStatus = request.capabilities.some((c) => c === 'report-status' || c === 'report-status-v2');
+  const caps = clientCapabilities(request.capabilities);
+  const { sideband } = caps;
 
   // The body githa sends on: the bytes already read, then the rest, untouched.
   const body = new PassThrough({ highWaterMark: 256 * 1024 });
@@ -53,23 +51,38 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ outc
   });
 
   let sink: HeldResponse | undefined;
+  let clientGone = false;
   let passthrough: { status: number; headers: Record<string, string>; body: Buffer } | undefined;
 
   const forward = async (target: ReturnType<Cluster['backend']>, signal: AbortSignal): Promise<ForwardResult> => {
     if (!target.http) throw new BackendUnavailableError(`backend ${target.id} has no HTTP endpoint`, target.id);
     log.debug({ repo, backend: target.id }, 'forwarding push');
-    const fwd = await forwarder.send(req, res, {
-      baseUrl: target.http,
-      backendId: target.id,
-      path: `${repositoryUrlPath(repo)}/git-receive-pack`,
-      body,
-      editHeaders: (p) => {
-        // githa inflated the body to read the command list: send it plain.
-        p.removeHeader('content-encoding');
-        p.removeHeader('content-length');
-        p.removeHeader('expect');
-      },
-    });
+    let fwd;
+    try {
+      fwd = await forwarder.send(req, res, {
+        baseUrl: target.http,
+        backendId: target.id,
+        path: `${repositoryUrlPath(repo)}/git-receive-pack`,
+        body,
+        editHeaders: (p) => {
+          // githa inflated the body to read the command list: send it plain.
+          p.removeHeader('content-encoding');
+          p.removeHeader('content-length');
+          p.removeHeader('expect');
+        },
+      });
+    } catch (err) {
+      // The client's side broke off (it went away, or its body could not be
+      // read) before the whole body reached the backend: the pack is
+      // incomplete, so no ref can have changed. 'cut' lets the cluster verify
+      // that on the target and clear the marker, instead of freezing writes.
+      // (req.destroyed is no sign: a request read to its end is auto-destroyed.)
+      if (!bodyEnded && (body.errored !== null || req.socket.destroyed)) {
+        clientGone = true;
+        return { ending: 'cut' };
+      }
+      throw err;
+    }
     // Safety rule 2: a lost lock cuts the backend stream before the pack's last byte.
     const onAbort = (): void => {
       if (!bodyEnded) fwd.upstream.destroy();
@@ -82,7 +95,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ outc
         return { ending: 'complete' };
       }
       res.writeHead(200, { 'content-type': 'application/x-git-receive-pack-result', 'cache-control': 'no-cache' });
-      sink = new HeldResponse(res, sideband);
+      sink = new HeldResponse(res, { sideband });
       const ok = await new Promise<boolean>((resolve) => pipeline(fwd.res, sink!, (err) => resolve(!err)));
       log.debug({ repo, backend: target.id, ok, bytes: sink.bytes }, 'push answer read');
       if (!ok) return { ending: bodyEnded ? 'unknown' : 'cut' };
@@ -98,20 +111,33 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ outc
     if (request.commands.length === 0) {
       // Nothing to update (git's probe before a large push, or an empty push):
       // no lock, no version, but still a real answer from a leader.
-      const route = await cluster.routeWriteAdvertisement(repo);
+      const route = await cluster.routeWriteAdvertisement(repo, hasHttp);
       const target = route.candidates[0];
       if (!target) throw new BackendUnavailableError('no leader', 'none');
       const result = await forward(target, new AbortController().signal);
       outcome = result.ending === 'complete' ? 'no-op' : 'interrupted';
     } else {
-      const result = await cluster.write({ repo, user: ctx.user, transport: 'http', commands: request.commands }, forward);
+      const result = await cluster.write({ repo, user: ctx.user, transport: 'http', commands: request.commands, accepts: hasHttp }, forward);
       outcome = result.kind;
-      if (result.kind === 'interrupted') failure = new BackendUnavailableError(`backend ${result.backend} failed during the push`, result.backend, { bytesSent: true });
+      if (result.kind === 'interrupted') failure = new WriteInterruptedError(repo, result.backend);
     }
   } catch (err) {
     failure = err;
   }
+  // Whatever the outcome, read the client's body to its end, discarding what no
+  // backend took: a client still uploading its pack when githa answers (a push
+  // refused or interrupted mid-way) would otherwise stall on a full TCP window
+  // and never see the answer.
+  if (!bodyEnded) {
+    body.unpipe();
+    body.resume();
+  }
 
+  if (failure === undefined && clientGone && !sink && !passthrough) {
+    log.info({ repo, outcome }, 'the push request broke off before its end');
+    res.destroy();
+    return { outcome: `client-gone-${outcome}`, bytes: 0 };
+  }
   if (failure === undefined && passthrough) {
     if (!res.headersSent) res.writeHead(passthrough.status, passthrough.headers);
     res.end(passthrough.body);
@@ -123,36 +149,15 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ outc
   }
   const error = toClientError(failure);
   const level = error.level;
-  log[level]({ repo, code: error.code, err: failure instanceof Error ? failure.message : String(failure) }, 'push refused');
-  sendRejection(res, request, { sideband, reportStatus }, error.message);
+  log[level]({ repo, code: error.code, err: describeForLog(failure) }, 'push refused');
+  sendRejection(res, request, caps, error.message);
   return { outcome: error.code, bytes: 0 };
 }
 
-/**
- * Tells the git client why its push was not accepted, in the protocol it
- * speaks: every ref `ng` with githa's reason (shown as "! [remote rejected]"),
- * and the full sentence as progress ("remote: githa: …").
- */
-function sendRejection(res: ServerResponse, request: ReceivePackRequest, caps: { sideband: boolean; reportStatus: boolean }, message: string): void {
+function sendRejection(res: ServerResponse, request: ReceivePackRequest, caps: ClientCapabilities, message: string): void {
   if (res.destroyed) return;
   if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/x-git-receive-pack-result', 'cache-control': 'no-cache' });
-  const refs = request.commands.map((c) => c.ref);
-  const reason = `githa: ${message}`;
-  const parts: Buffer[] = [];
-  if (caps.sideband) {
-    parts.push(encodeSideband(2, Buffer.from(`githa: ${message}\n`)));
-    if (caps.reportStatus) parts.push(encodeSideband(1, encodeRejections(refs, shorten(reason))));
-    parts.push(FLUSH_PKT);
-  } else if (caps.reportStatus) {
-    parts.push(encodeRejections(refs, shorten(reason)));
-  } else {
-    parts.push(encodePkt(`ERR ${message}\n`));
-  }
-  res.end(Buffer.concat(parts));
-}
-
-function shorten(s: string): string {
-  return s.length > 300 ? `${s.slice(0, 297)}...` : s;
+  res.end(rejectionBytes(request.commands.map((c) => c.ref), caps, message));
 }
 
 /**
@@ -173,7 +178,9 @@ async function readCommandSection(source: Readable, maxCommands: number): Promis
     };
     const onError = (err: Error): void => {
       cleanup();
-      reject(err);
+      // zlib's errors (Z_DATA_ERROR, …): the body is not what its Content-Encoding says. A client's mistake, not githa's.
+      const zlib = String((err as NodeJS.ErrnoException).code ?? '').startsWith('Z_');
+      reject(zlib ? new ProtocolSyntaxError(`the request body is not valid gzip: ${err.message}`, { cause: err }) : err);
     };
     const onEnd = (): void => {
       cleanup();

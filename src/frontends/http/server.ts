@@ -7,8 +7,8 @@ import type { Config } from '../../config/schema.js';
 import { BackendProtocolError, BackendUnavailableError, NoLeaderError, RepositoryNotFoundError } from '../../errors.js';
 import { encodePkt } from '../../protocol/pkt-line.js';
 import { classifyHttpRequest, type HttpGitRequest } from '../../protocol/request.js';
-import { toClientError } from '../error-map.js';
-import { Forwarder } from './forward.js';
+import { describeForLog, toClientError } from '../error-map.js';
+import { Forwarder, hasHttp } from './forward.js';
 import { handleReceivePack } from './receive-pack.js';
 import { repositoryUrlPath } from '../../protocol/repository-name.js';
 
@@ -34,7 +34,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
       (fields) => rlog.info({ method: req.method, ...fields, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request'),
       (err: unknown) => {
         const e = toClientError(err);
-        rlog[e.level]({ method: req.method, url: safeUrl(req), code: e.code, err: (err as Error)?.message }, 'request failed');
+        rlog[e.level]({ method: req.method, url: safeUrl(req), code: e.code, err: describeForLog(err) }, 'request failed');
         if (!res.headersSent) {
           const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' };
           if (e.retryAfter) headers['retry-after'] = String(e.retryAfter);
@@ -62,7 +62,9 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
       return { ...fields, ...r };
     }
     const route =
-      git.kind === 'advertisement' && git.service === 'git-receive-pack' ? await cluster.routeWriteAdvertisement(git.repo) : await cluster.routeRead(git.repo);
+      git.kind === 'advertisement' && git.service === 'git-receive-pack'
+        ? await cluster.routeWriteAdvertisement(git.repo, hasHttp)
+        : await cluster.routeRead(git.repo, hasHttp);
     try {
       const r = await proxyRead(req, res, git, route);
       return { ...fields, ...r };
@@ -71,7 +73,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
       // packet can ("fatal: remote error: …", gitprotocol-pack).
       if (git.kind === 'rpc' && !res.headersSent) {
         const e = toClientError(err);
-        rlog[e.level]({ ...fields, code: e.code, err: (err as Error).message }, 'read refused');
+        rlog[e.level]({ ...fields, code: e.code, err: describeForLog(err) }, 'read refused');
         res.writeHead(200, { 'content-type': `application/x-${git.service}-result`, 'cache-control': 'no-cache' });
         res.end(encodePkt(`ERR githa: ${e.message}\n`));
         return { ...fields, outcome: e.code };

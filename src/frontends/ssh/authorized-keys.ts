@@ -1,0 +1,85 @@
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import ssh2 from 'ssh2';
+import type { ParsedKey } from 'ssh2';
+
+export interface AuthorizedKey {
+  /** The user this key belongs to: the push log records it. */
+  user: string;
+  key: ParsedKey;
+  /** The key's wire form (algorithm + public data), for comparison. */
+  blob: Buffer;
+  fingerprint: string;
+}
+
+/**
+ * Parses an OpenSSH authorized_keys file. The user behind a key is, in order:
+ * an `environment="GITHA_USER=<name>"` option, else the key's comment (the
+ * part before an `@`), else the key's SHA-256 fingerprint. Lines that do not
+ * parse are returned as problems, not thrown: one bad line must not lock
+ * everybody out.
+ */
+export function parseAuthorizedKeys(text: string): { keys: AuthorizedKey[]; problems: string[] } {
+  const keys: AuthorizedKey[] = [];
+  const problems: string[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) return;
+    const m = /^(?:(.*?)\s+)?((?:ssh|ecdsa|sk)-[\w@.-]+)\s+([A-Za-z0-9+/=]+)(?:\s+(.*))?$/.exec(line);
+    if (!m) {
+      problems.push(`line ${i + 1}: not an authorized key`);
+      return;
+    }
+    const [, options = '', type, data, comment = ''] = m;
+    const parsed = ssh2.utils.parseKey(`${type} ${data}`);
+    if (parsed instanceof Error) {
+      problems.push(`line ${i + 1}: ${parsed.message}`);
+      return;
+    }
+    const key = Array.isArray(parsed) ? (parsed[0] as ParsedKey) : parsed;
+    const blob = key.getPublicSSH();
+    const fingerprint = `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+    const fromOption = /environment="GITHA_USER=([^"]+)"/.exec(options)?.[1];
+    const fromComment = comment.split(/\s/)[0]?.split('@')[0];
+    const user = [fromOption, fromComment].find((u) => u && /^[\w.+-]{1,64}$/.test(u)) ?? fingerprint;
+    keys.push({ user, key, blob, fingerprint });
+  });
+  return { keys, problems };
+}
+
+/** The authorized keys file, re-read whenever its modification time or size changes. */
+export class AuthorizedKeysFile {
+  private keys: AuthorizedKey[] = [];
+  private stamp = '';
+
+  constructor(
+    private readonly path: string,
+    private readonly onProblem: (message: string) => void,
+  ) {
+    this.refresh();
+  }
+
+  /** The entry for a key the client offered, or undefined. */
+  find(algo: string, data: Buffer): AuthorizedKey | undefined {
+    this.refresh();
+    return this.keys.find((k) => k.blob.equals(data) && k.key.type === algo) ?? this.keys.find((k) => k.blob.equals(data));
+  }
+
+  private refresh(): void {
+    let stamp: string;
+    try {
+      const st = statSync(this.path);
+      stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
+    } catch (err) {
+      if (this.stamp !== 'missing') this.onProblem(`cannot read ${this.path}: ${(err as Error).message}`);
+      this.stamp = 'missing';
+      this.keys = [];
+      return;
+    }
+    if (stamp === this.stamp) return;
+    const { keys, problems } = parseAuthorizedKeys(readFileSync(this.path, 'utf8'));
+    for (const p of problems) this.onProblem(`${this.path} ${p}`);
+    this.keys = keys;
+    this.stamp = stamp;
+  }
+}

@@ -1,0 +1,155 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import ssh2, { type ServerChannel } from 'ssh2';
+import type { Logger } from 'pino';
+import type { Config } from '../../config/schema.js';
+import { GithaError, InvalidCommandError } from '../../errors.js';
+import { parseSshCommand, protocolVersionFrom } from '../../protocol/request.js';
+import { toClientError } from '../error-map.js';
+import { serveStream, type ClientChannel, type StreamDeps } from '../stream/session.js';
+import { AuthorizedKeysFile } from './authorized-keys.js';
+
+/** GIT_PROTOCOL values look like `version=2` or `version=2:key=value` (gitprotocol-common). */
+const GIT_PROTOCOL_VALUE = /^[A-Za-z0-9=:._-]{1,256}$/;
+
+export interface SshFrontend {
+  server: ssh2.Server;
+  close(): Promise<void>;
+}
+
+/**
+ * The SSH front end: public-key authentication against an authorized_keys
+ * file, strict parsing of the exec command (never a shell), GIT_PROTOCOL
+ * passed on, and the same cluster semantics as smart HTTP. Interactive logins
+ * get a one-line greeting and are closed.
+ */
+export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger): SshFrontend {
+  const hostKeys = (config.ssh.hostKeys ?? []).map((path) => readFileSync(path));
+  const authorized = new AuthorizedKeysFile(config.ssh.authorizedKeys ?? '', (message) => log.warn({ message }, 'authorized keys'));
+
+  const server = new ssh2.Server({ hostKeys, ident: 'githa' }, (client, info) => {
+    const clog = log.child({ conn: randomBytes(4).toString('hex'), ip: info.ip });
+    let user = '';
+    client.on('authentication', (ctx) => {
+      if (ctx.method !== 'publickey') {
+        ctx.reject(['publickey']);
+        return;
+      }
+      const entry = authorized.find(ctx.key.algo, ctx.key.data);
+      if (!entry) {
+        clog.info({ login: ctx.username, algo: ctx.key.algo }, 'ssh key refused');
+        ctx.reject(['publickey']);
+        return;
+      }
+      // Without a signature the client only asks whether the key would do.
+      if (!ctx.signature || !ctx.blob) {
+        ctx.accept();
+        return;
+      }
+      // rsa-sha2-256/512: verify with the hash the client signed with.
+      if (entry.key.verify(ctx.blob, ctx.signature, ctx.hashAlgo as never) !== true) {
+        clog.warn({ login: ctx.username, key: entry.fingerprint }, 'ssh signature invalid');
+        ctx.reject(['publickey']);
+        return;
+      }
+      user = entry.user;
+      ctx.accept();
+    });
+    client.on('ready', () => {
+      clog.debug({ user }, 'ssh authenticated');
+      client.on('session', (acceptSession) => {
+        const session = acceptSession();
+        let protocol: string | undefined;
+        session.on('env', (accept, reject, env) => {
+          // Only GIT_PROTOCOL reaches a backend; anything else is refused.
+          if (env.key === 'GIT_PROTOCOL' && GIT_PROTOCOL_VALUE.test(env.val)) {
+            protocol = env.val;
+            accept?.();
+          } else {
+            clog.info({ key: env.key.slice(0, 64) }, 'ssh env refused');
+            reject?.();
+          }
+        });
+        session.on('pty', (accept) => accept?.());
+        session.on('window-change', (accept) => accept?.());
+        session.on('shell', (accept) => {
+          const channel = accept();
+          channel.stderr.write(`githa: hi ${user}, this host serves Git only; there is no shell here.\r\n`);
+          channel.exit(1);
+          channel.end();
+        });
+        session.on('subsystem', (_accept, reject) => reject());
+        session.on('exec', (accept, _reject, { command }) => {
+          const channel = accept();
+          const started = performance.now();
+          handleExec(command, channel, user, protocol, clog).then(
+            (fields) => clog.info({ user, ...fields, ms: Math.round(performance.now() - started) }, 'request'),
+            (err: unknown) => clog.error({ err: (err as Error)?.message }, 'ssh exec failed'),
+          );
+        });
+      });
+    });
+    client.on('error', (err) => clog.debug({ err: err.message }, 'ssh connection error'));
+  });
+
+  async function handleExec(command: string, channel: ServerChannel, user: string, protocol: string | undefined, clog: Logger): Promise<Record<string, unknown>> {
+    const ch = clientChannel(channel);
+    let parsed;
+    try {
+      parsed = parseSshCommand(command);
+    } catch (err) {
+      const e = err instanceof GithaError ? err : new InvalidCommandError('invalid command');
+      clog.info({ code: e.code }, 'ssh command refused');
+      await ch.refuse(e instanceof InvalidCommandError || e.code.endsWith('UNKNOWN_SERVICE') ? `${e.message}; githa serves git-upload-pack, git-receive-pack and git-upload-archive only` : e.message);
+      return { outcome: e.code };
+    }
+    const fields = { repo: parsed.repo, service: parsed.service, protocolVersion: protocolVersionFrom(protocol) };
+    try {
+      const result = await serveStream({ ...deps, log: clog }, { repo: parsed.repo, service: parsed.service, protocol, user, transport: 'ssh' }, ch);
+      return { ...fields, ...result };
+    } catch (err) {
+      const e = toClientError(err);
+      await ch.refuse(e.message).catch(() => {});
+      return { ...fields, outcome: e.code };
+    }
+  }
+
+  return {
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** An SSH exec channel as a ClientChannel: stdout drained, then exit status, then EOF and close. */
+function clientChannel(channel: ServerChannel): ClientChannel {
+  let finished = false;
+  const finish = async (code: number): Promise<void> => {
+    if (finished || channel.destroyed) return;
+    finished = true;
+    await drained(channel);
+    channel.exit(code);
+    channel.end();
+  };
+  return {
+    input: channel,
+    output: channel,
+    errors: channel.stderr,
+    finish,
+    async refuse(message: string) {
+      if (finished || channel.destroyed) return;
+      channel.stderr.write(`githa: ${message}\n`);
+      await finish(128);
+    },
+  };
+}
+
+/** Resolves once every byte written so far has been handed to the SSH connection. */
+function drained(channel: ServerChannel): Promise<void> {
+  return new Promise((resolve) => {
+    if (channel.writableLength === 0) resolve();
+    else channel.write(Buffer.alloc(0), () => resolve());
+  });
+}
