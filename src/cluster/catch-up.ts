@@ -32,10 +32,11 @@ const WANTED_CAPABILITIES = ['report-status', 'atomic', 'delete-refs', 'ofs-delt
 /**
  * The commands that turn `have` into `want`: create, update (with the
  * advertised old id, so the push is a compare-and-swap) or delete. HEAD is
- * not a ref the protocol can set.
+ * not a ref the protocol can set, and ".have" lines (tips of an alternate
+ * object store the target borrows from) are not refs at all.
  */
 export function planCommands(want: readonly RefTip[], have: readonly RefTip[]): RefCommand[] {
-  const current = new Map(have.filter((r) => r.name !== 'HEAD').map((r) => [r.name, r.oid]));
+  const current = new Map(have.filter((r) => r.name !== 'HEAD' && r.name !== '.have').map((r) => [r.name, r.oid]));
   const commands: RefCommand[] = [];
   const wanted = new Set<string>();
   for (const r of want) {

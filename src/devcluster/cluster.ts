@@ -18,7 +18,7 @@
  * - startDevCluster(options) → DevCluster
  *     backends       number of backends, default 3 (ids 'b1', 'b2', …)
  *     dir            use this directory (created if needed, never removed);
- *                    default: a new os.tmpdir()/githa-test-XXXXXX, removed on
+ *                    default: a new os.tmpdir()/githa-test-<random>, removed on
  *                    stop unless GITHA_KEEP_TMP=1 (or keepDir: true)
  *     redis          start redis-server, default true (cluster.redis throws if false)
  *     redisAof       redis --appendonly yes, default false

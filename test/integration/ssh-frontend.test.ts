@@ -125,17 +125,49 @@ describe('SSH front end', () => {
     expect(shell.stdout + shell.stderr).toMatch(/githa: hi tester, this host serves Git only/);
     expect(shell.code).not.toBe(0);
 
-    // Environment other than GIT_PROTOCOL never reaches a backend: the request is refused and logged.
+    // Environment other than GIT_PROTOCOL never reaches a backend: the command is refused, clearly.
     const env = await ssh(githa, key, ["git-upload-pack 'ssh/refuse.git'"], ['-o', 'SetEnv=EVIL=1']);
-    // Served like the stock server does: an empty repository advertises nothing, and
-    // upload-pack exits 128 when the client hangs up (stdin is /dev/null here).
-    expect(env.stdout).toBe('0000');
-    expect(env.stderr).not.toMatch(/githa:/);
-    expect(githa.logs()).toMatch(/ssh env refused/);
+    expect(env.code).not.toBe(0);
+    expect(env.stderr).toMatch(/githa: environment variable EVIL is not accepted; githa passes on GIT_PROTOCOL only/);
+    expect(env.stdout).toBe('');
     expect(githa.logs()).toContain('"key":"EVIL"');
+    // LANG and LC_*, which OpenSSH sends by default, are ignored.
+    const lang = await ssh(githa, key, ["git-upload-pack 'ssh/refuse.git'"], ['-o', 'SetEnv=LANG=C.UTF-8 LC_ALL=C']);
+    expect(lang.stdout).toBe('0000'); // an empty repository advertises nothing
+    expect(lang.stderr).not.toMatch(/githa:/);
 
     // Only the one legitimate upload-pack above reached a backend.
     expect(sshdAccepts(cluster().dir, ids) - before).toBeLessThanOrEqual(1);
+  });
+
+  it('re-reads authorized_keys when it changes, and records the user behind the key', async () => {
+    const githa = await startGitha(cluster(), { ssh: true });
+    const path = (JSON.parse(readFileSync(githa.configPath, 'utf8')) as { ssh: { authorizedKeys: string } }).ssh.authorizedKeys;
+    const key = cluster().ssh.clientKeyPath;
+    const line = cluster().ssh.clientPublicKey.trim();
+    expect((await ssh(githa, key, ["git-upload-pack 'ssh/refuse.git'"])).stdout).toBe('0000');
+
+    writeFileSync(path, '# nobody\n');
+    const revoked = await ssh(githa, key, ["git-upload-pack 'ssh/refuse.git'"]);
+    expect(revoked.stderr).toMatch(/Permission denied \(publickey\)/);
+
+    writeFileSync(path, `environment="GITHA_USER=carol" ${line}\n`);
+    const git = GitClient.forCluster(cluster(), { knownHostsPath: githa.knownHostsPath });
+    const work = await git.init();
+    await git.commit(work, { 'carol.txt': 'hi\n' }, 'by carol');
+    await git.push(work, githa.sshUrl('ssh/refuse'), ['main:refs/heads/carol']);
+    const log = await cluster().redis.cli('XRANGE', 'githa:repo:{ssh/refuse.git}:log', '-', '+');
+    expect(log).toMatch(/user\ncarol\ntransport\nssh/);
+
+    // An RSA key: OpenSSH signs with rsa-sha2-512, which githa verifies with that hash.
+    const rsa = join(cluster().dir, 'rsa_key');
+    await new Promise<void>((resolve, reject) =>
+      execFile('ssh-keygen', ['-q', '-t', 'rsa', '-b', '3072', '-N', '', '-C', 'dave@laptop', '-f', rsa], (e) => (e ? reject(e) : resolve())),
+    );
+    writeFileSync(path, `${line}\n${readFileSync(`${rsa}.pub`, 'utf8')}`);
+    const viaRsa = await ssh(githa, rsa, ["git-upload-pack 'ssh/refuse.git'"], ['-v']);
+    expect(viaRsa.stdout).toMatch(/refs\/heads\/carol/);
+    expect(viaRsa.stderr).toMatch(/rsa-sha2-(256|512)/);
   });
 
   it('git:// front end serves reads, refuses pushes unless enabled', async () => {

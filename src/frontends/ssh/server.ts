@@ -60,14 +60,16 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
       client.on('session', (acceptSession) => {
         const session = acceptSession();
         let protocol: string | undefined;
-        session.on('env', (accept, reject, env) => {
-          // Only GIT_PROTOCOL reaches a backend; anything else is refused.
-          if (env.key === 'GIT_PROTOCOL' && GIT_PROTOCOL_VALUE.test(env.val)) {
-            protocol = env.val;
-            accept?.();
-          } else {
+        const refusedEnv: string[] = [];
+        session.on('env', (accept, _reject, env) => {
+          // Only GIT_PROTOCOL reaches a backend. OpenSSH clients send LANG and LC_*
+          // by default: ignored. Anything else makes the command fail with a clear
+          // message (a refused env request is invisible to OpenSSH users).
+          accept?.();
+          if (env.key === 'GIT_PROTOCOL' && GIT_PROTOCOL_VALUE.test(env.val)) protocol = env.val;
+          else if (!/^(LANG|LC_[A-Z]+)$/.test(env.key)) {
+            refusedEnv.push(env.key.replace(/[^\w.-]/g, '?').slice(0, 64));
             clog.info({ key: env.key.slice(0, 64) }, 'ssh env refused');
-            reject?.();
           }
         });
         session.on('pty', (accept) => accept?.());
@@ -82,7 +84,7 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
         session.on('exec', (accept, _reject, { command }) => {
           const channel = accept();
           const started = performance.now();
-          handleExec(command, channel, user, protocol, clog).then(
+          handleExec(command, channel, user, protocol, refusedEnv, clog).then(
             (fields) => clog.info({ user, ...fields, ms: Math.round(performance.now() - started) }, 'request'),
             (err: unknown) => clog.error({ err: (err as Error)?.message }, 'ssh exec failed'),
           );
@@ -92,8 +94,19 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
     client.on('error', (err) => clog.debug({ err: err.message }, 'ssh connection error'));
   });
 
-  async function handleExec(command: string, channel: ServerChannel, user: string, protocol: string | undefined, clog: Logger): Promise<Record<string, unknown>> {
+  async function handleExec(
+    command: string,
+    channel: ServerChannel,
+    user: string,
+    protocol: string | undefined,
+    refusedEnv: readonly string[],
+    clog: Logger,
+  ): Promise<Record<string, unknown>> {
     const ch = clientChannel(channel);
+    if (refusedEnv.length > 0) {
+      await ch.refuse(`environment variable ${refusedEnv.join(', ')} is not accepted; githa passes on GIT_PROTOCOL only`);
+      return { outcome: 'env-refused' };
+    }
     let parsed;
     try {
       parsed = parseSshCommand(command);
