@@ -31,6 +31,12 @@ describe('planCommands', () => {
     expect(planCommands(refs, refs)).toEqual([]);
   });
 
+  it('treats ".have" lines (an alternate object store) as no ref at all', () => {
+    expect(planCommands([{ name: 'refs/heads/main', oid: A }], [{ name: '.have', oid: B }])).toEqual([
+      { oldOid: ZERO_OID, newOid: A, ref: 'refs/heads/main' },
+    ]);
+  });
+
   it('never touches HEAD on the target', () => {
     expect(planCommands([], [{ name: 'HEAD', oid: A }])).toEqual([]);
   });

@@ -23,6 +23,7 @@ import { connectRedis, redisReady } from '../../src/state/redis.js';
 import { StateStore } from '../../src/state/store.js';
 import { useCluster, type DevBackend } from '../support/cluster.js';
 import { GitClient, writeRandomFile } from '../support/git.js';
+import { gitDir, diskRefs, fullRefs, checksumOf } from '../support/backend-refs.js';
 
 const execFileP = promisify(execFile);
 const cluster = useCluster({ backends: 3 });
@@ -47,34 +48,9 @@ function gitClient(b: DevBackend): GitDaemonBackendClient {
   return new GitDaemonBackendClient({ id: b.id, url: b.gitUrl, timeoutMs: TIMEOUT });
 }
 
-async function gitDir(backend: DevBackend, repo: string, args: string[]): Promise<string> {
-  const { stdout } = await execFileP('git', ['--git-dir', backend.repoPath(repo), ...args], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GIT_CONFIG_NOSYSTEM: '1', HOME: cluster().dir },
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return stdout;
-}
 
-/** refname → object id on a backend's disk (annotated tags: the tag object's id). */
-async function diskRefs(backend: DevBackend, repo: string): Promise<Record<string, string>> {
-  const out = await gitDir(backend, repo, ['for-each-ref', '--format=%(objectname) %(refname)']);
-  const refs: Record<string, string> = {};
-  for (const line of out.split('\n')) {
-    if (!line) continue;
-    const [oid, name] = line.split(' ');
-    refs[name!] = oid!;
-  }
-  return refs;
-}
 
-/** Every ref with its type and what an annotated tag peels to. */
-async function fullRefs(backend: DevBackend, repo: string): Promise<string> {
-  return gitDir(backend, repo, ['for-each-ref', '--format=%(objectname) %(objecttype) %(*objectname) %(refname)']);
-}
 
-function checksumOf(refs: Record<string, string>): string {
-  return refsChecksum(Object.entries(refs).map(([name, oid]) => ({ name, oid })));
-}
 
 /** A port nothing listens on. */
 async function closedPort(): Promise<number> {

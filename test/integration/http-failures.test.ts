@@ -10,6 +10,8 @@
  * - a client that goes away mid-push leaves no marker and no lock behind;
  * - with Redis down githa fails closed, and recovers once Redis is back.
  */
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { execFile, spawn } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { promisify } from 'node:util';
@@ -220,6 +222,13 @@ describe('githa smart HTTP under failures', () => {
       if (!target) await new Promise((r) => setTimeout(r, 5));
     }
     expect(target, 'the push finished before its writing marker was seen').toBeTruthy();
+    // Kill only once pack bytes have reached the backend (lighttpd spools the body
+    // into its upload dir): a kill before the connection would rightly send the
+    // push to another leader instead.
+    const spool = join(cluster().backend(target!).root, '..', 'lighttpd-tmp');
+    const spooled = (): number => readdirSync(spool).reduce((n, f) => n + statSync(join(spool, f)).size, 0);
+    while (spooled() < 1024 * 1024 && !pushDone && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(pushDone, 'the push finished before the backend had received 1 MiB').toBe(false);
     await cluster().backend(target!).stop('SIGKILL');
     const killedAt = Date.now();
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PassThrough, pipeline, type Readable } from 'node:stream';
+import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Cluster, ForwardResult } from '../../cluster/cluster.js';
@@ -42,9 +42,17 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ outc
   const { sideband } = caps;
 
   // The body githa sends on: the bytes already read, then the rest, untouched.
+  // (Counted on the way in: a 'data' listener on `body` would drain it.)
+  let pushedBytes = prefix.length;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, callback) {
+      pushedBytes += chunk.length;
+      callback(null, chunk);
+    },
+  });
   const body = new PassThrough({ highWaterMark: 256 * 1024 });
   body.write(prefix);
-  pipeline(source, body, () => {});
+  pipeline(source, counter, body, () => {});
   let bodyEnded = false;
   body.on('end', () => {
     bodyEnded = true;
@@ -99,7 +107,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ outc
       const ok = await new Promise<boolean>((resolve) => pipeline(fwd.res, sink!, (err) => resolve(!err)));
       log.debug({ repo, backend: target.id, ok, bytes: sink.bytes }, 'push answer read');
       if (!ok) return { ending: bodyEnded ? 'unknown' : 'cut' };
-      return { ending: 'complete', report: sink.report(), bytes: sink.bytes };
+      return { ending: 'complete', report: sink.report(), bytes: pushedBytes };
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
@@ -145,7 +153,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ outc
   }
   if (failure === undefined && sink) {
     res.end(sink.heldBytes());
-    return { outcome, bytes: sink.bytes };
+    return { outcome, bytes: pushedBytes };
   }
   const error = toClientError(failure);
   const level = error.level;

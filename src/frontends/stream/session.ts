@@ -81,6 +81,7 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
   let advertised = false;
   let sink: HeldResponse | undefined;
   let exitCode = 0;
+  let pushedBytes = 0;
 
   const forward = async (target: Backend, signal: AbortSignal): Promise<ForwardResult> => {
     const stream = await open(deps, target, req);
@@ -92,6 +93,7 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
     // Reads the command list as it passes (gitprotocol-pack "Reference Update Request").
     const watch = new Transform({
       transform(chunk: Buffer, _enc, callback) {
+        pushedBytes += chunk.length;
         try {
           if (!request) {
             request = parser.write(chunk);
@@ -118,7 +120,7 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
       return {
         ending: result.complete ? 'complete' : inputEnded ? 'unknown' : 'cut',
         report: held.report(),
-        bytes: held.bytes,
+        bytes: pushedBytes,
         commands: request.commands,
         noop: request.commands.length === 0,
       };
@@ -132,7 +134,7 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
     if (outcome.kind === 'interrupted') throw new WriteInterruptedError(req.repo, outcome.backend);
     channel.output.write(sink!.heldBytes());
     await channel.finish(exitCode);
-    return { backend: outcome.backend, outcome: outcome.kind, bytes: sink?.bytes ?? 0 };
+    return { backend: outcome.backend, outcome: outcome.kind, bytes: pushedBytes };
   } catch (err) {
     if (!advertised) return refuse(deps, channel, err);
     const e = toClientError(err);
