@@ -36,6 +36,8 @@ type Pending = {
   attempt: ForwardAttempt;
   resolve: (r: ForwardedResponse) => void;
   reject: (e: Error) => void;
+  /** The body's stand-in handed to http-proxy; the body flows into it once connected. */
+  gate: PassThrough;
   upstream?: ClientRequest;
   started: boolean;
 };
@@ -94,9 +96,8 @@ export class Forwarder {
       // A body that fails (the client went away, bad gzip) destroys the gate with
       // its error; the failure reaches the caller through the upstream request.
       gate.on('error', () => {});
-      const p: Pending = { attempt: { ...attempt, body: attempt.body }, resolve, reject, started: false };
+      const p: Pending = { attempt, resolve, reject, gate, started: false };
       this.pending.set(req, p);
-      (p as Pending & { gate: PassThrough }).gate = gate;
       this.proxy.web(
         req,
         res,
@@ -121,14 +122,14 @@ export class Forwarder {
   }
 
   private onProxyReq(proxyReq: ClientRequest, req: IncomingMessage): void {
-    const p = this.pending.get(req) as (Pending & { gate?: PassThrough }) | undefined;
+    const p = this.pending.get(req);
     if (!p) return;
     p.upstream = proxyReq;
     for (const h of HOP_BY_HOP) proxyReq.removeHeader(h);
     p.attempt.editHeaders?.(proxyReq);
     const body = p.attempt.body;
     const gate = p.gate;
-    if (!body || !gate) return;
+    if (!body) return;
     const start = (): void => {
       if (p.started) return;
       p.started = true;
