@@ -46,10 +46,6 @@ export const DEFAULTS = {
   log: {
     level: 'info',
   },
-  ssh: {
-    /** Per-client idle limit of an SSH connection with no channel open. */
-    idleTimeoutMs: 10 * 60_000,
-  },
   gitDaemon: {
     /** git:// has no authentication: pushes over it are off unless enabled. */
     allowPush: false,

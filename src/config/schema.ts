@@ -93,7 +93,6 @@ export const configSchema = z
         backendKey: z.string().min(1).optional(),
         /** known_hosts with the backends' host keys (verified). */
         backendKnownHosts: z.string().min(1).optional(),
-        idleTimeoutMs: positiveMs.default(DEFAULTS.ssh.idleTimeoutMs),
       })
       .strict()
       .prefault({}),

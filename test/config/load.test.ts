@@ -40,10 +40,27 @@ describe('buildConfig', () => {
     [{ backends: [{ id: 'b 1', http: 'http://x/' }] }, 'backends.0.id'],
     [{ backends: [{ id: 'b1', http: 'http://x/' }, { id: 'b1', http: 'http://y/' }] }, 'backend ids must be unique'],
     [{ ...minimal, locks: { leaseMs: -1 } }, 'locks.leaseMs'],
+    [{ ...minimal, listen: { ssh: '0.0.0.0:2222' } }, 'ssh: listen.ssh needs ssh.hostKeys and ssh.authorizedKeys'],
+    [{ backends: [{ id: 'b1', ssh: 'ssh://git@h/srv/git' }] }, 'backends.0.ssh: SSH backends need ssh.backendKey and ssh.backendKnownHosts'],
+    [{ backends: [{ id: 'b1', ssh: 'ssh://h' }], ssh: { backendKey: 'k', backendKnownHosts: 'kh' } }, 'backends.0.ssh: expected ssh://user@host[:port]/path'],
+    [{ backends: [{ id: 'b1', git: 'http://h/' }] }, 'backends.0.git: expected git://host[:port][/path]'],
   ])('names the bad key: %j', (input, message) => {
     expect(() => buildConfig(input, {})).toThrow(ConfigError);
     expect(() => buildConfig(input, {})).toThrow(message);
   });
+});
+
+it('accepts SSH and git:// front ends and backends', () => {
+  const c = buildConfig(
+    {
+      listen: { ssh: '0.0.0.0:2222', git: ':9418' },
+      ssh: { hostKeys: ['/k'], authorizedKeys: '/a', backendKey: '/b', backendKnownHosts: '/kh' },
+      backends: [{ id: 'b1', ssh: 'ssh://git@10.0.0.1:22/srv/git', git: 'git://10.0.0.1:9418' }],
+    },
+    {},
+  );
+  expect(c.listen.ssh).toBe('0.0.0.0:2222');
+  expect(c.gitDaemon.allowPush).toBe(false);
 });
 
 describe('loadConfig', () => {
