@@ -22,6 +22,13 @@ export interface ForwardAttempt {
   body?: Readable | undefined;
   /** Header edits before the request leaves (e.g. drop Content-Encoding after inflating). */
   editHeaders?: ((proxyReq: ClientRequest) => void) | undefined;
+  /**
+   * Send on a new connection rather than a kept-alive one. For a push this
+   * matters: a kept-alive connection that the backend closes at the moment
+   * githa reuses it would look like a push that reached the backend, and
+   * freeze the repository.
+   */
+  freshConnection?: boolean;
 }
 
 export interface ForwardedResponse {
@@ -101,7 +108,12 @@ export class Forwarder {
       this.proxy.web(
         req,
         res,
-        { target: `${attempt.baseUrl}${attempt.path}`, buffer: attempt.body ? gate : endedStream() },
+        {
+          target: `${attempt.baseUrl}${attempt.path}`,
+          buffer: attempt.body ? gate : endedStream(),
+          // http-proxy hands `agent` to http.request: false means a connection of its own.
+          ...(attempt.freshConnection ? { agent: false as unknown as Agent } : {}),
+        },
         (err: Error) => {
           if (this.pending.get(req) === p) this.pending.delete(req);
           const code = (err as NodeJS.ErrnoException).code ?? '';
