@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildConfig } from '../config/load.js';
 import { startDevCluster } from '../devcluster/cluster.js';
+import { generateKey, knownHostsLine } from '../devcluster/ssh.js';
 import { startGitha } from '../githa.js';
 import { createLogger } from '../log.js';
 
@@ -28,17 +29,36 @@ export async function runDemo(opts: { dir?: string; json?: boolean }): Promise<v
   process.once('SIGTERM', () => void shutdown().then(() => process.exit(0)));
   try {
     await cluster.createRepository(SAMPLE);
+    // githa's SSH host key, and who may log in: the demo's own key and yours.
+    const hostKey = join(cluster.dir, 'githa_host_ed25519_key');
+    if (!existsSync(hostKey)) await generateKey(hostKey, 'githa-demo');
+    const authorized = join(cluster.dir, 'githa_authorized_keys');
+    const yours = ['id_ed25519.pub', 'id_ecdsa.pub', 'id_rsa.pub']
+      .map((f) => join(homedir(), '.ssh', f))
+      .filter((f) => existsSync(f))
+      .map((f) => readFileSync(f, 'utf8').trim());
+    writeFileSync(authorized, [`environment="GITHA_USER=demo" ${cluster.ssh.clientPublicKey.trim()}`, ...yours].join('\n') + '\n');
     const config = buildConfig({
-      listen: { http: '127.0.0.1:0', admin: '127.0.0.1:0' },
+      listen: { http: '127.0.0.1:0', admin: '127.0.0.1:0', ssh: '127.0.0.1:0', git: '127.0.0.1:0' },
       redis: { url: cluster.redis.url },
-      backends: cluster.backends.map((b) => ({ id: b.id, http: b.httpUrl })),
+      ssh: { hostKeys: [hostKey], authorizedKeys: authorized, backendKey: cluster.ssh.clientKeyPath, backendKnownHosts: cluster.ssh.knownHostsPath },
+      backends: cluster.backends.map((b) => ({ id: b.id, http: b.httpUrl, ssh: b.sshUrl, git: b.gitUrl })),
       proxyId: 'demo',
     });
     githa = await startGitha(config, log);
     const httpUrl = `http://127.0.0.1:${githa.addresses.http.port}`;
+    const sshPort = githa.addresses.ssh!.port;
+    const knownHosts = join(cluster.dir, 'githa_known_hosts');
+    writeFileSync(knownHosts, `${knownHostsLine(sshPort, readFileSync(`${hostKey}.pub`, 'utf8'))}\n`);
     await seed(`${httpUrl}/${SAMPLE}`);
+    const sshCommand = `ssh -i ${cluster.ssh.clientKeyPath} -o IdentitiesOnly=yes -o UserKnownHostsFile=${knownHosts}`;
     const facts = {
-      clone: { http: `${httpUrl}/${SAMPLE}` },
+      clone: {
+        http: `${httpUrl}/${SAMPLE}`,
+        ssh: `ssh://git@127.0.0.1:${sshPort}/${SAMPLE}`,
+        git: `git://127.0.0.1:${githa.addresses.git!.port}/${SAMPLE}`,
+      },
+      sshCommand,
       redis: `redis-cli -p ${cluster.redis.port} HGETALL 'githa:repo:{${SAMPLE}}:versions'`,
       health: `http://127.0.0.1:${githa.addresses.admin.port}/readyz`,
       backends: cluster.backends.map((b) => ({ id: b.id, http: b.httpUrl })),
@@ -50,10 +70,12 @@ export async function runDemo(opts: { dir?: string; json?: boolean }): Promise<v
         [
           'githa demo is running: three stock Git backends behind one githa.',
           '',
-          `  clone:          git clone ${facts.clone.http}`,
+          `  clone (HTTP):   git clone ${facts.clone.http}`,
+          `  clone (SSH):    GIT_SSH_COMMAND="${sshCommand}" git clone ${facts.clone.ssh}`,
+          `  clone (git://): git clone ${facts.clone.git}`,
           `  cluster state:  ${facts.redis}`,
           `  readiness:      ${facts.health}`,
-          `  backends:       ${facts.backends.map((b) => `${b.id} ${b.http}`).join(', ')}`,
+          `  backends:       ${facts.backends.map((b) => `${b.id} ${b.http}`).join(', ')} (each also serves SSH and git://)`,
           '',
           'Press Ctrl-C to stop everything.',
           '',
