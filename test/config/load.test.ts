@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { buildConfig, loadConfig, parseListen } from '../../src/config/load.js';
 import { DEFAULTS } from '../../src/config/defaults.js';
 import { ConfigError } from '../../src/errors.js';
@@ -65,6 +65,7 @@ it('accepts SSH and git:// front ends and backends', () => {
 
 describe('loadConfig', () => {
   const dir = mkdtempSync(join(tmpdir(), 'githa-config-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('reads YAML from the file named by GITHA_CONFIG before --config', () => {
     const a = join(dir, 'a.yaml');
