@@ -20,6 +20,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { useCluster, type DevCluster } from '../support/cluster.js';
 import { GitClient, randomData, type GitResult } from '../support/git.js';
 import { startGitha } from '../support/githa.js';
+import { refOnDisk } from '../support/backend-refs.js';
 
 const execFileP = promisify(execFile);
 
@@ -60,17 +61,6 @@ describe('githa smart HTTP under failures', () => {
     return (await cluster().redis.cli('EXISTS', k)) === '1';
   }
 
-  /** A ref in a backend's bare repository on disk (undefined when absent). */
-  async function refOnDisk(c: DevCluster, backendId: string, repo: string, ref: string): Promise<string | undefined> {
-    try {
-      const { stdout } = await execFileP('git', ['--git-dir', c.backend(backendId).repoPath(repo), 'rev-parse', '--verify', '--quiet', ref], {
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GIT_CONFIG_NOSYSTEM: '1', HOME: c.dir },
-      });
-      return stdout.trim();
-    } catch {
-      return undefined;
-    }
-  }
 
   /**
    * Creates `repo` on every backend with the same single commit, pushed to each
@@ -136,7 +126,7 @@ describe('githa smart HTTP under failures', () => {
       expect(maxOf(afterRace)).toBe(maxOf(before) + 1);
       const [leader] = leaders(afterRace);
       expect(leaders(afterRace)).toHaveLength(1);
-      expect(await refOnDisk(cluster(), leader!, repo, 'refs/heads/main')).toBe(winSha);
+      expect(await refOnDisk(cluster().backend(leader!), repo, 'refs/heads/main')).toBe(winSha);
       expect(await exists(key(repo, 'writing'))).toBe(false);
 
       // The loser rebases onto the winner and pushes.
@@ -188,8 +178,8 @@ describe('githa smart HTTP under failures', () => {
       // Both landed on the (single) leader's disk.
       expect(leaders(after)).toHaveLength(1);
       const leader = leaders(after)[0]!;
-      expect(await refOnDisk(cluster(), leader, repo, `refs/heads/topic-a-${round}`)).toBe(shaA);
-      expect(await refOnDisk(cluster(), leader, repo, `refs/heads/topic-b-${round}`)).toBe(shaB);
+      expect(await refOnDisk(cluster().backend(leader), repo, `refs/heads/topic-a-${round}`)).toBe(shaA);
+      expect(await refOnDisk(cluster().backend(leader), repo, `refs/heads/topic-b-${round}`)).toBe(shaB);
       expect(await exists(key(repo, 'writing'))).toBe(false);
     }
   });
@@ -319,7 +309,7 @@ describe('githa smart HTTP under failures', () => {
       const [leader] = leaders(v);
       expect(leaders(v)).toHaveLength(1);
       expect(leader).not.toBe('b1');
-      expect(await refOnDisk(cluster(), leader!, repo, 'refs/heads/main')).toBe(sha);
+      expect(await refOnDisk(cluster().backend(leader!), repo, 'refs/heads/main')).toBe(sha);
       expect(await exists(key(repo, 'writing'))).toBe(false);
       // githa did try b1 first, and moved on.
       const tried = githa.logLines().filter((l) => l.msg === 'write target unreachable; trying another leader' && l.repo === `${repo}.git`);
@@ -376,7 +366,7 @@ describe('githa smart HTTP under failures', () => {
     expect(await hash(key(repo, 'writing'))).toEqual({});
     expect(await exists(`githa:lock:{${repo}.git}`)).toBe(false);
     expect(await versions(repo)).toEqual({ b1: 1, b2: 1, b3: 1 });
-    expect(await refOnDisk(cluster(), target!, repo, 'refs/heads/main')).toBe(seedSha);
+    expect(await refOnDisk(cluster().backend(target!), repo, 'refs/heads/main')).toBe(seedSha);
     // githa is still running, and says what happened.
     expect(githa.proc.exitCode).toBeNull();
     expect(githa.logLines().some((l) => l.msg === 'the push request broke off before its end' && l.repo === `${repo}.git`)).toBe(true);

@@ -20,6 +20,7 @@ import { describe, expect, it } from 'vitest';
 import { useCluster, type DevCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
 import { startGitha, type GithaProcess } from '../support/githa.js';
+import { refOnDisk } from '../support/backend-refs.js';
 
 const execFileP = promisify(execFile);
 const ZERO = '0'.repeat(40);
@@ -328,7 +329,7 @@ describe('githa smart HTTP against hostile requests', () => {
     const before = await versions();
     const max = Math.max(...Object.values(before));
     const leader = Object.keys(before).find((b) => before[b] === max)!;
-    expect(await refOnDisk(cluster(), leader, repo, 'refs/heads/doomed')).toBe(sha);
+    expect(await refOnDisk(cluster().backend(leader), repo, 'refs/heads/doomed')).toBe(sha);
 
     // As git sends a delete-only push: one command with capabilities, a flush, no pack.
     const plain = Buffer.concat([pkt(`${sha} ${ZERO} refs/heads/doomed\0report-status delete-refs agent=githa-test\n`), FLUSH]);
@@ -345,8 +346,8 @@ describe('githa smart HTTP against hostile requests', () => {
     const after = await versions();
     expect(Math.max(...Object.values(after))).toBe(max + 1);
     expect(after[leader]).toBe(max + 1);
-    expect(await refOnDisk(cluster(), leader, repo, 'refs/heads/doomed')).toBeUndefined();
-    expect(await refOnDisk(cluster(), leader, repo, 'refs/heads/main')).toBe(sha);
+    expect(await refOnDisk(cluster().backend(leader), repo, 'refs/heads/doomed')).toBeUndefined();
+    expect(await refOnDisk(cluster().backend(leader), repo, 'refs/heads/main')).toBe(sha);
     const refs = await git.lsRemote(githa.url(repo));
     expect(refs['refs/heads/doomed']).toBeUndefined();
     expect(refs['refs/heads/main']).toBe(sha);
@@ -448,14 +449,3 @@ describe('githa smart HTTP against hostile requests', () => {
   });
 });
 
-/** A ref in a backend's bare repository on disk (undefined when absent). */
-async function refOnDisk(c: DevCluster, backendId: string, repo: string, ref: string): Promise<string | undefined> {
-  try {
-    const { stdout } = await execFileP('git', ['--git-dir', c.backend(backendId).repoPath(repo), 'rev-parse', '--verify', '--quiet', ref], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GIT_CONFIG_NOSYSTEM: '1', HOME: c.dir },
-    });
-    return stdout.trim();
-  } catch {
-    return undefined;
-  }
-}

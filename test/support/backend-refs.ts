@@ -39,3 +39,12 @@ export async function fullRefs(backend: DevBackend, repo: string): Promise<strin
 export function checksumOf(refs: Record<string, string>): string {
   return refsChecksum(Object.entries(refs).map(([name, oid]) => ({ name, oid })));
 }
+
+/** One ref in a backend's bare repository on disk (undefined when absent). */
+export async function refOnDisk(backend: DevBackend, repo: string, ref: string): Promise<string | undefined> {
+  try {
+    return (await gitDir(backend, repo, ['rev-parse', '--verify', '--quiet', ref])).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
