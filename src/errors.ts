@@ -92,6 +92,28 @@ export class NoLeaderError extends GithaError {
   readonly code = 'GITHA_ERR_NO_LEADER';
 }
 
+/** Fewer backends are up than replication.writeQuorum needs: writes are refused, reads go on. */
+export class QuorumUnavailableError extends GithaError {
+  readonly code = 'GITHA_ERR_QUORUM_UNAVAILABLE';
+}
+
+/**
+ * The push reached a backend and is recorded, but fewer copies than the write
+ * quorum could be made in time: githa cannot acknowledge it (the client is
+ * told so; replication goes on in the background).
+ */
+export class QuorumNotReachedError extends GithaError {
+  readonly code = 'GITHA_ERR_QUORUM_NOT_REACHED';
+}
+
+/**
+ * Redis holds a lower version than githa already saw (e.g. restored from an
+ * old snapshot): githa fails closed rather than serve a guess (safety rule 4).
+ */
+export class StateRegressionError extends GithaError {
+  readonly code = 'GITHA_ERR_STATE_REGRESSION';
+}
+
 /** The repository exists on no backend. */
 export class RepositoryNotFoundError extends GithaError {
   readonly code = 'GITHA_ERR_REPOSITORY_NOT_FOUND';

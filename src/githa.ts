@@ -1,29 +1,47 @@
 import type { AddressInfo } from 'node:net';
+import type { Redis } from 'ioredis';
 import { createAdminServer } from './admin/server.js';
 import { HttpBackendClient } from './backends/http.js';
 import { GitDaemonBackendClient } from './backends/git-daemon.js';
 import { SshBackendClient } from './backends/ssh.js';
 import type { BackendClient, StreamBackendClient } from './backends/types.js';
 import { Cluster } from './cluster/cluster.js';
+import { HealthChecker } from './cluster/health-checker.js';
+import { InterruptionResolver } from './cluster/interruptions.js';
+import { Replicator } from './cluster/replicator.js';
+import { Verifier } from './cluster/verifier.js';
 import { parseListen } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createGitDaemonFrontend } from './frontends/git-daemon/server.js';
 import { createHttpFrontend } from './frontends/http/server.js';
 import { createSshFrontend } from './frontends/ssh/server.js';
 import type { Logger } from './log.js';
+import { BackendHealthStore } from './state/backend-health.js';
 import { WriteLocks } from './state/lock.js';
 import { connectRedis } from './state/redis.js';
 import { StateStore } from './state/store.js';
 
 export interface RunningGitha {
   cluster: Cluster;
+  replicator: Replicator;
+  verifier: Verifier;
   /** Where each listener ended up (port 0 in config picks a free port). */
   addresses: { http: AddressInfo; admin: AddressInfo; ssh?: AddressInfo; git?: AddressInfo };
   close(): Promise<void>;
 }
 
-/** The composition root: builds every part from the one config and starts the listeners. */
-export async function startGitha(config: Config, log: Logger): Promise<RunningGitha> {
+/** The cluster core without listeners: what `githa serve` runs on, and what CLI commands (recover, …) use. */
+export interface ClusterParts {
+  cluster: Cluster;
+  redis: Redis;
+  store: StateStore;
+  clients: Map<string, BackendClient>;
+  sshClients: Map<string, StreamBackendClient>;
+  gitClients: Map<string, StreamBackendClient>;
+  close(): Promise<void>;
+}
+
+export function buildCluster(config: Config, log: Logger): ClusterParts {
   const redis = connectRedis(config.redis.url, { commandTimeoutMs: config.redis.commandTimeoutMs });
   const store = new StateStore(redis, config.redis.prefix);
   const locks = new WriteLocks(redis, store.keys, config.locks);
@@ -43,6 +61,27 @@ export async function startGitha(config: Config, log: Logger): Promise<RunningGi
     if (own) clients.set(b.id, own);
   }
   const cluster = new Cluster(config, store, locks, clients, log);
+  return {
+    cluster,
+    redis,
+    store,
+    clients,
+    sshClients,
+    gitClients,
+    async close() {
+      const all = new Set<BackendClient>([...clients.values(), ...sshClients.values(), ...gitClients.values()]);
+      await Promise.all([...all].map((c) => c.close()));
+      redis.disconnect();
+    },
+  };
+}
+
+/** The composition root: builds every part from the one config and starts the listeners. */
+export async function startGitha(config: Config, log: Logger): Promise<RunningGitha> {
+  const parts = buildCluster(config, log);
+  const { cluster, redis, store, clients, sshClients, gitClients } = parts;
+  const resolver = new InterruptionResolver(cluster);
+  cluster.resolveInterrupted = (repo) => resolver.resolve(repo);
   const streamDeps = (first: Map<string, StreamBackendClient>, second: Map<string, StreamBackendClient>) => ({
     cluster,
     clients: new Map(config.backends.map((b) => [b.id, [first.get(b.id), second.get(b.id)].filter((c): c is StreamBackendClient => c !== undefined)])),
@@ -59,17 +98,35 @@ export async function startGitha(config: Config, log: Logger): Promise<RunningGi
   };
   if (ssh && config.listen.ssh) addresses.ssh = await listen(ssh.server, config.listen.ssh);
   if (git && config.listen.git) addresses.git = await listen(git, config.listen.git);
+  // Probes start once githa serves; until the first round, health is what requests show (design: "Failure modes").
+  const healthLog = log.child({ component: 'health' });
+  const shared = new BackendHealthStore(redis, store.keys, { proxyId: config.proxyId, ttlMs: config.health.ttlMs, log: healthLog });
+  const checker = new HealthChecker({ ...config.health, health: cluster.health, backends: config.backends, clients: [clients, sshClients, gitClients], shared, log: healthLog });
+  await checker.start();
+  // The replicator follows githa:events on a connection of its own: XREAD BLOCK must not share the request path's.
+  const events = connectRedis(config.redis.url, { commandTimeoutMs: config.redis.commandTimeoutMs + 2_000 });
+  const replicator = new Replicator(cluster, resolver, { ...config.replication, events, blockMs: Math.min(2_000, config.redis.commandTimeoutMs) });
+  if (config.replication.background) replicator.start();
+  const verifier = new Verifier(cluster);
+  verifier.start();
+  if (!(await redis.exists(store.keys.repos()).catch(() => 1))) {
+    // design: "Losing Redis". Stock servers cannot list their repositories, so each record is rebuilt when the repository is first used (adoption), or at once with `githa recover R…`.
+    log.warn('Redis holds no repository records: each repository is adopted from its copies when first used; differing copies are frozen as ambiguous');
+  }
   log.info({ ...addresses, backends: config.backends.map((b) => b.id), proxy: config.proxyId }, 'githa listening');
   return {
     cluster,
+    replicator,
+    verifier,
     addresses,
     async close() {
+      verifier.stop();
+      await replicator.stop();
+      await checker.stop();
       admin.close();
       git?.close();
       await Promise.all([http.close(), ssh?.close()]);
-      const all = new Set<BackendClient>([...clients.values(), ...sshClients.values(), ...gitClients.values()]);
-      await Promise.all([...all].map((c) => c.close()));
-      redis.disconnect();
+      await parts.close();
     },
   };
 }

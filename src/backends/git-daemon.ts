@@ -17,6 +17,7 @@
 import { connect, type Socket } from 'node:net';
 import { BackendUnavailableError } from '../errors.js';
 import { encodePkt } from '../protocol/pkt-line.js';
+import { tcpGreeting } from './probe.js';
 import { StreamGitClient } from './stream-client.js';
 import type { BackendStream, OpenServiceOptions, StreamService } from './types.js';
 
@@ -132,6 +133,11 @@ export class GitDaemonBackendClient extends StreamGitClient {
       exit,
       destroy: () => socket.destroy(),
     };
+  }
+
+  /** git daemon speaks only after a request: a completed TCP connect is the liveness check. */
+  override async probe(signal?: AbortSignal): Promise<void> {
+    await tcpGreeting(this.target.host, this.target.port, { backendId: this.id, what: 'git://', timeoutMs: this.timeoutMs, signal });
   }
 
   async close(): Promise<void> {

@@ -106,6 +106,32 @@ export class HttpBackendClient implements BackendClient {
     return report;
   }
 
+  /**
+   * The ref advertisement of a repository that need not exist: any answer
+   * below 500 (404 included) shows the web server and git http-backend are
+   * alive; 5xx, a refused connection or a timeout is a failure. Sent with the
+   * service credentials, so a backend behind authentication answers 404/401
+   * rather than a 5xx (docs/config.md `health.*`).
+   */
+  async probe(signal?: AbortSignal): Promise<void> {
+    const url = `${this.opts.baseUrl}${PROBE_REPOSITORY}/info/refs?service=git-upload-pack`;
+    let res: Dispatcher.ResponseData;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        res = await request(url, { method: 'GET', headers: this.headers, dispatcher: this.agent, signal: signal ?? null });
+        break;
+      } catch (err) {
+        if (attempt === 0 && isStaleConnection(err) && !signal?.aborted) continue;
+        // The URL is not in the message: it may carry a path operators consider internal; the id names the backend.
+        const reason = !signal?.aborted ? (err as Error).message : (signal.reason as Error | undefined)?.name === 'TimeoutError' ? 'timed out' : 'aborted';
+        throw new BackendUnavailableError(`backend ${this.id}: HTTP probe failed: ${reason}`, this.id, { cause: err });
+      }
+    }
+    // dump() discards a small body so the connection goes back to the pool (a larger one closes it).
+    await res.body.dump({ limit: 64 * 1024, signal: signal ?? undefined }).catch(() => undefined);
+    if (res.statusCode >= 500) throw new BackendUnavailableError(`backend ${this.id}: HTTP probe answered ${res.statusCode}`, this.id);
+  }
+
   async close(): Promise<void> {
     await this.agent.close();
   }
@@ -153,6 +179,9 @@ export class HttpBackendClient implements BackendClient {
   }
 }
 
+
+/** What the HTTP probe asks for: a name no one uses, so the answer is a cheap 404 (or a tiny advertisement). */
+const PROBE_REPOSITORY = 'githa-health-probe.git';
 
 /** Idle keep-alive connections to a backend are closed after this long. */
 const IDLE_SOCKET_MS = 4_000;

@@ -27,6 +27,7 @@ import { userInfo } from 'node:os';
 import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig } from 'ssh2';
 import { BackendUnavailableError } from '../errors.js';
+import { tcpGreeting } from './probe.js';
 import { hostKeyAlgorithms, hostKeysFor, knownHostName, parseKnownHosts, verifyHostKey } from './known-hosts.js';
 import { StreamGitClient } from './stream-client.js';
 import type { BackendStream, OpenServiceOptions, StreamService } from './types.js';
@@ -104,6 +105,8 @@ export function sshExecCommand(service: StreamService, path: string): string {
   return `${service} ${sqQuote(path)}`;
 }
 
+/** RFC 4253 4.2; `1.99` is a server that also speaks protocol 2.0. */
+const SSH_GREETING = /^SSH-(?:2\.0|1\.99)-/;
 const MIN_BACKOFF_MS = 100;
 /** An extra connection (beyond the first) without channels for this long is closed. */
 const IDLE_EXTRA_CONNECTION_MS = 60_000;
@@ -176,6 +179,11 @@ export class SshBackendClient extends StreamGitClient {
       }
       return this.wrap(conn, channel);
     }
+  }
+
+  /** A fresh TCP connection and sshd's `SSH-2.0-` greeting; never the pool (a killed sshd master leaves pooled sessions alive). */
+  override async probe(signal?: AbortSignal): Promise<void> {
+    await tcpGreeting(this.target.host, this.target.port, { backendId: this.id, what: 'SSH', expect: SSH_GREETING, timeoutMs: this.timeoutMs, signal });
   }
 
   async close(): Promise<void> {

@@ -62,6 +62,14 @@ export abstract class StreamGitClient implements StreamBackendClient {
 
   abstract openService(repo: string, service: StreamService, options?: OpenServiceOptions): Promise<BackendStream>;
   abstract close(): Promise<void>;
+  /**
+   * BackendClient.probe: SshBackendClient and GitDaemonBackendClient check
+   * their own server (src/backends/probe.ts). A transport without a probe is
+   * reported down rather than guessed up.
+   */
+  async probe(_signal?: AbortSignal): Promise<void> {
+    throw new BackendUnavailableError(`backend ${this.id}: no health probe for the ${this.transport} transport`, this.id);
+  }
 
   async listRefs(repo: string, signal?: AbortSignal): Promise<RefTip[] | null> {
     const s = await this.start(repo, 'git-upload-pack', 'version=2', signal);

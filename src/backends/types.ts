@@ -28,6 +28,12 @@ export interface BackendClient {
     pack: AsyncIterable<Buffer> | null,
     signal?: AbortSignal,
   ): Promise<ReportStatus>;
+  /**
+   * A cheap liveness check for the health checker: resolves when the backend's
+   * server accepts clients, rejects with BackendUnavailableError when it does
+   * not (refused, timed out, 5xx). Never uses a pooled session (see probe.ts).
+   */
+  probe(signal?: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -49,16 +49,32 @@ export function planCommands(want: readonly RefTip[], have: readonly RefTip[]): 
   return commands;
 }
 
+export interface CopyRequest {
+  repo: string;
+  source: BackendClient;
+  target: BackendClient;
+  /** The checksum the source must have, and the target must have afterwards. */
+  checksum: string;
+  signal?: AbortSignal | undefined;
+  pairLockMs?: number;
+}
+
+export type CopyOutcome =
+  | { status: 'copied'; commands: number; bytes: number; ms: number }
+  | { status: 'busy' }
+  /** The source or the target did not hold the expected checksum (it moved on, or changed meanwhile). */
+  | { status: 'mismatch'; reason: string };
+
 /**
- * Copies one repository from a leader to a stale backend through githa itself,
- * with no disk and no git subprocess: ls-refs on the source, the target's
- * receive-pack advertisement, one v2 fetch (want the source's tips, have the
- * target's, done) whose pack is streamed straight into one receive-pack.
- * The target's version is recorded only when its new checksum equals the
- * source's recorded one, and only while that version is still recorded.
+ * Copies one repository from `source` to `target` through githa itself, with
+ * no disk and no git subprocess (design: "Catch-up"): ls-refs on the source,
+ * the target's receive-pack advertisement, one v2 fetch (want the source's
+ * tips, have the target's, done) whose pack is streamed straight into one
+ * receive-pack. Succeeds only when the target ends with `checksum`. Records
+ * nothing: callers commit (catch-up, or the write-quorum commit).
  */
-export async function catchUp(store: StateStore, req: CatchUpRequest, log: Logger): Promise<CatchUpOutcome> {
-  const { repo, source, target, version, checksum, signal } = req;
+export async function copyRepository(store: StateStore, req: CopyRequest): Promise<CopyOutcome> {
+  const { repo, source, target, checksum, signal } = req;
   const token = randomUUID();
   if (!(await store.tryPairLock(repo, target.id, token, req.pairLockMs ?? 60_000))) return { status: 'busy' };
   const started = performance.now();
@@ -66,7 +82,7 @@ export async function catchUp(store: StateStore, req: CatchUpRequest, log: Logge
     const sourceRefs = await source.listRefs(repo, signal);
     if (!sourceRefs) throw new CatchUpError(`${repo} is missing on ${source.id}, a leader`);
     if (refsChecksum(sourceRefs) !== checksum) {
-      return { status: 'not-recorded', reason: `${source.id} no longer matches its recorded checksum` };
+      return { status: 'mismatch', reason: `${source.id} no longer matches the checksum to copy` };
     }
     const adv = await target.receivePackAdvertisement(repo, signal);
     if (!adv) throw new CatchUpError(`${repo} does not exist on ${target.id}; create it there (stock Git servers cannot create repositories)`);
@@ -99,14 +115,26 @@ export async function catchUp(store: StateStore, req: CatchUpRequest, log: Logge
     }
     const after = await target.listRefs(repo, signal);
     if (!after || refsChecksum(after) !== checksum) {
-      return { status: 'not-recorded', reason: `${target.id} changed while it was being copied to` };
+      return { status: 'mismatch', reason: `${target.id} changed while it was being copied to` };
     }
-    const ms = Math.round(performance.now() - started);
-    const status = await store.commitCatchUp(repo, target.id, version, checksum, source.id, { bytes, durationMs: ms });
-    log.info({ repo, source: source.id, target: target.id, version, commands: commands.length, bytes, ms, status }, 'catch-up');
-    if (status !== 'OK') return { status: 'not-recorded', reason: status.toLowerCase() };
-    return { status: 'ok', commands: commands.length, bytes };
+    return { status: 'copied', commands: commands.length, bytes, ms: Math.round(performance.now() - started) };
   } finally {
     await store.releasePairLock(repo, target.id, token).catch(() => {});
   }
+}
+
+/**
+ * Catches a stale backend up from a leader: the copy above, then the
+ * target's version is recorded only when its new checksum equals the
+ * source's recorded one, and only while that version is still recorded.
+ */
+export async function catchUp(store: StateStore, req: CatchUpRequest, log: Logger): Promise<CatchUpOutcome> {
+  const { repo, source, target, version, checksum } = req;
+  const copy = await copyRepository(store, req);
+  if (copy.status === 'busy') return copy;
+  if (copy.status === 'mismatch') return { status: 'not-recorded', reason: copy.reason };
+  const status = await store.commitCatchUp(repo, target.id, version, checksum, source.id, { bytes: copy.bytes, durationMs: copy.ms });
+  log.info({ repo, source: source.id, target: target.id, version, commands: copy.commands, bytes: copy.bytes, ms: copy.ms, status }, 'catch-up');
+  if (status !== 'OK') return { status: 'not-recorded', reason: status.toLowerCase() };
+  return { status: 'ok', commands: copy.commands, bytes: copy.bytes };
 }

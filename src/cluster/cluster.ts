@@ -7,8 +7,10 @@ import {
   CatchUpError,
   GithaError,
   NoLeaderError,
+  QuorumUnavailableError,
   RepositoryFrozenError,
   RepositoryNotFoundError,
+  StateRegressionError,
   WriteInterruptedError,
 } from '../errors.js';
 import type { RefCommand } from '../protocol/receive-pack-request.js';
@@ -18,8 +20,9 @@ import type { RepoState, StateStore } from '../state/store.js';
 import { catchUp } from './catch-up.js';
 import { refsChecksum } from './checksum.js';
 import { Health } from './health.js';
-import { frozenForRead, frozenForWrite, interruptedWrite } from './messages.js';
-import { leadership, planRead, planWrite, type BackendView } from './routing.js';
+import { frozenForRead, frozenForWrite, interruptedWrite, leadersLost, quorumUnavailable } from './messages.js';
+import { leadership, planRead, planWrite, type BackendView, type RepoFlags } from './routing.js';
+import { finishWrite } from './write.js';
 
 export type Backend = BackendConfig;
 
@@ -28,6 +31,8 @@ export interface ReadRoute {
   readonly repo: string;
   readonly version: number;
   readonly candidates: readonly Backend[];
+  /** The leaders at `version`, for the message when none of them answers. */
+  readonly leaders: readonly string[];
 }
 
 /** Which backends a front end can use (those with an endpoint for its transport). */
@@ -68,8 +73,23 @@ export type Forward = (target: Backend, signal: AbortSignal) => Promise<ForwardR
  * an interruption).
  */
 function refusesWrites(state: RepoState): boolean {
-  return Boolean(state.frozen) || (state.writing !== undefined && !state.locked);
+  return Boolean(state.frozen) || interrupted(state);
 }
+
+/** A marker with no lock held: its owner is gone (or paused past its lease). */
+function interrupted(state: RepoState): boolean {
+  return state.writing !== undefined && !state.locked;
+}
+
+/** Routing flags of one repository: drifted copies lead no more; suspect ones and an interrupted write's backend are avoided. */
+export function repoFlags(state: RepoState): RepoFlags {
+  const avoid = new Set(state.suspect.keys());
+  if (state.writing && interrupted(state)) avoid.add(state.writing.backend);
+  return { notLeaders: new Set(state.drift.keys()), avoid };
+}
+
+/** Remembered versions per repository, to notice Redis going back in time (safety rule 4). */
+const SEEN_MAX = 50_000;
 
 export type WriteOutcome =
   | { kind: 'committed'; version: number; backend: string }
@@ -85,16 +105,47 @@ export class Cluster {
   readonly health: Health;
   private turn = 0;
   private readonly byId: Map<string, Backend>;
+  private readonly seen = new Map<string, { epoch: string; max: number }>();
+  /** Set by the interruption resolver: resolves a dead owner's write when a request meets it. */
+  resolveInterrupted?: (repo: string) => Promise<unknown>;
 
   constructor(
     readonly config: Config,
     readonly store: StateStore,
-    private readonly locks: WriteLocks,
+    readonly locks: WriteLocks,
     private readonly clients: ReadonlyMap<string, BackendClient>,
-    private readonly log: Logger,
+    readonly log: Logger,
   ) {
-    this.health = new Health(config.health.downForMs);
+    this.health = new Health(config.health);
     this.byId = new Map(config.backends.map((b) => [b.id, b as Backend]));
+  }
+
+  /**
+   * The repository's state, checked against the highest version this githa
+   * saw under the same epoch: lower means Redis went back in time (an old
+   * snapshot), and githa fails closed (safety rule 4).
+   */
+  async state(repo: string): Promise<RepoState> {
+    const state = await this.store.read(repo);
+    this.checkRegression(repo, state);
+    return state;
+  }
+
+  private checkRegression(repo: string, state: RepoState): void {
+    if (state.versions.size === 0) return;
+    const { max } = leadership(state.versions);
+    const epoch = state.epoch ?? '';
+    const prev = this.seen.get(repo);
+    if (prev && prev.epoch === epoch && max < prev.max) {
+      this.log.error({ repo, seen: prev.max, now: max, epoch }, 'STATE REGRESSION: Redis holds an older version than githa saw; refusing');
+      throw new StateRegressionError(
+        `cluster state of ${repo} went back from version ${prev.max} to ${max} (Redis restored from an old snapshot?); ` +
+          `githa refuses it until an operator runs: githa recover ${repo}`,
+      );
+    }
+    if (prev) this.seen.delete(repo);
+    else if (this.seen.size >= SEEN_MAX) this.seen.delete(this.seen.keys().next().value as string);
+    this.seen.set(repo, { epoch, max: prev && prev.epoch === epoch ? Math.max(prev.max, max) : max });
   }
 
   backend(id: string): Backend {
@@ -105,31 +156,68 @@ export class Cluster {
 
   /** Chooses the backends for a read; never takes the write lock (design: "Read path"). */
   async routeRead(repo: string, accepts: Accepts = () => true): Promise<ReadRoute> {
-    const state = await this.known(repo, await this.store.read(repo));
+    const state = await this.known(repo, await this.state(repo));
     if (state.frozen && frozenForRead(state.frozen.reason)) {
       throw new RepositoryFrozenError(frozenForWrite(repo, state.frozen), state.frozen.reason);
     }
-    const { max } = leadership(state.versions);
-    const plan = planRead(state.versions, this.views(), this.config.zone, this.turn++);
+    const flags = repoFlags(state);
+    const { max, leaders } = leadership(state.versions, flags.notLeaders);
+    const plan = planRead(state.versions, this.views(), this.config.zone, this.turn++, flags);
     switch (plan.kind) {
       case 'no-leader':
-        throw new NoLeaderError(`no leader of ${repo} is enabled (leaders: ${plan.leaders.join(', ') || 'none'})`);
+        throw new NoLeaderError(leadersLost(repo, this.lostLeaders(state)));
       case 'serve':
-        return { repo, version: max, candidates: this.usable(plan.candidates, accepts) };
+        return { repo, version: max, leaders, candidates: this.usable(plan.candidates, accepts) };
       case 'catch-up': {
         const ok = accepts(this.backend(plan.target)) && (await this.catchUpWithin(repo, state, plan.source, plan.target, this.config.catchUp.readWaitMs));
-        return { repo, version: max, candidates: this.usable(ok ? [plan.target, ...plan.fallback] : plan.fallback, accepts) };
+        return { repo, version: max, leaders, candidates: this.usable(ok ? [plan.target, ...plan.fallback] : plan.fallback, accepts) };
       }
     }
   }
 
+  /** The error for a read or write none of whose leaders answered. */
+  unreachable(route: ReadRoute): NoLeaderError {
+    return new NoLeaderError(leadersLost(route.repo, route.leaders));
+  }
+
+  /** Backends at the highest version that cannot serve: disabled, drifted, or (when the version sits only on them) all of them. */
+  private lostLeaders(state: RepoState): string[] {
+    const { max } = leadership(state.versions);
+    return [...state.versions].filter(([, v]) => v === max && max > 0).map(([b]) => (state.drift.has(b) ? `${b} (drifted)` : b));
+  }
+
   /** Chooses a writable leader for the advertisement a pushing client reads first. */
   async routeWriteAdvertisement(repo: string, accepts: Accepts = () => true): Promise<ReadRoute> {
-    const state = await this.known(repo, await this.store.read(repo));
-    if (refusesWrites(state)) throw this.writeRefusal(repo, state);
-    const plan = planWrite(state.versions, this.views(), this.config.zone, this.turn++);
-    if (plan.kind === 'write') return { repo, version: leadership(state.versions).max, candidates: this.usable(plan.candidates, accepts) };
+    const state = await this.writableState(repo);
+    this.checkQuorum(repo);
+    const flags = repoFlags(state);
+    const plan = planWrite(state.versions, this.views(), this.config.zone, this.turn++, flags);
+    const { max, leaders } = leadership(state.versions, flags.notLeaders);
+    if (plan.kind === 'write') return { repo, version: max, leaders, candidates: this.usable(plan.candidates, accepts) };
     return this.routeRead(repo, accepts);
+  }
+
+  /**
+   * The state, when writes are allowed. A write interrupted by a dead owner
+   * is resolved on the spot when possible (design: "Failure modes").
+   */
+  private async writableState(repo: string): Promise<RepoState> {
+    let state = await this.known(repo, await this.state(repo));
+    if (!state.frozen && interrupted(state) && this.resolveInterrupted) {
+      await this.resolveInterrupted(repo).catch((err: unknown) => {
+        this.log.warn({ repo, err: (err as Error).message }, 'could not resolve the interrupted write yet');
+      });
+      state = await this.state(repo);
+    }
+    if (refusesWrites(state)) throw this.writeRefusal(repo, state);
+    return state;
+  }
+
+  /** Refuses writes while fewer backends are up than the write quorum (design: "Write path" 6); reads go on. */
+  checkQuorum(repo: string): void {
+    const quorum = this.config.replication.writeQuorum;
+    const up = this.config.backends.filter((b) => b.enabled && this.health.isHealthy(b.id)).map((b) => b.id);
+    if (up.length < quorum) throw new QuorumUnavailableError(quorumUnavailable(repo, up, this.config.backends.length, quorum));
   }
 
   /**
@@ -139,22 +227,21 @@ export class Cluster {
    */
   async write(req: WriteRequest, forward: Forward): Promise<WriteOutcome> {
     const { repo } = req;
-    const first = await this.known(repo, await this.store.read(repo));
-    if (refusesWrites(first)) throw this.writeRefusal(repo, first);
+    await this.writableState(repo);
+    this.checkQuorum(repo);
     return this.locks.withLock(repo, async (lock) => {
-      let state = await this.store.read(repo);
+      let state = await this.state(repo);
       // Under the lock, any marker is a write that ended without clearing it: an interruption.
       if (state.frozen || state.writing) throw this.writeRefusal(repo, state);
-      let plan = planWrite(state.versions, this.views(), this.config.zone, this.turn++);
+      const flags = repoFlags(state);
+      let plan = planWrite(state.versions, this.views(), this.config.zone, this.turn++, flags);
       if (plan.kind === 'catch-up') {
         const ok = await this.catchUpWithin(repo, state, plan.source, plan.target, this.config.locks.leaseMs * 3);
         if (!ok) throw new NoLeaderError(`no writable leader of ${repo}, and ${plan.target} could not be caught up to take the write`);
         plan = { kind: 'write', candidates: [plan.target] };
         state = await this.store.read(repo);
       }
-      if (plan.kind === 'no-leader') {
-        throw new NoLeaderError(`no leader of ${repo} is available for writing (leaders: ${plan.leaders.join(', ') || 'none'})`);
-      }
+      if (plan.kind === 'no-leader') throw new NoLeaderError(leadersLost(repo, this.lostLeaders(state)));
       let lastError: unknown;
       for (const target of this.usable(plan.candidates, req.accepts ?? (() => true))) {
         const id = target.id;
@@ -189,60 +276,40 @@ export class Cluster {
           this.log.error({ repo, backend: id, err: (err as Error).message }, 'push interrupted; repository frozen for writes');
           throw new WriteInterruptedError(repo, id);
         }
-        clearInterval(beat);
-        return this.finishWrite(req, lock.token, writeId, target, state.checksums.get(id) ?? '', started, result);
+        try {
+          // The marker keeps beating while quorum copies are made.
+          return await finishWrite(this, { req, lock, writeId, target, preChecksum: state.checksums.get(id) ?? '', started, result, state });
+        } finally {
+          clearInterval(beat);
+        }
       }
-      throw lastError instanceof GithaError ? lastError : new NoLeaderError(`no leader of ${repo} is reachable for writing`);
+      if (lastError instanceof BackendUnavailableError) throw new NoLeaderError(leadersLost(repo, plan.candidates));
+      throw lastError instanceof GithaError ? lastError : new NoLeaderError(leadersLost(repo, plan.candidates));
     });
   }
 
-  private async finishWrite(
-    req: WriteRequest,
-    token: string,
-    writeId: string,
-    target: Backend,
-    preChecksum: string,
-    started: number,
-    result: ForwardResult,
-  ): Promise<WriteOutcome> {
-    const { repo } = req;
-    const updated = result.report?.unpackOk ? result.report.refs.filter((r) => r.ok) : [];
-    if (result.noop || (result.ending === 'complete' && result.report && updated.length === 0)) {
-      await this.store.abortWrite(repo, token, writeId);
-      return { kind: 'unchanged', backend: target.id };
-    }
-    if (result.ending === 'unknown') return { kind: 'interrupted', backend: target.id };
-    // Either the report names updated refs, or the pack was cut (then the refs
-    // must be unchanged: verify rather than trust).
-    this.log.debug({ repo, backend: target.id, ending: result.ending, updated: updated.length }, 'reading refs after push');
-    const refs = await this.client(target.id).listRefs(repo);
-    if (!refs) return { kind: 'interrupted', backend: target.id };
-    const checksum = refsChecksum(refs);
-    if (result.ending === 'cut' && checksum === preChecksum) {
-      await this.store.abortWrite(repo, token, writeId);
-      return { kind: 'unchanged', backend: target.id };
-    }
-    const okRefs = new Set(updated.map((r) => r.ref));
-    const commands = result.commands ?? req.commands ?? [];
-    const lines = commands.filter((c) => okRefs.size === 0 || okRefs.has(c.ref)).slice(0, 200);
-    const version = await this.store.commitWrite(repo, token, writeId, target.id, checksum, {
-      event: 'push',
-      user: req.user,
-      transport: req.transport,
-      proxy: this.config.proxyId,
-      refs: lines.map((c) => `${c.oldOid} ${c.newOid} ${c.ref}`).join('\n'),
-      bytes: result.bytes ?? 0,
-      durationMs: Date.now() - started,
-    });
-    this.log.info({ repo, backend: target.id, version, refs: okRefs.size }, 'push committed');
-    this.store.noteWrite(repo, target.id, version).catch(() => {});
-    return { kind: 'committed', version, backend: target.id };
+  /**
+   * Leaders at one version must hold one checksum. If Redis says otherwise
+   * (a bug, or hand-edited state), githa cannot tell which copy is right:
+   * frozen as ambiguous (design: "Ambiguous leaders").
+   */
+  private async consistent(repo: string, state: RepoState): Promise<RepoState> {
+    const { leaders } = leadership(state.versions);
+    const sums = new Set(leaders.map((b) => state.checksums.get(b) ?? ''));
+    if (sums.size <= 1) return state;
+    const detail = `leaders at one version with different checksums: ${leaders.map((b) => `${b}=${(state.checksums.get(b) ?? '').slice(0, 12)}`).join(' ')}`;
+    await this.store.freeze(repo, 'ambiguous', detail);
+    this.log.error({ repo, detail }, 'repository frozen: contradicting checksums');
+    return this.store.read(repo);
   }
 
-  /** The state of a repository, adopting it on first sight (all copies agree) or freezing it as ambiguous. */
-  private async known(repo: string, state: RepoState): Promise<RepoState> {
-    if (state.versions.size > 0 || state.frozen) return state;
-    const found = new Map<string, string>();
+  /**
+   * Every enabled backend's checksum of `repo`: `copies` (backend → checksum),
+   * `missing` (no such repository there), `unreachable` (marked down).
+   */
+  async compareCopies(repo: string): Promise<{ copies: Map<string, string>; missing: string[]; unreachable: string[] }> {
+    const copies = new Map<string, string>();
+    const missing: string[] = [];
     const unreachable: string[] = [];
     await Promise.all(
       this.config.backends
@@ -250,7 +317,8 @@ export class Cluster {
         .map(async (b) => {
           try {
             const refs = await this.client(b.id).listRefs(repo);
-            if (refs) found.set(b.id, refsChecksum(refs));
+            if (refs) copies.set(b.id, refsChecksum(refs));
+            else missing.push(b.id);
           } catch (err) {
             if (!(err instanceof BackendUnavailableError)) throw err;
             this.health.markDown(b.id);
@@ -258,6 +326,14 @@ export class Cluster {
           }
         }),
     );
+    return { copies, missing: missing.sort(), unreachable: unreachable.sort() };
+  }
+
+  /** The state of a repository, adopting it on first sight (all copies agree) or freezing it as ambiguous. */
+  private async known(repo: string, state: RepoState): Promise<RepoState> {
+    if (state.frozen) return state;
+    if (state.versions.size > 0) return this.consistent(repo, state);
+    const { copies: found, unreachable } = await this.compareCopies(repo);
     if (found.size === 0 && unreachable.length === 0) throw new RepositoryNotFoundError(`repository ${repo} not found`);
     if (unreachable.length > 0) {
       throw new NoLeaderError(
@@ -275,7 +351,7 @@ export class Cluster {
   }
 
   /** Catches `target` up from `source`, waiting at most `waitMs` (the copy goes on after that). */
-  private async catchUpWithin(repo: string, state: RepoState, sourceId: string, targetId: string, waitMs: number): Promise<boolean> {
+  async catchUpWithin(repo: string, state: RepoState, sourceId: string, targetId: string, waitMs: number): Promise<boolean> {
     const version = state.versions.get(sourceId);
     const checksum = state.checksums.get(sourceId);
     if (version === undefined || checksum === undefined) return false;
@@ -307,7 +383,7 @@ export class Cluster {
     return new RepositoryFrozenError(interruptedWrite(repo, state.writing!), 'write-interrupted');
   }
 
-  private usable(ids: readonly string[], accepts: Accepts): Backend[] {
+  usable(ids: readonly string[], accepts: Accepts): Backend[] {
     return ids.map((id) => this.backend(id)).filter(accepts);
   }
 
@@ -317,7 +393,7 @@ export class Cluster {
     return c;
   }
 
-  private views(): BackendView[] {
+  views(): BackendView[] {
     return this.config.backends.map((b) => ({
       id: b.id,
       zone: b.zone,

@@ -27,7 +27,31 @@ export function interruptedWrite(repo: string, marker: WritingMarker): string {
   const when = new Date(marker.started).toISOString();
   return (
     `repository ${repo} is frozen for writes: a push by ${marker.user || 'unknown'} to backend ${marker.backend} ` +
-    `via ${marker.proxy} (started ${when}) was interrupted and is not resolved; ` +
-    `reads go on. ${REMEDY['write-interrupted'](repo)}`
+    `via ${marker.proxy} (started ${when}) was interrupted and is not resolved yet; ` +
+    `githa resolves it by itself once ${marker.backend} can be checked; reads go on. ${REMEDY['write-interrupted'](repo)}`
+  );
+}
+
+/** No leader can serve: name them, and how an operator accepts their loss (design: "Loss of leaders"). */
+export function leadersLost(repo: string, leaders: readonly string[]): string {
+  if (leaders.length === 0) return `no backend holds a recorded version of ${repo}; an operator can rebuild the record with: githa recover ${repo}`;
+  const first = leaders[0]!.split(' ')[0];
+  return (
+    `no leader of ${repo} is reachable (leaders: ${leaders.join(', ')}); reads and writes wait until one returns, ` +
+    `or an operator accepts losing what only they hold with: githa thaw ${repo} --demote ${first}`
+  );
+}
+
+export function quorumUnavailable(repo: string, up: readonly string[], total: number, quorum: number): string {
+  return (
+    `writes to ${repo} are refused: ${up.length} of ${total} backends ${up.length === 1 ? 'is' : 'are'} up` +
+    `${up.length > 0 ? ` (${up.join(', ')})` : ''} and replication.writeQuorum needs ${quorum}; reads go on`
+  );
+}
+
+export function quorumNotReached(repo: string, target: string, copies: readonly string[], quorum: number): string {
+  return (
+    `the push to ${repo} reached ${[target, ...copies].join(', ')}, but replication.writeQuorum needs ${quorum} copies ` +
+    `and only ${copies.length + 1} could be made in time; it is recorded and replication goes on, but githa cannot confirm it`
   );
 }

@@ -20,11 +20,28 @@ export interface Leadership {
   readonly leaders: string[];
 }
 
-export function leadership(versions: ReadonlyMap<string, number>): Leadership {
+/**
+ * What else than versions decides leadership and preference: drifted copies
+ * (their live checksum differs from the recorded one) are no leaders until
+ * resolved; suspect copies, and the backend of an interrupted write, are
+ * avoided while another leader can serve (safety rule 3).
+ */
+export interface RepoFlags {
+  readonly notLeaders?: ReadonlySet<string>;
+  readonly avoid?: ReadonlySet<string>;
+}
+
+export function leadership(versions: ReadonlyMap<string, number>, notLeaders?: ReadonlySet<string>): Leadership {
   let max = 0;
   for (const v of versions.values()) if (v > max) max = v;
-  const leaders = max > 0 ? [...versions].filter(([, v]) => v === max).map(([b]) => b) : [];
+  const leaders = max > 0 ? [...versions].filter(([b, v]) => v === max && !notLeaders?.has(b)).map(([b]) => b) : [];
   return { max, leaders };
+}
+
+/** Puts avoided backends after the others, keeping each group's order. */
+function avoidLast<T extends { id: string }>(items: readonly T[], avoid: ReadonlySet<string> | undefined): T[] {
+  if (!avoid || avoid.size === 0) return [...items];
+  return [...items.filter((b) => !avoid.has(b.id)), ...items.filter((b) => avoid.has(b.id))];
 }
 
 export type ReadPlan =
@@ -53,8 +70,14 @@ export function rotate<T>(items: readonly T[], turn: number): T[] {
  * zone, caught up first; else any healthy leader, round robin. Leaders marked
  * down come last: a down mark is a short-lived guess, not a verdict.
  */
-export function planRead(versions: ReadonlyMap<string, number>, backends: readonly BackendView[], zone: string | undefined, turn: number): ReadPlan {
-  const { leaders } = leadership(versions);
+export function planRead(
+  versions: ReadonlyMap<string, number>,
+  backends: readonly BackendView[],
+  zone: string | undefined,
+  turn: number,
+  flags: RepoFlags = {},
+): ReadPlan {
+  const { leaders } = leadership(versions, flags.notLeaders);
   const active = backends.filter((b) => b.enabled);
   const isLeader = new Set(leaders);
   const activeLeaders = active.filter((b) => isLeader.has(b.id));
@@ -65,10 +88,10 @@ export function planRead(versions: ReadonlyMap<string, number>, backends: readon
   const down = activeLeaders.filter((b) => !b.healthy).map((b) => b.id);
   const near = rotate(healthy.filter(inZone), turn).map((b) => b.id);
   const far = rotate(healthy.filter((b) => !inZone(b)), turn).map((b) => b.id);
-  const ordered = [...near, ...far, ...down];
+  const ordered = [...avoidLast([...near, ...far].map((id) => ({ id })), flags.avoid).map((b) => b.id), ...down];
   if (near.length > 0 || zone === undefined) return { kind: 'serve', candidates: ordered };
 
-  const staleNear = active.filter((b) => inZone(b) && b.healthy && !isLeader.has(b.id));
+  const staleNear = active.filter((b) => inZone(b) && b.healthy && !isLeader.has(b.id) && !flags.notLeaders?.has(b.id));
   const source = far[0];
   const target = rotate(staleNear, turn)[0];
   if (target && source) return { kind: 'catch-up', target: target.id, source, fallback: ordered };
@@ -80,8 +103,14 @@ export function planRead(versions: ReadonlyMap<string, number>, backends: readon
  * leader is read-only ("prevent writes"), a writable backend is caught up from
  * a leader first and takes the write.
  */
-export function planWrite(versions: ReadonlyMap<string, number>, backends: readonly BackendView[], zone: string | undefined, turn: number): WritePlan {
-  const { leaders } = leadership(versions);
+export function planWrite(
+  versions: ReadonlyMap<string, number>,
+  backends: readonly BackendView[],
+  zone: string | undefined,
+  turn: number,
+  flags: RepoFlags = {},
+): WritePlan {
+  const { leaders } = leadership(versions, flags.notLeaders);
   const isLeader = new Set(leaders);
   const active = backends.filter((b) => b.enabled);
   const activeLeaders = active.filter((b) => isLeader.has(b.id));
@@ -92,14 +121,13 @@ export function planWrite(versions: ReadonlyMap<string, number>, backends: reado
   if (writable.length > 0) {
     const healthy = writable.filter((b) => b.healthy);
     const ordered = [
-      ...rotate(healthy.filter(inZone), turn),
-      ...rotate(healthy.filter((b) => !inZone(b)), turn),
+      ...avoidLast([...rotate(healthy.filter(inZone), turn), ...rotate(healthy.filter((b) => !inZone(b)), turn)], flags.avoid),
       ...writable.filter((b) => !b.healthy),
     ];
     return { kind: 'write', candidates: ordered.map((b) => b.id) };
   }
   const source = activeLeaders.find((b) => b.healthy) ?? activeLeaders[0];
-  const targets = active.filter((b) => b.writable && b.healthy && !isLeader.has(b.id));
+  const targets = active.filter((b) => b.writable && b.healthy && !isLeader.has(b.id) && !flags.notLeaders?.has(b.id));
   const target = [...targets.filter(inZone), ...targets.filter((b) => !inZone(b))][0];
   if (source && target) return { kind: 'catch-up', target: target.id, source: source.id };
   return { kind: 'no-leader', leaders };

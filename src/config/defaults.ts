@@ -26,8 +26,47 @@ export const DEFAULTS = {
     pairLockMs: 60_000,
   },
   health: {
-    /** A backend that refused a connection is skipped for this long. */
+    /** A backend that refused a connection during a request is skipped for this long (unless a probe finds it up sooner). */
     downForMs: 5_000,
+    /** How often each githa probes each backend endpoint. */
+    intervalMs: 2_000,
+    /** A probe that takes longer than this failed. */
+    timeoutMs: 2_000,
+    /** Consecutive failed probes before a backend is marked down. */
+    failuresToDown: 2,
+    /** Consecutive good probes before a down backend is marked up again. */
+    successesToUp: 2,
+    /** How long a probe result shared in Redis stays valid. */
+    ttlMs: 15_000,
+  },
+  replication: {
+    /** Copies an acknowledged push must be on; absent = a majority of the configured backends. */
+    writeQuorum: undefined as number | undefined,
+    /** Background replication (events + scans). Off, stale copies are caught up only when a read or write needs them. */
+    background: true,
+    /** Background copies one githa runs at once. */
+    concurrency: 4,
+    /** Full scan for stale (repository, backend) pairs, besides following githa:events. */
+    scanIntervalMs: 30_000,
+    /** Back-off of a failing pair: first delay, doubled up to the maximum. */
+    retryMinMs: 500,
+    retryMaxMs: 60_000,
+    /** How long a push waits for its quorum copies before it is refused. */
+    quorumTimeoutMs: 30_000,
+  },
+  interruptions: {
+    /** What githa does with a write whose owner died and whose backend changed: adopt it as a new version, or freeze for an operator. */
+    onInterruptedWrite: 'adopt' as 'adopt' | 'freeze',
+    /** A marker whose heartbeat is older than this (and whose lock is free) belongs to a dead owner. */
+    staleAfterMs: 30_000,
+    /** After a forced clear the backend is suspect for this long: no writes go to it, then its checksum is verified again. */
+    suspectGraceMs: 600_000,
+  },
+  verify: {
+    /** How often every repository's copies are compared with their recorded checksums (0 = never). */
+    intervalMs: 3_600_000,
+    /** At most this many backend ref listings per second for verification. */
+    perSecond: 5,
   },
   backendDefaults: {
     enabled: true,

@@ -18,8 +18,12 @@ export function buildConfig(input: unknown, env: NodeJS.ProcessEnv = process.env
   }
   const result = configSchema.safeParse(raw);
   if (!result.success) throw new ConfigError(`invalid configuration: ${formatIssues(result.error)}`);
-  const proxyId = result.data.proxyId ?? `${hostname()}:${process.pid}`;
-  return deepFreeze({ ...result.data, proxyId }) as Config;
+  const { onInterruptedWrite, ...data } = result.data;
+  const proxyId = data.proxyId ?? `${hostname()}:${process.pid}`;
+  // design: "Write path" 6; default a majority, so one lost backend never loses an acknowledged push.
+  const writeQuorum = data.replication.writeQuorum ?? Math.floor(data.backends.length / 2) + 1;
+  const interruptions = onInterruptedWrite ? { ...data.interruptions, onInterruptedWrite } : data.interruptions;
+  return deepFreeze({ ...data, proxyId, interruptions, replication: { ...data.replication, writeQuorum } }) as Config;
 }
 
 /** Reads the file named by `path`, or by GITHA_CONFIG when `path` is absent. */

@@ -73,7 +73,46 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    health: z.object({ downForMs: positiveMs.default(DEFAULTS.health.downForMs) }).strict().prefault({}),
+    health: z
+      .object({
+        downForMs: positiveMs.default(DEFAULTS.health.downForMs),
+        intervalMs: positiveMs.default(DEFAULTS.health.intervalMs),
+        timeoutMs: positiveMs.default(DEFAULTS.health.timeoutMs),
+        failuresToDown: positiveMs.default(DEFAULTS.health.failuresToDown),
+        successesToUp: positiveMs.default(DEFAULTS.health.successesToUp),
+        ttlMs: positiveMs.default(DEFAULTS.health.ttlMs),
+      })
+      .strict()
+      .prefault({}),
+    replication: z
+      .object({
+        writeQuorum: z.number().int().positive().optional(),
+        background: z.boolean().default(DEFAULTS.replication.background),
+        concurrency: positiveMs.default(DEFAULTS.replication.concurrency),
+        scanIntervalMs: positiveMs.default(DEFAULTS.replication.scanIntervalMs),
+        retryMinMs: positiveMs.default(DEFAULTS.replication.retryMinMs),
+        retryMaxMs: positiveMs.default(DEFAULTS.replication.retryMaxMs),
+        quorumTimeoutMs: positiveMs.default(DEFAULTS.replication.quorumTimeoutMs),
+      })
+      .strict()
+      .prefault({}),
+    interruptions: z
+      .object({
+        onInterruptedWrite: z.enum(['adopt', 'freeze']).default(DEFAULTS.interruptions.onInterruptedWrite),
+        staleAfterMs: positiveMs.default(DEFAULTS.interruptions.staleAfterMs),
+        suspectGraceMs: positiveMs.default(DEFAULTS.interruptions.suspectGraceMs),
+      })
+      .strict()
+      .prefault({}),
+    /** Shorthand for interruptions.onInterruptedWrite. */
+    onInterruptedWrite: z.enum(['adopt', 'freeze']).optional(),
+    verify: z
+      .object({
+        intervalMs: z.number().int().nonnegative().default(DEFAULTS.verify.intervalMs),
+        perSecond: z.number().positive().default(DEFAULTS.verify.perSecond),
+      })
+      .strict()
+      .prefault({}),
     http: z
       .object({
         headersTimeoutMs: positiveMs.default(DEFAULTS.http.headersTimeoutMs),
@@ -104,6 +143,13 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.replication.writeQuorum !== undefined && c.replication.writeQuorum > c.backends.length) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['replication', 'writeQuorum'],
+        message: `cannot exceed the number of backends (${c.backends.length})`,
+      });
+    }
     if (c.listen.ssh && (!c.ssh.hostKeys || !c.ssh.authorizedKeys)) {
       ctx.addIssue({ code: 'custom', path: ['ssh'], message: 'listen.ssh needs ssh.hostKeys and ssh.authorizedKeys' });
     }
@@ -123,7 +169,12 @@ export const configSchema = z
 export type ConfigInput = z.input<typeof configSchema>;
 export type BackendConfig = z.output<typeof backendSchema>;
 type Parsed = z.output<typeof configSchema>;
-export type Config = DeepReadonly<Parsed & { proxyId: string }>;
+type Resolved = Omit<Parsed, 'replication' | 'onInterruptedWrite'> & {
+  proxyId: string;
+  /** writeQuorum resolved: the configured value, or a majority of the backends. */
+  replication: Parsed['replication'] & { writeQuorum: number };
+};
+export type Config = DeepReadonly<Resolved>;
 
 type DeepReadonly<T> = T extends (infer E)[]
   ? ReadonlyArray<DeepReadonly<E>>

@@ -23,6 +23,22 @@ export class Keys {
   frozen(repo: string): string {
     return `${this.prefix}repo:{${repo}}:frozen`;
   }
+  /** hash: backend id → epoch ms until which it is suspect (safety rule 3: a marker was cleared by force) */
+  suspect(repo: string): string {
+    return `${this.prefix}repo:{${repo}}:suspect`;
+  }
+  /** hash: backend id → "<live checksum> <seen at ms>" of a copy that no longer matches its recorded checksum */
+  drift(repo: string): string {
+    return `${this.prefix}repo:{${repo}}:drift`;
+  }
+  /** hash: `epoch` (random id of this record, new at every adoption or recovery), `since` (ms) */
+  meta(repo: string): string {
+    return `${this.prefix}repo:{${repo}}:meta`;
+  }
+  /** string: short lock so one githa verifies a repository per interval */
+  verifyLock(repo: string): string {
+    return `${this.prefix}verify:{${repo}}`;
+  }
   /** stream: the push log */
   log(repo: string): string {
     return `${this.prefix}repo:{${repo}}:log`;

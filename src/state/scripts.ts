@@ -8,6 +8,16 @@
  * Scripts answer with a status word first so callers can tell refusals apart.
  */
 
+/** Lua: `local <name> = 1 + the highest version in the hash <key>` (every new version is above all recorded ones: safety rule 4). */
+function nextVersion(name: string, key: string): string {
+  return `local ${name} = 0
+for _, v in ipairs(redis.call('HVALS', ${key})) do
+  local n = tonumber(v)
+  if n and n > ${name} then ${name} = n end
+end
+${name} = ${name} + 1`;
+}
+
 /** KEYS: lock, frozen, writing. ARGV: token, then field/value pairs of the marker. */
 export const BEGIN_WRITE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
@@ -38,21 +48,24 @@ return {'OK'}
 
 /**
  * KEYS: lock, writing, versions, checksums, log.
- * ARGV: token, write id, backend, checksum, log max length, then log field/value pairs.
- * The written backend becomes max + 1: the only leader until others catch up.
+ * ARGV: token, write id, backend, checksum, log max length, number of copies N,
+ * N copy backend ids, then log field/value pairs.
+ * The written backend and the copies made for the write quorum become max + 1
+ * together: the leaders until the others catch up (design: "Write path" 6).
  */
 export const COMMIT_WRITE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
 if redis.call('HGET', KEYS[2], 'id') ~= ARGV[2] then return {'MARKER'} end
-local max = 0
-for _, v in ipairs(redis.call('HVALS', KEYS[3])) do
-  local n = tonumber(v)
-  if n and n > max then max = n end
+${nextVersion('version', 'KEYS[3]')}
+local n = tonumber(ARGV[6])
+local holders = {ARGV[3]}
+for i = 1, n do holders[#holders + 1] = ARGV[6 + i] end
+for _, b in ipairs(holders) do
+  redis.call('HSET', KEYS[3], b, version)
+  redis.call('HSET', KEYS[4], b, ARGV[4])
 end
-local version = max + 1
-redis.call('HSET', KEYS[3], ARGV[3], version)
-redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'version', version, 'backend', ARGV[3], unpack(ARGV, 6))
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'version', version, 'backend', ARGV[3],
+  'copies', table.concat(holders, ',', 2), unpack(ARGV, 7 + n))
 redis.call('DEL', KEYS[2])
 return {'OK', version}
 `;
@@ -82,18 +95,108 @@ return {'OK', v}
 `;
 
 /**
- * KEYS: versions, checksums, frozen, log. ARGV: log max length, then backend/checksum pairs.
- * First sight of a repository whose copies all agree: every copy becomes a leader at version 1.
+ * KEYS: versions, checksums, frozen, log, meta. ARGV: log max length, epoch, now (ms), then backend/checksum pairs.
+ * First sight of a repository whose copies all agree: every copy becomes a
+ * leader at version 1, under a new epoch (so no githa mistakes the fresh
+ * record for a regression of an older one).
  */
 export const ADOPT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'EXISTS'} end
 if redis.call('EXISTS', KEYS[3]) == 1 then return {'FROZEN'} end
-for i = 2, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], 1)
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
 end
+redis.call('HSET', KEYS[5], 'epoch', ARGV[2], 'since', ARGV[3])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'version', 1, 'event', 'adopt')
 return {'OK'}
+`;
+
+/**
+ * KEYS: lock, writing, versions, checksums, log, suspect.
+ * ARGV: token, write id, action ('clear' | 'adopt'), checksum, suspect until (ms), log max length, then log field/value pairs.
+ * Resolves a write whose owner died (design: "Failure modes", write
+ * interruption): 'clear' when the backend still has its pre-write checksum,
+ * 'adopt' when it changed (the push landed: it becomes max + 1, nothing the
+ * user pushed is thrown away). Either way the backend turns suspect
+ * (safety rule 3). Guarded by the resolver's own lock token and the marker id.
+ */
+export const RESOLVE_INTERRUPTED = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
+if redis.call('HGET', KEYS[2], 'id') ~= ARGV[2] then return {'MARKER'} end
+local backend = redis.call('HGET', KEYS[2], 'backend')
+${nextVersion('adopted', 'KEYS[3]')}
+local version = 0
+if ARGV[3] == 'adopt' then
+  version = adopted
+  redis.call('HSET', KEYS[3], backend, version)
+  redis.call('HSET', KEYS[4], backend, ARGV[4])
+end
+redis.call('HSET', KEYS[6], backend, ARGV[5])
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'version', version, 'backend', backend,
+  'event', ARGV[3] .. '-interrupted', unpack(ARGV, 7))
+redis.call('DEL', KEYS[2])
+return {'OK', version}
+`;
+
+/**
+ * KEYS: lock, suspect, versions, checksums, log. ARGV: token, backend, live checksum, log max length.
+ * After the grace period, a suspect backend is verified again: unchanged →
+ * no longer suspect; changed → the late bytes of the dead write landed after
+ * all, and are adopted as a new version (nothing is thrown away).
+ */
+export const SETTLE_SUSPECT = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
+redis.call('HDEL', KEYS[2], ARGV[2])
+if redis.call('HGET', KEYS[4], ARGV[2]) == ARGV[3] then return {'CLEARED', 0} end
+${nextVersion('version', 'KEYS[3]')}
+redis.call('HSET', KEYS[3], ARGV[2], version)
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'version', version, 'backend', ARGV[2], 'event', 'adopt-late-write')
+return {'ADOPTED', version}
+`;
+
+/**
+ * KEYS: versions, checksums, writing, drift, log. ARGV: backend, version, recorded checksum, live checksum, now, log max length.
+ * Records drift (a copy changed outside githa) only while the backend's
+ * recorded version and checksum are still the ones the verifier compared
+ * against, and no write is in flight.
+ */
+export const MARK_DRIFT = `
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'WRITING'} end
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] or redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[3] then return {'MOVED'} end
+local fresh = redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[4] .. ' ' .. ARGV[5])
+if fresh then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'version', ARGV[2], 'backend', ARGV[1], 'event', 'drift', 'checksum', ARGV[4])
+end
+return {'OK'}
+`;
+
+/**
+ * KEYS: lock, versions, checksums, writing, frozen, suspect, drift, meta, log.
+ * ARGV: token, log max length, epoch, now, mode ('leaders' | 'ambiguous'), detail, then backend/checksum pairs.
+ * Rebuilds a repository's record from its copies' checksums (design: "Losing
+ * Redis"): equal copies become leaders together at a version above anything
+ * recorded, under a new epoch; differing copies freeze it as ambiguous.
+ */
+export const RECOVER = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
+if ARGV[5] == 'ambiguous' then
+  redis.call('DEL', KEYS[5])
+  redis.call('HSET', KEYS[5], 'reason', 'ambiguous', 'detail', ARGV[6], 'since', ARGV[4])
+  redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[2], '*', 'event', 'recover-ambiguous', 'detail', ARGV[6])
+  return {'AMBIGUOUS', 0}
+end
+${nextVersion('version', 'KEYS[2]')}
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+for i = 7, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], version)
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+end
+redis.call('HSET', KEYS[8], 'epoch', ARGV[3], 'since', ARGV[4])
+redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[2], '*', 'version', version, 'event', 'recover', 'detail', ARGV[6])
+return {'OK', version}
 `;
 
 /** KEYS: frozen. ARGV: reason, detail, since (ms). Keeps the first reason. */

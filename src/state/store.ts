@@ -1,7 +1,20 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ClusterStateUnavailableError, CommitRefusedError, RepositoryFrozenError } from '../errors.js';
 import { Keys } from './keys.js';
-import { ABORT_WRITE, ADOPT, BEGIN_WRITE, COMMIT_CATCH_UP, COMMIT_WRITE, FREEZE, HEARTBEAT } from './scripts.js';
+import {
+  ABORT_WRITE,
+  ADOPT,
+  BEGIN_WRITE,
+  COMMIT_CATCH_UP,
+  COMMIT_WRITE,
+  FREEZE,
+  HEARTBEAT,
+  MARK_DRIFT,
+  RECOVER,
+  RESOLVE_INTERRUPTED,
+  SETTLE_SUSPECT,
+} from './scripts.js';
 
 export type FreezeReason = 'write-interrupted' | 'leaders-lost' | 'ambiguous' | 'maintenance';
 
@@ -30,6 +43,12 @@ export interface RepoState {
   frozen?: FrozenState;
   /** Whether some githa holds the write lock (a push is in flight, or its lease has not run out yet). */
   locked?: boolean;
+  /** Backends whose marker was cleared by force, until when (epoch ms): no writes go to them (safety rule 3). */
+  suspect: ReadonlyMap<string, number>;
+  /** Backends whose live checksum differs from the recorded one: not leaders until resolved. */
+  drift: ReadonlyMap<string, { checksum: string; at: number }>;
+  /** Random id of this record, new at every adoption or recovery. */
+  epoch?: string;
 }
 
 /** Fields of a push-log entry (one per write attempt, catch-up, adoption). */
@@ -56,8 +75,12 @@ export class StateStore {
     redis.defineCommand('githaAbortWrite', { numberOfKeys: 2, lua: ABORT_WRITE });
     redis.defineCommand('githaCommitWrite', { numberOfKeys: 5, lua: COMMIT_WRITE });
     redis.defineCommand('githaCommitCatchUp', { numberOfKeys: 4, lua: COMMIT_CATCH_UP });
-    redis.defineCommand('githaAdopt', { numberOfKeys: 4, lua: ADOPT });
+    redis.defineCommand('githaAdopt', { numberOfKeys: 5, lua: ADOPT });
     redis.defineCommand('githaFreeze', { numberOfKeys: 1, lua: FREEZE });
+    redis.defineCommand('githaResolveInterrupted', { numberOfKeys: 6, lua: RESOLVE_INTERRUPTED });
+    redis.defineCommand('githaSettleSuspect', { numberOfKeys: 5, lua: SETTLE_SUSPECT });
+    redis.defineCommand('githaMarkDrift', { numberOfKeys: 5, lua: MARK_DRIFT });
+    redis.defineCommand('githaRecover', { numberOfKeys: 9, lua: RECOVER });
   }
 
   /** Versions, checksums, marker, freeze state and whether the write lock is held: one round trip. */
@@ -71,6 +94,9 @@ export class StateStore {
         .hgetall(k.writing(repo))
         .hgetall(k.frozen(repo))
         .exists(k.lock(repo))
+        .hgetall(k.suspect(repo))
+        .hgetall(k.drift(repo))
+        .hget(k.meta(repo), 'epoch')
         .exec(),
     );
     const values = (results ?? []).map(([err, value]) => {
@@ -78,11 +104,20 @@ export class StateStore {
       return value;
     });
     const [versions = {}, checksums = {}, writing = {}, frozen = {}] = values.slice(0, 4) as Record<string, string>[];
+    const [suspect = {}, drift = {}] = values.slice(5, 7) as Record<string, string>[];
     const state: RepoState = {
       versions: new Map(Object.entries(versions).map(([b, v]) => [b, Number(v)])),
       checksums: new Map(Object.entries(checksums)),
       locked: values[4] === 1,
+      suspect: new Map(Object.entries(suspect).map(([b, until]) => [b, Number(until)])),
+      drift: new Map(
+        Object.entries(drift).map(([b, v]) => {
+          const [checksum = '', at = '0'] = v.split(' ');
+          return [b, { checksum, at: Number(at) }];
+        }),
+      ),
     };
+    if (typeof values[7] === 'string') state.epoch = values[7];
     if (writing.id) {
       state.writing = {
         id: writing.id,
@@ -127,13 +162,21 @@ export class StateStore {
     return status === 'OK';
   }
 
-  /** Commits a write: `backend` becomes max + 1 with `checksum`; returns the new version. */
-  async commitWrite(repo: string, token: string, writeId: string, backend: string, checksum: string, log: LogFields): Promise<number> {
+  /** Commits a write: `backend` and the quorum `copies` become max + 1 with `checksum`; returns the new version. */
+  async commitWrite(
+    repo: string,
+    token: string,
+    writeId: string,
+    backend: string,
+    checksum: string,
+    copies: readonly string[],
+    log: LogFields,
+  ): Promise<number> {
     const k = this.keys;
     const reply = await this.run<[string, number?]>(
       'githaCommitWrite',
       [k.lock(repo), k.writing(repo), k.versions(repo), k.checksums(repo), k.log(repo)],
-      [token, writeId, backend, checksum, LOG_MAX, ...flatten(log)],
+      [token, writeId, backend, checksum, LOG_MAX, copies.length, ...copies, ...flatten(log)],
     );
     if (reply[0] !== 'OK' || reply[1] === undefined) {
       throw new CommitRefusedError(
@@ -164,9 +207,102 @@ export class StateStore {
   async adopt(repo: string, checksums: ReadonlyMap<string, string>): Promise<boolean> {
     const k = this.keys;
     const pairs = [...checksums].flat();
-    const [status] = await this.run<[string]>('githaAdopt', [k.versions(repo), k.checksums(repo), k.frozen(repo), k.log(repo)], [LOG_MAX, ...pairs]);
+    const [status] = await this.run<[string]>(
+      'githaAdopt',
+      [k.versions(repo), k.checksums(repo), k.frozen(repo), k.log(repo), k.meta(repo)],
+      [LOG_MAX, randomUUID(), Date.now(), ...pairs],
+    );
     if (status === 'OK') await this.noteRepository(repo, 0);
     return status === 'OK';
+  }
+
+  /** Clears (backend unchanged) or adopts (changed) an interrupted write; the backend turns suspect until `suspectUntil`. */
+  async resolveInterrupted(
+    repo: string,
+    token: string,
+    writeId: string,
+    action: 'clear' | 'adopt',
+    checksum: string,
+    suspectUntil: number,
+    log: LogFields,
+  ): Promise<{ status: string; version: number }> {
+    const k = this.keys;
+    const [status, version = 0] = await this.run<[string, number?]>(
+      'githaResolveInterrupted',
+      [k.lock(repo), k.writing(repo), k.versions(repo), k.checksums(repo), k.log(repo), k.suspect(repo)],
+      [token, writeId, action, checksum, suspectUntil, LOG_MAX, ...flatten(log)],
+    );
+    return { status, version: Number(version) };
+  }
+
+  /** Ends a backend's suspect period: 'CLEARED' when its live checksum is the recorded one, else 'ADOPTED' as a new version. */
+  async settleSuspect(repo: string, token: string, backend: string, liveChecksum: string): Promise<{ status: string; version: number }> {
+    const k = this.keys;
+    const [status, version = 0] = await this.run<[string, number?]>(
+      'githaSettleSuspect',
+      [k.lock(repo), k.suspect(repo), k.versions(repo), k.checksums(repo), k.log(repo)],
+      [token, backend, liveChecksum, LOG_MAX],
+    );
+    return { status, version: Number(version) };
+  }
+
+  /** Records that `backend`'s live refs differ from its recorded `version`/`checksum`. */
+  async markDrift(repo: string, backend: string, version: number, checksum: string, live: string): Promise<string> {
+    const k = this.keys;
+    const [status] = await this.run<[string]>(
+      'githaMarkDrift',
+      [k.versions(repo), k.checksums(repo), k.writing(repo), k.drift(repo), k.log(repo)],
+      [backend, version, checksum, live, Date.now(), LOG_MAX],
+    );
+    return status;
+  }
+
+  async clearDrift(repo: string, backend: string): Promise<void> {
+    await this.guard(() => this.redis.hdel(this.keys.drift(repo), backend));
+  }
+
+  /**
+   * Rebuilds a repository's record from its copies (`githa recover`): one
+   * checksum → every copy a leader; several → frozen as ambiguous.
+   */
+  async recover(
+    repo: string,
+    token: string,
+    copies: ReadonlyMap<string, string>,
+    detail: string,
+  ): Promise<{ status: string; version: number }> {
+    const k = this.keys;
+    const mode = new Set(copies.values()).size === 1 ? 'leaders' : 'ambiguous';
+    const [status, version = 0] = await this.run<[string, number?]>(
+      'githaRecover',
+      [k.lock(repo), k.versions(repo), k.checksums(repo), k.writing(repo), k.frozen(repo), k.suspect(repo), k.drift(repo), k.meta(repo), k.log(repo)],
+      [token, LOG_MAX, randomUUID(), Date.now(), mode, detail, ...[...copies].flat()],
+    );
+    if (status === 'OK' || status === 'AMBIGUOUS') await this.noteRepository(repo, 0);
+    return { status, version: Number(version) };
+  }
+
+  /** Redis's clock in ms: marker heartbeats are written with it, so ages are measured with it too. */
+  async now(): Promise<number> {
+    const [sec, usec] = await this.guard(() => this.redis.time());
+    return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+  }
+
+  /** Every known repository, in pages (the replicator's and verifier's scans). */
+  async *repositories(pageSize = 500): AsyncGenerator<string[]> {
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.guard(() => this.redis.zscan(this.keys.repos(), cursor, 'COUNT', pageSize));
+      cursor = next;
+      const names = flat.filter((_, i) => i % 2 === 0);
+      if (names.length > 0) yield names;
+    } while (cursor !== '0');
+  }
+
+  /** Takes a short per-repository lock so one githa verifies a repository per interval. */
+  async tryVerifyLock(repo: string, ttlMs: number): Promise<boolean> {
+    const r = await this.guard(() => this.redis.set(this.keys.verifyLock(repo), this.keys.prefix, 'PX', ttlMs, 'NX'));
+    return r === 'OK';
   }
 
   async freeze(repo: string, reason: FreezeReason, detail: string): Promise<void> {

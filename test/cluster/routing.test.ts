@@ -84,3 +84,40 @@ describe('planWrite', () => {
     expect(planWrite(v({ b1: 2, b2: 1 }), [b('b1', { enabled: false }), b('b2')], undefined, 0)).toEqual({ kind: 'no-leader', leaders: ['b1'] });
   });
 });
+
+describe('routing flags: drift, suspects and interrupted writes', () => {
+  const backends = [b('b1'), b('b2'), b('b3')];
+
+  it('a drifted copy is no leader, even at the highest version', () => {
+    expect(leadership(v({ b1: 4, b2: 4, b3: 3 }), new Set(['b1']))).toEqual({ max: 4, leaders: ['b2'] });
+    expect(planRead(v({ b1: 4, b2: 4, b3: 3 }), backends, undefined, 0, { notLeaders: new Set(['b1']) })).toEqual({ kind: 'serve', candidates: ['b2'] });
+  });
+
+  it('with every copy at the highest version drifted there is no leader, for reads and writes', () => {
+    const flags = { notLeaders: new Set(['b1']) };
+    expect(planRead(v({ b1: 4, b2: 3 }), backends, undefined, 0, flags)).toEqual({ kind: 'no-leader', leaders: [] });
+    expect(planWrite(v({ b1: 4, b2: 3 }), backends, undefined, 0, flags)).toEqual({ kind: 'no-leader', leaders: [] });
+  });
+
+  it('avoided (suspect) leaders serve reads last and take writes only when no other leader can', () => {
+    const flags = { avoid: new Set(['b1']) };
+    for (const turn of [0, 1, 2]) {
+      const read = planRead(v({ b1: 2, b2: 2, b3: 2 }), backends, undefined, turn, flags);
+      expect(read.kind === 'serve' && read.candidates.at(-1)).toBe('b1');
+      const write = planWrite(v({ b1: 2, b2: 2, b3: 2 }), backends, undefined, turn, flags);
+      expect(write.kind === 'write' && write.candidates.at(-1)).toBe('b1');
+    }
+    expect(planWrite(v({ b1: 3, b2: 2 }), backends, undefined, 0, flags)).toEqual({ kind: 'write', candidates: ['b1'] });
+  });
+
+  it('a down leader still comes after an avoided healthy one', () => {
+    const read = planRead(v({ b1: 2, b2: 2 }), [b('b1'), b('b2', { healthy: false })], undefined, 0, { avoid: new Set(['b1']) });
+    expect(read).toEqual({ kind: 'serve', candidates: ['b1', 'b2'] });
+  });
+
+  it('never catches a drifted copy up for a zone read', () => {
+    const zoned = [b('b1', { zone: 'west' }), b('b2', { zone: 'east' })];
+    const plan = planRead(v({ b1: 2, b2: 1 }), zoned, 'east', 0, { notLeaders: new Set(['b2']) });
+    expect(plan).toEqual({ kind: 'serve', candidates: ['b1'] });
+  });
+});

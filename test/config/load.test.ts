@@ -94,3 +94,23 @@ describe('parseListen', () => {
     expect(parseListen(input)).toEqual(expected);
   });
 });
+
+describe('replication and interruption settings', () => {
+  const backends = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `b${i + 1}`, http: `http://127.0.0.1:${9000 + i}/` }));
+
+  it('defaults the write quorum to a majority of the configured backends', () => {
+    expect([1, 2, 3, 4, 5].map((n) => buildConfig({ backends: backends(n) }, {}).replication.writeQuorum)).toEqual([1, 2, 2, 3, 3]);
+  });
+
+  it('refuses a write quorum above the number of backends, naming the key', () => {
+    expect(() => buildConfig({ backends: backends(2), replication: { writeQuorum: 3 } }, {})).toThrow(/replication\.writeQuorum: cannot exceed the number of backends \(2\)/);
+    expect(() => buildConfig({ backends: backends(2), replication: { writeQuorum: 0 } }, {})).toThrow(/replication\.writeQuorum/);
+  });
+
+  it('takes onInterruptedWrite at the top level or under interruptions, and nothing else', () => {
+    expect(buildConfig({ backends: backends(1) }, {}).interruptions.onInterruptedWrite).toBe('adopt');
+    expect(buildConfig({ backends: backends(1), onInterruptedWrite: 'freeze' }, {}).interruptions.onInterruptedWrite).toBe('freeze');
+    expect(buildConfig({ backends: backends(1), interruptions: { onInterruptedWrite: 'freeze' } }, {}).interruptions.onInterruptedWrite).toBe('freeze');
+    expect(() => buildConfig({ backends: backends(1), onInterruptedWrite: 'ignore' }, {})).toThrow(/onInterruptedWrite/);
+  });
+});

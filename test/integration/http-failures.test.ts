@@ -82,7 +82,7 @@ describe('githa smart HTTP under failures', () => {
   it('racing pushes to one branch through two githa processes: one wins, the other gets git\'s rejection, nothing is lost', async () => {
     const repo = 'race/same-branch';
     await cluster().createRepository(repo);
-    const [g1, g2] = await Promise.all([startGitha(cluster()), startGitha(cluster())]);
+    const [g1, g2] = await Promise.all([startGitha(cluster(), { singleCopy: true }), startGitha(cluster(), { singleCopy: true })]);
     const git = GitClient.forCluster(cluster());
 
     const seed = await git.init('seed');
@@ -151,7 +151,7 @@ describe('githa smart HTTP under failures', () => {
   it('racing pushes to different branches through two githa processes both succeed and advance the version by 2', async () => {
     const repo = 'race/two-branches';
     await cluster().createRepository(repo);
-    const [g1, g2] = await Promise.all([startGitha(cluster()), startGitha(cluster())]);
+    const [g1, g2] = await Promise.all([startGitha(cluster(), { singleCopy: true }), startGitha(cluster(), { singleCopy: true })]);
     const git = GitClient.forCluster(cluster());
     const seed = await git.init('seed');
     await git.commit(seed, { 'README.md': 'branches\n' }, 'seed');
@@ -293,7 +293,7 @@ describe('githa smart HTTP under failures', () => {
     const repos = ['fail/refused-1', 'fail/refused-2', 'fail/refused-3'];
     for (const repo of repos) await seedEverywhere(git, repo);
     // b1 is this githa's zone: it is every push's first choice while it is a leader.
-    const githa = await startGitha(cluster(), { zone: 'east', backends: { b1: { zone: 'east' } }, config: { health: { downForMs: 1 } } });
+    const githa = await startGitha(cluster(), { singleCopy: true, zone: "east", backends: { b1: { zone: "east" } }, config: { health: { downForMs: 1 } } });
     for (const repo of repos) await git.lsRemote(githa.url(repo));
     await cluster().backend('b1').stop('SIGKILL');
 

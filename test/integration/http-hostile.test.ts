@@ -5,9 +5,12 @@
  *
  * "Touches no backend" is checked on the backends' lighttpd access logs: a
  * sentinel request is sent to every backend before and after, and nothing may
- * be logged between the two sentinel lines. "Leaves Redis unchanged" is
- * checked with DEBUG DIGEST and the key list, and with INFO commandstats
- * (reset before): githa sent Redis no command at all.
+ * be logged between the two sentinel lines but the health checker's probes.
+ * "Leaves Redis unchanged" is checked on the repository-scoped state: the key
+ * list and each key's DEBUG DIGEST-VALUE, without `githa:backend:*` (shared
+ * health, written by the checker in the background), and with INFO
+ * commandstats (reset before): githa sent Redis no command but the checker's
+ * HSET (the digests above show it touched no other key).
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -74,21 +77,40 @@ function pkt(s: string | Buffer): Buffer {
 
 const FLUSH = Buffer.from('0000', 'latin1');
 
+/**
+ * githa's work that is not driven by the requests under test and touches
+ * repositories is off here: the verifier's sweep at start, and copies to
+ * further backends after a push (one copy per push, no background
+ * replication). Whatever reaches a backend or a repository's keys then came
+ * from the hostile requests. Health probes stay on; they touch neither (see above).
+ */
+const QUIET = { singleCopy: true, config: { verify: { intervalMs: 0 } } };
+
 describe('githa smart HTTP against hostile requests', () => {
   const cluster = useCluster({ backends: 3 });
 
-  async function redisState(c: DevCluster): Promise<{ digest: string; keys: string[] }> {
-    const digest = await c.redis.cli('DEBUG', 'DIGEST');
+  /** Shared backend health (docs/redis.md): the health checker rewrites it every few seconds, whatever the requests. */
+  const isBackendHealth = (key: string): boolean => key.startsWith('githa:backend:');
+
+  /** Every key but shared health, with the digest of its value. */
+  async function redisState(c: DevCluster): Promise<Record<string, string>> {
     const keys = (await c.redis.cli('KEYS', '*'))
       .split('\n')
-      .filter((k) => k.length > 0)
+      .filter((k) => k.length > 0 && !isBackendHealth(k))
       .sort();
-    return { digest, keys };
+    if (keys.length === 0) return {};
+    const digests = (await c.redis.cli('DEBUG', 'DIGEST-VALUE', ...keys)).split('\n');
+    expect(digests).toHaveLength(keys.length);
+    return Object.fromEntries(keys.map((k, i) => [k, digests[i]!]));
   }
 
-  /** Commands Redis ran since CONFIG RESETSTAT, minus the ones this test sends itself. */
+  /**
+   * Commands Redis ran since CONFIG RESETSTAT, minus the ones this test sends
+   * itself and the health checker's HSET of `githa:backend:<id>` (its only
+   * command after start-up; src/state/backend-health.ts).
+   */
   async function commandsSinceReset(c: DevCluster): Promise<string[]> {
-    const ours = new Set(['config', 'debug', 'keys', 'info']);
+    const ours = new Set(['config', 'debug', 'keys', 'info', 'hset']);
     return (await c.redis.cli('INFO', 'commandstats'))
       .split('\n')
       .map((l) => /^cmdstat_([^:]+):calls=(\d+)/.exec(l.trim()))
@@ -123,7 +145,8 @@ describe('githa smart HTTP against hostile requests', () => {
       const j = lines.findIndex((l) => l.includes(second));
       expect(i).toBeGreaterThanOrEqual(0);
       expect(j).toBeGreaterThan(i);
-      out[b.id] = lines.slice(i + 1, j);
+      // The health checker probes every backend all the time (HttpBackendClient.probe).
+      out[b.id] = lines.slice(i + 1, j).filter((l) => !l.includes('/githa-health-probe.git/info/refs'));
     }
     return out;
   }
@@ -156,7 +179,7 @@ describe('githa smart HTTP against hostile requests', () => {
   it('refuses hostile repository paths with a 4xx and a clear message, touching no backend and not Redis', async () => {
     const repo = 'hostile/app';
     await cluster().createRepository(repo);
-    const githa = await startGitha(cluster());
+    const githa = await startGitha(cluster(), QUIET);
     const git = GitClient.forCluster(cluster());
     // githa knows the repository (adopted), so Redis has something that must not change.
     await git.lsRemote(githa.url(repo));
@@ -212,7 +235,7 @@ describe('githa smart HTTP against hostile requests', () => {
   it('refuses dumb HTTP, unknown services and wrong methods with a 4xx, touching no backend and not Redis', async () => {
     const repo = 'hostile/dumb';
     await cluster().createRepository(repo);
-    const githa = await startGitha(cluster());
+    const githa = await startGitha(cluster(), QUIET);
     const git = GitClient.forCluster(cluster());
     await git.lsRemote(githa.url(repo));
     const r = `/${repo}.git`;
@@ -256,7 +279,7 @@ describe('githa smart HTTP against hostile requests', () => {
   it('answers malformed receive-pack bodies with a clear error, takes no lock, writes no marker, and the repository stays writable', async () => {
     const repo = 'hostile/malformed';
     await cluster().createRepository(repo);
-    const githa = await startGitha(cluster());
+    const githa = await startGitha(cluster(), QUIET);
     const git = GitClient.forCluster(cluster());
     const work = await git.init();
     const sha = await git.commit(work, { 'README.md': 'malformed\n' }, 'first');
@@ -314,7 +337,7 @@ describe('githa smart HTTP against hostile requests', () => {
   it('understands a gzip-encoded, hand-built delete-only push', async () => {
     const repo = 'hostile/gzip';
     await cluster().createRepository(repo);
-    const githa = await startGitha(cluster());
+    const githa = await startGitha(cluster(), QUIET);
     const git = GitClient.forCluster(cluster());
     const work = await git.init();
     const sha = await git.commit(work, { 'README.md': 'gzip\n' }, 'first');
@@ -357,7 +380,7 @@ describe('githa smart HTTP against hostile requests', () => {
   it('survives clients that break off mid-request: aborted uploads, and a gzip body corrupt after its command list', async () => {
     const repo = 'hostile/broken';
     await cluster().createRepository(repo);
-    const githa = await startGitha(cluster());
+    const githa = await startGitha(cluster(), QUIET);
     const git = GitClient.forCluster(cluster());
     const work = await git.init();
     const sha = await git.commit(work, { 'README.md': 'broken\n' }, 'first');
@@ -421,7 +444,7 @@ describe('githa smart HTTP against hostile requests', () => {
 
   it('is healthy after all of it: a normal clone works', async () => {
     const repo = 'hostile/app';
-    const githa = await startGitha(cluster());
+    const githa = await startGitha(cluster(), QUIET);
     const git = GitClient.forCluster(cluster());
     // The same hostile requests again on this githa, all in one go, then a clone.
     const hostile = [

@@ -23,7 +23,7 @@ let githa: GithaProcess;
 let redis: Redis;
 
 beforeAll(async () => {
-  githa = await startGitha(cluster(), { keep: true });
+  githa = await startGitha(cluster(), { keep: true, singleCopy: true });
   redis = new Redis(cluster().redis.url, { maxRetriesPerRequest: 1 });
 });
 
@@ -234,7 +234,7 @@ describe('reads and writes through githa (smart HTTP)', () => {
     const leader1 = soleLeader(v1);
 
     // A second githa (another stateless proxy) reads what the first one wrote.
-    const other = await startGitha(c);
+    const other = await startGitha(c, { singleCopy: true });
     const head = await git.commit(work, { 'b.txt': 'b\n' }, 'head');
     await git.push(work, githa.url(repo), ['main']);
     const { leader, after } = await expectCommitted(repo, v1, [`${base} ${head} refs/heads/main`]);
@@ -297,7 +297,10 @@ describe('reads and writes through githa (smart HTTP)', () => {
     expect(declined.code).not.toBe(0);
     expect(declined.stdout).toMatch(/^!\trefs\/heads\/main:refs\/heads\/main\t\[remote rejected\] \(pre-receive hook declined\)$/m);
     // githa took the write path (lock, marker) and saw that no ref changed.
-    const posts = githa.logLines().slice(logMark).filter((l) => l.msg === 'request' && l.service === 'git-receive-pack' && l.kind === 'rpc');
+    // The request's log line is written as the response ends: allow it a moment to arrive.
+    const requestLines = () => githa.logLines().slice(logMark).filter((l) => l.msg === 'request' && l.service === 'git-receive-pack' && l.kind === 'rpc');
+    for (let i = 0; i < 40 && requestLines().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    const posts = requestLines();
     expect(posts.map((l) => l.outcome)).toEqual(['unchanged']);
     expect(await versions(repo)).toEqual(before);
     expect(await hgetall(key(repo, 'checksums'))).toEqual(checksumsBefore);

@@ -27,7 +27,7 @@ describe('a cluster of SSH-only and git://-only backends', () => {
     const c = cluster();
     // b1 and b2 offer only SSH, b3 only git:// (git daemon with receive-pack on).
     const endpoints = { b3: { ssh: undefined, git: c.backend('b3').gitUrl } };
-    const pusher = await startGitha(c, { ssh: true, endpoints: ['ssh'], backends: { ...endpoints, b3: { ...endpoints.b3, writable: false } } });
+    const pusher = await startGitha(c, { singleCopy: true, ssh: true, endpoints: ["ssh"], backends: { ...endpoints, b3: { ...endpoints.b3, writable: false } } });
     const git = GitClient.forCluster(c, { knownHostsPath: pusher.knownHostsPath });
     const work = await git.init();
     await git.commit(work, { 'a.txt': 'one\n' }, 'one');
@@ -44,14 +44,14 @@ describe('a cluster of SSH-only and git://-only backends', () => {
     expect(await refsOnDisk(c, stale)).not.toBe(await refsOnDisk(c, leader));
 
     // A githa in the stale SSH backend's zone catches it up (SSH → SSH) before serving.
-    const near = await startGitha(c, { ssh: true, endpoints: ['ssh'], zone: 'z', backends: { ...endpoints, [stale]: { zone: 'z' } } });
+    const near = await startGitha(c, { singleCopy: true, ssh: true, endpoints: ["ssh"], zone: 'z', backends: { ...endpoints, [stale]: { zone: 'z' } } });
     const nearGit = GitClient.forCluster(c, { knownHostsPath: near.knownHostsPath });
     await nearGit.clone(near.sshUrl(REPO));
     expect(await refsOnDisk(c, stale)).toBe(await refsOnDisk(c, leader));
     expect((await versions(c))[stale]).toBe(v[leader]);
 
     // And a githa in b3's zone catches b3 up over git:// (SSH leader → git daemon).
-    const far = await startGitha(c, { ssh: true, endpoints: ['ssh'], zone: 'y', backends: { b3: { ...endpoints.b3, zone: 'y' } } });
+    const far = await startGitha(c, { singleCopy: true, ssh: true, endpoints: ["ssh"], zone: 'y', backends: { b3: { ...endpoints.b3, zone: 'y' } } });
     const farGit = GitClient.forCluster(c, { knownHostsPath: far.knownHostsPath });
     const clone = await farGit.clone(far.sshUrl(REPO));
     expect(await refsOnDisk(c, 'b3')).toBe(await refsOnDisk(c, leader));

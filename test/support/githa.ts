@@ -64,6 +64,12 @@ export interface StartGithaOptions {
   endpoints?: Array<'http' | 'ssh' | 'git'>;
   /** Do not stop it when the test finishes (caller stops it). */
   keep?: boolean;
+  /**
+   * One copy per push and no background replication (writeQuorum 1,
+   * replication.background false): for tests of versions, stale backends and
+   * catch-up that need a backend to stay behind.
+   */
+  singleCopy?: boolean;
 }
 
 const MAIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
@@ -107,6 +113,7 @@ export async function startGitha(cluster: DevCluster, options: StartGithaOptions
     proxyId: options.proxyId ?? `test-githa-${n}`,
     log: { level: options.logLevel ?? 'debug' },
     ...(options.zone ? { zone: options.zone } : {}),
+    ...(options.singleCopy ? { replication: { writeQuorum: 1, background: false } } : {}),
     ...(options.config ?? {}),
   };
   const configPath = join(cluster.dir, `githa-${process.pid}-${n}.json`);

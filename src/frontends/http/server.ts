@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Cluster, ReadRoute } from '../../cluster/cluster.js';
 import type { Config } from '../../config/schema.js';
-import { BackendProtocolError, BackendUnavailableError, NoLeaderError, RepositoryNotFoundError } from '../../errors.js';
+import { BackendProtocolError, BackendUnavailableError, RepositoryNotFoundError } from '../../errors.js';
 import { encodePkt } from '../../protocol/pkt-line.js';
 import { classifyHttpRequest, type HttpGitRequest } from '../../protocol/request.js';
 import { describeForLog, toClientError } from '../error-map.js';
@@ -87,7 +87,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     const path =
       git.kind === 'advertisement' ? `${repositoryUrlPath(git.repo)}/info/refs?service=${git.service}` : `${repositoryUrlPath(git.repo)}/${git.service}`;
     const body = git.kind === 'rpc' ? req : undefined;
-    let lastError: Error = new NoLeaderError(`no leader of ${git.repo} is reachable`);
+    let lastError: Error = cluster.unreachable(route);
     for (const backend of route.candidates) {
       if (!backend.http) continue;
       let fwd;
@@ -128,7 +128,8 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
       await pipeline(fwd.res, res);
       return { backend: backend.id, version: route.version, bytes, outcome: 'ok' };
     }
-    throw lastError;
+    // Every leader refused the connection: name them and the way out (design: "Loss of leaders").
+    throw lastError instanceof BackendUnavailableError ? cluster.unreachable(route) : lastError;
   }
 
   return {

@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { BackendStream, StreamBackendClient } from '../../backends/types.js';
 import type { Backend, Cluster, ForwardResult } from '../../cluster/cluster.js';
-import { BackendUnavailableError, NoLeaderError, WriteInterruptedError } from '../../errors.js';
+import { BackendUnavailableError, WriteInterruptedError } from '../../errors.js';
 import { ReceivePackRequestParser, type ReceivePackRequest } from '../../protocol/receive-pack-request.js';
 import type { Service } from '../../protocol/request.js';
 import { describeForLog, toClientError } from '../error-map.js';
@@ -73,7 +73,7 @@ export async function serveStream(deps: StreamDeps, req: StreamRequest, channel:
     await channel.finish(exitCode);
     return { backend: backend.id, version: route.version, exitCode, bytes, outcome: exitCode === 0 ? 'ok' : 'backend-error' };
   }
-  return refuse(deps, channel, new NoLeaderError(`no leader of ${req.repo} is reachable`));
+  return refuse(deps, channel, deps.cluster.unreachable(route));
 }
 
 async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientChannel, accepts: (b: Backend) => boolean): Promise<Record<string, unknown>> {

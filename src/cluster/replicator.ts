@@ -1,0 +1,221 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { BackendUnavailableError, GithaError } from '../errors.js';
+import type { RepoState } from '../state/store.js';
+import { catchUp } from './catch-up.js';
+import { repoFlags, type Cluster } from './cluster.js';
+import type { InterruptionResolver } from './interruptions.js';
+import { leadership } from './routing.js';
+
+export interface ReplicatorOptions {
+  concurrency: number;
+  scanIntervalMs: number;
+  retryMinMs: number;
+  retryMaxMs: number;
+  /** A dedicated connection for the blocking XREAD on githa:events. */
+  events: Redis;
+  /** How long one XREAD blocks (must stay under the connection's command timeout). */
+  blockMs?: number;
+}
+
+interface Backoff {
+  delay: number;
+  due: number;
+}
+
+/**
+ * Background replication in every githa (design: "Background replication"):
+ * follows githa:events and scans every known repository at start and every
+ * scanIntervalMs, and catches every stale (repository, backend) pair up from
+ * a leader with the catch-up relay. The per-pair lock in Redis keeps two
+ * githa processes from copying the same pair at once; a failing pair backs
+ * off exponentially; at most `concurrency` repositories are worked on at once.
+ * It also resolves interrupted writes of dead owners and settles suspect
+ * backends, since it visits every repository anyway.
+ */
+export class Replicator {
+  private readonly queue = new Set<string>();
+  private readonly active = new Set<string>();
+  private readonly backoff = new Map<string, Backoff>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private running = false;
+  private scanning: Promise<void> | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly resolver: InterruptionResolver,
+    private readonly opts: ReplicatorOptions,
+  ) {
+    this.log = cluster.log.child({ component: 'replicator' });
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    void this.follow();
+    this.scan();
+    const every = setInterval(() => this.scan(), this.opts.scanIntervalMs);
+    every.unref();
+    this.timers.add(every);
+    // A backend that comes back is caught up at once, not at the next scan.
+    this.unsubscribe = this.cluster.health.onChange((id, up) => {
+      if (up) {
+        this.log.info({ backend: id }, 'backend is up; scanning for what it missed');
+        for (const key of this.backoff.keys()) if (key.endsWith(`\0${id}`)) this.backoff.delete(key);
+        this.scan();
+      }
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.unsubscribe?.();
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.queue.clear();
+    this.opts.events.disconnect();
+  }
+
+  /** Number of repositories waiting or being worked on (for status and metrics). */
+  backlog(): number {
+    return this.queue.size + this.active.size;
+  }
+
+  /** Queues a repository; it is looked at as soon as a slot is free. */
+  enqueue(repo: string): void {
+    if (!this.running) return;
+    this.queue.add(repo);
+    this.pump();
+  }
+
+  /** Queues every known repository (a scan of githa:repos). */
+  scan(): void {
+    if (this.scanning || !this.running) return;
+    this.scanning = (async () => {
+      try {
+        for await (const page of this.cluster.store.repositories()) for (const repo of page) this.enqueue(repo);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'scan failed; retrying at the next interval');
+      } finally {
+        this.scanning = undefined;
+      }
+    })();
+  }
+
+  private async follow(): Promise<void> {
+    const key = this.cluster.store.keys.events();
+    let last = '$';
+    while (this.running) {
+      try {
+        const reply = (await this.opts.events.xread('COUNT', 500, 'BLOCK', this.opts.blockMs ?? 2_000, 'STREAMS', key, last)) as
+          | [string, [string, string[]][]][]
+          | null;
+        for (const [, entries] of reply ?? []) {
+          for (const [id, fields] of entries) {
+            last = id;
+            const i = fields.indexOf('repo');
+            if (i >= 0 && fields[i + 1]) this.enqueue(fields[i + 1]!);
+          }
+        }
+      } catch {
+        if (!this.running) return;
+        // Redis unreachable: events missed meanwhile are found by the next scan.
+        await new Promise((r) => setTimeout(r, 1_000).unref());
+        if (last === '$') continue;
+      }
+    }
+  }
+
+  private pump(): void {
+    while (this.running && this.active.size < this.opts.concurrency) {
+      const next = [...this.queue].find((r) => !this.active.has(r));
+      if (next === undefined) return;
+      this.queue.delete(next);
+      this.active.add(next);
+      this.replicate(next)
+        .catch((err: unknown) => {
+          const level = err instanceof GithaError ? 'warn' : 'error';
+          this.log[level]({ repo: next, err: (err as Error).message }, 'replication of repository failed');
+        })
+        .finally(() => {
+          this.active.delete(next);
+          this.pump();
+        });
+    }
+  }
+
+  /** Brings every stale, healthy, enabled backend of `repo` up to its leaders. */
+  private async replicate(repo: string): Promise<void> {
+    let state = await this.cluster.state(repo);
+    if (state.writing && !state.locked) {
+      const r = await this.resolver.resolve(repo);
+      if (r === 'waiting' || r === 'unreachable' || r === 'left-frozen') this.retry(repo, '\0marker', true);
+      state = await this.cluster.state(repo);
+    }
+    if (state.suspect.size > 0) {
+      await this.resolver.settleSuspects(repo, state);
+      if ([...state.suspect.values()].some((until) => until > Date.now())) this.retryAt(repo, Math.min(...state.suspect.values()) - Date.now());
+    }
+    if (state.frozen?.reason === 'ambiguous' || state.versions.size === 0) return;
+    await Promise.all(this.stalePairs(state).map(({ target, source }) => this.copy(repo, state, source, target)));
+  }
+
+  private stalePairs(state: RepoState): { target: string; source: string }[] {
+    const flags = repoFlags(state);
+    const { max, leaders } = leadership(state.versions, flags.notLeaders);
+    const health = this.cluster.health;
+    const sources = leaders.filter((b) => this.cluster.config.backends.some((c) => c.id === b && c.enabled) && health.isHealthy(b));
+    const preferred = [...sources.filter((b) => !flags.avoid?.has(b)), ...sources.filter((b) => flags.avoid?.has(b))];
+    const source = preferred[0];
+    if (!source) return [];
+    return this.cluster.config.backends
+      .filter((b) => b.enabled && health.isHealthy(b.id))
+      .filter((b) => (state.versions.get(b.id) ?? 0) < max && !state.drift.has(b.id) && state.writing?.backend !== b.id)
+      .map((b) => ({ target: b.id, source }));
+  }
+
+  private async copy(repo: string, state: RepoState, source: string, target: string): Promise<void> {
+    const key = `${repo}\0${target}`;
+    const b = this.backoff.get(key);
+    if (b && b.due > performance.now()) return this.retryAt(repo, b.due - performance.now());
+    const version = state.versions.get(source)!;
+    const checksum = state.checksums.get(source)!;
+    try {
+      const outcome = await catchUp(
+        this.cluster.store,
+        { repo, source: this.cluster.client(source), target: this.cluster.client(target), version, checksum, pairLockMs: this.cluster.config.catchUp.pairLockMs },
+        this.log,
+      );
+      if (outcome.status === 'ok') {
+        this.backoff.delete(key);
+        return;
+      }
+      // Busy: another githa copies this pair now. Not recorded: the source moved on, look again.
+      this.retry(repo, target, outcome.status === 'busy');
+    } catch (err) {
+      if (err instanceof BackendUnavailableError) this.cluster.health.markDown(err.backendId);
+      this.log.warn({ repo, source, target, err: (err as Error).message }, 'catch-up failed; backing off');
+      this.retry(repo, target, false);
+    }
+  }
+
+  /** Looks at the repository again later, doubling the pair's delay each time it fails. */
+  private retry(repo: string, target: string, gentle: boolean): void {
+    const key = `${repo}\0${target}`;
+    const prev = this.backoff.get(key);
+    const delay = gentle ? this.opts.retryMinMs : Math.min(this.opts.retryMaxMs, prev ? prev.delay * 2 : this.opts.retryMinMs);
+    this.backoff.set(key, { delay, due: performance.now() + delay });
+    this.retryAt(repo, delay);
+  }
+
+  private retryAt(repo: string, ms: number): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      this.enqueue(repo);
+    }, Math.max(10, ms));
+    t.unref();
+    this.timers.add(t);
+  }
+}

@@ -1,0 +1,62 @@
+import type { RepoState } from '../state/store.js';
+import { leadership } from './routing.js';
+
+/**
+ * How safe one repository's data is, as `githa status`, `/status` and the
+ * metrics show it (Phorge's "Repository Servers" states, plus ambiguity):
+ * - synchronized: every active backend is a leader;
+ * - partial: at least writeQuorum leaders, or a push under a minute old
+ *   (replication is on its way);
+ * - unsynchronized: the newest version is on fewer than writeQuorum
+ *   backends: losing them loses it;
+ * - ambiguous: githa cannot tell which copy is right;
+ * - frozen: writes (or reads) refused for another reason (write-interrupted,
+ *   maintenance, …).
+ * Pure: callers read the state; unit-tested in test/cluster/status.test.ts.
+ */
+export type RepoHealth = 'synchronized' | 'partial' | 'unsynchronized' | 'ambiguous' | 'frozen';
+
+export interface RepoSummary {
+  state: RepoHealth;
+  /** Why frozen (frozen / ambiguous). */
+  reason?: string;
+  version: number;
+  leaders: string[];
+  /** Active backends below the newest version (or without one). */
+  stale: string[];
+  drifted: string[];
+  suspect: string[];
+  /** A write in flight (lock held) or interrupted (no lock). */
+  writing?: { backend: string; interrupted: boolean };
+}
+
+/** A push younger than this counts as replication in progress, not as data at risk. */
+export const RECENT_PUSH_MS = 60_000;
+
+export function summarize(
+  state: RepoState,
+  active: readonly string[],
+  writeQuorum: number,
+  lastWriteAt: number | undefined,
+  now: number,
+): RepoSummary {
+  const notLeaders = new Set(state.drift.keys());
+  const { max, leaders } = leadership(state.versions, notLeaders);
+  const activeSet = new Set(active);
+  const activeLeaders = leaders.filter((b) => activeSet.has(b));
+  const base = {
+    version: max,
+    leaders,
+    stale: active.filter((b) => (state.versions.get(b) ?? 0) < max),
+    drifted: [...state.drift.keys()].sort(),
+    suspect: [...state.suspect.keys()].sort(),
+    ...(state.writing ? { writing: { backend: state.writing.backend, interrupted: !state.locked } } : {}),
+  };
+  if (state.frozen?.reason === 'ambiguous') return { ...base, state: 'ambiguous', reason: state.frozen.detail || 'ambiguous' };
+  if (state.frozen) return { ...base, state: 'frozen', reason: state.frozen.reason };
+  if (state.writing && !state.locked) return { ...base, state: 'frozen', reason: 'write-interrupted' };
+  if (active.length > 0 && active.every((b) => activeLeaders.includes(b))) return { ...base, state: 'synchronized' };
+  const recent = lastWriteAt !== undefined && now - lastWriteAt < RECENT_PUSH_MS;
+  if (activeLeaders.length >= writeQuorum || recent) return { ...base, state: 'partial' };
+  return { ...base, state: 'unsynchronized' };
+}

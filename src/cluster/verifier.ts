@@ -1,0 +1,151 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { BackendUnavailableError } from '../errors.js';
+import { refsChecksum } from './checksum.js';
+import type { Cluster } from './cluster.js';
+
+export interface VerifyReport {
+  repo: string;
+  /** Backends whose live checksum matched the recorded one. */
+  ok: string[];
+  /** Backends whose live checksum differs: drift, recorded in Redis. */
+  drifted: string[];
+  /** Backends that could not be compared (unreachable, or a write moved them meanwhile). */
+  skipped: string[];
+}
+
+/**
+ * The verifier (issue 5, item 6): compares each backend's live checksum with
+ * its recorded one and records drift, an out-of-band change on a backend.
+ * A drifted copy stops being a leader until resolved: an operator picks the
+ * right copy (`githa sync`/`githa thaw`), or the copy goes back to its
+ * recorded refs. Rate-limited to verify.perSecond ref listings, and one githa
+ * per repository per interval (a short Redis lock), so a large installation
+ * is not hammered by every githa at once.
+ */
+export class Verifier {
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private sweep: Promise<void> | undefined;
+  private nextSlot = 0;
+  private readonly log: Logger;
+  /** Drifted copies seen by this githa's last look at each repository (for metrics and status). */
+  readonly drift = new Map<string, Set<string>>();
+
+  constructor(private readonly cluster: Cluster) {
+    this.log = cluster.log.child({ component: 'verifier' });
+  }
+
+  start(): void {
+    const every = this.cluster.config.verify.intervalMs;
+    if (every <= 0 || this.running) return;
+    this.running = true;
+    const tick = (): void => {
+      this.sweep ??= this.verifyAll(every)
+        .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'verification sweep failed'))
+        .finally(() => {
+          this.sweep = undefined;
+        });
+    };
+    // The first sweep comes after a random part of the interval: githa processes started together do not verify together.
+    this.timer = setTimeout(() => {
+      tick();
+      this.timer = setInterval(tick, every);
+      this.timer.unref();
+    }, Math.random() * Math.min(every, 60_000));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.running = false;
+    clearTimeout(this.timer);
+    clearInterval(this.timer);
+  }
+
+  private async verifyAll(intervalMs: number): Promise<void> {
+    for await (const page of this.cluster.store.repositories()) {
+      for (const repo of page) {
+        if (!this.running) return;
+        if (!(await this.cluster.store.tryVerifyLock(repo, intervalMs))) continue;
+        await this.verify(repo);
+      }
+    }
+  }
+
+  /** One ref listing per verify.perSecond-th of a second, across the whole githa. */
+  private async slot(): Promise<void> {
+    const gap = 1000 / this.cluster.config.verify.perSecond;
+    const now = performance.now();
+    const at = Math.max(now, this.nextSlot);
+    this.nextSlot = at + gap;
+    if (at > now) await sleep(at - now);
+  }
+
+  /** Verifies every recorded copy of `repo` now. */
+  async verify(repo: string): Promise<VerifyReport> {
+    const { store } = this.cluster;
+    const report: VerifyReport = { repo, ok: [], drifted: [], skipped: [] };
+    const before = await store.read(repo);
+    for (const [backend, version] of before.versions) {
+      const recorded = before.checksums.get(backend);
+      const cfg = this.cluster.config.backends.find((b) => b.id === backend);
+      if (!recorded || !cfg?.enabled || before.writing?.backend === backend) {
+        report.skipped.push(backend);
+        continue;
+      }
+      await this.slot();
+      // The pair lock keeps a catch-up into this copy from landing between our listing and the record.
+      const token = randomUUID();
+      if (!(await store.tryPairLock(repo, backend, token, this.cluster.config.catchUp.pairLockMs))) {
+        report.skipped.push(backend);
+        continue;
+      }
+      try {
+        await this.compare(repo, backend, version, recorded, before.drift.has(backend), report);
+      } finally {
+        await store.releasePairLock(repo, backend, token).catch(() => {});
+      }
+    }
+    if (report.drifted.length > 0) this.drift.set(repo, new Set(report.drifted));
+    else this.drift.delete(repo);
+    return report;
+  }
+
+  private async compare(repo: string, backend: string, version: number, recorded: string, wasDrifted: boolean, report: VerifyReport): Promise<void> {
+    const { store } = this.cluster;
+    {
+      let live: string;
+      try {
+        const refs = await this.cluster.client(backend).listRefs(repo);
+        if (!refs) {
+          report.skipped.push(backend);
+          return;
+        }
+        live = refsChecksum(refs);
+      } catch (err) {
+        if (err instanceof BackendUnavailableError) this.cluster.health.markDown(backend);
+        report.skipped.push(backend);
+        return;
+      }
+      if (live === recorded) {
+        report.ok.push(backend);
+        if (wasDrifted) {
+          await store.clearDrift(repo, backend);
+          this.log.info({ repo, backend }, 'drift resolved: the copy matches its recorded checksum again');
+        }
+        return;
+      }
+      // Only drift if the record did not move meanwhile (a push or catch-up committing now is no drift).
+      const status = await store.markDrift(repo, backend, version, recorded, live);
+      if (status === 'OK') {
+        report.drifted.push(backend);
+        if (!wasDrifted) {
+          this.log.error({ repo, backend, version, recorded, live }, 'DRIFT: a backend copy changed outside githa; it leads no more until resolved');
+        }
+      } else {
+        report.skipped.push(backend);
+      }
+    }
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Reading githa's cluster state in the test's real Redis, and waiting for it
+ * to change: shared by the integration tests of replication, recovery,
+ * verification and health.
+ */
+import type { DevCluster } from '../../src/devcluster/cluster.js';
+
+/** `githa:repo:{<repo>.git}:<what>` (the `.git` suffix added when absent). */
+export function repoKey(repo: string, what: string, prefix = 'githa:'): string {
+  return `${prefix}repo:{${repo.endsWith('.git') ? repo : `${repo}.git`}}:${what}`;
+}
+
+/** HGETALL through redis-cli. */
+export async function cliHash(cluster: DevCluster, key: string): Promise<Record<string, string>> {
+  const lines = (await cluster.redis.cli('HGETALL', key)).split('\n').filter((l) => l.length > 0);
+  const map: Record<string, string> = {};
+  for (let i = 0; i + 1 < lines.length; i += 2) map[lines[i]!] = lines[i + 1]!;
+  return map;
+}
+
+/** backend → version of a repository. */
+export async function cliVersions(cluster: DevCluster, repo: string): Promise<Record<string, number>> {
+  return Object.fromEntries(Object.entries(await cliHash(cluster, repoKey(repo, 'versions'))).map(([b, v]) => [b, Number(v)]));
+}
+
+export function maxOf(v: Record<string, number>): number {
+  return Math.max(0, ...Object.values(v));
+}
+
+/** The backends at the highest version, sorted. */
+export function leadersOf(v: Record<string, number>): string[] {
+  const max = maxOf(v);
+  return Object.keys(v)
+    .filter((b) => v[b] === max && max > 0)
+    .sort();
+}
+
+/**
+ * Polls `probe` every 50 ms until it returns something other than undefined
+ * or false (errors count as "not yet"), or fails after `timeoutMs` naming
+ * `what` and the last error.
+ */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
