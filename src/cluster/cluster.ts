@@ -26,6 +26,12 @@ import { finishWrite } from './write.js';
 
 export type Backend = BackendConfig;
 
+/** An operator's runtime override of a backend's configured flags (stored in githa:backend:<id>). */
+export interface BackendOverride {
+  enabled?: boolean;
+  writable?: boolean;
+}
+
 /** Where a read goes: try `candidates` in order. */
 export interface ReadRoute {
   readonly repo: string;
@@ -106,6 +112,8 @@ export class Cluster {
   private turn = 0;
   private readonly byId: Map<string, Backend>;
   private readonly seen = new Map<string, { epoch: string; max: number }>();
+  /** Runtime operator overrides (`githa backend disable|prevent-writes …`), kept current by the override watcher. */
+  private overrides: ReadonlyMap<string, BackendOverride> = new Map();
   /** Set by the interruption resolver: resolves a dead owner's write when a request meets it. */
   resolveInterrupted?: (repo: string) => Promise<unknown>;
 
@@ -146,6 +154,26 @@ export class Cluster {
     if (prev) this.seen.delete(repo);
     else if (this.seen.size >= SEEN_MAX) this.seen.delete(this.seen.keys().next().value as string);
     this.seen.set(repo, { epoch, max: prev && prev.epoch === epoch ? Math.max(prev.max, max) : max });
+  }
+
+  /** Replaces the runtime overrides (called by the watcher whenever they change in Redis). */
+  setOverrides(overrides: ReadonlyMap<string, BackendOverride>): void {
+    this.overrides = overrides;
+  }
+
+  /** Whether `id` is enabled now: configured enabled, and not disabled by an operator at runtime. */
+  isEnabled(id: string): boolean {
+    return (this.overrides.get(id)?.enabled ?? this.byId.get(id)?.enabled) === true;
+  }
+
+  /** Whether `id` takes writes now (config `writable`, or `githa backend prevent-writes|allow-writes`). */
+  isWritable(id: string): boolean {
+    return (this.overrides.get(id)?.writable ?? this.byId.get(id)?.writable) === true;
+  }
+
+  /** The backends routing may use now, in configuration order. */
+  activeBackends(): Backend[] {
+    return this.config.backends.filter((b) => this.isEnabled(b.id)) as Backend[];
   }
 
   backend(id: string): Backend {
@@ -216,7 +244,7 @@ export class Cluster {
   /** Refuses writes while fewer backends are up than the write quorum (design: "Write path" 6); reads go on. */
   checkQuorum(repo: string): void {
     const quorum = this.config.replication.writeQuorum;
-    const up = this.config.backends.filter((b) => b.enabled && this.health.isHealthy(b.id)).map((b) => b.id);
+    const up = this.activeBackends().filter((b) => this.health.isHealthy(b.id)).map((b) => b.id);
     if (up.length < quorum) throw new QuorumUnavailableError(quorumUnavailable(repo, up, this.config.backends.length, quorum));
   }
 
@@ -312,19 +340,17 @@ export class Cluster {
     const missing: string[] = [];
     const unreachable: string[] = [];
     await Promise.all(
-      this.config.backends
-        .filter((b) => b.enabled)
-        .map(async (b) => {
-          try {
-            const refs = await this.client(b.id).listRefs(repo);
-            if (refs) copies.set(b.id, refsChecksum(refs));
-            else missing.push(b.id);
-          } catch (err) {
-            if (!(err instanceof BackendUnavailableError)) throw err;
-            this.health.markDown(b.id);
-            unreachable.push(b.id);
-          }
-        }),
+      this.activeBackends().map(async (b) => {
+        try {
+          const refs = await this.client(b.id).listRefs(repo);
+          if (refs) copies.set(b.id, refsChecksum(refs));
+          else missing.push(b.id);
+        } catch (err) {
+          if (!(err instanceof BackendUnavailableError)) throw err;
+          this.health.markDown(b.id);
+          unreachable.push(b.id);
+        }
+      }),
     );
     return { copies, missing: missing.sort(), unreachable: unreachable.sort() };
   }
@@ -397,8 +423,8 @@ export class Cluster {
     return this.config.backends.map((b) => ({
       id: b.id,
       zone: b.zone,
-      enabled: b.enabled,
-      writable: b.writable,
+      enabled: this.isEnabled(b.id),
+      writable: this.isWritable(b.id),
       healthy: this.health.isHealthy(b.id),
     }));
   }

@@ -166,12 +166,13 @@ export class Replicator {
     const flags = repoFlags(state);
     const { max, leaders } = leadership(state.versions, flags.notLeaders);
     const health = this.cluster.health;
-    const sources = leaders.filter((b) => this.cluster.config.backends.some((c) => c.id === b && c.enabled) && health.isHealthy(b));
+    const sources = leaders.filter((b) => this.cluster.isEnabled(b) && health.isHealthy(b));
     const preferred = [...sources.filter((b) => !flags.avoid?.has(b)), ...sources.filter((b) => flags.avoid?.has(b))];
     const source = preferred[0];
     if (!source) return [];
-    return this.cluster.config.backends
-      .filter((b) => b.enabled && health.isHealthy(b.id))
+    return this.cluster
+      .activeBackends()
+      .filter((b) => health.isHealthy(b.id))
       .filter((b) => (state.versions.get(b.id) ?? 0) < max && !state.drift.has(b.id) && state.writing?.backend !== b.id)
       .map((b) => ({ target: b.id, source }));
   }

@@ -89,8 +89,7 @@ export class Verifier {
     const before = await store.read(repo);
     for (const [backend, version] of before.versions) {
       const recorded = before.checksums.get(backend);
-      const cfg = this.cluster.config.backends.find((b) => b.id === backend);
-      if (!recorded || !cfg?.enabled || before.writing?.backend === backend) {
+      if (!recorded || !this.cluster.isEnabled(backend) || before.writing?.backend === backend) {
         report.skipped.push(backend);
         continue;
       }

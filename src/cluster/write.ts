@@ -96,8 +96,9 @@ function quorumCopies(
   if (needed <= 0) return { settled: Promise.resolve([]), late: () => {} };
   const { repo } = f.req;
   const { max } = leadership(f.state.versions);
-  const candidates = cluster.config.backends
-    .filter((b) => b.id !== f.target.id && b.enabled && cluster.health.isHealthy(b.id) && !f.state.drift.has(b.id))
+  const candidates = cluster
+    .activeBackends()
+    .filter((b) => b.id !== f.target.id && cluster.health.isHealthy(b.id) && !f.state.drift.has(b.id))
     .sort((a, b) => Number(f.state.versions.get(b.id) === max) - Number(f.state.versions.get(a.id) === max));
   const deadline = performance.now() + cluster.config.replication.quorumTimeoutMs;
   const made: string[] = [];

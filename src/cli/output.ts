@@ -1,0 +1,82 @@
+/**
+ * What the operator CLI prints: aligned tables for people, one JSON document
+ * for scripts, a progress bar on a terminal (plain lines otherwise), and
+ * yes/no prompts. Only src/cli/ prints; everything here writes to the
+ * streams it is given, so commands can be tested with any stream.
+ */
+import { createInterface } from 'node:readline/promises';
+
+export interface Streams {
+  out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  err: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  in: NodeJS.ReadableStream & { isTTY?: boolean };
+}
+
+export const stdio: Streams = { out: process.stdout, err: process.stderr, in: process.stdin };
+
+/**
+ * Exit statuses of every operator command: 0 all well; 1 the command worked
+ * and found (or left) something that needs attention (data at risk, a
+ * refusal, "no" at a prompt); 2 the command could not run (bad arguments,
+ * Redis unreachable, invalid config).
+ */
+export const EXIT = { OK: 0, ATTENTION: 1, FAILED: 2 } as const;
+
+/** Columns padded to the widest cell; the header is upper-cased. */
+export function table(rows: ReadonlyArray<Record<string, string | number | boolean | undefined>>, columns: readonly string[]): string {
+  const cell = (v: unknown): string => (v === undefined || v === '' ? '-' : typeof v === 'boolean' ? (v ? 'yes' : 'no') : String(v));
+  const header = columns.map((c) => c.toUpperCase());
+  const body = rows.map((r) => columns.map((c) => cell(r[c])));
+  const widths = columns.map((_, i) => Math.max(header[i]!.length, ...body.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), ...body.map(line)].join('\n') + '\n';
+}
+
+export function json(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+export interface Progress {
+  tick(label?: string): void;
+  done(): void;
+}
+
+/**
+ * A progress bar on a terminal (redrawn in place on stderr); elsewhere one
+ * plain line per step, so logs and pipes stay readable.
+ */
+export function progress(streams: Streams, total: number, what: string): Progress {
+  let n = 0;
+  const tty = streams.err.isTTY === true;
+  const draw = (label: string): void => {
+    if (tty) {
+      const width = Math.max(10, Math.min(40, (streams.err.columns ?? 80) - 40));
+      const filled = total > 0 ? Math.round((n / total) * width) : width;
+      streams.err.write(`\r${what} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${n}/${total} ${label}`.slice(0, (streams.err.columns ?? 120) - 1) + '\x1b[K');
+    } else {
+      streams.err.write(`${what}: ${n}/${total}${label ? ` ${label}` : ''}\n`);
+    }
+  };
+  return {
+    tick(label = '') {
+      n++;
+      draw(label);
+    },
+    done() {
+      if (tty) streams.err.write('\n');
+    },
+  };
+}
+
+/** Asks a yes/no question; anything but y/yes is no. Without a terminal on stdin, the answer is no (use --force). */
+export async function confirm(streams: Streams, question: string): Promise<boolean> {
+  const rl = createInterface({ input: streams.in, output: streams.err, terminal: streams.in.isTTY === true });
+  try {
+    const answer = await rl.question(`${question} [y/N] `);
+    return /^y(es)?$/i.test(answer.trim());
+  } catch {
+    return false;
+  } finally {
+    rl.close();
+  }
+}
