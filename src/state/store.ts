@@ -299,6 +299,13 @@ export class StateStore {
     } while (cursor !== '0');
   }
 
+  /** The last write (ms since epoch, 0 when never) of each repository, from the githa:repos scores. */
+  async lastWrites(repos: readonly string[]): Promise<number[]> {
+    if (repos.length === 0) return [];
+    const scores = await this.guard(() => this.redis.zmscore(this.keys.repos(), ...repos));
+    return scores.map((s) => Number(s ?? 0));
+  }
+
   /** Takes a short per-repository lock so one githa verifies a repository per interval. */
   async tryVerifyLock(repo: string, ttlMs: number): Promise<boolean> {
     const r = await this.guard(() => this.redis.set(this.keys.verifyLock(repo), this.keys.prefix, 'PX', ttlMs, 'NX'));
