@@ -35,6 +35,7 @@ PACKAGES=(
   ca-certificates
   procps
   iproute2
+  chromium
 )
 
 log "apt-get update"

@@ -1,12 +1,16 @@
 import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
+import { Metrics } from './admin/metrics.js';
 import { createAdminServer } from './admin/server.js';
+import { StatusCache } from './admin/status-cache.js';
 import { HttpBackendClient } from './backends/http.js';
 import { GitDaemonBackendClient } from './backends/git-daemon.js';
 import { SshBackendClient } from './backends/ssh.js';
 import type { BackendClient, StreamBackendClient } from './backends/types.js';
 import { Cluster } from './cluster/cluster.js';
+import { collectStatus } from './cluster/cluster-status.js';
 import { HealthChecker } from './cluster/health-checker.js';
+import { OverrideWatcher } from './cluster/override-watcher.js';
 import { InterruptionResolver } from './cluster/interruptions.js';
 import { Replicator } from './cluster/replicator.js';
 import { Verifier } from './cluster/verifier.js';
@@ -88,8 +92,19 @@ export async function startGitha(config: Config, log: Logger): Promise<RunningGi
     log,
     maxCommands: config.http.maxCommands,
   });
+  const healthLog = log.child({ component: 'health' });
+  const shared = new BackendHealthStore(redis, store.keys, { proxyId: config.proxyId, ttlMs: config.health.ttlMs, log: healthLog });
+  // Metrics and /status (docs/observability.md): one status snapshot shared by both, refreshed at most every metrics.statusRefreshMs.
+  const metrics = new Metrics();
+  cluster.observer = metrics;
+  cluster.locks.onWait = (seconds, outcome) => metrics.lockWait(seconds, outcome);
+  const ids = config.backends.map((b) => b.id);
+  const status = new StatusCache(async () => collectStatus(cluster, await shared.readFresh(ids)), config.metrics.statusRefreshMs, (err) =>
+    log.warn({ err: (err as Error).message }, 'cluster status snapshot failed'),
+  );
+  metrics.watch({ status, backendHealth: () => cluster.health.snapshot(ids) });
   const http = createHttpFrontend(config, cluster, log.child({ frontend: 'http' }));
-  const admin = createAdminServer(store);
+  const admin = createAdminServer(store, { metrics, status, cluster, log: log.child({ component: 'admin' }) });
   const ssh = config.listen.ssh ? createSshFrontend(config, streamDeps(sshClients, gitClients), log.child({ frontend: 'ssh' })) : undefined;
   const git = config.listen.git ? createGitDaemonFrontend(config, streamDeps(gitClients, sshClients), log.child({ frontend: 'git' })) : undefined;
   const addresses: RunningGitha['addresses'] = {
@@ -99,14 +114,16 @@ export async function startGitha(config: Config, log: Logger): Promise<RunningGi
   if (ssh && config.listen.ssh) addresses.ssh = await listen(ssh.server, config.listen.ssh);
   if (git && config.listen.git) addresses.git = await listen(git, config.listen.git);
   // Probes start once githa serves; until the first round, health is what requests show (design: "Failure modes").
-  const healthLog = log.child({ component: 'health' });
-  const shared = new BackendHealthStore(redis, store.keys, { proxyId: config.proxyId, ttlMs: config.health.ttlMs, log: healthLog });
   const checker = new HealthChecker({ ...config.health, health: cluster.health, backends: config.backends, clients: [clients, sshClients, gitClients], shared, log: healthLog });
   await checker.start();
+  // Operator overrides (`githa backend disable …`), kept current from Redis (pub/sub, plus a reload every 5 s).
+  const overrides = new OverrideWatcher({ cluster, redis, redisUrl: config.redis.url, commandTimeoutMs: config.redis.commandTimeoutMs, proxyId: config.proxyId, log: log.child({ component: 'overrides' }) });
+  await overrides.start();
   // The replicator follows githa:events on a connection of its own: XREAD BLOCK must not share the request path's.
   const events = connectRedis(config.redis.url, { commandTimeoutMs: config.redis.commandTimeoutMs + 2_000 });
   const replicator = new Replicator(cluster, resolver, { ...config.replication, events, blockMs: Math.min(2_000, config.redis.commandTimeoutMs) });
   if (config.replication.background) replicator.start();
+  metrics.watch({ replicationBacklog: () => replicator.backlog() });
   const verifier = new Verifier(cluster);
   verifier.start();
   if (!(await redis.exists(store.keys.repos()).catch(() => 1))) {
@@ -123,6 +140,7 @@ export async function startGitha(config: Config, log: Logger): Promise<RunningGi
       verifier.stop();
       await replicator.stop();
       await checker.stop();
+      await overrides.stop();
       admin.close();
       git?.close();
       await Promise.all([http.close(), ssh?.close()]);

@@ -1,13 +1,41 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type ServerResponse, type Server } from 'node:http';
+import type { Cluster } from '../cluster/cluster.js';
+import { summarize } from '../cluster/status.js';
+import type { Logger } from '../log.js';
 import type { StateStore } from '../state/store.js';
+import type { Metrics } from './metrics.js';
+import type { StatusCache } from './status-cache.js';
+import { renderMessagePage, renderRepoPage, renderStatusPage, type RepoDetail } from './status-page.js';
+
+export interface AdminDeps {
+  metrics?: Metrics;
+  /** The shared status snapshot (/status, and the metrics' repository gauges). */
+  status?: StatusCache;
+  /** For /status/repo/<R>: one repository's state and push log, read live (one repository, never a scan). */
+  cluster?: Cluster;
+  log?: Logger;
+}
+
+/** Entries of the push log shown on a repository's page. */
+const LOG_ENTRIES = 20;
+
+const PAGE_HEADERS = {
+  'content-type': 'text/html; charset=utf-8',
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  // No script at all; inline styles only.
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+};
 
 /**
- * The admin listener: /healthz (the process is alive) and /readyz (it can
- * serve: Redis answers). Load balancers route on /readyz.
+ * The admin listener: /healthz (the process is alive), /readyz (it can
+ * serve: Redis answers), /metrics (Prometheus) and /status (HTML; see
+ * docs/observability.md). Load balancers route on /readyz.
  */
-export function createAdminServer(store: StateStore): Server {
+export function createAdminServer(store: StateStore, deps: AdminDeps = {}): Server {
   return createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
@@ -23,6 +51,69 @@ export function createAdminServer(store: StateStore): Server {
       );
       return;
     }
+    if (path === '/metrics' && deps.metrics) {
+      deps.metrics.scrape().then(
+        ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
+        (err: unknown) => fail(res, err, 'text/plain'),
+      );
+      return;
+    }
+    if ((path === '/status' || path === '/status/') && deps.status && deps.cluster) {
+      const proxyId = deps.cluster.config.proxyId;
+      deps.status.get().then(
+        (status) => res.writeHead(200, PAGE_HEADERS).end(renderStatusPage(status, { proxyId })),
+        (err: unknown) => fail(res, err, 'text/html'),
+      );
+      return;
+    }
+    if (path.startsWith('/status/repo/') && deps.cluster) {
+      let repo: string;
+      try {
+        repo = decodeURIComponent(path.slice('/status/repo/'.length));
+      } catch {
+        res.writeHead(400, PAGE_HEADERS).end(renderMessagePage('Bad request', 'The repository name is not valid URL encoding.'));
+        return;
+      }
+      repoDetail(deps.cluster, repo).then(
+        (detail) => {
+          if (detail) res.writeHead(200, PAGE_HEADERS).end(renderRepoPage(detail));
+          else res.writeHead(404, PAGE_HEADERS).end(renderMessagePage('Not found', `githa has no record of ${repo}.`));
+        },
+        (err: unknown) => fail(res, err, 'text/html'),
+      );
+      return;
+    }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   });
+
+  function fail(res: ServerResponse, err: unknown, kind: 'text/plain' | 'text/html'): void {
+    deps.log?.warn({ err: (err as Error)?.message }, 'admin page failed');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const message = 'cluster state (Redis) unavailable';
+    if (kind === 'text/html') res.writeHead(503, PAGE_HEADERS).end(renderMessagePage('Unavailable', message));
+    else res.writeHead(503, { 'content-type': 'text/plain' }).end(`${message}\n`);
+  }
+}
+
+/** One repository's state and its newest push-log entries; undefined when Redis holds no record of it. */
+async function repoDetail(cluster: Cluster, repo: string): Promise<RepoDetail | undefined> {
+  if (repo.length === 0 || repo.length > 1024) return undefined;
+  const { store, config } = cluster;
+  const [state, [lastWrite], raw] = await Promise.all([
+    store.read(repo),
+    store.lastWrites([repo]),
+    store.redis.xrevrange(store.keys.log(repo), '+', '-', 'COUNT', LOG_ENTRIES),
+  ]);
+  if (state.versions.size === 0 && !state.frozen && !state.writing && raw.length === 0) return undefined;
+  const active = cluster.activeBackends().map((b) => b.id);
+  const summary = summarize(state, active, config.replication.writeQuorum, lastWrite || undefined, Date.now());
+  const log = raw.map(([id, flat]) => {
+    const fields: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+    return { id, fields };
+  });
+  return { repo, state, summary, backends: config.backends.map((b) => b.id), log };
 }

@@ -55,6 +55,15 @@ export class HttpBackendClient implements BackendClient {
     return parseLsRefsResponse(pkts ?? []).map((e) => ({ name: e.name, oid: e.oid }));
   }
 
+  /** HEAD's symbolic target (ls-refs with `symrefs`; `githa verify`): null when the repository does not exist, undefined when HEAD is detached or unborn. */
+  async headTarget(repo: string, signal?: AbortSignal): Promise<string | null | undefined> {
+    const body = encodeLsRefsRequest({ agent: AGENT, symrefs: true, refPrefixes: ['HEAD'] });
+    const res = await this.send(repo, 'POST', 'git-upload-pack', body, 'upload-pack', signal, true);
+    if (!res) return null;
+    const [pkts] = await readSections(res.body, this.id, 1);
+    return parseLsRefsResponse(pkts ?? []).find((e) => e.name === 'HEAD')?.symrefTarget;
+  }
+
   async receivePackAdvertisement(repo: string, signal?: AbortSignal): Promise<RefAdvertisement | null> {
     const res = await this.send(repo, 'GET', 'info/refs?service=git-receive-pack', undefined, 'receive-pack', signal, false);
     if (!res) return null;

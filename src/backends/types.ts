@@ -16,6 +16,8 @@ export interface BackendClient {
   readonly id: string;
   /** Every ref (protocol v2 ls-refs), or null when the repository does not exist there. */
   listRefs(repo: string, signal?: AbortSignal): Promise<RefTip[] | null>;
+  /** HEAD's symbolic target where the transport can tell it (ls-refs `symrefs`): null when the repository does not exist, undefined when HEAD is detached or unborn. */
+  headTarget?(repo: string, signal?: AbortSignal): Promise<string | null | undefined>;
   /** receive-pack's ref advertisement (v0), or null when the repository does not exist there. */
   receivePackAdvertisement(repo: string, signal?: AbortSignal): Promise<RefAdvertisement | null>;
   /** One v2 `fetch` with `done`: the raw pack bytes, streamed (gitprotocol-v2 "packfile"). */

@@ -8,6 +8,7 @@ import { startDevCluster } from '../devcluster/cluster.js';
 import { generateKey, knownHostsLine } from '../devcluster/ssh.js';
 import { startGitha } from '../githa.js';
 import { createLogger } from '../log.js';
+import { prettyLogStream } from './pretty-log.js';
 
 const run = promisify(execFile);
 const SAMPLE = 'demo/hello.git';
@@ -19,7 +20,8 @@ const SAMPLE = 'demo/hello.git';
  */
 export async function runDemo(opts: { dir?: string; json?: boolean }): Promise<void> {
   const cluster = await startDevCluster({ backends: 3, maxLifetimeMs: 0, ...(opts.dir ? { dir: opts.dir } : {}), redisAof: true });
-  const log = createLogger(process.env.GITHA_LOG_LEVEL ?? 'warn');
+  // JSON lines for machines; `HH:MM:SS level msg key=value…` when a person watches the terminal.
+  const log = createLogger(process.env.GITHA_LOG_LEVEL ?? 'warn', process.stderr.isTTY ? prettyLogStream(process.stderr) : 2);
   let githa: Awaited<ReturnType<typeof startGitha>> | undefined;
   const shutdown = async (): Promise<void> => {
     await githa?.close().catch(() => {});
@@ -38,13 +40,17 @@ export async function runDemo(opts: { dir?: string; json?: boolean }): Promise<v
       .filter((f) => existsSync(f))
       .map((f) => readFileSync(f, 'utf8').trim());
     writeFileSync(authorized, [`environment="GITHA_USER=demo" ${cluster.ssh.clientPublicKey.trim()}`, ...yours].join('\n') + '\n');
-    const config = buildConfig({
+    const input = {
       listen: { http: '127.0.0.1:0', admin: '127.0.0.1:0', ssh: '127.0.0.1:0', git: '127.0.0.1:0' },
       redis: { url: cluster.redis.url },
       ssh: { hostKeys: [hostKey], authorizedKeys: authorized, backendKey: cluster.ssh.clientKeyPath, backendKnownHosts: cluster.ssh.knownHostsPath },
       backends: cluster.backends.map((b) => ({ id: b.id, http: b.httpUrl, ssh: b.sshUrl, git: b.gitUrl })),
       proxyId: 'demo',
-    });
+    };
+    const config = buildConfig(input);
+    // The operator CLI (githa status, repo, thaw, …) reads the same configuration: JSON is YAML.
+    const configFile = join(cluster.dir, 'githa.yaml');
+    writeFileSync(configFile, `${JSON.stringify(input, null, 2)}\n`);
     githa = await startGitha(config, log);
     const httpUrl = `http://127.0.0.1:${githa.addresses.http.port}`;
     const sshPort = githa.addresses.ssh!.port;
@@ -61,8 +67,12 @@ export async function runDemo(opts: { dir?: string; json?: boolean }): Promise<v
       sshCommand,
       redis: `redis-cli -p ${cluster.redis.port} HGETALL 'githa:repo:{${SAMPLE}}:versions'`,
       health: `http://127.0.0.1:${githa.addresses.admin.port}/readyz`,
+      status: `http://127.0.0.1:${githa.addresses.admin.port}/status`,
+      metrics: `http://127.0.0.1:${githa.addresses.admin.port}/metrics`,
       backends: cluster.backends.map((b) => ({ id: b.id, http: b.httpUrl })),
       dir: cluster.dir,
+      config: configFile,
+      cli: `node dist/cli/main.js status --config ${configFile}`,
     };
     if (opts.json) process.stdout.write(`${JSON.stringify(facts, null, 2)}\n`);
     else {
@@ -75,6 +85,8 @@ export async function runDemo(opts: { dir?: string; json?: boolean }): Promise<v
           `  clone (git://): git clone ${facts.clone.git}`,
           `  cluster state:  ${facts.redis}`,
           `  readiness:      ${facts.health}`,
+          `  status page:    ${facts.status}   (metrics: ${facts.metrics})`,
+          `  operator CLI:   ${facts.cli}   (also repo, log, thaw, lock, sync, verify, …)`,
           `  backends:       ${facts.backends.map((b) => `${b.id} ${b.http}`).join(', ')} (each also serves SSH and git://)`,
           '',
           'Press Ctrl-C to stop everything.',

@@ -2,12 +2,20 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { GithaError } from '../errors.js';
-import { buildCluster, startGitha } from '../githa.js';
-import { recoverRepository } from '../cluster/recovery.js';
-import { canonicalRepositoryName } from '../protocol/repository-name.js';
-import type { StateStore } from '../state/store.js';
+import { startGitha } from '../githa.js';
 import { createLogger } from '../log.js';
 import { runDemo } from './demo.js';
+import { register as registerStatus } from './commands/status.js';
+import { register as registerRepo } from './commands/repo.js';
+import { register as registerLog } from './commands/log.js';
+import { register as registerDataloss } from './commands/dataloss.js';
+import { register as registerBackend } from './commands/backend.js';
+import { register as registerConsole } from './commands/console.js';
+import { register as registerRecover } from './commands/recover.js';
+import { register as registerThaw } from './commands/thaw.js';
+import { register as registerLock } from './commands/lock.js';
+import { register as registerSync } from './commands/sync.js';
+import { register as registerVerify } from './commands/verify.js';
 
 /**
  * The githa command line: the only place that prints to stdout or exits.
@@ -32,37 +40,6 @@ program
   });
 
 program
-  .command('recover')
-  .description('rebuild repository records from the backends\' checksums (after Redis lost its state); equal copies lead together, differing ones are frozen as ambiguous')
-  .argument('[repositories...]', 'repositories to rebuild (default: every repository githa knows)')
-  .option('-c, --config <file>', 'configuration file (or GITHA_CONFIG)')
-  .option('--json', 'print one JSON object per repository')
-  .action(async (repos: string[], opts: { config?: string; json?: boolean }) => {
-    const config = loadConfig(opts.config);
-    const log = createLogger(config.log.level === 'info' ? 'warn' : config.log.level);
-    const parts = buildCluster(config, log);
-    let bad = 0;
-    try {
-      const names = repos.length > 0 ? repos.map((r) => canonicalRepositoryName(r)) : await allRepositories(parts.store);
-      if (names.length === 0 && !opts.json) process.stdout.write('no repositories known: name them (githa recover team/app.git …)\n');
-      for (const repo of names) {
-        const r = await recoverRepository(parts.cluster, repo);
-        if (r.status !== 'recovered' && r.status !== 'intact') bad++;
-        if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
-        else if (r.status === 'recovered') process.stdout.write(`${repo}\trecovered\tversion ${r.version}\tleaders ${r.backends.join(',')}\n`);
-        else if (r.status === 'intact') process.stdout.write(`${repo}\tintact\tversion ${r.version}\tleaders ${r.leaders.join(',')} (stale copies catch up)\n`);
-        else if (r.status === 'ambiguous') {
-          const copies = Object.entries(r.copies).map(([b, c]) => `${b}=${c.slice(0, 12)}`).join(' ');
-          process.stdout.write(`${repo}\tAMBIGUOUS\tfrozen; copies differ: ${copies}; choose one with: githa thaw ${repo} --promote <backend>\n`);
-        } else process.stdout.write(`${repo}\tskipped\t${r.reason}\n`);
-      }
-    } finally {
-      await parts.close();
-    }
-    process.exit(bad > 0 ? 1 : 0);
-  });
-
-program
   .command('demo')
   .description('start a demo cluster on this machine: redis-server, three stock Git backends and one githa')
   .option('--dir <dir>', 'keep the demo state in this directory between runs')
@@ -71,11 +48,17 @@ program
     await runDemo(opts);
   });
 
-async function allRepositories(store: StateStore): Promise<string[]> {
-  const names: string[] = [];
-  for await (const page of store.repositories()) names.push(...page);
-  return names.sort();
-}
+registerStatus(program);
+registerRepo(program);
+registerLog(program);
+registerDataloss(program);
+registerBackend(program);
+registerConsole(program);
+registerRecover(program);
+registerThaw(program);
+registerLock(program);
+registerSync(program);
+registerVerify(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof GithaError) {

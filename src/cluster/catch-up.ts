@@ -5,6 +5,7 @@ import { CatchUpError } from '../errors.js';
 import { ZERO_OID, type RefCommand } from '../protocol/receive-pack-request.js';
 import type { StateStore } from '../state/store.js';
 import { refsChecksum } from './checksum.js';
+import { NO_OBSERVER, type Observer } from './observer.js';
 
 export interface CatchUpRequest {
   repo: string;
@@ -128,7 +129,18 @@ export async function copyRepository(store: StateStore, req: CopyRequest): Promi
  * target's version is recorded only when its new checksum equals the
  * source's recorded one, and only while that version is still recorded.
  */
-export async function catchUp(store: StateStore, req: CatchUpRequest, log: Logger): Promise<CatchUpOutcome> {
+export async function catchUp(store: StateStore, req: CatchUpRequest, log: Logger, observer: Observer = NO_OBSERVER): Promise<CatchUpOutcome> {
+  const started = performance.now();
+  const seconds = (): number => (performance.now() - started) / 1000;
+  const outcome = await catchUpOnce(store, req, log).catch((err: unknown) => {
+    observer.catchUp({ outcome: 'failed', seconds: seconds(), bytes: 0 });
+    throw err;
+  });
+  observer.catchUp({ outcome: outcome.status, seconds: seconds(), bytes: outcome.status === 'ok' ? outcome.bytes : 0 });
+  return outcome;
+}
+
+async function catchUpOnce(store: StateStore, req: CatchUpRequest, log: Logger): Promise<CatchUpOutcome> {
   const { repo, source, target, version, checksum } = req;
   const copy = await copyRepository(store, req);
   if (copy.status === 'busy') return copy;

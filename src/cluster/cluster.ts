@@ -20,6 +20,7 @@ import type { RepoState, StateStore } from '../state/store.js';
 import { catchUp } from './catch-up.js';
 import { refsChecksum } from './checksum.js';
 import { Health } from './health.js';
+import { NO_OBSERVER, type Observer } from './observer.js';
 import { frozenForRead, frozenForWrite, interruptedWrite, leadersLost, quorumUnavailable } from './messages.js';
 import { leadership, planRead, planWrite, type BackendView, type RepoFlags } from './routing.js';
 import { finishWrite } from './write.js';
@@ -116,6 +117,8 @@ export class Cluster {
   private overrides: ReadonlyMap<string, BackendOverride> = new Map();
   /** Set by the interruption resolver: resolves a dead owner's write when a request meets it. */
   resolveInterrupted?: (repo: string) => Promise<unknown>;
+  /** Metrics (src/admin/metrics.ts); observes nothing unless the composition root sets it. */
+  observer: Observer = NO_OBSERVER;
 
   constructor(
     readonly config: Config,
@@ -370,7 +373,7 @@ export class Cluster {
     if (distinct.size === 1) {
       if (await this.store.adopt(repo, found)) this.log.info({ repo, backends: [...found.keys()] }, 'repository adopted');
     } else {
-      await this.store.freeze(repo, 'ambiguous', `copies differ: ${[...found].map(([b, c]) => `${b}=${c.slice(0, 12)}`).join(' ')}`);
+      await this.store.freeze(repo, 'ambiguous', `copies differ: ${[...found].sort(([a], [b]) => a.localeCompare(b)).map(([b, c]) => `${b}=${c.slice(0, 12)}`).join(' ')}`);
       this.log.warn({ repo }, 'repository frozen: copies differ and no version is recorded');
     }
     return this.store.read(repo);
@@ -385,6 +388,7 @@ export class Cluster {
       this.store,
       { repo, source: this.client(sourceId), target: this.client(targetId), version, checksum, pairLockMs: this.config.catchUp.pairLockMs },
       this.log,
+      this.observer,
     ).then(
       (outcome) => outcome.status === 'ok',
       (err: unknown) => {

@@ -28,7 +28,8 @@ export function interruptedWrite(repo: string, marker: WritingMarker): string {
   return (
     `repository ${repo} is frozen for writes: a push by ${marker.user || 'unknown'} to backend ${marker.backend} ` +
     `via ${marker.proxy} (started ${when}) was interrupted and is not resolved yet; ` +
-    `githa resolves it by itself once ${marker.backend} can be checked; reads go on. ${REMEDY['write-interrupted'](repo)}`
+    `githa resolves it by itself once ${marker.backend} can be checked; reads go on. ` +
+    `If ${marker.backend} is gone for good, an operator can discard the push with: githa thaw ${repo} --demote ${marker.backend}`
   );
 }
 

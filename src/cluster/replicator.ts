@@ -42,6 +42,8 @@ export class Replicator {
   private scanning: Promise<void> | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly log: Logger;
+  /** When each repository's newest version seen on githa:events was committed (the event id's time), for the lag metric. */
+  private readonly committed = new Map<string, { version: number; at: number }>();
 
   constructor(
     private readonly cluster: Cluster,
@@ -117,6 +119,7 @@ export class Replicator {
             last = id;
             const i = fields.indexOf('repo');
             if (i >= 0 && fields[i + 1]) this.enqueue(fields[i + 1]!);
+            if (i >= 0 && fields[i + 1]) this.noteCommitted(fields[i + 1]!, Number(fields[fields.indexOf('version') + 1]), Number(id.split('-')[0]));
           }
         }
       } catch {
@@ -188,9 +191,12 @@ export class Replicator {
         this.cluster.store,
         { repo, source: this.cluster.client(source), target: this.cluster.client(target), version, checksum, pairLockMs: this.cluster.config.catchUp.pairLockMs },
         this.log,
+        this.cluster.observer,
       );
       if (outcome.status === 'ok') {
         this.backoff.delete(key);
+        const c = this.committed.get(repo);
+        if (c?.version === version) this.cluster.observer.replicationLag(Math.max(0, Date.now() - c.at) / 1000);
         return;
       }
       // Busy: another githa copies this pair now. Not recorded: the source moved on, look again.
@@ -200,6 +206,12 @@ export class Replicator {
       this.log.warn({ repo, source, target, err: (err as Error).message }, 'catch-up failed; backing off');
       this.retry(repo, target, false);
     }
+  }
+
+  private noteCommitted(repo: string, version: number, at: number): void {
+    if (!Number.isFinite(version) || !Number.isFinite(at)) return;
+    if (this.committed.size >= 10_000 && !this.committed.has(repo)) this.committed.delete(this.committed.keys().next().value as string);
+    this.committed.set(repo, { version, at });
   }
 
   /** Looks at the repository again later, doubling the pair's delay each time it fails. */

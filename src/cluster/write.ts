@@ -112,18 +112,24 @@ function quorumCopies(
     while (performance.now() < deadline && !f.lock.signal.aborted) {
       try {
         const r = await copyRepository(cluster.store, { repo, source, target, checksum, signal: f.lock.signal, pairLockMs: cluster.config.catchUp.pairLockMs });
-        if (r.status === 'copied') return true;
+        if (r.status === 'copied') {
+          cluster.observer.quorumCopy('copied');
+          return true;
+        }
         if (r.status === 'mismatch') {
+          cluster.observer.quorumCopy('mismatch');
           cluster.log.warn({ repo, backend: backend.id, reason: r.reason }, 'quorum copy did not match');
           return false;
         }
       } catch (err) {
         if (err instanceof BackendUnavailableError) cluster.health.markDown(err.backendId);
         cluster.log.warn({ repo, backend: backend.id, err: (err as Error).message }, 'quorum copy failed');
+        cluster.observer.quorumCopy('failed');
         return false;
       }
       await sleep(BUSY_RETRY_MS);
     }
+    cluster.observer.quorumCopy('timeout');
     return false;
   };
 

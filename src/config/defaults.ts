@@ -85,6 +85,14 @@ export const DEFAULTS = {
   log: {
     level: 'info',
   },
+  ssh: {
+    /** `ssh ops@githa status`: this login name authenticates against ssh.operatorKeys and gets the console. */
+    operatorUser: 'ops',
+  },
+  metrics: {
+    /** /metrics and /status read every repository's state from a snapshot at most this old (one scan of githa:repos per refresh, never one per scrape). */
+    statusRefreshMs: 15_000,
+  },
   gitDaemon: {
     /** git:// has no authentication: pushes over it are off unless enabled. */
     allowPush: false,

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
@@ -10,7 +11,7 @@ import { configSchema, type Config, type ConfigInput } from './schema.js';
  * environment overrides (GITHA_REDIS_URL), validated and deeply frozen.
  * Errors name the offending key, e.g. `backends.1.http: expected an http:// URL`.
  */
-export function buildConfig(input: unknown, env: NodeJS.ProcessEnv = process.env): Config {
+export function buildConfig(input: unknown, env: NodeJS.ProcessEnv = process.env, configFile?: string): Config {
   const raw = (typeof input === 'object' && input !== null ? structuredClone(input) : input) as Record<string, unknown>;
   if (env.GITHA_REDIS_URL && typeof raw === 'object' && raw !== null) {
     const redis = (typeof raw.redis === 'object' && raw.redis !== null ? raw.redis : {}) as Record<string, unknown>;
@@ -23,7 +24,8 @@ export function buildConfig(input: unknown, env: NodeJS.ProcessEnv = process.env
   // design: "Write path" 6; default a majority, so one lost backend never loses an acknowledged push.
   const writeQuorum = data.replication.writeQuorum ?? Math.floor(data.backends.length / 2) + 1;
   const interruptions = onInterruptedWrite ? { ...data.interruptions, onInterruptedWrite } : data.interruptions;
-  return deepFreeze({ ...data, proxyId, interruptions, replication: { ...data.replication, writeQuorum } }) as Config;
+  const file = configFile ? { configFile } : {};
+  return deepFreeze({ ...data, ...file, proxyId, interruptions, replication: { ...data.replication, writeQuorum } }) as Config;
 }
 
 /** Reads the file named by `path`, or by GITHA_CONFIG when `path` is absent. */
@@ -42,7 +44,7 @@ export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = pr
   } catch (err) {
     throw new ConfigError(`configuration ${file} is not valid YAML: ${(err as Error).message}`);
   }
-  return buildConfig(doc ?? {}, env);
+  return buildConfig(doc ?? {}, env, resolve(file));
 }
 
 export function configInput(c: ConfigInput): ConfigInput {

@@ -128,6 +128,10 @@ export const configSchema = z
         hostKeys: z.array(z.string().min(1)).min(1).optional(),
         /** OpenSSH authorized_keys of the users; re-read when it changes. */
         authorizedKeys: z.string().min(1).optional(),
+        /** OpenSSH authorized_keys of the operators (the console); re-read when it changes. Off when absent. */
+        operatorKeys: z.string().min(1).optional(),
+        /** The SSH login name that selects operatorKeys and the console; every other name is a Git user. */
+        operatorUser: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/).default(DEFAULTS.ssh.operatorUser),
         /** githa's own private key for SSH backends. */
         backendKey: z.string().min(1).optional(),
         /** known_hosts with the backends' host keys (verified). */
@@ -136,6 +140,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     gitDaemon: z.object({ allowPush: z.boolean().default(DEFAULTS.gitDaemon.allowPush) }).strict().prefault({}),
+    metrics: z.object({ statusRefreshMs: positiveMs.default(DEFAULTS.metrics.statusRefreshMs) }).strict().prefault({}),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULTS.log.level) })
       .strict()
@@ -171,6 +176,8 @@ export type BackendConfig = z.output<typeof backendSchema>;
 type Parsed = z.output<typeof configSchema>;
 type Resolved = Omit<Parsed, 'replication' | 'onInterruptedWrite'> & {
   proxyId: string;
+  /** The file loadConfig read (absolute), for the operator console's CLI commands; not a config key. */
+  configFile?: string;
   /** writeQuorum resolved: the configured value, or a majority of the backends. */
   replication: Parsed['replication'] & { writeQuorum: number };
 };

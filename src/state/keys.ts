@@ -63,4 +63,12 @@ export class Keys {
   backend(id: string): string {
     return `${this.prefix}backend:${id}`;
   }
+  /** pub/sub channel: "backend overrides changed" (src/state/overrides.ts) */
+  overrides(): string {
+    return `${this.prefix}overrides`;
+  }
+  /** pub/sub channel: each githa's "override change applied" answer */
+  overridesAck(): string {
+    return `${this.prefix}overrides:ack`;
+  }
 }

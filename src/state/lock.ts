@@ -21,6 +21,8 @@ const RETRY_DELAY_MS = 100;
  */
 export class WriteLocks {
   private readonly redlock: Redlock;
+  /** Told how long each acquire waited (seconds) and how it ended: acquired, busy, unavailable (metrics). */
+  onWait: (seconds: number, outcome: 'acquired' | 'busy' | 'unavailable') => void = () => {};
 
   constructor(
     redis: Redis,
@@ -37,12 +39,16 @@ export class WriteLocks {
 
   async withLock<T>(repo: string, fn: (lock: HeldLock) => Promise<T>): Promise<T> {
     let lock: Lock;
+    const waitStarted = performance.now();
+    const waited = (): number => (performance.now() - waitStarted) / 1000;
     try {
       lock = await this.redlock.acquire([this.keys.lock(repo)], this.opts.leaseMs);
     } catch (err) {
-      if (err instanceof ExecutionError) throw await this.explain(repo, err);
-      throw new ClusterStateUnavailableError('cluster state unavailable: cannot take the write lock', { cause: err });
+      const e = err instanceof ExecutionError ? await this.explain(repo, err) : new ClusterStateUnavailableError('cluster state unavailable: cannot take the write lock', { cause: err });
+      this.onWait(waited(), e instanceof RepositoryBusyError ? 'busy' : 'unavailable');
+      throw e;
     }
+    this.onWait(waited(), 'acquired');
     const controller = new AbortController();
     const lease = this.opts.leaseMs;
     let validUntil = performance.now() + lease;

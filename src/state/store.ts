@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ClusterStateUnavailableError, CommitRefusedError, RepositoryFrozenError } from '../errors.js';
 import { Keys } from './keys.js';
+import { flattenFields, guarded, runScript } from './redis-call.js';
 import {
   ABORT_WRITE,
   ADOPT,
@@ -86,7 +87,7 @@ export class StateStore {
   /** Versions, checksums, marker, freeze state and whether the write lock is held: one round trip. */
   async read(repo: string): Promise<RepoState> {
     const k = this.keys;
-    const results = await this.guard(() =>
+    const results = await guarded(() =>
       this.redis
         .pipeline()
         .hgetall(k.versions(repo))
@@ -139,8 +140,7 @@ export class StateStore {
   /** Writes the `writing` marker; refuses when the lock is not ours, or frozen, or a write is in flight. */
   async beginWrite(repo: string, token: string, marker: Omit<WritingMarker, 'heartbeat'>): Promise<void> {
     const k = this.keys;
-    const fields = Object.entries(marker).flatMap(([f, v]) => [f, String(v)]);
-    const [status] = await this.run<[string]>('githaBeginWrite', [k.lock(repo), k.frozen(repo), k.writing(repo)], [token, ...fields]);
+    const [status] = await runScript<[string]>(this.redis, 'githaBeginWrite', [k.lock(repo), k.frozen(repo), k.writing(repo)], [token, ...flattenFields(marker)]);
     if (status === 'FROZEN') throw new RepositoryFrozenError(`repository ${repo} is frozen`, 'unknown');
     if (status === 'WRITING') {
       throw new RepositoryFrozenError(
@@ -152,13 +152,13 @@ export class StateStore {
   }
 
   async heartbeat(repo: string, token: string, writeId: string): Promise<boolean> {
-    const [status] = await this.run<[string]>('githaHeartbeat', [this.keys.lock(repo), this.keys.writing(repo)], [token, writeId]);
+    const [status] = await runScript<[string]>(this.redis, 'githaHeartbeat', [this.keys.lock(repo), this.keys.writing(repo)], [token, writeId]);
     return status === 'OK';
   }
 
   /** Removes the marker of a write that changed no ref. */
   async abortWrite(repo: string, token: string, writeId: string): Promise<boolean> {
-    const [status] = await this.run<[string]>('githaAbortWrite', [this.keys.lock(repo), this.keys.writing(repo)], [token, writeId]);
+    const [status] = await runScript<[string]>(this.redis, 'githaAbortWrite', [this.keys.lock(repo), this.keys.writing(repo)], [token, writeId]);
     return status === 'OK';
   }
 
@@ -173,10 +173,11 @@ export class StateStore {
     log: LogFields,
   ): Promise<number> {
     const k = this.keys;
-    const reply = await this.run<[string, number?]>(
+    const reply = await runScript<[string, number?]>(
+      this.redis,
       'githaCommitWrite',
       [k.lock(repo), k.writing(repo), k.versions(repo), k.checksums(repo), k.log(repo)],
-      [token, writeId, backend, checksum, LOG_MAX, copies.length, ...copies, ...flatten(log)],
+      [token, writeId, backend, checksum, LOG_MAX, copies.length, ...copies, ...flattenFields(log)],
     );
     if (reply[0] !== 'OK' || reply[1] === undefined) {
       throw new CommitRefusedError(
@@ -195,10 +196,11 @@ export class StateStore {
    */
   async commitCatchUp(repo: string, target: string, version: number, checksum: string, source: string, log: LogFields): Promise<string> {
     const k = this.keys;
-    const [status] = await this.run<[string]>(
+    const [status] = await runScript<[string]>(
+      this.redis,
       'githaCommitCatchUp',
       [k.versions(repo), k.checksums(repo), k.writing(repo), k.log(repo)],
-      [target, version, checksum, source, LOG_MAX, 'event', 'catch-up', 'source', source, ...flatten(log)],
+      [target, version, checksum, source, LOG_MAX, 'event', 'catch-up', 'source', source, ...flattenFields(log)],
     );
     return status;
   }
@@ -207,7 +209,8 @@ export class StateStore {
   async adopt(repo: string, checksums: ReadonlyMap<string, string>): Promise<boolean> {
     const k = this.keys;
     const pairs = [...checksums].flat();
-    const [status] = await this.run<[string]>(
+    const [status] = await runScript<[string]>(
+      this.redis,
       'githaAdopt',
       [k.versions(repo), k.checksums(repo), k.frozen(repo), k.log(repo), k.meta(repo)],
       [LOG_MAX, randomUUID(), Date.now(), ...pairs],
@@ -227,10 +230,11 @@ export class StateStore {
     log: LogFields,
   ): Promise<{ status: string; version: number }> {
     const k = this.keys;
-    const [status, version = 0] = await this.run<[string, number?]>(
+    const [status, version = 0] = await runScript<[string, number?]>(
+      this.redis,
       'githaResolveInterrupted',
       [k.lock(repo), k.writing(repo), k.versions(repo), k.checksums(repo), k.log(repo), k.suspect(repo)],
-      [token, writeId, action, checksum, suspectUntil, LOG_MAX, ...flatten(log)],
+      [token, writeId, action, checksum, suspectUntil, LOG_MAX, ...flattenFields(log)],
     );
     return { status, version: Number(version) };
   }
@@ -238,7 +242,8 @@ export class StateStore {
   /** Ends a backend's suspect period: 'CLEARED' when its live checksum is the recorded one, else 'ADOPTED' as a new version. */
   async settleSuspect(repo: string, token: string, backend: string, liveChecksum: string): Promise<{ status: string; version: number }> {
     const k = this.keys;
-    const [status, version = 0] = await this.run<[string, number?]>(
+    const [status, version = 0] = await runScript<[string, number?]>(
+      this.redis,
       'githaSettleSuspect',
       [k.lock(repo), k.suspect(repo), k.versions(repo), k.checksums(repo), k.log(repo)],
       [token, backend, liveChecksum, LOG_MAX],
@@ -249,7 +254,8 @@ export class StateStore {
   /** Records that `backend`'s live refs differ from its recorded `version`/`checksum`. */
   async markDrift(repo: string, backend: string, version: number, checksum: string, live: string): Promise<string> {
     const k = this.keys;
-    const [status] = await this.run<[string]>(
+    const [status] = await runScript<[string]>(
+      this.redis,
       'githaMarkDrift',
       [k.versions(repo), k.checksums(repo), k.writing(repo), k.drift(repo), k.log(repo)],
       [backend, version, checksum, live, Date.now(), LOG_MAX],
@@ -258,7 +264,7 @@ export class StateStore {
   }
 
   async clearDrift(repo: string, backend: string): Promise<void> {
-    await this.guard(() => this.redis.hdel(this.keys.drift(repo), backend));
+    await guarded(() => this.redis.hdel(this.keys.drift(repo), backend));
   }
 
   /**
@@ -273,7 +279,8 @@ export class StateStore {
   ): Promise<{ status: string; version: number }> {
     const k = this.keys;
     const mode = new Set(copies.values()).size === 1 ? 'leaders' : 'ambiguous';
-    const [status, version = 0] = await this.run<[string, number?]>(
+    const [status, version = 0] = await runScript<[string, number?]>(
+      this.redis,
       'githaRecover',
       [k.lock(repo), k.versions(repo), k.checksums(repo), k.writing(repo), k.frozen(repo), k.suspect(repo), k.drift(repo), k.meta(repo), k.log(repo)],
       [token, LOG_MAX, randomUUID(), Date.now(), mode, detail, ...[...copies].flat()],
@@ -284,7 +291,7 @@ export class StateStore {
 
   /** Redis's clock in ms: marker heartbeats are written with it, so ages are measured with it too. */
   async now(): Promise<number> {
-    const [sec, usec] = await this.guard(() => this.redis.time());
+    const [sec, usec] = await guarded(() => this.redis.time());
     return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
   }
 
@@ -292,7 +299,7 @@ export class StateStore {
   async *repositories(pageSize = 500): AsyncGenerator<string[]> {
     let cursor = '0';
     do {
-      const [next, flat] = await this.guard(() => this.redis.zscan(this.keys.repos(), cursor, 'COUNT', pageSize));
+      const [next, flat] = await guarded(() => this.redis.zscan(this.keys.repos(), cursor, 'COUNT', pageSize));
       cursor = next;
       const names = flat.filter((_, i) => i % 2 === 0);
       if (names.length > 0) yield names;
@@ -302,24 +309,24 @@ export class StateStore {
   /** The last write (ms since epoch, 0 when never) of each repository, from the githa:repos scores. */
   async lastWrites(repos: readonly string[]): Promise<number[]> {
     if (repos.length === 0) return [];
-    const scores = await this.guard(() => this.redis.zmscore(this.keys.repos(), ...repos));
+    const scores = await guarded(() => this.redis.zmscore(this.keys.repos(), ...repos));
     return scores.map((s) => Number(s ?? 0));
   }
 
   /** Takes a short per-repository lock so one githa verifies a repository per interval. */
   async tryVerifyLock(repo: string, ttlMs: number): Promise<boolean> {
-    const r = await this.guard(() => this.redis.set(this.keys.verifyLock(repo), this.keys.prefix, 'PX', ttlMs, 'NX'));
+    const r = await guarded(() => this.redis.set(this.keys.verifyLock(repo), this.keys.prefix, 'PX', ttlMs, 'NX'));
     return r === 'OK';
   }
 
   async freeze(repo: string, reason: FreezeReason, detail: string): Promise<void> {
-    await this.run('githaFreeze', [this.keys.frozen(repo)], [reason, detail, Date.now()]);
+    await runScript(this.redis, 'githaFreeze', [this.keys.frozen(repo)], [reason, detail, Date.now()]);
     await this.noteRepository(repo, 0);
   }
 
   /** Index of repositories and the replicators' event stream: hints, not guarded state. */
   async noteWrite(repo: string, backend: string, version: number): Promise<void> {
-    await this.guard(() =>
+    await guarded(() =>
       this.redis
         .pipeline()
         .zadd(this.keys.repos(), Date.now(), repo)
@@ -329,41 +336,23 @@ export class StateStore {
   }
 
   async noteRepository(repo: string, score: number): Promise<void> {
-    await this.guard(() => this.redis.zadd(this.keys.repos(), 'NX', score, repo));
+    await guarded(() => this.redis.zadd(this.keys.repos(), 'NX', score, repo));
   }
 
   /** Short lock so only one githa copies a repository to one backend at a time. */
   async tryPairLock(repo: string, backend: string, token: string, ttlMs: number): Promise<boolean> {
-    const r = await this.guard(() => this.redis.set(this.keys.pairLock(repo, backend), token, 'PX', ttlMs, 'NX'));
+    const r = await guarded(() => this.redis.set(this.keys.pairLock(repo, backend), token, 'PX', ttlMs, 'NX'));
     return r === 'OK';
   }
 
   async releasePairLock(repo: string, backend: string, token: string): Promise<void> {
     const key = this.keys.pairLock(repo, backend);
-    await this.guard(() =>
+    await guarded(() =>
       this.redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, key, token),
     );
   }
 
   async ping(): Promise<void> {
-    await this.guard(() => this.redis.ping());
+    await guarded(() => this.redis.ping());
   }
-
-  private async run<T>(command: string, keys: string[], args: (string | number)[]): Promise<T> {
-    const fn = (this.redis as unknown as Record<string, (...a: (string | number)[]) => Promise<T>>)[command];
-    if (!fn) throw new Error(`script ${command} is not defined`);
-    return this.guard(() => fn.call(this.redis, ...keys, ...args));
-  }
-
-  private async guard<T>(op: () => Promise<T>): Promise<T> {
-    try {
-      return await op();
-    } catch (err) {
-      throw new ClusterStateUnavailableError('cluster state unavailable: Redis cannot be reached', { cause: err });
-    }
-  }
-}
-
-function flatten(fields: LogFields): string[] {
-  return Object.entries(fields).flatMap(([f, v]) => [f, String(v)]);
 }

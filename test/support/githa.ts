@@ -60,6 +60,8 @@ export interface StartGithaOptions {
   git?: boolean | { allowPush: boolean };
   /** Contents of githa's authorized_keys (default: the cluster's client key as user "tester"). */
   authorizedKeys?: string;
+  /** Contents of githa's ssh.operatorKeys file (the operator console); none when absent. */
+  operatorKeys?: string;
   /** Which backend endpoints githa is told about (default: all three). */
   endpoints?: Array<'http' | 'ssh' | 'git'>;
   /** Do not stop it when the test finishes (caller stops it). */
@@ -94,6 +96,8 @@ export async function startGitha(cluster: DevCluster, options: StartGithaOptions
   await hostKeys.get(hostKey);
   const authorizedKeysPath = join(cluster.dir, `githa-authorized-keys-${process.pid}-${n}`);
   writeFileSync(authorizedKeysPath, options.authorizedKeys ?? `environment="GITHA_USER=tester" ${cluster.ssh.clientPublicKey.trim()}\n`);
+  const operatorKeysPath = join(cluster.dir, `githa-operator-keys-${process.pid}-${n}`);
+  if (options.operatorKeys !== undefined) writeFileSync(operatorKeysPath, options.operatorKeys);
   const config = {
     listen: {
       http: '127.0.0.1:0',
@@ -104,6 +108,7 @@ export async function startGitha(cluster: DevCluster, options: StartGithaOptions
     ssh: {
       hostKeys: [hostKey],
       authorizedKeys: authorizedKeysPath,
+      ...(options.operatorKeys !== undefined ? { operatorKeys: operatorKeysPath } : {}),
       backendKey: cluster.ssh.clientKeyPath,
       backendKnownHosts: cluster.ssh.knownHostsPath,
     },

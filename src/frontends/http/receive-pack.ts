@@ -32,7 +32,7 @@ export interface ReceivePackContext {
  * streams to the chosen leader, and the answer's tail is held until the new
  * version is recorded.
  */
-export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ outcome: string; bytes: number }> {
+export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ backend?: string | undefined; outcome: string; bytes: number }> {
   const { req, res, repo, cluster, forwarder, log } = ctx;
   const gzip = /\bgzip\b/i.test(String(req.headers['content-encoding'] ?? ''));
   const source: Readable = gzip ? pipeline(req, createGunzip(), () => {}) : req;
@@ -61,10 +61,13 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ outc
   let sink: HeldResponse | undefined;
   let clientGone = false;
   let passthrough: { status: number; headers: Record<string, string>; body: Buffer } | undefined;
+  /** The backend the push went to last (for the request's log line). */
+  let backend: string | undefined;
 
   const forward = async (target: ReturnType<Cluster['backend']>, signal: AbortSignal): Promise<ForwardResult> => {
     if (!target.http) throw new BackendUnavailableError(`backend ${target.id} has no HTTP endpoint`, target.id);
     log.debug({ repo, backend: target.id }, 'forwarding push');
+    backend = target.id;
     let fwd;
     try {
       fwd = await forwarder.send(req, res, {
@@ -144,22 +147,22 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ outc
   if (failure === undefined && clientGone && !sink && !passthrough) {
     log.info({ repo, outcome }, 'the push request broke off before its end');
     res.destroy();
-    return { outcome: `client-gone-${outcome}`, bytes: 0 };
+    return { backend, outcome: `client-gone-${outcome}`, bytes: 0 };
   }
   if (failure === undefined && passthrough) {
     if (!res.headersSent) res.writeHead(passthrough.status, passthrough.headers);
     res.end(passthrough.body);
-    return { outcome: `backend-${passthrough.status}`, bytes: 0 };
+    return { backend, outcome: `backend-${passthrough.status}`, bytes: 0 };
   }
   if (failure === undefined && sink) {
     res.end(sink.heldBytes());
-    return { outcome, bytes: pushedBytes };
+    return { backend, outcome, bytes: pushedBytes };
   }
   const error = toClientError(failure);
   const level = error.level;
   log[level]({ repo, code: error.code, err: describeForLog(failure) }, 'push refused');
   sendRejection(res, request, caps, error.message);
-  return { outcome: error.code, bytes: 0 };
+  return { backend, outcome: error.code, bytes: 0 };
 }
 
 function sendRejection(res: ServerResponse, request: ReceivePackRequest, caps: ClientCapabilities, message: string): void {

@@ -30,11 +30,18 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
   const server = createServer((req, res) => {
     const started = performance.now();
     const rlog = log.child({ req: randomBytes(6).toString('hex') });
+    const observe = (service: unknown, outcome: unknown, bytes: unknown): void =>
+      cluster.observer.request({ transport: 'http', service: typeof service === 'string' ? service : 'none', outcome: String(outcome ?? 'unknown'), seconds: (performance.now() - started) / 1000, bytes: Number(bytes ?? 0) });
     handle(req, res, rlog).then(
-      (fields) => rlog.info({ method: req.method, ...fields, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request'),
+      (fields) => {
+        rlog.info({ method: req.method, ...fields, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
+        observe(fields.service, fields.outcome, fields.bytes);
+      },
       (err: unknown) => {
         const e = toClientError(err);
-        rlog[e.level]({ method: req.method, url: safeUrl(req), code: e.code, err: describeForLog(err) }, 'request failed');
+        const git = requestFields(req);
+        rlog[e.level]({ method: req.method, url: safeUrl(req), ...git, user: basicUser(req.headers.authorization), outcome: e.code, code: e.code, bytes: 0, ms: Math.round(performance.now() - started), err: describeForLog(err) }, 'request failed');
+        observe(git.service, e.code, 0);
         if (!res.headersSent) {
           const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' };
           if (e.retryAfter) headers['retry-after'] = String(e.retryAfter);
@@ -76,7 +83,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
         rlog[e.level]({ ...fields, code: e.code, err: describeForLog(err) }, 'read refused');
         res.writeHead(200, { 'content-type': `application/x-${git.service}-result`, 'cache-control': 'no-cache' });
         res.end(encodePkt(`ERR githa: ${e.message}\n`));
-        return { ...fields, outcome: e.code };
+        return { ...fields, outcome: e.code, bytes: 0 };
       }
       throw err;
     }
@@ -110,7 +117,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
           // The backend's own authentication decides (passthrough): show its answer.
           res.writeHead(status, pick(fwd.res.headers));
           res.end(`githa: backend refused: HTTP ${status}\n`);
-          return { backend: backend.id, outcome: `backend-${status}` };
+          return { backend: backend.id, outcome: `backend-${status}`, bytes: 0 };
         }
         if (fwd.bodyStarted()) throw lastError;
         if (status >= 500) cluster.health.markDown(backend.id);
@@ -163,6 +170,16 @@ export function basicUser(authorization: string | undefined): string {
   const decoded = Buffer.from(m[1], 'base64').toString('utf8');
   const name = decoded.split(':', 1)[0] ?? '';
   return /^[\w.@+-]{1,128}$/.test(name) ? name : 'anonymous';
+}
+
+/** Repository and service of a request, when it is a Git request at all (for the log line of a failed one). */
+function requestFields(req: IncomingMessage): { repo?: string; service?: string } {
+  try {
+    const git = classifyHttpRequest(req.method ?? '', req.url ?? '/');
+    return { repo: git.repo, service: git.service };
+  } catch {
+    return {};
+  }
 }
 
 /** The request path without its query string, for logs (queries may carry tokens). */

@@ -8,6 +8,7 @@ import { parseSshCommand, protocolVersionFrom } from '../../protocol/request.js'
 import { toClientError } from '../error-map.js';
 import { serveStream, type ClientChannel, type StreamDeps } from '../stream/session.js';
 import { AuthorizedKeysFile } from './authorized-keys.js';
+import { OperatorConsole } from './operator.js';
 
 /** GIT_PROTOCOL values look like `version=2` or `version=2:key=value` (gitprotocol-common). */
 const GIT_PROTOCOL_VALUE = /^[A-Za-z0-9=:._-]{1,256}$/;
@@ -26,16 +27,21 @@ export interface SshFrontend {
 export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger): SshFrontend {
   const hostKeys = (config.ssh.hostKeys ?? []).map((path) => readFileSync(path));
   const authorized = new AuthorizedKeysFile(config.ssh.authorizedKeys ?? '', (message) => log.warn({ message }, 'authorized keys'));
+  // The login name selects the key file: ssh.operatorUser (`ops`) is checked against ssh.operatorKeys only, any other name against the users' keys.
+  const operatorKeys = config.ssh.operatorKeys ? new AuthorizedKeysFile(config.ssh.operatorKeys, (message) => log.warn({ message }, 'operator keys')) : undefined;
+  const operatorConsole = new OperatorConsole(config, log.child({ component: 'operator-console' }));
 
   const server = new ssh2.Server({ hostKeys, ident: 'githa' }, (client, info) => {
     const clog = log.child({ conn: randomBytes(4).toString('hex'), ip: info.ip });
     let user = '';
+    let operator = false;
     client.on('authentication', (ctx) => {
       if (ctx.method !== 'publickey') {
         ctx.reject(['publickey']);
         return;
       }
-      const entry = authorized.find(ctx.key.algo, ctx.key.data);
+      const asOperator = operatorKeys !== undefined && ctx.username === config.ssh.operatorUser;
+      const entry = (asOperator ? operatorKeys : authorized).find(ctx.key.algo, ctx.key.data);
       if (!entry) {
         clog.info({ login: ctx.username, algo: ctx.key.algo }, 'ssh key refused');
         ctx.reject(['publickey']);
@@ -53,12 +59,17 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
         return;
       }
       user = entry.user;
+      operator = asOperator;
       ctx.accept();
     });
     client.on('ready', () => {
-      clog.debug({ user }, 'ssh authenticated');
+      clog.debug({ user, operator }, 'ssh authenticated');
       client.on('session', (acceptSession) => {
         const session = acceptSession();
+        if (operator) {
+          operatorConsole.handleSession(session, user, clog);
+          return;
+        }
         let protocol: string | undefined;
         const refusedEnv: string[] = [];
         session.on('env', (accept, _reject, env) => {
@@ -131,6 +142,7 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
     server,
     close: () =>
       new Promise<void>((resolve) => {
+        operatorConsole.closeAll();
         server.close(() => resolve());
       }),
   };

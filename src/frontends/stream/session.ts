@@ -50,6 +50,21 @@ export interface StreamDeps {
  * lock with the report held until the version is recorded.
  */
 export async function serveStream(deps: StreamDeps, req: StreamRequest, channel: ClientChannel): Promise<Record<string, unknown>> {
+  const started = performance.now();
+  const observe = (outcome: string, bytes: number): void =>
+    deps.cluster.observer.request({ transport: req.transport, service: req.service, outcome, seconds: (performance.now() - started) / 1000, bytes });
+  try {
+    const fields = await serveStreamOnce(deps, req, channel);
+    observe(String(fields.outcome ?? 'unknown'), Number(fields.bytes ?? 0));
+    // The front end's one log line per request names the user on every transport.
+    return { user: req.user, bytes: 0, ...fields };
+  } catch (err) {
+    observe(toClientError(err).code, 0);
+    throw err;
+  }
+}
+
+async function serveStreamOnce(deps: StreamDeps, req: StreamRequest, channel: ClientChannel): Promise<Record<string, unknown>> {
   const accepts = (b: Backend): boolean => (deps.clients.get(b.id)?.length ?? 0) > 0;
   if (req.service === 'git-receive-pack') return serveWrite(deps, req, channel, accepts);
   let route;

@@ -1,0 +1,198 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Observer } from '../cluster/observer.js';
+import type { RepoHealth } from '../cluster/status.js';
+import type { StatusCache } from './status-cache.js';
+
+/** Where the gauges read from at scrape time; set once the parts exist (see src/githa.ts). */
+export interface MetricsSources {
+  /** The shared cluster-status snapshot (repository states, drift, stale copies). */
+  status?: StatusCache;
+  /** This githa's view of each backend's health (Health.snapshot). */
+  backendHealth?: () => ReadonlyArray<{ id: string; up: boolean }>;
+  /** Repositories queued or being worked on by this githa's replicator. */
+  replicationBacklog?: () => number;
+}
+
+const STATES: readonly RepoHealth[] = ['synchronized', 'partial', 'unsynchronized', 'ambiguous', 'frozen'];
+const FREEZE_REASONS = new Set(['write-interrupted', 'leaders-lost', 'ambiguous', 'maintenance']);
+
+/** Label values come from bounded sets (services, error codes); anything else is folded into `other`. */
+function label(value: string): string {
+  return /^[\w.-]{1,64}$/.test(value) ? value : 'other';
+}
+
+/**
+ * githa's Prometheus metrics (docs/observability.md): one Registry with the
+ * default process metrics and githa's own instruments. It is the cluster's
+ * Observer (src/cluster/observer.ts), so nothing outside src/admin imports
+ * prom-client. Labels never carry repository names or users.
+ */
+export class Metrics implements Observer {
+  readonly registry = new Registry();
+  private sources: MetricsSources = {};
+
+  private readonly requests = new Counter({
+    name: 'githa_requests_total',
+    help: 'Client requests served, by transport (http, ssh, git), Git service and outcome (ok, committed, unchanged, an error code, ...).',
+    labelNames: ['transport', 'service', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly requestSeconds = new Histogram({
+    name: 'githa_request_duration_seconds',
+    help: 'Duration of client requests, from accept to the last byte.',
+    labelNames: ['transport', 'service'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800],
+    registers: [this.registry],
+  });
+  private readonly requestBytes = new Histogram({
+    name: 'githa_request_bytes',
+    help: 'Bytes moved by a client request: the answer of a read, the pack of a push.',
+    labelNames: ['transport', 'service'] as const,
+    buckets: [256, 4096, 65_536, 1_048_576, 16_777_216, 268_435_456, 4_294_967_296],
+    registers: [this.registry],
+  });
+  private readonly lockWaitSeconds = new Histogram({
+    name: 'githa_lock_wait_seconds',
+    help: 'Time a push (or an interruption resolution) waited for the repository write lock, by outcome (acquired, busy, unavailable).',
+    labelNames: ['outcome'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  private readonly catchUpSeconds = new Histogram({
+    name: 'githa_catchup_duration_seconds',
+    help: 'Duration of catch-ups of a stale copy, by outcome (ok, busy, not-recorded, failed).',
+    labelNames: ['outcome'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800],
+    registers: [this.registry],
+  });
+  private readonly catchUpBytes = new Histogram({
+    name: 'githa_catchup_bytes',
+    help: 'Pack bytes copied by successful catch-ups.',
+    buckets: [0, 4096, 65_536, 1_048_576, 16_777_216, 268_435_456, 4_294_967_296],
+    registers: [this.registry],
+  });
+  private readonly lagSeconds = new Histogram({
+    name: 'githa_replication_lag_seconds',
+    help: 'For a version caught up by background replication: time from its commit (its githa:events entry) to the copy being recorded.',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600],
+    registers: [this.registry],
+  });
+  private readonly quorumCopies = new Counter({
+    name: 'githa_quorum_copies_total',
+    help: 'Copies made while a push waits for its write quorum, by outcome (copied, mismatch, failed, timeout).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+    const self = this;
+    new Gauge({
+      name: 'githa_replication_backlog',
+      help: "Repositories queued or being worked on by this githa's replicator.",
+      registers: [this.registry],
+      collect() {
+        this.set(self.sources.replicationBacklog?.() ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'githa_backend_up',
+      help: 'Whether this githa sees the backend up (1) or down (0).',
+      labelNames: ['backend'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const b of self.sources.backendHealth?.() ?? []) this.set({ backend: b.id }, b.up ? 1 : 0);
+      },
+    });
+    // Repository-state gauges: from the cached snapshot, never a scan per scrape.
+    const repositories = new Gauge({
+      name: 'githa_repositories',
+      help: 'Repositories per state (synchronized, partial, unsynchronized, ambiguous, frozen), from the cached status snapshot.',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      collect: () => this.fillSnapshotGauges(),
+    });
+    const frozen = new Gauge({
+      name: 'githa_frozen_repositories',
+      help: 'Repositories refusing writes (or reads), by reason (write-interrupted, leaders-lost, ambiguous, maintenance, other).',
+      labelNames: ['reason'] as const,
+      registers: [this.registry],
+      collect: () => this.fillSnapshotGauges(),
+    });
+    const drifted = new Gauge({
+      name: 'githa_drifted_copies',
+      help: 'Copies whose refs differ from their recorded checksum (drift).',
+      registers: [this.registry],
+      collect: () => this.fillSnapshotGauges(),
+    });
+    const stale = new Gauge({
+      name: 'githa_stale_copies',
+      help: 'Copies (repository, backend pairs) below their repository version: what replication still has to copy.',
+      registers: [this.registry],
+      collect: () => this.fillSnapshotGauges(),
+    });
+    const snapshotAt = new Gauge({
+      name: 'githa_status_snapshot_timestamp_seconds',
+      help: 'When the status snapshot the repository gauges come from was taken (Unix time).',
+      registers: [this.registry],
+      collect: () => this.fillSnapshotGauges(),
+    });
+    // The gauges above are collected concurrently: one fill per scrape, shared.
+    let filling: Promise<void> | undefined;
+    const fill = async (): Promise<void> => {
+      const status = await this.sources.status?.get().catch(() => undefined);
+      if (!status) return;
+      for (const s of STATES) repositories.set({ state: s }, status.counts[s]);
+      frozen.reset();
+      for (const r of status.repositories) {
+        if (r.state !== 'frozen' && r.state !== 'ambiguous') continue;
+        const reason = r.state === 'ambiguous' ? 'ambiguous' : FREEZE_REASONS.has(r.reason ?? '') ? r.reason! : 'other';
+        frozen.inc({ reason });
+      }
+      drifted.set(status.repositories.reduce((n, r) => n + r.drifted.length, 0));
+      stale.set(status.backlog);
+      snapshotAt.set(status.at / 1000);
+    };
+    this.fillSnapshotGauges = () =>
+      (filling ??= fill().finally(() => {
+        filling = undefined;
+      }));
+  }
+
+  private readonly fillSnapshotGauges: () => Promise<void>;
+
+  /** Tells the gauges where to read at scrape time. */
+  watch(sources: MetricsSources): void {
+    this.sources = { ...this.sources, ...sources };
+  }
+
+  /** The exposition text and its content type. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  request(r: { transport: 'http' | 'ssh' | 'git'; service: string; outcome: string; seconds: number; bytes: number }): void {
+    const service = label(r.service);
+    this.requests.inc({ transport: r.transport, service, outcome: label(r.outcome) });
+    this.requestSeconds.observe({ transport: r.transport, service }, r.seconds);
+    this.requestBytes.observe({ transport: r.transport, service }, Math.max(0, r.bytes || 0));
+  }
+
+  lockWait(seconds: number, outcome: string): void {
+    this.lockWaitSeconds.observe({ outcome: label(outcome) }, seconds);
+  }
+
+  catchUp(r: { outcome: string; seconds: number; bytes: number }): void {
+    this.catchUpSeconds.observe({ outcome: label(r.outcome) }, r.seconds);
+    if (r.outcome === 'ok') this.catchUpBytes.observe(r.bytes);
+  }
+
+  replicationLag(seconds: number): void {
+    this.lagSeconds.observe(seconds);
+  }
+
+  quorumCopy(outcome: string): void {
+    this.quorumCopies.inc({ outcome: label(outcome) });
+  }
+}

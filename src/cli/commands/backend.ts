@@ -1,0 +1,132 @@
+/**
+ * `githa backend list | prevent-writes B | allow-writes B | disable B | enable B`:
+ * runtime overrides of a backend's configured `enabled` / `writable`, stored
+ * in Redis (src/state/overrides.ts) and applied by every serving githa at
+ * once: the command publishes the change and waits (bounded) until every
+ * githa that received it answers that it is in force.
+ */
+import { hostname, userInfo } from 'node:os';
+import type { Command } from 'commander';
+import { connectRedis } from '../../state/redis.js';
+import { effectiveOverrides, listenForAcks, type OverrideFlag } from '../../state/overrides.js';
+import { EXIT, json, table } from '../output.js';
+import { common, isoTime, run, type Context } from './context.js';
+
+/** How long a change waits for every serving githa's answer. */
+const ACK_WAIT_MS = 5_000;
+
+const CHANGES: Record<string, { flag: OverrideFlag; value: boolean; done: string; help: string }> = {
+  'prevent-writes': { flag: 'writable', value: false, done: 'takes no writes', help: 'stop sending writes to a backend (it still serves reads and gets copies)' },
+  'allow-writes': { flag: 'writable', value: true, done: 'takes writes', help: 'let a backend take writes again' },
+  disable: { flag: 'enabled', value: false, done: 'disabled', help: 'stop routing anything to a backend (reads, writes, copies)' },
+  enable: { flag: 'enabled', value: true, done: 'enabled', help: 'route to a backend again' },
+};
+
+export function register(program: Command): void {
+  const backend = program.command('backend').description('list backends, or change one at runtime for every githa (stored in Redis)');
+  common(backend.command('list'))
+    .description('every backend: configured and effective flags, overrides, health')
+    .action((opts: { config?: string; json?: boolean }) => run(opts, (ctx) => list(ctx, opts.json === true)));
+  for (const [name, change] of Object.entries(CHANGES)) {
+    common(backend.command(name))
+      .description(change.help)
+      .argument('<backend>', 'backend id')
+      .action((id: string, opts: { config?: string; json?: boolean }) => run(opts, (ctx) => apply(ctx, id, change.flag, change.value, change.done, opts.json === true)));
+  }
+}
+
+function rows(ctx: Context) {
+  const { cluster } = ctx.parts;
+  return ctx.config.backends.map((b) => {
+    const o = ctx.stored.get(b.id);
+    const h = ctx.health.get(b.id);
+    return {
+      id: b.id,
+      zone: b.zone,
+      enabled: cluster.isEnabled(b.id),
+      writable: cluster.isWritable(b.id),
+      configured: { enabled: b.enabled, writable: b.writable },
+      override: o ? { enabled: o.enabled, writable: o.writable, by: o.by, at: o.at } : undefined,
+      health: h ? (h.up ? 'up' : 'down') : 'unknown',
+      healthDetail: h?.detail,
+      endpoints: [b.http ? 'http' : '', b.ssh ? 'ssh' : '', b.git ? 'git' : ''].filter((e) => e.length > 0),
+    };
+  });
+}
+
+async function list(ctx: Context, asJson: boolean): Promise<number> {
+  const all = rows(ctx);
+  if (asJson) {
+    ctx.streams.out.write(json({ writeQuorum: ctx.config.replication.writeQuorum, backends: all }));
+  } else {
+    const flag = (effective: boolean, overridden: boolean | undefined): string => `${effective ? 'yes' : 'no'}${overridden !== undefined ? ' (override)' : ''}`;
+    ctx.streams.out.write(
+      table(
+        all.map((b) => ({
+          backend: b.id,
+          zone: b.zone,
+          enabled: flag(b.enabled, b.override?.enabled),
+          writable: flag(b.writable, b.override?.writable),
+          health: b.health,
+          endpoints: b.endpoints.join(','),
+          'changed by': b.override?.by,
+          'changed at': isoTime(b.override?.at),
+          detail: b.healthDetail,
+        })),
+        ['backend', 'zone', 'enabled', 'writable', 'health', 'endpoints', 'changed by', 'changed at', 'detail'],
+      ),
+    );
+  }
+  const warning = quorumWarning(ctx);
+  if (warning && !asJson) ctx.streams.out.write(`warning: ${warning}\n`);
+  return warning || all.some((b) => b.enabled && b.health === 'down') ? EXIT.ATTENTION : EXIT.OK;
+}
+
+/** A warning when fewer backends are enabled than the write quorum (writes are then refused). */
+function quorumWarning(ctx: Context): string | undefined {
+  const enabled = ctx.parts.cluster.activeBackends().map((b) => b.id);
+  const quorum = ctx.config.replication.writeQuorum;
+  if (enabled.length >= quorum) return undefined;
+  return `${enabled.length} of ${ctx.config.backends.length} backends enabled (${enabled.join(', ') || 'none'}) and replication.writeQuorum is ${quorum}: every write will be refused until enough are enabled again; reads go on`;
+}
+
+function operator(): string {
+  let user = process.env.USER ?? 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry (a container): keep $USER
+  }
+  return `${user}@${hostname()}`;
+}
+
+async function apply(ctx: Context, id: string, flag: OverrideFlag, value: boolean, done: string, asJson: boolean): Promise<number> {
+  const { overrides, config } = ctx;
+  overrides.check(id);
+  const sub = connectRedis(config.redis.url, { commandTimeoutMs: config.redis.commandTimeoutMs });
+  try {
+    const acks = await listenForAcks(sub, overrides.keys, Math.min(config.redis.commandTimeoutMs, 5_000));
+    const by = operator();
+    const { nonce, receivers } = await overrides.set(id, flag, value, by);
+    const appliedBy = receivers > 0 ? await acks.wait(nonce, receivers, ACK_WAIT_MS) : [];
+    // The cluster as the githas now see it.
+    ctx.stored = await overrides.readAll();
+    ctx.parts.cluster.setOverrides(effectiveOverrides(ctx.stored));
+    const warning = flag === 'enabled' ? quorumWarning(ctx) : undefined;
+    const missing = receivers - appliedBy.length;
+    const row = rows(ctx).find((b) => b.id === id)!;
+    if (asJson) {
+      ctx.streams.out.write(json({ backend: row, change: { [flag]: value, by }, githas: { received: receivers, applied: appliedBy }, warning }));
+    } else {
+      const out = ctx.streams.out;
+      out.write(`${id} ${done} (enabled: ${row.enabled ? 'yes' : 'no'}, writable: ${row.writable ? 'yes' : 'no'}; changed by ${by})\n`);
+      if (receivers === 0) out.write('no githa is serving right now; each applies it when it starts\n');
+      else out.write(`in force in ${appliedBy.length} of ${receivers} serving githa process${receivers === 1 ? '' : 'es'}${appliedBy.length > 0 ? ` (${appliedBy.join(', ')})` : ''}\n`);
+      if (missing > 0) out.write(`warning: ${missing} githa process${missing === 1 ? '' : 'es'} did not answer within ${ACK_WAIT_MS / 1000} s; they reload overrides every 5 s\n`);
+      if (warning) out.write(`warning: ${warning}\n`);
+    }
+    return warning || missing > 0 ? EXIT.ATTENTION : EXIT.OK;
+  } finally {
+    sub.disconnect();
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * What the read-only operator commands (status, repo, log, dataloss, backend)
+ * share: the config, a quiet cluster core (no listeners, no probes), the
+ * runtime overrides applied before anything is computed, the health other
+ * githas share in Redis, and one exit path (EXIT in ../output.ts).
+ */
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/load.js';
+import type { Config } from '../../config/schema.js';
+import { ClusterStateUnavailableError, GithaError } from '../../errors.js';
+import { buildCluster, type ClusterParts } from '../../githa.js';
+import { createLogger } from '../../log.js';
+import { BackendHealthStore, type SharedHealth } from '../../state/backend-health.js';
+import { effectiveOverrides, OverrideStore, type StoredOverride } from '../../state/overrides.js';
+import { redisReady } from '../../state/redis.js';
+import { EXIT, stdio, type Streams } from '../output.js';
+
+export interface Context {
+  config: Config;
+  parts: ClusterParts;
+  overrides: OverrideStore;
+  /** Stored overrides, already handed to the cluster. */
+  stored: Map<string, StoredOverride>;
+  /** Fresh health shared by the serving githas (absent: nobody vouches). */
+  health: Map<string, SharedHealth>;
+  streams: Streams;
+}
+
+/** `-c, --config` and `--json`, common to every operator command. */
+export function common(cmd: Command): Command {
+  return cmd
+    .option('-c, --config <file>', 'configuration file (or GITHA_CONFIG)')
+    .option('--json', 'print JSON for scripts')
+    .exitOverride((err) => {
+      // Bad arguments (commander's own exit status is 1) mean "could not run"; help and version are fine.
+      process.exit(err.exitCode === 0 ? EXIT.OK : EXIT.FAILED);
+    });
+}
+
+/** Thrown by a command to end with a message on stderr and an exit status. */
+export class Exit extends Error {
+  constructor(
+    readonly status: number,
+    message = '',
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Runs one command: opens the context, runs `fn`, closes everything, and
+ * exits with what `fn` returned (a failure to run is EXIT.FAILED).
+ */
+export async function run(opts: { config?: string }, fn: (ctx: Context) => Promise<number>): Promise<never> {
+  let status: number = EXIT.FAILED;
+  let parts: ClusterParts | undefined;
+  try {
+    const config = loadConfig(opts.config);
+    const log = createLogger(['trace', 'debug', 'info'].includes(config.log.level) ? 'warn' : config.log.level);
+    parts = buildCluster(config, log);
+    const ready = await redisReady(parts.redis, Math.min(config.redis.commandTimeoutMs, 5_000));
+    if (!ready) throw new ClusterStateUnavailableError(`cluster state unavailable: Redis at ${redactUrl(config.redis.url)} cannot be reached`);
+    const overrides = new OverrideStore(parts.redis, parts.store.keys, new Map(config.backends.map((b) => [b.id, { enabled: b.enabled, writable: b.writable }])));
+    const stored = await overrides.readAll().catch((err: unknown) => {
+      throw new ClusterStateUnavailableError('cluster state unavailable: cannot read the backend overrides', { cause: err });
+    });
+    parts.cluster.setOverrides(effectiveOverrides(stored));
+    const health = await new BackendHealthStore(parts.redis, parts.store.keys, { proxyId: 'githa-cli', ttlMs: config.health.ttlMs, log }).readFresh(
+      config.backends.map((b) => b.id),
+    );
+    status = await fn({ config, parts, overrides, stored, health, streams: stdio });
+  } catch (err) {
+    if (err instanceof Exit) {
+      if (err.message) stdio.err.write(`githa: ${err.message}\n`);
+      status = err.status;
+    } else if (err instanceof GithaError) {
+      stdio.err.write(`githa: ${err.message}\n`);
+      status = EXIT.FAILED;
+    } else {
+      stdio.err.write(`githa: ${(err as Error)?.stack ?? String(err)}\n`);
+      status = EXIT.FAILED;
+    }
+  } finally {
+    await parts?.close().catch(() => {});
+  }
+  process.exitCode = status;
+  // Whatever still holds the event loop (a backend client's socket), the command is done.
+  setTimeout(() => process.exit(status), 1_000).unref();
+  return new Promise<never>(() => {});
+}
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'redis';
+  }
+}
+
+/** Epoch ms as an ISO time without milliseconds (UTC). */
+export function isoTime(ms: number | undefined): string | undefined {
+  if (ms === undefined || !Number.isFinite(ms) || ms <= 0) return undefined;
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** "3m ago", "2h ago", "in 4m" (relative to now). */
+export function ago(ms: number | undefined, now = Date.now()): string | undefined {
+  if (ms === undefined || !Number.isFinite(ms) || ms <= 0) return undefined;
+  const d = Math.abs(now - ms);
+  const s = Math.round(d / 1000);
+  const text = s < 60 ? `${s}s` : s < 3600 ? `${Math.round(s / 60)}m` : s < 172_800 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86_400)}d`;
+  return now >= ms ? `${text} ago` : `in ${text}`;
+}
+
+/** Fields of one stream entry as returned by XRANGE: [id, [f, v, f, v, …]]. */
+export type StreamEntry = [string, string[]];
+
+export function entryFields(entry: StreamEntry): Record<string, string> {
+  const out: Record<string, string> = {};
+  const flat = entry[1];
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
+}
+
+/** The epoch ms a stream id was added at. */
+export function entryTime(id: string): number {
+  return Number(id.split('-')[0]);
+}

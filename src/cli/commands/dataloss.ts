@@ -1,0 +1,96 @@
+/**
+ * `githa dataloss`: repositories whose newest version is on fewer enabled
+ * backends than `replication.writeQuorum` (losing those copies loses it), and
+ * what the other backends lack: stale since when (per the push log), drifted,
+ * disabled. Exit 1 when there is any.
+ */
+import type { Command } from 'commander';
+import { collectStatus } from '../../cluster/cluster-status.js';
+import { EXIT, json, table } from '../output.js';
+import { common, entryFields, entryTime, isoTime, run, type Context, type StreamEntry } from './context.js';
+
+export function register(program: Command): void {
+  common(program.command('dataloss'))
+    .description('repositories whose newest version is on fewer backends than the write quorum; exit 1 when any')
+    .action((opts: { config?: string; json?: boolean }) => run(opts, (ctx) => dataloss(ctx, opts.json === true)));
+}
+
+interface Lack {
+  backend: string;
+  /** stale: below the newest version; drifted: changed outside githa; disabled: leads but an operator disabled it. */
+  kind: 'stale' | 'drifted' | 'disabled' | 'missing';
+  version: number;
+  /** Since when (epoch ms): the first version it lacks was recorded, or the drift was seen. */
+  since?: number | undefined;
+  health: string;
+}
+
+interface AtRisk {
+  repo: string;
+  version: number;
+  /** Enabled backends holding the newest version. */
+  holders: string[];
+  writeQuorum: number;
+  lacking: Lack[];
+}
+
+async function dataloss(ctx: Context, asJson: boolean): Promise<number> {
+  const { cluster, redis, store } = ctx.parts;
+  const quorum = ctx.config.replication.writeQuorum;
+  const status = await collectStatus(cluster, ctx.health);
+  const health = (id: string): string => {
+    const h = ctx.health.get(id);
+    return h ? (h.up ? 'up' : 'down') : 'unknown';
+  };
+  const found: AtRisk[] = [];
+  for (const r of status.repositories) {
+    if (r.version === 0) continue; // no version recorded (ambiguous before adoption): `githa status` shows it
+    const holders = r.leaders.filter((b) => cluster.isEnabled(b)).sort();
+    if (holders.length >= quorum) continue;
+    const state = await store.read(r.repo);
+    const entries = (await redis.xrange(store.keys.log(r.repo), '-', '+')) as StreamEntry[];
+    /** When the first version above `v` was recorded. */
+    const firstAbove = (v: number): number | undefined => {
+      for (const e of entries) if (Number(entryFields(e).version ?? 0) > v) return entryTime(e[0]);
+      return undefined;
+    };
+    const lacking: Lack[] = [];
+    for (const b of ctx.config.backends) {
+      if (holders.includes(b.id)) continue;
+      const version = state.versions.get(b.id) ?? 0;
+      const drift = state.drift.get(b.id);
+      if (drift) lacking.push({ backend: b.id, kind: 'drifted', version, since: drift.at, health: health(b.id) });
+      else if (r.leaders.includes(b.id)) lacking.push({ backend: b.id, kind: 'disabled', version, health: health(b.id) });
+      else if (!cluster.isEnabled(b.id)) continue; // neither holds it nor counts
+      else lacking.push({ backend: b.id, kind: version === 0 ? 'missing' : 'stale', version, since: firstAbove(version), health: health(b.id) });
+    }
+    found.push({ repo: r.repo, version: r.version, holders, writeQuorum: quorum, lacking });
+  }
+  if (asJson) {
+    ctx.streams.out.write(json({ writeQuorum: quorum, repositories: found }));
+    return found.length > 0 ? EXIT.ATTENTION : EXIT.OK;
+  }
+  const out = ctx.streams.out;
+  if (found.length === 0) {
+    out.write(`no repository at risk: every newest version is on at least ${quorum} enabled backend${quorum === 1 ? '' : 's'} (${status.repositories.length} repositories)\n`);
+    return EXIT.OK;
+  }
+  out.write(
+    table(
+      found.map((r) => ({
+        repository: r.repo,
+        version: r.version,
+        'only on': r.holders.length > 0 ? `${r.holders.join(',')} (${r.holders.length} of ${quorum})` : `none (0 of ${quorum})`,
+        lacking: r.lacking
+          .map((l) => {
+            const what = l.kind === 'stale' ? `stale at v${l.version}` : l.kind === 'missing' ? 'no copy recorded' : l.kind === 'disabled' ? 'leads but disabled' : `drifted from v${l.version}`;
+            return `${l.backend} ${what}${l.since ? ` since ${isoTime(l.since)}` : ''}${l.health === 'down' ? ' (down)' : ''}`;
+          })
+          .join('; '),
+      })),
+      ['repository', 'version', 'only on', 'lacking'],
+    ),
+  );
+  out.write(`\n${found.length} repositor${found.length === 1 ? 'y has its' : 'ies have their'} newest version on fewer than ${quorum} backend${quorum === 1 ? '' : 's'}\n`);
+  return EXIT.ATTENTION;
+}

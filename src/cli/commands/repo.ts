@@ -1,0 +1,147 @@
+/**
+ * `githa repo R`: one repository, backend by backend: version, checksum,
+ * leadership, a write in flight or interrupted, the last push each copy got,
+ * health, zone, suspect and drift; then the repository's state. Exit 1 when
+ * the repository is unknown, or unsynchronized, ambiguous, frozen or drifted.
+ */
+import type { Command } from 'commander';
+import { summarize } from '../../cluster/status.js';
+import { canonicalRepositoryName } from '../../protocol/repository-name.js';
+import { EXIT, json, table } from '../output.js';
+import { ago, common, entryFields, entryTime, isoTime, run, type Context, type StreamEntry } from './context.js';
+import { STATE_LABEL } from './status.js';
+
+/** Push-log entries read to find each backend's last push. */
+const LOG_SCAN = 1_000;
+
+/** Push-log events that change a copy's data (not clear-interrupted, drift, …). */
+const CHANGES_COPY = new Set(['push', 'catch-up', 'adopt-interrupted', 'adopt-late-write']);
+
+export function register(program: Command): void {
+  common(program.command('repo'))
+    .description('one repository on every backend: versions, checksums, leaders, writes, health, drift')
+    .argument('<repository>', 'repository, e.g. team/app.git')
+    .action((name: string, opts: { config?: string; json?: boolean }) => run(opts, (ctx) => repo(ctx, name, opts.json === true)));
+}
+
+async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number> {
+  const name = canonicalRepositoryName(raw);
+  const { cluster, store, redis } = ctx.parts;
+  const [state, [lastWrite], known, recent] = await Promise.all([
+    store.read(name),
+    store.lastWrites([name]),
+    redis.zscore(store.keys.repos(), name),
+    redis.xrevrange(store.keys.log(name), '+', '-', 'COUNT', LOG_SCAN) as Promise<StreamEntry[]>,
+  ]);
+  if (state.versions.size === 0 && !state.frozen && !state.writing && known === null && recent.length === 0) {
+    ctx.streams.err.write(`githa: repository ${name} is not known to githa (no record in Redis: it has not been used through githa yet)\n`);
+    return EXIT.ATTENTION;
+  }
+  const now = Date.now();
+  const active = cluster.activeBackends().map((b) => b.id);
+  const summary = summarize(state, active, ctx.config.replication.writeQuorum, lastWrite || undefined, now);
+  summary.leaders.sort();
+  // Each backend's newest change (as the written backend, a quorum copy, or a
+  // catch-up) and the user of the push that made that version.
+  const pushers = new Map<string, string>();
+  for (const entry of recent) {
+    const f = entryFields(entry);
+    const who = f.event === 'push' ? f.user : f.event === 'adopt-interrupted' ? f.writer : undefined;
+    if (f.version && who && !pushers.has(f.version)) pushers.set(f.version, who);
+  }
+  const lastPush = new Map<string, { user: string | undefined; at: number; version: string; event: string }>();
+  for (const entry of recent) {
+    const f = entryFields(entry);
+    if (!CHANGES_COPY.has(f.event ?? '')) continue;
+    const holders = [f.backend ?? '', ...(f.copies ? f.copies.split(',') : [])].filter((b) => b.length > 0);
+    for (const b of holders) {
+      if (!lastPush.has(b)) lastPush.set(b, { user: pushers.get(f.version ?? ''), at: entryTime(entry[0]), version: f.version ?? '', event: f.event ?? '' });
+    }
+  }
+  const backends = ctx.config.backends.map((b) => {
+    const version = state.versions.get(b.id);
+    const writing = state.writing?.backend === b.id ? state.writing : undefined;
+    const suspectUntil = state.suspect.get(b.id);
+    const drift = state.drift.get(b.id);
+    const health = ctx.health.get(b.id);
+    const push = lastPush.get(b.id);
+    return {
+      backend: b.id,
+      zone: b.zone,
+      enabled: cluster.isEnabled(b.id),
+      writable: cluster.isWritable(b.id),
+      version: version ?? 0,
+      checksum: state.checksums.get(b.id),
+      leader: summary.leaders.includes(b.id),
+      stale: summary.stale.includes(b.id),
+      health: health ? (health.up ? 'up' : 'down') : 'unknown',
+      healthDetail: health?.detail,
+      writing: writing
+        ? {
+            user: writing.user,
+            proxy: writing.proxy,
+            transport: writing.transport,
+            since: writing.started,
+            heartbeat: writing.heartbeat,
+            interrupted: !state.locked,
+          }
+        : undefined,
+      lastWriter: push?.user,
+      lastWriteAt: push?.at,
+      lastEvent: push?.event,
+      suspectUntil: suspectUntil && suspectUntil > now ? suspectUntil : undefined,
+      drift: drift ? { checksum: drift.checksum, since: drift.at } : undefined,
+    };
+  });
+  const attention = summary.state === 'unsynchronized' || summary.state === 'ambiguous' || summary.state === 'frozen' || summary.drifted.length > 0;
+  if (asJson) {
+    ctx.streams.out.write(
+      json({
+        repo: name,
+        state: summary.state,
+        reason: summary.reason,
+        frozen: state.frozen,
+        version: summary.version,
+        leaders: summary.leaders,
+        stale: summary.stale,
+        writeQuorum: ctx.config.replication.writeQuorum,
+        lastWriteAt: lastWrite || undefined,
+        epoch: state.epoch,
+        backends,
+      }),
+    );
+    return attention ? EXIT.ATTENTION : EXIT.OK;
+  }
+  const out = ctx.streams.out;
+  out.write(
+    table(
+      backends.map((b) => ({
+        backend: b.backend,
+        zone: b.zone,
+        version: b.version || undefined,
+        checksum: b.checksum?.slice(0, 12),
+        leader: b.leader,
+        writing: b.writing
+          ? `${b.writing.interrupted ? 'INTERRUPTED' : 'in flight'}: ${b.writing.user} via ${b.writing.proxy} since ${isoTime(b.writing.since)}`
+          : undefined,
+        'last writer': b.lastWriter,
+        'last write': isoTime(b.lastWriteAt),
+        health: `${b.health}${b.enabled ? '' : ' (disabled)'}${b.writable ? '' : ' (no writes)'}`,
+        suspect: b.suspectUntil ? `until ${isoTime(b.suspectUntil)}` : undefined,
+        drift: b.drift ? `${b.drift.checksum.slice(0, 12)} since ${isoTime(b.drift.since)}` : undefined,
+      })),
+      ['backend', 'zone', 'version', 'checksum', 'leader', 'writing', 'last writer', 'last write', 'health', 'suspect', 'drift'],
+    ),
+  );
+  out.write('\n');
+  const leaders = summary.leaders.length > 0 ? `leaders ${summary.leaders.join(',')}` : 'no leader';
+  const stale = summary.stale.length > 0 ? `; stale ${summary.stale.join(',')}` : '';
+  out.write(`${name}: ${STATE_LABEL[summary.state]}, version ${summary.version}, ${leaders}${stale}; write quorum ${ctx.config.replication.writeQuorum}\n`);
+  if (lastWrite) out.write(`last write: ${isoTime(lastWrite)} (${ago(lastWrite, now)})\n`);
+  if (state.frozen) {
+    out.write(`frozen: ${state.frozen.reason}${state.frozen.detail ? `: ${state.frozen.detail}` : ''} (since ${isoTime(state.frozen.since)})\n`);
+  } else if (state.writing && !state.locked) {
+    out.write(`frozen: write-interrupted: a push by ${state.writing.user} to ${state.writing.backend} via ${state.writing.proxy} did not finish; writes are refused until it is resolved\n`);
+  }
+  return attention ? EXIT.ATTENTION : EXIT.OK;
+}

@@ -1,0 +1,106 @@
+/**
+ * `githa status`: every repository's state (Synchronized / Partial /
+ * Unsynchronized / Ambiguous / Frozen), every backend, counts per state and
+ * the replication backlog. Exit 1 when a repository is unsynchronized,
+ * ambiguous or frozen, or an enabled backend is down.
+ */
+import type { Command } from 'commander';
+import { collectStatus, type ClusterStatus } from '../../cluster/cluster-status.js';
+import type { RepoHealth } from '../../cluster/status.js';
+import { EXIT, json, progress, table } from '../output.js';
+import { ago, common, run, type Context } from './context.js';
+
+/** Above this many repositories, `status` shows its progress while reading. */
+const PROGRESS_ABOVE = 200;
+const PAGE = 200;
+
+export const STATE_LABEL: Record<RepoHealth, string> = {
+  synchronized: 'Synchronized',
+  partial: 'Partial',
+  unsynchronized: 'Unsynchronized',
+  ambiguous: 'Ambiguous',
+  frozen: 'Frozen',
+};
+
+export function register(program: Command): void {
+  common(program.command('status'))
+    .description('every repository\'s state and every backend; exit 1 when something is at risk, frozen, ambiguous or down')
+    .action((opts: { config?: string; json?: boolean }) => run(opts, (ctx) => status(ctx, opts.json === true)));
+}
+
+/** Why `status` needs attention (empty: all well). */
+export function attention(s: ClusterStatus): string[] {
+  const why: string[] = [];
+  for (const state of ['unsynchronized', 'ambiguous', 'frozen'] as const) {
+    if (s.counts[state] > 0) why.push(`${s.counts[state]} ${state}`);
+  }
+  const down = s.backends.filter((b) => b.enabled && b.health === 'down').map((b) => b.id);
+  if (down.length > 0) why.push(`down: ${down.join(', ')}`);
+  return why;
+}
+
+async function status(ctx: Context, asJson: boolean): Promise<number> {
+  const { cluster, redis, store } = ctx.parts;
+  const total = await redis.zcard(store.keys.repos());
+  const bar = total > PROGRESS_ABOVE ? progress(ctx.streams, Math.ceil(total / PAGE), 'reading repositories') : undefined;
+  const collected = await collectStatus(cluster, ctx.health, (done) => bar?.tick(`${done} repositories`));
+  const s: ClusterStatus = { ...collected, repositories: collected.repositories.map((r) => ({ ...r, leaders: [...r.leaders].sort() })) };
+  bar?.done();
+  const why = attention(s);
+  const out = ctx.streams.out;
+  if (asJson) {
+    out.write(json({ ...s, attention: why }));
+    return why.length > 0 ? EXIT.ATTENTION : EXIT.OK;
+  }
+  if (s.repositories.length === 0) out.write('no repositories known yet (each is recorded when first used through githa)\n\n');
+  else {
+    out.write(
+      table(
+        s.repositories.map((r) => ({
+          repository: r.repo,
+          state: STATE_LABEL[r.state],
+          version: r.version,
+          leaders: r.leaders.join(','),
+          stale: r.stale.join(','),
+          'last write': ago(r.lastWriteAt, s.at),
+          detail: detail(r),
+        })),
+        ['repository', 'state', 'version', 'leaders', 'stale', 'last write', 'detail'],
+      ),
+    );
+    out.write('\n');
+  }
+  out.write(
+    table(
+      s.backends.map((b) => {
+        const o = ctx.stored.get(b.id);
+        return {
+          backend: b.id,
+          zone: b.zone,
+          enabled: b.enabled ? 'yes' : o?.enabled === false ? 'no (override)' : 'no',
+          writable: b.writable ? 'yes' : o?.writable === false ? 'no (override)' : 'no',
+          health: b.health,
+          leads: b.leads,
+          stale: b.stale,
+          detail: b.detail,
+        };
+      }),
+      ['backend', 'zone', 'enabled', 'writable', 'health', 'leads', 'stale', 'detail'],
+    ),
+  );
+  out.write('\n');
+  const counts = (Object.keys(STATE_LABEL) as RepoHealth[]).map((k) => `${STATE_LABEL[k]} ${s.counts[k]}`).join(', ');
+  out.write(`${s.repositories.length} repositories: ${counts}\n`);
+  out.write(`replication backlog: ${s.backlog} stale (repository, backend) pair${s.backlog === 1 ? '' : 's'}; write quorum ${s.writeQuorum}\n`);
+  if (why.length > 0) out.write(`attention: ${why.join('; ')}\n`);
+  return why.length > 0 ? EXIT.ATTENTION : EXIT.OK;
+}
+
+function detail(r: ClusterStatus['repositories'][number]): string {
+  const parts: string[] = [];
+  if (r.reason) parts.push(r.reason);
+  if (r.writing) parts.push(`${r.writing.interrupted ? 'interrupted write' : 'write in flight'} on ${r.writing.backend}`);
+  if (r.drifted.length > 0) parts.push(`drifted: ${r.drifted.join(',')}`);
+  if (r.suspect.length > 0) parts.push(`suspect: ${r.suspect.join(',')}`);
+  return [...new Set(parts)].join('; ');
+}

@@ -1,0 +1,27 @@
+/**
+ * What githa reports about its own work, for metrics (src/admin/metrics.ts
+ * implements it with prom-client). The cluster and the front ends call it;
+ * they never import prom-client. Every method must be cheap and must never
+ * throw. Labels are bounded sets: no repository names, no users.
+ */
+export interface Observer {
+  /** One client request, when its front end writes its log line. `seconds` from accept to end. */
+  request(r: { transport: 'http' | 'ssh' | 'git'; service: string; outcome: string; seconds: number; bytes: number }): void;
+  /** Time spent waiting for a repository's write lock; outcome `acquired`, `busy` or `unavailable`. */
+  lockWait(seconds: number, outcome: string): void;
+  /** One catch-up (outcome `ok`, `busy`, `not-recorded`, `failed`). */
+  catchUp(r: { outcome: string; seconds: number; bytes: number }): void;
+  /** A version caught up by the replicator: now − the time it was committed. */
+  replicationLag(seconds: number): void;
+  /** One write-quorum copy attempt: `copied`, `mismatch`, `failed` or `timeout`. */
+  quorumCopy(outcome: string): void;
+}
+
+/** The default: observes nothing. */
+export const NO_OBSERVER: Observer = {
+  request: () => {},
+  lockWait: () => {},
+  catchUp: () => {},
+  replicationLag: () => {},
+  quorumCopy: () => {},
+};

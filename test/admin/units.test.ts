@@ -1,0 +1,87 @@
+/**
+ * Pure parts of the admin listener: the shared status snapshot's refresh
+ * rule, the status pages' escaping, the metrics' label hygiene, and the demo's
+ * log formatter.
+ */
+import { describe, expect, it } from 'vitest';
+import { formatLogLine } from '../../src/cli/pretty-log.js';
+import { Metrics } from '../../src/admin/metrics.js';
+import { StatusCache } from '../../src/admin/status-cache.js';
+import { esc, renderStatusPage, repoHref } from '../../src/admin/status-page.js';
+import type { ClusterStatus } from '../../src/cluster/cluster-status.js';
+
+function status(repos: string[], at = Date.now()): ClusterStatus {
+  return {
+    at,
+    writeQuorum: 2,
+    repositories: repos.map((repo) => ({ repo, state: 'frozen', reason: 'maintenance', version: 1, leaders: ['b1'], stale: [], drifted: [], suspect: [] })),
+    backends: [{ id: 'b1', enabled: true, writable: true, health: 'down', detail: '<b>refused</b>', leads: repos.length, stale: 0 }],
+    counts: { synchronized: 0, partial: 0, unsynchronized: 0, ambiguous: 0, frozen: repos.length },
+    backlog: 0,
+  };
+}
+
+describe('StatusCache', () => {
+  it('loads once, serves the snapshot until refreshMs, then refreshes in the background', async () => {
+    let loads = 0;
+    const cache = new StatusCache(async () => status(Array.from({ length: ++loads }, (_, i) => `r${i}`)), 100);
+    expect((await cache.get()).repositories).toHaveLength(1);
+    expect((await Promise.all([cache.get(), cache.get(), cache.get()])).map((s) => s.repositories.length)).toEqual([1, 1, 1]);
+    expect(loads).toBe(1);
+    await new Promise((r) => setTimeout(r, 120));
+    // Due: the old snapshot is served while the new one loads.
+    expect((await cache.get()).repositories).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 10));
+    expect((await cache.get()).repositories).toHaveLength(2);
+    expect(loads).toBe(2);
+  });
+
+  it('keeps the last snapshot when a refresh fails, and reports the failure', async () => {
+    let fail = false;
+    const errors: unknown[] = [];
+    const cache = new StatusCache(async () => {
+      if (fail) throw new Error('redis down');
+      return status(['a']);
+    }, 1, (err) => errors.push(err));
+    await cache.get();
+    fail = true;
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await cache.get()).repositories).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(errors).toHaveLength(1);
+    const empty = new StatusCache(async () => Promise.reject(new Error('redis down')), 1000);
+    await expect(empty.get()).rejects.toThrow('redis down');
+  });
+});
+
+describe('status page', () => {
+  it('escapes repository names and details, and links with the URL-encoded name', () => {
+    const html = renderStatusPage(status(['a/<script>x</script>.git']), { proxyId: 'p"1' });
+    expect(html).not.toContain('<script>');
+    expect(html).not.toContain('<b>refused');
+    expect(html).toContain('a/&#60;script&#62;x&#60;/script&#62;.git');
+    expect(html).toContain(`href="${esc(repoHref('a/<script>x</script>.git'))}"`);
+    expect(repoHref('team/app.git')).toBe('/status/repo/team%2Fapp.git');
+    // States in words, not colour alone.
+    expect(html).toMatch(/class="state s-frozen"[^>]*>frozen</);
+  });
+});
+
+describe('metrics', () => {
+  it('folds unexpected label values into "other"', async () => {
+    const m = new Metrics();
+    m.request({ transport: 'http', service: 'git-upload-pack', outcome: 'team/secret repo', seconds: 0.1, bytes: 10 });
+    const { body } = await m.scrape();
+    expect(body).toContain('githa_requests_total{transport="http",service="git-upload-pack",outcome="other"} 1');
+    expect(body).not.toContain('secret');
+  });
+});
+
+describe('formatLogLine', () => {
+  it('turns a pino line into HH:MM:SS level msg key=value', () => {
+    const time = new Date(2026, 0, 2, 3, 4, 5).getTime();
+    const line = JSON.stringify({ level: 40, time, pid: 1, hostname: 'h', svc: 'githa', msg: 'backend down', backend: 'b2', detail: 'connect refused', n: 3 });
+    expect(formatLogLine(line)).toBe('03:04:05 warn  backend down backend=b2 detail="connect refused" n=3');
+    expect(formatLogLine('not json')).toBe('not json');
+  });
+});
