@@ -47,7 +47,7 @@ export interface ClusterParts {
 
 export function buildCluster(config: Config, log: Logger): ClusterParts {
   const redis = connectRedis(config.redis.url, { commandTimeoutMs: config.redis.commandTimeoutMs });
-  const store = new StateStore(redis, config.redis.prefix);
+  const store = new StateStore(redis, config.redis.prefix, config.pushLog.maxLength);
   const locks = new WriteLocks(redis, store.keys, config.locks);
   const timeoutMs = config.http.backendTimeoutMs;
   // githa's own Git client of each backend (catch-up, checksums): HTTP where

@@ -9,7 +9,6 @@ import {
   NoLeaderError,
   QuorumUnavailableError,
   RepositoryFrozenError,
-  RepositoryNotFoundError,
   StateRegressionError,
   WriteInterruptedError,
 } from '../errors.js';
@@ -23,6 +22,7 @@ import { Health } from './health.js';
 import { NO_OBSERVER, type Observer } from './observer.js';
 import { frozenForRead, frozenForWrite, interruptedWrite, leadersLost, quorumUnavailable } from './messages.js';
 import { leadership, planRead, planWrite, type BackendView, type RepoFlags } from './routing.js';
+import { compareCopies, knownState } from './adoption.js';
 import { finishWrite } from './write.js';
 
 export type Backend = BackendConfig;
@@ -319,64 +319,14 @@ export class Cluster {
     });
   }
 
-  /**
-   * Leaders at one version must hold one checksum. If Redis says otherwise
-   * (a bug, or hand-edited state), githa cannot tell which copy is right:
-   * frozen as ambiguous (design: "Ambiguous leaders").
-   */
-  private async consistent(repo: string, state: RepoState): Promise<RepoState> {
-    const { leaders } = leadership(state.versions);
-    const sums = new Set(leaders.map((b) => state.checksums.get(b) ?? ''));
-    if (sums.size <= 1) return state;
-    const detail = `leaders at one version with different checksums: ${leaders.map((b) => `${b}=${(state.checksums.get(b) ?? '').slice(0, 12)}`).join(' ')}`;
-    await this.store.freeze(repo, 'ambiguous', detail);
-    this.log.error({ repo, detail }, 'repository frozen: contradicting checksums');
-    return this.store.read(repo);
+  /** Every enabled backend's checksum of `repo` (src/cluster/adoption.ts). */
+  compareCopies(repo: string): ReturnType<typeof compareCopies> {
+    return compareCopies(this, repo);
   }
 
-  /**
-   * Every enabled backend's checksum of `repo`: `copies` (backend → checksum),
-   * `missing` (no such repository there), `unreachable` (marked down).
-   */
-  async compareCopies(repo: string): Promise<{ copies: Map<string, string>; missing: string[]; unreachable: string[] }> {
-    const copies = new Map<string, string>();
-    const missing: string[] = [];
-    const unreachable: string[] = [];
-    await Promise.all(
-      this.activeBackends().map(async (b) => {
-        try {
-          const refs = await this.client(b.id).listRefs(repo);
-          if (refs) copies.set(b.id, refsChecksum(refs));
-          else missing.push(b.id);
-        } catch (err) {
-          if (!(err instanceof BackendUnavailableError)) throw err;
-          this.health.markDown(b.id);
-          unreachable.push(b.id);
-        }
-      }),
-    );
-    return { copies, missing: missing.sort(), unreachable: unreachable.sort() };
-  }
-
-  /** The state of a repository, adopting it on first sight (all copies agree) or freezing it as ambiguous. */
-  private async known(repo: string, state: RepoState): Promise<RepoState> {
-    if (state.frozen) return state;
-    if (state.versions.size > 0) return this.consistent(repo, state);
-    const { copies: found, unreachable } = await this.compareCopies(repo);
-    if (found.size === 0 && unreachable.length === 0) throw new RepositoryNotFoundError(`repository ${repo} not found`);
-    if (unreachable.length > 0) {
-      throw new NoLeaderError(
-        `githa has no record of ${repo} yet and cannot compare its copies while ${unreachable.join(', ')} ${unreachable.length > 1 ? 'are' : 'is'} unreachable`,
-      );
-    }
-    const distinct = new Set(found.values());
-    if (distinct.size === 1) {
-      if (await this.store.adopt(repo, found)) this.log.info({ repo, backends: [...found.keys()] }, 'repository adopted');
-    } else {
-      await this.store.freeze(repo, 'ambiguous', `copies differ: ${[...found].sort(([a], [b]) => a.localeCompare(b)).map(([b, c]) => `${b}=${c.slice(0, 12)}`).join(' ')}`);
-      this.log.warn({ repo }, 'repository frozen: copies differ and no version is recorded');
-    }
-    return this.store.read(repo);
+  /** The state of a repository, adopting it on first sight (src/cluster/adoption.ts). */
+  private known(repo: string, state: RepoState): Promise<RepoState> {
+    return knownState(this, repo, state);
   }
 
   /** Catches `target` up from `source`, waiting at most `waitMs` (the copy goes on after that). */

@@ -62,6 +62,10 @@ export const DEFAULTS = {
     /** After a forced clear the backend is suspect for this long: no writes go to it, then its checksum is verified again. */
     suspectGraceMs: 600_000,
   },
+  pushLog: {
+    /** Entries kept in each repository's push log (githa:repo:{R}:log), trimmed approximately (XADD MAXLEN ~). */
+    maxLength: 10_000,
+  },
   verify: {
     /** How often every repository's copies are compared with their recorded checksums (0 = never). */
     intervalMs: 3_600_000,

@@ -106,6 +106,7 @@ export const configSchema = z
       .prefault({}),
     /** Shorthand for interruptions.onInterruptedWrite. */
     onInterruptedWrite: z.enum(['adopt', 'freeze']).optional(),
+    pushLog: z.object({ maxLength: positiveMs.default(DEFAULTS.pushLog.maxLength) }).strict().prefault({}),
     verify: z
       .object({
         intervalMs: z.number().int().nonnegative().default(DEFAULTS.verify.intervalMs),

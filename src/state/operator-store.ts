@@ -5,7 +5,6 @@ import { flattenFields, guarded, runScript } from './redis-call.js';
 import { MAINTENANCE_BEGIN, MAINTENANCE_RELEASE, SYNC_COMMIT, THAW_DEMOTE, THAW_PROMOTE } from './operator-scripts.js';
 import type { FreezeReason, LogFields } from './store.js';
 
-const LOG_MAX = 10_000;
 
 /** One push-log entry: its stream id and fields. */
 export interface LogEntry {
@@ -23,6 +22,8 @@ export class OperatorStore {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
+    /** Push-log entries kept per repository: config pushLog.maxLength. */
+    private readonly logMax: number,
   ) {
     redis.defineCommand('githaOpThawDemote', { numberOfKeys: 9, lua: THAW_DEMOTE });
     redis.defineCommand('githaOpThawPromote', { numberOfKeys: 9, lua: THAW_PROMOTE });
@@ -50,7 +51,7 @@ export class OperatorStore {
       this.redis,
       'githaOpThawDemote',
       [k.lock(repo), k.versions(repo), k.checksums(repo), k.writing(repo), k.frozen(repo), k.suspect(repo), k.drift(repo), k.meta(repo), k.log(repo)],
-      [token, backend, expectVersion === undefined ? '' : String(expectVersion), expectMax, liftFreeze, LOG_MAX, randomUUID(), Date.now(), ...flattenFields(log)],
+      [token, backend, expectVersion === undefined ? '' : String(expectVersion), expectMax, liftFreeze, this.logMax, randomUUID(), Date.now(), ...flattenFields(log)],
     );
     return { status, max: Number(max), marker, lifted };
   }
@@ -62,7 +63,7 @@ export class OperatorStore {
       this.redis,
       'githaOpThawPromote',
       [k.lock(repo), k.versions(repo), k.checksums(repo), k.writing(repo), k.frozen(repo), k.suspect(repo), k.drift(repo), k.meta(repo), k.log(repo)],
-      [token, backend, checksum, LOG_MAX, randomUUID(), Date.now(), ...flattenFields(log)],
+      [token, backend, checksum, this.logMax, randomUUID(), Date.now(), ...flattenFields(log)],
     );
     return { status, version: Number(version) };
   }
@@ -74,7 +75,7 @@ export class OperatorStore {
       this.redis,
       'githaOpMaintenanceBegin',
       [k.lock(repo), k.frozen(repo), k.writing(repo), k.log(repo)],
-      [token, detail, Date.now(), LOG_MAX, backend, ...flattenFields(log)],
+      [token, detail, Date.now(), this.logMax, backend, ...flattenFields(log)],
     );
     return { status, why };
   }
@@ -92,7 +93,7 @@ export class OperatorStore {
       this.redis,
       'githaOpMaintenanceRelease',
       [k.lock(repo), k.versions(repo), k.checksums(repo), k.frozen(repo), k.suspect(repo), k.drift(repo), k.log(repo)],
-      [token, backend, checksum ?? '', LOG_MAX, ...flattenFields(log)],
+      [token, backend, checksum ?? '', this.logMax, ...flattenFields(log)],
     );
     return { status, version: Number(version), lifted: Number(lifted) === 1 };
   }
@@ -104,7 +105,7 @@ export class OperatorStore {
       this.redis,
       'githaOpSyncCommit',
       [k.lock(repo), k.versions(repo), k.checksums(repo), k.writing(repo), k.drift(repo), k.log(repo)],
-      [token, target, version, checksum, source, LOG_MAX, ...flattenFields(log)],
+      [token, target, version, checksum, source, this.logMax, ...flattenFields(log)],
     );
     return status;
   }

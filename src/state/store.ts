@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ClusterStateUnavailableError, CommitRefusedError, RepositoryFrozenError } from '../errors.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { Keys } from './keys.js';
 import { flattenFields, guarded, runScript } from './redis-call.js';
 import {
@@ -55,7 +56,6 @@ export interface RepoState {
 /** Fields of a push-log entry (one per write attempt, catch-up, adoption). */
 export type LogFields = Record<string, string | number>;
 
-const LOG_MAX = 10_000;
 const EVENTS_MAX = 100_000;
 
 /**
@@ -69,6 +69,8 @@ export class StateStore {
   constructor(
     readonly redis: Redis,
     prefix: string,
+    /** Push-log entries kept per repository (XADD MAXLEN ~): config pushLog.maxLength. */
+    readonly logMax: number = DEFAULTS.pushLog.maxLength,
   ) {
     this.keys = new Keys(prefix);
     redis.defineCommand('githaBeginWrite', { numberOfKeys: 3, lua: BEGIN_WRITE });
@@ -177,7 +179,7 @@ export class StateStore {
       this.redis,
       'githaCommitWrite',
       [k.lock(repo), k.writing(repo), k.versions(repo), k.checksums(repo), k.log(repo)],
-      [token, writeId, backend, checksum, LOG_MAX, copies.length, ...copies, ...flattenFields(log)],
+      [token, writeId, backend, checksum, this.logMax, copies.length, ...copies, ...flattenFields(log)],
     );
     if (reply[0] !== 'OK' || reply[1] === undefined) {
       throw new CommitRefusedError(
@@ -200,7 +202,7 @@ export class StateStore {
       this.redis,
       'githaCommitCatchUp',
       [k.versions(repo), k.checksums(repo), k.writing(repo), k.log(repo)],
-      [target, version, checksum, source, LOG_MAX, 'event', 'catch-up', 'source', source, ...flattenFields(log)],
+      [target, version, checksum, source, this.logMax, 'event', 'catch-up', 'source', source, ...flattenFields(log)],
     );
     return status;
   }
@@ -213,7 +215,7 @@ export class StateStore {
       this.redis,
       'githaAdopt',
       [k.versions(repo), k.checksums(repo), k.frozen(repo), k.log(repo), k.meta(repo)],
-      [LOG_MAX, randomUUID(), Date.now(), ...pairs],
+      [this.logMax, randomUUID(), Date.now(), ...pairs],
     );
     if (status === 'OK') await this.noteRepository(repo, 0);
     return status === 'OK';
@@ -234,7 +236,7 @@ export class StateStore {
       this.redis,
       'githaResolveInterrupted',
       [k.lock(repo), k.writing(repo), k.versions(repo), k.checksums(repo), k.log(repo), k.suspect(repo)],
-      [token, writeId, action, checksum, suspectUntil, LOG_MAX, ...flattenFields(log)],
+      [token, writeId, action, checksum, suspectUntil, this.logMax, ...flattenFields(log)],
     );
     return { status, version: Number(version) };
   }
@@ -246,7 +248,7 @@ export class StateStore {
       this.redis,
       'githaSettleSuspect',
       [k.lock(repo), k.suspect(repo), k.versions(repo), k.checksums(repo), k.log(repo)],
-      [token, backend, liveChecksum, LOG_MAX],
+      [token, backend, liveChecksum, this.logMax],
     );
     return { status, version: Number(version) };
   }
@@ -258,7 +260,7 @@ export class StateStore {
       this.redis,
       'githaMarkDrift',
       [k.versions(repo), k.checksums(repo), k.writing(repo), k.drift(repo), k.log(repo)],
-      [backend, version, checksum, live, Date.now(), LOG_MAX],
+      [backend, version, checksum, live, Date.now(), this.logMax],
     );
     return status;
   }
@@ -283,7 +285,7 @@ export class StateStore {
       this.redis,
       'githaRecover',
       [k.lock(repo), k.versions(repo), k.checksums(repo), k.writing(repo), k.frozen(repo), k.suspect(repo), k.drift(repo), k.meta(repo), k.log(repo)],
-      [token, LOG_MAX, randomUUID(), Date.now(), mode, detail, ...[...copies].flat()],
+      [token, this.logMax, randomUUID(), Date.now(), mode, detail, ...[...copies].flat()],
     );
     if (status === 'OK' || status === 'AMBIGUOUS') await this.noteRepository(repo, 0);
     return { status, version: Number(version) };

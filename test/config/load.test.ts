@@ -114,3 +114,12 @@ describe('replication and interruption settings', () => {
     expect(() => buildConfig({ backends: backends(1), onInterruptedWrite: 'ignore' }, {})).toThrow(/onInterruptedWrite/);
   });
 });
+
+describe('pushLog.maxLength', () => {
+  const backends = [{ id: 'b1', http: 'http://127.0.0.1:9000/' }];
+  it('defaults to 10000 entries and takes a positive integer', () => {
+    expect(buildConfig({ backends }, {}).pushLog.maxLength).toBe(10_000);
+    expect(buildConfig({ backends, pushLog: { maxLength: 500 } }, {}).pushLog.maxLength).toBe(500);
+    expect(() => buildConfig({ backends, pushLog: { maxLength: 0 } }, {})).toThrow(/pushLog\.maxLength/);
+  });
+});
