@@ -30,7 +30,7 @@ describe('githa status, repo, log, dataloss', () => {
     expect(human.stdout).toMatch(/^team\/sync\.git\s+Synchronized\s+2\s+b1,b2,b3/m);
     expect(human.stdout).toMatch(/^BACKEND\s+ZONE\s+ENABLED\s+WRITABLE\s+HEALTH\s+LEADS\s+STALE/m);
     expect(human.stdout).toMatch(/^b2\s+-\s+yes\s+yes\s+up\s+1\s+0/m);
-    expect(human.stdout).toMatch(/1 repositories: Synchronized 1, Partial 0, Unsynchronized 0, Ambiguous 0, Frozen 0/);
+    expect(human.stdout).toMatch(/1 repository: Synchronized 1, Partial 0, Unsynchronized 0, Ambiguous 0, Frozen 0/);
     expect(human.stdout).toMatch(/replication backlog: 0 stale/);
 
     const { code, data } = await githaJson(githa.configPath, ['status']);

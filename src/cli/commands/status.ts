@@ -90,7 +90,7 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
   );
   out.write('\n');
   const counts = (Object.keys(STATE_LABEL) as RepoHealth[]).map((k) => `${STATE_LABEL[k]} ${s.counts[k]}`).join(', ');
-  out.write(`${s.repositories.length} repositories: ${counts}\n`);
+  out.write(`${s.repositories.length} ${s.repositories.length === 1 ? 'repository' : 'repositories'}: ${counts}\n`);
   out.write(`replication backlog: ${s.backlog} stale (repository, backend) pair${s.backlog === 1 ? '' : 's'}; write quorum ${s.writeQuorum}\n`);
   if (why.length > 0) out.write(`attention: ${why.join('; ')}\n`);
   return why.length > 0 ? EXIT.ATTENTION : EXIT.OK;
