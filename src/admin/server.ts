@@ -102,18 +102,13 @@ export function createAdminServer(store: StateStore, deps: AdminDeps = {}): Serv
 async function repoDetail(cluster: Cluster, repo: string): Promise<RepoDetail | undefined> {
   if (repo.length === 0 || repo.length > 1024) return undefined;
   const { store, config } = cluster;
-  const [state, [lastWrite], raw] = await Promise.all([
+  const [state, [lastWrite], log] = await Promise.all([
     store.read(repo),
     store.lastWrites([repo]),
-    store.redis.xrevrange(store.keys.log(repo), '+', '-', 'COUNT', LOG_ENTRIES),
+    store.readLog(repo, { count: LOG_ENTRIES }),
   ]);
-  if (state.versions.size === 0 && !state.frozen && !state.writing && raw.length === 0) return undefined;
+  if (state.versions.size === 0 && !state.frozen && !state.writing && log.length === 0) return undefined;
   const active = cluster.activeBackends().map((b) => b.id);
   const summary = summarize(state, active, config.replication.writeQuorum, lastWrite || undefined, Date.now());
-  const log = raw.map(([id, flat]) => {
-    const fields: Record<string, string> = {};
-    for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
-    return { id, fields };
-  });
   return { repo, state, summary, backends: config.backends.map((b) => b.id), log };
 }

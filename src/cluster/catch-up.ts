@@ -7,17 +7,6 @@ import type { StateStore } from '../state/store.js';
 import { refsChecksum } from './checksum.js';
 import { NO_OBSERVER, type Observer } from './observer.js';
 
-export interface CatchUpRequest {
-  repo: string;
-  source: BackendClient;
-  target: BackendClient;
-  /** The source's recorded version and checksum, noted before copying (safety rule 4). */
-  version: number;
-  checksum: string;
-  signal?: AbortSignal | undefined;
-  /** Lease of the per-(repository, target) copy lock. */
-  pairLockMs?: number;
-}
 
 export type CatchUpOutcome =
   /** The target now holds `version` and it is recorded. */
@@ -57,7 +46,13 @@ export interface CopyRequest {
   /** The checksum the source must have, and the target must have afterwards. */
   checksum: string;
   signal?: AbortSignal | undefined;
+  /** Lease of the per-(repository, target) copy lock. */
   pairLockMs?: number;
+}
+
+/** A copy recorded as a catch-up: `checksum` and `version` are the source's, noted before copying (safety rule 4). */
+export interface CatchUpRequest extends CopyRequest {
+  version: number;
 }
 
 export type CopyOutcome =

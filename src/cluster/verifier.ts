@@ -30,8 +30,6 @@ export class Verifier {
   private sweep: Promise<void> | undefined;
   private nextSlot = 0;
   private readonly log: Logger;
-  /** Drifted copies seen by this githa's last look at each repository (for metrics and status). */
-  readonly drift = new Map<string, Set<string>>();
 
   constructor(private readonly cluster: Cluster) {
     this.log = cluster.log.child({ component: 'verifier' });
@@ -106,8 +104,6 @@ export class Verifier {
         await store.releasePairLock(repo, backend, token).catch(() => {});
       }
     }
-    if (report.drifted.length > 0) this.drift.set(repo, new Set(report.drifted));
-    else this.drift.delete(repo);
     return report;
   }
 

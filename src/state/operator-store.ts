@@ -1,16 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
-import { flattenFields, guarded, runScript } from './redis-call.js';
+import { flattenFields, runScript } from './redis-call.js';
 import { MAINTENANCE_BEGIN, MAINTENANCE_RELEASE, SYNC_COMMIT, THAW_DEMOTE, THAW_PROMOTE } from './operator-scripts.js';
 import type { FreezeReason, LogFields } from './store.js';
 
-
-/** One push-log entry: its stream id and fields. */
-export interface LogEntry {
-  id: string;
-  fields: Record<string, string>;
-}
 
 /**
  * The state changes of the operator commands (`githa thaw`, `lock`, `sync`;
@@ -108,15 +102,5 @@ export class OperatorStore {
       [token, target, version, checksum, source, this.logMax, ...flattenFields(log)],
     );
     return status;
-  }
-
-  /** The newest `count` push-log entries, newest first. */
-  async recentLog(repo: string, count = 1000): Promise<LogEntry[]> {
-    const entries = await guarded(() => this.redis.xrevrange(this.keys.log(repo), '+', '-', 'COUNT', count));
-    return entries.map(([id, flat]) => {
-      const fields: Record<string, string> = {};
-      for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
-      return { id, fields };
-    });
   }
 }

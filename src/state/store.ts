@@ -53,6 +53,13 @@ export interface RepoState {
   epoch?: string;
 }
 
+/** One push-log entry as read back: its stream id, when it was added (ms), its fields. */
+export interface LogEntry {
+  id: string;
+  at: number;
+  fields: Record<string, string>;
+}
+
 /** Fields of a push-log entry (one per write attempt, catch-up, adoption). */
 export type LogFields = Record<string, string | number>;
 
@@ -306,6 +313,30 @@ export class StateStore {
       const names = flat.filter((_, i) => i % 2 === 0);
       if (names.length > 0) yield names;
     } while (cursor !== '0');
+  }
+
+  /**
+   * The push log of `repo`: newest first (oldest first with `oldestFirst`),
+   * entries added at or after `sinceMs` only, at most `count`.
+   */
+  async readLog(repo: string, opts: { count?: number; sinceMs?: number; oldestFirst?: boolean } = {}): Promise<LogEntry[]> {
+    const key = this.keys.log(repo);
+    const since = opts.sinceMs !== undefined ? String(Math.max(0, Math.floor(opts.sinceMs))) : '-';
+    const n = opts.count;
+    const raw = await guarded(() =>
+      opts.oldestFirst
+        ? n !== undefined
+          ? this.redis.xrange(key, since, '+', 'COUNT', n)
+          : this.redis.xrange(key, since, '+')
+        : n !== undefined
+          ? this.redis.xrevrange(key, '+', since, 'COUNT', n)
+          : this.redis.xrevrange(key, '+', since),
+    );
+    return raw.map(([id, flat]) => {
+      const fields: Record<string, string> = {};
+      for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
+      return { id, at: Number(id.split('-')[0]), fields };
+    });
   }
 
   /** The last write (ms since epoch, 0 when never) of each repository, from the githa:repos scores. */

@@ -114,17 +114,3 @@ export function ago(ms: number | undefined, now = Date.now()): string | undefine
   return now >= ms ? `${text} ago` : `in ${text}`;
 }
 
-/** Fields of one stream entry as returned by XRANGE: [id, [f, v, f, v, …]]. */
-export type StreamEntry = [string, string[]];
-
-export function entryFields(entry: StreamEntry): Record<string, string> {
-  const out: Record<string, string> = {};
-  const flat = entry[1];
-  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
-  return out;
-}
-
-/** The epoch ms a stream id was added at. */
-export function entryTime(id: string): number {
-  return Number(id.split('-')[0]);
-}

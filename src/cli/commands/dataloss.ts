@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { collectStatus } from '../../cluster/cluster-status.js';
 import { EXIT, json, table } from '../output.js';
-import { common, entryFields, entryTime, isoTime, run, type Context, type StreamEntry } from './context.js';
+import { common, isoTime, run, type Context } from './context.js';
 
 export function register(program: Command): void {
   common(program.command('dataloss'))
@@ -35,7 +35,7 @@ interface AtRisk {
 }
 
 async function dataloss(ctx: Context, asJson: boolean): Promise<number> {
-  const { cluster, redis, store } = ctx.parts;
+  const { cluster, store } = ctx.parts;
   const quorum = ctx.config.replication.writeQuorum;
   const status = await collectStatus(cluster, ctx.health);
   const health = (id: string): string => {
@@ -48,10 +48,10 @@ async function dataloss(ctx: Context, asJson: boolean): Promise<number> {
     const holders = r.leaders.filter((b) => cluster.isEnabled(b)).sort();
     if (holders.length >= quorum) continue;
     const state = await store.read(r.repo);
-    const entries = (await redis.xrange(store.keys.log(r.repo), '-', '+')) as StreamEntry[];
+    const entries = await store.readLog(r.repo, { oldestFirst: true });
     /** When the first version above `v` was recorded. */
     const firstAbove = (v: number): number | undefined => {
-      for (const e of entries) if (Number(entryFields(e).version ?? 0) > v) return entryTime(e[0]);
+      for (const e of entries) if (Number(e.fields.version ?? 0) > v) return e.at;
       return undefined;
     };
     const lacking: Lack[] = [];

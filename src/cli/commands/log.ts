@@ -5,7 +5,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { canonicalRepositoryName } from '../../protocol/repository-name.js';
 import { EXIT, json, table } from '../output.js';
-import { common, entryFields, entryTime, isoTime, run, type Context, type StreamEntry } from './context.js';
+import { common, isoTime, run, type Context } from './context.js';
 
 interface LogOptions {
   config?: string;
@@ -45,10 +45,9 @@ function parseLimit(value: string): number {
 async function log(ctx: Context, raw: string, opts: LogOptions): Promise<number> {
   const name = canonicalRepositoryName(raw);
   const { redis, store } = ctx.parts;
-  const start = opts.since !== undefined ? String(Math.max(0, Math.floor(opts.since))) : '-';
   // The log is capped (10,000 entries): newest first, filtered, then the newest `limit` shown oldest first.
   const [entries, known] = await Promise.all([
-    redis.xrevrange(store.keys.log(name), '+', start) as Promise<StreamEntry[]>,
+    store.readLog(name, opts.since !== undefined ? { sinceMs: opts.since } : {}),
     redis.zscore(store.keys.repos(), name),
   ]);
   if (known === null && entries.length === 0 && opts.since === undefined) {
@@ -56,11 +55,11 @@ async function log(ctx: Context, raw: string, opts: LogOptions): Promise<number>
     return EXIT.ATTENTION;
   }
   const picked = entries
-    .filter(([, flat]) => opts.user === undefined || fieldOf(flat, 'user') === opts.user || fieldOf(flat, 'writer') === opts.user)
+    .filter(({ fields: f }) => opts.user === undefined || f.user === opts.user || f.writer === opts.user)
     .slice(0, opts.limit)
     .reverse();
   if (opts.json) {
-    ctx.streams.out.write(json(picked.map((e) => ({ id: e[0], at: isoTime(entryTime(e[0])), ...entryFields(e) }))));
+    ctx.streams.out.write(json(picked.map((e) => ({ id: e.id, at: isoTime(e.at), ...e.fields }))));
     return EXIT.OK;
   }
   if (picked.length === 0) {
@@ -70,9 +69,9 @@ async function log(ctx: Context, raw: string, opts: LogOptions): Promise<number>
   ctx.streams.out.write(
     table(
       picked.map((e) => {
-        const f = entryFields(e);
+        const f = e.fields;
         return {
-          time: isoTime(entryTime(e[0])),
+          time: isoTime(e.at),
           version: f.version,
           backend: f.backend,
           event: f.event,
@@ -88,11 +87,6 @@ async function log(ctx: Context, raw: string, opts: LogOptions): Promise<number>
     ),
   );
   return EXIT.OK;
-}
-
-function fieldOf(flat: string[], field: string): string | undefined {
-  for (let i = 0; i + 1 < flat.length; i += 2) if (flat[i] === field) return flat[i + 1];
-  return undefined;
 }
 
 /** `"<old> <new> <ref>"` lines as `main 1a2b3c4→5d6e7f8` (new: `+`, deleted: `-`). */

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { summarize } from '../../cluster/status.js';
 import { canonicalRepositoryName } from '../../protocol/repository-name.js';
 import { EXIT, json, table } from '../output.js';
-import { ago, common, entryFields, entryTime, isoTime, run, type Context, type StreamEntry } from './context.js';
+import { ago, common, isoTime, run, type Context } from './context.js';
 import { STATE_LABEL } from './status.js';
 
 /** Push-log entries read to find each backend's last push. */
@@ -31,7 +31,7 @@ async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number>
     store.read(name),
     store.lastWrites([name]),
     redis.zscore(store.keys.repos(), name),
-    redis.xrevrange(store.keys.log(name), '+', '-', 'COUNT', LOG_SCAN) as Promise<StreamEntry[]>,
+    store.readLog(name, { count: LOG_SCAN }),
   ]);
   if (state.versions.size === 0 && !state.frozen && !state.writing && known === null && recent.length === 0) {
     ctx.streams.err.write(`githa: repository ${name} is not known to githa (no record in Redis: it has not been used through githa yet)\n`);
@@ -44,18 +44,16 @@ async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number>
   // Each backend's newest change (as the written backend, a quorum copy, or a
   // catch-up) and the user of the push that made that version.
   const pushers = new Map<string, string>();
-  for (const entry of recent) {
-    const f = entryFields(entry);
+  for (const { fields: f } of recent) {
     const who = f.event === 'push' ? f.user : f.event === 'adopt-interrupted' ? f.writer : undefined;
     if (f.version && who && !pushers.has(f.version)) pushers.set(f.version, who);
   }
   const lastPush = new Map<string, { user: string | undefined; at: number; version: string; event: string }>();
-  for (const entry of recent) {
-    const f = entryFields(entry);
+  for (const { fields: f, at } of recent) {
     if (!CHANGES_COPY.has(f.event ?? '')) continue;
     const holders = [f.backend ?? '', ...(f.copies ? f.copies.split(',') : [])].filter((b) => b.length > 0);
     for (const b of holders) {
-      if (!lastPush.has(b)) lastPush.set(b, { user: pushers.get(f.version ?? ''), at: entryTime(entry[0]), version: f.version ?? '', event: f.event ?? '' });
+      if (!lastPush.has(b)) lastPush.set(b, { user: pushers.get(f.version ?? ''), at, version: f.version ?? '', event: f.event ?? '' });
     }
   }
   const backends = ctx.config.backends.map((b) => {

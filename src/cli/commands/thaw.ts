@@ -20,8 +20,7 @@ import { refsChecksum } from '../../cluster/checksum.js';
 import { leadership } from '../../cluster/routing.js';
 import { BackendUnavailableError } from '../../errors.js';
 import type { RefTip } from '../../backends/types.js';
-import type { LogEntry } from '../../state/operator-store.js';
-import type { FreezeReason, RepoState, WritingMarker } from '../../state/store.js';
+import type { FreezeReason, LogEntry, RepoState, WritingMarker } from '../../state/store.js';
 import { EXIT, json, progress } from '../output.js';
 import { approve, backendArg, changeOptions, describeRefs, operatorName, operatorStore, refDifferences, repositoryArg, shortOid, type ChangeOptions } from './changes.js';
 import { common, Exit, isoTime, run, type Context } from './context.js';
@@ -85,6 +84,8 @@ interface DemotePlan {
 }
 
 /** Events whose version is not new data (copies, drift notes, earlier thaws). */
+/** Push-log entries read to name what a demotion loses. */
+const DEMOTE_LOG_SCAN = 1000;
 const NOT_NEW_DATA = new Set(['catch-up', 'sync', 'drift', 'thaw-demote', 'clear-interrupted']);
 
 function planDemote(repo: string, backend: string, state: RepoState, log: readonly LogEntry[]): DemotePlan | undefined {
@@ -164,8 +165,7 @@ function describeDemote(p: DemotePlan): string {
 
 async function demoteOne(ctx: Context, repo: string, backend: string, opts: ThawOptions): Promise<number> {
   const { store } = ctx.parts;
-  const ops = operatorStore(ctx);
-  const plan = planDemote(repo, backend, await store.read(repo), await ops.recentLog(repo));
+  const plan = planDemote(repo, backend, await store.read(repo), await store.readLog(repo, { count: DEMOTE_LOG_SCAN }));
   if (!plan) {
     const msg = `${backend} is not involved in ${repo} (no version, interrupted write, freeze, suspect or drift entry): nothing to do`;
     ctx.streams.out.write(opts.json ? json({ repo, backend, status: 'not-involved' }) : `${msg}\n`);
@@ -249,7 +249,6 @@ function range(from: number, to: number): number[] {
 
 async function demoteAll(ctx: Context, backend: string, opts: ThawOptions): Promise<number> {
   const { store } = ctx.parts;
-  const ops = operatorStore(ctx);
   const plans: DemotePlan[] = [];
   for await (const page of store.repositories()) {
     for (const repo of page) {
@@ -281,7 +280,7 @@ async function demoteAll(ctx: Context, backend: string, opts: ThawOptions): Prom
     let result: DemoteResult;
     try {
       // The log is read now, for the entry; the script still checks the values counted above.
-      const plan = planDemote(initial.repo, backend, await store.read(initial.repo), await ops.recentLog(initial.repo)) ?? initial;
+      const plan = planDemote(initial.repo, backend, await store.read(initial.repo), await store.readLog(initial.repo, { count: DEMOTE_LOG_SCAN })) ?? initial;
       result =
         plan.version === initial.version && plan.max === initial.max
           ? await applyDemote(ctx, plan, user)

@@ -94,7 +94,8 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     const path =
       git.kind === 'advertisement' ? `${repositoryUrlPath(git.repo)}/info/refs?service=${git.service}` : `${repositoryUrlPath(git.repo)}/${git.service}`;
     const body = git.kind === 'rpc' ? req : undefined;
-    let lastError: Error = cluster.unreachable(route);
+    // Built only when every candidate failed: a read that succeeds allocates no error.
+    let lastError: Error | undefined;
     for (const backend of route.candidates) {
       if (!backend.http) continue;
       let fwd;
@@ -136,7 +137,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
       return { backend: backend.id, version: route.version, bytes, outcome: 'ok' };
     }
     // Every leader refused the connection: name them and the way out (design: "Loss of leaders").
-    throw lastError instanceof BackendUnavailableError ? cluster.unreachable(route) : lastError;
+    throw lastError === undefined || lastError instanceof BackendUnavailableError ? cluster.unreachable(route) : lastError;
   }
 
   return {
