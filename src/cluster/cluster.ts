@@ -88,10 +88,16 @@ function interrupted(state: RepoState): boolean {
   return state.writing !== undefined && !state.locked;
 }
 
-/** Routing flags of one repository: drifted copies lead no more; suspect ones and an interrupted write's backend are avoided. */
+/**
+ * Routing flags of one repository: drifted copies lead no more; suspect ones
+ * and the backend of any write marker are avoided. A marker's backend may hold
+ * refs no version records yet, whether its write is live or interrupted (and
+ * while a resolver holds the lock, an interrupted marker looks locked): reads
+ * and push advertisements go to the other leaders while there are any.
+ */
 export function repoFlags(state: RepoState): RepoFlags {
   const avoid = new Set(state.suspect.keys());
-  if (state.writing && interrupted(state)) avoid.add(state.writing.backend);
+  if (state.writing) avoid.add(state.writing.backend);
   return { notLeaders: new Set(state.drift.keys()), avoid };
 }
 

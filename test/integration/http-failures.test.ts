@@ -346,7 +346,9 @@ describe('githa smart HTTP under failures', () => {
     });
 
     // git push in its own process group, interrupted like a Ctrl-C once githa has started the write.
-    const child = spawn('git', ['push', '--', githa.url(repo), 'HEAD:refs/heads/main'], { cwd: work, env: git.environment(), detached: true, stdio: 'ignore' });
+    const child = spawn('git', ['push', '--', githa.url(repo), 'HEAD:refs/heads/main'], { cwd: work, env: git.environment(), detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     let target: string | null = null;
     const deadline = Date.now() + 30_000;
@@ -354,7 +356,7 @@ describe('githa smart HTTP under failures', () => {
       target = await redis.hget(key(repo, 'writing'), 'backend');
       if (!target) await new Promise((r) => setTimeout(r, 5));
     }
-    expect(target, 'the push finished before its writing marker was seen').toBeTruthy();
+    expect(target, `the push finished before its writing marker was seen; git said: ${stderr}`).toBeTruthy();
     process.kill(-child.pid!, 'SIGINT');
     await exited;
 

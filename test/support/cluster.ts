@@ -36,7 +36,13 @@ export function useCluster(options: UseClusterOptions = {}): () => DevCluster {
   });
 
   afterEach(async () => {
-    if (cluster && restoreAfterEach) await cluster.ensureRunning();
+    if (!cluster || !restoreAfterEach) return;
+    await cluster.ensureRunning();
+    // The githa processes of the test are gone, but their "down" verdicts on
+    // the backends just restarted would stay fresh in Redis for health.ttlMs
+    // and start the next test's githa with those backends down (writes then
+    // refused for want of a quorum). Healing the servers heals the verdicts.
+    await forgetHealth(cluster);
   });
 
   afterAll(async () => {
@@ -54,4 +60,16 @@ export async function startTestCluster(options: DevClusterOptions = {}): Promise
   const cluster = await startDevCluster(options);
   onTestFinished(() => cluster.stop());
   return cluster;
+}
+
+/** Deletes the shared health fields of every backend (operator overrides in the same hash stay). */
+async function forgetHealth(cluster: DevCluster): Promise<void> {
+  const fields = ['health', 'health.at', 'health.by', 'health.detail', 'health.expires'];
+  let redis: DevCluster['redis'];
+  try {
+    redis = cluster.redis;
+  } catch {
+    return; // a cluster started without Redis
+  }
+  for (const b of cluster.backends) await redis.cli('HDEL', `githa:backend:${b.id}`, ...fields);
 }

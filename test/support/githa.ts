@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { onTestFinished } from 'vitest';
+import { onTestFailed, onTestFinished } from 'vitest';
 import type { DevCluster } from '../../src/devcluster/cluster.js';
 import { generateKey, knownHostsLine } from '../../src/devcluster/ssh.js';
 
@@ -195,6 +195,11 @@ export async function startGitha(cluster: DevCluster, options: StartGithaOptions
       clearTimeout(timer);
     },
   };
+  // A failure on a slow CI machine is only as useful as what it shows: githa's own account of the test.
+  onTestFailed(() => {
+    const lines = out.split('\n').filter((l) => /"level":(40|50|60)/.test(l) || /"msg":"(request failed|backend (up|down))"/.test(l));
+    console.error(`githa ${addresses.http} warnings and errors (${lines.length}):\n${lines.slice(-40).join('\n')}`);
+  });
   if (!options.keep) onTestFinished(() => githa.stop('SIGKILL'));
   return githa;
 }
