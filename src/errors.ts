@@ -42,6 +42,21 @@ export class LimitExceededError extends GithaError {
   readonly code = 'GITHA_ERR_LIMIT';
 }
 
+/** One client address holds more connections than its share (http/gitDaemon.maxConnectionsPerClient). */
+export class TooManyConnectionsError extends GithaError {
+  readonly code = 'GITHA_ERR_TOO_MANY_CONNECTIONS';
+}
+
+/** githa holds as many connections as it may (http/gitDaemon.maxConnections). */
+export class ServerBusyError extends GithaError {
+  readonly code = 'GITHA_ERR_SERVER_BUSY';
+}
+
+/** A client sent nothing (or not a whole request) for too long. */
+export class ClientTimeoutError extends GithaError {
+  readonly code = 'GITHA_ERR_CLIENT_TIMEOUT';
+}
+
 // ---- Request classification --------------------------------------------------
 
 /** A repository path that is not canonical-able: `..`, absolute, NUL, `\`, … */
@@ -171,6 +186,21 @@ export class WriteInterruptedError extends GithaError {
 /** Copying a repository from a leader to a stale backend failed. */
 export class CatchUpError extends GithaError {
   readonly code = 'GITHA_ERR_CATCH_UP';
+}
+
+// ---- Authentication and authorization (src/auth, docs/security.md) ---------------
+
+/** HTTP with `auth.http.mode: githa`: no credentials where they are needed, or wrong ones (401 with a challenge). */
+export class AuthenticationRequiredError extends GithaError {
+  readonly code = 'GITHA_ERR_AUTHENTICATION_REQUIRED';
+}
+
+/**
+ * The identity may read the repository but not push to it. (No read access is
+ * answered with RepositoryNotFoundError, exactly as for a missing repository.)
+ */
+export class AccessDeniedError extends GithaError {
+  readonly code = 'GITHA_ERR_ACCESS_DENIED';
 }
 
 // ---- Configuration ----------------------------------------------------------------

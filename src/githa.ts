@@ -8,6 +8,7 @@ import { GitDaemonBackendClient } from './backends/git-daemon.js';
 import { SshBackendClient } from './backends/ssh.js';
 import type { BackendClient, StreamBackendClient } from './backends/types.js';
 import { Cluster } from './cluster/cluster.js';
+import { AccessPolicy } from './auth/access.js';
 import { collectStatus } from './cluster/cluster-status.js';
 import { HealthChecker } from './cluster/health-checker.js';
 import { OverrideWatcher } from './cluster/override-watcher.js';
@@ -46,8 +47,8 @@ export interface ClusterParts {
 }
 
 export function buildCluster(config: Config, log: Logger): ClusterParts {
-  const redis = connectRedis(config.redis.url, { commandTimeoutMs: config.redis.commandTimeoutMs });
-  const store = new StateStore(redis, config.redis.prefix, config.pushLog.maxLength);
+  const redis = connectRedis(config.redis, { commandTimeoutMs: config.redis.commandTimeoutMs });
+  const store = new StateStore(redis, config.redis.prefix, config.pushLog.maxLength, { replicas: config.redis.waitReplicas, timeoutMs: config.redis.waitTimeoutMs });
   const locks = new WriteLocks(redis, store.keys, config.locks);
   const timeoutMs = config.http.backendTimeoutMs;
   // githa's own Git client of each backend (catch-up, checksums): HTTP where
@@ -86,11 +87,14 @@ export async function startGitha(config: Config, log: Logger): Promise<RunningGi
   const { cluster, redis, store, clients, sshClients, gitClients } = parts;
   const resolver = new InterruptionResolver(cluster);
   cluster.resolveInterrupted = (repo) => resolver.resolve(repo);
+  const access = AccessPolicy.compile(config.access, config.auth.groups, config.auth.anonymousUser);
   const streamDeps = (first: Map<string, StreamBackendClient>, second: Map<string, StreamBackendClient>) => ({
     cluster,
     clients: new Map(config.backends.map((b) => [b.id, [first.get(b.id), second.get(b.id)].filter((c): c is StreamBackendClient => c !== undefined)])),
     log,
     maxCommands: config.http.maxCommands,
+    // Authorization per repository (docs/security.md); the HTTP front end compiles the same rules.
+    access,
   });
   const healthLog = log.child({ component: 'health' });
   const shared = new BackendHealthStore(redis, store.keys, { proxyId: config.proxyId, ttlMs: config.health.ttlMs, log: healthLog });
@@ -117,10 +121,10 @@ export async function startGitha(config: Config, log: Logger): Promise<RunningGi
   const checker = new HealthChecker({ ...config.health, health: cluster.health, backends: config.backends, clients: [clients, sshClients, gitClients], shared, log: healthLog });
   await checker.start();
   // Operator overrides (`githa backend disable …`), kept current from Redis (pub/sub, plus a reload every 5 s).
-  const overrides = new OverrideWatcher({ cluster, redis, redisUrl: config.redis.url, commandTimeoutMs: config.redis.commandTimeoutMs, proxyId: config.proxyId, log: log.child({ component: 'overrides' }) });
+  const overrides = new OverrideWatcher({ cluster, redis, redisTarget: config.redis, commandTimeoutMs: config.redis.commandTimeoutMs, proxyId: config.proxyId, log: log.child({ component: 'overrides' }) });
   await overrides.start();
   // The replicator follows githa:events on a connection of its own: XREAD BLOCK must not share the request path's.
-  const events = connectRedis(config.redis.url, { commandTimeoutMs: config.redis.commandTimeoutMs + 2_000 });
+  const events = connectRedis(config.redis, { commandTimeoutMs: config.redis.commandTimeoutMs + 2_000 });
   const replicator = new Replicator(cluster, resolver, { ...config.replication, events, blockMs: Math.min(2_000, config.redis.commandTimeoutMs) });
   if (config.replication.background) replicator.start();
   metrics.watch({ replicationBacklog: () => replicator.backlog() });

@@ -12,6 +12,16 @@ export const DEFAULTS = {
     prefix: 'githa:',
     /** A command that takes longer than this fails the request (fail closed). */
     commandTimeoutMs: 5_000,
+    /** Sentinel mode (`redis.sentinels`): the master's name as the sentinels know it. */
+    name: 'mymaster',
+    /**
+     * Replicas that must confirm each state change of the write path (Redis
+     * WAIT) before githa acknowledges it. 0: none (a failover may lose the last
+     * acknowledged version bumps); with Sentinel, 1 (docs/deploy.md#redis-sentinel).
+     */
+    waitReplicas: 0,
+    /** How long WAIT waits for those replicas; fewer in time fails the push (fail closed). */
+    waitTimeoutMs: 1_000,
   },
   locks: {
     /** Redlock lease; extended automatically while a push runs. */
@@ -85,6 +95,20 @@ export const DEFAULTS = {
     maxCommands: 100_000,
     /** Timeout for githa's own requests to backends (catch-up, checksums). */
     backendTimeoutMs: 30_000,
+    /**
+     * A connection on which nothing moves either way for this long is closed.
+     * Far above git's 5 s keep-alives and above githa's own silent stretches
+     * (lock wait, quorum wait); data flowing resets it, so long transfers are never cut.
+     */
+    idleTimeoutMs: 300_000,
+    /** Largest request head (request line + headers); over it: 431. */
+    maxHeaderBytes: 16_384,
+    /** Open connections per client address; the next one is answered 429 with Retry-After. */
+    maxConnectionsPerClient: 256,
+    /** Open connections in all; the next one is answered 503 with Retry-After. */
+    maxConnections: 4_096,
+    /** Most bytes githa inflates from a gzip body: a fetch's whole negotiation, a push's command list (never the pack). */
+    maxInflatedBytes: 32 * 1024 * 1024,
   },
   log: {
     level: 'info',
@@ -92,6 +116,41 @@ export const DEFAULTS = {
   ssh: {
     /** `ssh ops@githa status`: this login name authenticates against ssh.operatorKeys and gets the console. */
     operatorUser: 'ops',
+    // SSH hardening (docs/security.md#ssh); sshd's equivalents in brackets.
+    /** ssh.authorizedKeysCommand gets this long per key, then the key is refused. */
+    authorizedKeysCommandTimeoutMs: 5_000,
+    /** …and may print this much (authorized_keys lines). */
+    authorizedKeysCommandMaxBytes: 1024 * 1024,
+    /** An answer of ssh.authorizedKeysCommand (key found or not) is reused this long. */
+    authorizedKeysCommandCacheMs: 10_000,
+    /** Connections at once, all clients together; more are closed at once. */
+    maxConnections: 1_000,
+    /** Unauthenticated connections at once [MaxStartups 10:30:100]; more are closed at once. */
+    maxStartups: 100,
+    /** Connections at once from one address; more are refused with a message. */
+    maxConnectionsPerClient: 50,
+    /** A connection not authenticated after this long is closed [LoginGraceTime 120]. */
+    loginGraceMs: 60_000,
+    /** Failed authentication attempts per connection before it is closed [MaxAuthTries 6]. */
+    maxAuthTries: 6,
+    /** A connection without any traffic for this long is closed: far above git's 5 s keep-alives. */
+    idleTimeoutMs: 600_000,
+  },
+  auth: {
+    /** The identity of git:// and of HTTP requests without verified credentials (docs/security.md). */
+    anonymousUser: 'anonymous',
+    http: {
+      /** `passthrough`: Authorization goes to the backends, which decide. `githa`: githa checks Basic credentials against auth.http.usersFile. */
+      mode: 'passthrough' as 'passthrough' | 'githa',
+      /** The realm of the 401 challenge (WWW-Authenticate: Basic realm="…"). */
+      realm: 'githa',
+      /** How long a bcrypt/argon2 verification result is remembered (git sends credentials with every request). */
+      cacheMs: 60_000,
+    },
+  },
+  access: {
+    /** With an `access` section but no `access.default`: what nobody's rule grants is refused. (No section at all: everything allowed.) */
+    default: 'none' as 'none' | 'read' | 'write',
   },
   metrics: {
     /** /metrics and /status read every repository's state from a snapshot at most this old (one scan of githa:repos per refresh, never one per scrape). */
@@ -100,5 +159,11 @@ export const DEFAULTS = {
   gitDaemon: {
     /** git:// has no authentication: pushes over it are off unless enabled. */
     allowPush: false,
+    /** A client must send its request line within this long (git sends it at once). */
+    requestTimeoutMs: 10_000,
+    /** Open git:// connections per client address; the next one is refused with an ERR packet. */
+    maxConnectionsPerClient: 64,
+    /** Open git:// connections in all. */
+    maxConnections: 1_024,
   },
 } as const;

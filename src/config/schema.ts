@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULTS } from './defaults.js';
+import { globToRegExp } from '../auth/glob.js';
 
 /** "host:port" or ":port" or "port"; IPv6 hosts in brackets. */
 const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]*):?\d{1,5}$|^\d{1,5}$/, {
@@ -34,6 +35,23 @@ export const backendSchema = z
 
 const positiveMs = z.number().int().positive();
 
+/** A Redis sentinel: "host:port", IPv6 hosts in brackets. */
+const sentinelAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, { message: 'expected "host:port"' });
+
+const userName = z.string().regex(/^[\w.@+-]{1,128}$/u, { message: 'letters, digits, "_ . @ + -", up to 128' });
+const groupName = userName;
+const accessLevel = z.enum(['none', 'read', 'write']);
+/** A repository glob of an access rule (src/auth/glob.ts), checked at start-up. */
+const repoPattern = z.string().superRefine((p, ctx) => {
+  try {
+    globToRegExp(p);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
+/** Headers auth.http.userHeader may not name. */
+const RESERVED_HEADERS = new Set(['authorization', 'host', 'content-length', 'content-type', 'content-encoding', 'transfer-encoding', 'connection', 'git-protocol', 'cookie', 'expect', 'te', 'upgrade']);
+
 export const configSchema = z
   .object({
     listen: z
@@ -49,11 +67,21 @@ export const configSchema = z
       .default({ http: DEFAULTS.listen.http, admin: DEFAULTS.listen.admin }),
     redis: z
       .object({
-        url: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// URL' }).default(DEFAULTS.redis.url),
+        /** One Redis; the default when `sentinels` is absent. */
+        url: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// URL' }).optional(),
+        /** Redis Sentinel instead of `url`: "host:port" of each sentinel (docs/deploy.md#redis-sentinel). */
+        sentinels: z.array(sentinelAddress).min(1).optional(),
+        name: z.string().min(1).default(DEFAULTS.redis.name),
+        password: z.string().min(1).optional(),
+        sentinelPassword: z.string().min(1).optional(),
         prefix: z.string().regex(/^[A-Za-z0-9_.:-]*$/).default(DEFAULTS.redis.prefix),
         commandTimeoutMs: positiveMs.default(DEFAULTS.redis.commandTimeoutMs),
+        waitReplicas: z.number().int().nonnegative().default(DEFAULTS.redis.waitReplicas),
+        waitTimeoutMs: positiveMs.default(DEFAULTS.redis.waitTimeoutMs),
       })
       .strict()
+      .refine((r) => !(r.url && r.sentinels), { message: 'set either redis.url or redis.sentinels, not both' })
+      .transform((r) => (r.sentinels ? r : { ...r, url: r.url ?? DEFAULTS.redis.url }))
       .prefault({}),
     backends: z
       .array(backendSchema)
@@ -120,6 +148,11 @@ export const configSchema = z
         keepAliveTimeoutMs: positiveMs.default(DEFAULTS.http.keepAliveTimeoutMs),
         maxCommands: positiveMs.default(DEFAULTS.http.maxCommands),
         backendTimeoutMs: positiveMs.default(DEFAULTS.http.backendTimeoutMs),
+        idleTimeoutMs: positiveMs.default(DEFAULTS.http.idleTimeoutMs),
+        maxHeaderBytes: z.number().int().min(1024).default(DEFAULTS.http.maxHeaderBytes),
+        maxConnectionsPerClient: positiveMs.default(DEFAULTS.http.maxConnectionsPerClient),
+        maxConnections: positiveMs.default(DEFAULTS.http.maxConnections),
+        maxInflatedBytes: positiveMs.default(DEFAULTS.http.maxInflatedBytes),
       })
       .strict()
       .prefault({}),
@@ -137,11 +170,79 @@ export const configSchema = z
         backendKey: z.string().min(1).optional(),
         /** known_hosts with the backends' host keys (verified). */
         backendKnownHosts: z.string().min(1).optional(),
+        /** Like OpenSSH's AuthorizedKeysCommand: an absolute program path and arguments (%u %t %k %f %%), run without a shell; prints authorized_keys lines. */
+        authorizedKeysCommand: z
+          .array(z.string().min(1).max(4096))
+          .min(1)
+          .refine((argv) => argv.length === 0 || argv[0]!.startsWith('/'), { message: 'the program must be an absolute path' })
+          .optional(),
+        authorizedKeysCommandTimeoutMs: positiveMs.default(DEFAULTS.ssh.authorizedKeysCommandTimeoutMs),
+        authorizedKeysCommandMaxBytes: positiveMs.default(DEFAULTS.ssh.authorizedKeysCommandMaxBytes),
+        authorizedKeysCommandCacheMs: z.number().int().nonnegative().default(DEFAULTS.ssh.authorizedKeysCommandCacheMs),
+        /** Connection limits and timeouts (src/frontends/ssh/limits.ts). */
+        maxConnections: positiveMs.default(DEFAULTS.ssh.maxConnections),
+        maxStartups: positiveMs.default(DEFAULTS.ssh.maxStartups),
+        maxConnectionsPerClient: positiveMs.default(DEFAULTS.ssh.maxConnectionsPerClient),
+        loginGraceMs: positiveMs.default(DEFAULTS.ssh.loginGraceMs),
+        maxAuthTries: positiveMs.default(DEFAULTS.ssh.maxAuthTries),
+        idleTimeoutMs: positiveMs.default(DEFAULTS.ssh.idleTimeoutMs),
       })
       .strict()
       .prefault({}),
-    gitDaemon: z.object({ allowPush: z.boolean().default(DEFAULTS.gitDaemon.allowPush) }).strict().prefault({}),
+    gitDaemon: z
+      .object({
+        allowPush: z.boolean().default(DEFAULTS.gitDaemon.allowPush),
+        requestTimeoutMs: positiveMs.default(DEFAULTS.gitDaemon.requestTimeoutMs),
+        maxConnectionsPerClient: positiveMs.default(DEFAULTS.gitDaemon.maxConnectionsPerClient),
+        maxConnections: positiveMs.default(DEFAULTS.gitDaemon.maxConnections),
+      })
+      .strict()
+      .prefault({}),
     metrics: z.object({ statusRefreshMs: positiveMs.default(DEFAULTS.metrics.statusRefreshMs) }).strict().prefault({}),
+    /** Authentication (docs/security.md "Authentication"). */
+    auth: z
+      .object({
+        anonymousUser: userName.default(DEFAULTS.auth.anonymousUser),
+        /** group → members; applies to SSH and HTTP users alike. */
+        groups: z.record(groupName, z.array(userName)).default({}),
+        http: z
+          .object({
+            mode: z.enum(['passthrough', 'githa']).default(DEFAULTS.auth.http.mode),
+            /** `user:hash[:groups]` lines; re-read when it changes. Needed by mode githa. */
+            usersFile: z.string().min(1).optional(),
+            realm: z.string().regex(/^[\x20-\x7e]{1,128}$/).refine((r) => !/["\\]/.test(r), { message: 'no quotes or backslashes' }).default(DEFAULTS.auth.http.realm),
+            /** Mode githa: the verified user name is sent to backends in this header (e.g. X-Remote-User); a client's own is always removed. */
+            userHeader: z
+              .string()
+              .regex(/^[A-Za-z][A-Za-z0-9-]{0,63}$/, { message: 'expected a header name' })
+              .refine((h) => !RESERVED_HEADERS.has(h.toLowerCase()), { message: 'a header githa or HTTP itself needs' })
+              .optional(),
+            cacheMs: z.number().int().nonnegative().default(DEFAULTS.auth.http.cacheMs),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    /** Authorization per repository (docs/security.md "Authorization"); absent: everything allowed, the backends decide. */
+    access: z
+      .object({
+        default: accessLevel.default(DEFAULTS.access.default),
+        rules: z
+          .array(
+            z
+              .object({
+                repos: z.union([repoPattern, z.array(repoPattern).min(1)]),
+                users: z.array(z.union([userName, z.literal('*')])).optional(),
+                groups: z.array(groupName).optional(),
+                access: accessLevel,
+              })
+              .strict(),
+          )
+          .default([]),
+      })
+      .strict()
+      .optional(),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULTS.log.level) })
       .strict()
@@ -156,8 +257,11 @@ export const configSchema = z
         message: `cannot exceed the number of backends (${c.backends.length})`,
       });
     }
-    if (c.listen.ssh && (!c.ssh.hostKeys || !c.ssh.authorizedKeys)) {
-      ctx.addIssue({ code: 'custom', path: ['ssh'], message: 'listen.ssh needs ssh.hostKeys and ssh.authorizedKeys' });
+    if (c.auth.http.mode === 'githa' && !c.auth.http.usersFile) {
+      ctx.addIssue({ code: 'custom', path: ['auth', 'http', 'usersFile'], message: 'auth.http.mode githa needs auth.http.usersFile' });
+    }
+    if (c.listen.ssh && (!c.ssh.hostKeys || (!c.ssh.authorizedKeys && !c.ssh.authorizedKeysCommand))) {
+      ctx.addIssue({ code: 'custom', path: ['ssh'], message: 'listen.ssh needs ssh.hostKeys and ssh.authorizedKeys or ssh.authorizedKeysCommand' });
     }
     c.backends.forEach((b, i) => {
       if (b.ssh && (!c.ssh.backendKey || !c.ssh.backendKnownHosts)) {

@@ -3,54 +3,26 @@
  * 4xx (or a git-protocol rejection), never passes it to a backend, never
  * touches Redis, and stays healthy (design: "Write path" 1, "Safety rules").
  *
- * "Touches no backend" is checked on the backends' lighttpd access logs: a
- * sentinel request is sent to every backend before and after, and nothing may
- * be logged between the two sentinel lines but the health checker's probes.
- * "Leaves Redis unchanged" is checked on the repository-scoped state: the key
- * list and each key's DEBUG DIGEST-VALUE, without `githa:backend:*` (shared
- * health, written by the checker in the background), and with INFO
- * commandstats (reset before): githa sent Redis no command but the checker's
- * HSET (the digests above show it touched no other key).
+ * "Touches no backend" and "leaves Redis unchanged" are checked by
+ * test/support/untouched.ts: sentinel requests in the backends' logs before
+ * and after, DEBUG DIGEST-VALUE of every key (and the health verdict of each
+ * backend), and INFO commandstats. More hostile cases (the corpus of
+ * test/fixtures/hostile, limits, slow clients, git://) are in limits.test.ts.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { useCluster, type DevCluster } from '../support/cluster.js';
+import { useCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
 import { startGitha, type GithaProcess } from '../support/githa.js';
 import { refOnDisk } from '../support/backend-refs.js';
+import { raw, untouched as untouchedIn, type RawResponse } from '../support/untouched.js';
 
 const execFileP = promisify(execFile);
 const ZERO = '0'.repeat(40);
-
-interface RawResponse {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-}
-
-/** One request with the path sent exactly as given (no URL normalisation), on its own connection. */
-function raw(base: string, method: string, path: string, body?: Buffer, headers: Record<string, string> = {}): Promise<RawResponse> {
-  const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const sized = body ? { 'content-length': String(body.length) } : {};
-    const req = httpRequest({ host: hostname, port, method, path, agent: false, headers: { connection: 'close', ...sized, ...headers } });
-    req.setTimeout(20_000, () => req.destroy(new Error(`${method} ${path}: no answer within 20 s`)));
-    req.on('response', (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 /**
  * POSTs with a Content-Length of `declared` bytes, sends only `partial`, waits
@@ -89,85 +61,8 @@ const QUIET = { singleCopy: true, config: { verify: { intervalMs: 0 } } };
 describe('githa smart HTTP against hostile requests', () => {
   const cluster = useCluster({ backends: 3 });
 
-  /** Shared backend health (docs/redis.md): the health checker rewrites it every few seconds, whatever the requests. */
-  const isBackendHealth = (key: string): boolean => key.startsWith('githa:backend:');
-
-  /** Every key but shared health, with the digest of its value. */
-  async function redisState(c: DevCluster): Promise<Record<string, string>> {
-    const keys = (await c.redis.cli('KEYS', '*'))
-      .split('\n')
-      .filter((k) => k.length > 0 && !isBackendHealth(k))
-      .sort();
-    if (keys.length === 0) return {};
-    const digests = (await c.redis.cli('DEBUG', 'DIGEST-VALUE', ...keys)).split('\n');
-    expect(digests).toHaveLength(keys.length);
-    return Object.fromEntries(keys.map((k, i) => [k, digests[i]!]));
-  }
-
-  /**
-   * Commands Redis ran since CONFIG RESETSTAT, minus the ones this test sends
-   * itself and the health checker's HSET of `githa:backend:<id>` (its only
-   * command after start-up; src/state/backend-health.ts).
-   */
-  async function commandsSinceReset(c: DevCluster): Promise<string[]> {
-    const ours = new Set(['config', 'debug', 'keys', 'info', 'hset']);
-    return (await c.redis.cli('INFO', 'commandstats'))
-      .split('\n')
-      .map((l) => /^cmdstat_([^:]+):calls=(\d+)/.exec(l.trim()))
-      // Subcommands are reported as "config|resetstat".
-      .filter((m): m is RegExpExecArray => m !== null && !ours.has(m[1]!.split('|')[0]!))
-      .map((m) => `${m[1]}×${m[2]}`);
-  }
-
-  /** Sends a unique request to each backend and waits until its access-log line appears; returns the marker. */
-  async function sentinel(c: DevCluster): Promise<string> {
-    const mark = `sentinel-${randomBytes(6).toString('hex')}`;
-    for (const b of c.backends) {
-      const r = await raw(`http://127.0.0.1:${b.ports.http}`, 'GET', `/${mark}`);
-      expect(r.status).toBe(404);
-    }
-    const deadline = Date.now() + 10_000;
-    for (const b of c.backends) {
-      while (!readFileSync(b.logs.http, 'utf8').includes(mark)) {
-        if (Date.now() > deadline) throw new Error(`${b.id}: access log line of ${mark} did not appear`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    }
-    return mark;
-  }
-
-  /** What each backend's log holds between the lines of two sentinels. */
-  function between(c: DevCluster, first: string, second: string): Record<string, string[]> {
-    const out: Record<string, string[]> = {};
-    for (const b of c.backends) {
-      const lines = readFileSync(b.logs.http, 'utf8').split('\n');
-      const i = lines.findIndex((l) => l.includes(first));
-      const j = lines.findIndex((l) => l.includes(second));
-      expect(i).toBeGreaterThanOrEqual(0);
-      expect(j).toBeGreaterThan(i);
-      // The health checker probes every backend all the time (HttpBackendClient.probe).
-      out[b.id] = lines.slice(i + 1, j).filter((l) => !l.includes('/githa-health-probe.git/info/refs'));
-    }
-    return out;
-  }
-
-  /**
-   * Runs `requests` and checks that no backend saw a request and that Redis
-   * neither changed nor received a command from githa.
-   */
-  async function untouched(githa: GithaProcess, requests: () => Promise<void>): Promise<void> {
-    const c = cluster();
-    // githa's Redis connection is up (its ready check is done) before the counters are reset.
-    expect((await fetch(`${githa.adminUrl}/readyz`)).status).toBe(200);
-    const first = await sentinel(c);
-    const before = await redisState(c);
-    await c.redis.cli('CONFIG', 'RESETSTAT');
-    await requests();
-    expect(await commandsSinceReset(c)).toEqual([]);
-    expect(await redisState(c)).toEqual(before);
-    const second = await sentinel(c);
-    expect(between(c, first, second)).toEqual(Object.fromEntries(c.backends.map((b) => [b.id, []])));
-  }
+  /** No backend saw a request and Redis neither changed nor received a command from githa (test/support/untouched.ts). */
+  const untouched = (githa: GithaProcess, requests: () => Promise<void>): Promise<void> => untouchedIn(cluster(), githa, requests);
 
   function expectClearRefusal(r: RawResponse, what: string, pattern: RegExp): void {
     expect(r.status, `${what}: ${r.body.toString('utf8')}`).toBeGreaterThanOrEqual(400);

@@ -196,10 +196,13 @@ export async function startGitha(cluster: DevCluster, options: StartGithaOptions
     },
   };
   // A failure on a slow CI machine is only as useful as what it shows: githa's own account of the test.
-  onTestFailed(() => {
-    const lines = out.split('\n').filter((l) => /"level":(40|50|60)/.test(l) || /"msg":"(request failed|backend (up|down))"/.test(l));
-    console.error(`githa ${addresses.http} warnings and errors (${lines.length}):\n${lines.slice(-40).join('\n')}`);
-  });
-  if (!options.keep) onTestFinished(() => githa.stop('SIGKILL'));
+  // (Only inside a test: a githa started in beforeAll has no test to fail.)
+  if (!options.keep) {
+    onTestFailed(() => {
+      const lines = out.split('\n').filter((l) => /"level":(40|50|60)/.test(l) || /"msg":"(request failed|backend (up|down))"/.test(l));
+      console.error(`githa ${addresses.http} warnings and errors (${lines.length}):\n${lines.slice(-40).join('\n')}`);
+    });
+    onTestFinished(() => githa.stop('SIGKILL'));
+  }
   return githa;
 }

@@ -2,14 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
-import { GithaError, ProtocolSyntaxError, UnsupportedRequestError } from '../../errors.js';
+import { ClientTimeoutError, GithaError, ProtocolSyntaxError, UnsupportedRequestError } from '../../errors.js';
 import { encodePkt, PktLineDecoder } from '../../protocol/pkt-line.js';
 import { parseGitDaemonRequest } from '../../protocol/request.js';
 import { toClientError } from '../error-map.js';
+import { ConnectionLimiter, type Admission } from '../http/limits.js';
 import { serveStream, type ClientChannel, type StreamDeps } from '../stream/session.js';
-
-/** A client must name its service within this long (git sends it at once). */
-const REQUEST_TIMEOUT_MS = 10_000;
 
 /**
  * The git:// front end (gitprotocol-pack "git:// transport"): the first
@@ -18,11 +16,15 @@ const REQUEST_TIMEOUT_MS = 10_000;
  * `gitDaemon.allowPush` is set, because git:// carries no authentication.
  */
 export function createGitDaemonFrontend(config: Config, deps: StreamDeps, log: Logger): Server {
+  // Connections per client address and in all (gitDaemon.maxConnectionsPerClient / maxConnections).
+  const limiter = new ConnectionLimiter(config.gitDaemon);
   return createServer((socket) => {
     const clog = log.child({ conn: randomBytes(4).toString('hex'), ip: socket.remoteAddress });
     socket.on('error', () => {});
     const started = performance.now();
-    handle(socket, clog).then(
+    const admission = limiter.admit(socket.remoteAddress);
+    if (admission.ok) socket.once('close', admission.release);
+    handle(socket, clog, admission).then(
       (fields) => clog.info({ ...fields, ms: Math.round(performance.now() - started) }, 'request'),
       (err: unknown) => {
         clog.error({ err: (err as Error)?.message }, 'git:// request failed');
@@ -31,11 +33,14 @@ export function createGitDaemonFrontend(config: Config, deps: StreamDeps, log: L
     );
   });
 
-  async function handle(socket: Socket, clog: Logger): Promise<Record<string, unknown>> {
+  async function handle(socket: Socket, clog: Logger, admission: Admission): Promise<Record<string, unknown>> {
     const channel = socketChannel(socket);
     let request;
     try {
-      request = parseGitDaemonRequest(await readFirstPkt(socket));
+      const payload = await readFirstPkt(socket, config.gitDaemon.requestTimeoutMs);
+      // Over a limit, the request is still read first: git shows an ERR packet only as the answer to its request.
+      if (!admission.ok) throw admission.error;
+      request = parseGitDaemonRequest(payload);
     } catch (err) {
       const e = toClientError(err);
       clog.info({ code: e.code }, 'git:// request refused');
@@ -50,7 +55,7 @@ export function createGitDaemonFrontend(config: Config, deps: StreamDeps, log: L
     const protocol = request.extraParams.length > 0 ? request.extraParams.join(':') : undefined;
     const result = await serveStream(
       { ...deps, log: clog },
-      { repo: request.repo, service: request.service, protocol, user: 'anonymous', transport: 'git' },
+      { repo: request.repo, service: request.service, protocol, user: config.auth.anonymousUser, authenticated: false, transport: 'git' },
       channel,
     );
     return { ...fields, ...result };
@@ -58,10 +63,10 @@ export function createGitDaemonFrontend(config: Config, deps: StreamDeps, log: L
 }
 
 /** Reads the request pkt-line; bytes after it are put back for the service. */
-function readFirstPkt(socket: Socket): Promise<Buffer> {
+function readFirstPkt(socket: Socket, timeoutMs: number): Promise<Buffer> {
   const decoder = new PktLineDecoder();
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new ProtocolSyntaxError('no request within 10 s')), REQUEST_TIMEOUT_MS);
+    const timer = setTimeout(() => done(new ClientTimeoutError(`no request within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
     const done = (err: Error | null, payload?: Buffer): void => {
       clearTimeout(timer);
       socket.off('data', onData);

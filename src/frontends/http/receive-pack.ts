@@ -1,15 +1,24 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Cluster, ForwardResult } from '../../cluster/cluster.js';
-import { BackendUnavailableError, LimitExceededError, ProtocolSyntaxError, WriteInterruptedError } from '../../errors.js';
+import { BackendUnavailableError, type GithaError, LimitExceededError, ProtocolSyntaxError, WriteInterruptedError } from '../../errors.js';
 import { ReceivePackRequestParser, type ReceivePackRequest } from '../../protocol/receive-pack-request.js';
 import { describeForLog, toClientError } from '../error-map.js';
 import { clientCapabilities, rejectionBytes, type ClientCapabilities } from '../rejection.js';
 import { hasHttp, type Forwarder } from './forward.js';
 import { HeldResponse } from '../held-response.js';
 import { repositoryUrlPath } from '../../protocol/repository-name.js';
+
+/**
+ * TEST ONLY, off by default: GITHA_TEST_ACK_BEFORE_COMMIT=1 releases the
+ * report to the client as soon as the backend answered, *before* the version
+ * is committed (breaking safety rule 1 on purpose). It exists so the chaos
+ * harness can show its checker catches a broken write path
+ * (test/chaos/chaos.test.ts); never set it anywhere else. Read once at start.
+ */
+const ACK_BEFORE_COMMIT = process.env.GITHA_TEST_ACK_BEFORE_COMMIT === '1';
 
 /** The command list (and push options) precede the pack; more than this before the pack is refused. */
 const MAX_COMMAND_SECTION_BYTES = 32 * 1024 * 1024;
@@ -23,6 +32,12 @@ export interface ReceivePackContext {
   forwarder: Forwarder;
   log: Logger;
   maxCommands: number;
+  /** Refused by access rules before the cluster is asked (no read access: answered as for a missing repository). */
+  refusal?: GithaError | undefined;
+  /** Header edits for the request to one backend (src/frontends/http/auth.ts: credentials, user header). */
+  backendHeaders?: (backendId: string) => (proxyReq: ClientRequest) => void;
+  /** Cap on the inflated command section of a gzip body (http.maxInflatedBytes); the pack after it streams uncapped. */
+  maxInflatedBytes?: number;
 }
 
 /**
@@ -36,7 +51,8 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
   const { req, res, repo, cluster, forwarder, log } = ctx;
   const gzip = /\bgzip\b/i.test(String(req.headers['content-encoding'] ?? ''));
   const source: Readable = gzip ? pipeline(req, createGunzip(), () => {}) : req;
-  const { request, prefix } = await readCommandSection(source, ctx.maxCommands);
+  const sectionCap = gzip ? Math.min(MAX_COMMAND_SECTION_BYTES, ctx.maxInflatedBytes ?? MAX_COMMAND_SECTION_BYTES) : MAX_COMMAND_SECTION_BYTES;
+  const { request, prefix } = await readCommandSection(source, ctx.maxCommands, sectionCap);
   log.debug({ repo, commands: request.commands.length, capabilities: request.capabilities }, 'push command list read');
   const caps = clientCapabilities(request.capabilities);
   const { sideband } = caps;
@@ -76,6 +92,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
         path: `${repositoryUrlPath(repo)}/git-receive-pack`,
         body,
         editHeaders: (p) => {
+          ctx.backendHeaders?.(target.id)(p);
           // githa inflated the body to read the command list: send it plain.
           p.removeHeader('content-encoding');
           p.removeHeader('content-length');
@@ -110,6 +127,8 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
       const ok = await new Promise<boolean>((resolve) => pipeline(fwd.res, sink!, (err) => resolve(!err)));
       log.debug({ repo, backend: target.id, ok, bytes: sink.bytes }, 'push answer read');
       if (!ok) return { ending: bodyEnded ? 'unknown' : 'cut' };
+      // TEST ONLY (docs/chaos.md): a deliberately broken write path for the chaos checker to catch.
+      if (ACK_BEFORE_COMMIT) res.end(sink.heldBytes());
       return { ending: 'complete', report: sink.report(), bytes: pushedBytes };
     } finally {
       signal.removeEventListener('abort', onAbort);
@@ -119,6 +138,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
   let failure: unknown;
   let outcome = 'unknown';
   try {
+    if (ctx.refusal) throw ctx.refusal;
     if (request.commands.length === 0) {
       // Nothing to update (git's probe before a large push, or an empty push):
       // no lock, no version, but still a real answer from a leader.
@@ -155,7 +175,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
     return { backend, outcome: `backend-${passthrough.status}`, bytes: 0 };
   }
   if (failure === undefined && sink) {
-    res.end(sink.heldBytes());
+    if (!res.writableEnded) res.end(sink.heldBytes());
     return { backend, outcome, bytes: pushedBytes };
   }
   const error = toClientError(failure);
@@ -166,7 +186,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
 }
 
 function sendRejection(res: ServerResponse, request: ReceivePackRequest, caps: ClientCapabilities, message: string): void {
-  if (res.destroyed) return;
+  if (res.destroyed || res.writableEnded) return;
   if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/x-git-receive-pack-result', 'cache-control': 'no-cache' });
   res.end(rejectionBytes(request.commands.map((c) => c.ref), caps, message));
 }
@@ -176,7 +196,7 @@ function sendRejection(res: ServerResponse, request: ReceivePackRequest, caps: C
  * pauses it. ('data' + pause(), not 'readable': a stream that had a 'readable'
  * listener may stay non-flowing when piped right after the listener is removed.)
  */
-async function readCommandSection(source: Readable, maxCommands: number): Promise<{ request: ReceivePackRequest; prefix: Buffer }> {
+async function readCommandSection(source: Readable, maxCommands: number, maxBytes: number): Promise<{ request: ReceivePackRequest; prefix: Buffer }> {
   const parser = new ReceivePackRequestParser({ maxCommands });
   const seen: Buffer[] = [];
   let total = 0;
@@ -208,7 +228,7 @@ async function readCommandSection(source: Readable, maxCommands: number): Promis
           resolve({ request, prefix: Buffer.concat(seen) });
           return;
         }
-        if (total > MAX_COMMAND_SECTION_BYTES) throw new LimitExceededError('the push command list is too large');
+        if (total > maxBytes) throw new LimitExceededError(`the push command list is larger than ${maxBytes} bytes`);
       } catch (err) {
         cleanup();
         reject(err);

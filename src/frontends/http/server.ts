@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Cluster, ReadRoute } from '../../cluster/cluster.js';
@@ -10,6 +10,9 @@ import { classifyHttpRequest, type HttpGitRequest } from '../../protocol/request
 import { describeForLog, toClientError } from '../error-map.js';
 import { Forwarder, hasHttp } from './forward.js';
 import { handleReceivePack } from './receive-pack.js';
+import { HttpAuth, type HttpCaller } from './auth.js';
+import { AccessPolicy } from '../../auth/access.js';
+import { guardHttpServer, inflateCapped, isGzip } from './limits.js';
 import { repositoryUrlPath } from '../../protocol/repository-name.js';
 
 export interface HttpFrontend {
@@ -27,7 +30,10 @@ const PASSED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'expires', 'pr
  */
 export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger): HttpFrontend {
   const forwarder = new Forwarder({ timeoutMs: 10 * 60_000 });
-  const server = createServer((req, res) => {
+  // Who may do what (docs/security.md): checked in handle() before anything touches the cluster.
+  const auth = new HttpAuth(config, AccessPolicy.compile(config.access, config.auth.groups, config.auth.anonymousUser), log);
+  // maxHeaderSize: a larger head is refused 431 (guardHttpServer's clientError answer); connectionsCheckingInterval: how often headersTimeout is checked.
+  const server = createServer({ maxHeaderSize: config.http.maxHeaderBytes, connectionsCheckingInterval: Math.min(30_000, Math.max(250, config.http.headersTimeoutMs / 4)) }, (req, res) => {
     const started = performance.now();
     const rlog = log.child({ req: randomBytes(6).toString('hex') });
     const observe = (service: unknown, outcome: unknown, bytes: unknown): void =>
@@ -40,11 +46,13 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
       (err: unknown) => {
         const e = toClientError(err);
         const git = requestFields(req);
-        rlog[e.level]({ method: req.method, url: safeUrl(req), ...git, user: basicUser(req.headers.authorization), outcome: e.code, code: e.code, bytes: 0, ms: Math.round(performance.now() - started), err: describeForLog(err) }, 'request failed');
+        rlog[e.level]({ method: req.method, url: safeUrl(req), ...git, user: auth.logUser(req), outcome: e.code, code: e.code, bytes: 0, ms: Math.round(performance.now() - started), err: describeForLog(err) }, 'request failed');
         observe(git.service, e.code, 0);
         if (!res.headersSent) {
           const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' };
           if (e.retryAfter) headers['retry-after'] = String(e.retryAfter);
+          // RFC 9110 11.6.1: a 401 carries the challenge; git then asks its credential helper and retries.
+          if (e.httpStatus === 401) headers['www-authenticate'] = auth.challenge;
           res.writeHead(e.httpStatus, headers);
           res.end(`githa: ${e.message}\n`);
         } else {
@@ -56,24 +64,33 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
   server.headersTimeout = config.http.headersTimeoutMs;
   server.keepAliveTimeout = config.http.keepAliveTimeoutMs;
   server.requestTimeout = 0; // a clone of a big repository may take hours
+  // Connection limits, idle timeout, and clear answers to what node's parser refuses (src/frontends/http/limits.ts).
+  const guard = guardHttpServer(server, config.http, log);
 
   async function handle(req: IncomingMessage, res: ServerResponse, rlog: Logger): Promise<Record<string, unknown>> {
     // The body is forwarded only once a backend is connected; node must not
     // answer `100 Continue` on the backend's behalf through http-proxy.
     delete req.headers.expect;
+    guard.check(req, res);
     const git = classifyHttpRequest(req.method ?? '', req.url ?? '/');
-    const user = basicUser(req.headers.authorization);
+    const caller = await auth.identify(req);
+    const user = caller.user;
     const fields = { repo: git.repo, service: git.service, kind: git.kind, user };
+    // Authorization, from the name alone: no Redis, no lock, no backend yet.
+    const denied = auth.denial(caller, git.repo, git.service);
     if (git.kind === 'rpc' && git.service === 'git-receive-pack') {
-      const r = await handleReceivePack({ req, res, repo: git.repo, user, cluster, forwarder, log: rlog, maxCommands: config.http.maxCommands });
+      // No read access: answered after the command list is read, as a missing repository's push is.
+      if (denied && !(denied instanceof RepositoryNotFoundError)) throw denied;
+      const r = await handleReceivePack({ req, res, repo: git.repo, user, refusal: denied, backendHeaders: (id) => auth.backendHeaders(caller, id), cluster, forwarder, log: rlog, maxCommands: config.http.maxCommands, maxInflatedBytes: config.http.maxInflatedBytes });
       return { ...fields, ...r };
     }
+    if (denied) throw denied;
     const route =
       git.kind === 'advertisement' && git.service === 'git-receive-pack'
         ? await cluster.routeWriteAdvertisement(git.repo, hasHttp)
         : await cluster.routeRead(git.repo, hasHttp);
     try {
-      const r = await proxyRead(req, res, git, route);
+      const r = await proxyRead(req, res, git, route, caller);
       return { ...fields, ...r };
     } catch (err) {
       // An upload-pack POST cannot carry a text/plain error to the user; an ERR
@@ -90,18 +107,39 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
   }
 
   /** Streams a read from the first candidate that answers; others are tried while nothing reached the client. */
-  async function proxyRead(req: IncomingMessage, res: ServerResponse, git: HttpGitRequest, route: ReadRoute): Promise<Record<string, unknown>> {
+  async function proxyRead(req: IncomingMessage, res: ServerResponse, git: HttpGitRequest, route: ReadRoute, caller: HttpCaller): Promise<Record<string, unknown>> {
     const path =
       git.kind === 'advertisement' ? `${repositoryUrlPath(git.repo)}/info/refs?service=${git.service}` : `${repositoryUrlPath(git.repo)}/${git.service}`;
-    const body = git.kind === 'rpc' ? req : undefined;
+    // A gzip body is inflated here, capped (http.maxInflatedBytes: a gzip bomb), and sent on plain.
+    const inflated = git.kind === 'rpc' && isGzip(req) ? inflateCapped(req, config.http.maxInflatedBytes) : undefined;
+    const body = git.kind === 'rpc' ? (inflated?.body ?? req) : undefined;
+    const editHeaders = inflated
+      ? (p: ClientRequest): void => {
+          p.removeHeader('content-encoding');
+          p.removeHeader('content-length');
+        }
+      : undefined;
     // Built only when every candidate failed: a read that succeeds allocates no error.
     let lastError: Error | undefined;
     for (const backend of route.candidates) {
       if (!backend.http) continue;
       let fwd;
       try {
-        fwd = await forwarder.send(req, res, { baseUrl: backend.http, backendId: backend.id, path, body });
+        const authHeaders = auth.backendHeaders(caller, backend.id);
+        fwd = await forwarder.send(req, res, {
+          baseUrl: backend.http,
+          backendId: backend.id,
+          path,
+          body,
+          editHeaders: (p) => {
+            editHeaders?.(p);
+            authHeaders(p);
+          },
+        });
       } catch (err) {
+        // The body failed (too large inflated, not gzip): the client's fault, whatever the backend saw.
+        const bodyError = inflated?.error();
+        if (bodyError) throw bodyError;
         if (err instanceof BackendUnavailableError && !err.bytesSent) {
           cluster.health.markDown(backend.id);
           lastError = err;
@@ -110,10 +148,20 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
         throw err;
       }
       const status = fwd.res.statusCode ?? 502;
+      const bodyError = inflated?.error();
+      if (bodyError) {
+        fwd.res.resume();
+        throw bodyError;
+      }
       if (status !== 200) {
         fwd.res.resume();
         if (status === 404) lastError = new RepositoryNotFoundError(`repository ${git.repo} not found on ${backend.id}`);
         else lastError = new BackendProtocolError(`backend ${backend.id} answered HTTP ${status}`);
+        if ((status === 401 || status === 403) && auth.mode === 'githa') {
+          // githa authenticated the client: a backend refusing githa's service credentials is a backend fault, never the client's challenge.
+          lastError = new BackendProtocolError(`backend ${backend.id} refused githa's service credentials (HTTP ${status}); check backends[].httpAuth`);
+          continue;
+        }
         if (status === 401 || status === 403) {
           // The backend's own authentication decides (passthrough): show its answer.
           res.writeHead(status, pick(fwd.res.headers));

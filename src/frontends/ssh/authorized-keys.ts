@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
 import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
+import { WatchedFile } from '../../config/watched-file.js';
 
 export interface AuthorizedKey {
   /** The user this key belongs to: the push log records it. */
@@ -38,7 +38,7 @@ export function parseAuthorizedKeys(text: string): { keys: AuthorizedKey[]; prob
     }
     const key = Array.isArray(parsed) ? (parsed[0] as ParsedKey) : parsed;
     const blob = key.getPublicSSH();
-    const fingerprint = `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+    const fingerprint = fingerprintOf(blob);
     const fromOption = /environment="GITHA_USER=([^"]+)"/.exec(options)?.[1];
     const fromComment = comment.split(/\s/)[0]?.split('@')[0];
     const user = [fromOption, fromComment].find((u) => u && /^[\w.+-]{1,64}$/.test(u)) ?? fingerprint;
@@ -47,39 +47,35 @@ export function parseAuthorizedKeys(text: string): { keys: AuthorizedKey[]; prob
   return { keys, problems };
 }
 
-/** The authorized keys file, re-read whenever its modification time or size changes. */
-export class AuthorizedKeysFile {
-  private keys: AuthorizedKey[] = [];
-  private stamp = '';
+/** OpenSSH's SHA-256 fingerprint of a key's wire form: `SHA256:<base64 without padding>`. */
+export function fingerprintOf(blob: Buffer): string {
+  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
 
-  constructor(
-    private readonly path: string,
-    private readonly onProblem: (message: string) => void,
-  ) {
-    this.refresh();
+/**
+ * The authorized keys file, re-read whenever its modification time, size or
+ * inode changes: an edit in place and a new file renamed over the old one
+ * (how editors and configuration management replace files) are both seen by
+ * the next authentication attempt. A file that cannot be read holds no keys.
+ */
+export class AuthorizedKeysFile {
+  private readonly file: WatchedFile<AuthorizedKey[]>;
+
+  constructor(path: string, onProblem: (message: string) => void) {
+    this.file = new WatchedFile(
+      path,
+      (text) => {
+        const { keys, problems } = parseAuthorizedKeys(text);
+        return { value: keys, problems };
+      },
+      [],
+      onProblem,
+    );
   }
 
   /** The entry for a key the client offered, or undefined. */
   find(algo: string, data: Buffer): AuthorizedKey | undefined {
-    this.refresh();
-    return this.keys.find((k) => k.blob.equals(data) && k.key.type === algo) ?? this.keys.find((k) => k.blob.equals(data));
-  }
-
-  private refresh(): void {
-    let stamp: string;
-    try {
-      const st = statSync(this.path);
-      stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
-    } catch (err) {
-      if (this.stamp !== 'missing') this.onProblem(`cannot read ${this.path}: ${(err as Error).message}`);
-      this.stamp = 'missing';
-      this.keys = [];
-      return;
-    }
-    if (stamp === this.stamp) return;
-    const { keys, problems } = parseAuthorizedKeys(readFileSync(this.path, 'utf8'));
-    for (const p of problems) this.onProblem(`${this.path} ${p}`);
-    this.keys = keys;
-    this.stamp = stamp;
+    const keys = this.file.get();
+    return keys.find((k) => k.blob.equals(data) && k.key.type === algo) ?? keys.find((k) => k.blob.equals(data));
   }
 }

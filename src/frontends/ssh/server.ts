@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { Server as NetServer } from 'node:net';
 import ssh2, { type ServerChannel } from 'ssh2';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
@@ -7,14 +8,18 @@ import { GithaError, InvalidCommandError } from '../../errors.js';
 import { parseSshCommand, protocolVersionFrom } from '../../protocol/request.js';
 import { toClientError } from '../error-map.js';
 import { serveStream, type ClientChannel, type StreamDeps } from '../stream/session.js';
-import { AuthorizedKeysFile } from './authorized-keys.js';
+import { SSH_ALGORITHMS, rsaHostKeyWarning } from './algorithms.js';
+import { AuthorizedKeysCommand } from './authorized-keys-command.js';
+import { AuthorizedKeysFile, fingerprintOf, type AuthorizedKey } from './authorized-keys.js';
+import { ConnectionGuard } from './connection-guard.js';
 import { OperatorConsole } from './operator.js';
 
 /** GIT_PROTOCOL values look like `version=2` or `version=2:key=value` (gitprotocol-common). */
 const GIT_PROTOCOL_VALUE = /^[A-Za-z0-9=:._-]{1,256}$/;
 
 export interface SshFrontend {
-  server: ssh2.Server;
+  /** The TCP listener (connection limits first, then ssh2; src/frontends/ssh/connection-guard.ts). */
+  server: NetServer;
   close(): Promise<void>;
 }
 
@@ -26,41 +31,71 @@ export interface SshFrontend {
  */
 export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger): SshFrontend {
   const hostKeys = (config.ssh.hostKeys ?? []).map((path) => readFileSync(path));
-  const authorized = new AuthorizedKeysFile(config.ssh.authorizedKeys ?? '', (message) => log.warn({ message }, 'authorized keys'));
+  const authorized = config.ssh.authorizedKeys ? new AuthorizedKeysFile(config.ssh.authorizedKeys, (message) => log.warn({ message }, 'authorized keys')) : undefined;
+  // Users' keys kept elsewhere (OpenSSH's AuthorizedKeysCommand): asked when the file has no match; never for the operator login.
+  const keysCommand = config.ssh.authorizedKeysCommand
+    ? new AuthorizedKeysCommand(
+        {
+          argv: config.ssh.authorizedKeysCommand,
+          timeoutMs: config.ssh.authorizedKeysCommandTimeoutMs,
+          maxOutputBytes: config.ssh.authorizedKeysCommandMaxBytes,
+          cacheMs: config.ssh.authorizedKeysCommandCacheMs,
+        },
+        (message, fields) => log.warn({ ...fields, message }, 'authorized keys command'),
+      )
+    : undefined;
+  const userKey = async (login: string, algo: string, data: Buffer): Promise<AuthorizedKey | undefined> =>
+    authorized?.find(algo, data) ?? (await keysCommand?.find({ login, algo, data, fingerprint: fingerprintOf(data) }));
   // The login name selects the key file: ssh.operatorUser (`ops`) is checked against ssh.operatorKeys only, any other name against the users' keys.
   const operatorKeys = config.ssh.operatorKeys ? new AuthorizedKeysFile(config.ssh.operatorKeys, (message) => log.warn({ message }, 'operator keys')) : undefined;
   const operatorConsole = new OperatorConsole(config, log.child({ component: 'operator-console' }));
 
-  const server = new ssh2.Server({ hostKeys, ident: 'githa' }, (client, info) => {
+  const server = new ssh2.Server({ hostKeys, ident: 'githa', algorithms: SSH_ALGORITHMS }, (client, info) => {
     const clog = log.child({ conn: randomBytes(4).toString('hex'), ip: info.ip });
+    // Connection limits, login grace time, MaxAuthTries: undefined when this connection is refused.
+    const controls = guard.attach(client, info);
+    if (!controls) return;
     let user = '';
     let operator = false;
+    const fail = (ctx: ssh2.AuthContext, counts: boolean): void => {
+      if (!counts || !controls.authFailed()) ctx.reject(['publickey']);
+    };
     client.on('authentication', (ctx) => {
+      // OpenSSH opens with `none` to learn the methods: not a failure (as in sshd).
       if (ctx.method !== 'publickey') {
-        ctx.reject(['publickey']);
+        fail(ctx, ctx.method !== 'none');
         return;
       }
       const asOperator = operatorKeys !== undefined && ctx.username === config.ssh.operatorUser;
-      const entry = (asOperator ? operatorKeys : authorized).find(ctx.key.algo, ctx.key.data);
-      if (!entry) {
-        clog.info({ login: ctx.username, algo: ctx.key.algo }, 'ssh key refused');
-        ctx.reject(['publickey']);
-        return;
-      }
-      // Without a signature the client only asks whether the key would do.
-      if (!ctx.signature || !ctx.blob) {
-        ctx.accept();
-        return;
-      }
-      // rsa-sha2-256/512: verify with the hash the client signed with.
-      if (entry.key.verify(ctx.blob, ctx.signature, ctx.hashAlgo as never) !== true) {
-        clog.warn({ login: ctx.username, key: entry.fingerprint }, 'ssh signature invalid');
-        ctx.reject(['publickey']);
-        return;
-      }
-      user = entry.user;
-      operator = asOperator;
-      ctx.accept();
+      const lookup = asOperator ? Promise.resolve(operatorKeys.find(ctx.key.algo, ctx.key.data)) : userKey(ctx.username, ctx.key.algo, ctx.key.data);
+      lookup.then(
+        (entry) => {
+          if (!entry) {
+            clog.info({ login: ctx.username.slice(0, 64), algo: ctx.key.algo }, 'ssh key refused');
+            fail(ctx, true);
+            return;
+          }
+          // Without a signature the client only asks whether the key would do.
+          if (!ctx.signature || !ctx.blob) {
+            ctx.accept();
+            return;
+          }
+          // rsa-sha2-256/512: verify with the hash the client signed with.
+          if (entry.key.verify(ctx.blob, ctx.signature, ctx.hashAlgo as never) !== true) {
+            clog.warn({ login: ctx.username.slice(0, 64), key: entry.fingerprint }, 'ssh signature invalid');
+            fail(ctx, true);
+            return;
+          }
+          user = entry.user;
+          operator = asOperator;
+          controls.authenticated();
+          ctx.accept();
+        },
+        (err: unknown) => {
+          clog.error({ err: (err as Error)?.message }, 'ssh key lookup failed');
+          fail(ctx, true);
+        },
+      );
     });
     client.on('ready', () => {
       clog.debug({ user, operator }, 'ssh authenticated');
@@ -129,7 +164,7 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
     }
     const fields = { repo: parsed.repo, service: parsed.service, protocolVersion: protocolVersionFrom(protocol) };
     try {
-      const result = await serveStream({ ...deps, log: clog }, { repo: parsed.repo, service: parsed.service, protocol, user, transport: 'ssh' }, ch);
+      const result = await serveStream({ ...deps, log: clog }, { repo: parsed.repo, service: parsed.service, protocol, user, authenticated: true, transport: 'ssh' }, ch);
       return { ...fields, ...result };
     } catch (err) {
       const e = toClientError(err);
@@ -138,12 +173,27 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
     }
   }
 
-  return {
+  const guard = new ConnectionGuard(
     server,
+    {
+      maxConnections: config.ssh.maxConnections,
+      maxStartups: config.ssh.maxStartups,
+      maxConnectionsPerClient: config.ssh.maxConnectionsPerClient,
+      loginGraceMs: config.ssh.loginGraceMs,
+      maxAuthTries: config.ssh.maxAuthTries,
+      idleTimeoutMs: config.ssh.idleTimeoutMs,
+    },
+    log,
+  );
+  const rsaWarning = rsaHostKeyWarning(hostKeys.map((k) => ssh2.utils.parseKey(k)).flatMap((k) => (k instanceof Error ? [] : Array.isArray(k) ? k : [k])));
+  if (rsaWarning) log.warn(rsaWarning);
+
+  return {
+    server: guard.listener,
     close: () =>
       new Promise<void>((resolve) => {
         operatorConsole.closeAll();
-        server.close(() => resolve());
+        guard.listener.close(() => resolve());
       }),
   };
 }

@@ -1,6 +1,7 @@
 import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
+import type { AccessPolicy } from '../../auth/access.js';
 import type { BackendStream, StreamBackendClient } from '../../backends/types.js';
 import type { Backend, Cluster, ForwardResult } from '../../cluster/cluster.js';
 import { BackendUnavailableError, WriteInterruptedError } from '../../errors.js';
@@ -33,6 +34,8 @@ export interface StreamRequest {
   /** GIT_PROTOCOL (SSH env) or the git:// extra parameters, passed on. */
   protocol: string | undefined;
   user: string;
+  /** True when githa verified `user` (an SSH key); false for git:// (the anonymous identity). */
+  authenticated?: boolean;
   transport: 'ssh' | 'git';
 }
 
@@ -42,6 +45,8 @@ export interface StreamDeps {
   clients: ReadonlyMap<string, readonly StreamBackendClient[]>;
   log: Logger;
   maxCommands: number;
+  /** Access rules (docs/security.md "Authorization"); absent: everything allowed. */
+  access?: AccessPolicy;
 }
 
 /**
@@ -65,6 +70,13 @@ export async function serveStream(deps: StreamDeps, req: StreamRequest, channel:
 }
 
 async function serveStreamOnce(deps: StreamDeps, req: StreamRequest, channel: ClientChannel): Promise<Record<string, unknown>> {
+  // Authorization before anything touches the cluster (no Redis, no lock, no backend).
+  // No read access gets the very answer of a missing repository.
+  const denied = deps.access?.denial(deps.access.identify(req.user, req.authenticated ?? false), req.repo, req.service);
+  if (denied) {
+    deps.log.info({ repo: req.repo, user: req.user, service: req.service }, 'access denied');
+    return refuse(deps, channel, denied);
+  }
   const accepts = (b: Backend): boolean => (deps.clients.get(b.id)?.length ?? 0) > 0;
   if (req.service === 'git-receive-pack') return serveWrite(deps, req, channel, accepts);
   let route;

@@ -1,0 +1,130 @@
+/**
+ * The HTTP users file of `auth.http.mode: githa` (docs/security.md
+ * "Authentication"): one user a line,
+ *
+ *   user:hash[:group,group…]
+ *
+ * where hash is bcrypt (`$2a$`, `$2b$`, `$2y$`, as `htpasswd -B` writes), argon2
+ * (`$argon2id$`, `$argon2i$`, `$argon2d$`) or, for random access tokens only,
+ * `$sha256$<64 hex digits>` (a fast hash is safe for a secret of 128 random
+ * bits or more, never for a password a person chose). `#` starts a comment.
+ * The file is re-read when it changes; one bad line is reported, not fatal.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { argon2Verify, bcryptVerify } from 'hash-wasm';
+import { WatchedFile } from '../config/watched-file.js';
+import { USER_NAME } from './http-basic.js';
+
+export type HashKind = 'bcrypt' | 'argon2' | 'token';
+
+export interface UserEntry {
+  readonly user: string;
+  readonly kind: HashKind;
+  readonly hash: string;
+  readonly groups: readonly string[];
+}
+
+const BCRYPT = /^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/;
+const ARGON2 = /^\$argon2(?:id|i|d)\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/;
+const TOKEN = /^\$sha256\$[0-9a-f]{64}$/;
+const GROUP = /^[\w.@+-]{1,128}$/u;
+
+/** Parses the file's text; lines that do not parse are returned as problems (without their content: it may hold a secret). */
+export function parseUsersFile(text: string): { users: Map<string, UserEntry>; problems: string[] } {
+  const users = new Map<string, UserEntry>();
+  const problems: string[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) return;
+    const parts = line.split(':');
+    const [user = '', hash = '', groupList] = parts;
+    const where = `line ${i + 1}`;
+    if (parts.length < 2 || parts.length > 3) return problems.push(`${where}: expected user:hash[:groups]`);
+    if (!USER_NAME.test(user)) return problems.push(`${where}: invalid user name`);
+    if (users.has(user)) return problems.push(`${where}: user ${user} appears twice; the first line counts`);
+    const kind: HashKind | undefined = BCRYPT.test(hash) ? 'bcrypt' : ARGON2.test(hash) ? 'argon2' : TOKEN.test(hash) ? 'token' : undefined;
+    if (!kind) return problems.push(`${where}: user ${user}: not a bcrypt, argon2 or $sha256$ token hash`);
+    const groups = groupList === undefined || groupList === '' ? [] : groupList.split(',').map((g) => g.trim());
+    if (groups.some((g) => !GROUP.test(g))) return problems.push(`${where}: user ${user}: invalid group name`);
+    users.set(user, { user, kind, hash, groups });
+    return undefined;
+  });
+  return { users, problems };
+}
+
+/** Checks a password against one entry's hash. */
+export async function verifyHash(entry: Pick<UserEntry, 'kind' | 'hash'>, password: string): Promise<boolean> {
+  try {
+    if (entry.kind === 'bcrypt') return await bcryptVerify({ password, hash: entry.hash });
+    if (entry.kind === 'argon2') return await argon2Verify({ password, hash: entry.hash });
+    const want = Buffer.from(entry.hash.slice('$sha256$'.length), 'hex');
+    return timingSafeEqual(createHash('sha256').update(password, 'utf8').digest(), want);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Verified against for unknown users, so that "no such user" costs what a
+ * wrong password costs and the answer's timing does not tell them apart.
+ * (bcrypt of a random string, cost 10.)
+ */
+const DUMMY: UserEntry = { user: '', kind: 'bcrypt', hash: '$2a$10$aK1DuIMTEtl0X6/2JvsrqORSnpJMsWm/nTFwL84QqZ89UOFtIvTK6', groups: [] };
+
+export interface UsersFileOptions {
+  /** How long a verification result is remembered (0: never). */
+  cacheMs: number;
+  /** Most remembered results; the oldest go first. */
+  cacheEntries?: number;
+  now?: () => number;
+}
+
+/**
+ * The users file, re-read when its modification time, size or inode changes.
+ * bcrypt and argon2 are slow on purpose and git sends its credentials with
+ * every request of a clone, so results are remembered for `cacheMs`, keyed by
+ * a SHA-256 of user and password (the password itself is never kept), and
+ * forgotten whenever the file changes.
+ */
+export class UsersFile {
+  private readonly file: WatchedFile<Map<string, UserEntry>>;
+  private readonly cache = new Map<string, { expires: number; result: Promise<UserEntry | undefined> }>();
+  private readonly now: () => number;
+
+  constructor(
+    path: string,
+    onProblem: (message: string) => void,
+    private readonly options: UsersFileOptions,
+  ) {
+    this.now = options.now ?? (() => performance.now());
+    // A changed file forgets every remembered verification (a removed user or a new hash counts at once).
+    this.file = new WatchedFile(
+      path,
+      (text) => {
+        const { users, problems } = parseUsersFile(text);
+        return { value: users, problems };
+      },
+      new Map(),
+      onProblem,
+      () => this.cache.clear(),
+    );
+  }
+
+  /** The user's entry when the password is right; undefined otherwise. */
+  verify(user: string, password: string): Promise<UserEntry | undefined> {
+    const users = this.file.get();
+    const key = createHash('sha256').update(user, 'utf8').update('\0').update(password, 'utf8').digest('base64');
+    const now = this.now();
+    const hit = this.cache.get(key);
+    if (hit && hit.expires > now) return hit.result;
+    const entry = users.get(user);
+    const result = verifyHash(entry ?? DUMMY, password).then((ok) => (ok && entry ? entry : undefined));
+    if (this.options.cacheMs > 0) {
+      this.cache.delete(key);
+      this.cache.set(key, { expires: now + this.options.cacheMs, result });
+      const max = this.options.cacheEntries ?? 10_000;
+      while (this.cache.size > max) this.cache.delete(this.cache.keys().next().value as string);
+    }
+    return result;
+  }
+}

@@ -1,0 +1,109 @@
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+import { AccessPolicy, requiredAccess, satisfies, type Identity } from '../../auth/access.js';
+import { basicChallenge, parseBasicAuthorization } from '../../auth/http-basic.js';
+import { UsersFile } from '../../auth/users-file.js';
+import type { Config } from '../../config/schema.js';
+import { AuthenticationRequiredError, type GithaError } from '../../errors.js';
+import type { Service } from '../../protocol/request.js';
+
+/** Who sent an HTTP request, and the name the logs and the push log record. */
+export interface HttpCaller {
+  identity: Identity;
+  /** Mode githa: the verified user (or the anonymous name). Passthrough: the unverified Basic user name, as before. */
+  user: string;
+}
+
+/**
+ * Authentication and authorization of smart-HTTP requests (docs/security.md).
+ *
+ * - `passthrough` (default): githa verifies nothing; Authorization goes to the
+ *   backend, which decides. Access rules then see every HTTP request as the
+ *   anonymous identity: an unverified name must not grant anything.
+ * - `githa`: Basic credentials are checked against auth.http.usersFile; missing
+ *   ones where access needs them, and wrong ones, get 401 with a challenge so
+ *   credential helpers work. The client's Authorization never reaches a
+ *   backend: the backend's own service credentials (backends[].httpAuth) and
+ *   the verified user name (auth.http.userHeader) go instead.
+ */
+export class HttpAuth {
+  readonly mode: 'passthrough' | 'githa';
+  readonly challenge: string;
+  private readonly users: UsersFile | undefined;
+  private readonly userHeader: string | undefined;
+  private readonly serviceAuth: ReadonlyMap<string, string>;
+  private readonly callers = new WeakMap<IncomingMessage, string>();
+
+  constructor(
+    config: Config,
+    readonly policy: AccessPolicy,
+    log: Logger,
+  ) {
+    this.mode = config.auth.http.mode;
+    this.challenge = basicChallenge(config.auth.http.realm);
+    this.userHeader = config.auth.http.userHeader?.toLowerCase();
+    this.users =
+      this.mode === 'githa' && config.auth.http.usersFile
+        ? new UsersFile(config.auth.http.usersFile, (message) => log.warn({ message }, 'users file'), { cacheMs: config.auth.http.cacheMs })
+        : undefined;
+    this.serviceAuth = new Map(
+      config.backends.flatMap((b) => (b.httpAuth ? [[b.id, `Basic ${Buffer.from(`${b.httpAuth.username}:${b.httpAuth.password}`).toString('base64')}`] as const] : [])),
+    );
+  }
+
+  /** Establishes the caller; in mode githa, wrong or unusable credentials are a 401. */
+  async identify(req: IncomingMessage): Promise<HttpCaller> {
+    const creds = parseBasicAuthorization(req.headers.authorization);
+    let caller: HttpCaller;
+    if (this.mode === 'passthrough' || !this.users) {
+      caller = { identity: this.policy.anonymous(), user: creds.kind === 'basic' ? creds.user : 'anonymous' };
+    } else if (creds.kind === 'none') {
+      caller = { identity: this.policy.anonymous(), user: this.policy.anonymousUser };
+    } else {
+      const entry = creds.kind === 'basic' ? await this.users.verify(creds.user, creds.password) : undefined;
+      if (!entry) {
+        this.callers.set(req, creds.kind === 'basic' ? creds.user : 'invalid-credentials');
+        throw new AuthenticationRequiredError('authentication failed: wrong user name or password');
+      }
+      caller = { identity: this.policy.identify(entry.user, true, entry.groups), user: entry.user };
+    }
+    this.callers.set(req, caller.user);
+    return caller;
+  }
+
+  /** The name for the log line of a request that failed (never a password). */
+  logUser(req: IncomingMessage): string {
+    return this.callers.get(req) ?? 'anonymous';
+  }
+
+  /**
+   * Why this caller may not use `service` on `repo` (before anything touches
+   * the cluster), or undefined. In mode githa an anonymous caller that lacks
+   * access is asked for credentials (401) — for a missing repository too, since
+   * the decision rests on the name alone.
+   */
+  denial(caller: HttpCaller, repo: string, service: Service): GithaError | undefined {
+    const denied = this.policy.denial(caller.identity, repo, service);
+    if (!denied) return undefined;
+    if (this.mode === 'githa' && !caller.identity.authenticated) return new AuthenticationRequiredError('authentication required');
+    return denied;
+  }
+
+  /** Whether the caller may read `repo` at all (a push by someone who may not is answered as for a missing repository). */
+  mayRead(caller: HttpCaller, repo: string): boolean {
+    return satisfies(this.policy.decide(caller.identity, repo), requiredAccess('git-upload-pack'));
+  }
+
+  /** Edits a request to a backend: in mode githa, githa's service credentials and the verified user replace the client's. */
+  backendHeaders(caller: HttpCaller, backendId: string): (proxyReq: ClientRequest) => void {
+    return (proxyReq) => {
+      if (this.userHeader) proxyReq.removeHeader(this.userHeader);
+      if (this.mode !== 'githa') return;
+      proxyReq.removeHeader('authorization');
+      proxyReq.removeHeader('cookie');
+      const service = this.serviceAuth.get(backendId);
+      if (service) proxyReq.setHeader('authorization', service);
+      if (this.userHeader && caller.identity.authenticated) proxyReq.setHeader(this.userHeader, caller.user);
+    };
+  }
+}

@@ -1,0 +1,126 @@
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type ssh2 from 'ssh2';
+import type { ClientInfo, Connection } from 'ssh2';
+import { ConnectionLimiter, DISCONNECT, disconnectWithMessage, type Slot, type SshLimits } from './limits.js';
+
+export interface GuardOptions extends SshLimits {
+  /** Unauthenticated connections are closed after this long (sshd's LoginGraceTime). */
+  loginGraceMs: number;
+  /** Failed authentication attempts before the connection is closed (sshd's MaxAuthTries). */
+  maxAuthTries: number;
+  /** A connection without traffic in either direction for this long is closed. */
+  idleTimeoutMs: number;
+}
+
+/** What the authentication handler of one connection reports back. */
+export interface ConnectionControls {
+  /** A failed attempt; true when that was one too many and the connection is being closed (do not answer it). */
+  authFailed(): boolean;
+  authenticated(): void;
+}
+
+interface Pending {
+  socket: Socket;
+  slot: Slot;
+  refusal?: string;
+  client?: Connection;
+  authenticated: boolean;
+  failures: number;
+}
+
+/**
+ * Guards the SSH front end's TCP connections before and around ssh2: githa
+ * listens with its own net.Server and hands each socket to ssh2 only after
+ * the connection limits admitted it (ConnectionLimiter), so a client that
+ * never sends a byte is counted too. Each socket gets a login grace timer and
+ * an idle timeout; the ssh2 connection callback calls attach() to tie the
+ * SSH connection to its socket (by the client's address and port, which are
+ * unique among open connections).
+ */
+export class ConnectionGuard {
+  readonly listener: NetServer;
+  private readonly limiter: ConnectionLimiter;
+  private readonly pending = new Map<string, Pending>();
+
+  constructor(
+    private readonly ssh: ssh2.Server,
+    private readonly options: GuardOptions,
+    private readonly log: Logger,
+  ) {
+    this.limiter = new ConnectionLimiter(options);
+    this.listener = createServer({ pauseOnConnect: false }, (socket) => this.accept(socket));
+  }
+
+  private accept(socket: Socket): void {
+    const ip = socket.remoteAddress ?? '?';
+    const admission = this.limiter.admit(ip);
+    if (admission.kind === 'drop') {
+      this.log.warn({ ip, reason: admission.reason }, 'ssh connection dropped');
+      socket.destroy();
+      return;
+    }
+    const id = `${ip}:${socket.remotePort}`;
+    const entry: Pending = { socket, slot: admission.slot, refusal: admission.reason, authenticated: false, failures: 0 };
+    this.pending.set(id, entry);
+    const grace = setTimeout(() => {
+      if (entry.authenticated) return;
+      this.log.info({ ip, ms: this.options.loginGraceMs }, 'ssh login grace time exceeded');
+      this.close(entry, DISCONNECT.BY_APPLICATION, `githa: not authenticated within ${Math.round(this.options.loginGraceMs / 1000)} s`);
+    }, this.options.loginGraceMs);
+    // Node's socket timeout is re-armed by every read and write: data flowing
+    // either way (a pack, git's keep-alives, SSH keep-alives) keeps it open.
+    socket.setTimeout(this.options.idleTimeoutMs, () => {
+      this.log.info({ ip, ms: this.options.idleTimeoutMs }, 'ssh connection idle, closed');
+      this.close(entry, DISCONNECT.BY_APPLICATION, `githa: connection idle for ${Math.round(this.options.idleTimeoutMs / 1000)} s`);
+    });
+    socket.once('close', () => {
+      clearTimeout(grace);
+      entry.slot.release();
+      if (this.pending.get(id) === entry) this.pending.delete(id);
+    });
+    this.ssh.injectSocket(socket);
+  }
+
+  /**
+   * Called from ssh2's connection callback (after the client's identification
+   * line). Returns undefined when the connection is refused (it is being
+   * closed with a message the client shows).
+   */
+  attach(client: Connection, info: ClientInfo): ConnectionControls | undefined {
+    const entry = this.pending.get(`${info.ip}:${info.port}`);
+    if (!entry) return { authFailed: () => false, authenticated: () => {} };
+    entry.client = client;
+    if (entry.refusal) {
+      this.log.warn({ ip: info.ip, reason: entry.refusal }, 'ssh connection refused');
+      this.close(entry, DISCONNECT.TOO_MANY_CONNECTIONS, `githa: ${entry.refusal}`);
+      return undefined;
+    }
+    return {
+      authFailed: () => {
+        entry.failures++;
+        if (entry.failures < this.options.maxAuthTries) return false;
+        this.log.warn({ ip: info.ip, failures: entry.failures }, 'ssh too many authentication failures');
+        this.close(entry, DISCONNECT.NO_MORE_AUTH_METHODS_AVAILABLE, `githa: too many authentication failures (${entry.failures})`);
+        return true;
+      },
+      authenticated: () => {
+        entry.authenticated = true;
+        entry.slot.authenticated();
+      },
+    };
+  }
+
+  /** Says why (when the SSH connection is up), then closes; the socket is destroyed if it lingers. */
+  private close(entry: Pending, reason: number, message: string): void {
+    if (entry.socket.destroyed) return;
+    if (entry.client) disconnectWithMessage(entry.client, reason, message);
+    else entry.socket.end();
+    setTimeout(() => entry.socket.destroy(), 2_000).unref();
+  }
+
+  /** Connections open now (for tests and metrics). */
+  snapshot(): ReturnType<ConnectionLimiter['snapshot']> {
+    return this.limiter.snapshot();
+  }
+}
