@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what githa's integration tests and `githa demo` need on Debian/Ubuntu:
-# git (with git-http-backend and git daemon), redis-server, lighttpd, sshd and
-# the ssh client. The test harness starts its own instances on ephemeral ports,
+# git (with git-http-backend and git daemon), redis-server (also run as Redis
+# Sentinel by the tests), lighttpd, sshd, the ssh client, and haproxy (to
+# validate deploy/). The test harness starts its own instances on ephemeral ports,
 # so the system services that apt may start are stopped and disabled.
 #
 # Idempotent. Runs as root, or through sudo when available.
@@ -36,6 +37,8 @@ PACKAGES=(
   procps
   iproute2
   chromium
+  # deploy/haproxy/*.cfg are validated with `haproxy -c` (test/deploy/).
+  haproxy
 )
 
 log "apt-get update"
@@ -45,7 +48,7 @@ log "installing: ${PACKAGES[*]}"
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
 
 log "stopping system services that would hold ports (failures are fine)"
-for service in redis-server lighttpd ssh; do
+for service in redis-server lighttpd ssh haproxy; do
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     "${SUDO[@]}" systemctl disable --now "$service" >/dev/null 2>&1 || true
   elif command -v service >/dev/null 2>&1; then
@@ -61,7 +64,7 @@ log "creating /run/sshd"
 
 log "checking tools"
 missing=0
-for tool in git redis-server redis-cli lighttpd /usr/sbin/sshd ssh ssh-keygen /usr/lib/git-core/git-http-backend; do
+for tool in git redis-server redis-cli lighttpd /usr/sbin/sshd ssh ssh-keygen /usr/lib/git-core/git-http-backend haproxy; do
   if command -v "$tool" >/dev/null 2>&1 || [ -x "$tool" ]; then
     log "  ok: $tool"
   else

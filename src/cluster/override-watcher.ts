@@ -11,7 +11,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
-import { connectRedis, redisReady } from '../state/redis.js';
+import { connectRedis, redisReady, type RedisTarget } from '../state/redis.js';
 import { effectiveOverrides, OverrideStore, type OverrideAck, type OverrideMessage, type StoredOverride } from '../state/overrides.js';
 import type { Cluster } from './cluster.js';
 
@@ -19,7 +19,8 @@ export interface OverrideWatcherOptions {
   cluster: Cluster;
   /** The cluster's own connection (reads and acks). */
   redis: Redis;
-  redisUrl: string;
+  /** Where the subscriber connects: the same Redis (or Sentinel master) as `redis`. */
+  redisTarget: string | RedisTarget;
   commandTimeoutMs: number;
   proxyId: string;
   log: Logger;
@@ -45,7 +46,7 @@ export class OverrideWatcher {
 
   async start(): Promise<void> {
     const channel = this.store.keys.overrides();
-    const sub = connectRedis(this.opts.redisUrl, { commandTimeoutMs: this.opts.commandTimeoutMs });
+    const sub = connectRedis(this.opts.redisTarget, { commandTimeoutMs: this.opts.commandTimeoutMs });
     this.sub = sub;
     sub.on('message', (ch: string, text: string) => {
       if (ch !== channel) return;

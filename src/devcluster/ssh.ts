@@ -1,13 +1,17 @@
 /** SSH helpers of the dev cluster: key generation, known_hosts, sshd detection. */
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { run } from './process.js';
 
 export const SSHD = '/usr/sbin/sshd';
 
-/** Generates an ed25519 key pair without passphrase; returns the public key line. */
+/**
+ * Generates an ed25519 key pair without passphrase; returns the public key
+ * line. An existing pair is kept (`githa demo --dir` starts again on the same
+ * directory, and clients keep trusting the same host keys).
+ */
 export async function generateKey(path: string, comment: string): Promise<string> {
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path]);
+  if (!(existsSync(path) && existsSync(`${path}.pub`))) await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path]);
   return readFileSync(`${path}.pub`, 'utf8').trim();
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
-import { flattenFields, runScript } from './redis-call.js';
+import { flattenFields, runScript, type Durability } from './redis-call.js';
 import { MAINTENANCE_BEGIN, MAINTENANCE_RELEASE, SYNC_COMMIT, THAW_DEMOTE, THAW_PROMOTE } from './operator-scripts.js';
 import type { FreezeReason, LogFields } from './store.js';
 
@@ -18,6 +18,8 @@ export class OperatorStore {
     private readonly keys: Keys,
     /** Push-log entries kept per repository: config pushLog.maxLength. */
     private readonly logMax: number,
+    /** Replicas that must confirm each change (redis.waitReplicas; see runScript). */
+    private readonly durable?: Durability,
   ) {
     redis.defineCommand('githaOpThawDemote', { numberOfKeys: 9, lua: THAW_DEMOTE });
     redis.defineCommand('githaOpThawPromote', { numberOfKeys: 9, lua: THAW_PROMOTE });
@@ -46,6 +48,7 @@ export class OperatorStore {
       'githaOpThawDemote',
       [k.lock(repo), k.versions(repo), k.checksums(repo), k.writing(repo), k.frozen(repo), k.suspect(repo), k.drift(repo), k.meta(repo), k.log(repo)],
       [token, backend, expectVersion === undefined ? '' : String(expectVersion), expectMax, liftFreeze, this.logMax, randomUUID(), Date.now(), ...flattenFields(log)],
+      this.durable,
     );
     return { status, max: Number(max), marker, lifted };
   }
@@ -58,6 +61,7 @@ export class OperatorStore {
       'githaOpThawPromote',
       [k.lock(repo), k.versions(repo), k.checksums(repo), k.writing(repo), k.frozen(repo), k.suspect(repo), k.drift(repo), k.meta(repo), k.log(repo)],
       [token, backend, checksum, this.logMax, randomUUID(), Date.now(), ...flattenFields(log)],
+      this.durable,
     );
     return { status, version: Number(version) };
   }
@@ -70,6 +74,7 @@ export class OperatorStore {
       'githaOpMaintenanceBegin',
       [k.lock(repo), k.frozen(repo), k.writing(repo), k.log(repo)],
       [token, detail, Date.now(), this.logMax, backend, ...flattenFields(log)],
+      this.durable,
     );
     return { status, why };
   }
@@ -88,6 +93,7 @@ export class OperatorStore {
       'githaOpMaintenanceRelease',
       [k.lock(repo), k.versions(repo), k.checksums(repo), k.frozen(repo), k.suspect(repo), k.drift(repo), k.log(repo)],
       [token, backend, checksum ?? '', this.logMax, ...flattenFields(log)],
+      this.durable,
     );
     return { status, version: Number(version), lifted: Number(lifted) === 1 };
   }
@@ -100,6 +106,7 @@ export class OperatorStore {
       'githaOpSyncCommit',
       [k.lock(repo), k.versions(repo), k.checksums(repo), k.writing(repo), k.drift(repo), k.log(repo)],
       [token, target, version, checksum, source, this.logMax, ...flattenFields(log)],
+      this.durable,
     );
     return status;
   }

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { ClusterStateUnavailableError, CommitRefusedError, RepositoryFrozenError } from '../errors.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { Keys } from './keys.js';
-import { flattenFields, guarded, runScript } from './redis-call.js';
+import { flattenFields, guarded, runScript, type Durability } from './redis-call.js';
 import {
   ABORT_WRITE,
   ADOPT,
@@ -78,6 +78,8 @@ export class StateStore {
     prefix: string,
     /** Push-log entries kept per repository (XADD MAXLEN ~): config pushLog.maxLength. */
     readonly logMax: number = DEFAULTS.pushLog.maxLength,
+    /** Replicas that must confirm markers, commits, adoptions, resolutions, freezes and recoveries before they count (redis.waitReplicas). */
+    readonly durable?: Durability,
   ) {
     this.keys = new Keys(prefix);
     redis.defineCommand('githaBeginWrite', { numberOfKeys: 3, lua: BEGIN_WRITE });
@@ -149,7 +151,7 @@ export class StateStore {
   /** Writes the `writing` marker; refuses when the lock is not ours, or frozen, or a write is in flight. */
   async beginWrite(repo: string, token: string, marker: Omit<WritingMarker, 'heartbeat'>): Promise<void> {
     const k = this.keys;
-    const [status] = await runScript<[string]>(this.redis, 'githaBeginWrite', [k.lock(repo), k.frozen(repo), k.writing(repo)], [token, ...flattenFields(marker)]);
+    const [status] = await runScript<[string]>(this.redis, 'githaBeginWrite', [k.lock(repo), k.frozen(repo), k.writing(repo)], [token, ...flattenFields(marker)], this.durable);
     if (status === 'FROZEN') throw new RepositoryFrozenError(`repository ${repo} is frozen`, 'unknown');
     if (status === 'WRITING') {
       throw new RepositoryFrozenError(
@@ -187,6 +189,7 @@ export class StateStore {
       'githaCommitWrite',
       [k.lock(repo), k.writing(repo), k.versions(repo), k.checksums(repo), k.log(repo)],
       [token, writeId, backend, checksum, this.logMax, copies.length, ...copies, ...flattenFields(log)],
+      this.durable,
     );
     if (reply[0] !== 'OK' || reply[1] === undefined) {
       throw new CommitRefusedError(
@@ -223,6 +226,7 @@ export class StateStore {
       'githaAdopt',
       [k.versions(repo), k.checksums(repo), k.frozen(repo), k.log(repo), k.meta(repo)],
       [this.logMax, randomUUID(), Date.now(), ...pairs],
+      this.durable,
     );
     if (status === 'OK') await this.noteRepository(repo, 0);
     return status === 'OK';
@@ -244,6 +248,7 @@ export class StateStore {
       'githaResolveInterrupted',
       [k.lock(repo), k.writing(repo), k.versions(repo), k.checksums(repo), k.log(repo), k.suspect(repo)],
       [token, writeId, action, checksum, suspectUntil, this.logMax, ...flattenFields(log)],
+      this.durable,
     );
     return { status, version: Number(version) };
   }
@@ -256,6 +261,7 @@ export class StateStore {
       'githaSettleSuspect',
       [k.lock(repo), k.suspect(repo), k.versions(repo), k.checksums(repo), k.log(repo)],
       [token, backend, liveChecksum, this.logMax],
+      this.durable,
     );
     return { status, version: Number(version) };
   }
@@ -293,6 +299,7 @@ export class StateStore {
       'githaRecover',
       [k.lock(repo), k.versions(repo), k.checksums(repo), k.writing(repo), k.frozen(repo), k.suspect(repo), k.drift(repo), k.meta(repo), k.log(repo)],
       [token, this.logMax, randomUUID(), Date.now(), mode, detail, ...[...copies].flat()],
+      this.durable,
     );
     if (status === 'OK' || status === 'AMBIGUOUS') await this.noteRepository(repo, 0);
     return { status, version: Number(version) };
@@ -353,7 +360,7 @@ export class StateStore {
   }
 
   async freeze(repo: string, reason: FreezeReason, detail: string): Promise<void> {
-    await runScript(this.redis, 'githaFreeze', [this.keys.frozen(repo)], [reason, detail, Date.now()]);
+    await runScript(this.redis, 'githaFreeze', [this.keys.frozen(repo)], [reason, detail, Date.now()], this.durable);
     await this.noteRepository(repo, 0);
   }
 

@@ -103,7 +103,7 @@ function operator(): string {
 async function apply(ctx: Context, id: string, flag: OverrideFlag, value: boolean, done: string, asJson: boolean): Promise<number> {
   const { overrides, config } = ctx;
   overrides.check(id);
-  const sub = connectRedis(config.redis.url, { commandTimeoutMs: config.redis.commandTimeoutMs });
+  const sub = connectRedis(config.redis, { commandTimeoutMs: config.redis.commandTimeoutMs });
   try {
     const acks = await listenForAcks(sub, overrides.keys, Math.min(config.redis.commandTimeoutMs, 5_000));
     const by = operator();

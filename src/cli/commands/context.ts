@@ -12,7 +12,7 @@ import { buildCluster, type ClusterParts } from '../../githa.js';
 import { createLogger } from '../../log.js';
 import { BackendHealthStore, type SharedHealth } from '../../state/backend-health.js';
 import { effectiveOverrides, OverrideStore, type StoredOverride } from '../../state/overrides.js';
-import { redisReady } from '../../state/redis.js';
+import { describeRedis, redisReady } from '../../state/redis.js';
 import { EXIT, stdio, type Streams } from '../output.js';
 
 export interface Context {
@@ -59,7 +59,7 @@ export async function run(opts: { config?: string }, fn: (ctx: Context) => Promi
     const log = createLogger(['trace', 'debug', 'info'].includes(config.log.level) ? 'warn' : config.log.level);
     parts = buildCluster(config, log);
     const ready = await redisReady(parts.redis, Math.min(config.redis.commandTimeoutMs, 5_000));
-    if (!ready) throw new ClusterStateUnavailableError(`cluster state unavailable: Redis at ${redactUrl(config.redis.url)} cannot be reached`);
+    if (!ready) throw new ClusterStateUnavailableError(`cluster state unavailable: Redis at ${describeRedis(config.redis)} cannot be reached`);
     const overrides = new OverrideStore(parts.redis, parts.store.keys, new Map(config.backends.map((b) => [b.id, { enabled: b.enabled, writable: b.writable }])));
     const stored = await overrides.readAll().catch((err: unknown) => {
       throw new ClusterStateUnavailableError('cluster state unavailable: cannot read the backend overrides', { cause: err });
@@ -87,16 +87,6 @@ export async function run(opts: { config?: string }, fn: (ctx: Context) => Promi
   // Whatever still holds the event loop (a backend client's socket), the command is done.
   setTimeout(() => process.exit(status), 1_000).unref();
   return new Promise<never>(() => {});
-}
-
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'redis';
-  }
 }
 
 /** Epoch ms as an ISO time without milliseconds (UTC). */

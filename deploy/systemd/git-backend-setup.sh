@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Turns a stock Debian (12+) host into a githa backend: a plain Git server that
+# githa reaches over smart HTTP (git http-backend under nginx + fcgiwrap) and
+# SSH (user "git" with git-shell). Nothing githa-specific runs here.
+#
+#   sudo ./git-backend-setup.sh --service-key /path/to/githa_backend_key.pub \
+#        [--allow 10.0.0.0/24] [--root /srv/git] [--http-port 8080]
+#
+#   --service-key FILE  githa's public key (ssh.backendKey's .pub): the only key
+#                       that may log in as "git"; users log in to githa, not here
+#   --allow CIDR        addresses nginx serves (githa's); repeatable; default
+#                       127.0.0.1 only. Pushes over HTTP need no password here,
+#                       so this list (and a firewall) is what protects the host
+#   --root DIR          where bare repositories live (default /srv/git)
+#   --http-port PORT    nginx port of the http-backend site (default 8080)
+#   --no-services       install and configure only; start nothing (images)
+#
+# Idempotent: run it again after changing an option. Repositories are created
+# by hand (stock Git servers cannot create them over the wire):
+#   sudo -u git git init --bare --initial-branch=main /srv/git/team/app.git
+set -euo pipefail
+
+ROOT=/srv/git
+HTTP_PORT=8080
+SERVICE_KEY=""
+ALLOW=()
+SERVICES=1
+
+log() { printf '[git-backend-setup] %s\n' "$*"; }
+die() { printf '[git-backend-setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --service-key) SERVICE_KEY="${2:?}"; shift 2 ;;
+    --allow) ALLOW+=("${2:?}"); shift 2 ;;
+    --root) ROOT="${2:?}"; shift 2 ;;
+    --http-port) HTTP_PORT="${2:?}"; shift 2 ;;
+    --no-services) SERVICES=0; shift ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+done
+
+[ "$(id -u)" -eq 0 ] || die "run as root"
+command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this script is for Debian and Ubuntu"
+[ -n "$SERVICE_KEY" ] || die "--service-key is required"
+[ -r "$SERVICE_KEY" ] || die "cannot read $SERVICE_KEY"
+case "$ROOT" in /*) ;; *) die "--root must be an absolute path" ;; esac
+[[ "$HTTP_PORT" =~ ^[0-9]{1,5}$ ]] || die "--http-port must be a number"
+for cidr in "${ALLOW[@]}"; do
+  [[ "$cidr" =~ ^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$ ]] || die "--allow $cidr is not an address or CIDR"
+done
+key_line="$(grep -E '^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/=]+' "$SERVICE_KEY" | head -n1)"
+[ -n "$key_line" ] || die "$SERVICE_KEY holds no OpenSSH public key"
+
+log "installing git, nginx, fcgiwrap, openssh-server"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends git nginx fcgiwrap openssh-server ca-certificates
+
+GIT_SHELL="$(command -v git-shell)"
+grep -qxF "$GIT_SHELL" /etc/shells || echo "$GIT_SHELL" >>/etc/shells
+
+if ! id git >/dev/null 2>&1; then
+  log "creating user git (login shell git-shell)"
+  adduser --system --group --home /home/git --shell "$GIT_SHELL" --disabled-password git
+else
+  usermod --shell "$GIT_SHELL" git
+fi
+install -d -o git -g git -m 0755 "$ROOT"
+install -d -o git -g git -m 0700 /home/git/.ssh
+# githa's service key only, without forwarding or a terminal: git-shell runs git-upload-pack/receive-pack/upload-archive and nothing else.
+printf 'restrict %s\n' "$key_line" >/home/git/.ssh/authorized_keys
+chown git:git /home/git/.ssh/authorized_keys
+chmod 0600 /home/git/.ssh/authorized_keys
+
+log "system git config: pushes over HTTP allowed (githa in front decides who may push)"
+git config --system http.receivepack true
+
+log "sshd: AcceptEnv GIT_PROTOCOL for git (protocol v2 over SSH), nothing else"
+install -d -m 0755 /etc/ssh/sshd_config.d
+cat >/etc/ssh/sshd_config.d/githa-backend.conf <<EOF
+# Written by githa's deploy/systemd/git-backend-setup.sh.
+Match User git
+    AcceptEnv GIT_PROTOCOL
+    AuthenticationMethods publickey
+    PasswordAuthentication no
+    KbdInteractiveAuthentication no
+    AllowTcpForwarding no
+    AllowAgentForwarding no
+    X11Forwarding no
+    PermitTTY no
+    PermitTunnel no
+EOF
+sshd -t || die "sshd rejects the configuration (see above)"
+
+log "fcgiwrap runs git http-backend as git, so HTTP and SSH pushes write as the same user"
+if [ -d /run/systemd/system ]; then
+  install -d -m 0755 /etc/systemd/system/fcgiwrap.service.d
+  cat >/etc/systemd/system/fcgiwrap.service.d/githa-backend.conf <<'EOF'
+[Service]
+User=git
+Group=git
+EOF
+fi
+
+log "nginx site on port $HTTP_PORT: /git/<repo> → git http-backend, root $ROOT"
+allow_lines="    allow 127.0.0.1;"
+for cidr in "${ALLOW[@]}"; do allow_lines+=$'\n'"    allow ${cidr};"; done
+cat >/etc/nginx/sites-available/git-backend <<EOF
+# Written by githa's deploy/systemd/git-backend-setup.sh.
+server {
+    listen ${HTTP_PORT};
+    listen [::]:${HTTP_PORT};
+    server_name _;
+${allow_lines}
+    deny all;
+
+    # Packs can be large and slow: no body limit, no buffering either way.
+    client_max_body_size 0;
+    location ~ ^/git(/.*)\$ {
+        include fastcgi_params;
+        fastcgi_pass unix:/run/fcgiwrap.socket;
+        fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
+        fastcgi_param GIT_PROJECT_ROOT ${ROOT};
+        fastcgi_param GIT_HTTP_EXPORT_ALL "";
+        fastcgi_param PATH_INFO \$1;
+        fastcgi_param REMOTE_USER \$remote_user;
+        # git sends "Git-Protocol: version=2"; http-backend reads it from the environment.
+        fastcgi_param GIT_PROTOCOL \$http_git_protocol;
+        fastcgi_request_buffering off;
+        fastcgi_buffering off;
+        fastcgi_read_timeout 600s;
+    }
+}
+EOF
+ln -sf /etc/nginx/sites-available/git-backend /etc/nginx/sites-enabled/git-backend
+nginx -t || die "nginx rejects the configuration (see above)"
+
+if [ "$SERVICES" -eq 1 ] && [ -d /run/systemd/system ]; then
+  log "restarting ssh, fcgiwrap, nginx"
+  systemctl daemon-reload
+  systemctl enable --now fcgiwrap.socket
+  systemctl restart fcgiwrap.service ssh nginx
+fi
+log "done: http://<host>:${HTTP_PORT}/git/<repo>.git and ssh://git@<host>${ROOT}/<repo>.git"

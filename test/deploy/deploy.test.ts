@@ -1,0 +1,188 @@
+/**
+ * deploy/ validated offline (no Docker engine or Kubernetes cluster in CI):
+ * every githa configuration in it passes githa's own validator; the compose
+ * and Kubernetes files parse and hang together (files, ports, probes, secrets);
+ * HAProxy accepts its configs (`haproxy -c`); sshd accepts the backend setup
+ * script's drop-in (`sshd -t`); every shell script parses (`bash -n`); the
+ * systemd unit and the Dockerfile keep their hardening.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml, parseAllDocuments } from 'yaml';
+import { buildConfig } from '../../src/config/load.js';
+
+const run = promisify(execFile);
+const DEPLOY = resolve(import.meta.dirname, '../../deploy');
+const tmp = mkdtempSync(join(tmpdir(), 'githa-deploy-test-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const read = (path: string): string => readFileSync(join(DEPLOY, path), 'utf8');
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? files(path) : [path];
+  });
+}
+
+type Doc = Record<string, any>;
+const k8sDocs = (): Doc[] => parseAllDocuments(read('kubernetes/githa.yaml')).map((d) => d.toJS() as Doc);
+
+/** Every githa configuration in deploy/: the files and the one inside the Kubernetes ConfigMap. */
+function githaConfigs(): Array<[string, unknown]> {
+  const configMap = k8sDocs().find((d) => d.kind === 'ConfigMap')!;
+  return [
+    ['compose/githa.yaml', parseYaml(read('compose/githa.yaml'))],
+    ['systemd/githa.yaml', parseYaml(read('systemd/githa.yaml'))],
+    ['kubernetes/githa.yaml ConfigMap', parseYaml(configMap.data['githa.yaml'] as string)],
+  ];
+}
+
+describe('deploy/ githa configurations', () => {
+  it.each(githaConfigs())('%s passes githa’s config validator', (_name, doc) => {
+    const config = buildConfig(doc, {});
+    expect(config.backends.length).toBeGreaterThanOrEqual(3);
+    expect(config.listen.admin).toMatch(/^0\.0\.0\.0:9090$/);
+  });
+
+  it('the list above covers every githa configuration in deploy/', () => {
+    const yamlFiles = files(DEPLOY).filter((f) => /\.ya?ml$/.test(f) && /^\s*backends:/m.test(readFileSync(f, 'utf8')));
+    expect(yamlFiles.map((f) => f.slice(DEPLOY.length + 1)).sort()).toEqual(['compose/githa.yaml', 'kubernetes/githa.yaml', 'systemd/githa.yaml']);
+  });
+
+  it('with Sentinel, configs wait for a replica before acknowledging', () => {
+    for (const [name, doc] of githaConfigs()) {
+      const c = buildConfig(doc, {});
+      if (c.redis.sentinels) expect(c.redis.waitReplicas, name).toBeGreaterThanOrEqual(1);
+    }
+  });
+});
+
+describe('deploy/compose', () => {
+  // Compose resolves YAML merge keys (`<<: *githa`); the yaml package does so only when asked.
+  const compose = parseYaml(read('compose/docker-compose.yml'), { merge: true }) as Doc;
+  const services = compose.services as Record<string, Doc>;
+
+  it('has Redis with AOF, three backends, two githas and HAProxy', () => {
+    expect(Object.keys(services).sort()).toEqual(['b1', 'b2', 'b3', 'githa1', 'githa2', 'haproxy', 'keys', 'redis']);
+    expect(services.redis!.command.join(' ')).toContain('--appendonly yes');
+    for (const g of ['githa1', 'githa2']) {
+      expect(services[g]!.healthcheck.test.join(' ')).toContain('/readyz');
+      expect(services[g]!.cap_drop).toEqual(['ALL']);
+      expect(services[g]!.read_only).toBe(true);
+    }
+  });
+
+  it('every build context, Dockerfile, mounted file and named volume exists', () => {
+    const base = join(DEPLOY, 'compose');
+    for (const [name, s] of Object.entries(services)) {
+      if (s.build) {
+        const context = resolve(base, s.build.context as string);
+        expect(existsSync(join(context, s.build.dockerfile as string)), `${name} Dockerfile`).toBe(true);
+      }
+      for (const v of (s.volumes ?? []) as string[]) {
+        const [source] = v.split(':');
+        if (source!.startsWith('.')) expect(existsSync(resolve(base, source!)), `${name} mounts ${source}`).toBe(true);
+        else expect(Object.keys(compose.volumes), `${name} volume ${source}`).toContain(source);
+      }
+      for (const dep of Array.isArray(s.depends_on) ? (s.depends_on as string[]) : Object.keys(s.depends_on ?? {})) expect(services, `${name} depends on ${dep}`).toHaveProperty(dep);
+    }
+  });
+
+  it('githa’s config names the compose services and the keys service’s files', () => {
+    const config = buildConfig(parseYaml(read('compose/githa.yaml')), {});
+    expect(config.backends.map((b) => new URL(b.http!).hostname)).toEqual(['b1', 'b2', 'b3']);
+    expect(new URL(config.redis.url!).hostname).toBe('redis');
+    const keys = read('compose/keys.sh');
+    for (const f of [...config.ssh.hostKeys!, config.ssh.backendKey!, config.ssh.backendKnownHosts!]) expect(keys).toContain(f.replace('/secrets/', ''));
+  });
+
+  it('the githa image is multi-stage, small and non-root', () => {
+    const dockerfile = read('compose/Dockerfile');
+    const stages = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    expect(stages.at(-1)).toBe('node:20-slim');
+    const final = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    expect(final).toMatch(/^USER node$/m);
+    expect(final).not.toMatch(/apt-get install/);
+  });
+});
+
+describe('deploy/kubernetes', () => {
+  it('a Deployment with /readyz and /healthz probes, the SSH host key Secret and the ConfigMap; Services that select its pods', () => {
+    const docs = k8sDocs();
+    for (const d of docs) {
+      expect(d.apiVersion, JSON.stringify(d.metadata)).toMatch(/^(v1|apps\/v1|policy\/v1)$/);
+      expect(d.metadata?.name).toMatch(/^[a-z0-9-]+$/);
+    }
+    const kinds = docs.map((d) => d.kind);
+    expect(kinds).toEqual(expect.arrayContaining(['Namespace', 'ConfigMap', 'Deployment', 'Service', 'PodDisruptionBudget']));
+    const deployment = docs.find((d) => d.kind === 'Deployment')!;
+    const pod = deployment.spec.template.spec;
+    const container = pod.containers[0];
+    const portNames = (container.ports as Doc[]).map((p) => p.name);
+    expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'admin' });
+    expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'admin' });
+    expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true });
+    expect(pod.securityContext.runAsNonRoot).toBe(true);
+    const volumes = new Map((pod.volumes as Doc[]).map((v) => [v.name, v]));
+    expect(volumes.get('secrets')!.secret.secretName).toBe('githa-ssh');
+    expect(volumes.get('config')!.configMap.name).toBe(docs.find((d) => d.kind === 'ConfigMap')!.metadata.name);
+    for (const m of container.volumeMounts as Doc[]) expect(volumes.has(m.name), m.name).toBe(true);
+    // Files githa reads are where the volumes put them.
+    const config = buildConfig(parseYaml(docs.find((d) => d.kind === 'ConfigMap')!.data['githa.yaml']), {});
+    const secretsMount = (container.volumeMounts as Doc[]).find((m) => m.name === 'secrets')!.mountPath as string;
+    for (const f of [...config.ssh.hostKeys!, config.ssh.authorizedKeys!, config.ssh.backendKey!, config.ssh.backendKnownHosts!]) expect(dirname(f)).toBe(secretsMount);
+    for (const svc of docs.filter((d) => d.kind === 'Service')) {
+      expect(deployment.spec.template.metadata.labels).toMatchObject(svc.spec.selector);
+      for (const p of svc.spec.ports as Doc[]) expect(portNames).toContain(p.targetPort);
+    }
+    expect(deployment.spec.selector.matchLabels).toEqual(deployment.spec.template.metadata.labels);
+  });
+});
+
+describe('deploy/haproxy, systemd, shell scripts', () => {
+  it.each(['haproxy/haproxy.cfg', 'compose/haproxy.cfg'])('haproxy -c accepts %s, with /readyz health checks', async (cfg) => {
+    const { stdout, stderr } = await run('haproxy', ['-c', '-f', join(DEPLOY, cfg)]);
+    expect(`${stdout}${stderr}`).toContain('Configuration file is valid');
+    const text = read(cfg);
+    expect(text.match(/http-check send meth GET uri \/readyz/g)!.length).toBe(3);
+    expect(text).toMatch(/check port 9090/);
+  });
+
+  it('every shell script parses', async () => {
+    const scripts = files(DEPLOY).filter((f) => f.endsWith('.sh'));
+    expect(scripts.length).toBeGreaterThanOrEqual(4);
+    for (const s of scripts) await run('bash', ['-n', s]);
+  });
+
+  it('sshd accepts the backend setup script’s drop-in (AcceptEnv GIT_PROTOCOL for git)', async () => {
+    const script = read('systemd/git-backend-setup.sh');
+    const dropIn = /cat >\/etc\/ssh\/sshd_config\.d\/githa-backend\.conf <<EOF\n([\s\S]*?)\nEOF\n/.exec(script)![1]!;
+    expect(dropIn).toMatch(/^Match User git$/m);
+    expect(dropIn).toMatch(/^\s+AcceptEnv GIT_PROTOCOL$/m);
+    const key = join(tmp, 'host_key');
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+    const conf = join(tmp, 'sshd_config');
+    writeFileSync(conf, `HostKey ${key}\nPidFile none\n${dropIn}\n`);
+    await run('/usr/sbin/sshd', ['-t', '-f', conf]);
+  });
+
+  it('the githa unit is hardened', () => {
+    const unit = read('systemd/githa.service');
+    for (const line of ['DynamicUser=yes', 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'CapabilityBoundingSet=', 'PrivateTmp=yes', 'ProtectHome=yes']) {
+      expect(unit).toMatch(new RegExp(`^${line}$`, 'm'));
+    }
+    expect(unit).toMatch(/^ExecStart=\/usr\/bin\/node \/opt\/githa\/dist\/cli\/main\.js serve --config \/etc\/githa\/githa\.yaml$/m);
+    const config = buildConfig(parseYaml(read('systemd/githa.yaml')), {});
+    // The secrets githa reads are the credentials the unit loads.
+    for (const f of [config.ssh.hostKeys![0]!, config.ssh.backendKey!]) {
+      const name = f.replace('/run/credentials/githa.service/', '');
+      expect(unit).toMatch(new RegExp(`^LoadCredential=${name}:`, 'm'));
+    }
+  });
+});
