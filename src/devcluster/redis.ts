@@ -42,6 +42,10 @@ export class DevRedisImpl implements DevRedis {
           '--protected-mode', 'no',
           '--save', '',
           '--appendonly', o.aof ? 'yes' : 'no',
+          // With AOF, every write is on disk before Redis answers: a SIGKILLed Redis loses
+          // no acknowledged version, from its first write after a (re)start on. (A CONFIG SET
+          // after the start would leave a window in which githa's writes are not yet fsynced.)
+          ...(o.aof ? ['--appendfsync', 'always'] : []),
           '--dir', o.dir,
           '--daemonize', 'no',
           '--enable-debug-command', 'local',

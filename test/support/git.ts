@@ -23,6 +23,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { DevCluster } from '../../src/devcluster/cluster.js';
+import { isolatedGitEnv } from '../../src/devcluster/git-env.js';
 
 export interface GitResult {
   stdout: string;
@@ -92,20 +93,7 @@ export class GitClient {
   ) {
     this.baseDir = options.baseDir;
     this.home = home;
-    const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-      HOME: home,
-      XDG_CONFIG_HOME: join(home, '.config'),
-      LANG: 'C.UTF-8',
-      GIT_CONFIG_NOSYSTEM: '1',
-      GIT_TERMINAL_PROMPT: '0',
-      GIT_ASKPASS: '/bin/false',
-      SSH_ASKPASS: '/bin/false',
-      GIT_AUTHOR_NAME: 'Githa Test',
-      GIT_AUTHOR_EMAIL: 'test@githa.invalid',
-      GIT_COMMITTER_NAME: 'Githa Test',
-      GIT_COMMITTER_EMAIL: 'test@githa.invalid',
-    };
+    const env = isolatedGitEnv(home, { name: 'Githa Test', email: 'test@githa.invalid' });
     if (options.ssh) {
       env.GIT_SSH_VARIANT = 'ssh';
       env.GIT_SSH_COMMAND = [

@@ -1,0 +1,109 @@
+/**
+ * The fault scheduler (issue 8, "What to build" 2): one fault at a time,
+ * chosen and timed by the seeded generator, each healed before the next, so
+ * that at most one backend is lost at once (fewer than writeQuorum = 2 of 3:
+ * the promise must hold). Every wait is bounded.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DevCluster } from '../devcluster/cluster.js';
+import type { GithaProc } from './githa-proc.js';
+import type { FaultKind, HistoryRecorder } from './history.js';
+import type { Rng } from './rng.js';
+
+export interface FaultContext {
+  readonly cluster: DevCluster;
+  readonly githas: readonly GithaProc[];
+  readonly rec: HistoryRecorder;
+  readonly rng: Rng;
+  /** No fault starts after this (recorder clock, ms). */
+  readonly deadline: number;
+  /** Write-lock lease of the githa processes: pauses last longer than this. */
+  readonly leaseMs: number;
+  readonly kinds: readonly FaultKind[];
+  /** Pause between two faults. */
+  readonly gapMs: readonly [number, number];
+  /** Called after every Redis start (AOF fsync on every write: a killed Redis loses no acknowledged write). */
+  readonly afterRedisStart: () => Promise<void>;
+}
+
+export async function runFaults(ctx: FaultContext): Promise<void> {
+  const { rec, rng } = ctx;
+  while (ctx.kinds.length > 0 && rec.now() + ctx.gapMs[0] < ctx.deadline) {
+    await sleep(rng.int(ctx.gapMs[0], ctx.gapMs[1]));
+    if (rec.now() >= ctx.deadline) break;
+    const kind = rng.pick(ctx.kinds);
+    const start = rec.now();
+    const { target, detail } = await inject(ctx, kind);
+    rec.fault({ kind, target, start, end: rec.now(), ...(detail ? { detail } : {}) });
+  }
+}
+
+async function inject(ctx: FaultContext, kind: FaultKind): Promise<{ target: string; detail?: string }> {
+  const { cluster, rng, leaseMs } = ctx;
+  const pause = (): number => rng.int(leaseMs + 500, 2 * leaseMs + 1_000);
+  switch (kind) {
+    case 'backend-kill': {
+      const b = rng.pick(cluster.backends);
+      await b.stop('SIGKILL');
+      await sleep(rng.int(300, 2_500));
+      await b.start();
+      return { target: b.id };
+    }
+    case 'backend-pause': {
+      const b = rng.pick(cluster.backends);
+      b.pause();
+      await sleep(pause());
+      b.resume();
+      return { target: b.id };
+    }
+    case 'backend-unreachable': {
+      // Its servers stop (connections refused) for a while, then come back on the same ports.
+      const b = rng.pick(cluster.backends);
+      await b.stop('SIGTERM');
+      await sleep(rng.int(1_000, 4_000));
+      await b.start();
+      return { target: b.id };
+    }
+    case 'githa-pause': {
+      const g = rng.pick(ctx.githas);
+      g.pause();
+      await sleep(pause());
+      g.resume();
+      return { target: g.name };
+    }
+    case 'githa-kill-mid-push': {
+      // Wait (bounded) for a push in flight through some githa, then kill that githa a moment later.
+      let index: number | undefined;
+      for (let i = 0; i < 100 && index === undefined; i++) {
+        const busy = [...ctx.rec.inFlightPushes].filter(([, n]) => n > 0).map(([g]) => g);
+        if (busy.length > 0) index = rng.pick(busy);
+        else await sleep(50);
+      }
+      const g = ctx.githas[index ?? rng.int(0, ctx.githas.length - 1)]!;
+      await sleep(rng.int(0, 150));
+      const midPush = (ctx.rec.inFlightPushes.get(g.index) ?? 0) > 0;
+      await g.kill();
+      await sleep(rng.int(200, 1_500));
+      await g.start();
+      return { target: g.name, detail: midPush ? 'a push was in flight' : 'no push in flight' };
+    }
+    case 'redis-restart': {
+      await cluster.redis.stop('SIGKILL');
+      await sleep(rng.int(200, 1_500));
+      await cluster.redis.start();
+      await ctx.afterRedisStart();
+      return { target: 'redis' };
+    }
+  }
+}
+
+/** Resumes and restarts everything (the end of the run, or after a harness error). */
+export async function healAll(cluster: DevCluster, githas: readonly GithaProc[], afterRedisStart: () => Promise<void>): Promise<void> {
+  const redisWasDown = cluster.redis.state !== 'running';
+  await cluster.ensureRunning();
+  if (redisWasDown) await afterRedisStart();
+  for (const g of githas) {
+    g.resume();
+    if (!g.running) await g.start();
+  }
+}

@@ -1,0 +1,260 @@
+/**
+ * The chaos harness (issue 8; docs/chaos.md): Redis with AOF, three stock
+ * backends reached over mixed transports, two or three githa processes,
+ * concurrent clients and randomly scheduled faults for a bounded time; then
+ * everything is healed, the run waits for quiescence, and the checker judges
+ * the recorded history and the final state. Everything listens on 127.0.0.1.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { startDevCluster, type DevCluster } from '../devcluster/cluster.js';
+import { run } from '../devcluster/process.js';
+import { generateKey, knownHostsLine } from '../devcluster/ssh.js';
+import { KNOWN_ISSUES, checkHistory, type Violation } from './checker.js';
+import { healAll, runFaults } from './faults.js';
+import { Git } from './git.js';
+import { GithaProc } from './githa-proc.js';
+import { HistoryRecorder, type FaultKind, type FinalRepoState, type FinalState, type History } from './history.js';
+import { Rng } from './rng.js';
+import { Client, type Transport } from './workload.js';
+
+export const ALL_FAULTS: readonly FaultKind[] = ['backend-kill', 'backend-pause', 'backend-unreachable', 'githa-pause', 'githa-kill-mid-push', 'redis-restart'];
+
+export interface ChaosOptions {
+  seed: number;
+  durationMs: number;
+  githas?: number;
+  writers?: number;
+  readers?: number;
+  repos?: number;
+  /** Keep the temporary directory even without a violation. */
+  keep?: boolean;
+  faults?: readonly FaultKind[];
+  faultGapMs?: readonly [number, number];
+  pushTransports?: readonly Transport[];
+  readAfterPush?: number;
+  /**
+   * Test only: start githa with GITHA_TEST_ACK_BEFORE_COMMIT=1 (a deliberately
+   * broken write path), and after each acknowledged push pause the githa that
+   * acknowledged it while a read goes through another.
+   */
+  ackBeforeCommit?: boolean;
+  convergeTimeoutMs?: number;
+  /** Progress lines (the CLI prints them to stderr). */
+  progress?: (line: string) => void;
+}
+
+export interface ChaosResult {
+  seed: number;
+  history: History;
+  violations: Violation[];
+  /** Findings of a kind in KNOWN_ISSUES (reported, not counted as violations). */
+  known: Violation[];
+  /** The temporary directory, when kept (a violation, or `keep`). */
+  keptDir?: string;
+  durationMs: number;
+}
+
+const PREFIX = 'githa:';
+const LEASE_MS = 1_500;
+
+/** githa's settings for the run: short leases and intervals, so faults resolve within seconds. */
+function githaConfig(cluster: DevCluster, name: string, hostKey: string, authorizedKeys: string): Record<string, unknown> {
+  const [b1, b2, b3] = cluster.backends;
+  return {
+    ssh: { hostKeys: [hostKey], authorizedKeys, backendKey: cluster.ssh.clientKeyPath, backendKnownHosts: cluster.ssh.knownHostsPath },
+    redis: { url: cluster.redis.url, commandTimeoutMs: 2_000 },
+    // Mixed transports: githa's own client uses HTTP for b1 and b2 and SSH for b3; SSH clients are served by b1 (ssh), b2 (git://), b3 (ssh).
+    backends: [
+      { id: b1!.id, http: b1!.httpUrl, ssh: b1!.sshUrl },
+      { id: b2!.id, http: b2!.httpUrl, git: b2!.gitUrl },
+      { id: b3!.id, ssh: b3!.sshUrl, git: b3!.gitUrl },
+    ],
+    proxyId: name,
+    locks: { leaseMs: LEASE_MS, waitMs: 8_000 },
+    catchUp: { readWaitMs: 3_000, pairLockMs: 5_000 },
+    health: { intervalMs: 300, timeoutMs: 1_000, failuresToDown: 2, successesToUp: 1, ttlMs: 3_000, downForMs: 1_500 },
+    replication: { writeQuorum: 2, scanIntervalMs: 500, retryMinMs: 100, retryMaxMs: 1_000, quorumTimeoutMs: 5_000 },
+    interruptions: { staleAfterMs: 1_500, suspectGraceMs: 3_000 },
+    http: { backendTimeoutMs: 5_000 },
+    log: { level: 'info' },
+  };
+}
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
+  const progress = options.progress ?? (() => {});
+  const rng = new Rng(options.seed);
+  const dir = mkdtempSync(join(tmpdir(), 'githa-chaos-'));
+  const started = performance.now();
+  const cluster = await startDevCluster({ backends: 3, dir, redisAof: true, maxLifetimeMs: options.durationMs + 15 * 60_000 });
+  const githas: GithaProc[] = [];
+  const redis = new Redis(cluster.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: () => 200, commandTimeout: 2_000 });
+  redis.on('error', () => {});
+  // The dev cluster starts Redis with `appendfsync always` when AOF is on, so a Redis killed with
+  // SIGKILL loses no acknowledged version; this checks that it really is so after every restart.
+  const afterRedisStart = async (): Promise<void> => {
+    const fsync = (await cluster.redis.cli('CONFIG', 'GET', 'appendfsync')).split('\n')[1];
+    if (fsync !== 'always') throw new Error(`Redis runs with appendfsync ${fsync}, not always: a SIGKILL could lose acknowledged versions`);
+  };
+  let history: History | undefined;
+  let violations: Violation[] = [];
+  let known: Violation[] = [];
+  try {
+    await afterRedisStart();
+    await redis.connect();
+    const repos = Array.from({ length: options.repos ?? 2 }, (_, i) => `chaos/r${i + 1}.git`);
+    for (const repo of repos) await cluster.createRepository(repo);
+
+    const hostKey = join(dir, 'githa_host_ed25519_key');
+    await generateKey(hostKey, 'githa-chaos-host');
+    const authorizedKeys = join(dir, 'githa_authorized_keys');
+    writeFileSync(authorizedKeys, `environment="GITHA_USER=chaos" ${cluster.ssh.clientPublicKey.trim()}\n`);
+    const env: NodeJS.ProcessEnv = { ...process.env, GITHA_CONFIG: '' };
+    delete env.GITHA_TEST_ACK_BEFORE_COMMIT;
+    if (options.ackBeforeCommit) env.GITHA_TEST_ACK_BEFORE_COMMIT = '1';
+    const count = options.githas ?? 3;
+    for (let i = 0; i < count; i++) githas.push(new GithaProc(i, `g${i + 1}`, cluster, githaConfig(cluster, `g${i + 1}`, hostKey, authorizedKeys), env));
+    await Promise.all(githas.map((g) => g.start()));
+    const hostPub = readFileSync(`${hostKey}.pub`, 'utf8');
+    const knownHostsPath = join(dir, 'clients_known_hosts');
+    writeFileSync(knownHostsPath, githas.map((g) => `${knownHostsLine(g.ports.ssh, hostPub)}\n`).join(''));
+    progress(`chaos: seed ${options.seed}, ${count} githa, 3 backends, redis AOF; temp dir ${dir}`);
+
+    const rec = new HistoryRecorder();
+    const deadline = rec.now() + options.durationMs;
+    const ctx = {
+      rec,
+      githas,
+      repos,
+      sharedBranches: 2,
+      pushTransports: options.pushTransports ?? (['http', 'ssh'] as const),
+      readTransports: ['http', 'ssh'] as const,
+      readAfterPush: options.readAfterPush ?? 0.5,
+      pauseAckingGitha: options.ackBeforeCommit === true,
+      pauseTurn: { last: Promise.resolve() },
+      gitTimeoutMs: 30_000,
+      deadline,
+    };
+    const clientsDir = join(dir, 'clients');
+    mkdirSync(clientsDir, { recursive: true });
+    const makeClient = (name: string, salt: number): Client => {
+      const home = join(clientsDir, name);
+      return new Client(name, ctx, new Git(home, { keyPath: cluster.ssh.clientKeyPath, knownHostsPath }), rng.fork(salt), home);
+    };
+    const writers = Array.from({ length: options.writers ?? 4 }, (_, i) => makeClient(`w${i + 1}`, i));
+    const readers = Array.from({ length: options.readers ?? 2 }, (_, i) => makeClient(`r${i + 1}`, 100 + i));
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        await sampleVersions(redis, rec, repos);
+        await sleep(250);
+      }
+    })();
+    const ticker = setInterval(() => progress(`chaos: ${Math.round(rec.now() / 1000)} s, ${rec.ops.length} operations, ${rec.faults.length} faults`), 10_000);
+    try {
+      await Promise.all([
+        ...writers.map((c, i) => c.runWriter(i + 1)),
+        ...readers.map((c) => c.runReader()),
+        runFaults({
+          cluster,
+          githas,
+          rec,
+          rng: rng.fork(1000),
+          deadline,
+          leaseMs: LEASE_MS,
+          kinds: options.faults ?? ALL_FAULTS,
+          gapMs: options.faultGapMs ?? [1_000, 3_000],
+          afterRedisStart,
+        }),
+      ]);
+    } finally {
+      clearInterval(ticker);
+    }
+    progress(`chaos: workload done after ${Math.round(rec.now() / 1000)} s; healing and waiting for quiescence`);
+    await healAll(cluster, githas, afterRedisStart);
+    const final = await quiesce(cluster, redis, repos, options.convergeTimeoutMs ?? 60_000);
+    sampling = false;
+    await sampler;
+    await sampleVersions(redis, rec, repos);
+    history = rec.history(final);
+    const found = checkHistory(history);
+    violations = found.filter((v) => !KNOWN_ISSUES.has(v.kind));
+    known = found.filter((v) => KNOWN_ISSUES.has(v.kind));
+  } catch (err) {
+    if (err instanceof Error) err.message += ` (the chaos harness failed; temp dir kept: ${dir})`;
+    throw err;
+  } finally {
+    redis.disconnect();
+    await Promise.allSettled(githas.map((g) => g.stop()));
+    await cluster.stop();
+  }
+  const keep = options.keep === true || violations.length > 0 || history === undefined;
+  if (keep) writeFileSync(join(dir, 'history.json'), JSON.stringify({ seed: options.seed, violations, known, history }, null, 1));
+  else rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  return { seed: options.seed, history: history!, violations, known, ...(keep ? { keptDir: dir } : {}), durationMs: performance.now() - started };
+}
+
+async function sampleVersions(redis: Redis, rec: HistoryRecorder, repos: readonly string[]): Promise<void> {
+  for (const repo of repos) {
+    try {
+      const [versions, epoch] = await Promise.all([redis.hgetall(`${PREFIX}repo:{${repo}}:versions`), redis.hget(`${PREFIX}repo:{${repo}}:meta`, 'epoch')]);
+      if (Object.keys(versions).length === 0) continue;
+      rec.sample({ t: rec.now(), repo, versions: Object.fromEntries(Object.entries(versions).map(([b, v]) => [b, Number(v)])), epoch: epoch ?? '' });
+    } catch {
+      // Redis restarting: no sample.
+    }
+  }
+}
+
+/** Polls until every repository is quiescent (equal versions, no marker, no freeze, equal refs), or the timeout. */
+async function quiesce(cluster: DevCluster, redis: Redis, repos: readonly string[], timeoutMs: number): Promise<FinalState> {
+  const t0 = performance.now();
+  let repoStates: Record<string, FinalRepoState> = {};
+  let converged = false;
+  while (performance.now() - t0 < timeoutMs) {
+    repoStates = await finalStates(cluster, redis, repos, false);
+    converged = Object.values(repoStates).every((s) => {
+      const versions = new Set(Object.values(s.versions));
+      return versions.size === 1 && Object.keys(s.versions).length === cluster.backends.length && !s.frozen && !s.writing && new Set(Object.values(s.refs)).size === 1;
+    });
+    if (converged) break;
+    await sleep(300);
+  }
+  const convergenceMs = performance.now() - t0;
+  repoStates = await finalStates(cluster, redis, repos, true);
+  return { converged, convergenceMs, repos: repoStates };
+}
+
+async function finalStates(cluster: DevCluster, redis: Redis, repos: readonly string[], fsck: boolean): Promise<Record<string, FinalRepoState>> {
+  const out: Record<string, FinalRepoState> = {};
+  for (const repo of repos) {
+    const refs: Record<string, string> = {};
+    const fsckResults: Record<string, string | null> = {};
+    for (const b of cluster.backends) {
+      const gitDir = b.repoPath(repo);
+      refs[b.id] = await run('git', ['--git-dir', gitDir, 'for-each-ref', '--format=%(objectname) %(refname)']).catch((e: Error) => `error: ${e.message}`);
+      if (fsck) fsckResults[b.id] = await run('git', ['--git-dir', gitDir, 'fsck', '--no-progress', '--no-dangling'], { timeoutMs: 60_000 }).then(() => null, (e: Error) => e.message.slice(0, 500));
+    }
+    let versions: Record<string, number> = {};
+    let frozen: string | null = null;
+    let writing = false;
+    try {
+      const [v, f, w] = await Promise.all([
+        redis.hgetall(`${PREFIX}repo:{${repo}}:versions`),
+        redis.hget(`${PREFIX}repo:{${repo}}:frozen`, 'reason'),
+        redis.exists(`${PREFIX}repo:{${repo}}:writing`),
+      ]);
+      versions = Object.fromEntries(Object.entries(v).map(([b, n]) => [b, Number(n)]));
+      frozen = f;
+      writing = w > 0;
+    } catch {
+      // Redis not answering: the state stays "not converged".
+      frozen = 'redis unreachable';
+    }
+    out[repo] = { refs, fsck: fsckResults, versions, frozen, writing };
+  }
+  return out;
+}

@@ -1,0 +1,59 @@
+/**
+ * The closing report of a chaos run (issue 8, "What to build" 4):
+ * operations by kind and result, faults by kind, violations with the
+ * history around each, and the convergence time.
+ */
+import { historyAround } from './checker.js';
+import type { ChaosResult } from './harness.js';
+
+export interface Counts {
+  operations: number;
+  byKind: Record<string, Record<string, number>>;
+  faults: number;
+  faultsByKind: Record<string, number>;
+}
+
+export function counts(result: ChaosResult): Counts {
+  const byKind: Record<string, Record<string, number>> = {};
+  for (const op of result.history.ops) {
+    const kind = op.kind === 'push' ? `push ${op.mode}` : op.how;
+    const row = (byKind[kind] ??= {});
+    row[op.result] = (row[op.result] ?? 0) + 1;
+  }
+  const faultsByKind: Record<string, number> = {};
+  for (const f of result.history.faults) faultsByKind[f.kind] = (faultsByKind[f.kind] ?? 0) + 1;
+  return { operations: result.history.ops.length, byKind, faults: result.history.faults.length, faultsByKind };
+}
+
+export function formatReport(result: ChaosResult): string {
+  const c = counts(result);
+  const final = result.history.final;
+  const lines = [
+    `chaos report — seed ${result.seed} (reproduce the schedule with --seed ${result.seed})`,
+    `operations: ${c.operations}`,
+    ...Object.entries(c.byKind)
+      .sort()
+      .map(([kind, row]) => `  ${kind.padEnd(12)} ${Object.entries(row).sort().map(([r, n]) => `${r} ${n}`).join(', ')}`),
+    `faults: ${c.faults}`,
+    ...Object.entries(c.faultsByKind)
+      .sort()
+      .map(([kind, n]) => `  ${kind.padEnd(20)} ${n}`),
+    `convergence after healing: ${final ? `${(final.convergenceMs / 1000).toFixed(1)} s${final.converged ? '' : ' (NOT converged)'}` : 'n/a'}`,
+    `violations: ${result.violations.length}`,
+  ];
+  for (const v of result.violations.slice(0, 20)) {
+    lines.push(`- ${v.kind}: ${v.message}`);
+    for (const l of historyAround(result.history, v)) lines.push(`    ${l}`);
+  }
+  if (result.violations.length > 20) lines.push(`… ${result.violations.length - 20} more violations (all in history.json)`);
+  if (result.known.length > 0) {
+    lines.push(`known githa issues seen (not counted; docs/chaos.md "Known issues"): ${result.known.length}`);
+    for (const v of result.known.slice(0, 3)) {
+      lines.push(`- ${v.kind}: ${v.message}`);
+      for (const l of historyAround(result.history, v, 500, 15)) lines.push(`    ${l}`);
+    }
+  }
+  if (result.keptDir) lines.push(`kept: ${result.keptDir} (history.json, githa logs g*.log, backend and redis logs)`);
+  lines.push(`wall time: ${(result.durationMs / 1000).toFixed(0)} s`);
+  return lines.join('\n');
+}
