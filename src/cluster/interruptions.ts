@@ -85,6 +85,8 @@ export class InterruptionResolver {
           if (r.status === 'ADOPTED') {
             log.warn({ repo, backend, version: r.version }, 'late bytes of an interrupted write landed on a suspect backend; adopted as a new version');
             store.noteWrite(repo, backend, r.version).catch(() => {});
+          } else if (r.status === 'STALE') {
+            log.warn({ repo, backend }, 'a suspect backend changed while behind the leaders; not adopted, it is caught up from them');
           } else {
             log.info({ repo, backend }, 'suspect backend verified; no longer suspect');
           }

@@ -142,13 +142,25 @@ return {'OK', version}
 /**
  * KEYS: lock, suspect, versions, checksums, log. ARGV: token, backend, live checksum, log max length.
  * After the grace period, a suspect backend is verified again: unchanged →
- * no longer suspect; changed → the late bytes of the dead write landed after
- * all, and are adopted as a new version (nothing is thrown away).
+ * no longer suspect; changed while it is still a leader → the late bytes of
+ * the dead write landed after all, on top of the newest acknowledged state,
+ * and are adopted as a new version (nothing is thrown away).
+ *
+ * Changed while it is *behind* the leaders → 'STALE': nothing is adopted.
+ * Pushes were acknowledged on the leaders since, and the change may as well
+ * be a catch-up or quorum copy that stopped half-way; adopting it above them
+ * would make replication overwrite acknowledged pushes (found by the chaos
+ * checker, docs/chaos.md). The copy is stale and is caught up like any other.
  */
 export const SETTLE_SUSPECT = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
 redis.call('HDEL', KEYS[2], ARGV[2])
 if redis.call('HGET', KEYS[4], ARGV[2]) == ARGV[3] then return {'CLEARED', 0} end
+local own = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') or 0
+for _, v in ipairs(redis.call('HVALS', KEYS[3])) do
+  local n = tonumber(v)
+  if n and n > own then return {'STALE', 0} end
+end
 ${nextVersion('version', 'KEYS[3]')}
 redis.call('HSET', KEYS[3], ARGV[2], version)
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])

@@ -126,6 +126,35 @@ describe('interrupted writes of a dead githa', () => {
     await waitFor('the unchanged marker is cleared', async () => Object.keys(await hash(key(other, 'writing'))).length === 0);
   });
 
+  it('a suspect backend that changed while behind the leaders is not adopted: it is caught up, and the pushes acknowledged meanwhile stay', async () => {
+    // Found by the chaos checker: a half-done copy into a suspect, stale backend looked like
+    // "late bytes of the interrupted write", was adopted above the leaders, and replication
+    // then overwrote acknowledged pushes with it.
+    const git = GitClient.forCluster(cluster());
+    const githa = await startGitha(cluster(), { config: FAST });
+    const repo = 'planted-stale-suspect';
+    const work = await synced(git, repo, githa.url(`${repo}.git`));
+    const b1 = cluster().backend('b1');
+    await b1.stop();
+    const acked = await git.commit(work, { 'acked.txt': 'acknowledged while b1 was away\n' }, 'acknowledged');
+    await git.push(work, githa.url(`${repo}.git`), ['main']);
+    const versions = await hash(key(repo, 'versions'));
+    expect(Number(versions.b1)).toBeLessThan(Math.max(...Object.values(versions).map(Number)));
+    // b1 changes behind githa's back (as a copy that stopped half-way would) and is suspect, its grace over.
+    const other = await git.init('half-copy');
+    await git.commit(other, { 'stray.txt': 'never acknowledged\n' }, 'stray');
+    await git.push(other, b1.repoPath(`${repo}.git`), ['HEAD:refs/heads/main'], ['--force']);
+    await cluster().redis.cli('HSET', key(repo, 'suspect'), 'b1', String(Date.now() - 1_000));
+    await b1.start();
+
+    await waitFor('b1 caught up to the acknowledged push', async () => (await refOnDisk(b1, `${repo}.git`, 'refs/heads/main')) === acked, 20_000);
+    for (const b of cluster().backends) expect(await refOnDisk(b, `${repo}.git`, 'refs/heads/main')).toBe(acked);
+    expect(await hash(key(repo, 'suspect'))).toEqual({});
+    expect(await cluster().redis.cli('XRANGE', key(repo, 'log'), '-', '+')).not.toMatch(/adopt-late-write/);
+    expect(githa.logs()).toMatch(/changed while behind the leaders; not adopted/);
+    expect(await git.revParse(await git.clone(githa.url(`${repo}.git`)), 'HEAD')).toBe(acked);
+  });
+
   it('leaders at one version with contradicting checksums in Redis freeze the repository as ambiguous', async () => {
     const git = GitClient.forCluster(cluster());
     const githa = await startGitha(cluster(), { config: FAST });
