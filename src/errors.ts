@@ -132,6 +132,15 @@ export class StateRegressionError extends GithaError {
 /** The repository exists on no backend. */
 export class RepositoryNotFoundError extends GithaError {
   readonly code = 'GITHA_ERR_REPOSITORY_NOT_FOUND';
+
+  /**
+   * The answer for a repository on no backend, and (src/auth/access.ts) for
+   * one the caller may not read: one message, so the two cannot drift apart
+   * and tell a client that a repository exists.
+   */
+  static missing(repo: string): RepositoryNotFoundError {
+    return new RepositoryNotFoundError(`repository ${repo} not found`);
+  }
 }
 
 /** The guarded commit script refused: the lock or the marker is no longer ours. */

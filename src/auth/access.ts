@@ -50,6 +50,8 @@ export function satisfies(granted: Access, needed: Access): boolean {
 }
 
 export class AccessPolicy {
+  private readonly anonymousIdentity: Identity;
+
   private constructor(
     private readonly rules: readonly CompiledRule[],
     private readonly fallback: Access,
@@ -57,7 +59,9 @@ export class AccessPolicy {
     readonly anonymousUser: string,
     /** False without an `access` section: everything is allowed and the backends decide (the drop-in default). */
     readonly enforced: boolean,
-  ) {}
+  ) {
+    this.anonymousIdentity = Object.freeze({ user: anonymousUser, groups: [], authenticated: false });
+  }
 
   /**
    * Compiles the `access` section. Without one, every identity gets `write`
@@ -86,9 +90,9 @@ export class AccessPolicy {
     return { user, groups, authenticated: true };
   }
 
-  /** The anonymous identity (git://, HTTP without verified credentials). */
+  /** The anonymous identity (git://, HTTP without verified credentials): one object, not one per request. */
   anonymous(): Identity {
-    return this.identify(this.anonymousUser, false);
+    return this.anonymousIdentity;
   }
 
   /** The first rule that matches both the repository and the identity decides; else the default. */
@@ -112,9 +116,9 @@ export class AccessPolicy {
   }
 }
 
-/** The error githa answers for a repository that exists on no backend (src/cluster/adoption.ts): reused verbatim. */
+/** The error githa answers for a repository that exists on no backend (src/cluster/adoption.ts): the same one. */
 export function notFound(repo: string): RepositoryNotFoundError {
-  return new RepositoryNotFoundError(`repository ${repo} not found`);
+  return RepositoryNotFoundError.missing(repo);
 }
 
 function appliesTo(rule: CompiledRule, id: Identity): boolean {

@@ -55,7 +55,7 @@ export async function knownState(cluster: Cluster, repo: string, state: RepoStat
   if (state.frozen) return state;
   if (state.versions.size > 0) return consistent(cluster, repo, state);
   const { copies: found, unreachable } = await compareCopies(cluster, repo);
-  if (found.size === 0 && unreachable.length === 0) throw new RepositoryNotFoundError(`repository ${repo} not found`);
+  if (found.size === 0 && unreachable.length === 0) throw RepositoryNotFoundError.missing(repo);
   if (unreachable.length > 0) {
     throw new NoLeaderError(
       `githa has no record of ${repo} yet and cannot compare its copies while ${unreachable.join(', ')} ${unreachable.length > 1 ? 'are' : 'is'} unreachable`,

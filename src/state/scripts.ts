@@ -156,12 +156,8 @@ export const SETTLE_SUSPECT = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
 redis.call('HDEL', KEYS[2], ARGV[2])
 if redis.call('HGET', KEYS[4], ARGV[2]) == ARGV[3] then return {'CLEARED', 0} end
-local own = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') or 0
-for _, v in ipairs(redis.call('HVALS', KEYS[3])) do
-  local n = tonumber(v)
-  if n and n > own then return {'STALE', 0} end
-end
 ${nextVersion('version', 'KEYS[3]')}
+if (tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') or 0) < version - 1 then return {'STALE', 0} end
 redis.call('HSET', KEYS[3], ARGV[2], version)
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'version', version, 'backend', ARGV[2], 'event', 'adopt-late-write')

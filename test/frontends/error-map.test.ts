@@ -8,7 +8,7 @@ import {
   UnsupportedRequestError,
 } from '../../src/errors.js';
 import { toClientError } from '../../src/frontends/error-map.js';
-import { basicUser } from '../../src/frontends/http/server.js';
+import { parseBasicAuthorization } from '../../src/auth/http-basic.js';
 
 describe('toClientError', () => {
   it.each([
@@ -36,14 +36,18 @@ describe('toClientError', () => {
   });
 });
 
-describe('basicUser', () => {
+describe('the user name of Basic credentials (passthrough logs it; githa mode verifies it)', () => {
   const basic = (s: string): string => `Basic ${Buffer.from(s).toString('base64')}`;
+  const user = (h: string | undefined): string => {
+    const c = parseBasicAuthorization(h);
+    return c.kind === 'basic' ? c.user : 'anonymous';
+  };
   it('takes the user name of Basic credentials, never the password', () => {
-    expect(basicUser(basic('alice:s3cret'))).toBe('alice');
+    expect(user(basic('alice:s3cret'))).toBe('alice');
   });
   it('is anonymous without usable credentials', () => {
-    expect(basicUser(undefined)).toBe('anonymous');
-    expect(basicUser('Bearer abc')).toBe('anonymous');
-    expect(basicUser(basic('bad name\n:x'))).toBe('anonymous');
+    expect(user(undefined)).toBe('anonymous');
+    expect(user('Bearer abc')).toBe('anonymous');
+    expect(user(basic('bad name\n:x'))).toBe('anonymous');
   });
 });

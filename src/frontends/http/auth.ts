@@ -1,6 +1,6 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
-import { AccessPolicy, requiredAccess, satisfies, type Identity } from '../../auth/access.js';
+import { AccessPolicy, type Identity } from '../../auth/access.js';
 import { basicChallenge, parseBasicAuthorization } from '../../auth/http-basic.js';
 import { UsersFile } from '../../auth/users-file.js';
 import type { Config } from '../../config/schema.js';
@@ -87,11 +87,6 @@ export class HttpAuth {
     if (!denied) return undefined;
     if (this.mode === 'githa' && !caller.identity.authenticated) return new AuthenticationRequiredError('authentication required');
     return denied;
-  }
-
-  /** Whether the caller may read `repo` at all (a push by someone who may not is answered as for a missing repository). */
-  mayRead(caller: HttpCaller, repo: string): boolean {
-    return satisfies(this.policy.decide(caller.identity, repo), requiredAccess('git-upload-pack'));
   }
 
   /** Edits a request to a backend: in mode githa, githa's service credentials and the verified user replace the client's. */

@@ -212,15 +212,6 @@ function pick(headers: IncomingMessage['headers']): Record<string, string> {
 }
 
 
-/** The user name of Basic credentials (never the password); 'anonymous' otherwise. */
-export function basicUser(authorization: string | undefined): string {
-  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization ?? '');
-  if (!m?.[1]) return 'anonymous';
-  const decoded = Buffer.from(m[1], 'base64').toString('utf8');
-  const name = decoded.split(':', 1)[0] ?? '';
-  return /^[\w.@+-]{1,128}$/.test(name) ? name : 'anonymous';
-}
-
 /** Repository and service of a request, when it is a Git request at all (for the log line of a failed one). */
 function requestFields(req: IncomingMessage): { repo?: string; service?: string } {
   try {
