@@ -46,8 +46,21 @@ export interface CopyRequest {
   /** The checksum the source must have, and the target must have afterwards. */
   checksum: string;
   signal?: AbortSignal | undefined;
-  /** Lease of the per-(repository, target) copy lock. */
+  /** Lease of the per-(repository, target) copy lock; renewed while the copy runs. */
   pairLockMs?: number;
+  /**
+   * The version being copied, when it is recorded already (a catch-up): the
+   * copy is skipped when the target records that version or a later one by
+   * the time githa holds the pair lock. The state a copy was planned from can
+   * be old: copying it then would turn a leader's newer refs back.
+   */
+  version?: number;
+  /**
+   * Keep the pair lock after a successful copy until the caller has recorded
+   * it and calls release(): a copy on a backend but not yet in Redis looks
+   * stale, and no catch-up planned from older state may overwrite it.
+   */
+  hold?: boolean;
 }
 
 /** A copy recorded as a catch-up: `checksum` and `version` are the source's, noted before copying (safety rule 4). */
@@ -56,10 +69,66 @@ export interface CatchUpRequest extends CopyRequest {
 }
 
 export type CopyOutcome =
-  | { status: 'copied'; commands: number; bytes: number; ms: number }
+  /** `release` frees the pair lock (a no-op unless `hold` kept it). */
+  | { status: 'copied'; commands: number; bytes: number; ms: number; release: () => Promise<void> }
   | { status: 'busy' }
+  /** The target already records `version` or later, or is the backend of a write in progress: nothing was copied. */
+  | { status: 'current'; code: 'current' | 'writing'; reason: string }
   /** The source or the target did not hold the expected checksum (it moved on, or changed meanwhile). */
   | { status: 'mismatch'; reason: string };
+
+/**
+ * The per-(repository, target) copy lock, renewed every third of its lease
+ * while held. Losing it (githa paused past the lease, Redis answered no)
+ * aborts `signal`, which cuts the copy before the pack's end: the target's
+ * receive-pack then changes no ref.
+ */
+class PairLease {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  readonly signal: AbortSignal;
+
+  private constructor(
+    private readonly store: StateStore,
+    private readonly repo: string,
+    private readonly backend: string,
+    private readonly token: string,
+    ttlMs: number,
+    outer: AbortSignal | undefined,
+  ) {
+    this.signal = outer ? AbortSignal.any([outer, this.controller.signal]) : this.controller.signal;
+    this.timer = setInterval(() => {
+      store.extendPairLock(repo, backend, token, ttlMs).then(
+        (held) => {
+          if (!held) this.lost();
+        },
+        () => this.lost(),
+      );
+    }, Math.max(100, Math.floor(ttlMs / 3)));
+    this.timer.unref();
+  }
+
+  static async acquire(store: StateStore, repo: string, backend: string, ttlMs: number, outer: AbortSignal | undefined): Promise<PairLease | null> {
+    const token = randomUUID();
+    if (!(await store.tryPairLock(repo, backend, token, ttlMs))) return null;
+    return new PairLease(store, repo, backend, token, ttlMs, outer);
+  }
+
+  private lost(): void {
+    this.stop();
+    this.controller.abort(new CatchUpError(`the copy lock on ${this.repo} → ${this.backend} expired`));
+  }
+
+  private stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  async release(): Promise<void> {
+    this.stop();
+    await this.store.releasePairLock(this.repo, this.backend, this.token).catch(() => {});
+  }
+}
 
 /**
  * Copies one repository from `source` to `target` through githa itself, with
@@ -70,11 +139,20 @@ export type CopyOutcome =
  * nothing: callers commit (catch-up, or the write-quorum commit).
  */
 export async function copyRepository(store: StateStore, req: CopyRequest): Promise<CopyOutcome> {
-  const { repo, source, target, checksum, signal } = req;
-  const token = randomUUID();
-  if (!(await store.tryPairLock(repo, target.id, token, req.pairLockMs ?? 60_000))) return { status: 'busy' };
+  const { repo, source, target, checksum } = req;
+  const lease = await PairLease.acquire(store, repo, target.id, req.pairLockMs ?? 60_000, req.signal);
+  if (!lease) return { status: 'busy' };
+  const { signal } = lease;
   const started = performance.now();
+  let keep = false;
   try {
+    // Under the pair lock only pair-lock holders change a stale target: what
+    // Redis records for it now is what the copy must not go behind.
+    const standing = await store.copyTarget(repo, target.id);
+    if (standing.writing) return { status: 'current', code: 'writing', reason: `${target.id} takes a write` };
+    if (req.version !== undefined && standing.version >= req.version) {
+      return { status: 'current', code: 'current', reason: `${target.id} is at version ${standing.version} already` };
+    }
     const sourceRefs = await source.listRefs(repo, signal);
     if (!sourceRefs) throw new CatchUpError(`${repo} is missing on ${source.id}, a leader`);
     if (refsChecksum(sourceRefs) !== checksum) {
@@ -113,9 +191,11 @@ export async function copyRepository(store: StateStore, req: CopyRequest): Promi
     if (!after || refsChecksum(after) !== checksum) {
       return { status: 'mismatch', reason: `${target.id} changed while it was being copied to` };
     }
-    return { status: 'copied', commands: commands.length, bytes, ms: Math.round(performance.now() - started) };
+    keep = req.hold === true;
+    const release = keep ? () => lease.release() : async () => {};
+    return { status: 'copied', commands: commands.length, bytes, ms: Math.round(performance.now() - started), release };
   } finally {
-    await store.releasePairLock(repo, target.id, token).catch(() => {});
+    if (!keep) await lease.release();
   }
 }
 
@@ -137,10 +217,18 @@ export async function catchUp(store: StateStore, req: CatchUpRequest, log: Logge
 
 async function catchUpOnce(store: StateStore, req: CatchUpRequest, log: Logger): Promise<CatchUpOutcome> {
   const { repo, source, target, version, checksum } = req;
-  const copy = await copyRepository(store, req);
+  // The pair lock is held until the copy is recorded (see CopyRequest.hold).
+  const copy = await copyRepository(store, { ...req, hold: true });
   if (copy.status === 'busy') return copy;
-  if (copy.status === 'mismatch') return { status: 'not-recorded', reason: copy.reason };
-  const status = await store.commitCatchUp(repo, target.id, version, checksum, source.id, { bytes: copy.bytes, durationMs: copy.ms });
+  // The same words as the record's refusals (COMMIT_CATCH_UP): 'current', 'writing', or why the copy did not match.
+  if (copy.status === 'current') return { status: 'not-recorded', reason: copy.code };
+  if (copy.status !== 'copied') return { status: 'not-recorded', reason: copy.reason };
+  let status: string;
+  try {
+    status = await store.commitCatchUp(repo, target.id, version, checksum, source.id, { bytes: copy.bytes, durationMs: copy.ms });
+  } finally {
+    await copy.release();
+  }
   log.info({ repo, source: source.id, target: target.id, version, commands: copy.commands, bytes: copy.bytes, ms: copy.ms, status }, 'catch-up');
   if (status !== 'OK') return { status: 'not-recorded', reason: status.toLowerCase() };
   return { status: 'ok', commands: copy.commands, bytes: copy.bytes };

@@ -20,6 +20,8 @@ export interface FinishInput {
   state: RepoState;
 }
 
+type Release = () => Promise<void>;
+
 /** How often a quorum copy retries a pair another githa is copying right now. */
 const BUSY_RETRY_MS = 50;
 
@@ -56,23 +58,35 @@ export async function finishWrite(cluster: Cluster, f: FinishInput): Promise<Wri
   const okRefs = new Set(updated.map((r) => r.ref));
   const commands = result.commands ?? req.commands ?? [];
   const lines = commands.filter((c) => okRefs.size === 0 || okRefs.has(c.ref)).slice(0, 200);
-  const version = await store.commitWrite(repo, lock.token, writeId, target.id, checksum, made, {
-    event: 'push',
-    user: req.user,
-    transport: req.transport,
-    proxy: cluster.config.proxyId,
-    refs: lines.map((c) => `${c.oldOid} ${c.newOid} ${c.ref}`).join('\n'),
-    bytes: result.bytes ?? 0,
-    durationMs: Date.now() - started,
-  });
+  // The copies keep their pair locks until recorded (CopyRequest.hold): a
+  // catch-up planned from older state cannot turn them back meanwhile.
+  let version: number;
+  try {
+    version = await store.commitWrite(repo, lock.token, writeId, target.id, checksum, made, {
+      event: 'push',
+      user: req.user,
+      transport: req.transport,
+      proxy: cluster.config.proxyId,
+      refs: lines.map((c) => `${c.oldOid} ${c.newOid} ${c.ref}`).join('\n'),
+      bytes: result.bytes ?? 0,
+      durationMs: Date.now() - started,
+    });
+  } catch (err) {
+    // Nothing recorded: copies made now or later are just released.
+    copies.late((_backend, release) => void release());
+    throw err;
+  } finally {
+    await copies.releaseMade();
+  }
   log.info({ repo, backend: target.id, copies: made, version, refs: okRefs.size }, 'push committed');
   store.noteWrite(repo, target.id, version).catch(() => {});
   // Copies that finish after the commit are recorded as ordinary catch-ups.
-  copies.late((backend) => {
+  copies.late((backend, release) => {
     store
       .commitCatchUp(repo, backend, version, checksum, target.id, { quorum: 'late' })
       .then((status) => log.debug({ repo, backend, version, status }, 'late quorum copy'))
-      .catch(() => {});
+      .catch(() => {})
+      .finally(() => void release());
   });
   if (made.length < quorum - 1) {
     log.error({ repo, backend: target.id, copies: made, quorum }, 'push recorded without its write quorum');
@@ -92,31 +106,38 @@ function quorumCopies(
   f: FinishInput,
   checksum: string,
   needed: number,
-): { settled: Promise<string[]>; late(fn: (backend: string) => void): void } {
-  if (needed <= 0) return { settled: Promise.resolve([]), late: () => {} };
+): { settled: Promise<string[]>; releaseMade(): Promise<void>; late(fn: (backend: string, release: Release) => void): void } {
+  if (needed <= 0) return { settled: Promise.resolve([]), releaseMade: async () => {}, late: () => {} };
   const { repo } = f.req;
   const { max } = leadership(f.state.versions);
   const candidates = cluster
     .activeBackends()
     .filter((b) => b.id !== f.target.id && cluster.health.isHealthy(b.id) && !f.state.drift.has(b.id))
     .sort((a, b) => Number(f.state.versions.get(b.id) === max) - Number(f.state.versions.get(a.id) === max));
+  // The version this push will be recorded at (the commit script's max + 1;
+  // no other version can rise while the write lock is held). A late copy
+  // still running after a later push reached its target must not undo it.
+  const version = Math.max(0, ...f.state.versions.values()) + 1;
   const deadline = performance.now() + cluster.config.replication.quorumTimeoutMs;
   const made: string[] = [];
   let settledNow = false;
-  let onLate: ((backend: string) => void) | undefined;
+  const releases = new Map<string, Release>();
+  let onLate: ((backend: string, release: Release) => void) | undefined;
   const lateDone: string[] = [];
 
+  /** Whether the copy was made; its pair lock then stays held (in `releases`) until it is recorded. */
   const copyTo = async (backend: Backend): Promise<boolean> => {
     const source = cluster.client(f.target.id);
     const target = cluster.client(backend.id);
     while (performance.now() < deadline && !f.lock.signal.aborted) {
       try {
-        const r = await copyRepository(cluster.store, { repo, source, target, checksum, signal: f.lock.signal, pairLockMs: cluster.config.catchUp.pairLockMs });
+        const r = await copyRepository(cluster.store, { repo, source, target, checksum, version, signal: f.lock.signal, pairLockMs: cluster.config.catchUp.pairLockMs, hold: true });
         if (r.status === 'copied') {
+          releases.set(backend.id, r.release);
           cluster.observer.quorumCopy('copied');
           return true;
         }
-        if (r.status === 'mismatch') {
+        if (r.status === 'mismatch' || r.status === 'current') {
           cluster.observer.quorumCopy('mismatch');
           cluster.log.warn({ repo, backend: backend.id, reason: r.reason }, 'quorum copy did not match');
           return false;
@@ -148,7 +169,7 @@ function quorumCopies(
         pending--;
         if (ok && !settledNow) made.push(b.id);
         else if (ok) {
-          if (onLate) onLate(b.id);
+          if (onLate) onLate(b.id, releaseOf(b.id));
           else lateDone.push(b.id);
         }
         if (made.length >= needed || pending === 0) settle();
@@ -158,11 +179,19 @@ function quorumCopies(
       });
     }
   });
+  const releaseOf = (id: string): Release => {
+    const release = releases.get(id) ?? (async () => {});
+    releases.delete(id);
+    return release;
+  };
   return {
     settled,
+    async releaseMade() {
+      await Promise.all(made.map((id) => releaseOf(id)()));
+    },
     late(fn) {
       onLate = fn;
-      for (const b of lateDone.splice(0)) fn(b);
+      for (const b of lateDone.splice(0)) fn(b, releaseOf(b));
     },
   };
 }

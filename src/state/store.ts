@@ -385,6 +385,24 @@ export class StateStore {
     return r === 'OK';
   }
 
+  /** Extends a held pair lock; false when it is no longer this token's (it expired and another githa took it). */
+  async extendPairLock(repo: string, backend: string, token: string, ttlMs: number): Promise<boolean> {
+    const key = this.keys.pairLock(repo, backend);
+    const r = await guarded(() =>
+      this.redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0", 1, key, token, ttlMs),
+    );
+    return r === 1;
+  }
+
+  /** The version recorded for one backend (0 when none), and whether a write marker names it: what a catch-up re-checks under its pair lock. */
+  async copyTarget(repo: string, backend: string): Promise<{ version: number; writing: boolean }> {
+    const k = this.keys;
+    const results = await guarded(() => this.redis.pipeline().hget(k.versions(repo), backend).hget(k.writing(repo), 'backend').exec());
+    const [[e1, version] = [null, null], [e2, writer] = [null, null]] = (results ?? []) as [Error | null, unknown][];
+    if (e1 || e2) throw new ClusterStateUnavailableError('cluster state unavailable: Redis answered with an error', { cause: e1 ?? e2 });
+    return { version: Number(version ?? 0), writing: writer === backend };
+  }
+
   async releasePairLock(repo: string, backend: string, token: string): Promise<void> {
     const key = this.keys.pairLock(repo, backend);
     await guarded(() =>

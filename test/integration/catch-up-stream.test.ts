@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GitDaemonBackendClient } from '../../src/backends/git-daemon.js';
 import { SshBackendClient } from '../../src/backends/ssh.js';
 import type { StreamGitClient } from '../../src/backends/stream-client.js';
-import { catchUp } from '../../src/cluster/catch-up.js';
+import { catchUp, copyRepository } from '../../src/cluster/catch-up.js';
 import { EMPTY_CHECKSUM, refsChecksum } from '../../src/cluster/checksum.js';
 import { BackendUnavailableError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
@@ -288,6 +288,60 @@ describe('catchUp() over SSH and git://', () => {
     const bytes = await copyAndCheck(repo, { client: over('ssh', 'b1'), backend: b1 }, { client: over('ssh', 'b3'), backend: b3 }, 2, 1);
     expect(bytes).toBeGreaterThan(8 * 1024 * 1024);
     await gitDir(b3, repo, ['fsck', '--full', '--no-dangling']);
+  });
+
+  /** b1 with one commit on main; b2 with that plus branch `newer`: b2 moved ahead (a quorum copy of a later push). */
+  async function aheadPair(repo: string): Promise<{ older: string; newer: string; newerRefs: Record<string, string> }> {
+    const c = cluster();
+    const [b1, b2] = [c.backend('b1'), c.backend('b2')];
+    await c.createRepository(repo);
+    const git = GitClient.forCluster(c);
+    const work = await git.init();
+    await git.commits(work, 1, 'one');
+    await git.run(['push', '--quiet', '--mirror', '--', b1.url('ssh', repo)], { cwd: work });
+    const older = checksumOf(await diskRefs(b1, repo));
+    await git.run(['branch', 'newer'], { cwd: work });
+    await git.run(['push', '--quiet', '--mirror', '--', b2.url('ssh', repo)], { cwd: work });
+    const newerRefs = await diskRefs(b2, repo);
+    return { older, newer: checksumOf(newerRefs), newerRefs };
+  }
+
+  // The chaos run in CI on 2026-11-23: push 4's late quorum copy b2 → b3
+  // waited on b2 (paused) while push 5 reached b3 and was acknowledged; the
+  // copy then went on and turned b3's refs back to push 4 (its record was
+  // refused, the refs were not): reads from b3, a leader, missed push 5.
+  it('a catch-up planned from older state does not turn back a target that moved ahead meanwhile', async () => {
+    const repo = 'cu/ahead';
+    const { older, newer, newerRefs } = await aheadPair(repo);
+    await seed(`${repo}.git`, { b1: [1, older], b2: [2, newer] });
+    const out = await catchUp(store, { repo: `${repo}.git`, source: over('ssh', 'b1'), target: over('ssh', 'b2'), version: 1, checksum: older }, log);
+    expect(out).toEqual({ status: 'not-recorded', reason: 'current' });
+    expect(await diskRefs(cluster().backend('b2'), repo)).toEqual(newerRefs);
+    // The same for a write's quorum copy still running after the next push reached its target.
+    const late = await copyRepository(store, { repo: `${repo}.git`, source: over('ssh', 'b1'), target: over('ssh', 'b2'), version: 2, checksum: older, hold: true });
+    expect(late).toEqual({ status: 'current', code: 'current', reason: 'b2 is at version 2 already' });
+    expect(await diskRefs(cluster().backend('b2'), repo)).toEqual(newerRefs);
+    expect(await redis.exists(store.keys.pairLock(`${repo}.git`, 'b2'))).toBe(0);
+    expect(await redis.hget(store.keys.versions(`${repo}.git`), 'b2')).toBe('2');
+  });
+
+  it('a copy not yet recorded keeps its pair lock (renewed past its lease) until released: a catch-up meanwhile is busy', async () => {
+    const repo = 'cu/held';
+    const { older, newer, newerRefs } = await aheadPair(repo);
+    // b2 got the next push's quorum copy, not yet recorded: Redis still says b2 is stale.
+    await seed(`${repo}.git`, { b1: [1, older], b2: [0, older] });
+    const b1 = cluster().backend('b1');
+    const held = await copyRepository(store, { repo: `${repo}.git`, source: over('ssh', 'b2'), target: over('ssh', 'b1'), checksum: newer, pairLockMs: 300, hold: true });
+    expect(held.status).toBe('copied');
+    expect(checksumOf(await diskRefs(b1, repo))).toBe(newer);
+    await new Promise((r) => setTimeout(r, 1_000)); // > 3 leases: renewed, not expired
+    // b1 holds refs Redis does not record yet: a catch-up planned from that older record must wait.
+    const meanwhile = await catchUp(store, { repo: `${repo}.git`, source: over('ssh', 'b2'), target: over('ssh', 'b1'), version: 1, checksum: older }, log);
+    expect(meanwhile).toEqual({ status: 'busy' });
+    expect(checksumOf(await diskRefs(b1, repo))).toBe(newer);
+    if (held.status === 'copied') await held.release();
+    expect(await redis.exists(store.keys.pairLock(`${repo}.git`, 'b1'))).toBe(0);
+    expect(await diskRefs(cluster().backend('b2'), repo)).toEqual(newerRefs);
   });
 
   it('EMPTY_CHECKSUM is what an empty repository lists', async () => {

@@ -161,6 +161,7 @@ async function syncOne(ctx: Context, repo: string, state: RepoState, from: strin
           checksum,
           signal,
           pairLockMs: cluster.config.catchUp.pairLockMs,
+          hold: true,
         });
         if (outcome.status !== 'busy') break;
         await sleep(250);
@@ -174,16 +175,21 @@ async function syncOne(ctx: Context, repo: string, state: RepoState, from: strin
       last = `another githa kept copying to ${target} for ${(BUSY_RETRIES * 250) / 1000} s`;
       continue;
     }
-    if (outcome.status === 'mismatch') {
+    if (outcome.status === 'mismatch' || outcome.status === 'current') {
       last = outcome.reason;
       continue;
     }
     const wasDrifted = state.drift.has(target);
-    const status = await operatorStore(ctx).commitSync(repo, token, target, version, checksum, source, {
-      user,
-      bytes: outcome.bytes,
-      durationMs: outcome.ms,
-    });
+    let status: string;
+    try {
+      status = await operatorStore(ctx).commitSync(repo, token, target, version, checksum, source, {
+        user,
+        bytes: outcome.bytes,
+        durationMs: outcome.ms,
+      });
+    } finally {
+      await outcome.release();
+    }
     if (status !== 'OK') return { backend: target, status: 'failed', source, reason: `the copy was made but not recorded (${status.toLowerCase()})` };
     return { backend: target, status: 'synced', source, version, commands: outcome.commands, bytes: outcome.bytes, ms: outcome.ms, driftCleared: wasDrifted };
   }
