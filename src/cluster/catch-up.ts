@@ -61,6 +61,12 @@ export interface CopyRequest {
    * stale, and no catch-up planned from older state may overwrite it.
    */
   hold?: boolean;
+  /**
+   * The source's refs, when the caller has just read them and they cannot
+   * have moved since (a write's quorum copies, under the write lock): saves
+   * one request to the source.
+   */
+  sourceRefs?: readonly RefTip[];
 }
 
 /** A copy recorded as a catch-up: `checksum` and `version` are the source's, noted before copying (safety rule 4). */
@@ -153,7 +159,7 @@ export async function copyRepository(store: StateStore, req: CopyRequest): Promi
     if (req.version !== undefined && standing.version >= req.version) {
       return { status: 'current', code: 'current', reason: `${target.id} is at version ${standing.version} already` };
     }
-    const sourceRefs = await source.listRefs(repo, signal);
+    const sourceRefs = req.sourceRefs ?? (await source.listRefs(repo, signal));
     if (!sourceRefs) throw new CatchUpError(`${repo} is missing on ${source.id}, a leader`);
     if (refsChecksum(sourceRefs) !== checksum) {
       return { status: 'mismatch', reason: `${source.id} no longer matches the checksum to copy` };

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BackendUnavailableError, QuorumNotReachedError } from '../errors.js';
+import type { RefTip } from '../backends/types.js';
 import type { HeldLock } from '../state/lock.js';
 import type { RepoState } from '../state/store.js';
 import { copyRepository } from './catch-up.js';
@@ -53,7 +54,7 @@ export async function finishWrite(cluster: Cluster, f: FinishInput): Promise<Wri
   }
 
   const quorum = cluster.config.replication.writeQuorum;
-  const copies = quorumCopies(cluster, f, checksum, quorum - 1);
+  const copies = quorumCopies(cluster, f, refs, checksum, quorum - 1);
   const made = await copies.settled;
   const okRefs = new Set(updated.map((r) => r.ref));
   const commands = result.commands ?? req.commands ?? [];
@@ -104,6 +105,7 @@ export async function finishWrite(cluster: Cluster, f: FinishInput): Promise<Wri
 function quorumCopies(
   cluster: Cluster,
   f: FinishInput,
+  sourceRefs: readonly RefTip[],
   checksum: string,
   needed: number,
 ): { settled: Promise<string[]>; releaseMade(): Promise<void>; late(fn: (backend: string, release: Release) => void): void } {
@@ -122,6 +124,9 @@ function quorumCopies(
   const made: string[] = [];
   let settledNow = false;
   const releases = new Map<string, Release>();
+  // The refs read after the push stand for the source while the write lock
+  // is held; a copy still running after the push returned reads them afresh.
+  let underLock = true;
   let onLate: ((backend: string, release: Release) => void) | undefined;
   const lateDone: string[] = [];
 
@@ -131,7 +136,7 @@ function quorumCopies(
     const target = cluster.client(backend.id);
     while (performance.now() < deadline && !f.lock.signal.aborted) {
       try {
-        const r = await copyRepository(cluster.store, { repo, source, target, checksum, version, signal: f.lock.signal, pairLockMs: cluster.config.catchUp.pairLockMs, hold: true });
+        const r = await copyRepository(cluster.store, { repo, source, target, checksum, sourceRefs: underLock ? sourceRefs : undefined, version, signal: f.lock.signal, pairLockMs: cluster.config.catchUp.pairLockMs, hold: true });
         if (r.status === 'copied') {
           releases.set(backend.id, r.release);
           cluster.observer.quorumCopy('copied');
@@ -190,6 +195,7 @@ function quorumCopies(
       await Promise.all(made.map((id) => releaseOf(id)()));
     },
     late(fn) {
+      underLock = false;
       onLate = fn;
       for (const b of lateDone.splice(0)) fn(b, releaseOf(b));
     },
