@@ -22,14 +22,14 @@ interface Sample {
 export async function cloneFigures(env: BenchEnv, opts: BenchOptions, repo: string, sizeLabel: string, which: { http: boolean; ssh: boolean }): Promise<FigureOutput> {
   const g = env.githa.a;
   const dir = join(env.work, 'clone');
-  const clone = async (url: string, kind: 'http' | 'ssh'): Promise<Sample> => {
+  const clone = async (url: string, kind: 'http' | 'ssh', proxyPid = g.pid): Promise<Sample> => {
     rmSync(dir, { recursive: true, force: true });
     const backendCpu = env.serverCpu(kind);
-    const cpu0 = totalCpu(g.pid);
+    const cpu0 = totalCpu(proxyPid);
     const t0 = performance.now();
     await env.git(['-c', 'protocol.version=2', 'clone', '-q', '--bare', url, dir], { timeoutMs: 30 * 60_000 });
     const seconds = (performance.now() - t0) / 1000;
-    const sample = { seconds, githaCpu: totalCpu(g.pid) - cpu0, backendCpu: await backendCpu(), bytes: packedBytes(dir) };
+    const sample = { seconds, githaCpu: totalCpu(proxyPid) - cpu0, backendCpu: await backendCpu(), bytes: packedBytes(dir) };
     rmSync(dir, { recursive: true, force: true });
     return sample;
   };
@@ -46,9 +46,13 @@ export async function cloneFigures(env: BenchEnv, opts: BenchOptions, repo: stri
     if (!opts.quick) await clone(s.direct, s.kind);
     const direct: Sample[] = [];
     const githa: Sample[] = [];
+    // Over HTTP a third side: the same clone through a plain Node TCP relay (floor-proxy.ts), the least a Node proxy costs here.
+    const floor: Sample[] = [];
+    const floorUrl = s.kind === 'http' ? env.floor.url('tcp', repo) : undefined;
     for (let i = 0; i < opts.runs; i++) {
       direct.push(await clone(s.direct, s.kind));
       githa.push(await clone(s.via, s.kind));
+      if (floorUrl) floor.push(await clone(floorUrl, s.kind, env.floor.pid));
     }
     const r = pairedRatio(
       direct.map((x) => x.seconds),
@@ -74,6 +78,23 @@ export async function cloneFigures(env: BenchEnv, opts: BenchOptions, repo: stri
       met: s.kind === 'http' ? share <= 0.25 : undefined,
     });
     data[s.figure] = { transport: s.kind, ratio: r, direct, githa, githaCpuSecondsPerGb: githaCpu / gb, backendCpuSecondsPerGb: backendCpu / gb, githaCpuShare: share };
+    if (floor.length > 0) {
+      const fr = pairedRatio(
+        direct.map((x) => x.seconds),
+        floor.map((x) => x.seconds),
+      );
+      const floorGb = floor.reduce((sum, x) => sum + x.bytes, 0) / 1e9;
+      const floorCpu = floor.reduce((sum, x) => sum + x.githaCpu, 0) / floorGb;
+      const floorBackend = floor.reduce((sum, x) => sum + x.backendCpu, 0) / floorGb;
+      rows.push({
+        figure: `${s.figure} floor`,
+        measured: `the same clones through a plain Node TCP relay (no HTTP parsing): ${fmt(fr.subject)} s, ${fmt(floorCpu)} CPU s/GB = ${fmt((floorCpu / floorBackend) * 100, 0)} % of the backend's`,
+        result: `githa = ${fmt(githaCpu / gb / floorCpu)} × the relay's CPU; relay ${fmtRatio(fr)} × direct`,
+        goal: '(reference: the least a Node proxy costs here)',
+        met: undefined,
+      });
+      data[`${s.figure} floor`] = { ratio: fr, samples: floor, cpuSecondsPerGb: floorCpu, backendCpuSecondsPerGb: floorBackend };
+    }
   }
   return { rows, data };
 }

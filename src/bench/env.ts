@@ -10,7 +10,7 @@
  *         replication, talking to Redis through the round-trip counter
  *         (redis-counter.ts), used for nothing else
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -64,7 +64,33 @@ export interface BenchEnv {
    */
   serverCpu(kind: 'http' | 'ssh'): () => Promise<number>;
   backend(i: number): DevBackend;
+  /** The floor proxies (floor-proxy.ts) in front of backend b1's web server: a TCP relay and a minimal HTTP proxy. */
+  floor: FloorProxies;
   stop(): Promise<void>;
+}
+
+export interface FloorProxies {
+  readonly pid: number;
+  /** b1's URL of `repo` through the TCP relay, or through the minimal HTTP proxy. */
+  url(kind: 'tcp' | 'http', repo: string): string;
+}
+
+/** Starts floor-proxy.js as a child process in front of `backend`'s web server. */
+async function startFloor(cluster: DevCluster, backend: DevBackend): Promise<FloorProxies> {
+  const proc = spawn(process.execPath, [join(import.meta.dirname, 'floor-proxy.js'), String(backend.ports.http)], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
+  cluster.track(proc.pid!);
+  const ports = await new Promise<{ tcp: number; http: number }>((resolve, reject) => {
+    let text = '';
+    proc.stdout!.on('data', (c: Buffer) => {
+      text += c.toString('utf8');
+      if (text.includes('\n')) resolve(JSON.parse(text.slice(0, text.indexOf('\n'))) as { tcp: number; http: number });
+    });
+    proc.once('exit', (code) => reject(new Error(`floor-proxy exited (${code}) before listening`)));
+  });
+  return {
+    pid: proc.pid!,
+    url: (kind, repo) => backend.url('http', repo).replace(`:${backend.ports.http}/`, `:${ports[kind]}/`),
+  };
 }
 
 export async function startBenchEnv(opts: BenchOptions): Promise<BenchEnv> {
@@ -89,6 +115,10 @@ export async function startBenchEnv(opts: BenchOptions): Promise<BenchEnv> {
       startGithaChild({ ...common, name: 'r', redisUrl: `redis://127.0.0.1:${counterPort}`, config: { replication: { background: false } } }),
     ]);
     for (const g of [a!, b!, c!, r!]) stops.unshift(() => g.stop());
+    const floor = await startFloor(cluster, cluster.backends[0]!);
+    stops.unshift(async () => {
+      process.kill(floor.pid, 'SIGTERM');
+    });
 
     const work = join(cluster.dir, 'bench-work');
     const home = join(work, 'home');
@@ -141,6 +171,7 @@ export async function startBenchEnv(opts: BenchOptions): Promise<BenchEnv> {
         return async () => (await settledCpu(pids, baseline)) - before;
       },
       backend: (i) => cluster.backends[i]!,
+      floor,
       async stop() {
         for (const s of stops) await s().catch(() => {});
         await cluster.stop();

@@ -18,6 +18,8 @@ import { fmtMs, percentile, type FigureRow } from './stats.js';
 
 const GOAL_MS = 3;
 
+type Side = 'direct' | 'githa' | 'floor';
+
 export async function latencyFigures(env: BenchEnv, opts: BenchOptions, repo: string): Promise<FigureOutput> {
   const g = env.githa.a;
   const b1 = env.backend(0);
@@ -29,13 +31,16 @@ export async function latencyFigures(env: BenchEnv, opts: BenchOptions, repo: st
   await env.git(['clone', '-q', '--bare', b1.url('http', repo), local]);
   for (const b of backends) await env.git(['--git-dir', local, 'remote', 'add', `direct-${b.id}`, b.url('http', repo)]);
   await env.git(['--git-dir', local, 'remote', 'add', 'githa', g.url(repo)]);
+  await env.git(['--git-dir', local, 'remote', 'add', 'floor', env.floor.url('http', repo)]);
   const cfg = ['-c', 'protocol.version=2', '-c', 'gc.auto=0', '-c', 'maintenance.auto=0'];
-  const ops: Record<string, (side: 'direct' | 'githa') => string[]> = {
-    'ls-remote': (side) => [...cfg, 'ls-remote', side === 'direct' ? backends[nextDirect()]!.url('http', repo) : g.url(repo)],
+  // 'floor': a minimal Node HTTP proxy in front of b1 (floor-proxy.ts), at concurrency 1 only (it has one backend).
+  const ops: Record<string, (side: Side) => string[]> = {
+    'ls-remote': (side) => [...cfg, 'ls-remote', side === 'direct' ? backends[nextDirect()]!.url('http', repo) : side === 'githa' ? g.url(repo) : env.floor.url('http', repo)],
     // --no-write-fetch-head: concurrent fetches into one repository would otherwise race on FETCH_HEAD.
-    'no-op fetch': (side) => [...cfg, '--git-dir', local, 'fetch', '-q', '--no-write-fetch-head', side === 'direct' ? `direct-${backends[nextDirect()]!.id}` : 'githa'],
+    'no-op fetch': (side) => [...cfg, '--git-dir', local, 'fetch', '-q', '--no-write-fetch-head', side === 'direct' ? `direct-${backends[nextDirect()]!.id}` : side],
   };
   for (let i = 0; i <= backends.length; i++) await env.git(ops['no-op fetch']!(i < backends.length ? 'direct' : 'githa'));
+  await env.git(ops['no-op fetch']!('floor'));
 
   const rows: FigureRow[] = [];
   const data: Record<string, unknown> = {};
@@ -44,25 +49,27 @@ export async function latencyFigures(env: BenchEnv, opts: BenchOptions, repo: st
       // Pairs (one direct and one githa command) per worker.
       const pairs = concurrency === 1 ? (opts.quick ? 10 : 100) : opts.quick ? 2 : 25;
       opts.out(`F2: ${name}, concurrency ${concurrency}: ${concurrency * pairs} samples per side`);
-      const samples = { direct: [] as number[], githa: [] as number[] };
+      const samples: Record<Side, number[]> = { direct: [], githa: [], floor: [] };
       await env.git(args('githa')); // warm-up
+      const sides: Side[] = concurrency === 1 ? ['direct', 'githa', 'floor'] : ['direct', 'githa'];
       await Promise.all(
         Array.from({ length: concurrency }, async (_, w) => {
-          const order = w % 2 === 0 ? (['direct', 'githa'] as const) : (['githa', 'direct'] as const);
+          const order = w % 2 === 0 ? sides : [...sides].reverse();
           for (let i = 0; i < pairs; i++) for (const side of order) samples[side].push(await env.timeGit(args(side)));
         }),
       );
-      const p = (side: 'direct' | 'githa', q: number): number => percentile(samples[side], q);
+      const p = (side: Side, q: number): number => percentile(samples[side], q);
       const delta = p('githa', 50) - p('direct', 50);
+      const floor = samples.floor.length > 0 ? `; a minimal Node HTTP proxy: p50 ${fmtMs(p('floor', 50))} (${fmtMs(p('floor', 50) - p('direct', 50))} over direct)` : '';
       rows.push({
         figure: `F2 ${name} c=${concurrency}`,
-        measured: `p50 direct ${fmtMs(p('direct', 50))}, githa ${fmtMs(p('githa', 50))}; p99 direct ${fmtMs(p('direct', 99))}, githa ${fmtMs(p('githa', 99))} (n=${samples.githa.length})`,
+        measured: `p50 direct ${fmtMs(p('direct', 50))}, githa ${fmtMs(p('githa', 50))}; p99 direct ${fmtMs(p('direct', 99))}, githa ${fmtMs(p('githa', 99))} (n=${samples.githa.length})${floor}`,
         result: `p50 ${delta >= 0 ? '+' : ''}${fmtMs(delta)}`,
         goal: `p50 ≤ direct + ${GOAL_MS} ms`,
         met: delta <= GOAL_MS,
       });
       data[`${name} c=${concurrency}`] = {
-        p50: { direct: p('direct', 50), githa: p('githa', 50) },
+        p50: { direct: p('direct', 50), githa: p('githa', 50), ...(samples.floor.length > 0 ? { floor: p('floor', 50) } : {}) },
         p99: { direct: p('direct', 99), githa: p('githa', 99) },
         samples,
       };

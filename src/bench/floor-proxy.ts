@@ -1,0 +1,57 @@
+/**
+ * The floor under githa's figures: the least any Node.js proxy costs on this
+ * machine. Run as its own process (`node dist/bench/floor-proxy.js PORT`,
+ * like githa, so its CPU is its own): a plain TCP relay (net sockets piped
+ * both ways: no HTTP parsing at all) and a minimal HTTP proxy (node:http
+ * server + keep-alive client, headers copied, bodies piped), both in front of
+ * one backend's web server. F1 measures the relay's CPU per GB for the same
+ * clones, F2 the proxy's added latency for the same commands, in the same
+ * run: what is left above them is githa's own cost (routing, Redis,
+ * logging, safety), what is below them no Node proxy can save.
+ *
+ * Prints one JSON line {"tcp":PORT,"http":PORT} once both listen.
+ */
+import { Agent, createServer as createHttpServer, request } from 'node:http';
+import { connect, createServer as createTcpServer, type AddressInfo, type Server } from 'node:net';
+
+function listen(server: Server): Promise<number> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+}
+
+export async function startFloorProxies(target: number): Promise<{ tcp: number; http: number; close(): void }> {
+  const tcp = createTcpServer((client) => {
+    const upstream = connect(target, '127.0.0.1');
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  const agent = new Agent({ keepAlive: true });
+  const http = createHttpServer((req, res) => {
+    const up = request({ host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers, agent }, (ur) => {
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  return {
+    tcp: await listen(tcp),
+    http: await listen(http),
+    close() {
+      tcp.close();
+      http.closeAllConnections();
+      http.close();
+      agent.destroy();
+    },
+  };
+}
+
+if (process.argv[1] && import.meta.filename === process.argv[1]) {
+  const target = Number(process.argv[2]);
+  if (!Number.isInteger(target) || target <= 0) throw new Error('usage: floor-proxy.js BACKEND_PORT');
+  startFloorProxies(target).then(({ tcp, http }) => process.stdout.write(`${JSON.stringify({ tcp, http })}\n`));
+  // Stops with the benchmark: the driver closes stdin or dies.
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
+}
