@@ -114,10 +114,18 @@ class PairLease {
     this.timer.unref();
   }
 
-  static async acquire(store: StateStore, repo: string, backend: string, ttlMs: number, outer: AbortSignal | undefined): Promise<PairLease | null> {
+  /** The lease, and the target's standing read in the same turn (StateStore.acquirePairLock); null when another copy holds it. */
+  static async acquire(
+    store: StateStore,
+    repo: string,
+    backend: string,
+    ttlMs: number,
+    outer: AbortSignal | undefined,
+  ): Promise<{ lease: PairLease; standing: { version: number; writing: boolean } } | null> {
     const token = randomUUID();
-    if (!(await store.tryPairLock(repo, backend, token, ttlMs))) return null;
-    return new PairLease(store, repo, backend, token, ttlMs, outer);
+    const standing = await store.acquirePairLock(repo, backend, token, ttlMs);
+    if (!standing) return null;
+    return { lease: new PairLease(store, repo, backend, token, ttlMs, outer), standing };
   }
 
   private lost(): void {
@@ -146,15 +154,16 @@ class PairLease {
  */
 export async function copyRepository(store: StateStore, req: CopyRequest): Promise<CopyOutcome> {
   const { repo, source, target, checksum } = req;
-  const lease = await PairLease.acquire(store, repo, target.id, req.pairLockMs ?? 60_000, req.signal);
-  if (!lease) return { status: 'busy' };
+  const acquired = await PairLease.acquire(store, repo, target.id, req.pairLockMs ?? 60_000, req.signal);
+  if (!acquired) return { status: 'busy' };
+  const { lease, standing } = acquired;
   const { signal } = lease;
   const started = performance.now();
   let keep = false;
   try {
     // Under the pair lock only pair-lock holders change a stale target: what
-    // Redis records for it now is what the copy must not go behind.
-    const standing = await store.copyTarget(repo, target.id);
+    // Redis records for it now (read as the lock was taken) is what the copy
+    // must not go behind.
     if (standing.writing) return { status: 'current', code: 'writing', reason: `${target.id} takes a write` };
     if (req.version !== undefined && standing.version >= req.version) {
       return { status: 'current', code: 'current', reason: `${target.id} is at version ${standing.version} already` };

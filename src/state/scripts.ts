@@ -71,6 +71,17 @@ return {'OK', version}
 `;
 
 /**
+ * KEYS: pair lock, versions, writing. ARGV: token, lease (ms), backend.
+ * Takes the per-(repository, backend) copy lock and, in the same turn, reads
+ * what a copy must re-check under it: the backend's recorded version and
+ * whether a write marker names it. {0} when another copy holds the lock.
+ */
+export const ACQUIRE_PAIR = `
+if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return {0} end
+return {1, redis.call('HGET', KEYS[2], ARGV[3]) or '0', redis.call('HGET', KEYS[3], 'backend') == ARGV[3] and 1 or 0}
+`;
+
+/**
  * KEYS: versions, checksums, writing, log.
  * ARGV: target, version V, checksum C, source, log max length, then log field/value pairs.
  * A catch-up copy is committed only while V is still recorded with checksum C on

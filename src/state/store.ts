@@ -6,6 +6,7 @@ import { Keys } from './keys.js';
 import { flattenFields, guarded, runScript, type Durability } from './redis-call.js';
 import {
   ABORT_WRITE,
+  ACQUIRE_PAIR,
   ADOPT,
   BEGIN_WRITE,
   COMMIT_CATCH_UP,
@@ -93,6 +94,7 @@ export class StateStore {
     redis.defineCommand('githaSettleSuspect', { numberOfKeys: 5, lua: SETTLE_SUSPECT });
     redis.defineCommand('githaMarkDrift', { numberOfKeys: 5, lua: MARK_DRIFT });
     redis.defineCommand('githaRecover', { numberOfKeys: 9, lua: RECOVER });
+    redis.defineCommand('githaAcquirePair', { numberOfKeys: 3, lua: ACQUIRE_PAIR });
   }
 
   /** Versions, checksums, marker, freeze state and whether the write lock is held: one round trip. */
@@ -394,13 +396,16 @@ export class StateStore {
     return r === 1;
   }
 
-  /** The version recorded for one backend (0 when none), and whether a write marker names it: what a catch-up re-checks under its pair lock. */
-  async copyTarget(repo: string, backend: string): Promise<{ version: number; writing: boolean }> {
+  /**
+   * Takes the copy lock of (repo, backend) like tryPairLock and returns, read
+   * in the same turn, the backend's recorded version (0 when none) and
+   * whether a write marker names it; null when another copy holds the lock.
+   */
+  async acquirePairLock(repo: string, backend: string, token: string, ttlMs: number): Promise<{ version: number; writing: boolean } | null> {
     const k = this.keys;
-    const results = await guarded(() => this.redis.pipeline().hget(k.versions(repo), backend).hget(k.writing(repo), 'backend').exec());
-    const [[e1, version] = [null, null], [e2, writer] = [null, null]] = (results ?? []) as [Error | null, unknown][];
-    if (e1 || e2) throw new ClusterStateUnavailableError('cluster state unavailable: Redis answered with an error', { cause: e1 ?? e2 });
-    return { version: Number(version ?? 0), writing: writer === backend };
+    const reply = await runScript<[number, string?, number?]>(this.redis, 'githaAcquirePair', [k.pairLock(repo, backend), k.versions(repo), k.writing(repo)], [token, ttlMs, backend]);
+    if (reply[0] !== 1) return null;
+    return { version: Number(reply[1] ?? 0), writing: reply[2] === 1 };
   }
 
   async releasePairLock(repo: string, backend: string, token: string): Promise<void> {
