@@ -9,6 +9,7 @@ import type { DevCluster } from '../devcluster/cluster.js';
 import type { GithaProc } from './githa-proc.js';
 import type { FaultKind, HistoryRecorder } from './history.js';
 import type { Rng } from './rng.js';
+import { removeStaleRefLocks } from './stale-locks.js';
 
 export interface FaultContext {
   readonly cluster: DevCluster;
@@ -46,8 +47,9 @@ async function inject(ctx: FaultContext, kind: FaultKind): Promise<{ target: str
       const b = rng.pick(cluster.backends);
       await b.stop('SIGKILL');
       await sleep(rng.int(300, 2_500));
+      const locks = await removeStaleRefLocks(b.root);
       await b.start();
-      return { target: b.id };
+      return { target: b.id, ...(locks > 0 ? { detail: `removed ${locks} stale ref lock(s), as the runbook says` } : {}) };
     }
     case 'backend-pause': {
       const b = rng.pick(cluster.backends);
@@ -61,8 +63,9 @@ async function inject(ctx: FaultContext, kind: FaultKind): Promise<{ target: str
       const b = rng.pick(cluster.backends);
       await b.stop('SIGTERM');
       await sleep(rng.int(1_000, 4_000));
+      const locks = await removeStaleRefLocks(b.root);
       await b.start();
-      return { target: b.id };
+      return { target: b.id, ...(locks > 0 ? { detail: `removed ${locks} stale ref lock(s), as the runbook says` } : {}) };
     }
     case 'githa-pause': {
       const g = rng.pick(ctx.githas);
