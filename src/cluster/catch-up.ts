@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { BackendClient, RefTip } from '../backends/types.js';
+import { DEFAULTS } from '../config/defaults.js';
 import { CatchUpError } from '../errors.js';
 import { ZERO_OID, type RefCommand } from '../protocol/receive-pack-request.js';
 import type { StateStore } from '../state/store.js';
@@ -99,7 +100,7 @@ class PairLease {
     private readonly repo: string,
     private readonly backend: string,
     private readonly token: string,
-    ttlMs: number,
+    private readonly ttlMs: number,
     outer: AbortSignal | undefined,
   ) {
     this.signal = outer ? AbortSignal.any([outer, this.controller.signal]) : this.controller.signal;
@@ -138,11 +139,36 @@ class PairLease {
     this.timer = undefined;
   }
 
+  /**
+   * Frees the lock. When Redis cannot be reached right then (a Sentinel
+   * failover, a restart), the release is retried in the background until it
+   * succeeds or the lease has run out anyway: a lock left behind would keep
+   * every copy to this backend "busy", quorum copies included, for a whole
+   * lease.
+   */
   async release(): Promise<void> {
     this.stop();
-    await this.store.releasePairLock(this.repo, this.backend, this.token).catch(() => {});
+    const until = performance.now() + this.ttlMs;
+    const attempt = async (): Promise<boolean> =>
+      this.store.releasePairLock(this.repo, this.backend, this.token).then(
+        () => true,
+        () => false,
+      );
+    if (await attempt()) return;
+    const retry = (): void => {
+      if (performance.now() > until) return;
+      setTimeout(() => {
+        attempt().then((ok) => {
+          if (!ok) retry();
+        });
+      }, RELEASE_RETRY_MS).unref();
+    };
+    retry();
   }
 }
+
+/** How often a failed pair-lock release is tried again. */
+const RELEASE_RETRY_MS = 250;
 
 /**
  * Copies one repository from `source` to `target` through githa itself, with
@@ -154,7 +180,7 @@ class PairLease {
  */
 export async function copyRepository(store: StateStore, req: CopyRequest): Promise<CopyOutcome> {
   const { repo, source, target, checksum } = req;
-  const acquired = await PairLease.acquire(store, repo, target.id, req.pairLockMs ?? 60_000, req.signal);
+  const acquired = await PairLease.acquire(store, repo, target.id, req.pairLockMs ?? DEFAULTS.catchUp.pairLockMs, req.signal);
   if (!acquired) return { status: 'busy' };
   const { lease, standing } = acquired;
   const { signal } = lease;

@@ -32,8 +32,11 @@ export const DEFAULTS = {
   catchUp: {
     /** A read waits this long for a stale same-zone backend, then uses a leader. */
     readWaitMs: 10_000,
-    /** Lease of the per-(repository, backend) copy lock. */
-    pairLockMs: 60_000,
+    /**
+     * Lease of the per-(repository, backend) copy lock, renewed every third of
+     * it while a copy runs: what a crashed githa's lock blocks that pair for.
+     */
+    pairLockMs: 15_000,
   },
   health: {
     /** A backend that refused a connection during a request is skipped for this long (unless a probe finds it up sooner). */
