@@ -5,7 +5,7 @@
  * the promise must hold). Every wait is bounded.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DevCluster } from '../devcluster/cluster.js';
+import type { DevBackend, DevCluster } from '../devcluster/cluster.js';
 import type { GithaProc } from './githa-proc.js';
 import type { FaultKind, HistoryRecorder } from './history.js';
 import type { Rng } from './rng.js';
@@ -39,17 +39,24 @@ export async function runFaults(ctx: FaultContext): Promise<void> {
   }
 }
 
+/**
+ * Stops a backend's servers, waits, and starts them again on the same ports,
+ * after the operator's step for a crashed Git host (src/chaos/stale-locks.ts).
+ */
+async function stopAndRestart(b: DevBackend, signal: NodeJS.Signals, downMs: number): Promise<{ target: string; detail?: string }> {
+  await b.stop(signal);
+  await sleep(downMs);
+  const locks = await removeStaleRefLocks(b.root);
+  await b.start();
+  return { target: b.id, ...(locks > 0 ? { detail: `removed ${locks} stale ref lock(s), as the runbook says` } : {}) };
+}
+
 async function inject(ctx: FaultContext, kind: FaultKind): Promise<{ target: string; detail?: string }> {
   const { cluster, rng, leaseMs } = ctx;
   const pause = (): number => rng.int(leaseMs + 500, 2 * leaseMs + 1_000);
   switch (kind) {
     case 'backend-kill': {
-      const b = rng.pick(cluster.backends);
-      await b.stop('SIGKILL');
-      await sleep(rng.int(300, 2_500));
-      const locks = await removeStaleRefLocks(b.root);
-      await b.start();
-      return { target: b.id, ...(locks > 0 ? { detail: `removed ${locks} stale ref lock(s), as the runbook says` } : {}) };
+      return stopAndRestart(rng.pick(cluster.backends), 'SIGKILL', rng.int(300, 2_500));
     }
     case 'backend-pause': {
       const b = rng.pick(cluster.backends);
@@ -60,12 +67,7 @@ async function inject(ctx: FaultContext, kind: FaultKind): Promise<{ target: str
     }
     case 'backend-unreachable': {
       // Its servers stop (connections refused) for a while, then come back on the same ports.
-      const b = rng.pick(cluster.backends);
-      await b.stop('SIGTERM');
-      await sleep(rng.int(1_000, 4_000));
-      const locks = await removeStaleRefLocks(b.root);
-      await b.start();
-      return { target: b.id, ...(locks > 0 ? { detail: `removed ${locks} stale ref lock(s), as the runbook says` } : {}) };
+      return stopAndRestart(rng.pick(cluster.backends), 'SIGTERM', rng.int(1_000, 4_000));
     }
     case 'githa-pause': {
       const g = rng.pick(ctx.githas);
