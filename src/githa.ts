@@ -21,10 +21,13 @@ import { createGitDaemonFrontend } from './frontends/git-daemon/server.js';
 import { createHttpFrontend } from './frontends/http/server.js';
 import { createSshFrontend } from './frontends/ssh/server.js';
 import type { Logger } from './log.js';
+import { Backends } from './cluster/backends.js';
+import type { ClusterContext } from './cluster/context.js';
+import { Health } from './cluster/health.js';
+import { NO_OBSERVER, type Observer } from './cluster/observer.js';
 import { BackendHealthStore } from './state/backend-health.js';
-import { WriteLocks } from './state/lock.js';
 import { connectRedis } from './state/redis.js';
-import { StateStore } from './state/store.js';
+import { openState, type StateParts } from './state/state.js';
 
 export interface RunningGitha {
   cluster: Cluster;
@@ -39,17 +42,23 @@ export interface RunningGitha {
 export interface ClusterParts {
   cluster: Cluster;
   redis: Redis;
-  store: StateStore;
+  state: StateParts;
+  resolver: InterruptionResolver;
   clients: Map<string, BackendClient>;
   sshClients: Map<string, StreamBackendClient>;
   gitClients: Map<string, StreamBackendClient>;
   close(): Promise<void>;
 }
 
-export function buildCluster(config: Config, log: Logger): ClusterParts {
+export function buildCluster(config: Config, log: Logger, observer: Observer = NO_OBSERVER): ClusterParts {
   const redis = connectRedis(config.redis, { commandTimeoutMs: config.redis.commandTimeoutMs });
-  const store = new StateStore(redis, config.redis.prefix, config.pushLog.maxLength, { replicas: config.redis.waitReplicas, timeoutMs: config.redis.waitTimeoutMs });
-  const locks = new WriteLocks(redis, store.keys, config.locks);
+  const state = openState(redis, {
+    prefix: config.redis.prefix,
+    logMax: config.pushLog.maxLength,
+    durable: { replicas: config.redis.waitReplicas, timeoutMs: config.redis.waitTimeoutMs },
+    locks: config.locks,
+    onLockWait: (seconds, outcome) => observer.lockWait(seconds, outcome),
+  });
   const timeoutMs = config.http.backendTimeoutMs;
   // githa's own Git client of each backend (catch-up, checksums): HTTP where
   // offered, else SSH, else git://. SSH and git:// clients also carry the
@@ -65,11 +74,27 @@ export function buildCluster(config: Config, log: Logger): ClusterParts {
     const own = b.http ? new HttpBackendClient({ id: b.id, baseUrl: b.http, auth: b.httpAuth, timeoutMs }) : (sshClients.get(b.id) ?? gitClients.get(b.id));
     if (own) clients.set(b.id, own);
   }
-  const cluster = new Cluster(config, store, locks, clients, log);
+  const health = new Health(config.health);
+  const backends = new Backends(config, clients, health);
+  const ctx: ClusterContext = {
+    config,
+    log,
+    repos: state.repos,
+    index: state.index,
+    clock: state.clock,
+    pairs: state.pairs,
+    writeLocks: state.writeLocks,
+    health,
+    observer,
+    backends,
+  };
+  const resolver = new InterruptionResolver(ctx);
+  const cluster = new Cluster(ctx, backends, resolver);
   return {
     cluster,
     redis,
-    store,
+    state,
+    resolver,
     clients,
     sshClients,
     gitClients,
@@ -83,10 +108,10 @@ export function buildCluster(config: Config, log: Logger): ClusterParts {
 
 /** The composition root: builds every part from the one config and starts the listeners. */
 export async function startGitha(config: Config, log: Logger): Promise<RunningGitha> {
-  const parts = buildCluster(config, log);
-  const { cluster, redis, store, clients, sshClients, gitClients } = parts;
-  const resolver = new InterruptionResolver(cluster);
-  cluster.resolveInterrupted = (repo) => resolver.resolve(repo);
+  // Metrics and /status (docs/observability.md): the cluster reports to them from its construction on.
+  const metrics = new Metrics();
+  const parts = buildCluster(config, log, metrics);
+  const { cluster, redis, state, resolver, clients, sshClients, gitClients } = parts;
   const access = AccessPolicy.compile(config.access, config.auth.groups, config.auth.anonymousUser);
   const streamDeps = (first: Map<string, StreamBackendClient>, second: Map<string, StreamBackendClient>) => ({
     cluster,
@@ -97,18 +122,15 @@ export async function startGitha(config: Config, log: Logger): Promise<RunningGi
     access,
   });
   const healthLog = log.child({ component: 'health' });
-  const shared = new BackendHealthStore(redis, store.keys, { proxyId: config.proxyId, ttlMs: config.health.ttlMs, log: healthLog });
-  // Metrics and /status (docs/observability.md): one status snapshot shared by both, refreshed at most every metrics.statusRefreshMs.
-  const metrics = new Metrics();
-  cluster.observer = metrics;
-  cluster.locks.onWait = (seconds, outcome) => metrics.lockWait(seconds, outcome);
+  const shared = new BackendHealthStore(redis, state.keys, { proxyId: config.proxyId, ttlMs: config.health.ttlMs, log: healthLog });
+  // One status snapshot shared by metrics and /status, refreshed at most every metrics.statusRefreshMs.
   const ids = config.backends.map((b) => b.id);
-  const status = new StatusCache(async () => collectStatus(cluster, await shared.readFresh(ids)), config.metrics.statusRefreshMs, (err) =>
+  const status = new StatusCache(async () => collectStatus(cluster, state, await shared.readFresh(ids)), config.metrics.statusRefreshMs, (err) =>
     log.warn({ err: (err as Error).message }, 'cluster status snapshot failed'),
   );
   metrics.watch({ status, backendHealth: () => cluster.health.snapshot(ids) });
   const http = createHttpFrontend(config, cluster, log.child({ frontend: 'http' }));
-  const admin = createAdminServer(store, { metrics, status, cluster, log: log.child({ component: 'admin' }) });
+  const admin = createAdminServer(state, { metrics, status, cluster, log: log.child({ component: 'admin' }) });
   const ssh = config.listen.ssh ? createSshFrontend(config, streamDeps(sshClients, gitClients), log.child({ frontend: 'ssh' })) : undefined;
   const git = config.listen.git ? createGitDaemonFrontend(config, streamDeps(gitClients, sshClients), log.child({ frontend: 'git' })) : undefined;
   const addresses: RunningGitha['addresses'] = {
@@ -121,17 +143,17 @@ export async function startGitha(config: Config, log: Logger): Promise<RunningGi
   const checker = new HealthChecker({ ...config.health, health: cluster.health, backends: config.backends, clients: [clients, sshClients, gitClients], shared, log: healthLog });
   await checker.start();
   // Operator overrides (`githa backend disable …`), kept current from Redis (pub/sub, plus a reload every 5 s).
-  const overrides = new OverrideWatcher({ cluster, redis, redisTarget: config.redis, commandTimeoutMs: config.redis.commandTimeoutMs, proxyId: config.proxyId, log: log.child({ component: 'overrides' }) });
+  const overrides = new OverrideWatcher({ cluster, keys: state.keys, redis, redisTarget: config.redis, commandTimeoutMs: config.redis.commandTimeoutMs, proxyId: config.proxyId, log: log.child({ component: 'overrides' }) });
   await overrides.start();
   // The replicator follows githa:events on a connection of its own: XREAD BLOCK must not share the request path's.
   const events = connectRedis(config.redis, { commandTimeoutMs: config.redis.commandTimeoutMs + 2_000 });
-  const replicator = new Replicator(cluster, resolver, { ...config.replication, events, blockMs: Math.min(2_000, config.redis.commandTimeoutMs) });
+  const replicator = new Replicator(cluster.ctx, cluster, resolver, { ...config.replication, events, eventsKey: state.keys.events(), blockMs: Math.min(2_000, config.redis.commandTimeoutMs) });
   if (config.replication.background) replicator.start();
   metrics.watch({ replicationBacklog: () => replicator.backlog() });
-  const verifier = new Verifier(cluster);
+  const verifier = new Verifier(cluster.ctx);
   verifier.start();
-  if (!(await redis.exists(store.keys.repos()).catch(() => 1))) {
-    // design: "Losing Redis". Stock servers cannot list their repositories, so each record is rebuilt when the repository is first used (adoption), or at once with `githa recover R…`.
+  if (!(await redis.exists(state.keys.repos()).catch(() => 1))) {
+    // docs/operations.md "Losing Redis". Stock servers cannot list their repositories, so each record is rebuilt when the repository is first used (adoption), or at once with `githa recover R…`.
     log.warn('Redis holds no repository records: each repository is adopted from its copies when first used; differing copies are frozen as ambiguous');
   }
   log.info({ ...addresses, backends: config.backends.map((b) => b.id), proxy: config.proxyId }, 'githa listening');

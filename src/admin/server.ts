@@ -2,7 +2,7 @@ import { createServer, type ServerResponse, type Server } from 'node:http';
 import type { Cluster } from '../cluster/cluster.js';
 import { summarize } from '../cluster/status.js';
 import type { Logger } from '../log.js';
-import type { StateStore } from '../state/store.js';
+import type { StateParts } from '../state/state.js';
 import type { Metrics } from './metrics.js';
 import type { StatusCache } from './status-cache.js';
 import { renderMessagePage, renderRepoPage, renderStatusPage, type RepoDetail } from './status-page.js';
@@ -33,7 +33,7 @@ const PAGE_HEADERS = {
  * serve: Redis answers), /metrics (Prometheus) and /status (HTML; see
  * docs/observability.md). Load balancers route on /readyz.
  */
-export function createAdminServer(store: StateStore, deps: AdminDeps = {}): Server {
+export function createAdminServer(state: Pick<StateParts, 'ping' | 'repos' | 'index' | 'pushLog'>, deps: AdminDeps = {}): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -45,7 +45,7 @@ export function createAdminServer(store: StateStore, deps: AdminDeps = {}): Serv
       return;
     }
     if (path === '/readyz') {
-      store.ping().then(
+      state.ping().then(
         () => res.writeHead(200, { 'content-type': 'text/plain' }).end('ready\n'),
         () => res.writeHead(503, { 'content-type': 'text/plain' }).end('not ready: cluster state (Redis) unavailable\n'),
       );
@@ -74,7 +74,7 @@ export function createAdminServer(store: StateStore, deps: AdminDeps = {}): Serv
         res.writeHead(400, PAGE_HEADERS).end(renderMessagePage('Bad request', 'The repository name is not valid URL encoding.'));
         return;
       }
-      repoDetail(deps.cluster, repo).then(
+      repoDetail(deps.cluster, state, repo).then(
         (detail) => {
           if (detail) res.writeHead(200, PAGE_HEADERS).end(renderRepoPage(detail));
           else res.writeHead(404, PAGE_HEADERS).end(renderMessagePage('Not found', `githa has no record of ${repo}.`));
@@ -99,13 +99,13 @@ export function createAdminServer(store: StateStore, deps: AdminDeps = {}): Serv
 }
 
 /** One repository's state and its newest push-log entries; undefined when Redis holds no record of it. */
-async function repoDetail(cluster: Cluster, repo: string): Promise<RepoDetail | undefined> {
+async function repoDetail(cluster: Cluster, parts: Pick<StateParts, 'repos' | 'index' | 'pushLog'>, repo: string): Promise<RepoDetail | undefined> {
   if (repo.length === 0 || repo.length > 1024) return undefined;
-  const { store, config } = cluster;
+  const { config } = cluster;
   const [state, [lastWrite], log] = await Promise.all([
-    store.read(repo),
-    store.lastWrites([repo]),
-    store.readLog(repo, { count: LOG_ENTRIES }),
+    parts.repos.read(repo),
+    parts.index.lastWrites([repo]),
+    parts.pushLog.read(repo, { count: LOG_ENTRIES }),
   ]);
   if (state.versions.size === 0 && !state.frozen && !state.writing && log.length === 0) return undefined;
   const active = cluster.activeBackends().map((b) => b.id);

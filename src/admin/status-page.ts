@@ -1,6 +1,6 @@
 import type { ClusterStatus } from '../cluster/cluster-status.js';
 import type { RepoHealth, RepoSummary } from '../cluster/status.js';
-import type { RepoState } from '../state/store.js';
+import type { RepoState } from '../state/repo-state.js';
 
 /**
  * The admin listener's status pages (docs/observability.md): plain

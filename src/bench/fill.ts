@@ -16,14 +16,14 @@ import { Redis } from 'ioredis';
 import { HttpBackendClient } from '../backends/http.js';
 import { copyRepository } from '../cluster/catch-up.js';
 import { refsChecksum } from '../cluster/checksum.js';
-import { StateStore } from '../state/store.js';
+import { openState } from '../state/state.js';
 import type { BenchEnv, BenchOptions, FigureOutput } from './env.js';
 import { fmt, fmtRatio, pairedRatio } from './stats.js';
 
 export async function fillFigure(env: BenchEnv, opts: BenchOptions, repo: string, sizeLabel: string): Promise<FigureOutput> {
   const [source, , target] = env.cluster.backends;
   const redis = new Redis(env.cluster.redis.url, { maxRetriesPerRequest: 1 });
-  const store = new StateStore(redis, 'githa-bench-f5:');
+  const state = openState(redis, { prefix: 'githa-bench-f5:', logMax: 1000, locks: { leaseMs: 15_000, waitMs: 1_000 } });
   const timeoutMs = 30 * 60_000;
   const from = new HttpBackendClient({ id: source!.id, baseUrl: source!.httpUrl, timeoutMs });
   const to = new HttpBackendClient({ id: target!.id, baseUrl: target!.httpUrl, timeoutMs });
@@ -39,7 +39,7 @@ export async function fillFigure(env: BenchEnv, opts: BenchOptions, repo: string
     const relay = async (): Promise<number> => {
       await emptyTarget();
       const t0 = performance.now();
-      const outcome = await copyRepository(store, { repo, source: from, target: to, checksum });
+      const outcome = await copyRepository(state.pairs, { repo, source: from, target: to, checksum });
       if (outcome.status !== 'copied') throw new Error(`the relay did not copy ${repo}: ${JSON.stringify(outcome)}`);
       return (performance.now() - t0) / 1000;
     };

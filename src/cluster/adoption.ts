@@ -1,72 +1,83 @@
 import { BackendUnavailableError, NoLeaderError, RepositoryNotFoundError } from '../errors.js';
-import type { RepoState } from '../state/store.js';
+import type { RepoState } from '../state/repo-state.js';
 import { refsChecksum } from './checksum.js';
-import type { Cluster } from './cluster.js';
+import type { ClusterContext } from './context.js';
 import { leadership } from './routing.js';
 
-/*
- * How githa comes to know a repository (design: "Ambiguous leaders", "Losing
- * Redis"): a repository without a record is adopted when all its copies
- * agree, frozen as ambiguous when they differ; a record whose leaders
- * contradict each other is frozen as ambiguous too.
- */
-
-/**
- * Leaders at one version must hold one checksum. If Redis says otherwise
- * (a bug, or hand-edited state), githa cannot tell which copy is right:
- * frozen as ambiguous (design: "Ambiguous leaders").
- */
-async function consistent(cluster: Cluster, repo: string, state: RepoState): Promise<RepoState> {
-  const { leaders } = leadership(state.versions);
-  const sums = new Set(leaders.map((b) => state.checksums.get(b) ?? ''));
-  if (sums.size <= 1) return state;
-  const detail = `leaders at one version with different checksums: ${leaders.map((b) => `${b}=${(state.checksums.get(b) ?? '').slice(0, 12)}`).join(' ')}`;
-  await cluster.store.freeze(repo, 'ambiguous', detail);
-  cluster.log.error({ repo, detail }, 'repository frozen: contradicting checksums');
-  return cluster.store.read(repo);
+export interface CopyComparison {
+  /** Backend → checksum of its copy. */
+  copies: Map<string, string>;
+  /** Backends without the repository. */
+  missing: string[];
+  /** Backends that could not be asked (marked down). */
+  unreachable: string[];
 }
 
 /**
- * Every enabled backend's checksum of `repo`: `copies` (backend → checksum),
- * `missing` (no such repository there), `unreachable` (marked down).
+ * How githa comes to know a repository (docs/operations.md "Losing Redis"):
+ * a repository without a record is adopted when all its copies agree, frozen
+ * as ambiguous when they differ; a record whose leaders contradict each other
+ * is frozen as ambiguous too.
  */
-export async function compareCopies(cluster: Cluster, repo: string): Promise<{ copies: Map<string, string>; missing: string[]; unreachable: string[] }> {
-  const copies = new Map<string, string>();
-  const missing: string[] = [];
-  const unreachable: string[] = [];
-  await Promise.all(
-    cluster.activeBackends().map(async (b) => {
-      try {
-        const refs = await cluster.client(b.id).listRefs(repo);
-        if (refs) copies.set(b.id, refsChecksum(refs));
-        else missing.push(b.id);
-      } catch (err) {
-        if (!(err instanceof BackendUnavailableError)) throw err;
-        cluster.health.markDown(b.id);
-        unreachable.push(b.id);
-      }
-    }),
-  );
-  return { copies, missing: missing.sort(), unreachable: unreachable.sort() };
-}
+export class Adoption {
+  constructor(private readonly ctx: Pick<ClusterContext, 'repos' | 'backends' | 'health' | 'log'>) {}
 
-/** The state of a repository, adopting it on first sight (all copies agree) or freezing it as ambiguous. */
-export async function knownState(cluster: Cluster, repo: string, state: RepoState): Promise<RepoState> {
-  if (state.frozen) return state;
-  if (state.versions.size > 0) return consistent(cluster, repo, state);
-  const { copies: found, unreachable } = await compareCopies(cluster, repo);
-  if (found.size === 0 && unreachable.length === 0) throw RepositoryNotFoundError.missing(repo);
-  if (unreachable.length > 0) {
-    throw new NoLeaderError(
-      `githa has no record of ${repo} yet and cannot compare its copies while ${unreachable.join(', ')} ${unreachable.length > 1 ? 'are' : 'is'} unreachable`,
+  /** The state of a repository, adopting it on first sight (all copies agree) or freezing it as ambiguous. */
+  async known(repo: string, state: RepoState): Promise<RepoState> {
+    if (state.frozen) return state;
+    if (state.versions.size > 0) return this.consistent(repo, state);
+    const { copies: found, unreachable } = await this.compareCopies(repo);
+    if (found.size === 0 && unreachable.length === 0) throw RepositoryNotFoundError.missing(repo);
+    if (unreachable.length > 0) {
+      throw new NoLeaderError(
+        `githa has no record of ${repo} yet and cannot compare its copies while ${unreachable.join(', ')} ${unreachable.length > 1 ? 'are' : 'is'} unreachable`,
+      );
+    }
+    const { repos, log } = this.ctx;
+    const distinct = new Set(found.values());
+    if (distinct.size === 1) {
+      if (await repos.adopt(repo, found)) log.info({ repo, backends: [...found.keys()] }, 'repository adopted');
+    } else {
+      const sorted = [...found].sort(([a], [b]) => a.localeCompare(b));
+      await repos.freeze(repo, 'ambiguous', `copies differ: ${sorted.map(([b, c]) => `${b}=${c.slice(0, 12)}`).join(' ')}`, sorted.map(([b]) => b));
+      log.warn({ repo }, 'repository frozen: copies differ and no version is recorded');
+    }
+    return repos.read(repo);
+  }
+
+  /**
+   * Leaders at one version must hold one checksum. If Redis says otherwise
+   * (a bug, or hand-edited state), githa cannot tell which copy is right:
+   * frozen as ambiguous.
+   */
+  private async consistent(repo: string, state: RepoState): Promise<RepoState> {
+    const { leaders } = leadership(state.versions);
+    const sums = new Set(leaders.map((b) => state.checksums.get(b) ?? ''));
+    if (sums.size <= 1) return state;
+    const detail = `leaders at one version with different checksums: ${leaders.map((b) => `${b}=${(state.checksums.get(b) ?? '').slice(0, 12)}`).join(' ')}`;
+    await this.ctx.repos.freeze(repo, 'ambiguous', detail, leaders);
+    this.ctx.log.error({ repo, detail }, 'repository frozen: contradicting checksums');
+    return this.ctx.repos.read(repo);
+  }
+
+  /** Every enabled backend's checksum of `repo`. */
+  async compareCopies(repo: string): Promise<CopyComparison> {
+    const copies = new Map<string, string>();
+    const missing: string[] = [];
+    const unreachable: string[] = [];
+    await Promise.all(
+      this.ctx.backends.activeBackends().map(async (b) => {
+        try {
+          const refs = await this.ctx.backends.client(b.id).listRefs(repo);
+          if (refs) copies.set(b.id, refsChecksum(refs));
+          else missing.push(b.id);
+        } catch (err) {
+          if (!(err instanceof BackendUnavailableError)) throw err;
+          this.ctx.health.markDown(b.id);
+          unreachable.push(b.id);
+        }
+      }),
     );
+    return { copies, missing: missing.sort(), unreachable: unreachable.sort() };
   }
-  const distinct = new Set(found.values());
-  if (distinct.size === 1) {
-    if (await cluster.store.adopt(repo, found)) cluster.log.info({ repo, backends: [...found.keys()] }, 'repository adopted');
-  } else {
-    await cluster.store.freeze(repo, 'ambiguous', `copies differ: ${[...found].sort(([a], [b]) => a.localeCompare(b)).map(([b, c]) => `${b}=${c.slice(0, 12)}`).join(' ')}`);
-    cluster.log.warn({ repo }, 'repository frozen: copies differ and no version is recorded');
-  }
-  return cluster.store.read(repo);
 }

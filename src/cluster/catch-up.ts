@@ -1,13 +1,11 @@
-import { randomUUID } from 'node:crypto';
-import type { Logger } from 'pino';
 import type { BackendClient, RefTip } from '../backends/types.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { CatchUpError } from '../errors.js';
 import { ZERO_OID, type RefCommand } from '../protocol/receive-pack-request.js';
-import type { StateStore } from '../state/store.js';
+import type { PairLocks } from '../state/pair-locks.js';
+import type { CommitCatchUpResult } from '../state/repository-store.js';
 import { refsChecksum } from './checksum.js';
-import { NO_OBSERVER, type Observer } from './observer.js';
-
+import type { ClusterContext } from './context.js';
 
 export type CatchUpOutcome =
   /** The target now holds `version` and it is recorded. */
@@ -85,92 +83,6 @@ export type CopyOutcome =
   | { status: 'mismatch'; reason: string };
 
 /**
- * The per-(repository, target) copy lock, renewed every third of its lease
- * while held. Losing it (githa paused past the lease, Redis answered no)
- * aborts `signal`, which cuts the copy before the pack's end: the target's
- * receive-pack then changes no ref.
- */
-class PairLease {
-  private readonly controller = new AbortController();
-  private timer: NodeJS.Timeout | undefined;
-  readonly signal: AbortSignal;
-
-  private constructor(
-    private readonly store: StateStore,
-    private readonly repo: string,
-    private readonly backend: string,
-    private readonly token: string,
-    private readonly ttlMs: number,
-    outer: AbortSignal | undefined,
-  ) {
-    this.signal = outer ? AbortSignal.any([outer, this.controller.signal]) : this.controller.signal;
-    this.timer = setInterval(() => {
-      store.extendPairLock(repo, backend, token, ttlMs).then(
-        (held) => {
-          if (!held) this.lost();
-        },
-        () => this.lost(),
-      );
-    }, Math.max(100, Math.floor(ttlMs / 3)));
-    this.timer.unref();
-  }
-
-  /** The lease, and the target's standing read in the same turn (StateStore.acquirePairLock); null when another copy holds it. */
-  static async acquire(
-    store: StateStore,
-    repo: string,
-    backend: string,
-    ttlMs: number,
-    outer: AbortSignal | undefined,
-  ): Promise<{ lease: PairLease; standing: { version: number; writing: boolean } } | null> {
-    const token = randomUUID();
-    const standing = await store.acquirePairLock(repo, backend, token, ttlMs);
-    if (!standing) return null;
-    return { lease: new PairLease(store, repo, backend, token, ttlMs, outer), standing };
-  }
-
-  private lost(): void {
-    this.stop();
-    this.controller.abort(new CatchUpError(`the copy lock on ${this.repo} → ${this.backend} expired`));
-  }
-
-  private stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
-  }
-
-  /**
-   * Frees the lock. When Redis cannot be reached right then (a Sentinel
-   * failover, a restart), the release is retried in the background until it
-   * succeeds or the lease has run out anyway: a lock left behind would keep
-   * every copy to this backend "busy", quorum copies included, for a whole
-   * lease.
-   */
-  async release(): Promise<void> {
-    this.stop();
-    const until = performance.now() + this.ttlMs;
-    const attempt = async (): Promise<boolean> =>
-      this.store.releasePairLock(this.repo, this.backend, this.token).then(
-        () => true,
-        () => false,
-      );
-    if (await attempt()) return;
-    const retry = (): void => {
-      if (performance.now() > until) return;
-      setTimeout(() => {
-        attempt().then((ok) => {
-          if (!ok) retry();
-        });
-      }, RELEASE_RETRY_MS).unref();
-    };
-    retry();
-  }
-}
-
-/** How often a failed pair-lock release is tried again. */
-const RELEASE_RETRY_MS = 250;
-
-/**
  * Copies one repository from `source` to `target` through githa itself, with
  * no disk and no git subprocess (design: "Catch-up"): ls-refs on the source,
  * the target's receive-pack advertisement, one v2 fetch (want the source's
@@ -178,9 +90,10 @@ const RELEASE_RETRY_MS = 250;
  * receive-pack. Succeeds only when the target ends with `checksum`. Records
  * nothing: callers commit (catch-up, or the write-quorum commit).
  */
-export async function copyRepository(store: StateStore, req: CopyRequest): Promise<CopyOutcome> {
+export async function copyRepository(pairs: PairLocks, req: CopyRequest): Promise<CopyOutcome> {
   const { repo, source, target, checksum } = req;
-  const acquired = await PairLease.acquire(store, repo, target.id, req.pairLockMs ?? DEFAULTS.catchUp.pairLockMs, req.signal);
+  const ttlMs = req.pairLockMs ?? DEFAULTS.catchUp.pairLockMs;
+  const acquired = await pairs.acquire(repo, target.id, ttlMs, req.signal);
   if (!acquired) return { status: 'busy' };
   const { lease, standing } = acquired;
   const { signal } = lease;
@@ -202,6 +115,18 @@ export async function copyRepository(store: StateStore, req: CopyRequest): Promi
     const adv = await target.receivePackAdvertisement(repo, signal);
     if (!adv) throw new CatchUpError(`${repo} does not exist on ${target.id}; create it there (stock Git servers cannot create repositories)`);
 
+    // The fence (docs/architecture.md "Catch-up relay"): the lock is still
+    // ours and the target's record has not moved since the lock was taken, so
+    // the advertisement just read is the target as recorded. A pause before
+    // this check fails it; a pause after it fails git's compare-and-swap on
+    // the old ids read above.
+    const fenced = await pairs.fence(repo, target.id, lease, ttlMs);
+    if (!fenced) throw new CatchUpError(`the copy lock on ${repo} → ${target.id} was lost before the push`);
+    if (fenced.writing) return { status: 'current', code: 'writing', reason: `${target.id} takes a write` };
+    if (fenced.version !== standing.version) {
+      return { status: 'mismatch', reason: `${target.id}'s record moved from version ${standing.version} to ${fenced.version} during the copy` };
+    }
+    signal.throwIfAborted();
     const commands = planCommands(sourceRefs, adv.refs);
     let bytes = 0;
     if (commands.length > 0) {
@@ -245,10 +170,11 @@ export async function copyRepository(store: StateStore, req: CopyRequest): Promi
  * target's version is recorded only when its new checksum equals the
  * source's recorded one, and only while that version is still recorded.
  */
-export async function catchUp(store: StateStore, req: CatchUpRequest, log: Logger, observer: Observer = NO_OBSERVER): Promise<CatchUpOutcome> {
+export async function catchUp(ctx: CopyDeps, req: CatchUpRequest): Promise<CatchUpOutcome> {
+  const { observer } = ctx;
   const started = performance.now();
   const seconds = (): number => (performance.now() - started) / 1000;
-  const outcome = await catchUpOnce(store, req, log).catch((err: unknown) => {
+  const outcome = await catchUpOnce(ctx, req).catch((err: unknown) => {
     observer.catchUp({ outcome: 'failed', seconds: seconds(), bytes: 0 });
     throw err;
   });
@@ -256,21 +182,24 @@ export async function catchUp(store: StateStore, req: CatchUpRequest, log: Logge
   return outcome;
 }
 
-async function catchUpOnce(store: StateStore, req: CatchUpRequest, log: Logger): Promise<CatchUpOutcome> {
+/** What a catch-up needs of the cluster. */
+export type CopyDeps = Pick<ClusterContext, 'pairs' | 'repos' | 'log' | 'observer'>;
+
+async function catchUpOnce(ctx: CopyDeps, req: CatchUpRequest): Promise<CatchUpOutcome> {
   const { repo, source, target, version, checksum } = req;
   // The pair lock is held until the copy is recorded (see CopyRequest.hold).
-  const copy = await copyRepository(store, { ...req, hold: true });
+  const copy = await copyRepository(ctx.pairs, { ...req, hold: true });
   if (copy.status === 'busy') return copy;
   // The same words as the record's refusals (COMMIT_CATCH_UP): 'current', 'writing', or why the copy did not match.
   if (copy.status === 'current') return { status: 'not-recorded', reason: copy.code };
   if (copy.status !== 'copied') return { status: 'not-recorded', reason: copy.reason };
-  let status: string;
+  let recorded: CommitCatchUpResult;
   try {
-    status = await store.commitCatchUp(repo, target.id, version, checksum, source.id, { bytes: copy.bytes, durationMs: copy.ms });
+    recorded = await ctx.repos.commitCatchUp(repo, { target: target.id, version, checksum, source: source.id, log: { bytes: copy.bytes, durationMs: copy.ms } });
   } finally {
     await copy.release();
   }
-  log.info({ repo, source: source.id, target: target.id, version, commands: copy.commands, bytes: copy.bytes, ms: copy.ms, status }, 'catch-up');
-  if (status !== 'OK') return { status: 'not-recorded', reason: status.toLowerCase() };
+  ctx.log.info({ repo, source: source.id, target: target.id, version, commands: copy.commands, bytes: copy.bytes, ms: copy.ms, status: recorded.kind }, 'catch-up');
+  if (recorded.kind !== 'ok') return { status: 'not-recorded', reason: recorded.kind };
   return { status: 'ok', commands: copy.commands, bytes: copy.bytes };
 }

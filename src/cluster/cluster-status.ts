@@ -1,5 +1,7 @@
 import type { SharedHealth } from '../state/backend-health.js';
 import type { Cluster } from './cluster.js';
+import type { RepositoryIndex } from '../state/repo-index.js';
+import type { RepositoryStore } from '../state/repository-store.js';
 import { summarize, type RepoHealth, type RepoSummary } from './status.js';
 
 export interface BackendStatus {
@@ -35,19 +37,21 @@ const PAGE = 200;
  */
 export async function collectStatus(
   cluster: Cluster,
+  state: { repos: Pick<RepositoryStore, 'read'>; index: Pick<RepositoryIndex, 'repositories' | 'lastWrites'> },
   shared: ReadonlyMap<string, SharedHealth> = new Map(),
   onPage?: (done: number) => void,
 ): Promise<ClusterStatus> {
-  const { store, config } = cluster;
+  const { config } = cluster;
+  const { repos, index } = state;
   const active = cluster.activeBackends().map((b) => b.id);
   const now = Date.now();
   const repositories: ClusterStatus['repositories'] = [];
   const names: string[] = [];
-  for await (const page of store.repositories(PAGE)) names.push(...page);
+  for await (const page of index.repositories(PAGE)) names.push(...page);
   names.sort();
   for (let i = 0; i < names.length; i += PAGE) {
     const slice = names.slice(i, i + PAGE);
-    const [states, scores] = await Promise.all([Promise.all(slice.map((r) => store.read(r))), store.lastWrites(slice)]);
+    const [states, scores] = await Promise.all([Promise.all(slice.map((r) => repos.read(r))), index.lastWrites(slice)]);
     slice.forEach((repo, j) => {
       const lastWriteAt = scores[j] || undefined;
       repositories.push({ repo, lastWriteAt, ...summarize(states[j]!, active, config.replication.writeQuorum, lastWriteAt, now) });

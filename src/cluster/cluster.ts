@@ -1,77 +1,20 @@
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { BackendClient } from '../backends/types.js';
-import type { BackendConfig, Config } from '../config/schema.js';
-import {
-  BackendUnavailableError,
-  CatchUpError,
-  GithaError,
-  NoLeaderError,
-  QuorumUnavailableError,
-  RepositoryFrozenError,
-  StateRegressionError,
-  WriteInterruptedError,
-} from '../errors.js';
-import type { RefCommand } from '../protocol/receive-pack-request.js';
-import type { ReportStatus } from '../protocol/report-status.js';
-import type { WriteLocks } from '../state/lock.js';
-import type { RepoState, StateStore } from '../state/store.js';
+import type { Config } from '../config/schema.js';
+import { BackendUnavailableError, GithaError, NoLeaderError, QuorumUnavailableError, RepositoryFrozenError, StateRegressionError } from '../errors.js';
+import type { RepoState } from '../state/repo-state.js';
+import { Adoption } from './adoption.js';
+import type { Backends } from './backends.js';
 import { catchUp } from './catch-up.js';
-import { refsChecksum } from './checksum.js';
-import { Health } from './health.js';
-import { NO_OBSERVER, type Observer } from './observer.js';
+import type { ClusterContext } from './context.js';
+import type { Health } from './health.js';
+import type { Observer } from './observer.js';
 import { frozenForRead, frozenForWrite, interruptedWrite, leadersLost, quorumUnavailable } from './messages.js';
-import { leadership, planRead, planWrite, type BackendView, type RepoFlags } from './routing.js';
-import { compareCopies, knownState } from './adoption.js';
-import { finishWrite } from './write.js';
+import { leadership, planRead, planWrite, repoFlags } from './routing.js';
+import type { Accepts, Backend, BackendOverride, Forward, ReadRoute, WriteOutcome, WriteRequest } from './types.js';
+import { TargetUnreachable, WriteSession } from './write-session.js';
 
-export type Backend = BackendConfig;
-
-/** An operator's runtime override of a backend's configured flags (stored in githa:backend:<id>). */
-export interface BackendOverride {
-  enabled?: boolean;
-  writable?: boolean;
-}
-
-/** Where a read goes: try `candidates` in order. */
-export interface ReadRoute {
-  readonly repo: string;
-  readonly version: number;
-  readonly candidates: readonly Backend[];
-  /** The leaders at `version`, for the message when none of them answers. */
-  readonly leaders: readonly string[];
-}
-
-/** Which backends a front end can use (those with an endpoint for its transport). */
-export type Accepts = (backend: Backend) => boolean;
-
-export interface WriteRequest {
-  repo: string;
-  user: string;
-  transport: string;
-  /** The command list, when the transport knows it before forwarding (HTTP). */
-  commands?: readonly RefCommand[];
-  accepts?: Accepts;
-}
-
-/** How the transport's exchange with the target ended. */
-export interface ForwardResult {
-  /** 'complete': the whole answer arrived. 'cut': the pack never fully reached the backend, so no ref changed. 'unknown': anything else. */
-  ending: 'complete' | 'cut' | 'unknown';
-  report?: ReportStatus | undefined;
-  bytes?: number;
-  /** The command list, when the transport learned it while forwarding (SSH, git://). */
-  commands?: readonly RefCommand[];
-  /** The client sent an empty command list: nothing can have changed. */
-  noop?: boolean;
-}
-
-/**
- * Proxies one push to `target`. Throws BackendUnavailableError with
- * bytesSent=false when nothing reached the backend (another leader is tried).
- * Must stop sending when `signal` aborts (the lock was lost).
- */
-export type Forward = (target: Backend, signal: AbortSignal) => Promise<ForwardResult>;
+export type { Accepts, Backend, BackendOverride, Forward, ForwardResult, ReadRoute, WriteOutcome, WriteRequest } from './types.js';
 
 /**
  * Whether writes are refused, judged without the lock. A marker while the
@@ -88,62 +31,48 @@ function interrupted(state: RepoState): boolean {
   return state.writing !== undefined && !state.locked;
 }
 
-/**
- * Routing flags of one repository: drifted copies lead no more; suspect ones
- * and the backend of any write marker are avoided. A marker's backend may hold
- * refs no version records yet, whether its write is live or interrupted (and
- * while a resolver holds the lock, an interrupted marker looks locked): reads
- * and push advertisements go to the other leaders while there are any.
- */
-export function repoFlags(state: RepoState): RepoFlags {
-  const avoid = new Set(state.suspect.keys());
-  if (state.writing) avoid.add(state.writing.backend);
-  return { notLeaders: new Set(state.drift.keys()), avoid };
-}
-
-/** Remembered versions per repository, to notice Redis going back in time (safety rule 4). */
+/** Remembered versions per repository, to notice Redis going back in time. */
 const SEEN_MAX = 50_000;
 
-export type WriteOutcome =
-  | { kind: 'committed'; version: number; backend: string }
-  | { kind: 'unchanged'; backend: string }
-  /** Could not tell whether refs changed: the marker stays (design: "Write interruption"). */
-  | { kind: 'interrupted'; backend: string };
+/** Resolves a dead owner's write when a request meets it (src/cluster/interruptions.ts). */
+export interface InterruptionResolving {
+  resolve(repo: string): Promise<unknown>;
+}
 
 /**
- * The cluster core: routing, versions, write sessions and catch-up. It knows
- * backends and their Git clients, never HTTP or SSH.
+ * The cluster core as the transports and the CLI see it: routing, versions,
+ * write sessions and catch-up (docs/architecture.md "Cluster"). It knows
+ * backends and their Git clients, never HTTP or SSH. Its parts get a
+ * ClusterContext in their constructors; none of them reaches back into it.
  */
 export class Cluster {
+  readonly config: Config;
+  readonly log: Logger;
   readonly health: Health;
+  readonly observer: Observer;
   private turn = 0;
-  private readonly byId: Map<string, Backend>;
   private readonly seen = new Map<string, { epoch: string; max: number }>();
-  /** Runtime operator overrides (`githa backend disable|prevent-writes …`), kept current by the override watcher. */
-  private overrides: ReadonlyMap<string, BackendOverride> = new Map();
-  /** Set by the interruption resolver: resolves a dead owner's write when a request meets it. */
-  resolveInterrupted?: (repo: string) => Promise<unknown>;
-  /** Metrics (src/admin/metrics.ts); observes nothing unless the composition root sets it. */
-  observer: Observer = NO_OBSERVER;
+  private readonly adoption: Adoption;
 
   constructor(
-    readonly config: Config,
-    readonly store: StateStore,
-    readonly locks: WriteLocks,
-    private readonly clients: ReadonlyMap<string, BackendClient>,
-    readonly log: Logger,
+    readonly ctx: ClusterContext,
+    private readonly directory: Backends,
+    private readonly resolver?: InterruptionResolving,
   ) {
-    this.health = new Health(config.health);
-    this.byId = new Map(config.backends.map((b) => [b.id, b as Backend]));
+    this.config = ctx.config;
+    this.log = ctx.log;
+    this.health = ctx.health;
+    this.observer = ctx.observer;
+    this.adoption = new Adoption(ctx);
   }
 
   /**
    * The repository's state, checked against the highest version this githa
    * saw under the same epoch: lower means Redis went back in time (an old
-   * snapshot), and githa fails closed (safety rule 4).
+   * snapshot), and githa fails closed (docs/operations.md "Redis restored").
    */
   async state(repo: string): Promise<RepoState> {
-    const state = await this.store.read(repo);
+    const state = await this.ctx.repos.read(repo);
     this.checkRegression(repo, state);
     return state;
   }
@@ -167,47 +96,46 @@ export class Cluster {
 
   /** Replaces the runtime overrides (called by the watcher whenever they change in Redis). */
   setOverrides(overrides: ReadonlyMap<string, BackendOverride>): void {
-    this.overrides = overrides;
+    this.directory.setOverrides(overrides);
   }
 
-  /** Whether `id` is enabled now: configured enabled, and not disabled by an operator at runtime. */
   isEnabled(id: string): boolean {
-    return (this.overrides.get(id)?.enabled ?? this.byId.get(id)?.enabled) === true;
+    return this.directory.isEnabled(id);
   }
 
-  /** Whether `id` takes writes now (config `writable`, or `githa backend prevent-writes|allow-writes`). */
   isWritable(id: string): boolean {
-    return (this.overrides.get(id)?.writable ?? this.byId.get(id)?.writable) === true;
+    return this.directory.isWritable(id);
   }
 
-  /** The backends routing may use now, in configuration order. */
   activeBackends(): Backend[] {
-    return this.config.backends.filter((b) => this.isEnabled(b.id)) as Backend[];
+    return this.directory.activeBackends();
   }
 
   backend(id: string): Backend {
-    const b = this.byId.get(id);
-    if (!b) throw new Error(`unknown backend ${id}`);
-    return b;
+    return this.directory.backend(id);
   }
 
-  /** Chooses the backends for a read; never takes the write lock (design: "Read path"). */
+  client(id: string): BackendClient {
+    return this.directory.client(id);
+  }
+
+  /** Chooses the backends for a read; never takes the write lock (docs/architecture.md "A read"). */
   async routeRead(repo: string, accepts: Accepts = () => true): Promise<ReadRoute> {
-    const state = await this.known(repo, await this.state(repo));
+    const state = await this.adoption.known(repo, await this.state(repo));
     if (state.frozen && frozenForRead(state.frozen.reason)) {
       throw new RepositoryFrozenError(frozenForWrite(repo, state.frozen), state.frozen.reason);
     }
     const flags = repoFlags(state);
     const { max, leaders } = leadership(state.versions, flags.notLeaders);
-    const plan = planRead(state.versions, this.views(), this.config.zone, this.turn++, flags);
+    const plan = planRead(state.versions, this.directory.views(), this.config.zone, this.turn++, flags);
     switch (plan.kind) {
       case 'no-leader':
         throw new NoLeaderError(leadersLost(repo, this.lostLeaders(state)));
       case 'serve':
-        return { repo, version: max, leaders, candidates: this.usable(plan.candidates, accepts) };
+        return { repo, version: max, leaders, candidates: this.directory.usable(plan.candidates, accepts) };
       case 'catch-up': {
         const ok = accepts(this.backend(plan.target)) && (await this.catchUpWithin(repo, state, plan.source, plan.target, this.config.catchUp.readWaitMs));
-        return { repo, version: max, leaders, candidates: this.usable(ok ? [plan.target, ...plan.fallback] : plan.fallback, accepts) };
+        return { repo, version: max, leaders, candidates: this.directory.usable(ok ? [plan.target, ...plan.fallback] : plan.fallback, accepts) };
       }
     }
   }
@@ -228,20 +156,17 @@ export class Cluster {
     const state = await this.writableState(repo);
     this.checkQuorum(repo);
     const flags = repoFlags(state);
-    const plan = planWrite(state.versions, this.views(), this.config.zone, this.turn++, flags);
+    const plan = planWrite(state.versions, this.directory.views(), this.config.zone, this.turn++, flags);
     const { max, leaders } = leadership(state.versions, flags.notLeaders);
-    if (plan.kind === 'write') return { repo, version: max, leaders, candidates: this.usable(plan.candidates, accepts) };
+    if (plan.kind === 'write') return { repo, version: max, leaders, candidates: this.directory.usable(plan.candidates, accepts) };
     return this.routeRead(repo, accepts);
   }
 
-  /**
-   * The state, when writes are allowed. A write interrupted by a dead owner
-   * is resolved on the spot when possible (design: "Failure modes").
-   */
+  /** The state, when writes are allowed. A write interrupted by a dead owner is resolved on the spot when possible. */
   private async writableState(repo: string): Promise<RepoState> {
-    let state = await this.known(repo, await this.state(repo));
-    if (!state.frozen && interrupted(state) && this.resolveInterrupted) {
-      await this.resolveInterrupted(repo).catch((err: unknown) => {
+    let state = await this.adoption.known(repo, await this.state(repo));
+    if (!state.frozen && interrupted(state) && this.resolver) {
+      await this.resolver.resolve(repo).catch((err: unknown) => {
         this.log.warn({ repo, err: (err as Error).message }, 'could not resolve the interrupted write yet');
       });
       state = await this.state(repo);
@@ -250,7 +175,7 @@ export class Cluster {
     return state;
   }
 
-  /** Refuses writes while fewer backends are up than the write quorum (design: "Write path" 6); reads go on. */
+  /** Refuses writes while fewer backends are up than the write quorum; reads go on. */
   checkQuorum(repo: string): void {
     const quorum = this.config.replication.writeQuorum;
     const up = this.activeBackends().filter((b) => this.health.isHealthy(b.id)).map((b) => b.id);
@@ -258,66 +183,34 @@ export class Cluster {
   }
 
   /**
-   * One push (design: "Write path"): lock, refuse if frozen, pick a writable
-   * leader, write the marker, forward, and commit max + 1 with the backend's
-   * new checksum before the caller releases the client's final bytes.
+   * One push (docs/architecture.md "A push"): lock, refuse if frozen, pick a
+   * writable leader, and run a WriteSession on it; a leader nothing reached
+   * gives way to the next.
    */
   async write(req: WriteRequest, forward: Forward): Promise<WriteOutcome> {
     const { repo } = req;
     await this.writableState(repo);
     this.checkQuorum(repo);
-    return this.locks.withLock(repo, async (lock) => {
+    return this.ctx.writeLocks.withLock(repo, async (lock) => {
       let state = await this.state(repo);
       // Under the lock, any marker is a write that ended without clearing it: an interruption.
       if (state.frozen || state.writing) throw this.writeRefusal(repo, state);
-      const flags = repoFlags(state);
-      let plan = planWrite(state.versions, this.views(), this.config.zone, this.turn++, flags);
+      let plan = planWrite(state.versions, this.directory.views(), this.config.zone, this.turn++, repoFlags(state));
       if (plan.kind === 'catch-up') {
         const ok = await this.catchUpWithin(repo, state, plan.source, plan.target, this.config.locks.leaseMs * 3);
         if (!ok) throw new NoLeaderError(`no writable leader of ${repo}, and ${plan.target} could not be caught up to take the write`);
         plan = { kind: 'write', candidates: [plan.target] };
-        state = await this.store.read(repo);
+        state = await this.ctx.repos.read(repo);
       }
       if (plan.kind === 'no-leader') throw new NoLeaderError(leadersLost(repo, this.lostLeaders(state)));
       let lastError: unknown;
-      for (const target of this.usable(plan.candidates, req.accepts ?? (() => true))) {
-        const id = target.id;
-        const writeId = randomUUID();
-        const started = Date.now();
-        await this.store.beginWrite(repo, lock.token, {
-          id: writeId,
-          backend: id,
-          proxy: this.config.proxyId,
-          user: req.user,
-          transport: req.transport,
-          started,
-          preChecksum: state.checksums.get(id) ?? '',
-        });
-        const beat = setInterval(() => {
-          this.store.heartbeat(repo, lock.token, writeId).catch(() => {});
-        }, Math.max(250, Math.floor(this.config.locks.leaseMs / 3)));
-        let result: ForwardResult;
+      for (const target of this.directory.usable(plan.candidates, req.accepts ?? (() => true))) {
         try {
-          result = await forward(target, lock.signal);
+          return await new WriteSession(this.ctx, req, lock, state, target).run(forward);
         } catch (err) {
-          clearInterval(beat);
-          if (err instanceof BackendUnavailableError && !err.bytesSent) {
-            // Nothing reached the backend: no ref can have changed. Try the next leader.
-            this.health.markDown(id);
-            await this.store.abortWrite(repo, lock.token, writeId);
-            this.log.warn({ repo, backend: id, err: err.message }, 'write target unreachable; trying another leader');
-            lastError = err;
-            continue;
-          }
-          // Bytes reached the backend: whether refs changed is unknown, so the marker stays.
-          this.log.error({ repo, backend: id, err: (err as Error).message }, 'push interrupted; repository frozen for writes');
-          throw new WriteInterruptedError(repo, id);
-        }
-        try {
-          // The marker keeps beating while quorum copies are made.
-          return await finishWrite(this, { req, lock, writeId, target, preChecksum: state.checksums.get(id) ?? '', started, result, state });
-        } finally {
-          clearInterval(beat);
+          if (!(err instanceof TargetUnreachable)) throw err;
+          this.log.warn({ repo, backend: target.id, err: err.message }, 'write target unreachable; trying another leader');
+          lastError = err.cause;
         }
       }
       if (lastError instanceof BackendUnavailableError) throw new NoLeaderError(leadersLost(repo, plan.candidates));
@@ -326,13 +219,8 @@ export class Cluster {
   }
 
   /** Every enabled backend's checksum of `repo` (src/cluster/adoption.ts). */
-  compareCopies(repo: string): ReturnType<typeof compareCopies> {
-    return compareCopies(this, repo);
-  }
-
-  /** The state of a repository, adopting it on first sight (src/cluster/adoption.ts). */
-  private known(repo: string, state: RepoState): Promise<RepoState> {
-    return knownState(this, repo, state);
+  compareCopies(repo: string): ReturnType<Adoption['compareCopies']> {
+    return this.adoption.compareCopies(repo);
   }
 
   /** Catches `target` up from `source`, waiting at most `waitMs` (the copy goes on after that). */
@@ -340,12 +228,14 @@ export class Cluster {
     const version = state.versions.get(sourceId);
     const checksum = state.checksums.get(sourceId);
     if (version === undefined || checksum === undefined) return false;
-    const copy = catchUp(
-      this.store,
-      { repo, source: this.client(sourceId), target: this.client(targetId), version, checksum, pairLockMs: this.config.catchUp.pairLockMs },
-      this.log,
-      this.observer,
-    ).then(
+    const copy = catchUp(this.ctx, {
+      repo,
+      source: this.client(sourceId),
+      target: this.client(targetId),
+      version,
+      checksum,
+      pairLockMs: this.config.catchUp.pairLockMs,
+    }).then(
       (outcome) => outcome.status === 'ok',
       (err: unknown) => {
         this.log.warn({ repo, source: sourceId, target: targetId, err: (err as Error).message }, 'catch-up failed');
@@ -370,22 +260,6 @@ export class Cluster {
   }
 
   usable(ids: readonly string[], accepts: Accepts): Backend[] {
-    return ids.map((id) => this.backend(id)).filter(accepts);
-  }
-
-  client(id: string): BackendClient {
-    const c = this.clients.get(id);
-    if (!c) throw new CatchUpError(`backend ${id} has no endpoint githa can use as a Git client`);
-    return c;
-  }
-
-  views(): BackendView[] {
-    return this.config.backends.map((b) => ({
-      id: b.id,
-      zone: b.zone,
-      enabled: this.isEnabled(b.id),
-      writable: this.isWritable(b.id),
-      healthy: this.health.isHealthy(b.id),
-    }));
+    return this.directory.usable(ids, accepts);
   }
 }

@@ -1,14 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import { BackendUnavailableError } from '../errors.js';
-import type { RepoState } from '../state/store.js';
+import type { RepoState } from '../state/repo-state.js';
 import { refsChecksum } from './checksum.js';
-import type { Cluster } from './cluster.js';
+import { noteWrite, type ClusterContext } from './context.js';
 
 export type Resolution = 'none' | 'waiting' | 'cleared' | 'adopted' | 'unreachable' | 'left-frozen';
 
 /**
- * Resolves writes whose owner died (design: "Failure modes", write
- * interruption) and ends suspect periods (safety rule 3), without a human
+ * Resolves writes whose owner died (docs/operations.md "A push was
+ * interrupted") and ends suspect periods, without a human
  * wherever that is safe:
  * - the marker's heartbeat is older than interruptions.staleAfterMs and no
  *   githa holds the lock: the resolver takes the lock (from then on the owner
@@ -22,26 +21,26 @@ export type Resolution = 'none' | 'waiting' | 'cleared' | 'adopted' | 'unreachab
  * again (a paused owner's late bytes would show up then, and are adopted).
  */
 export class InterruptionResolver {
-  constructor(private readonly cluster: Cluster) {}
+  constructor(private readonly ctx: ClusterContext) {}
 
   async resolve(repo: string): Promise<Resolution> {
-    const { store, config, log } = this.cluster;
-    const first = await store.read(repo);
+    const { repos, config, log } = this.ctx;
+    const first = await repos.read(repo);
     if (!first.writing || first.locked) return 'none';
-    const age = (await store.now()) - first.writing.heartbeat;
+    const age = (await this.ctx.clock.now()) - first.writing.heartbeat;
     if (age < config.interruptions.staleAfterMs) return 'waiting';
-    return this.cluster.locks.withLock(repo, async (lock) => {
-      const state = await store.read(repo);
+    return this.ctx.writeLocks.withLock(repo, async (lock) => {
+      const state = await repos.read(repo);
       const marker = state.writing;
       if (!marker) return 'none';
       let live: string;
       try {
-        const refs = await this.cluster.client(marker.backend).listRefs(repo);
+        const refs = await this.ctx.backends.client(marker.backend).listRefs(repo, lock.signal);
         if (!refs) return 'unreachable';
         live = refsChecksum(refs);
       } catch (err) {
         if (!(err instanceof BackendUnavailableError)) throw err;
-        this.cluster.health.markDown(marker.backend);
+        this.ctx.health.markDown(marker.backend);
         log.warn({ repo, backend: marker.backend }, 'interrupted write: backend unreachable; writes stay frozen, reads go on');
         return 'unreachable';
       }
@@ -51,18 +50,20 @@ export class InterruptionResolver {
         return 'left-frozen';
       }
       const action = changed ? 'adopt' : 'clear';
-      const r = await store.resolveInterrupted(repo, lock.token, marker.id, action, live, Date.now() + config.interruptions.suspectGraceMs, {
-        proxy: config.proxyId,
-        writer: marker.proxy,
-        user: marker.user,
-        transport: marker.transport,
+      const r = await repos.resolveInterrupted(repo, {
+        token: lock.token,
+        writeId: marker.id,
+        action,
+        checksum: live,
+        suspectUntil: Date.now() + config.interruptions.suspectGraceMs,
+        log: { proxy: config.proxyId, writer: marker.proxy, user: marker.user, transport: marker.transport },
       });
-      if (r.status !== 'OK') return 'none';
+      if (r.status !== 'ok') return 'none';
       log.warn(
         { repo, backend: marker.backend, writer: marker.proxy, user: marker.user, action, version: r.version },
         changed ? 'interrupted write adopted as a new version; backend suspect' : 'interrupted write cleared (nothing changed); backend suspect',
       );
-      if (changed) store.noteWrite(repo, marker.backend, r.version).catch(() => {});
+      if (changed) noteWrite(this.ctx, repo, marker.backend, r.version);
       return changed ? 'adopted' : 'cleared';
     });
   }
@@ -70,31 +71,32 @@ export class InterruptionResolver {
   /** Verifies again every suspect backend of `repo` whose grace period is over. */
   async settleSuspects(repo: string, state: RepoState): Promise<void> {
     const now = Date.now();
-    const due = [...state.suspect].filter(([, until]) => until <= now).map(([b]) => b);
+    const due = [...state.suspect].filter(([, until]) => until <= now);
     if (due.length === 0 || state.locked || state.writing) return;
-    const { store, log } = this.cluster;
-    await this.cluster.locks.withLock(repo, async (lock) => {
-      for (const backend of due) {
+    const { repos, log, pairs, config } = this.ctx;
+    await this.ctx.writeLocks.withLock(repo, async (lock) => {
+      for (const [backend, until] of due) {
         // The pair lock keeps a catch-up into this backend from landing between our read and the script.
-        const token = randomUUID();
-        if (!(await store.tryPairLock(repo, backend, token, this.cluster.config.catchUp.pairLockMs))) continue;
+        const held = await pairs.acquire(repo, backend, config.catchUp.pairLockMs, lock.signal);
+        if (!held) continue;
         try {
-          const refs = await this.cluster.client(backend).listRefs(repo);
+          const refs = await this.ctx.backends.client(backend).listRefs(repo, held.lease.signal);
           if (!refs) continue;
-          const r = await store.settleSuspect(repo, lock.token, backend, refsChecksum(refs));
-          if (r.status === 'ADOPTED') {
+          held.lease.signal.throwIfAborted();
+          const r = await repos.settleSuspect(repo, { token: lock.token, backend, until, liveChecksum: refsChecksum(refs) });
+          if (r.status === 'adopted') {
             log.warn({ repo, backend, version: r.version }, 'late bytes of an interrupted write landed on a suspect backend; adopted as a new version');
-            store.noteWrite(repo, backend, r.version).catch(() => {});
-          } else if (r.status === 'STALE') {
+            noteWrite(this.ctx, repo, backend, r.version);
+          } else if (r.status === 'stale') {
             log.warn({ repo, backend }, 'a suspect backend changed while behind the leaders; not adopted, it is caught up from them');
-          } else {
+          } else if (r.status === 'cleared') {
             log.info({ repo, backend }, 'suspect backend verified; no longer suspect');
           }
         } catch (err) {
-          if (err instanceof BackendUnavailableError) this.cluster.health.markDown(backend);
+          if (err instanceof BackendUnavailableError) this.ctx.health.markDown(backend);
           else throw err;
         } finally {
-          await store.releasePairLock(repo, backend, token).catch(() => {});
+          await held.lease.release();
         }
       }
     });

@@ -1,4 +1,4 @@
-import type { FreezeReason, FrozenState, WritingMarker } from '../state/store.js';
+import type { FreezeReason, FrozenState, WritingMarker } from '../state/repo-state.js';
 
 /**
  * The sentences an operator and a git user read when githa refuses, naming

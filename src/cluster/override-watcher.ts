@@ -14,9 +14,12 @@ import type { Logger } from '../log.js';
 import { connectRedis, redisReady, type RedisTarget } from '../state/redis.js';
 import { effectiveOverrides, OverrideStore, type OverrideAck, type OverrideMessage, type StoredOverride } from '../state/overrides.js';
 import type { Cluster } from './cluster.js';
+import type { Keys } from '../state/keys.js';
 
 export interface OverrideWatcherOptions {
   cluster: Cluster;
+  /** The Redis key names (the override hashes and channels). */
+  keys: Keys;
   /** The cluster's own connection (reads and acks). */
   redis: Redis;
   /** Where the subscriber connects: the same Redis (or Sentinel master) as `redis`. */
@@ -39,7 +42,7 @@ export class OverrideWatcher {
     const { cluster } = opts;
     this.store = new OverrideStore(
       opts.redis,
-      cluster.store.keys,
+      opts.keys,
       new Map(cluster.config.backends.map((b) => [b.id, { enabled: b.enabled, writable: b.writable }])),
     );
   }

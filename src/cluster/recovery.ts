@@ -1,4 +1,5 @@
-import type { Cluster } from './cluster.js';
+import type { Adoption } from './adoption.js';
+import { noteWrite, type ClusterContext } from './context.js';
 import { leadership } from './routing.js';
 
 export type RecoveryResult =
@@ -12,8 +13,8 @@ export type RecoveryResult =
   | { repo: string; status: 'skipped'; reason: string };
 
 /**
- * Rebuilds one repository's record from its copies (design: "Losing Redis",
- * `githa recover`). Under the write lock, every enabled backend's refs are
+ * Rebuilds one repository's record from its copies (docs/operations.md
+ * "Losing Redis", `githa recover`). Under the write lock, every enabled backend's refs are
  * read; copies with equal checksums become leaders together at a version
  * above anything recorded (under a new epoch, so no githa takes the new
  * record for a regression); differing copies freeze the repository as
@@ -22,28 +23,28 @@ export type RecoveryResult =
  * copies are caught up as usual. A backend that cannot be reached leaves the
  * record untouched: it may hold the newest copy.
  */
-export async function recoverRepository(cluster: Cluster, repo: string): Promise<RecoveryResult> {
-  return cluster.locks.withLock(repo, async (lock) => {
-    const { copies, missing, unreachable } = await cluster.compareCopies(repo);
+export async function recoverRepository(ctx: ClusterContext, copiesOf: Pick<Adoption, 'compareCopies'>, repo: string): Promise<RecoveryResult> {
+  return ctx.writeLocks.withLock(repo, async (lock) => {
+    const { copies, missing, unreachable } = await copiesOf.compareCopies(repo);
     if (unreachable.length > 0) return { repo, status: 'skipped', reason: `unreachable: ${unreachable.join(', ')}` };
     if (copies.size === 0) return { repo, status: 'skipped', reason: 'no backend has it' };
     const sorted = new Map([...copies].sort(([a], [b]) => a.localeCompare(b)));
     if (new Set(copies.values()).size > 1) {
       // Stale copies are no ambiguity while Redis still proves which copy is right.
-      const state = await cluster.store.read(repo);
+      const state = await ctx.repos.read(repo);
       const { max, leaders } = leadership(state.versions);
       const proven = leaders.length > 0 && leaders.every((b) => copies.get(b) !== undefined && copies.get(b) === state.checksums.get(b));
       if (proven && !state.frozen) return { repo, status: 'intact', version: max, leaders };
     }
     const detail = [...sorted].map(([b, c]) => `${b}=${c.slice(0, 12)}`).join(' ') + (missing.length ? ` missing on ${missing.join(',')}` : '');
-    const r = await cluster.store.recover(repo, lock.token, sorted, detail);
-    if (r.status === 'OK') {
-      cluster.log.warn({ repo, version: r.version, backends: [...sorted.keys()] }, 'repository record rebuilt from its copies');
-      cluster.store.noteWrite(repo, [...sorted.keys()][0]!, r.version).catch(() => {});
+    const r = await ctx.repos.recover(repo, lock.token, sorted, detail);
+    if (r.status === 'ok') {
+      ctx.log.warn({ repo, version: r.version, backends: [...sorted.keys()] }, 'repository record rebuilt from its copies');
+      noteWrite(ctx, repo, [...sorted.keys()][0]!, r.version);
       return { repo, status: 'recovered', version: r.version, backends: [...sorted.keys()] };
     }
-    if (r.status === 'AMBIGUOUS') {
-      cluster.log.error({ repo, detail }, 'recovery: copies differ; frozen as ambiguous');
+    if (r.status === 'ambiguous') {
+      ctx.log.error({ repo, detail }, 'recovery: copies differ; frozen as ambiguous');
       return { repo, status: 'ambiguous', copies: Object.fromEntries(sorted) };
     }
     return { repo, status: 'skipped', reason: `the write lock was lost (${r.status})` };

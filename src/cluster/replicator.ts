@@ -1,11 +1,11 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { BackendUnavailableError, GithaError } from '../errors.js';
-import type { RepoState } from '../state/store.js';
+import type { RepoState } from '../state/repo-state.js';
 import { catchUp } from './catch-up.js';
-import { repoFlags, type Cluster } from './cluster.js';
+import type { ClusterContext, StateReader } from './context.js';
 import type { InterruptionResolver } from './interruptions.js';
-import { leadership } from './routing.js';
+import { leadership, repoFlags } from './routing.js';
 
 export interface ReplicatorOptions {
   concurrency: number;
@@ -14,6 +14,8 @@ export interface ReplicatorOptions {
   retryMaxMs: number;
   /** A dedicated connection for the blocking XREAD on githa:events. */
   events: Redis;
+  /** The events stream's key (Keys.events()). */
+  eventsKey: string;
   /** How long one XREAD blocks (must stay under the connection's command timeout). */
   blockMs?: number;
 }
@@ -46,11 +48,13 @@ export class Replicator {
   private readonly committed = new Map<string, { version: number; at: number }>();
 
   constructor(
-    private readonly cluster: Cluster,
-    private readonly resolver: InterruptionResolver,
+    private readonly ctx: ClusterContext,
+    /** The regression-checked state (Cluster.state): a copy is never planned from Redis gone back in time. */
+    private readonly states: StateReader,
+    private readonly resolver: Pick<InterruptionResolver, 'resolve' | 'settleSuspects'>,
     private readonly opts: ReplicatorOptions,
   ) {
-    this.log = cluster.log.child({ component: 'replicator' });
+    this.log = ctx.log.child({ component: 'replicator' });
   }
 
   start(): void {
@@ -62,7 +66,7 @@ export class Replicator {
     every.unref();
     this.timers.add(every);
     // A backend that comes back is caught up at once, not at the next scan.
-    this.unsubscribe = this.cluster.health.onChange((id, up) => {
+    this.unsubscribe = this.ctx.health.onChange((id, up) => {
       if (up) {
         this.log.info({ backend: id }, 'backend is up; scanning for what it missed');
         for (const key of this.backoff.keys()) if (key.endsWith(`\0${id}`)) this.backoff.delete(key);
@@ -97,7 +101,7 @@ export class Replicator {
     if (this.scanning || !this.running) return;
     this.scanning = (async () => {
       try {
-        for await (const page of this.cluster.store.repositories()) for (const repo of page) this.enqueue(repo);
+        for await (const page of this.ctx.index.repositories()) for (const repo of page) this.enqueue(repo);
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'scan failed; retrying at the next interval');
       } finally {
@@ -107,7 +111,7 @@ export class Replicator {
   }
 
   private async follow(): Promise<void> {
-    const key = this.cluster.store.keys.events();
+    const key = this.opts.eventsKey;
     let last = '$';
     while (this.running) {
       try {
@@ -151,11 +155,11 @@ export class Replicator {
 
   /** Brings every stale, healthy, enabled backend of `repo` up to its leaders. */
   private async replicate(repo: string): Promise<void> {
-    let state = await this.cluster.state(repo);
+    let state = await this.states.state(repo);
     if (state.writing && !state.locked) {
       const r = await this.resolver.resolve(repo);
       if (r === 'waiting' || r === 'unreachable' || r === 'left-frozen') this.retry(repo, '\0marker', true);
-      state = await this.cluster.state(repo);
+      state = await this.states.state(repo);
     }
     if (state.suspect.size > 0) {
       await this.resolver.settleSuspects(repo, state);
@@ -168,12 +172,12 @@ export class Replicator {
   private stalePairs(state: RepoState): { target: string; source: string }[] {
     const flags = repoFlags(state);
     const { max, leaders } = leadership(state.versions, flags.notLeaders);
-    const health = this.cluster.health;
-    const sources = leaders.filter((b) => this.cluster.isEnabled(b) && health.isHealthy(b));
+    const health = this.ctx.health;
+    const sources = leaders.filter((b) => this.ctx.backends.isEnabled(b) && health.isHealthy(b));
     const preferred = [...sources.filter((b) => !flags.avoid?.has(b)), ...sources.filter((b) => flags.avoid?.has(b))];
     const source = preferred[0];
     if (!source) return [];
-    return this.cluster
+    return this.ctx.backends
       .activeBackends()
       .filter((b) => health.isHealthy(b.id))
       .filter((b) => (state.versions.get(b.id) ?? 0) < max && !state.drift.has(b.id) && state.writing?.backend !== b.id)
@@ -188,21 +192,19 @@ export class Replicator {
     const checksum = state.checksums.get(source)!;
     try {
       const outcome = await catchUp(
-        this.cluster.store,
-        { repo, source: this.cluster.client(source), target: this.cluster.client(target), version, checksum, pairLockMs: this.cluster.config.catchUp.pairLockMs },
-        this.log,
-        this.cluster.observer,
+        this.ctx,
+        { repo, source: this.ctx.backends.client(source), target: this.ctx.backends.client(target), version, checksum, pairLockMs: this.ctx.config.catchUp.pairLockMs },
       );
       if (outcome.status === 'ok') {
         this.backoff.delete(key);
         const c = this.committed.get(repo);
-        if (c?.version === version) this.cluster.observer.replicationLag(Math.max(0, Date.now() - c.at) / 1000);
+        if (c?.version === version) this.ctx.observer.replicationLag(Math.max(0, Date.now() - c.at) / 1000);
         return;
       }
       // Busy: another githa copies this pair now. Not recorded: the source moved on, look again.
       this.retry(repo, target, outcome.status === 'busy');
     } catch (err) {
-      if (err instanceof BackendUnavailableError) this.cluster.health.markDown(err.backendId);
+      if (err instanceof BackendUnavailableError) this.ctx.health.markDown(err.backendId);
       this.log.warn({ repo, source, target, err: (err as Error).message }, 'catch-up failed; backing off');
       this.retry(repo, target, false);
     }

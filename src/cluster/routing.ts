@@ -1,3 +1,5 @@
+import type { RepoState } from '../state/repo-state.js';
+
 /**
  * Routing decisions, free of I/O: given a repository's versions, the backends
  * and their health, which backend serves a read or takes a write
@@ -29,6 +31,21 @@ export interface Leadership {
 export interface RepoFlags {
   readonly notLeaders?: ReadonlySet<string>;
   readonly avoid?: ReadonlySet<string>;
+}
+
+/**
+ * Routing flags of one repository: drifted copies lead no more; suspect ones
+ * and the backend of any write marker are avoided. A marker's backend may hold
+ * refs no version records yet, whether its write is live or interrupted (and
+ * while a resolver holds the lock, an interrupted marker looks locked): reads
+ * and push advertisements go to the other leaders while there are any. The
+ * backends a marker names as quorum-copy targets may hold the push before it
+ * is acknowledged: they are avoided too (no dirty reads).
+ */
+export function repoFlags(state: RepoState): RepoFlags {
+  const avoid = new Set(state.suspect.keys());
+  if (state.writing) for (const b of [state.writing.backend, ...state.writing.copies]) avoid.add(b);
+  return { notLeaders: new Set(state.drift.keys()), avoid };
 }
 
 export function leadership(versions: ReadonlyMap<string, number>, notLeaders?: ReadonlySet<string>): Leadership {

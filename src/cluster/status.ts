@@ -1,4 +1,4 @@
-import type { RepoState } from '../state/store.js';
+import type { RepoState } from '../state/repo-state.js';
 import { leadership } from './routing.js';
 
 /**

@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { BackendUnavailableError } from '../errors.js';
 import { refsChecksum } from './checksum.js';
-import type { Cluster } from './cluster.js';
+import type { ClusterContext } from './context.js';
 
 export interface VerifyReport {
   repo: string;
@@ -31,12 +30,12 @@ export class Verifier {
   private nextSlot = 0;
   private readonly log: Logger;
 
-  constructor(private readonly cluster: Cluster) {
-    this.log = cluster.log.child({ component: 'verifier' });
+  constructor(private readonly ctx: ClusterContext) {
+    this.log = ctx.log.child({ component: 'verifier' });
   }
 
   start(): void {
-    const every = this.cluster.config.verify.intervalMs;
+    const every = this.ctx.config.verify.intervalMs;
     if (every <= 0 || this.running) return;
     this.running = true;
     const tick = (): void => {
@@ -62,10 +61,10 @@ export class Verifier {
   }
 
   private async verifyAll(intervalMs: number): Promise<void> {
-    for await (const page of this.cluster.store.repositories()) {
+    for await (const page of this.ctx.index.repositories()) {
       for (const repo of page) {
         if (!this.running) return;
-        if (!(await this.cluster.store.tryVerifyLock(repo, intervalMs))) continue;
+        if (!(await this.ctx.index.claimVerify(repo, intervalMs))) continue;
         await this.verify(repo);
       }
     }
@@ -73,7 +72,7 @@ export class Verifier {
 
   /** One ref listing per verify.perSecond-th of a second, across the whole githa. */
   private async slot(): Promise<void> {
-    const gap = 1000 / this.cluster.config.verify.perSecond;
+    const gap = 1000 / this.ctx.config.verify.perSecond;
     const now = performance.now();
     const at = Math.max(now, this.nextSlot);
     this.nextSlot = at + gap;
@@ -82,58 +81,63 @@ export class Verifier {
 
   /** Verifies every recorded copy of `repo` now. */
   async verify(repo: string): Promise<VerifyReport> {
-    const { store } = this.cluster;
+    const { repos, pairs } = this.ctx;
     const report: VerifyReport = { repo, ok: [], drifted: [], skipped: [] };
-    const before = await store.read(repo);
+    const before = await repos.read(repo);
     for (const [backend, version] of before.versions) {
       const recorded = before.checksums.get(backend);
-      if (!recorded || !this.cluster.isEnabled(backend) || before.writing?.backend === backend) {
+      if (!recorded || !this.ctx.backends.isEnabled(backend) || before.writing?.backend === backend) {
         report.skipped.push(backend);
         continue;
       }
       await this.slot();
-      // The pair lock keeps a catch-up into this copy from landing between our listing and the record.
-      const token = randomUUID();
-      if (!(await store.tryPairLock(repo, backend, token, this.cluster.config.catchUp.pairLockMs))) {
+      // The pair lock keeps a catch-up into this copy from landing between our listing and the record; renewed while the listing runs.
+      const held = await pairs.acquire(repo, backend, this.ctx.config.catchUp.pairLockMs);
+      if (!held) {
         report.skipped.push(backend);
         continue;
       }
       try {
-        await this.compare(repo, backend, version, recorded, before.drift.has(backend), report);
+        await this.compare(repo, backend, version, recorded, before.drift.has(backend), report, held.lease.signal);
       } finally {
-        await store.releasePairLock(repo, backend, token).catch(() => {});
+        await held.lease.release();
       }
     }
     return report;
   }
 
-  private async compare(repo: string, backend: string, version: number, recorded: string, wasDrifted: boolean, report: VerifyReport): Promise<void> {
-    const { store } = this.cluster;
+  private async compare(repo: string, backend: string, version: number, recorded: string, wasDrifted: boolean, report: VerifyReport, signal: AbortSignal): Promise<void> {
+    const { repos } = this.ctx;
     {
       let live: string;
       try {
-        const refs = await this.cluster.client(backend).listRefs(repo);
+        const refs = await this.ctx.backends.client(backend).listRefs(repo, signal);
         if (!refs) {
           report.skipped.push(backend);
           return;
         }
         live = refsChecksum(refs);
       } catch (err) {
-        if (err instanceof BackendUnavailableError) this.cluster.health.markDown(backend);
+        if (err instanceof BackendUnavailableError) this.ctx.health.markDown(backend);
+        report.skipped.push(backend);
+        return;
+      }
+      // A listing that outlived its copy lock may have raced a catch-up: not evidence either way.
+      if (signal.aborted) {
         report.skipped.push(backend);
         return;
       }
       if (live === recorded) {
         report.ok.push(backend);
         if (wasDrifted) {
-          await store.clearDrift(repo, backend);
+          await repos.clearDrift(repo, backend);
           this.log.info({ repo, backend }, 'drift resolved: the copy matches its recorded checksum again');
         }
         return;
       }
       // Only drift if the record did not move meanwhile (a push or catch-up committing now is no drift).
-      const status = await store.markDrift(repo, backend, version, recorded, live);
-      if (status === 'OK') {
+      const status = await repos.markDrift(repo, backend, version, recorded, live);
+      if (status === 'ok') {
         report.drifted.push(backend);
         if (!wasDrifted) {
           this.log.error({ repo, backend, version, recorded, live }, 'DRIFT: a backend copy changed outside githa; it leads no more until resolved');

@@ -1,43 +1,49 @@
 import type { Redis } from 'ioredis';
 import Redlock, { ExecutionError, ResourceLockedError, type Lock } from 'redlock';
-import { ClusterStateUnavailableError, LockLostError, RepositoryBusyError } from '../errors.js';
+import { ClusterStateUnavailableError, RepositoryBusyError } from '../errors.js';
 import type { Keys } from './keys.js';
+import { Lease, type Held } from './lease.js';
 
-export interface HeldLock {
-  /** The random value stored under the lock key: the guarded scripts compare it. */
-  readonly token: string;
-  /** Aborted (with LockLostError) when the lease could not be extended: stop before the last byte. */
-  readonly signal: AbortSignal;
-}
+export type { Held as HeldLock } from './lease.js';
 
 const RETRY_DELAY_MS = 100;
 
+/** Where a lock wait is reported (metrics): seconds waited, and acquired, busy or unavailable. */
+export type LockWaitObserver = (seconds: number, outcome: 'acquired' | 'busy' | 'unavailable') => void;
+
+/** The write lock as the cluster sees it (an in-memory fake implements it in unit tests). */
+export interface WriteLockService {
+  /** Runs `fn` holding the repository's write lock; its signal aborts when the lease may be lost. */
+  withLock<T>(repo: string, fn: (lock: Held) => Promise<T>): Promise<T>;
+}
+
 /**
- * The per-repository write lock (Redlock on one Redis). It is an efficiency
- * lock: it queues pushes to one repository. Safety comes from the scripts that
- * check its token before any commit (design: "Safety rules"). The lease is
- * extended while the holder runs, a third of a lease before it ends; the
- * schedule uses performance.now() so wall-clock jumps cannot stretch it.
+ * The per-repository write lock (Redlock on one Redis; docs/architecture.md
+ * "Leases"). It is an efficiency lock: it queues pushes to one repository.
+ * Safety comes from the scripts that check its token before any commit. The
+ * lease follows the one discipline of Lease (renewal on a performance.now()
+ * schedule, abort when lost, release retried), with redlock's extend and
+ * release as its driver, as redlock's own `using()` does.
  */
-export class WriteLocks {
+export class WriteLocks implements WriteLockService {
   private readonly redlock: Redlock;
-  /** Told how long each acquire waited (seconds) and how it ended: acquired, busy, unavailable (metrics). */
-  onWait: (seconds: number, outcome: 'acquired' | 'busy' | 'unavailable') => void = () => {};
 
   constructor(
     redis: Redis,
     private readonly keys: Keys,
     private readonly opts: { leaseMs: number; waitMs: number },
+    private readonly onWait: LockWaitObserver = () => {},
   ) {
     this.redlock = new Redlock([redis], {
       retryCount: Math.max(0, Math.ceil(opts.waitMs / RETRY_DELAY_MS)),
       retryDelay: RETRY_DELAY_MS,
       retryJitter: 50,
     });
+    // Failed attempts surface through acquire's rejection (explained below); the event adds nothing.
     this.redlock.on('error', () => {});
   }
 
-  async withLock<T>(repo: string, fn: (lock: HeldLock) => Promise<T>): Promise<T> {
+  async withLock<T>(repo: string, fn: (lock: Held) => Promise<T>): Promise<T> {
     let lock: Lock;
     const waitStarted = performance.now();
     const waited = (): number => (performance.now() - waitStarted) / 1000;
@@ -49,34 +55,22 @@ export class WriteLocks {
       throw e;
     }
     this.onWait(waited(), 'acquired');
-    const controller = new AbortController();
-    const lease = this.opts.leaseMs;
-    let validUntil = performance.now() + lease;
-    let timer: NodeJS.Timeout | undefined;
-    let stopped = false;
-    const schedule = (): void => {
-      timer = setTimeout(extend, Math.max(0, validUntil - performance.now() - lease / 3));
+    const driver = {
+      extend: async (ms: number) => {
+        lock = await lock.extend(ms);
+        return true;
+      },
+      release: async () => {
+        await lock.release();
+      },
     };
-    const extend = (): void => {
-      const started = performance.now();
-      lock
-        .extend(lease)
-        .then((next) => {
-          lock = next;
-          validUntil = started + lease;
-          if (!stopped) schedule();
-        })
-        .catch((err: unknown) => {
-          if (!stopped) controller.abort(new LockLostError(`the write lock on ${repo} could not be extended`, { cause: err }));
-        });
-    };
-    schedule();
+    // redlock's expiration counts from before its last attempt was sent (less clock drift): the lease as granted.
+    const grantedAt = performance.now() + (lock.expiration - Date.now()) - this.opts.leaseMs;
+    const lease = new Lease(lock.value, driver, this.opts.leaseMs, `write lock on ${repo}`, undefined, grantedAt);
     try {
-      return await fn({ token: lock.value, signal: controller.signal });
+      return await fn(lease);
     } finally {
-      stopped = true;
-      clearTimeout(timer);
-      await lock.release().catch(() => {});
+      await lease.release();
     }
   }
 

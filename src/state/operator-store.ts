@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
 import { flattenFields, runScript, type Durability } from './redis-call.js';
 import { MAINTENANCE_BEGIN, MAINTENANCE_RELEASE, SYNC_COMMIT, THAW_DEMOTE, THAW_PROMOTE } from './operator-scripts.js';
-import type { FreezeReason, LogFields } from './store.js';
+import type { FreezeReason } from './repo-state.js';
+import type { LogFields } from './repository-store.js';
 
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { summarize } from '../../src/cluster/status.js';
-import type { RepoState } from '../../src/state/store.js';
+import type { RepoState } from '../../src/state/repo-state.js';
 
 const state = (versions: Record<string, number>, extra: Partial<RepoState> = {}): RepoState => ({
   versions: new Map(Object.entries(versions)),
@@ -36,10 +36,10 @@ describe('summarize', () => {
   });
 
   it('ambiguous and frozen name their reason; an interrupted write is frozen, a running one is not', () => {
-    const frozen = (reason: 'ambiguous' | 'maintenance') => state({ b1: 1 }, { frozen: { reason, detail: `why ${reason}`, since: 1 } });
+    const frozen = (reason: 'ambiguous' | 'maintenance') => state({ b1: 1 }, { frozen: { reason, detail: `why ${reason}`, since: 1, backends: [] } });
     expect(summarize(frozen('ambiguous'), ALL, 2, undefined, NOW)).toMatchObject({ state: 'ambiguous', reason: 'why ambiguous' });
     expect(summarize(frozen('maintenance'), ALL, 2, undefined, NOW)).toMatchObject({ state: 'frozen', reason: 'maintenance' });
-    const marker = { id: 'w', backend: 'b1', proxy: 'p', user: 'u', transport: 'http', started: 1, heartbeat: 1, preChecksum: 'c' };
+    const marker = { id: 'w', backend: 'b1', proxy: 'p', user: 'u', transport: 'http', started: 1, heartbeat: 1, preChecksum: 'c', copies: [] };
     expect(summarize(state({ b1: 2, b2: 2, b3: 2 }, { writing: marker, locked: false }), ALL, 2, undefined, NOW)).toMatchObject({
       state: 'frozen',
       reason: 'write-interrupted',

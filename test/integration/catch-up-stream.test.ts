@@ -20,7 +20,8 @@ import { BackendUnavailableError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { PktLineDecoder, pktText } from '../../src/protocol/pkt-line.js';
 import { connectRedis, redisReady } from '../../src/state/redis.js';
-import { StateStore } from '../../src/state/store.js';
+import { copyDeps, testState } from '../support/copy-deps.js';
+import type { StateParts } from '../../src/state/state.js';
 import { useCluster, type DevBackend } from '../support/cluster.js';
 import { GitClient, writeRandomFile } from '../support/git.js';
 import { gitDir, diskRefs, fullRefs, checksumOf } from '../support/backend-refs.js';
@@ -163,13 +164,13 @@ describe.each(['ssh', 'git'] as const)('%s client against a stock backend', (tra
 
 describe('catchUp() over SSH and git://', () => {
   let redis: Redis;
-  let store: StateStore;
+  let store: StateParts;
   const clients: StreamGitClient[] = [];
 
   beforeAll(async () => {
     redis = connectRedis(cluster().redis.url, { commandTimeoutMs: 5_000 });
     expect(await redisReady(redis, 5_000)).toBe(true);
-    store = new StateStore(redis, 'githa:');
+    store = testState(redis);
   });
 
   afterAll(async () => {
@@ -205,7 +206,7 @@ describe('catchUp() over SSH and git://', () => {
     const sum = checksumOf(refs);
     const targetSum = checksumOf(await diskRefs(target.backend, repo));
     await seed(`${repo}.git`, { [source.backend.id]: [version, sum], [target.backend.id]: [version - 1, targetSum] });
-    const out = await catchUp(store, { repo: `${repo}.git`, source: source.client, target: target.client, version, checksum: sum }, log);
+    const out = await catchUp(copyDeps(store, log), { repo: `${repo}.git`, source: source.client, target: target.client, version, checksum: sum });
     expect(out).toMatchObject({ status: 'ok', commands: expectCommands });
     expect(await diskRefs(target.backend, repo)).toEqual(refs);
     expect(await fullRefs(target.backend, repo)).toBe(await fullRefs(source.backend, repo));
@@ -314,11 +315,11 @@ describe('catchUp() over SSH and git://', () => {
     const repo = 'cu/ahead';
     const { older, newer, newerRefs } = await aheadPair(repo);
     await seed(`${repo}.git`, { b1: [1, older], b2: [2, newer] });
-    const out = await catchUp(store, { repo: `${repo}.git`, source: over('ssh', 'b1'), target: over('ssh', 'b2'), version: 1, checksum: older }, log);
+    const out = await catchUp(copyDeps(store, log), { repo: `${repo}.git`, source: over('ssh', 'b1'), target: over('ssh', 'b2'), version: 1, checksum: older });
     expect(out).toEqual({ status: 'not-recorded', reason: 'current' });
     expect(await diskRefs(cluster().backend('b2'), repo)).toEqual(newerRefs);
     // The same for a write's quorum copy still running after the next push reached its target.
-    const late = await copyRepository(store, { repo: `${repo}.git`, source: over('ssh', 'b1'), target: over('ssh', 'b2'), version: 2, checksum: older, hold: true });
+    const late = await copyRepository(store.pairs, { repo: `${repo}.git`, source: over('ssh', 'b1'), target: over('ssh', 'b2'), version: 2, checksum: older, hold: true });
     expect(late).toEqual({ status: 'current', code: 'current', reason: 'b2 is at version 2 already' });
     expect(await diskRefs(cluster().backend('b2'), repo)).toEqual(newerRefs);
     expect(await redis.exists(store.keys.pairLock(`${repo}.git`, 'b2'))).toBe(0);
@@ -331,12 +332,12 @@ describe('catchUp() over SSH and git://', () => {
     // b2 got the next push's quorum copy, not yet recorded: Redis still says b2 is stale.
     await seed(`${repo}.git`, { b1: [1, older], b2: [0, older] });
     const b1 = cluster().backend('b1');
-    const held = await copyRepository(store, { repo: `${repo}.git`, source: over('ssh', 'b2'), target: over('ssh', 'b1'), checksum: newer, pairLockMs: 300, hold: true });
+    const held = await copyRepository(store.pairs, { repo: `${repo}.git`, source: over('ssh', 'b2'), target: over('ssh', 'b1'), checksum: newer, pairLockMs: 300, hold: true });
     expect(held.status).toBe('copied');
     expect(checksumOf(await diskRefs(b1, repo))).toBe(newer);
     await new Promise((r) => setTimeout(r, 1_000)); // > 3 leases: renewed, not expired
     // b1 holds refs Redis does not record yet: a catch-up planned from that older record must wait.
-    const meanwhile = await catchUp(store, { repo: `${repo}.git`, source: over('ssh', 'b2'), target: over('ssh', 'b1'), version: 1, checksum: older }, log);
+    const meanwhile = await catchUp(copyDeps(store, log), { repo: `${repo}.git`, source: over('ssh', 'b2'), target: over('ssh', 'b1'), version: 1, checksum: older });
     expect(meanwhile).toEqual({ status: 'busy' });
     expect(checksumOf(await diskRefs(b1, repo))).toBe(newer);
     if (held.status === 'copied') await held.release();

@@ -18,7 +18,8 @@ import { catchUp } from '../../src/cluster/catch-up.js';
 import { EMPTY_CHECKSUM, refsChecksum } from '../../src/cluster/checksum.js';
 import { createLogger } from '../../src/log.js';
 import { connectRedis, redisReady } from '../../src/state/redis.js';
-import { StateStore } from '../../src/state/store.js';
+import { copyDeps, testState } from '../support/copy-deps.js';
+import type { StateParts } from '../../src/state/state.js';
 import { useCluster, type DevBackend } from '../support/cluster.js';
 import { GitClient, writeRandomFile } from '../support/git.js';
 import { startGitha } from '../support/githa.js';
@@ -166,14 +167,14 @@ describe('read-time catch-up through githa (zone preference)', () => {
 
 describe('catchUp() between two stock backends', () => {
   let redis: Redis;
-  let store: StateStore;
+  let store: StateParts;
   const log = createLogger('silent');
   const clients = new Map<string, HttpBackendClient>();
 
   beforeAll(async () => {
     redis = connectRedis(cluster().redis.url, { commandTimeoutMs: 5_000 });
     expect(await redisReady(redis, 5_000)).toBe(true);
-    store = new StateStore(redis, 'githa:');
+    store = testState(redis);
     for (const b of cluster().backends) clients.set(b.id, new HttpBackendClient({ id: b.id, baseUrl: b.httpUrl, timeoutMs: 30_000 }));
   });
 
@@ -217,7 +218,7 @@ describe('catchUp() between two stock backends', () => {
     await seed(repo, { b1: [4, sum], b2: [1, EMPTY_CHECKSUM] });
 
     const req = { repo: `${repo}.git`, source: client('b1'), target: client('b2'), version: 4, checksum: sum };
-    const out = await catchUp(store, req, log);
+    const out = await catchUp(copyDeps(store, log), req);
     expect(out).toMatchObject({ status: 'ok', commands: 4 });
     expect(out.status === 'ok' && out.bytes).toBeGreaterThan(0);
     expect(await diskRefs(c.backend('b2'), repo)).toEqual(source);
@@ -230,7 +231,7 @@ describe('catchUp() between two stock backends', () => {
     expect(entries[0]![1]).toEqual(expect.arrayContaining(['event', 'catch-up', 'source', 'b1', 'backend', 'b2', 'version', '4']));
 
     // Again: nothing to copy, and nothing new to record.
-    const again = await catchUp(store, req, log);
+    const again = await catchUp(copyDeps(store, log), req);
     expect(again).toEqual({ status: 'not-recorded', reason: 'current' });
     expect(await versions(repo)).toEqual({ b1: 4, b2: 4 });
     expect(await diskRefs(c.backend('b2'), repo)).toEqual(source);
@@ -240,14 +241,14 @@ describe('catchUp() between two stock backends', () => {
 
     // A target that already holds the refs but is recorded below: recorded, without any command.
     await redis.hset(store.keys.versions(`${repo}.git`), 'b2', 2);
-    expect(await catchUp(store, req, log)).toEqual({ status: 'ok', commands: 0, bytes: 0 });
+    expect(await catchUp(copyDeps(store, log), req)).toEqual({ status: 'ok', commands: 0, bytes: 0 });
     expect(await versions(repo)).toEqual({ b1: 4, b2: 4 });
     expect(await diskRefs(c.backend('b2'), repo)).toEqual(source);
 
     // Another githa holding the pair lock: this one stays away.
     await redis.set(store.keys.pairLock(`${repo}.git`, 'b2'), 'someone-else', 'PX', 10_000);
     await redis.hset(store.keys.versions(`${repo}.git`), 'b2', 2);
-    expect(await catchUp(store, req, log)).toEqual({ status: 'busy' });
+    expect(await catchUp(copyDeps(store, log), req)).toEqual({ status: 'busy' });
     expect(await redis.get(store.keys.pairLock(`${repo}.git`, 'b2'))).toBe('someone-else');
     expect(await redis.hget(store.keys.versions(`${repo}.git`), 'b2')).toBe('2');
     await redis.del(store.keys.pairLock(`${repo}.git`, 'b2'));
@@ -297,7 +298,7 @@ describe('catchUp() between two stock backends', () => {
     const sum = checksumOf(source);
     await seed(repo, { b1: [7, sum], b3: [3, checksumOf(target)] });
 
-    const out = await catchUp(store, { repo: `${repo}.git`, source: client('b1'), target: client('b3'), version: 7, checksum: sum }, log);
+    const out = await catchUp(copyDeps(store, log), { repo: `${repo}.git`, source: client('b1'), target: client('b3'), version: 7, checksum: sum });
     // ff, forced, moving, created; deletes of extra and stale-tag. `main` and `same` are equal already.
     expect(out).toMatchObject({ status: 'ok', commands: 6 });
     expect(await diskRefs(c.backend('b3'), repo)).toEqual(source);
@@ -325,7 +326,7 @@ describe('catchUp() between two stock backends', () => {
     const sum = checksumOf(source);
     await seed(repo, { b1: [2, sum], b2: [1, checksumOf(await diskRefs(c.backend('b2'), repo))] });
 
-    const out = await catchUp(store, { repo: `${repo}.git`, source: client('b1'), target: client('b2'), version: 2, checksum: sum }, log);
+    const out = await catchUp(copyDeps(store, log), { repo: `${repo}.git`, source: client('b1'), target: client('b2'), version: 2, checksum: sum });
     expect(out).toEqual({ status: 'ok', commands: 3, bytes: 0 });
     expect(await diskRefs(c.backend('b2'), repo)).toEqual(source);
     expect(await versions(repo)).toEqual({ b1: 2, b2: 2 });
@@ -347,7 +348,7 @@ describe('catchUp() between two stock backends', () => {
     expect(actual).not.toBe(recorded);
     await seed(repo, { b1: [3, recorded], b2: [1, EMPTY_CHECKSUM] });
 
-    const out = await catchUp(store, { repo: `${repo}.git`, source: client('b1'), target: client('b2'), version: 3, checksum: recorded }, log);
+    const out = await catchUp(copyDeps(store, log), { repo: `${repo}.git`, source: client('b1'), target: client('b2'), version: 3, checksum: recorded });
     expect(out.status).toBe('not-recorded');
     expect(out.status === 'not-recorded' && out.reason).toMatch(/b1 no longer matches the checksum to copy/);
     expect(await versions(repo)).toEqual({ b1: 3, b2: 1 });
@@ -357,7 +358,7 @@ describe('catchUp() between two stock backends', () => {
 
     // The copy matches the source, but Redis no longer records version 3 with
     // that checksum (another write moved it): the copy is made, never recorded.
-    const out2 = await catchUp(store, { repo: `${repo}.git`, source: client('b1'), target: client('b2'), version: 3, checksum: actual }, log);
+    const out2 = await catchUp(copyDeps(store, log), { repo: `${repo}.git`, source: client('b1'), target: client('b2'), version: 3, checksum: actual });
     expect(out2).toEqual({ status: 'not-recorded', reason: 'moved' });
     expect(await versions(repo)).toEqual({ b1: 3, b2: 1 });
     expect(await redis.hget(store.keys.checksums(`${repo}.git`), 'b2')).toBe(EMPTY_CHECKSUM);
@@ -389,7 +390,7 @@ describe('catchUp() between two stock backends', () => {
     const sum = checksumOf(source);
     await seed(repo, { b1: [2, sum], b2: [1, EMPTY_CHECKSUM] });
 
-    const out = await catchUp(store, { repo: `${repo}.git`, source: client('b1'), target: client('b2'), version: 2, checksum: sum }, log);
+    const out = await catchUp(copyDeps(store, log), { repo: `${repo}.git`, source: client('b1'), target: client('b2'), version: 2, checksum: sum });
     expect(out).toMatchObject({ status: 'ok', commands: 2 });
     expect(await diskRefs(target, repo)).toEqual(source);
     await gitDir(target, repo, ['fsck', '--no-dangling']);
@@ -411,7 +412,7 @@ describe('catchUp() between two stock backends', () => {
     const sum = checksumOf(source);
     await seed(repo, { b1: [2, sum], b3: [1, EMPTY_CHECKSUM] });
 
-    const out = await catchUp(store, { repo: `${repo}.git`, source: client('b1'), target: client('b3'), version: 2, checksum: sum }, log);
+    const out = await catchUp(copyDeps(store, log), { repo: `${repo}.git`, source: client('b1'), target: client('b3'), version: 2, checksum: sum });
     expect(out.status).toBe('ok');
     expect(out.status === 'ok' && out.bytes).toBeGreaterThan(6 * 1024 * 1024);
     expect(await diskRefs(c.backend('b3'), repo)).toEqual(source);

@@ -41,7 +41,7 @@ export async function approve(streams: Streams, question: string, force: boolean
 }
 
 export function operatorStore(ctx: Context): OperatorStore {
-  return new OperatorStore(ctx.parts.redis, ctx.parts.store.keys, ctx.parts.store.logMax, ctx.parts.store.durable);
+  return new OperatorStore(ctx.parts.redis, ctx.parts.state.keys, ctx.config.pushLog.maxLength, { replicas: ctx.config.redis.waitReplicas, timeoutMs: ctx.config.redis.waitTimeoutMs });
 }
 
 /** The canonical name, or exit 2 naming what is wrong with it. */

@@ -60,12 +60,12 @@ export async function run(opts: { config?: string }, fn: (ctx: Context) => Promi
     parts = buildCluster(config, log);
     const ready = await redisReady(parts.redis, Math.min(config.redis.commandTimeoutMs, 5_000));
     if (!ready) throw new ClusterStateUnavailableError(`cluster state unavailable: Redis at ${describeRedis(config.redis)} cannot be reached`);
-    const overrides = new OverrideStore(parts.redis, parts.store.keys, new Map(config.backends.map((b) => [b.id, { enabled: b.enabled, writable: b.writable }])));
+    const overrides = new OverrideStore(parts.redis, parts.state.keys, new Map(config.backends.map((b) => [b.id, { enabled: b.enabled, writable: b.writable }])));
     const stored = await overrides.readAll().catch((err: unknown) => {
       throw new ClusterStateUnavailableError('cluster state unavailable: cannot read the backend overrides', { cause: err });
     });
     parts.cluster.setOverrides(effectiveOverrides(stored));
-    const health = await new BackendHealthStore(parts.redis, parts.store.keys, { proxyId: 'githa-cli', ttlMs: config.health.ttlMs, log }).readFresh(
+    const health = await new BackendHealthStore(parts.redis, parts.state.keys, { proxyId: 'githa-cli', ttlMs: config.health.ttlMs, log }).readFresh(
       config.backends.map((b) => b.id),
     );
     status = await fn({ config, parts, overrides, stored, health, streams: stdio });

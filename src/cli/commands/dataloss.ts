@@ -35,9 +35,9 @@ interface AtRisk {
 }
 
 async function dataloss(ctx: Context, asJson: boolean): Promise<number> {
-  const { cluster, store } = ctx.parts;
+  const { cluster, state: st } = ctx.parts;
   const quorum = ctx.config.replication.writeQuorum;
-  const status = await collectStatus(cluster, ctx.health);
+  const status = await collectStatus(cluster, st, ctx.health);
   const health = (id: string): string => {
     const h = ctx.health.get(id);
     return h ? (h.up ? 'up' : 'down') : 'unknown';
@@ -47,8 +47,8 @@ async function dataloss(ctx: Context, asJson: boolean): Promise<number> {
     if (r.version === 0) continue; // no version recorded (ambiguous before adoption): `githa status` shows it
     const holders = r.leaders.filter((b) => cluster.isEnabled(b)).sort();
     if (holders.length >= quorum) continue;
-    const state = await store.read(r.repo);
-    const entries = await store.readLog(r.repo, { oldestFirst: true });
+    const state = await st.repos.read(r.repo);
+    const entries = await st.pushLog.read(r.repo, { oldestFirst: true });
     /** When the first version above `v` was recorded. */
     const firstAbove = (v: number): number | undefined => {
       for (const e of entries) if (Number(e.fields.version ?? 0) > v) return e.at;

@@ -57,7 +57,7 @@ async function lock(ctx: Context, repoArgs: string[], opts: LockOptions): Promis
     throw new Exit(EXIT.ATTENTION, 'githa lock asks on a terminal when to release the locks; without a terminal use --release-after <seconds>; nothing was locked');
   }
   const user = operatorName(opts.as);
-  const { store } = ctx.parts;
+  const { state: st } = ctx.parts;
   const ops = operatorStore(ctx);
   const detail = `githa lock by ${user} while ${backend} is maintained`;
   const say = (text: string): void => {
@@ -67,7 +67,7 @@ async function lock(ctx: Context, repoArgs: string[], opts: LockOptions): Promis
   const results = await holdAll(ctx, repos, async (held) => {
     // Every repository must be lockable before any is frozen.
     for (const repo of repos) {
-      const state = await store.read(repo);
+      const state = await st.repos.read(repo);
       if (state.frozen?.reason === 'maintenance') {
         // Its write lock was free: the githa lock that froze it is gone (killed); this one takes over.
         say(`${repo}: taking over a maintenance freeze left behind (${state.frozen.detail})\n`);
@@ -105,7 +105,7 @@ async function lock(ctx: Context, repoArgs: string[], opts: LockOptions): Promis
     return out;
   });
 
-  for (const r of results) if (r.version) await store.noteWrite(r.repo, backend, r.version).catch(() => {});
+  for (const r of results) if (r.version) await st.index.noteWrite(r.repo, backend, r.version).catch(() => {});
   if (opts.json) ctx.streams.out.write(json({ backend, repositories: results }));
   else {
     for (const r of results) {
@@ -120,7 +120,7 @@ async function lock(ctx: Context, repoArgs: string[], opts: LockOptions): Promis
 /** Takes the write lock of each repository in turn and runs `fn` while all are held (each kept extended). */
 function holdAll<T>(ctx: Context, repos: readonly string[], fn: (held: HeldLock[]) => Promise<T>, held: HeldLock[] = []): Promise<T> {
   if (held.length === repos.length) return fn(held);
-  return ctx.parts.cluster.locks.withLock(repos[held.length]!, (l) => holdAll(ctx, repos, fn, [...held, l]));
+  return ctx.parts.cluster.ctx.writeLocks.withLock(repos[held.length]!, (l) => holdAll(ctx, repos, fn, [...held, l]));
 }
 
 /** Resolves with the name of the first SIGTERM, SIGHUP or SIGINT. */

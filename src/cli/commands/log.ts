@@ -44,11 +44,11 @@ function parseLimit(value: string): number {
 
 async function log(ctx: Context, raw: string, opts: LogOptions): Promise<number> {
   const name = canonicalRepositoryName(raw);
-  const { redis, store } = ctx.parts;
+  const { redis, state: st } = ctx.parts;
   // The log is capped (10,000 entries): newest first, filtered, then the newest `limit` shown oldest first.
   const [entries, known] = await Promise.all([
-    store.readLog(name, opts.since !== undefined ? { sinceMs: opts.since } : {}),
-    redis.zscore(store.keys.repos(), name),
+    st.pushLog.read(name, opts.since !== undefined ? { sinceMs: opts.since } : {}),
+    redis.zscore(st.keys.repos(), name),
   ]);
   if (known === null && entries.length === 0 && opts.since === undefined) {
     ctx.streams.err.write(`githa: repository ${name} is not known to githa (no push log in Redis)\n`);

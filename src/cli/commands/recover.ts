@@ -27,7 +27,7 @@ async function recover(ctx: Context, repos: string[], asJson: boolean): Promise<
   const bar = names.length > PROGRESS_ABOVE ? progress(ctx.streams, names.length, 'recovering') : undefined;
   let bad = 0;
   for (const repo of names) {
-    const r = await recoverRepository(ctx.parts.cluster, repo);
+    const r = await recoverRepository(ctx.parts.cluster.ctx, ctx.parts.cluster, repo);
     bar?.tick(repo);
     if (r.status !== 'recovered' && r.status !== 'intact') bad++;
     if (asJson) out.write(`${JSON.stringify(r)}\n`);
@@ -44,6 +44,6 @@ async function recover(ctx: Context, repos: string[], asJson: boolean): Promise<
 
 async function allRepositories(ctx: Context): Promise<string[]> {
   const names: string[] = [];
-  for await (const page of ctx.parts.store.repositories()) names.push(...page);
+  for await (const page of ctx.parts.state.index.repositories()) names.push(...page);
   return names.sort();
 }

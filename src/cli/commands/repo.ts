@@ -26,12 +26,12 @@ export function register(program: Command): void {
 
 async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number> {
   const name = canonicalRepositoryName(raw);
-  const { cluster, store, redis } = ctx.parts;
+  const { cluster, state: st, redis } = ctx.parts;
   const [state, [lastWrite], known, recent] = await Promise.all([
-    store.read(name),
-    store.lastWrites([name]),
-    redis.zscore(store.keys.repos(), name),
-    store.readLog(name, { count: LOG_SCAN }),
+    st.repos.read(name),
+    st.index.lastWrites([name]),
+    redis.zscore(st.keys.repos(), name),
+    st.pushLog.read(name, { count: LOG_SCAN }),
   ]);
   if (state.versions.size === 0 && !state.frozen && !state.writing && known === null && recent.length === 0) {
     ctx.streams.err.write(`githa: repository ${name} is not known to githa (no record in Redis: it has not been used through githa yet)\n`);

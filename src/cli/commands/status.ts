@@ -40,10 +40,10 @@ export function attention(s: ClusterStatus): string[] {
 }
 
 async function status(ctx: Context, asJson: boolean): Promise<number> {
-  const { cluster, redis, store } = ctx.parts;
-  const total = await redis.zcard(store.keys.repos());
+  const { cluster, redis, state: st } = ctx.parts;
+  const total = await redis.zcard(st.keys.repos());
   const bar = total > PROGRESS_ABOVE ? progress(ctx.streams, Math.ceil(total / PAGE), 'reading repositories') : undefined;
-  const collected = await collectStatus(cluster, ctx.health, (done) => bar?.tick(`${done} repositories`));
+  const collected = await collectStatus(cluster, st, ctx.health, (done) => bar?.tick(`${done} repositories`));
   const s: ClusterStatus = { ...collected, repositories: collected.repositories.map((r) => ({ ...r, leaders: [...r.leaders].sort() })) };
   bar?.done();
   const why = attention(s);

@@ -9,10 +9,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { copyRepository, type CopyOutcome } from '../../cluster/catch-up.js';
-import { repoFlags } from '../../cluster/cluster.js';
+import { repoFlags } from '../../cluster/routing.js';
 import { leadership } from '../../cluster/routing.js';
 import { BackendUnavailableError } from '../../errors.js';
-import type { RepoState } from '../../state/store.js';
+import type { RepoState } from '../../state/repo-state.js';
 import { EXIT, json } from '../output.js';
 import { approve, backendArg, bytes, changeOptions, operatorName, operatorStore, refDifferences, repositoryArg, shortOid, type ChangeOptions } from './changes.js';
 import { common, Exit, run, type Context } from './context.js';
@@ -50,9 +50,9 @@ function sources(ctx: Context, state: RepoState): string[] {
 }
 
 async function sync(ctx: Context, repo: string, opts: SyncOptions): Promise<number> {
-  const { cluster, store } = ctx.parts;
+  const { cluster, state: st } = ctx.parts;
   const to = opts.to === undefined ? undefined : backendArg(ctx, opts.to, '--to');
-  const state = await store.read(repo);
+  const state = await st.repos.read(repo);
   if (state.frozen?.reason === 'ambiguous') {
     throw new Exit(EXIT.ATTENTION, `${repo} is ambiguous: githa cannot tell which copy to copy from; choose one with: githa thaw ${repo} --promote <backend>`);
   }
@@ -87,8 +87,8 @@ async function sync(ctx: Context, repo: string, opts: SyncOptions): Promise<numb
   const user = operatorName(opts.as);
   const results: Synced[] = [];
   if (targets.length > 0) {
-    await cluster.locks.withLock(repo, async (lock) => {
-      const now = await store.read(repo);
+    await cluster.ctx.writeLocks.withLock(repo, async (lock) => {
+      const now = await st.repos.read(repo);
       const src = sources(ctx, now);
       if (src.length === 0) throw new Exit(EXIT.ATTENTION, `no enabled leader of ${repo} to copy from any more`);
       for (const target of targets) {
@@ -99,7 +99,7 @@ async function sync(ctx: Context, repo: string, opts: SyncOptions): Promise<numb
       }
     });
   }
-  for (const r of results) if (r.status === 'synced' && r.version) await store.noteWrite(repo, r.backend, r.version).catch(() => {});
+  for (const r of results) if (r.status === 'synced' && r.version) await st.index.noteWrite(repo, r.backend, r.version).catch(() => {});
   const all = [...results, ...skipped];
   if (opts.json) ctx.streams.out.write(json({ repo, backends: all }));
   else if (all.length === 0) ctx.streams.out.write(`${repo}: every enabled copy is current (version ${max}): nothing to sync\n`);
@@ -145,7 +145,7 @@ const BUSY_RETRIES = 40;
 
 /** One copy (retried while a replicator copies the same pair), then the guarded record. */
 async function syncOne(ctx: Context, repo: string, state: RepoState, from: string[], target: string, token: string, signal: AbortSignal, user: string): Promise<Synced> {
-  const { cluster, store } = ctx.parts;
+  const { cluster, state: st } = ctx.parts;
   let last = 'no leader to copy from';
   for (const source of from) {
     const version = state.versions.get(source)!;
@@ -154,7 +154,7 @@ async function syncOne(ctx: Context, repo: string, state: RepoState, from: strin
     try {
       let tries = 0;
       do {
-        outcome = await copyRepository(store, {
+        outcome = await copyRepository(st.pairs, {
           repo,
           source: cluster.client(source),
           target: cluster.client(target),

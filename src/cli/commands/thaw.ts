@@ -20,7 +20,8 @@ import { refsChecksum } from '../../cluster/checksum.js';
 import { leadership } from '../../cluster/routing.js';
 import { BackendUnavailableError } from '../../errors.js';
 import type { RefTip } from '../../backends/types.js';
-import type { FreezeReason, LogEntry, RepoState, WritingMarker } from '../../state/store.js';
+import type { FreezeReason, RepoState, WritingMarker } from '../../state/repo-state.js';
+import type { LogEntry } from '../../state/push-log.js';
 import { EXIT, json, progress } from '../output.js';
 import { approve, backendArg, changeOptions, describeRefs, operatorName, operatorStore, refDifferences, repositoryArg, shortOid, type ChangeOptions } from './changes.js';
 import { common, Exit, isoTime, run, type Context } from './context.js';
@@ -164,8 +165,8 @@ function describeDemote(p: DemotePlan): string {
 }
 
 async function demoteOne(ctx: Context, repo: string, backend: string, opts: ThawOptions): Promise<number> {
-  const { store } = ctx.parts;
-  const plan = planDemote(repo, backend, await store.read(repo), await store.readLog(repo, { count: DEMOTE_LOG_SCAN }));
+  const { state: st } = ctx.parts;
+  const plan = planDemote(repo, backend, await st.repos.read(repo), await st.pushLog.read(repo, { count: DEMOTE_LOG_SCAN }));
   if (!plan) {
     const msg = `${backend} is not involved in ${repo} (no version, interrupted write, freeze, suspect or drift entry): nothing to do`;
     ctx.streams.out.write(opts.json ? json({ repo, backend, status: 'not-involved' }) : `${msg}\n`);
@@ -205,10 +206,10 @@ function demotedLine(r: DemoteResult): string {
 
 /** Under the write lock, the guarded script, with the values the operator was shown. */
 async function applyDemote(ctx: Context, plan: DemotePlan, user: string): Promise<DemoteResult> {
-  const { cluster, store } = ctx.parts;
+  const { cluster, state: st } = ctx.parts;
   const ops = operatorStore(ctx);
   const { repo, backend } = plan;
-  const r = await cluster.locks.withLock(repo, (lock) =>
+  const r = await cluster.ctx.writeLocks.withLock(repo, (lock) =>
     ops.demote(repo, lock.token, backend, plan.version, plan.max, plan.freeze, {
       user,
       lost: plan.onlyLeader ? `${plan.newMax + 1}..${plan.max}` : '',
@@ -225,7 +226,7 @@ async function applyDemote(ctx: Context, plan: DemotePlan, user: string): Promis
           : `the write lock on ${repo} was lost; nothing was changed`,
     };
   }
-  if (plan.newLeaders[0]) await store.noteWrite(repo, plan.newLeaders[0], r.max).catch(() => {});
+  if (plan.newLeaders[0]) await st.index.noteWrite(repo, plan.newLeaders[0], r.max).catch(() => {});
   return {
     repo,
     backend,
@@ -248,11 +249,11 @@ function range(from: number, to: number): number[] {
 }
 
 async function demoteAll(ctx: Context, backend: string, opts: ThawOptions): Promise<number> {
-  const { store } = ctx.parts;
+  const { state: st } = ctx.parts;
   const plans: DemotePlan[] = [];
-  for await (const page of store.repositories()) {
+  for await (const page of st.index.repositories()) {
     for (const repo of page) {
-      const plan = planDemote(repo, backend, await store.read(repo), []);
+      const plan = planDemote(repo, backend, await st.repos.read(repo), []);
       if (plan) plans.push(plan);
     }
   }
@@ -280,7 +281,7 @@ async function demoteAll(ctx: Context, backend: string, opts: ThawOptions): Prom
     let result: DemoteResult;
     try {
       // The log is read now, for the entry; the script still checks the values counted above.
-      const plan = planDemote(initial.repo, backend, await store.read(initial.repo), await store.readLog(initial.repo, { count: DEMOTE_LOG_SCAN })) ?? initial;
+      const plan = planDemote(initial.repo, backend, await st.repos.read(initial.repo), await st.pushLog.read(initial.repo, { count: DEMOTE_LOG_SCAN })) ?? initial;
       result =
         plan.version === initial.version && plan.max === initial.max
           ? await applyDemote(ctx, plan, user)
@@ -304,8 +305,8 @@ async function demoteAll(ctx: Context, backend: string, opts: ThawOptions): Prom
 // ---- promote ----------------------------------------------------------------
 
 async function promote(ctx: Context, repo: string, backend: string, opts: ThawOptions): Promise<number> {
-  const { cluster, store } = ctx.parts;
-  const state = await store.read(repo);
+  const { cluster, state: st } = ctx.parts;
+  const state = await st.repos.read(repo);
   refuseUnlessAmbiguous(repo, state);
   const refs = await readCopy(ctx, repo, backend);
   const checksum = refsChecksum(refs);
@@ -346,7 +347,7 @@ async function promote(ctx: Context, repo: string, backend: string, opts: ThawOp
   if (!opts.json || !opts.force) ctx.streams.err.write(`${lines.join('\n')}\n`);
   await approve(ctx.streams, `Promote ${backend} in ${repo}?`, opts.force);
   const user = operatorName(opts.as);
-  const r = await cluster.locks.withLock(repo, async (lock) => {
+  const r = await cluster.ctx.writeLocks.withLock(repo, async (lock) => {
     // B's refs now, under the lock: what the record will say must be what B holds.
     const live = refsChecksum(await readCopy(ctx, repo, backend));
     if (live !== checksum) {
@@ -354,10 +355,10 @@ async function promote(ctx: Context, repo: string, backend: string, opts: ThawOp
     }
     return operatorStore(ctx).promote(repo, lock.token, backend, checksum, { user, refs: refs.filter((x) => x.name !== 'HEAD').length });
   });
-  if (r.status === 'UNAMBIGUOUS') refuseUnlessAmbiguous(repo, await store.read(repo));
+  if (r.status === 'UNAMBIGUOUS') refuseUnlessAmbiguous(repo, await st.repos.read(repo));
   if (r.status === 'MAINTENANCE') throw new Exit(EXIT.ATTENTION, `${repo} is under maintenance (githa lock); nothing was changed`);
   if (r.status !== 'OK') throw new Exit(EXIT.ATTENTION, `the write lock on ${repo} was lost; nothing was changed`);
-  await store.noteWrite(repo, backend, r.version).catch(() => {});
+  await st.index.noteWrite(repo, backend, r.version).catch(() => {});
   if (opts.json) ctx.streams.out.write(json({ repo, backend, status: 'promoted', version: r.version, checksum }));
   else ctx.streams.out.write(`${repo}: promoted ${backend}: the only leader at version ${r.version} (checksum ${checksum.slice(0, 12)}); the other copies are stale and replication overwrites them\n`);
   return EXIT.OK;

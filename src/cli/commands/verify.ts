@@ -39,9 +39,9 @@ export function register(program: Command): void {
 async function verify(ctx: Context, repoArg: string | undefined, opts: VerifyOptions): Promise<number> {
   const names: string[] = [];
   if (repoArg !== undefined) names.push(repositoryArg(repoArg));
-  else for await (const page of ctx.parts.store.repositories()) names.push(...page);
+  else for await (const page of ctx.parts.state.index.repositories()) names.push(...page);
   names.sort();
-  const verifier = new Verifier(ctx.parts.cluster);
+  const verifier = new Verifier(ctx.parts.cluster.ctx);
   const bar = names.length > 1 ? progress(ctx.streams, names.length, 'verifying') : undefined;
   const results: RepoResult[] = [];
   for (const repo of names) {

@@ -1,0 +1,62 @@
+import type { BackendConfig } from '../config/schema.js';
+import type { RefCommand } from '../protocol/receive-pack-request.js';
+import type { ReportStatus } from '../protocol/report-status.js';
+
+/*
+ * What the cluster and its transports exchange (docs/architecture.md): the
+ * cluster knows backends and their Git clients, never HTTP or SSH.
+ */
+
+export type Backend = BackendConfig;
+
+/** An operator's runtime override of a backend's configured flags (stored in githa:backend:<id>). */
+export interface BackendOverride {
+  enabled?: boolean;
+  writable?: boolean;
+}
+
+/** Where a read goes: try `candidates` in order. */
+export interface ReadRoute {
+  readonly repo: string;
+  readonly version: number;
+  readonly candidates: readonly Backend[];
+  /** The leaders at `version`, for the message when none of them answers. */
+  readonly leaders: readonly string[];
+}
+
+/** Which backends a front end can use (those with an endpoint for its transport). */
+export type Accepts = (backend: Backend) => boolean;
+
+export interface WriteRequest {
+  repo: string;
+  user: string;
+  transport: string;
+  /** The command list, when the transport knows it before forwarding (HTTP). */
+  commands?: readonly RefCommand[];
+  accepts?: Accepts;
+}
+
+/** How the transport's exchange with the target ended. */
+export interface ForwardResult {
+  /** 'complete': the whole answer arrived. 'cut': the pack never fully reached the backend, so no ref changed. 'unknown': anything else. */
+  ending: 'complete' | 'cut' | 'unknown';
+  report?: ReportStatus | undefined;
+  bytes?: number;
+  /** The command list, when the transport learned it while forwarding (SSH, git://). */
+  commands?: readonly RefCommand[];
+  /** The client sent an empty command list: nothing can have changed. */
+  noop?: boolean;
+}
+
+/**
+ * Proxies one push to `target`. Throws BackendUnavailableError with
+ * bytesSent=false when nothing reached the backend (another leader is tried).
+ * Must stop sending when `signal` aborts (the lock was lost).
+ */
+export type Forward = (target: Backend, signal: AbortSignal) => Promise<ForwardResult>;
+
+export type WriteOutcome =
+  | { kind: 'committed'; version: number; backend: string }
+  | { kind: 'unchanged'; backend: string }
+  /** Could not tell whether refs changed: the marker stays (docs/architecture.md "A push" 5). */
+  | { kind: 'interrupted'; backend: string };

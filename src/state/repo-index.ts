@@ -1,0 +1,56 @@
+import type { Redis } from 'ioredis';
+import type { Keys } from './keys.js';
+import { guarded } from './redis-call.js';
+
+const EVENTS_MAX = 100_000;
+
+/**
+ * The index of known repositories (`repos`, scored by last write) and the
+ * replicators' event stream (`events`): hints for scans and replication, not
+ * guarded state (docs/redis.md).
+ */
+export class RepositoryIndex {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+  ) {}
+
+  /** Every known repository, in pages (the replicator's and verifier's scans). */
+  async *repositories(pageSize = 500): AsyncGenerator<string[]> {
+    let cursor = '0';
+    do {
+      const [next, flat] = await guarded(() => this.redis.zscan(this.keys.repos(), cursor, 'COUNT', pageSize));
+      cursor = next;
+      const names = flat.filter((_, i) => i % 2 === 0);
+      if (names.length > 0) yield names;
+    } while (cursor !== '0');
+  }
+
+  /** The last write (ms since epoch, 0 when never) of each repository, from the repos scores. */
+  async lastWrites(repos: readonly string[]): Promise<number[]> {
+    if (repos.length === 0) return [];
+    const scores = await guarded(() => this.redis.zmscore(this.keys.repos(), ...repos));
+    return scores.map((s) => Number(s ?? 0));
+  }
+
+  /** A version reached a backend: bump the repository's score and tell the replicators. */
+  async noteWrite(repo: string, backend: string, version: number): Promise<void> {
+    await guarded(() =>
+      this.redis
+        .pipeline()
+        .zadd(this.keys.repos(), Date.now(), repo)
+        .xadd(this.keys.events(), 'MAXLEN', '~', EVENTS_MAX, '*', 'repo', repo, 'version', String(version), 'backend', backend)
+        .exec(),
+    );
+  }
+
+  async noteRepository(repo: string, score: number): Promise<void> {
+    await guarded(() => this.redis.zadd(this.keys.repos(), 'NX', score, repo));
+  }
+
+  /** Takes a short per-repository claim so one githa verifies a repository per interval (it expires; never released). */
+  async claimVerify(repo: string, ttlMs: number): Promise<boolean> {
+    const r = await guarded(() => this.redis.set(this.keys.verifyLock(repo), this.keys.prefix, 'PX', ttlMs, 'NX'));
+    return r === 'OK';
+  }
+}

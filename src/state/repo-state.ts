@@ -1,0 +1,135 @@
+import type { Redis } from 'ioredis';
+import { ClusterStateUnavailableError } from '../errors.js';
+import type { Keys } from './keys.js';
+import { guarded } from './redis-call.js';
+
+/*
+ * One repository's state as githa reads it (docs/redis.md): the types, and
+ * the one-round-trip read, parsed by name rather than by position.
+ */
+
+export type FreezeReason = 'write-interrupted' | 'leaders-lost' | 'ambiguous' | 'maintenance';
+
+export interface WritingMarker {
+  id: string;
+  backend: string;
+  proxy: string;
+  user: string;
+  transport: string;
+  started: number;
+  heartbeat: number;
+  preChecksum: string;
+  /** Backends the write's quorum copies go to (named before any copy starts). */
+  copies: readonly string[];
+}
+
+export interface FrozenState {
+  reason: FreezeReason;
+  detail: string;
+  since: number;
+  /** The backends the freeze concerns (empty: the whole repository, or a record written before githa kept them). */
+  backends: readonly string[];
+}
+
+/** One repository's state as read in one round trip. */
+export interface RepoState {
+  versions: ReadonlyMap<string, number>;
+  checksums: ReadonlyMap<string, string>;
+  writing?: WritingMarker;
+  frozen?: FrozenState;
+  /** Whether some githa holds the write lock (a push is in flight, or its lease has not run out yet). */
+  locked?: boolean;
+  /** Backends whose marker was cleared by force, until when (epoch ms): no writes go to them. */
+  suspect: ReadonlyMap<string, number>;
+  /** Backends whose live checksum differs from the recorded one: not leaders until resolved. */
+  drift: ReadonlyMap<string, { checksum: string; at: number }>;
+  /** Random id of this record, new at every adoption or recovery. */
+  epoch?: string;
+}
+
+export const EMPTY_STATE: RepoState = { versions: new Map(), checksums: new Map(), suspect: new Map(), drift: new Map() };
+
+type Hash = Record<string, string>;
+
+function words(s: string | undefined): string[] {
+  return (s ?? '').split(' ').filter((w) => w !== '');
+}
+
+/** Builds a RepoState from the hashes as Redis holds them (also the in-memory store's format). */
+export function parseRepoState(h: {
+  versions: Hash;
+  checksums: Hash;
+  writing: Hash;
+  frozen: Hash;
+  locked: boolean;
+  suspect: Hash;
+  drift: Hash;
+  epoch: string | null;
+}): RepoState {
+  const state: RepoState = {
+    versions: new Map(Object.entries(h.versions).map(([b, v]) => [b, Number(v)])),
+    checksums: new Map(Object.entries(h.checksums)),
+    locked: h.locked,
+    suspect: new Map(Object.entries(h.suspect).map(([b, until]) => [b, Number(until)])),
+    drift: new Map(
+      Object.entries(h.drift).map(([b, v]) => {
+        const [checksum = '', at = '0'] = v.split(' ');
+        return [b, { checksum, at: Number(at) }];
+      }),
+    ),
+  };
+  if (typeof h.epoch === 'string') state.epoch = h.epoch;
+  const w = h.writing;
+  if (w.id) {
+    state.writing = {
+      id: w.id,
+      backend: w.backend ?? '',
+      proxy: w.proxy ?? '',
+      user: w.user ?? '',
+      transport: w.transport ?? '',
+      started: Number(w.started ?? 0),
+      heartbeat: Number(w.heartbeat ?? 0),
+      preChecksum: w.preChecksum ?? '',
+      copies: words(w.copies),
+    };
+  }
+  const f = h.frozen;
+  if (f.reason) {
+    state.frozen = { reason: f.reason as FreezeReason, detail: f.detail ?? '', since: Number(f.since ?? 0), backends: words(f.backends) };
+  }
+  return state;
+}
+
+/** Versions, checksums, marker, freeze state and whether the write lock is held: one round trip (a pipeline). */
+export async function readRepoState(redis: Redis, k: Keys, repo: string): Promise<RepoState> {
+  const parts = {
+    versions: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.versions(repo)),
+    checksums: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.checksums(repo)),
+    writing: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.writing(repo)),
+    frozen: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.frozen(repo)),
+    locked: (p: ReturnType<Redis['pipeline']>) => p.exists(k.lock(repo)),
+    suspect: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.suspect(repo)),
+    drift: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.drift(repo)),
+    epoch: (p: ReturnType<Redis['pipeline']>) => p.hget(k.meta(repo), 'epoch'),
+  };
+  const names = Object.keys(parts) as (keyof typeof parts)[];
+  const pipeline = redis.pipeline();
+  for (const n of names) parts[n](pipeline);
+  const results = await guarded(() => pipeline.exec());
+  const by: Record<string, unknown> = {};
+  names.forEach((n, i) => {
+    const [err, value] = results?.[i] ?? [new Error('no reply'), undefined];
+    if (err) throw new ClusterStateUnavailableError('cluster state unavailable: Redis answered with an error', { cause: err });
+    by[n] = value;
+  });
+  return parseRepoState({
+    versions: (by.versions ?? {}) as Hash,
+    checksums: (by.checksums ?? {}) as Hash,
+    writing: (by.writing ?? {}) as Hash,
+    frozen: (by.frozen ?? {}) as Hash,
+    locked: by.locked === 1,
+    suspect: (by.suspect ?? {}) as Hash,
+    drift: (by.drift ?? {}) as Hash,
+    epoch: typeof by.epoch === 'string' ? by.epoch : null,
+  });
+}

@@ -1,0 +1,144 @@
+import { randomUUID } from 'node:crypto';
+import { CommitRefusedError, RepositoryFrozenError } from '../errors.js';
+import type { RepositoryIndex } from './repo-index.js';
+import { guarded as guardedCall } from './redis-call.js';
+import { readRepoState, type FreezeReason, type RepoState } from './repo-state.js';
+import type { ScriptRunner } from './script.js';
+import { COMMIT_CATCH_UP, type CommitCatchUpResult } from './scripts/copy.js';
+import { ADOPT, FREEZE, MARK_DRIFT, RECOVER, RESOLVE_INTERRUPTED, SETTLE_SUSPECT, type ResolveArgs, type SettleArgs, type Versioned } from './scripts/repair.js';
+import { ABORT_WRITE, BEGIN_WRITE, COMMIT_WRITE, HEARTBEAT, MARK_COPIES, type MarkerFields } from './scripts/write.js';
+
+export type { CommitCatchUpResult } from './scripts/copy.js';
+export type { MarkerFields } from './scripts/write.js';
+export type { Versioned } from './scripts/repair.js';
+
+/** Fields of a push-log entry (one per write attempt, catch-up, adoption). */
+export type LogFields = Record<string, string | number>;
+
+export interface CommitWrite {
+  token: string;
+  writeId: string;
+  backend: string;
+  checksum: string;
+  copies: readonly string[];
+  log: LogFields;
+}
+
+export interface CatchUpRecord {
+  target: string;
+  version: number;
+  checksum: string;
+  source: string;
+  log: LogFields;
+}
+
+/**
+ * The repository state the cluster reads and changes (docs/redis.md), as
+ * Praefect's `RepositoryStore`: every read is one round trip, every
+ * multi-key change one guarded script. RedisRepositoryStore implements it on
+ * Redis; test/support/memory-store.ts in memory, for unit tests of the
+ * cluster's decisions. Failures surface as ClusterStateUnavailableError
+ * (fail closed).
+ */
+export interface RepositoryStore {
+  read(repo: string): Promise<RepoState>;
+  /** Writes the marker; throws RepositoryFrozenError or CommitRefusedError (lock lost). */
+  beginWrite(repo: string, token: string, marker: MarkerFields): Promise<void>;
+  heartbeat(repo: string, token: string, writeId: string): Promise<boolean>;
+  /** Names the write's quorum-copy targets in its marker before any copy starts. */
+  markCopies(repo: string, token: string, writeId: string, copies: readonly string[]): Promise<boolean>;
+  abortWrite(repo: string, token: string, writeId: string): Promise<boolean>;
+  /** `backend` and the quorum copies become max + 1; the new version, or CommitRefusedError. */
+  commitWrite(repo: string, c: CommitWrite): Promise<number>;
+  commitCatchUp(repo: string, c: CatchUpRecord): Promise<CommitCatchUpResult>;
+  adopt(repo: string, copies: ReadonlyMap<string, string>): Promise<boolean>;
+  resolveInterrupted(repo: string, r: Omit<ResolveArgs, 'logMax'>): Promise<Versioned<'ok' | 'lock' | 'marker'>>;
+  settleSuspect(repo: string, s: Omit<SettleArgs, 'logMax'>): Promise<Versioned<'cleared' | 'adopted' | 'stale' | 'lock' | 'renewed'>>;
+  markDrift(repo: string, backend: string, version: number, checksum: string, live: string): Promise<'ok' | 'writing' | 'moved'>;
+  clearDrift(repo: string, backend: string): Promise<void>;
+  recover(repo: string, token: string, copies: ReadonlyMap<string, string>, detail: string): Promise<Versioned<'ok' | 'ambiguous' | 'lock'>>;
+  freeze(repo: string, reason: FreezeReason, detail: string, backends: readonly string[]): Promise<void>;
+}
+
+export class RedisRepositoryStore implements RepositoryStore {
+  constructor(
+    private readonly scripts: ScriptRunner,
+    private readonly index: Pick<RepositoryIndex, 'noteRepository'>,
+    /** Push-log entries kept per repository (XADD MAXLEN ~): config pushLog.maxLength. */
+    private readonly logMax: number,
+  ) {}
+
+  read(repo: string): Promise<RepoState> {
+    return readRepoState(this.scripts.redis, this.scripts.keys, repo);
+  }
+
+  async beginWrite(repo: string, token: string, marker: MarkerFields): Promise<void> {
+    const status = await this.scripts.run(BEGIN_WRITE, repo, token, marker);
+    if (status === 'frozen') throw new RepositoryFrozenError(`repository ${repo} is frozen`, 'unknown');
+    if (status === 'writing') {
+      throw new RepositoryFrozenError(
+        `an earlier push to ${repo} was interrupted and is not resolved yet; writes are refused until it is`,
+        'write-interrupted',
+      );
+    }
+    if (status !== 'ok') throw new CommitRefusedError(`could not start the write: the write lock on ${repo} was lost`);
+  }
+
+  async heartbeat(repo: string, token: string, writeId: string): Promise<boolean> {
+    return (await this.scripts.run(HEARTBEAT, repo, token, writeId)) === 'ok';
+  }
+
+  async markCopies(repo: string, token: string, writeId: string, copies: readonly string[]): Promise<boolean> {
+    return (await this.scripts.run(MARK_COPIES, repo, token, writeId, copies)) === 'ok';
+  }
+
+  async abortWrite(repo: string, token: string, writeId: string): Promise<boolean> {
+    return (await this.scripts.run(ABORT_WRITE, repo, token, writeId)) === 'ok';
+  }
+
+  async commitWrite(repo: string, c: CommitWrite): Promise<number> {
+    const r = await this.scripts.run(COMMIT_WRITE, repo, { ...c, logMax: this.logMax });
+    if (r.kind === 'ok') return r.version;
+    throw new CommitRefusedError(
+      r.kind === 'lock' ? `the write lock on ${repo} expired before the push could be recorded` : `the write marker of ${repo} is no longer this push's`,
+    );
+  }
+
+  commitCatchUp(repo: string, c: CatchUpRecord): Promise<CommitCatchUpResult> {
+    return this.scripts.run(COMMIT_CATCH_UP, repo, { ...c, logMax: this.logMax });
+  }
+
+  async adopt(repo: string, copies: ReadonlyMap<string, string>): Promise<boolean> {
+    const status = await this.scripts.run(ADOPT, repo, this.logMax, randomUUID(), Date.now(), copies);
+    if (status === 'ok') await this.index.noteRepository(repo, 0);
+    return status === 'ok';
+  }
+
+  resolveInterrupted(repo: string, r: Omit<ResolveArgs, 'logMax'>): Promise<Versioned<'ok' | 'lock' | 'marker'>> {
+    return this.scripts.run(RESOLVE_INTERRUPTED, repo, { ...r, logMax: this.logMax });
+  }
+
+  settleSuspect(repo: string, s: Omit<SettleArgs, 'logMax'>): Promise<Versioned<'cleared' | 'adopted' | 'stale' | 'lock' | 'renewed'>> {
+    return this.scripts.run(SETTLE_SUSPECT, repo, { ...s, logMax: this.logMax });
+  }
+
+  markDrift(repo: string, backend: string, version: number, checksum: string, live: string): Promise<'ok' | 'writing' | 'moved'> {
+    return this.scripts.run(MARK_DRIFT, repo, { backend, version, checksum, live, now: Date.now(), logMax: this.logMax });
+  }
+
+  async clearDrift(repo: string, backend: string): Promise<void> {
+    const { redis, keys } = this.scripts;
+    await guardedCall(() => redis.hdel(keys.drift(repo), backend));
+  }
+
+  async recover(repo: string, token: string, copies: ReadonlyMap<string, string>, detail: string): Promise<Versioned<'ok' | 'ambiguous' | 'lock'>> {
+    const r = await this.scripts.run(RECOVER, repo, { token, logMax: this.logMax, epoch: randomUUID(), now: Date.now(), detail, copies });
+    if (r.status !== 'lock') await this.index.noteRepository(repo, 0);
+    return r;
+  }
+
+  async freeze(repo: string, reason: FreezeReason, detail: string, backends: readonly string[]): Promise<void> {
+    await this.scripts.run(FREEZE, repo, reason, detail, Date.now(), backends);
+    await this.index.noteRepository(repo, 0);
+  }
+}

@@ -1,0 +1,224 @@
+import { flattenFields, nextVersion, replyOf, type ScriptDescriptor } from '../script.js';
+import type { FreezeReason } from '../repo-state.js';
+
+/*
+ * The scripts that repair or rebuild a repository's record: adoption,
+ * resolving an interrupted write, settling a suspect backend, drift, recovery
+ * and freezes (docs/architecture.md "Failure handling", docs/redis.md).
+ */
+
+/** A status word and, when one was written, a version. */
+export interface Versioned<S extends string> {
+  status: S;
+  version: number;
+}
+
+function versioned<S extends string>(words: Record<string, S>, fallback: S) {
+  return (reply: unknown): Versioned<S> => {
+    const [s, v] = replyOf(reply);
+    return { status: words[String(s)] ?? fallback, version: Number(v ?? 0) };
+  };
+}
+
+/**
+ * First sight of a repository whose copies all agree: every copy becomes a
+ * leader at version 1, under a new epoch (so no githa mistakes the fresh
+ * record for a regression of an older one).
+ */
+export const ADOPT: ScriptDescriptor<[logMax: number, epoch: string, now: number, copies: ReadonlyMap<string, string>], 'ok' | 'exists' | 'frozen'> = {
+  name: 'githaAdopt',
+  durable: true,
+  lua: `
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'EXISTS'} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'FROZEN'} end
+for i = 4, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], 1)
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+redis.call('HSET', KEYS[5], 'epoch', ARGV[2], 'since', ARGV[3])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'version', 1, 'event', 'adopt')
+return {'OK'}
+`,
+  keys: (k, repo) => [k.versions(repo), k.checksums(repo), k.frozen(repo), k.log(repo), k.meta(repo)],
+  args: (logMax, epoch, now, copies) => [logMax, epoch, now, ...[...copies].flat()],
+  parse: (reply) => {
+    const s = replyOf(reply)[0];
+    return s === 'OK' ? 'ok' : s === 'EXISTS' ? 'exists' : 'frozen';
+  },
+};
+
+export interface ResolveArgs {
+  token: string;
+  writeId: string;
+  action: 'clear' | 'adopt';
+  checksum: string;
+  suspectUntil: number;
+  logMax: number;
+  log: Record<string, string | number>;
+}
+
+/**
+ * Resolves a write whose owner died: 'clear' when the backend still has its
+ * pre-write checksum, 'adopt' when it changed (the push landed: it becomes
+ * max + 1, nothing the user pushed is thrown away). Either way the backend
+ * turns suspect. Guarded by the resolver's own lock token and the marker id.
+ */
+export const RESOLVE_INTERRUPTED: ScriptDescriptor<[ResolveArgs], Versioned<'ok' | 'lock' | 'marker'>> = {
+  name: 'githaResolveInterrupted',
+  durable: true,
+  lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
+if redis.call('HGET', KEYS[2], 'id') ~= ARGV[2] then return {'MARKER'} end
+local backend = redis.call('HGET', KEYS[2], 'backend')
+${nextVersion('adopted', 'KEYS[3]')}
+local version = 0
+if ARGV[3] == 'adopt' then
+  version = adopted
+  redis.call('HSET', KEYS[3], backend, version)
+  redis.call('HSET', KEYS[4], backend, ARGV[4])
+end
+redis.call('HSET', KEYS[6], backend, ARGV[5])
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'version', version, 'backend', backend,
+  'event', ARGV[3] .. '-interrupted', unpack(ARGV, 7))
+redis.call('DEL', KEYS[2])
+return {'OK', version}
+`,
+  keys: (k, repo) => [k.lock(repo), k.writing(repo), k.versions(repo), k.checksums(repo), k.log(repo), k.suspect(repo)],
+  args: (a) => [a.token, a.writeId, a.action, a.checksum, a.suspectUntil, a.logMax, ...flattenFields(a.log)],
+  parse: versioned({ OK: 'ok', LOCK: 'lock', MARKER: 'marker' }, 'marker'),
+};
+
+export interface SettleArgs {
+  token: string;
+  backend: string;
+  /** The suspect entry (until, ms) the caller found due: a fresher one is left alone. */
+  until: number;
+  liveChecksum: string;
+  logMax: number;
+}
+
+/**
+ * After the grace period, a suspect backend is verified again: unchanged →
+ * no longer suspect; changed while it is still a leader → the late bytes of
+ * the dead write landed after all, on top of the newest acknowledged state,
+ * and are adopted as a new version (nothing is thrown away). Changed while it
+ * is behind the leaders → 'stale': nothing is adopted (it may as well be a
+ * copy that stopped half-way: docs/chaos.md); it is caught up like any other.
+ * Cleared or adopted, the backend's drift entry goes too: its live refs are
+ * now what the record says. A suspect entry set again since the caller read
+ * it (a newer interruption) is kept: its grace period is not cut short.
+ */
+export const SETTLE_SUSPECT: ScriptDescriptor<[SettleArgs], Versioned<'cleared' | 'adopted' | 'stale' | 'lock' | 'renewed'>> = {
+  name: 'githaSettleSuspect',
+  durable: true,
+  lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
+if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[5] then return {'RENEWED', 0} end
+redis.call('HDEL', KEYS[2], ARGV[2])
+if redis.call('HGET', KEYS[4], ARGV[2]) == ARGV[3] then
+  redis.call('HDEL', KEYS[6], ARGV[2])
+  return {'CLEARED', 0}
+end
+${nextVersion('version', 'KEYS[3]')}
+if (tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') or 0) < version - 1 then return {'STALE', 0} end
+redis.call('HSET', KEYS[3], ARGV[2], version)
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
+redis.call('HDEL', KEYS[6], ARGV[2])
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'version', version, 'backend', ARGV[2], 'event', 'adopt-late-write')
+return {'ADOPTED', version}
+`,
+  keys: (k, repo) => [k.lock(repo), k.suspect(repo), k.versions(repo), k.checksums(repo), k.log(repo), k.drift(repo)],
+  args: (a) => [a.token, a.backend, a.liveChecksum, a.logMax, String(a.until)],
+  parse: versioned({ CLEARED: 'cleared', ADOPTED: 'adopted', STALE: 'stale', LOCK: 'lock', RENEWED: 'renewed' }, 'lock'),
+};
+
+export interface DriftArgs {
+  backend: string;
+  version: number;
+  checksum: string;
+  live: string;
+  now: number;
+  logMax: number;
+}
+
+/**
+ * Records drift (a copy changed outside githa) only while the backend's
+ * recorded version and checksum are still the ones the verifier compared
+ * against, and no write is in flight.
+ */
+export const MARK_DRIFT: ScriptDescriptor<[DriftArgs], 'ok' | 'writing' | 'moved'> = {
+  name: 'githaMarkDrift',
+  lua: `
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'WRITING'} end
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] or redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[3] then return {'MOVED'} end
+local fresh = redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[4] .. ' ' .. ARGV[5])
+if fresh then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'version', ARGV[2], 'backend', ARGV[1], 'event', 'drift', 'checksum', ARGV[4])
+end
+return {'OK'}
+`,
+  keys: (k, repo) => [k.versions(repo), k.checksums(repo), k.writing(repo), k.drift(repo), k.log(repo)],
+  args: (a) => [a.backend, a.version, a.checksum, a.live, a.now, a.logMax],
+  parse: (reply) => {
+    const s = replyOf(reply)[0];
+    return s === 'OK' ? 'ok' : s === 'WRITING' ? 'writing' : 'moved';
+  },
+};
+
+export interface RecoverArgs {
+  token: string;
+  logMax: number;
+  epoch: string;
+  now: number;
+  detail: string;
+  copies: ReadonlyMap<string, string>;
+}
+
+/**
+ * Rebuilds a repository's record from its copies' checksums (`githa
+ * recover`): equal copies become leaders together at a version above
+ * anything recorded, under a new epoch; differing copies freeze it as
+ * ambiguous, naming every copy's backend.
+ */
+export const RECOVER: ScriptDescriptor<[RecoverArgs], Versioned<'ok' | 'ambiguous' | 'lock'>> = {
+  name: 'githaRecover',
+  durable: true,
+  lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
+if ARGV[5] == 'ambiguous' then
+  local ids = {}
+  for i = 7, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+  redis.call('DEL', KEYS[5])
+  redis.call('HSET', KEYS[5], 'reason', 'ambiguous', 'detail', ARGV[6], 'since', ARGV[4], 'backends', table.concat(ids, ' '))
+  redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[2], '*', 'event', 'recover-ambiguous', 'detail', ARGV[6])
+  return {'AMBIGUOUS', 0}
+end
+${nextVersion('version', 'KEYS[2]')}
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+for i = 7, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], version)
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+end
+redis.call('HSET', KEYS[8], 'epoch', ARGV[3], 'since', ARGV[4])
+redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[2], '*', 'version', version, 'event', 'recover', 'detail', ARGV[6])
+return {'OK', version}
+`,
+  keys: (k, repo) => [k.lock(repo), k.versions(repo), k.checksums(repo), k.writing(repo), k.frozen(repo), k.suspect(repo), k.drift(repo), k.meta(repo), k.log(repo)],
+  args: (a) => [a.token, a.logMax, a.epoch, a.now, new Set(a.copies.values()).size === 1 ? 'leaders' : 'ambiguous', a.detail, ...[...a.copies].flat()],
+  parse: versioned({ OK: 'ok', AMBIGUOUS: 'ambiguous', LOCK: 'lock' }, 'lock'),
+};
+
+/** Freezes a repository, keeping the first reason; `backends` are the ids the freeze concerns (docs/redis.md). */
+export const FREEZE: ScriptDescriptor<[reason: FreezeReason, detail: string, since: number, backends: readonly string[]], 'ok' | 'exists'> = {
+  name: 'githaFreeze',
+  durable: true,
+  lua: `
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'EXISTS'} end
+redis.call('HSET', KEYS[1], 'reason', ARGV[1], 'detail', ARGV[2], 'since', ARGV[3], 'backends', ARGV[4])
+return {'OK'}
+`,
+  keys: (k, repo) => [k.frozen(repo)],
+  args: (reason, detail, since, backends) => [reason, detail, since, backends.join(' ')],
+  parse: (reply) => (replyOf(reply)[0] === 'OK' ? 'ok' : 'exists'),
+};

@@ -1,0 +1,55 @@
+import type { Redis } from 'ioredis';
+import { RedisClock } from './clock.js';
+import { Keys } from './keys.js';
+import { WriteLocks, type LockWaitObserver } from './lock.js';
+import { RedisPairLocks } from './pair-locks.js';
+import { PushLog } from './push-log.js';
+import { guarded, type Durability } from './redis-call.js';
+import { RepositoryIndex } from './repo-index.js';
+import { RedisRepositoryStore } from './repository-store.js';
+import { ScriptRunner } from './script.js';
+
+/** The parts of githa's state in Redis, each with one job (docs/architecture.md "State"). */
+export interface StateParts {
+  readonly redis: Redis;
+  readonly keys: Keys;
+  readonly scripts: ScriptRunner;
+  readonly repos: RedisRepositoryStore;
+  readonly pushLog: PushLog;
+  readonly index: RepositoryIndex;
+  readonly clock: RedisClock;
+  readonly pairs: RedisPairLocks;
+  readonly writeLocks: WriteLocks;
+  ping(): Promise<void>;
+}
+
+export interface StateOptions {
+  prefix: string;
+  /** Push-log entries kept per repository (pushLog.maxLength). */
+  logMax: number;
+  /** Replicas that must confirm durable changes (redis.waitReplicas). */
+  durable?: Durability | undefined;
+  locks: { leaseMs: number; waitMs: number };
+  onLockWait?: LockWaitObserver | undefined;
+}
+
+/** Builds every state part on one Redis connection. */
+export function openState(redis: Redis, opts: StateOptions): StateParts {
+  const keys = new Keys(opts.prefix);
+  const scripts = new ScriptRunner(redis, keys, opts.durable);
+  const index = new RepositoryIndex(redis, keys);
+  return {
+    redis,
+    keys,
+    scripts,
+    index,
+    repos: new RedisRepositoryStore(scripts, index, opts.logMax),
+    pushLog: new PushLog(redis, keys),
+    clock: new RedisClock(redis),
+    pairs: new RedisPairLocks(scripts),
+    writeLocks: new WriteLocks(redis, keys, opts.locks, opts.onLockWait),
+    async ping() {
+      await guarded(() => redis.ping());
+    },
+  };
+}
