@@ -1,0 +1,285 @@
+import { randomUUID } from 'node:crypto';
+import type { BackendClient, RefTip } from '../../src/backends/types.js';
+import type { RefAdvertisement } from '../../src/protocol/advertisement.js';
+import { Backends } from '../../src/cluster/backends.js';
+import type { ClusterContext } from '../../src/cluster/context.js';
+import { Health } from '../../src/cluster/health.js';
+import { NO_OBSERVER } from '../../src/cluster/observer.js';
+import { buildConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { ClusterStateUnavailableError, CommitRefusedError, RepositoryFrozenError } from '../../src/errors.js';
+import { createLogger } from '../../src/log.js';
+import { ZERO_OID, type RefCommand } from '../../src/protocol/receive-pack-request.js';
+import type { ReportStatus } from '../../src/protocol/report-status.js';
+import { Lease, type Held } from '../../src/state/lease.js';
+import type { WriteLockService } from '../../src/state/lock.js';
+import type { PairLease, PairLocks, Standing } from '../../src/state/pair-locks.js';
+import { parseRepoState, type FreezeReason, type RepoState } from '../../src/state/repo-state.js';
+import type { CatchUpRecord, CommitCatchUpResult, CommitWrite, MarkerFields, RepositoryStore, Versioned } from '../../src/state/repository-store.js';
+
+type Hash = Record<string, string>;
+
+interface Repo {
+  versions: Hash;
+  checksums: Hash;
+  writing: Hash;
+  frozen: Hash;
+  suspect: Hash;
+  drift: Hash;
+  log: Record<string, string | number>[];
+}
+
+/**
+ * The RepositoryStore in memory, with the guarded scripts' rules (the
+ * model of Praefect's in-memory RepositoryStore): unit tests of the cluster's
+ * decisions run on it without Redis. `failNext` makes the next call of a
+ * method run and then throw, as a script whose WAIT failed does.
+ */
+export class MemoryStore implements RepositoryStore {
+  readonly repos = new Map<string, Repo>();
+  /** repo → the write-lock token held. */
+  readonly locks = new Map<string, string>();
+  /** `${repo}\0${backend}` → copy-lock token. */
+  readonly pairs = new Map<string, string>();
+  private failing = new Set<string>();
+
+  failNext(method: keyof RepositoryStore): void {
+    this.failing.add(method);
+  }
+
+  private after(method: string): void {
+    if (this.failing.delete(method)) throw new ClusterStateUnavailableError('cluster state unavailable: 0 of the 1 Redis replica(s) confirmed the change');
+  }
+
+  repo(name: string): Repo {
+    let r = this.repos.get(name);
+    if (!r) this.repos.set(name, (r = { versions: {}, checksums: {}, writing: {}, frozen: {}, suspect: {}, drift: {}, log: [] }));
+    return r;
+  }
+
+  seed(name: string, copies: Record<string, [number, string]>): void {
+    const r = this.repo(name);
+    for (const [b, [v, c]] of Object.entries(copies)) {
+      r.versions[b] = String(v);
+      r.checksums[b] = c;
+    }
+  }
+
+  private max(r: Repo): number {
+    return Math.max(0, ...Object.values(r.versions).map(Number));
+  }
+
+  async read(repo: string): Promise<RepoState> {
+    const r = this.repo(repo);
+    return parseRepoState({ ...r, locked: this.locks.has(repo), epoch: 'mem' });
+  }
+
+  async beginWrite(repo: string, token: string, m: MarkerFields): Promise<void> {
+    const r = this.repo(repo);
+    if (this.locks.get(repo) !== token) throw new CommitRefusedError('lock lost');
+    if (r.frozen.reason) throw new RepositoryFrozenError('frozen', 'unknown');
+    if (r.writing.id) throw new RepositoryFrozenError('writing', 'write-interrupted');
+    r.writing = Object.fromEntries(Object.entries({ ...m, heartbeat: Date.now() }).map(([k, v]) => [k, String(v)]));
+    this.after('beginWrite');
+  }
+
+  private guard(repo: string, token: string, writeId: string): Repo | undefined {
+    const r = this.repo(repo);
+    return this.locks.get(repo) === token && r.writing.id === writeId ? r : undefined;
+  }
+
+  async heartbeat(repo: string, token: string, writeId: string): Promise<boolean> {
+    return this.guard(repo, token, writeId) !== undefined;
+  }
+
+  async markCopies(repo: string, token: string, writeId: string, copies: readonly string[]): Promise<boolean> {
+    const r = this.guard(repo, token, writeId);
+    if (r) r.writing.copies = copies.join(' ');
+    return r !== undefined;
+  }
+
+  async abortWrite(repo: string, token: string, writeId: string): Promise<boolean> {
+    const r = this.guard(repo, token, writeId);
+    if (r) r.writing = {};
+    return r !== undefined;
+  }
+
+  async commitWrite(repo: string, c: CommitWrite): Promise<number> {
+    const r = this.guard(repo, c.token, c.writeId);
+    if (!r) throw new CommitRefusedError('refused');
+    const version = this.max(r) + 1;
+    for (const b of [c.backend, ...c.copies]) {
+      r.versions[b] = String(version);
+      r.checksums[b] = c.checksum;
+    }
+    r.log.push({ version, backend: c.backend, copies: c.copies.join(','), ...c.log });
+    r.writing = {};
+    return version;
+  }
+
+  async commitCatchUp(repo: string, c: CatchUpRecord): Promise<CommitCatchUpResult> {
+    const r = this.repo(repo);
+    if (r.writing.backend === c.target) return { kind: 'writing' };
+    const current = Number(r.versions[c.target] ?? -1);
+    if (current >= c.version) return { kind: 'current', version: current };
+    if (!Object.keys(r.versions).some((b) => Number(r.versions[b]) === c.version && r.checksums[b] === c.checksum)) return { kind: 'moved' };
+    r.versions[c.target] = String(c.version);
+    r.checksums[c.target] = c.checksum;
+    return { kind: 'ok', version: c.version };
+  }
+
+  async adopt(repo: string, copies: ReadonlyMap<string, string>): Promise<boolean> {
+    const r = this.repo(repo);
+    if (Object.keys(r.versions).length > 0) return false;
+    for (const [b, c] of copies) this.seed(repo, { [b]: [1, c] });
+    return true;
+  }
+
+  async resolveInterrupted(): Promise<Versioned<'ok' | 'lock' | 'marker'>> {
+    throw new Error('not used by these unit tests');
+  }
+
+  async settleSuspect(): Promise<Versioned<'cleared' | 'adopted' | 'stale' | 'lock' | 'renewed'>> {
+    throw new Error('not used by these unit tests');
+  }
+
+  async markDrift(): Promise<'ok' | 'writing' | 'moved'> {
+    throw new Error('not used by these unit tests');
+  }
+
+  async clearDrift(repo: string, backend: string): Promise<void> {
+    delete this.repo(repo).drift[backend];
+  }
+
+  async recover(): Promise<Versioned<'ok' | 'ambiguous' | 'lock'>> {
+    throw new Error('not used by these unit tests');
+  }
+
+  async freeze(repo: string, reason: FreezeReason, detail: string, backends: readonly string[]): Promise<void> {
+    const r = this.repo(repo);
+    if (!r.frozen.reason) r.frozen = { reason, detail, since: String(Date.now()), backends: backends.join(' ') };
+  }
+}
+
+/** A lease that never needs renewing in a unit test's span. */
+function memoryLease(token: string, release: () => void, what: string, outer?: AbortSignal): Lease {
+  return new Lease(token, { extend: async () => true, release: async () => release() }, 60_000, what, outer);
+}
+
+export class MemoryWriteLocks implements WriteLockService {
+  constructor(private readonly store: MemoryStore) {}
+
+  async withLock<T>(repo: string, fn: (lock: Held) => Promise<T>): Promise<T> {
+    if (this.store.locks.has(repo)) throw new Error(`${repo} is locked`);
+    const token = randomUUID();
+    this.store.locks.set(repo, token);
+    const lease = memoryLease(token, () => this.store.locks.delete(repo), `write lock on ${repo}`);
+    try {
+      return await fn(lease);
+    } finally {
+      await lease.release();
+    }
+  }
+}
+
+export class MemoryPairLocks implements PairLocks {
+  constructor(private readonly store: MemoryStore) {}
+
+  private standing(repo: string, backend: string): Standing {
+    const r = this.store.repo(repo);
+    return { version: Number(r.versions[backend] ?? 0), writing: r.writing.backend === backend };
+  }
+
+  async acquire(repo: string, backend: string, _ttlMs: number, outer?: AbortSignal): Promise<PairLease | null> {
+    const key = `${repo}\0${backend}`;
+    if (this.store.pairs.has(key)) return null;
+    const token = randomUUID();
+    this.store.pairs.set(key, token);
+    const lease = memoryLease(token, () => this.store.pairs.delete(key), `copy lock on ${repo} → ${backend}`, outer);
+    return { lease, standing: this.standing(repo, backend) };
+  }
+
+  async fence(repo: string, backend: string, held: Lease): Promise<Standing | null> {
+    if (this.store.pairs.get(`${repo}\0${backend}`) !== held.token) return null;
+    return this.standing(repo, backend);
+  }
+}
+
+/** A backend whose refs live in memory: githa's Git client of it, applying pushed commands to its refs. */
+export class FakeBackend implements BackendClient {
+  readonly refs = new Map<string, Map<string, string>>();
+  /** Called as a push arrives, before its commands apply (to look at the state at that moment). */
+  onPush: (repo: string, commands: readonly RefCommand[]) => void = () => {};
+
+  constructor(readonly id: string) {}
+
+  set(repo: string, refs: Record<string, string>): void {
+    this.refs.set(repo, new Map(Object.entries(refs)));
+  }
+
+  async listRefs(repo: string): Promise<RefTip[] | null> {
+    const r = this.refs.get(repo);
+    return r ? [...r].map(([name, oid]) => ({ name, oid })) : null;
+  }
+
+  async receivePackAdvertisement(repo: string): Promise<RefAdvertisement | null> {
+    const r = await this.listRefs(repo);
+    if (!r) return null;
+    return { version: 0, refs: r.map((x) => ({ ...x })), peeled: new Map(), capabilities: ['report-status', 'atomic', 'delete-refs', 'ofs-delta'], shallow: [] };
+  }
+
+  async *fetchPack(): AsyncIterable<Buffer> {
+    yield Buffer.from('PACK');
+  }
+
+  async pushPack(repo: string, commands: readonly RefCommand[]): Promise<ReportStatus> {
+    this.onPush(repo, commands);
+    const r = this.refs.get(repo)!;
+    for (const c of commands) {
+      if ((r.get(c.ref) ?? ZERO_OID) !== c.oldOid) return { unpackOk: true, refs: commands.map((x) => ({ ref: x.ref, ok: false, reason: 'stale info' })) };
+    }
+    for (const c of commands) {
+      if (c.newOid === ZERO_OID) r.delete(c.ref);
+      else r.set(c.ref, c.newOid);
+    }
+    return { unpackOk: true, refs: commands.map((c) => ({ ref: c.ref, ok: true })) };
+  }
+
+  async probe(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+/** A ClusterContext of in-memory parts over `ids` backends. */
+export function memoryCluster(ids: string[], overrides: { writeQuorum?: number } = {}): {
+  ctx: ClusterContext;
+  store: MemoryStore;
+  backends: Map<string, FakeBackend>;
+  directory: Backends;
+  config: Config;
+} {
+  const config = buildConfig(
+    {
+      redis: { url: 'redis://127.0.0.1:1' },
+      backends: ids.map((id, i) => ({ id, http: `http://127.0.0.1:${10_000 + i}/` })),
+      replication: { writeQuorum: overrides.writeQuorum ?? 1, background: false },
+    },
+    {},
+  );
+  const store = new MemoryStore();
+  const backends = new Map(ids.map((id) => [id, new FakeBackend(id)]));
+  const health = new Health(config.health);
+  const directory = new Backends(config, backends as ReadonlyMap<string, BackendClient>, health);
+  const ctx: ClusterContext = {
+    config,
+    log: createLogger('silent'),
+    repos: store,
+    index: { noteWrite: async () => {}, repositories: async function* () {}, claimVerify: async () => true },
+    clock: { now: async () => Date.now() },
+    pairs: new MemoryPairLocks(store),
+    writeLocks: new MemoryWriteLocks(store),
+    health,
+    observer: NO_OBSERVER,
+    backends: directory,
+  };
+  return { ctx, store, backends, directory, config };
+}
