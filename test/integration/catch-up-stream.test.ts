@@ -345,6 +345,51 @@ describe('catchUp() over SSH and git://', () => {
     expect(await diskRefs(cluster().backend('b2'), repo)).toEqual(newerRefs);
   });
 
+  // Issue 15 item 1: a copy is fenced. This githa stalls (event loop
+  // blocked, Redis reply delayed) after taking the copy lock, past its lease;
+  // meanwhile another githa takes the pair, records an acknowledged branch on
+  // the target, and lets go. Before the fence, the stalled copy read the
+  // target's advertisement afterwards, planned a delete of that branch with
+  // its current id, and git's compare-and-swap let it through.
+  it('a copy that stalled past its lease does not delete what another githa recorded on the target meanwhile', async () => {
+    const repo = 'cu/fenced';
+    await cluster().createRepository(repo);
+    const git = GitClient.forCluster(cluster());
+    const b1 = cluster().backend('b1');
+    const b2 = cluster().backend('b2');
+    const work = await git.init();
+    await git.commits(work, 1, 'one');
+    await git.run(['push', '--quiet', '--mirror', '--', b2.url('ssh', repo)], { cwd: work });
+    const older = checksumOf(await diskRefs(b2, repo));
+    await git.commits(work, 1, 'two');
+    await git.run(['push', '--quiet', '--mirror', '--', b1.url('ssh', repo)], { cwd: work });
+    const newer = checksumOf(await diskRefs(b1, repo));
+    await seed(`${repo}.git`, { b1: [2, newer], b2: [1, older] });
+
+    const source = over('ssh', 'b1');
+    const stalled = Object.create(source) as StreamGitClient;
+    let stalls = 0;
+    stalled.listRefs = async (r, signal) => {
+      if (stalls++ === 0) {
+        // The lease runs out while this githa stands still: the other githa's turn.
+        await redis.del(store.keys.pairLock(`${repo}.git`, 'b2'));
+        await git.run(['push', '--quiet', '--', b2.url('ssh', repo), 'HEAD~1:refs/heads/acknowledged'], { cwd: work });
+        const acked = checksumOf(await diskRefs(b2, repo));
+        await redis.hset(store.keys.versions(`${repo}.git`), 'b2', 3);
+        await redis.hset(store.keys.checksums(`${repo}.git`), 'b2', acked);
+      }
+      return source.listRefs(r, signal);
+    };
+    const out = await catchUp(copyDeps(store, log), { repo: `${repo}.git`, source: stalled, target: over('ssh', 'b2'), version: 2, checksum: newer }).catch((e: unknown) => e);
+    expect(stalls).toBe(1);
+    expect(out).toBeInstanceOf(Error);
+    expect((out as Error).message).toMatch(/copy lock .* lost/);
+    // The acknowledged branch and b2's recorded state are what the other githa left.
+    const acknowledged = (await git.run(['rev-parse', 'HEAD~1'], { cwd: work })).stdout.trim();
+    expect((await diskRefs(b2, repo))['refs/heads/acknowledged']).toBe(acknowledged);
+    expect(await redis.hget(store.keys.versions(`${repo}.git`), 'b2')).toBe('3');
+  });
+
   it('EMPTY_CHECKSUM is what an empty repository lists', async () => {
     const c = cluster();
     await c.createRepository('cu/blank');
