@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { parseSshBackendUrl, sqQuote, sshExecCommand, sshRepositoryPath } from '../../src/backends/ssh.js';
+import { parseSshBackendUrl, sqQuote, sshExecCommand, sshRepositoryPath } from '../../src/backends/ssh-url.js';
 
 describe('parseSshBackendUrl', () => {
   it('reads user, host, port and the path prefix', () => {
