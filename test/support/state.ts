@@ -1,7 +1,7 @@
 /**
  * Reading githa's cluster state in the test's real Redis, and waiting for it
- * to change: shared by the integration tests of replication, recovery,
- * verification and health.
+ * to change (waitFor, from ./wait.ts, re-exported here): shared by the
+ * integration tests of replication, recovery, verification and health.
  */
 import type { DevCluster } from '../../src/devcluster/cluster.js';
 
