@@ -181,7 +181,12 @@ describe('operator console over SSH', () => {
     expect(help.code).toBe(0);
     expect(help.stderr).toMatch(/githa: no pseudo-terminal here \(node-pty is not available: Cannot find package 'node-pty'\); running without one/);
     expect(help.stdout).toMatch(/Usage: githa/);
-    expect(githa.logLines().filter((l) => l.msg === 'operator command').map((l) => l.pty)).toEqual([false]);
+    // githa's log arrives through a pipe, possibly after ssh has returned.
+    const commands = await waitFor('the operator command log line', () => {
+      const lines = githa.logLines().filter((l) => l.msg === 'operator command');
+      return lines.length > 0 ? lines : undefined;
+    });
+    expect(commands.map((l) => l.pty)).toEqual([false]);
     expect(githa.logs()).toContain('node-pty cannot be loaded');
   });
 
