@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { useCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
 import { startGitha } from '../support/githa.js';
+import { waitFor } from '../support/wait.js';
 
 const REPO = 'metrics/very-secret-name';
 
@@ -89,13 +90,10 @@ describe('/metrics', () => {
     await cluster().createRepository('metrics/second.git');
     await git.push(work, githa.url('metrics/second'), ['main']);
     const before = await zscanCalls(cluster().redis.cli.bind(cluster().redis));
-    const started = performance.now();
     let last = '';
     for (let i = 0; i < 20; i++) last = await scrape(githa.adminUrl);
-    const perScrapeMs = (performance.now() - started) / 20;
     expect(await zscanCalls(cluster().redis.cli.bind(cluster().redis))).toBe(before);
     expect(repositoriesTotal(last)).toBe(1);
-    expect(perScrapeMs).toBeLessThan(100);
     expect(sample(last, 'githa_requests_total', { transport: 'http', service: 'git-receive-pack', outcome: 'committed' })).toBe(2);
   });
 
@@ -108,12 +106,10 @@ describe('/metrics', () => {
     await git.commit(work, { 'b.txt': 'two\n' }, 'first');
     await git.push(work, githa.url('metrics/third'), ['main']);
     // Stale-while-revalidate: the scrape after the interval starts a refresh, a later one shows it.
-    const deadline = Date.now() + 10_000;
-    let now = first;
-    while (now === first && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
-      now = repositoriesTotal(await scrape(githa.adminUrl));
-    }
+    const now = await waitFor('the repository gauge to change', async () => {
+      const n = repositoriesTotal(await scrape(githa.adminUrl));
+      return n !== first ? n : undefined;
+    }, 10_000, { intervalMs: 100 });
     expect(now).toBe(first + 1);
   });
 });

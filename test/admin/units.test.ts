@@ -3,7 +3,7 @@
  * rule, the status pages' escaping, the metrics' label hygiene, and the demo's
  * log formatter.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { formatLogLine } from '../../src/cli/pretty-log.js';
 import { Metrics } from '../../src/admin/metrics.js';
 import { StatusCache } from '../../src/admin/status-cache.js';
@@ -21,17 +21,39 @@ function status(repos: string[], at = Date.now()): ClusterStatus {
   };
 }
 
+/** Lets every pending promise callback run (a macrotask boundary; the cache's own work is all promises). */
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
 describe('StatusCache', () => {
+  // The cache reads its clock from performance.now(): fake it, and move it by hand.
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['performance', 'Date', 'setTimeout', 'clearTimeout'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('loads once, serves the snapshot until refreshMs, then refreshes in the background', async () => {
     let loads = 0;
-    const cache = new StatusCache(async () => status(Array.from({ length: ++loads }, (_, i) => `r${i}`)), 100);
+    let finish: (() => void) | undefined;
+    const cache = new StatusCache(async () => {
+      const n = ++loads;
+      // The second load stays pending until the test lets it finish.
+      if (n > 1) await new Promise<void>((r) => (finish = r));
+      return status(Array.from({ length: n }, (_, i) => `r${i}`));
+    }, 100);
     expect((await cache.get()).repositories).toHaveLength(1);
     expect((await Promise.all([cache.get(), cache.get(), cache.get()])).map((s) => s.repositories.length)).toEqual([1, 1, 1]);
-    expect(loads).toBe(1);
-    await new Promise((r) => setTimeout(r, 120));
-    // Due: the old snapshot is served while the new one loads.
+    vi.advanceTimersByTime(99);
     expect((await cache.get()).repositories).toHaveLength(1);
-    await new Promise((r) => setTimeout(r, 10));
+    expect(loads).toBe(1);
+    vi.advanceTimersByTime(1);
+    // Due: the old snapshot is served while the new one loads, and only one load runs.
+    expect((await cache.get()).repositories).toHaveLength(1);
+    expect((await cache.get()).repositories).toHaveLength(1);
+    expect(loads).toBe(2);
+    finish!();
+    await settle();
     expect((await cache.get()).repositories).toHaveLength(2);
     expect(loads).toBe(2);
   });
@@ -45,10 +67,11 @@ describe('StatusCache', () => {
     }, 1, (err) => errors.push(err));
     await cache.get();
     fail = true;
-    await new Promise((r) => setTimeout(r, 5));
+    vi.advanceTimersByTime(5);
     expect((await cache.get()).repositories).toHaveLength(1);
-    await new Promise((r) => setTimeout(r, 5));
+    await settle();
     expect(errors).toHaveLength(1);
+    expect((await cache.get()).repositories).toHaveLength(1);
     const empty = new StatusCache(async () => Promise.reject(new Error('redis down')), 1000);
     await expect(empty.get()).rejects.toThrow('redis down');
   });

@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import pty from 'node-pty';
 import { onTestFinished } from 'vitest';
+import { StopWaiting, waitFor } from '../support/wait.js';
 
 const MAIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
 
@@ -49,16 +50,20 @@ export function githaPty(configPath: string, args: string[]): PtyRun {
   return {
     output: () => plain(out),
     async waitFor(pattern, timeoutMs = 20_000, from = 0) {
-      const deadline = Date.now() + timeoutMs;
       const matches = (): boolean => {
         const text = plain(out).slice(from);
         return typeof pattern === 'string' ? text.includes(pattern) : pattern.test(text);
       };
-      while (!matches()) {
-        if (code !== undefined) throw new Error(`githa ${args.join(' ')} exited (${code}) before printing ${String(pattern)}:\n${plain(out)}`);
-        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${String(pattern)}; printed:\n${plain(out)}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      await waitFor(
+        String(pattern),
+        () => {
+          if (matches()) return true;
+          if (code !== undefined) throw new StopWaiting(`githa ${args.join(' ')} exited (${code}) before printing ${String(pattern)}:\n${plain(out)}`);
+          return false;
+        },
+        timeoutMs,
+        { intervalMs: 25, detail: () => `printed:\n${plain(out)}` },
+      );
     },
     write(text) {
       p.write(text);

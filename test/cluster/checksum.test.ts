@@ -26,6 +26,21 @@ describe('refsChecksum', () => {
     );
   });
 
+  it('sorts by the ref names\' UTF-8 bytes, not by locale or UTF-16 code units', () => {
+    // Byte order: "B" 42 < "a" 61 < "z" 7a < "é" c3 a9 < "！" (U+FF01) ef bc 81 < "😀" (U+1F600) f0 9f 98 80.
+    // localeCompare puts "a" before "B" and "é" before "z"; a default (UTF-16) sort puts "😀" (d83d de00) before "！" (ff01).
+    const names = ['refs/heads/B', 'refs/heads/a', 'refs/heads/z', 'refs/heads/é', 'refs/heads/\uff01', 'refs/heads/\u{1f600}'];
+    const refs = names.map((name, i) => ({ name, oid: String(i).repeat(40) }));
+    const expected = createHash('sha256')
+      .update(refs.map((r) => `${r.oid} ${r.name}\n`).join(''), 'utf8')
+      .digest('hex');
+    const byLocale = [...refs].sort((x, y) => x.name.localeCompare(y.name));
+    const byUtf16 = [...refs].sort((x, y) => (x.name < y.name ? -1 : 1));
+    expect(byLocale.map((r) => r.name)).not.toEqual(names);
+    expect(byUtf16.map((r) => r.name)).not.toEqual(names);
+    for (const listed of [refs, [...refs].reverse(), byLocale, byUtf16]) expect(refsChecksum(listed)).toBe(expected);
+  });
+
   it('changes when one ref moves', () => {
     expect(refsChecksum([{ name: 'refs/heads/main', oid: A }])).not.toBe(refsChecksum([{ name: 'refs/heads/main', oid: B }]));
   });

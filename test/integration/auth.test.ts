@@ -25,6 +25,7 @@ import { useCluster, type DevCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
 import { raw as rawRequest, type RawResponse } from '../support/untouched.js';
 import { startGitha, type GithaProcess } from '../support/githa.js';
+import { waitFor } from '../support/wait.js';
 
 /** One raw request (test/support/untouched.ts), headers before the body. */
 function raw(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer): Promise<RawResponse> {
@@ -88,13 +89,7 @@ describe('authentication and authorization', () => {
   async function sentinel(c: DevCluster): Promise<string> {
     const mark = `sentinel-${randomBytes(6).toString('hex')}`;
     for (const b of c.backends) expect((await raw(`http://127.0.0.1:${b.ports.http}`, 'GET', `/${mark}`)).status).toBe(404);
-    const deadline = Date.now() + 15_000;
-    for (const b of c.backends) {
-      while (!readFileSync(b.logs.http, 'utf8').includes(mark)) {
-        if (Date.now() > deadline) throw new Error(`${b.id}: access log line of ${mark} did not appear`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    }
+    await waitFor(`the access log line of ${mark} on every backend`, () => c.backends.every((b) => readFileSync(b.logs.http, 'utf8').includes(mark)), 15_000, { intervalMs: 20 });
     return mark;
   }
 

@@ -7,12 +7,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { PortServer, DevClusterStartError, canConnect, exchange } from '../../src/devcluster/process.js';
 import { startTestCluster, useCluster, type DevBackend, type DevCluster, type EndpointKind } from '../support/cluster.js';
 import { GitClient, packetTraceVersion, randomData, sha256 } from '../support/git.js';
+import { waitFor } from '../support/wait.js';
 
 const REPO = 'harness/repo';
 const KINDS: EndpointKind[] = ['http', 'ssh', 'git'];
@@ -21,14 +21,6 @@ const cluster = useCluster({ backends: 2, repositories: [REPO] });
 
 function allPorts(c: DevCluster): number[] {
   return [c.redis.port, ...c.backends.flatMap((b) => [b.ports.http, b.ports.ssh, b.ports.git])];
-}
-
-async function waitUntil(condition: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(50);
-  }
 }
 
 async function noneAccept(ports: number[]): Promise<boolean> {
@@ -196,12 +188,9 @@ describe('server control', () => {
 });
 
 describe('lifecycle', () => {
-  it('starts a 3-backend cluster quickly; stop() closes every port and removes the directory', async () => {
-    const started = performance.now();
+  // Speed is measured by `npm run bench` (docs/performance.md), not asserted by tests.
+  it('starts a 3-backend cluster; stop() closes every port and removes the directory', async () => {
     const c = await startTestCluster({ backends: 3 });
-    const startupMs = performance.now() - started;
-    console.info(`3-backend dev cluster started in ${Math.round(startupMs)} ms`);
-    expect(startupMs).toBeLessThan(5000);
 
     const ports = allPorts(c);
     expect(new Set(ports).size).toBe(10);
@@ -221,8 +210,8 @@ describe('lifecycle', () => {
       const ports = allPorts(c);
       expect(await noneAccept(ports)).toBe(false);
       parent.kill('SIGKILL');
-      await waitUntil(() => noneAccept(ports), 5000, 'the servers to die');
-      await waitUntil(() => !existsSync(c.dir), 5000, 'the directory to be removed');
+      await waitFor('the servers to die', () => noneAccept(ports), 5000);
+      await waitFor('the directory to be removed', () => !existsSync(c.dir), 5000);
     } finally {
       parent.kill('SIGKILL');
     }
@@ -231,7 +220,7 @@ describe('lifecycle', () => {
   it('the watchdog kills the servers after the maximum lifetime', async () => {
     const c = await startTestCluster({ backends: 1, redis: false, maxLifetimeMs: 2000 });
     const ports = Object.values(c.backends[0]!.ports);
-    await waitUntil(() => noneAccept(ports), 5000, 'the servers to die');
+    await waitFor('the servers to die', () => noneAccept(ports), 5000);
     expect(() => c.redis).toThrow(/redis: false/);
   });
 

@@ -230,12 +230,19 @@ describe('backend health checks', () => {
       expect(seeded).toMatchObject({ backend: 'b1', by: 'health-3' });
       await waitFor('health-4 shares b1 as down', () => sharedIs('b1', 'down', 'health-4'), 5_000);
 
-      // A stopped githa (SIGTERM: a clean close) leaves nothing running that writes.
+      // A stopped githa (SIGTERM: a clean close) leaves nothing running that writes: close() stops the checker and
+      // the process exits by itself (code 0, not the harness's SIGKILL after 5 s), so no probe or timer outlives it;
+      // and a probe cut short by the close wrote nothing (the last word on b1 is a real probe's failure).
       await second.stop();
       await first.stop();
+      for (const g of [second, first]) {
+        expect(g.proc.exitCode, g.configPath).toBe(0);
+        expect(g.logLines().map((l) => l.msg)).toContain('stopping');
+      }
       const last = await shared('b1');
-      await new Promise((r) => setTimeout(r, 1_000));
-      expect(await shared('b1')).toEqual(last);
+      expect(last).toMatchObject({ health: 'down', 'health.by': expect.stringMatching(/^health-[34]$/) });
+      expect(last['health.detail']).toMatch(/probe failed/);
+      expect(last['health.detail']).not.toMatch(/abort/i);
     });
   });
 

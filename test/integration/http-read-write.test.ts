@@ -13,6 +13,7 @@ import { useCluster, type DevBackend } from '../support/cluster.js';
 import { GitClient, packetTraceVersion } from '../support/git.js';
 import { startGitha, type GithaProcess } from '../support/githa.js';
 import { gitDir, diskRefs, checksumOf } from '../support/backend-refs.js';
+import { waitFor } from '../support/wait.js';
 
 const execFileP = promisify(execFile);
 const ZERO = '0'.repeat(40);
@@ -299,8 +300,7 @@ describe('reads and writes through githa (smart HTTP)', () => {
     // githa took the write path (lock, marker) and saw that no ref changed.
     // The request's log line is written as the response ends: allow it a moment to arrive.
     const requestLines = () => githa.logLines().slice(logMark).filter((l) => l.msg === 'request' && l.service === 'git-receive-pack' && l.kind === 'rpc');
-    for (let i = 0; i < 40 && requestLines().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
-    const posts = requestLines();
+    const posts = await waitFor('the push request log line', () => (requestLines().length > 0 ? requestLines() : undefined));
     expect(posts.map((l) => l.outcome)).toEqual(['unchanged']);
     expect(await versions(repo)).toEqual(before);
     expect(await hgetall(key(repo, 'checksums'))).toEqual(checksumsBefore);

@@ -112,10 +112,10 @@ describe('interrupted writes of a dead githa', () => {
     await git.commit(work, { 'landed.txt': 'landed\n' }, 'landed');
     await git.push(work, cluster().backend('b3').url('http', `${repo}.git`), ['main']);
     await plantMarker(repo, 'b3', recorded);
-    await new Promise((r) => setTimeout(r, 2_000));
+    // The resolver has looked at the marker (and decided) once it says so in the log: only then is "unchanged" news.
+    await waitFor('the marker left for an operator', () => githa.logLines().some((l) => l.repo === `${repo}.git` && /left frozen for an operator/.test(String(l.msg))));
     expect(await hash(key(repo, 'writing'))).toMatchObject({ id: 'dead-write', backend: 'b3' });
     expect(await hash(key(repo, 'versions'))).toEqual(versions);
-    expect(githa.logs()).toMatch(/left frozen for an operator/);
     const refused = await git.push(work, githa.url(`${repo}.git`), ['main'], [], { allowFailure: true });
     expect(refused.stderr).toMatch(/was interrupted/);
 

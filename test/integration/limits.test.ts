@@ -13,6 +13,7 @@ import { GitClient } from '../support/git.js';
 import { startGitha, type GithaProcess } from '../support/githa.js';
 import { gitDaemonRequests, httpRequests, packetBytes, pkt, pktLines, receivePack, repositoryNames, urlPath } from '../support/hostile-corpus.js';
 import { exchange, raw, untouched } from '../support/untouched.js';
+import { waitFor } from '../support/wait.js';
 
 const ZERO = '0'.repeat(40);
 const FLUSH = Buffer.from('0000', 'latin1');
@@ -53,14 +54,6 @@ async function hold(port: number, localAddress = '127.0.0.1'): Promise<Socket> {
     socket.once('error', reject);
   });
   return socket;
-}
-
-async function eventually(check: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe('githa front ends against hostile input and too many clients', () => {
@@ -228,7 +221,7 @@ describe('githa front ends against hostile input and too many clients', () => {
       for (const s of held) s.destroy();
     }
     // Closed connections free their slots.
-    await eventually(async () => (await raw(githa.httpUrl, 'GET', `/${repo}.git/info/refs?service=git-upload-pack`)).status === 200, 'HTTP slots freed');
+    await waitFor('HTTP slots freed', async () => (await raw(githa.httpUrl, 'GET', `/${repo}.git/info/refs?service=git-upload-pack`)).status === 200, 15_000, { intervalMs: 100 });
     await clonesFine(git, githa, repo, sha);
   });
 
@@ -267,24 +260,32 @@ describe('githa front ends against hostile input and too many clients', () => {
     });
 
     // A client dripping its command list one packet at a time, each gap well under idleTimeout (3 s), over more than
-    // that in all, is not cut: it gets the answer (here: githa's refusal of a malformed list, so no backend is needed).
+    // that in all (13 gaps of 350 ms), is not cut: it gets the answer (here: githa's refusal of the malformed last
+    // line, so no backend is needed). That answer is the evidence: githa can only name the bad object id once it has
+    // read the last line, sent after all the others.
     const lines = [...Array.from({ length: 12 }, (_, i) => pkt(`${sha} ${'1'.repeat(40)} refs/heads/drip-${i}${i === 0 ? '\0report-status' : ''}\n`)), pkt('zz not a command\n'), FLUSH];
     const total = lines.reduce((n, b) => n + b.length, 0);
     const socket = await hold(httpPort);
     const answer: Buffer[] = [];
-    socket.on('data', (c: Buffer) => answer.push(c));
+    let written = 0;
+    let writtenAtAnswer = -1;
+    socket.on('data', (c: Buffer) => {
+      if (answer.length === 0) writtenAtAnswer = written;
+      answer.push(c);
+    });
     const closed = new Promise<void>((r) => socket.once('close', () => r()));
-    const started = Date.now();
     socket.write(`POST /${repo}.git/git-receive-pack HTTP/1.1\r\nHost: githa\r\nContent-Type: application/x-git-receive-pack-request\r\nContent-Length: ${total}\r\nConnection: close\r\n\r\n`);
     for (const l of lines) {
       await new Promise((r) => setTimeout(r, 350));
       // githa answers as soon as it reads the bad line (before the flush): only then may the connection end.
       if (answer.length > 0) break;
-      expect(socket.destroyed, `cut while data was flowing, after ${Date.now() - started} ms`).toBe(false);
+      expect(socket.destroyed, `cut while data was flowing, after ${written} of ${lines.length} packets`).toBe(false);
       socket.write(l);
+      written++;
     }
     await closed;
-    expect(Date.now() - started).toBeGreaterThan(3_000);
+    // Nothing came back before the bad (13th) line was written: no timeout answer, no early cut.
+    expect(writtenAtAnswer).toBeGreaterThanOrEqual(lines.length - 1);
     const r = parseHttp(Buffer.concat(answer));
     expect(r.status).toBe(400);
     expect(r.body).toBe('githa: invalid object id in push command\n');

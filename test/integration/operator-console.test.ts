@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/devcluster/ssh.js';
 import { useCluster } from '../support/cluster.js';
 import { startGitha, type GithaProcess } from '../support/githa.js';
+import { waitFor } from '../support/wait.js';
 
 interface Run {
   code: number | null;
@@ -62,14 +63,9 @@ class Terminal {
   }
   /** Waits until the output (from `from`) matches. */
   async waitFor(pattern: RegExp, from = 0, timeoutMs = 20_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      // Without the terminal's control sequences (readline redraws its prompt with them).
-      const seen = this.output.slice(from).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
-      if (pattern.test(seen)) return seen;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; terminal shows:\n${this.output}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    // Without the terminal's control sequences (readline redraws its prompt with them).
+    const seen = (): string => this.output.slice(from).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+    return waitFor(String(pattern), () => (pattern.test(seen()) ? seen() : undefined), timeoutMs, { detail: () => `terminal shows:\n${this.output}` });
   }
 }
 
@@ -90,14 +86,6 @@ function groupMembers(pgid: number): number[] {
   return members;
 }
 
-async function until(check: () => boolean, timeoutMs = 10_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return check();
-}
 
 function startedPids(githa: GithaProcess, command: string): number[] {
   return githa
@@ -193,7 +181,12 @@ describe('operator console over SSH', () => {
     expect(help.code).toBe(0);
     expect(help.stderr).toMatch(/githa: no pseudo-terminal here \(node-pty is not available: Cannot find package 'node-pty'\); running without one/);
     expect(help.stdout).toMatch(/Usage: githa/);
-    expect(githa.logLines().filter((l) => l.msg === 'operator command').map((l) => l.pty)).toEqual([false]);
+    // githa's log arrives through a pipe, possibly after ssh has returned.
+    const commands = await waitFor('the operator command log line', () => {
+      const lines = githa.logLines().filter((l) => l.msg === 'operator command');
+      return lines.length > 0 ? lines : undefined;
+    });
+    expect(commands.map((l) => l.pty)).toEqual([false]);
     expect(githa.logs()).toContain('node-pty cannot be loaded');
   });
 
@@ -317,18 +310,18 @@ describe('operator console over SSH', () => {
     await term.waitFor(/Ready to release the locks\?/);
     expect(groupMembers(pid!).length).toBeGreaterThanOrEqual(2); // the console and its lock command
     term.pty.kill('SIGKILL');
-    expect(await until(() => groupMembers(pid!).length === 0)).toBe(true);
-    expect(await until(() => githa.logLines().some((l) => l.msg === 'operator command' && l.disconnected === true))).toBe(true);
+    await waitFor('the console and its command to end', () => groupMembers(pid!).length === 0);
+    await waitFor('the disconnected operator command in the log', () => githa.logLines().some((l) => l.msg === 'operator command' && l.disconnected === true));
 
     // On pipes (no pty), the console waiting for its next line.
     const child: ChildProcess = spawnChild('ssh', ['-T', ...sshArgs(githa, opKey), 'ops@127.0.0.1'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    expect(await until(() => out.includes('githa> '))).toBe(true);
+    await waitFor('the console prompt', () => out.includes('githa> '));
     const second = startedPids(githa, 'console')[1]!;
     expect(second).toBeGreaterThan(0);
     expect(groupMembers(second)).toContain(second);
     child.kill('SIGKILL');
-    expect(await until(() => groupMembers(second).length === 0)).toBe(true);
+    await waitFor('the second console to end', () => groupMembers(second).length === 0);
   });
 });

@@ -24,6 +24,7 @@ import { SSH_ALGORITHMS, WEAK_ALGORITHMS } from '../../src/frontends/ssh/algorit
 import { useCluster, type DevCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
 import { startGitha, type GithaProcess, type StartGithaOptions } from '../support/githa.js';
+import { waitFor } from '../support/wait.js';
 
 interface Run {
   code: number | null;
@@ -101,17 +102,9 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
   }
 }
 
-async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** Waits until githa has logged `text` (its log arrives through a pipe, a little after the client's answer). */
 async function logged(githa: GithaProcess, text: string): Promise<void> {
-  await until(() => githa.logs().includes(text)).catch(() => {
+  await waitFor(`githa to log ${JSON.stringify(text)}`, () => githa.logs().includes(text)).catch(() => {
     throw new Error(`githa did not log ${JSON.stringify(text)}:\n${githa.logs().slice(-3000)}`);
   });
 }
@@ -216,7 +209,7 @@ describe('SSH front end hardening', () => {
     const git = GitClient.forCluster(c, { knownHostsPath: githa.knownHostsPath });
     const clone = await git.clone(githa.sshUrl(REPO));
     expect(readFileSync(join(clone, 'README.md'), 'utf8')).toBe('hello\n');
-    await until(() => backendLogins(c) > logins);
+    await waitFor('a backend SSH login', () => backendLogins(c) > logins);
   }
 
   it('offers strict KEX and only the configured algorithms; OpenSSH connects, a client offering only weak ones is refused', async () => {
@@ -224,7 +217,7 @@ describe('SSH front end hardening', () => {
     // The server's KEXINIT, as any client receives it before choosing.
     const conn = rawConnection(githa.sshPort!);
     conn.socket.write('SSH-2.0-kexinit-probe\r\n');
-    await until(() => {
+    await waitFor('the server KEXINIT', () => {
       const data = conn.received();
       const nl = data.indexOf('\n');
       return nl > 0 && data.length >= nl + 5 && data.length >= nl + 1 + 4 + data.readUInt32BE(nl + 1);
@@ -349,7 +342,7 @@ describe('SSH front end hardening', () => {
     // maxStartups: connections that never authenticate hold a slot each; one more is closed before the handshake.
     const other = await githaWith({ maxConnectionsPerClient: 10, maxStartups: 2 });
     const silent = [rawConnection(other.sshPort!), rawConnection(other.sshPort!)];
-    await until(() => silent.every((s) => s.received().toString('latin1').startsWith('SSH-2.0-githa')));
+    await waitFor('every silent client to get the SSH banner', () => silent.every((s) => s.received().toString('latin1').startsWith('SSH-2.0-githa')));
     const third = rawConnection(other.sshPort!);
     await within(third.ended, 10_000, 'connection over maxStartups closed');
     expect(third.received().length).toBe(0);
@@ -368,7 +361,7 @@ describe('SSH front end hardening', () => {
       const stalled = rawConnection(githa.sshPort!);
       stalled.socket.write('SSH-2.0-slowloris\r\n');
       await within(Promise.all([mute.ended, stalled.ended]), 15_000, 'unauthenticated connections closed');
-      await until(() => githa.logLines().filter((l) => l.msg === 'ssh login grace time exceeded').length === 2);
+      await waitFor('two login grace time log lines', () => githa.logLines().filter((l) => l.msg === 'ssh login grace time exceeded').length === 2);
       // An OpenSSH client that never gets past authentication (a host key prompt nobody answers is the same).
       // Authenticated but silent: closed after idleTimeoutMs.
       const idle = await sshConnection(githa, key);
@@ -508,6 +501,6 @@ esac
       expect(githa.logs()).not.toContain('oops');
     });
     // The clone in untouched() ran as the user the command's line names.
-    await until(() => githa.logLines().some((l) => l.msg === 'request' && l.user === 'erin'));
+    await waitFor("erin's request log line", () => githa.logLines().some((l) => l.msg === 'request' && l.user === 'erin'));
   });
 });

@@ -19,7 +19,8 @@ import { useCluster, type DevCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
 import { startGitha } from '../support/githa.js';
 import { checksumOf, diskRefs, gitDir, refOnDisk } from '../support/backend-refs.js';
-import { leadersOf, maxOf, waitFor } from '../support/state.js';
+import { leadersOf, maxOf } from '../support/state.js';
+import { waitFor } from '../support/wait.js';
 
 const BACKENDS = ['b1', 'b2', 'b3'];
 
@@ -41,8 +42,23 @@ async function versions(repo: string): Promise<Record<string, number>> {
   return Object.fromEntries(Object.entries(h).map(([b, v]) => [b, Number(v)]));
 }
 
-
-
+/**
+ * Waits for a whole verification of `repo` by the (single) githa with a verifier that starts after this call.
+ * Evidence in Redis: the verifier takes githa:verify:{R} (SET NX PX verify.intervalMs) right before it verifies
+ * R. A new lock shows as the key appearing or its PTTL going up; the first new one after this call starts a
+ * verification, and the second comes from a later sweep, which starts only once that one has finished.
+ */
+async function verifiedAfterNow(repo: string): Promise<void> {
+  const lock = `githa:verify:{${repo}.git}`;
+  let last = await redis.pttl(lock);
+  let taken = 0;
+  await waitFor(`two verifications of ${repo}`, async () => {
+    const now = await redis.pttl(lock);
+    if (now > 0 && now > last) taken++;
+    last = now;
+    return taken >= 2;
+  }, 15_000, { intervalMs: 10 });
+}
 
 /** Waits until `backends` have main at `sha` on disk and Redis records them at the highest version with their checksum. */
 async function waitCurrent(c: DevCluster, repo: string, sha: string, backends: string[] = BACKENDS): Promise<Record<string, number>> {
@@ -86,7 +102,7 @@ describe('the verifier', () => {
     const b3 = c.backend('b3');
     const recordedB3 = (await redis.hgetall(key(repo, 'checksums'))).b3!;
     // Verification of an unchanged cluster finds nothing.
-    await new Promise((r) => setTimeout(r, 1_200));
+    await verifiedAfterNow(repo);
     expect(await redis.hgetall(key(repo, 'drift'))).toEqual({});
     expect(githa.logs()).not.toContain('DRIFT');
 
@@ -139,8 +155,21 @@ describe('the verifier', () => {
     const afterPush = await waitCurrent(c, repo, next, ['b1', 'b2']);
     expect(leadersOf(afterPush)).toEqual(['b1', 'b2']);
     expect(afterPush.b3).toBe(recorded.b3);
-    // Give background replication (events + 1 s scans) time to do the wrong thing.
-    await new Promise((r) => setTimeout(r, 2_500));
+    // Background replication sees b3 stale too, and must leave it alone. Its evidence: a second githa, acknowledging
+    // on one copy (writeQuorum 1, no verifier of its own), leaves b1 or b2 behind as well; the replicator's catch-up
+    // of that copy to the new version is the round that also weighed b3, stale and drifted.
+    const single = await startGitha(c, { proxyId: 'single', config: { verify: { intervalMs: 0 }, replication: { writeQuorum: 1, scanIntervalMs: 1_000 } } });
+    const latest = await git.commit(work, { 'c.txt': 'c\n' }, 'fourth');
+    await git.push(work, single.url(repo), ['main']);
+    const pushed = (await pushLog(repo)).filter((e) => e.event === 'push').at(-1)!;
+    expect(pushed.copies ?? '').toBe('');
+    expect(['b1', 'b2']).toContain(pushed.backend);
+    const behind = pushed.backend === 'b1' ? 'b2' : 'b1';
+    const caughtUp = (l: Record<string, unknown>): boolean =>
+      l.component === 'replicator' && l.msg === 'catch-up' && l.repo === `${repo}.git` && l.target === behind && l.version === Number(pushed.version) && l.status === 'OK';
+    await waitFor(`${behind} caught up by the replicator`, () => [...githa.logLines(), ...single.logLines()].some(caughtUp));
+    const afterCatchUp = await waitCurrent(c, repo, latest, ['b1', 'b2']);
+    expect(leadersOf(afterCatchUp)).toEqual(['b1', 'b2']);
     expect(await refOnDisk(b3, repo, 'refs/heads/oob')).toBe(oob);
     expect(await refOnDisk(b3, repo, 'refs/heads/main')).toBe(base);
     expect(checksumOf(await diskRefs(b3, repo))).toBe(liveB3);
@@ -148,9 +177,10 @@ describe('the verifier', () => {
     expect((await redis.hgetall(key(repo, 'drift'))).b3).toBeDefined();
     for (let i = 0; i < 3; i++) {
       const refs = await git.lsRemote(githa.url(repo));
-      expect(refs['refs/heads/main']).toBe(next);
+      expect(refs['refs/heads/main']).toBe(latest);
       expect(refs['refs/heads/oob']).toBeUndefined();
     }
+    await single.stop();
 
     // Restore b3 to its recorded refs: delete the out-of-band branch on its disk.
     await gitDir(b3, repo, ['update-ref', '-d', 'refs/heads/oob', oob]);
@@ -159,7 +189,7 @@ describe('the verifier', () => {
     expect(await redis.hgetall(key(repo, 'drift'))).toEqual({});
 
     // b3 is an ordinary stale copy again: replication brings it up to date, and it leads with the others.
-    const final = await waitCurrent(c, repo, next, BACKENDS);
+    const final = await waitCurrent(c, repo, latest, BACKENDS);
     expect(leadersOf(final)).toEqual(BACKENDS);
     expect(await refOnDisk(b3, repo, 'refs/heads/oob')).toBeUndefined();
     expect(githa.logs()).toContain('drift resolved');
@@ -187,7 +217,8 @@ describe('the verifier', () => {
       await git.push(work, githa.url(repo), ['main']);
     }
     await waitCurrent(c, repo, sha);
-    await new Promise((r) => setTimeout(r, 1_000));
+    // And once more over the final state, from start to end.
+    await verifiedAfterNow(repo);
     sampling = false;
     await sampler;
     expect(verifierSeen).toBeGreaterThan(0);

@@ -1,7 +1,7 @@
 /**
  * Reading githa's cluster state in the test's real Redis, and waiting for it
- * to change: shared by the integration tests of replication, recovery,
- * verification and health.
+ * to change (waitFor, from ./wait.ts, re-exported here): shared by the
+ * integration tests of replication, recovery, verification and health.
  */
 import type { DevCluster } from '../../src/devcluster/cluster.js';
 
@@ -35,22 +35,4 @@ export function leadersOf(v: Record<string, number>): string[] {
     .sort();
 }
 
-/**
- * Polls `probe` every 50 ms until it returns something other than undefined
- * or false (errors count as "not yet"), or fails after `timeoutMs` naming
- * `what` and the last error.
- */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { waitFor } from './wait.js';

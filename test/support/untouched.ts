@@ -22,6 +22,7 @@ import { expect } from 'vitest';
 import type { DevCluster } from '../../src/devcluster/cluster.js';
 import type { GithaProcess } from './githa.js';
 import { pkt } from './hostile-corpus.js';
+import { waitFor } from './wait.js';
 
 export interface RawResponse {
   status: number;
@@ -120,15 +121,11 @@ export async function sentinel(c: DevCluster): Promise<string> {
     // git daemon logs "Request upload-pack for '/<mark>.git'" and refuses the unknown repository.
     await exchange(b.ports.git, pkt(`git-upload-pack /${mark}.git\0host=127.0.0.1\0`), 10_000);
   }
-  const deadline = Date.now() + 10_000;
-  for (const b of c.backends) {
-    for (const log of [b.logs.http, b.logs.git]) {
-      while (!readFileSync(log, 'utf8').includes(mark)) {
-        if (Date.now() > deadline) throw new Error(`${b.id}: the log line of ${mark} did not appear in ${log}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    }
-  }
+  const logs = c.backends.flatMap((b) => [b.logs.http, b.logs.git]);
+  await waitFor(`the log line of ${mark} in every backend log`, () => logs.every((log) => readFileSync(log, 'utf8').includes(mark)), 10_000, {
+    intervalMs: 20,
+    detail: () => `missing in: ${logs.filter((log) => !readFileSync(log, 'utf8').includes(mark)).join(', ')}`,
+  });
   return mark;
 }
 
