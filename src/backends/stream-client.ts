@@ -39,7 +39,7 @@ import { encodePkt, errPktMessage, FLUSH_PKT, isErrPkt, type Pkt, pktText } from
 import { encodeReceivePackRequest, type RefCommand } from '../protocol/receive-pack-request.js';
 import { ReceivePackResponseReader, type ReportStatus } from '../protocol/report-status.js';
 import { parseSidebandPayload } from '../protocol/sideband.js';
-import { AGENT } from './http.js';
+import { AGENT } from '../version.js';
 import type { BackendStream, OpenServiceOptions, RefTip, StreamBackendClient, StreamService } from './types.js';
 import { Session } from './stream-session.js';
 
