@@ -9,8 +9,8 @@ import { encodeReceivePackRequest, type RefCommand } from '../protocol/receive-p
 import { ReceivePackResponseReader, type ReportStatus } from '../protocol/report-status.js';
 import type { BackendClient, RefTip } from './types.js';
 import { repositoryUrlPath } from '../protocol/repository-name.js';
+import { AGENT } from '../version.js';
 
-export const AGENT = 'githa/0.1';
 
 export interface HttpBackendOptions {
   id: string;

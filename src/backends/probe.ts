@@ -1,6 +1,6 @@
 /**
  * Cheap liveness checks of a backend's stateful endpoints, for the health
- * checker (design: "Failure modes"; docs/config.md `health.*`).
+ * checker (docs/architecture.md "Health"; docs/config.md `health.*`).
  *
  * Each probe is a fresh TCP connection, never a pooled one: a killed sshd
  * master leaves the pooled ssh2 sessions (children of the dead master) alive,

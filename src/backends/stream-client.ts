@@ -38,8 +38,8 @@ import { encodeLsRefsRequest, parseLsRefsResponse } from '../protocol/ls-refs.js
 import { encodePkt, errPktMessage, FLUSH_PKT, isErrPkt, type Pkt, pktText } from '../protocol/pkt-line.js';
 import { encodeReceivePackRequest, type RefCommand } from '../protocol/receive-pack-request.js';
 import { ReceivePackResponseReader, type ReportStatus } from '../protocol/report-status.js';
-import { parseSidebandPayload } from '../protocol/sideband.js';
-import { AGENT } from './http.js';
+import { BAND_DATA, BAND_ERROR, parseSidebandPayload } from '../protocol/sideband.js';
+import { AGENT } from '../version.js';
 import type { BackendStream, OpenServiceOptions, RefTip, StreamBackendClient, StreamService } from './types.js';
 import { Session } from './stream-session.js';
 
@@ -194,8 +194,8 @@ export abstract class StreamGitClient implements StreamBackendClient {
         inPack = true;
       }
       const frame = s.parse(() => parseSidebandPayload(pkt.payload));
-      if (frame.band === 1) yield frame.payload;
-      else if (frame.band === 3) throw new RemoteFatalError(pktText(frame.payload));
+      if (frame.band === BAND_DATA) yield frame.payload;
+      else if (frame.band === BAND_ERROR) throw new RemoteFatalError(pktText(frame.payload));
     }
   }
 

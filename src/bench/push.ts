@@ -7,7 +7,7 @@
  * F4  pushes per second to one repository: W clients, each pushing its own
  *     branch commit after commit, directly to b1, then through two githa
  *     processes (half the clients each); githa serialises them with the
- *     repository's write lock (design: "Write path" 2).
+ *     repository's write lock (docs/architecture.md "A push (receive-pack)" 2).
  * F6  replication lag: after each push through githa (writeQuorum 1), the
  *     time until every backend has the commit on disk (loose ref or
  *     packed-refs, polled every 5 ms).

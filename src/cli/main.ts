@@ -4,6 +4,7 @@ import { loadConfig } from '../config/load.js';
 import { GithaError } from '../errors.js';
 import { startGitha } from '../githa.js';
 import { createLogger } from '../log.js';
+import { VERSION } from '../version.js';
 import { runDemo } from './demo.js';
 import { register as registerStatus } from './commands/status.js';
 import { register as registerRepo } from './commands/repo.js';
@@ -21,7 +22,7 @@ import { register as registerVerify } from './commands/verify.js';
  * The githa command line: the only place that prints to stdout or exits.
  */
 const program = new Command();
-program.name('githa').description('A Git-aware reverse proxy that makes several stock Git servers one highly available Git service').version('0.1.0');
+program.name('githa').description('A Git-aware reverse proxy that makes several stock Git servers one highly available Git service').version(VERSION);
 
 program
   .command('serve')

@@ -1,12 +1,8 @@
 import { createHash } from 'node:crypto';
-
-export interface RefTip {
-  readonly name: string;
-  readonly oid: string;
-}
+import type { RefTip } from '../backends/types.js';
 
 /**
- * The checksum of one backend's copy (design: "Vocabulary"): SHA-256 of the
+ * The checksum of one backend's copy (docs/redis.md "Versions and leaders"): SHA-256 of the
  * sorted "<oid> <refname>\n" lines of every ref except HEAD, no peeled lines.
  * Sorted by the ref name's bytes, so every githa computes the same value.
  */

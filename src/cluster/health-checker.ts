@@ -1,7 +1,7 @@
 /**
  * The health checker: every githa probes every enabled backend every
  * `health.intervalMs`, feeds the results to its Health (routing reads that),
- * and shares its verdicts in Redis (design: "Failure modes"; docs/config.md
+ * and shares its verdicts in Redis (docs/architecture.md "Health"; docs/config.md
  * `health.*`, docs/redis.md `githa:backend:<id>`).
  *
  * - A backend is probed on every endpoint githa has a client for (HTTP, SSH,

@@ -1,7 +1,7 @@
 /**
  * What this githa knows of its backends' health: one small state machine per
- * backend, fed by the health checker's probes and by requests (design:
- * "Failure modes"; docs/config.md `health.*`).
+ * backend, fed by the health checker's probes and by requests (docs/architecture.md
+ * "Health"; docs/config.md `health.*`).
  *
  * - Probes: `failuresToDown` consecutive failed probes mark a backend down; a
  *   down backend needs `successesToUp` consecutive good probes to be up again.

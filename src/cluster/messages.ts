@@ -2,7 +2,7 @@ import type { FreezeReason, FrozenState, WritingMarker } from '../state/repo-sta
 
 /**
  * The sentences an operator and a git user read when githa refuses, naming
- * the reason and the command that resolves it (design: "Failure modes").
+ * the reason and the command that resolves it (docs/operations.md "Repository states").
  */
 
 /** Reads go on while writes are frozen, except when githa cannot tell which copy is right. */
@@ -33,7 +33,7 @@ export function interruptedWrite(repo: string, marker: WritingMarker): string {
   );
 }
 
-/** No leader can serve: name them, and how an operator accepts their loss (design: "Loss of leaders"). */
+/** No leader can serve: name them, and how an operator accepts their loss (docs/operations.md "No reachable leader"). */
 export function leadersLost(repo: string, leaders: readonly string[]): string {
   if (leaders.length === 0) return `no backend holds a recorded version of ${repo}; an operator can rebuild the record with: githa recover ${repo}`;
   const first = leaders[0]!.split(' ')[0];

@@ -3,7 +3,8 @@ import type { RepoState } from '../state/repo-state.js';
 /**
  * Routing decisions, free of I/O: given a repository's versions, the backends
  * and their health, which backend serves a read or takes a write
- * (design: "Read path" 2, "Write path" 4). Unit-tested in test/cluster/routing.test.ts.
+ * (docs/architecture.md "A read (upload-pack, ls-refs, fetch)" 2, "A push
+ * (receive-pack)" 2). Unit-tested in test/cluster/routing.test.ts.
  */
 
 export interface BackendView {

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { configSchema, type Config, type ConfigInput } from './schema.js';
+import { configSchema, type Config } from './schema.js';
 
 /**
  * Builds the one configuration object githa runs with: file, then the
@@ -23,7 +23,7 @@ export function buildConfig(input: unknown, env: NodeJS.ProcessEnv = process.env
   if (!result.success) throw new ConfigError(`invalid configuration: ${formatIssues(result.error)}`);
   const { onInterruptedWrite, ...data } = result.data;
   const proxyId = data.proxyId ?? `${hostname()}:${process.pid}`;
-  // design: "Write path" 6; default a majority, so one lost backend never loses an acknowledged push.
+  // docs/architecture.md "Write quorum": default a majority, so one lost backend never loses an acknowledged push.
   const writeQuorum = data.replication.writeQuorum ?? Math.floor(data.backends.length / 2) + 1;
   const interruptions = onInterruptedWrite ? { ...data.interruptions, onInterruptedWrite } : data.interruptions;
   const file = configFile ? { configFile } : {};
@@ -47,10 +47,6 @@ export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = pr
     throw new ConfigError(`configuration ${file} is not valid YAML: ${(err as Error).message}`);
   }
   return buildConfig(doc ?? {}, env, resolve(file));
-}
-
-export function configInput(c: ConfigInput): ConfigInput {
-  return c;
 }
 
 function formatIssues(error: z.ZodError): string {

@@ -33,7 +33,8 @@ export const backendSchema = z
   .strict()
   .refine((b) => b.http || b.ssh || b.git, { message: 'a backend needs at least one endpoint (http, ssh or git)' });
 
-const positiveMs = z.number().int().positive();
+/** A positive whole number: durations in ms, counts and byte sizes alike. */
+const positiveInt = z.number().int().positive();
 
 /** A Redis sentinel: "host:port", IPv6 hosts in brackets. */
 const sentinelAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, { message: 'expected "host:port"' });
@@ -75,9 +76,9 @@ export const configSchema = z
         password: z.string().min(1).optional(),
         sentinelPassword: z.string().min(1).optional(),
         prefix: z.string().regex(/^[A-Za-z0-9_.:-]*$/).default(DEFAULTS.redis.prefix),
-        commandTimeoutMs: positiveMs.default(DEFAULTS.redis.commandTimeoutMs),
+        commandTimeoutMs: positiveInt.default(DEFAULTS.redis.commandTimeoutMs),
         waitReplicas: z.number().int().nonnegative().default(DEFAULTS.redis.waitReplicas),
-        waitTimeoutMs: positiveMs.default(DEFAULTS.redis.waitTimeoutMs),
+        waitTimeoutMs: positiveInt.default(DEFAULTS.redis.waitTimeoutMs),
       })
       .strict()
       .refine((r) => !(r.url && r.sentinels), { message: 'set either redis.url or redis.sentinels, not both' })
@@ -91,24 +92,24 @@ export const configSchema = z
     /** This githa's name in markers and logs; defaults to hostname:pid. */
     proxyId: z.string().min(1).optional(),
     locks: z
-      .object({ leaseMs: positiveMs.default(DEFAULTS.locks.leaseMs), waitMs: z.number().int().nonnegative().default(DEFAULTS.locks.waitMs) })
+      .object({ leaseMs: positiveInt.default(DEFAULTS.locks.leaseMs), waitMs: z.number().int().nonnegative().default(DEFAULTS.locks.waitMs) })
       .strict()
       .prefault({}),
     catchUp: z
       .object({
-        readWaitMs: positiveMs.default(DEFAULTS.catchUp.readWaitMs),
-        pairLockMs: positiveMs.default(DEFAULTS.catchUp.pairLockMs),
+        readWaitMs: positiveInt.default(DEFAULTS.catchUp.readWaitMs),
+        pairLockMs: positiveInt.default(DEFAULTS.catchUp.pairLockMs),
       })
       .strict()
       .prefault({}),
     health: z
       .object({
-        downForMs: positiveMs.default(DEFAULTS.health.downForMs),
-        intervalMs: positiveMs.default(DEFAULTS.health.intervalMs),
-        timeoutMs: positiveMs.default(DEFAULTS.health.timeoutMs),
-        failuresToDown: positiveMs.default(DEFAULTS.health.failuresToDown),
-        successesToUp: positiveMs.default(DEFAULTS.health.successesToUp),
-        ttlMs: positiveMs.default(DEFAULTS.health.ttlMs),
+        downForMs: positiveInt.default(DEFAULTS.health.downForMs),
+        intervalMs: positiveInt.default(DEFAULTS.health.intervalMs),
+        timeoutMs: positiveInt.default(DEFAULTS.health.timeoutMs),
+        failuresToDown: positiveInt.default(DEFAULTS.health.failuresToDown),
+        successesToUp: positiveInt.default(DEFAULTS.health.successesToUp),
+        ttlMs: positiveInt.default(DEFAULTS.health.ttlMs),
       })
       .strict()
       .prefault({}),
@@ -116,25 +117,25 @@ export const configSchema = z
       .object({
         writeQuorum: z.number().int().positive().optional(),
         background: z.boolean().default(DEFAULTS.replication.background),
-        concurrency: positiveMs.default(DEFAULTS.replication.concurrency),
-        scanIntervalMs: positiveMs.default(DEFAULTS.replication.scanIntervalMs),
-        retryMinMs: positiveMs.default(DEFAULTS.replication.retryMinMs),
-        retryMaxMs: positiveMs.default(DEFAULTS.replication.retryMaxMs),
-        quorumTimeoutMs: positiveMs.default(DEFAULTS.replication.quorumTimeoutMs),
+        concurrency: positiveInt.default(DEFAULTS.replication.concurrency),
+        scanIntervalMs: positiveInt.default(DEFAULTS.replication.scanIntervalMs),
+        retryMinMs: positiveInt.default(DEFAULTS.replication.retryMinMs),
+        retryMaxMs: positiveInt.default(DEFAULTS.replication.retryMaxMs),
+        quorumTimeoutMs: positiveInt.default(DEFAULTS.replication.quorumTimeoutMs),
       })
       .strict()
       .prefault({}),
     interruptions: z
       .object({
         onInterruptedWrite: z.enum(['adopt', 'freeze']).default(DEFAULTS.interruptions.onInterruptedWrite),
-        staleAfterMs: positiveMs.default(DEFAULTS.interruptions.staleAfterMs),
-        suspectGraceMs: positiveMs.default(DEFAULTS.interruptions.suspectGraceMs),
+        staleAfterMs: positiveInt.default(DEFAULTS.interruptions.staleAfterMs),
+        suspectGraceMs: positiveInt.default(DEFAULTS.interruptions.suspectGraceMs),
       })
       .strict()
       .prefault({}),
     /** Shorthand for interruptions.onInterruptedWrite. */
     onInterruptedWrite: z.enum(['adopt', 'freeze']).optional(),
-    pushLog: z.object({ maxLength: positiveMs.default(DEFAULTS.pushLog.maxLength) }).strict().prefault({}),
+    pushLog: z.object({ maxLength: positiveInt.default(DEFAULTS.pushLog.maxLength) }).strict().prefault({}),
     verify: z
       .object({
         intervalMs: z.number().int().nonnegative().default(DEFAULTS.verify.intervalMs),
@@ -144,15 +145,15 @@ export const configSchema = z
       .prefault({}),
     http: z
       .object({
-        headersTimeoutMs: positiveMs.default(DEFAULTS.http.headersTimeoutMs),
-        keepAliveTimeoutMs: positiveMs.default(DEFAULTS.http.keepAliveTimeoutMs),
-        maxCommands: positiveMs.default(DEFAULTS.http.maxCommands),
-        backendTimeoutMs: positiveMs.default(DEFAULTS.http.backendTimeoutMs),
-        idleTimeoutMs: positiveMs.default(DEFAULTS.http.idleTimeoutMs),
+        headersTimeoutMs: positiveInt.default(DEFAULTS.http.headersTimeoutMs),
+        keepAliveTimeoutMs: positiveInt.default(DEFAULTS.http.keepAliveTimeoutMs),
+        maxCommands: positiveInt.default(DEFAULTS.http.maxCommands),
+        backendTimeoutMs: positiveInt.default(DEFAULTS.http.backendTimeoutMs),
+        idleTimeoutMs: positiveInt.default(DEFAULTS.http.idleTimeoutMs),
         maxHeaderBytes: z.number().int().min(1024).default(DEFAULTS.http.maxHeaderBytes),
-        maxConnectionsPerClient: positiveMs.default(DEFAULTS.http.maxConnectionsPerClient),
-        maxConnections: positiveMs.default(DEFAULTS.http.maxConnections),
-        maxInflatedBytes: positiveMs.default(DEFAULTS.http.maxInflatedBytes),
+        maxConnectionsPerClient: positiveInt.default(DEFAULTS.http.maxConnectionsPerClient),
+        maxConnections: positiveInt.default(DEFAULTS.http.maxConnections),
+        maxInflatedBytes: positiveInt.default(DEFAULTS.http.maxInflatedBytes),
       })
       .strict()
       .prefault({}),
@@ -176,29 +177,29 @@ export const configSchema = z
           .min(1)
           .refine((argv) => argv.length === 0 || argv[0]!.startsWith('/'), { message: 'the program must be an absolute path' })
           .optional(),
-        authorizedKeysCommandTimeoutMs: positiveMs.default(DEFAULTS.ssh.authorizedKeysCommandTimeoutMs),
-        authorizedKeysCommandMaxBytes: positiveMs.default(DEFAULTS.ssh.authorizedKeysCommandMaxBytes),
+        authorizedKeysCommandTimeoutMs: positiveInt.default(DEFAULTS.ssh.authorizedKeysCommandTimeoutMs),
+        authorizedKeysCommandMaxBytes: positiveInt.default(DEFAULTS.ssh.authorizedKeysCommandMaxBytes),
         authorizedKeysCommandCacheMs: z.number().int().nonnegative().default(DEFAULTS.ssh.authorizedKeysCommandCacheMs),
         /** Connection limits and timeouts (src/frontends/ssh/limits.ts). */
-        maxConnections: positiveMs.default(DEFAULTS.ssh.maxConnections),
-        maxStartups: positiveMs.default(DEFAULTS.ssh.maxStartups),
-        maxConnectionsPerClient: positiveMs.default(DEFAULTS.ssh.maxConnectionsPerClient),
-        loginGraceMs: positiveMs.default(DEFAULTS.ssh.loginGraceMs),
-        maxAuthTries: positiveMs.default(DEFAULTS.ssh.maxAuthTries),
-        idleTimeoutMs: positiveMs.default(DEFAULTS.ssh.idleTimeoutMs),
+        maxConnections: positiveInt.default(DEFAULTS.ssh.maxConnections),
+        maxStartups: positiveInt.default(DEFAULTS.ssh.maxStartups),
+        maxConnectionsPerClient: positiveInt.default(DEFAULTS.ssh.maxConnectionsPerClient),
+        loginGraceMs: positiveInt.default(DEFAULTS.ssh.loginGraceMs),
+        maxAuthTries: positiveInt.default(DEFAULTS.ssh.maxAuthTries),
+        idleTimeoutMs: positiveInt.default(DEFAULTS.ssh.idleTimeoutMs),
       })
       .strict()
       .prefault({}),
     gitDaemon: z
       .object({
         allowPush: z.boolean().default(DEFAULTS.gitDaemon.allowPush),
-        requestTimeoutMs: positiveMs.default(DEFAULTS.gitDaemon.requestTimeoutMs),
-        maxConnectionsPerClient: positiveMs.default(DEFAULTS.gitDaemon.maxConnectionsPerClient),
-        maxConnections: positiveMs.default(DEFAULTS.gitDaemon.maxConnections),
+        requestTimeoutMs: positiveInt.default(DEFAULTS.gitDaemon.requestTimeoutMs),
+        maxConnectionsPerClient: positiveInt.default(DEFAULTS.gitDaemon.maxConnectionsPerClient),
+        maxConnections: positiveInt.default(DEFAULTS.gitDaemon.maxConnections),
       })
       .strict()
       .prefault({}),
-    metrics: z.object({ statusRefreshMs: positiveMs.default(DEFAULTS.metrics.statusRefreshMs) }).strict().prefault({}),
+    metrics: z.object({ statusRefreshMs: positiveInt.default(DEFAULTS.metrics.statusRefreshMs) }).strict().prefault({}),
     /** Authentication (docs/security.md "Authentication"). */
     auth: z
       .object({

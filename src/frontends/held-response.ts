@@ -2,14 +2,14 @@ import { Writable } from 'node:stream';
 import { GithaError, ProtocolSyntaxError } from '../errors.js';
 import { PktLineDecoder, encodePktValue } from '../protocol/pkt-line.js';
 import { ReceivePackResponseReader, type ReportStatus } from '../protocol/report-status.js';
-import { parseSidebandPayload } from '../protocol/sideband.js';
+import { BAND_DATA, parseSidebandPayload } from '../protocol/sideband.js';
 
 /**
  * Receives receive-pack's answer from the backend and passes progress (side-band
  * 2) to the client at once, but holds back everything from the first report
  * byte on: the report-status and the closing flush reach the client only after
- * the cluster has recorded the new version (design: "Safety rules" 1, "Ack
- * after commit"). Without side-band the whole answer is the report, so it is all
+ * the cluster has recorded the new version (docs/architecture.md "A push
+ * (receive-pack)" 4). Without side-band the whole answer is the report, so it is all
  * held. When the client has gone, progress is dropped and the answer is still
  * read to its end, so the push can be recorded.
  *
@@ -69,7 +69,7 @@ export class HeldResponse extends Writable {
         }
         // gitprotocol-pack: with side-band(-64k), band 1 carries the report's own
         // pkt-lines; band 2 is progress, band 3 a fatal message for the user.
-        if (pkt.type === 'data' && parseSidebandPayload(pkt.payload).band !== 1) {
+        if (pkt.type === 'data' && parseSidebandPayload(pkt.payload).band !== BAND_DATA) {
           out.push(encodePktValue(pkt));
           continue;
         }

@@ -1,6 +1,6 @@
 import { encodePkt, FLUSH_PKT } from '../protocol/pkt-line.js';
 import { encodeRejections } from '../protocol/report-status.js';
-import { encodeSideband } from '../protocol/sideband.js';
+import { BAND_DATA, BAND_PROGRESS, encodeSideband } from '../protocol/sideband.js';
 
 export interface ClientCapabilities {
   sideband: boolean;
@@ -24,8 +24,8 @@ export function clientCapabilities(capabilities: readonly string[]): ClientCapab
 export function rejectionBytes(refs: readonly string[], caps: ClientCapabilities, message: string): Buffer {
   const reason = shorten(`githa: ${message}`);
   if (caps.sideband) {
-    const parts = [encodeSideband(2, Buffer.from(`githa: ${message}\n`))];
-    if (caps.reportStatus) parts.push(encodeSideband(1, encodeRejections([...refs], reason)));
+    const parts = [encodeSideband(BAND_PROGRESS, Buffer.from(`githa: ${message}\n`))];
+    if (caps.reportStatus) parts.push(encodeSideband(BAND_DATA, encodeRejections([...refs], reason)));
     parts.push(FLUSH_PKT);
     return Buffer.concat(parts);
   }

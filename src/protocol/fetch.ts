@@ -16,7 +16,7 @@ import { ProtocolSyntaxError, RemoteFatalError } from '../errors.js';
 import { encodeV2Command, requestCapabilities } from './command-request.js';
 import { parseObjectId } from './object-id.js';
 import { errPktMessage, isErrPkt, type Pkt, PktLineDecoder, pktText } from './pkt-line.js';
-import { parseSidebandPayload } from './sideband.js';
+import { BAND_DATA, BAND_PROGRESS, parseSidebandPayload } from './sideband.js';
 
 export interface FetchRequest {
   wants: string[];
@@ -134,8 +134,8 @@ export class FetchResponseReader {
         return { type: 'line', section: this.section, text: pktText(pkt.payload) };
       case 'packfile': {
         const frame = parseSidebandPayload(pkt.payload);
-        if (frame.band === 1) return { type: 'pack', data: frame.payload };
-        if (frame.band === 2) return { type: 'progress', data: frame.payload };
+        if (frame.band === BAND_DATA) return { type: 'pack', data: frame.payload };
+        if (frame.band === BAND_PROGRESS) return { type: 'progress', data: frame.payload };
         throw new RemoteFatalError(pktText(frame.payload));
       }
       default:

@@ -13,19 +13,9 @@ export const ZERO_OID_SHA256 = '0'.repeat(64);
 const OID_RE = /^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$/;
 const ZERO_RE = /^(?:0{40}|0{64})$/;
 
-/** True for a 40- or 64-digit hex object id (either case). */
-export function isObjectId(s: string): boolean {
-  return OID_RE.test(s);
-}
-
 /** True for the all-zero id of either object format. */
 export function isZeroOid(oid: string): boolean {
   return ZERO_RE.test(oid);
-}
-
-/** The zero id with the same length (object format) as `oid`. */
-export function zeroOidLike(oid: string): string {
-  return oid.length === 64 ? ZERO_OID_SHA256 : ZERO_OID;
 }
 
 /** Validates and lowercases an object id; ProtocolSyntaxError names `what` otherwise. */

@@ -16,7 +16,7 @@ import { LimitExceededError, ProtocolSyntaxError, RemoteFatalError } from '../er
 import { parseObjectId } from './object-id.js';
 import { checkWireRefName } from './ref-name.js';
 import { encodePkt, errPktMessage, FLUSH_PKT, isErrPkt, type Pkt, PktLineDecoder, pktText } from './pkt-line.js';
-import { encodeSideband, parseSidebandPayload } from './sideband.js';
+import { BAND_DATA, BAND_ERROR, BAND_PROGRESS, encodeSideband, parseSidebandPayload } from './sideband.js';
 
 export interface RefStatus {
   ref: string;
@@ -114,7 +114,7 @@ export function encodeReportStatus(r: ReportStatus): Buffer {
  * pkt-lines inside band 1, then the outer flush.
  */
 export function encodeReportStatusSideband(r: ReportStatus): Buffer {
-  return Buffer.concat([encodeSideband(1, encodeReportStatus(r)), FLUSH_PKT]);
+  return Buffer.concat([encodeSideband(BAND_DATA, encodeReportStatus(r)), FLUSH_PKT]);
 }
 
 /**
@@ -197,9 +197,9 @@ export class ReceivePackResponseReader {
       return;
     }
     const frame = parseSidebandPayload(pkt.payload);
-    if (frame.band === 2) {
+    if (frame.band === BAND_PROGRESS) {
       this.queue.push({ type: 'progress', data: frame.payload });
-    } else if (frame.band === 3) {
+    } else if (frame.band === BAND_ERROR) {
       this.finish({ type: 'fatal', message: pktText(frame.payload) });
     } else {
       if (this.reported && frame.payload.length > 0) {

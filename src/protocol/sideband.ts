@@ -9,16 +9,19 @@
 import { LimitExceededError, SidebandError } from '../errors.js';
 import { encodePkt, MAX_PKT_PAYLOAD } from './pkt-line.js';
 
-export type Band = 1 | 2 | 3;
+/** Band 1: data (pack bytes, or a nested report-status on push). */
+export const BAND_DATA = 1;
+/** Band 2: progress text for the user's terminal. */
+export const BAND_PROGRESS = 2;
+/** Band 3: a fatal error, just before the stream aborts. */
+export const BAND_ERROR = 3;
+
+export type Band = typeof BAND_DATA | typeof BAND_PROGRESS | typeof BAND_ERROR;
 
 export interface SidebandFrame {
   band: Band;
   payload: Buffer;
 }
-
-export const BAND_DATA: Band = 1;
-export const BAND_PROGRESS: Band = 2;
-export const BAND_ERROR: Band = 3;
 
 /**
  * Data bytes per packet with side-band-64k: git's send_sideband() uses
@@ -36,7 +39,7 @@ export const SIDEBAND_MAX_DATA = 995;
 export function parseSidebandPayload(payload: Buffer): SidebandFrame {
   if (payload.length === 0) throw new SidebandError('empty side-band packet');
   const band = payload[0] as number;
-  if (band !== 1 && band !== 2 && band !== 3) {
+  if (band !== BAND_DATA && band !== BAND_PROGRESS && band !== BAND_ERROR) {
     throw new SidebandError(`invalid side-band ${band}`);
   }
   return { band, payload: payload.subarray(1) };

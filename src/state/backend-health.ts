@@ -1,6 +1,6 @@
 /**
  * Backend health shared in Redis: the only code that reads or writes the
- * health fields of `githa:backend:<id>` (docs/redis.md, design: "Redis schema").
+ * health fields of `githa:backend:<id>` (docs/redis.md).
  *
  * The hash also holds operator overrides (issue 6), so the key never gets a
  * TTL of its own. Redis 7.0 has no per-field TTL either: each result carries

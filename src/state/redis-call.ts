@@ -4,7 +4,7 @@ import { ClusterStateUnavailableError } from '../errors.js';
 /**
  * Calling Redis for the state stores (StateStore, OperatorStore): any failure
  * surfaces as ClusterStateUnavailableError, so callers fail closed
- * (design: "Fail closed").
+ * (docs/operations.md "Redis unreachable").
  */
 
 /** Runs `op`; a failure becomes ClusterStateUnavailableError with the original as cause. */

@@ -28,7 +28,7 @@ export function parseHostPort(address: string): { host: string; port: number } {
 
 /**
  * A Redis client that fails fast instead of queueing: with Redis down a request
- * must get "cluster state unavailable" now, not hang (design: "Fail closed").
+ * must get "cluster state unavailable" now, not hang (docs/operations.md "Redis unreachable").
  * It keeps reconnecting in the background; in Sentinel mode each reconnect asks
  * the sentinels for the current master, and `failoverDetector` drops the
  * connection as soon as a sentinel announces +switch-master.

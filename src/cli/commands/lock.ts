@@ -1,5 +1,5 @@
 /**
- * `githa lock R… --backend B`: a maintenance lock (design: "Failure modes").
+ * `githa lock R… --backend B`: a maintenance lock (docs/operations.md "Frozen: maintenance").
  * Takes the write lock of every named repository (kept extended while held)
  * and freezes each for `maintenance`, naming the operator and B, so pushes are
  * refused at once with a clear message; reads go on. The operator edits B by

@@ -1,5 +1,5 @@
 /**
- * `githa recover [R…]` (design: "Losing Redis"): rebuilds repository records
+ * `githa recover [R…]` (docs/operations.md "Redis lost or restored from an old snapshot"): rebuilds repository records
  * from the backends' checksums: equal copies lead together, differing ones
  * are frozen as ambiguous (src/cluster/recovery.ts). Exit 1 when a repository
  * is left ambiguous or was skipped.

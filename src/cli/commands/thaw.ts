@@ -1,6 +1,6 @@
 /**
  * `githa thaw R --demote B | --promote B`, `githa thaw --all-repositories
- * --demote B` (Phorge's `bin/repository thaw`; design "Failure modes"):
+ * --demote B` (Phorge's `bin/repository thaw`; docs/operations.md "Frozen: write-interrupted"):
  *
  * - --demote B: B stops being a leader and githa forgets what only B had
  *   (its version and checksum, an interrupted write on it, a freeze that

@@ -3,7 +3,7 @@
  * recorded one now (src/cluster/verifier.ts), for one repository or every
  * known one; a drifted copy is recorded in Redis (it stops leading) and the
  * command exits 1. It also compares HEAD across the copies, which the Git
- * protocol cannot set (design: "Catch-up"): its symbolic target where the
+ * protocol cannot set (docs/architecture.md "Catch-up relay"): its symbolic target where the
  * backend's transport tells it (ls-refs `symrefs`), else its object id. A
  * HEAD mismatch is a warning, not drift.
  */

@@ -10,7 +10,7 @@ import { BackendUnavailableError } from '../../errors.js';
  *
  * The request body is held back until the backend's socket is connected, so a
  * backend that refuses the connection has received nothing and the untouched
- * body can be sent to another backend (design: "Failure messages").
+ * body can be sent to another backend (docs/architecture.md "A read (upload-pack, ls-refs, fetch)" 3).
  */
 export interface ForwardAttempt {
   /** Base URL with trailing slash, e.g. http://10.0.0.1/git/ */

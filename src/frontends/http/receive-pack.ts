@@ -91,6 +91,10 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
         backendId: target.id,
         path: `${repositoryUrlPath(repo)}/git-receive-pack`,
         body,
+        // Never a kept-alive connection: one the backend closes just as the POST
+        // reaches it would fail with bytes "sent" and freeze the repository
+        // (docs/architecture.md "A push (receive-pack)" 5).
+        freshConnection: true,
         editHeaders: (p) => {
           ctx.backendHeaders?.(target.id)(p);
           // githa inflated the body to read the command list: send it plain.

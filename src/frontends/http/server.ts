@@ -184,7 +184,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
       await pipeline(fwd.res, res);
       return { backend: backend.id, version: route.version, bytes, outcome: 'ok' };
     }
-    // Every leader refused the connection: name them and the way out (design: "Loss of leaders").
+    // Every leader refused the connection: name them and the way out (docs/operations.md "No reachable leader").
     throw lastError === undefined || lastError instanceof BackendUnavailableError ? cluster.unreachable(route) : lastError;
   }
 

@@ -45,8 +45,12 @@ export interface StreamDeps {
   clients: ReadonlyMap<string, readonly StreamBackendClient[]>;
   log: Logger;
   maxCommands: number;
-  /** Access rules (docs/security.md "Authorization"); absent: everything allowed. */
-  access?: AccessPolicy;
+  /**
+   * Access rules (docs/security.md "Authorization"). Required: a front end
+   * built without them must not serve everything (fail closed). A
+   * configuration without an `access` section compiles to allow-all on purpose.
+   */
+  access: AccessPolicy;
 }
 
 /**
@@ -72,7 +76,7 @@ export async function serveStream(deps: StreamDeps, req: StreamRequest, channel:
 async function serveStreamOnce(deps: StreamDeps, req: StreamRequest, channel: ClientChannel): Promise<Record<string, unknown>> {
   // Authorization before anything touches the cluster (no Redis, no lock, no backend).
   // No read access gets the very answer of a missing repository.
-  const denied = deps.access?.denial(deps.access.identify(req.user, req.authenticated ?? false), req.repo, req.service);
+  const denied = deps.access.denial(deps.access.identify(req.user, req.authenticated ?? false), req.repo, req.service);
   if (denied) {
     deps.log.info({ repo: req.repo, user: req.user, service: req.service }, 'access denied');
     return refuse(deps, channel, denied);
