@@ -21,7 +21,7 @@ async function consistent(cluster: Cluster, repo: string, state: RepoState): Pro
   const sums = new Set(leaders.map((b) => state.checksums.get(b) ?? ''));
   if (sums.size <= 1) return state;
   const detail = `leaders at one version with different checksums: ${leaders.map((b) => `${b}=${(state.checksums.get(b) ?? '').slice(0, 12)}`).join(' ')}`;
-  await cluster.store.freeze(repo, 'ambiguous', detail);
+  await cluster.store.freeze(repo, 'ambiguous', detail, [...leaders].sort());
   cluster.log.error({ repo, detail }, 'repository frozen: contradicting checksums');
   return cluster.store.read(repo);
 }
@@ -65,7 +65,8 @@ export async function knownState(cluster: Cluster, repo: string, state: RepoStat
   if (distinct.size === 1) {
     if (await cluster.store.adopt(repo, found)) cluster.log.info({ repo, backends: [...found.keys()] }, 'repository adopted');
   } else {
-    await cluster.store.freeze(repo, 'ambiguous', `copies differ: ${[...found].sort(([a], [b]) => a.localeCompare(b)).map(([b, c]) => `${b}=${c.slice(0, 12)}`).join(' ')}`);
+    const sorted = [...found].sort(([a], [b]) => a.localeCompare(b));
+    await cluster.store.freeze(repo, 'ambiguous', `copies differ: ${sorted.map(([b, c]) => `${b}=${c.slice(0, 12)}`).join(' ')}`, sorted.map(([b]) => b));
     cluster.log.warn({ repo }, 'repository frozen: copies differ and no version is recorded');
   }
   return cluster.store.read(repo);

@@ -197,13 +197,16 @@ return {'OK'}
  * ARGV: token, log max length, epoch, now, mode ('leaders' | 'ambiguous'), detail, then backend/checksum pairs.
  * Rebuilds a repository's record from its copies' checksums (design: "Losing
  * Redis"): equal copies become leaders together at a version above anything
- * recorded, under a new epoch; differing copies freeze it as ambiguous.
+ * recorded, under a new epoch; differing copies freeze it as ambiguous
+ * (the freeze's `backends`: the copies compared).
  */
 export const RECOVER = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
 if ARGV[5] == 'ambiguous' then
+  local ids = {}
+  for i = 7, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
   redis.call('DEL', KEYS[5])
-  redis.call('HSET', KEYS[5], 'reason', 'ambiguous', 'detail', ARGV[6], 'since', ARGV[4])
+  redis.call('HSET', KEYS[5], 'reason', 'ambiguous', 'detail', ARGV[6], 'since', ARGV[4], 'backends', table.concat(ids, ' '))
   redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[2], '*', 'event', 'recover-ambiguous', 'detail', ARGV[6])
   return {'AMBIGUOUS', 0}
 end
@@ -218,9 +221,9 @@ redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[2], '*', 'version', version, 'ev
 return {'OK', version}
 `;
 
-/** KEYS: frozen. ARGV: reason, detail, since (ms). Keeps the first reason. */
+/** KEYS: frozen. ARGV: reason, detail, since (ms), the backend ids it concerns (space-separated). Keeps the first reason. */
 export const FREEZE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'EXISTS'} end
-redis.call('HSET', KEYS[1], 'reason', ARGV[1], 'detail', ARGV[2], 'since', ARGV[3])
+redis.call('HSET', KEYS[1], 'reason', ARGV[1], 'detail', ARGV[2], 'since', ARGV[3], 'backends', ARGV[4])
 return {'OK'}
 `;

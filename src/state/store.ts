@@ -36,6 +36,8 @@ export interface FrozenState {
   reason: FreezeReason;
   detail: string;
   since: number;
+  /** The backend ids the freeze concerns (field `backends`); absent on a record written before githa stored them (docs/redis.md). */
+  backends?: readonly string[];
 }
 
 /** One repository's state as read in one round trip. */
@@ -146,6 +148,7 @@ export class StateStore {
     }
     if (frozen.reason) {
       state.frozen = { reason: frozen.reason as FreezeReason, detail: frozen.detail ?? '', since: Number(frozen.since ?? 0) };
+      if (frozen.backends !== undefined) state.frozen.backends = frozen.backends.split(' ').filter((b) => b !== '');
     }
     return state;
   }
@@ -361,8 +364,9 @@ export class StateStore {
     return r === 'OK';
   }
 
-  async freeze(repo: string, reason: FreezeReason, detail: string): Promise<void> {
-    await runScript(this.redis, 'githaFreeze', [this.keys.frozen(repo)], [reason, detail, Date.now()], this.durable);
+  /** Freezes `repo` (the first reason stays); `backends`: the ids it concerns. */
+  async freeze(repo: string, reason: FreezeReason, detail: string, backends: readonly string[]): Promise<void> {
+    await runScript(this.redis, 'githaFreeze', [this.keys.frozen(repo)], [reason, detail, Date.now(), backends.join(' ')], this.durable);
     await this.noteRepository(repo, 0);
   }
 
