@@ -91,8 +91,8 @@ return {'OK', version}
 
 /**
  * KEYS: lock, frozen, writing, log. ARGV: token, detail, now (ms), log max length, backend, then log field/value pairs.
- * `githa lock R --backend B`: freezes R for `maintenance` while the operator
- * holds its write lock, so pushes are refused at once with a clear message
+ * `githa lock R --backend B`: freezes R for `maintenance` (concerning B)
+ * while the operator holds its write lock, so pushes are refused at once with a clear message
  * instead of waiting for the lock. Refused when frozen for another reason or
  * when an interrupted write is unresolved. A maintenance freeze left by a
  * `githa lock` that died is taken over: whoever holds the write lock now is
@@ -104,7 +104,7 @@ local reason = redis.call('HGET', KEYS[2], 'reason')
 if redis.call('EXISTS', KEYS[2]) == 1 and reason ~= 'maintenance' then return {'FROZEN', reason or ''} end
 if redis.call('EXISTS', KEYS[3]) == 1 then return {'WRITING', redis.call('HGET', KEYS[3], 'backend') or ''} end
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'reason', 'maintenance', 'detail', ARGV[2], 'since', ARGV[3])
+redis.call('HSET', KEYS[2], 'reason', 'maintenance', 'detail', ARGV[2], 'since', ARGV[3], 'backends', ARGV[5])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'backend', ARGV[5], 'event', 'maintenance', 'phase', 'lock', unpack(ARGV, 6))
 return {'OK'}
 `;

@@ -27,8 +27,8 @@ export interface FrozenState {
   reason: FreezeReason;
   detail: string;
   since: number;
-  /** The backends the freeze concerns (empty: the whole repository, or a record written before githa kept them). */
-  backends: readonly string[];
+  /** The backends the freeze concerns; absent in a record written before githa kept them (then: all of them). */
+  backends?: readonly string[];
 }
 
 /** One repository's state as read in one round trip. */
@@ -95,7 +95,8 @@ export function parseRepoState(h: {
   }
   const f = h.frozen;
   if (f.reason) {
-    state.frozen = { reason: f.reason as FreezeReason, detail: f.detail ?? '', since: Number(f.since ?? 0), backends: words(f.backends) };
+    state.frozen = { reason: f.reason as FreezeReason, detail: f.detail ?? '', since: Number(f.since ?? 0) };
+    if (f.backends !== undefined) state.frozen.backends = words(f.backends);
   }
   return state;
 }

@@ -6,6 +6,7 @@
  * - a write-interrupted repository whose backend is gone: --demote;
  * - a repository whose only leader is lost: --demote (the prompt names the
  *   version and push that are lost), then reads work from the others;
+ * - a freeze lifted by --demote B only when it records B among its backends;
  * - an ambiguous repository: --promote B, then every copy converges to B's
  *   refs through replication;
  * - --promote on a healthy repository is refused; no terminal without
@@ -112,6 +113,34 @@ describe('githa thaw', () => {
     expect((await pushLog(repo)).filter((e) => e.event === 'thaw-demote').at(-1)).toMatchObject({ backend: leader, lost: `${max}..${max}`, user: 'op-anna' });
   });
 
+  it('--demote B lifts a leaders-lost freeze that records B, and not one that records another backend, whatever its detail says', async () => {
+    const c = cluster();
+    const githa = await startGitha(c, { singleCopy: true, config: { health: FAST_HEALTH } });
+    const git = GitClient.forCluster(c);
+    const repo = 'thaw/recorded';
+    const { work } = await pushedRepo(c, git, githa, repo);
+    const sync = await githaCli(githa.configPath, ['sync', repo, '--as', 'op-anna']);
+    expect(sync.code, sync.stdout + sync.stderr).toBe(0);
+    await git.commit(work, { 'b.txt': 'b\n' }, 'second');
+    await git.push(work, githa.url(repo), ['main']);
+    const [leader, ...others] = leadersOf(await cliVersions(c, repo));
+    expect(others).toEqual([]);
+    // Two stale backends: the freeze records x; its detail names only y.
+    const [x, y] = ['b1', 'b2', 'b3'].filter((b) => b !== leader) as [string, string];
+    await redis().hset(repoKey(repo, 'frozen'), { reason: 'leaders-lost', detail: `${y} is named here in words only`, since: String(Date.now()), backends: x });
+
+    const notIt = await githaCli(githa.configPath, ['thaw', repo, '--demote', y, '--force', '--json', '--as', 'op-anna']);
+    expect(notIt.code, notIt.stderr).toBe(0);
+    expect(JSON.parse(notIt.stdout)).toMatchObject({ backend: y, status: 'demoted', cleared: { freeze: '' } });
+    expect(await redis().hget(repoKey(repo, 'frozen'), 'reason')).toBe('leaders-lost');
+
+    const named = await githaCli(githa.configPath, ['thaw', repo, '--demote', x, '--force', '--json', '--as', 'op-anna']);
+    expect(named.code, named.stderr).toBe(0);
+    expect(JSON.parse(named.stdout)).toMatchObject({ backend: x, status: 'demoted', cleared: { freeze: 'leaders-lost' } });
+    expect(await redis().exists(repoKey(repo, 'frozen'))).toBe(0);
+    expect((await pushLog(repo)).filter((e) => e.event === 'thaw-demote').at(-1)).toMatchObject({ backend: x, lifted: 'leaders-lost' });
+  });
+
   it('--promote B on an ambiguous repository: B leads, the freeze is lifted, and every copy converges to B through replication', async () => {
     const c = cluster();
     const githa = await startGitha(c, { config: FAST_THAW });
@@ -124,7 +153,7 @@ describe('githa thaw', () => {
     await git.push(work, c.backend('b2').url('http', `${repo}.git`), ['main']);
     const refused = await git.run(['ls-remote', '--', githa.url(repo)], { allowFailure: true });
     expect(refused.stderr).toMatch(/ambiguous.*githa thaw thaw\/ambiguous\.git --promote/);
-    expect(await redis().hget(repoKey(repo, 'frozen'), 'reason')).toBe('ambiguous');
+    expect(await redis().hgetall(repoKey(repo, 'frozen'))).toMatchObject({ reason: 'ambiguous', backends: 'b1 b2 b3' });
 
     const run = githaPty(githa.configPath, ['thaw', repo, '--promote', 'b2', '--as', 'op-anna']);
     await run.waitFor('Promote b2 in thaw/ambiguous.git? [y/N]');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseOperatorCommand } from '../../src/cli/command-line.js';
+import { parseOperatorCommand } from '../../src/protocol/operator-command.js';
 
 describe('operator command lines', () => {
   it('splits plain words on blanks', () => {

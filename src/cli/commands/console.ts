@@ -1,7 +1,8 @@
 /**
  * `githa console`: the operator console. A `githa> ` prompt that runs each
  * line as one githa operator command in a child process (never a shell;
- * lines are parsed by ../command-line.ts). `exit`, `quit` or Ctrl-D end it.
+ * lines are parsed by src/protocol/operator-command.ts). `exit`, `quit` or
+ * Ctrl-D end it.
  *
  * This is what `ssh ops@githa` (no command) runs in a pseudo-terminal; it
  * also works on a local terminal, and without one (lines from a pipe, no
@@ -10,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface, type Interface } from 'node:readline';
 import type { Command } from 'commander';
-import { OPERATOR_COMMANDS, parseOperatorCommand } from '../command-line.js';
+import { OPERATOR_COMMANDS, parseOperatorCommand } from '../../protocol/operator-command.js';
 import { EXIT, stdio } from '../output.js';
 
 const PROMPT = 'githa> ';

@@ -1,27 +1,16 @@
 /**
  * `githa thaw R --demote B | --promote B`, `githa thaw --all-repositories
- * --demote B` (Phorge's `bin/repository thaw`; docs/operations.md "Frozen: write-interrupted"):
- *
- * - --demote B: B stops being a leader and githa forgets what only B had
- *   (its version and checksum, an interrupted write on it, a freeze that
- *   concerns it, its suspect and drift entries). The next-highest copies lead;
- *   B is stale and replication overwrites it. The prompt names exactly what
- *   may be lost: the versions above the new maximum and their push-log entries.
- * - --promote B: only for an ambiguous repository (githa cannot tell which
- *   copy is right): B's live copy becomes the only leader above everything
- *   recorded, the freeze is lifted, every other copy is overwritten by
- *   replication.
- *
- * Each change: under the repository's write lock, one guarded script, one
- * push-log entry (`thaw-demote` / `thaw-promote`) naming the operator.
+ * --demote B` (Phorge's `bin/repository thaw`; docs/cli.md): parses the
+ * options, shows the operator what the change does, asks, and renders the
+ * result. What a demotion or promotion changes, and the change itself, are in
+ * src/cluster/thaw.ts and src/cluster/thaw-promote.ts.
  */
 import type { Command } from 'commander';
-import { refsChecksum } from '../../cluster/checksum.js';
-import { leadership } from '../../cluster/routing.js';
-import { BackendUnavailableError } from '../../errors.js';
 import type { RefTip } from '../../backends/types.js';
-import type { FreezeReason, RepoState, WritingMarker } from '../../state/repo-state.js';
-import type { LogEntry } from '../../state/push-log.js';
+import { BackendUnavailableError } from '../../errors.js';
+import { applyDemote, applyDemoteAll, DEMOTE_LOG_SCAN, planDemote, planDemoteAll, type DemoteParts, type DemotePlan, type DemoteResult } from '../../cluster/thaw.js';
+import { applyPromote, otherCopies, planPromote, promoteRefusal, type PromoteParts } from '../../cluster/thaw-promote.js';
+import type { RepoState } from '../../state/repo-state.js';
 import { EXIT, json, progress } from '../output.js';
 import { approve, backendArg, changeOptions, describeRefs, operatorName, operatorStore, refDifferences, repositoryArg, shortOid, type ChangeOptions } from './changes.js';
 import { common, Exit, isoTime, run, type Context } from './context.js';
@@ -57,75 +46,14 @@ async function thaw(ctx: Context, repoArg: string | undefined, opts: ThawOptions
 
 // ---- demote -----------------------------------------------------------------
 
-/** A version that only the demoted backend holds, with its push-log entry. */
-interface LostEntry {
-  version: number;
-  event: string;
-  user: string;
-  at?: string | undefined;
-  refs: string;
-}
-
-interface DemotePlan {
-  repo: string;
-  backend: string;
-  /** B's recorded version (undefined: none). */
-  version: number | undefined;
-  max: number;
-  /** The maximum once B's version is gone, and who holds it. */
-  newMax: number;
-  newLeaders: string[];
-  /** B was the only backend at the maximum: versions newMax+1..max are lost. */
-  onlyLeader: boolean;
-  lost: LostEntry[];
-  marker: WritingMarker | undefined;
-  freeze: FreezeReason | '';
-  suspect: boolean;
-  drift: boolean;
-}
-
-/** Events whose version is not new data (copies, drift notes, earlier thaws). */
-/** Push-log entries read to name what a demotion loses. */
-const DEMOTE_LOG_SCAN = 1000;
-const NOT_NEW_DATA = new Set(['catch-up', 'sync', 'drift', 'thaw-demote', 'clear-interrupted']);
-
-function planDemote(repo: string, backend: string, state: RepoState, log: readonly LogEntry[]): DemotePlan | undefined {
-  const version = state.versions.get(backend);
-  const marker = state.writing?.backend === backend ? state.writing : undefined;
-  const { max, leaders } = leadership(state.versions);
-  const rest = new Map([...state.versions].filter(([b]) => b !== backend));
-  const after = leadership(rest);
-  const mentions = new RegExp(`(^|[^A-Za-z0-9_.-])${backend.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}([^A-Za-z0-9_.-]|$)`);
-  const concerns =
-    state.frozen !== undefined &&
-    (state.frozen.reason === 'write-interrupted' || state.frozen.reason === 'leaders-lost') &&
-    (leaders.includes(backend) || marker !== undefined || mentions.test(state.frozen.detail));
-  const freeze: FreezeReason | '' = concerns ? state.frozen!.reason : '';
-  const plan: DemotePlan = {
-    repo,
-    backend,
-    version,
-    max,
-    newMax: after.max,
-    newLeaders: [...after.leaders].sort(),
-    onlyLeader: version !== undefined && after.max < max,
-    lost: [],
-    marker,
-    freeze,
-    suspect: state.suspect.has(backend),
-    drift: state.drift.has(backend),
+/** The collaborators of src/cluster/thaw.ts and thaw-promote.ts, from this process's parts. */
+function thawParts(ctx: Context): DemoteParts & Omit<PromoteParts, 'readRefs'> {
+  const { cluster, state: st } = ctx.parts;
+  return {
+    withLock: (repo, fn) => cluster.ctx.writeLocks.withLock(repo, (lock) => fn(lock.token)),
+    ops: operatorStore(ctx),
+    noteWrite: (repo, backend, version) => st.index.noteWrite(repo, backend, version),
   };
-  if (version === undefined && !marker && !freeze && !plan.suspect && !plan.drift) return undefined;
-  if (plan.onlyLeader) {
-    for (const e of log) {
-      // A demote restarts the numbering below it: older entries with these numbers are other versions.
-      if (e.fields.event === 'thaw-demote') break;
-      const v = Number(e.fields.version);
-      if (!Number.isFinite(v) || v <= after.max || v > max || NOT_NEW_DATA.has(e.fields.event ?? '')) continue;
-      plan.lost.push({ version: v, event: e.fields.event ?? 'push', user: e.fields.user ?? '', at: isoTime(Number(e.id.split('-')[0])), refs: describeRefs(e.fields.refs) });
-    }
-  }
-  return plan;
 }
 
 /** What the operator is asked about one repository: exactly what may be lost. */
@@ -139,7 +67,9 @@ function describeDemote(p: DemotePlan): string {
     lines.push(`Demoting it loses what only ${p.backend} has: ${range}.`);
     if (p.lost.length === 0) lines.push('  (the push log has no entry for them any more)');
     for (const e of p.lost) {
-      lines.push(`  version ${e.version}  ${e.event}${e.user ? ` by ${e.user}` : ''}${e.at ? `  ${e.at}` : ''}${e.refs ? `  ${e.refs}` : ''}`);
+      const at = isoTime(e.at);
+      const refs = describeRefs(e.refs);
+      lines.push(`  version ${e.version}  ${e.event}${e.user ? ` by ${e.user}` : ''}${at ? `  ${at}` : ''}${refs ? `  ${refs}` : ''}`);
     }
   } else {
     const others = p.newLeaders.join(', ');
@@ -174,7 +104,7 @@ async function demoteOne(ctx: Context, repo: string, backend: string, opts: Thaw
   }
   if (!opts.json || !opts.force) ctx.streams.err.write(`${describeDemote(plan)}\n`);
   await approve(ctx.streams, `Demote ${backend} in ${repo}?`, opts.force);
-  const result = await applyDemote(ctx, plan, operatorName(opts.as));
+  const result = await applyDemote(plan, operatorName(opts.as), thawParts(ctx));
   if (opts.json) {
     ctx.streams.out.write(json(result));
   } else if (result.status === 'demoted') {
@@ -185,17 +115,6 @@ async function demoteOne(ctx: Context, repo: string, backend: string, opts: Thaw
   return result.status === 'demoted' ? EXIT.OK : EXIT.ATTENTION;
 }
 
-interface DemoteResult {
-  repo: string;
-  backend: string;
-  status: 'demoted' | 'changed';
-  version?: number;
-  leaders?: string[];
-  lostVersions?: number[];
-  cleared?: { marker: boolean; freeze: string; suspect: boolean; drift: boolean };
-  reason?: string;
-}
-
 function demotedLine(r: DemoteResult): string {
   const cleared = r.cleared
     ? [r.cleared.marker ? 'interrupted write' : '', r.cleared.freeze ? `${r.cleared.freeze} freeze` : '', r.cleared.suspect ? 'suspect' : '', r.cleared.drift ? 'drift' : ''].filter(Boolean)
@@ -204,60 +123,13 @@ function demotedLine(r: DemoteResult): string {
   return `${r.repo}: demoted ${r.backend}; ${leaders}${cleared.length ? `; cleared: ${cleared.join(', ')}` : ''}; ${r.backend} is stale and replication overwrites its copy`;
 }
 
-/** Under the write lock, the guarded script, with the values the operator was shown. */
-async function applyDemote(ctx: Context, plan: DemotePlan, user: string): Promise<DemoteResult> {
-  const { cluster, state: st } = ctx.parts;
-  const ops = operatorStore(ctx);
-  const { repo, backend } = plan;
-  const r = await cluster.ctx.writeLocks.withLock(repo, (lock) =>
-    ops.demote(repo, lock.token, backend, plan.version, plan.max, plan.freeze, {
-      user,
-      lost: plan.onlyLeader ? `${plan.newMax + 1}..${plan.max}` : '',
-    }),
-  );
-  if (r.status !== 'OK') {
-    return {
-      repo,
-      backend,
-      status: 'changed',
-      reason:
-        r.status === 'MOVED'
-          ? `${repo} changed since it was shown (a push or a copy committed meanwhile); nothing was changed: run the command again`
-          : `the write lock on ${repo} was lost; nothing was changed`,
-    };
-  }
-  if (plan.newLeaders[0]) await st.index.noteWrite(repo, plan.newLeaders[0], r.max).catch(() => {});
-  return {
-    repo,
-    backend,
-    status: 'demoted',
-    version: r.max,
-    leaders: plan.newLeaders,
-    lostVersions: plan.onlyLeader ? range(plan.newMax + 1, plan.max) : [],
-    cleared: { marker: r.marker !== '', freeze: r.lifted, suspect: plan.suspect, drift: plan.drift },
-  };
-}
-
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-function range(from: number, to: number): number[] {
-  const out: number[] = [];
-  for (let v = from; v <= to; v++) out.push(v);
-  return out;
-}
-
 async function demoteAll(ctx: Context, backend: string, opts: ThawOptions): Promise<number> {
   const { state: st } = ctx.parts;
-  const plans: DemotePlan[] = [];
-  for await (const page of st.index.repositories()) {
-    for (const repo of page) {
-      const plan = planDemote(repo, backend, await st.repos.read(repo), []);
-      if (plan) plans.push(plan);
-    }
-  }
-  plans.sort((a, b) => a.repo.localeCompare(b.repo));
+  const plans = await planDemoteAll(backend, { repositories: () => st.index.repositories(), read: (repo) => st.repos.read(repo) });
   if (plans.length === 0) {
     ctx.streams.out.write(opts.json ? json({ backend, repositories: [] }) : `${backend} is not involved in any repository: nothing to do\n`);
     return EXIT.OK;
@@ -274,24 +146,9 @@ async function demoteAll(ctx: Context, backend: string, opts: ThawOptions): Prom
   lines.push(`  ${markers.length} with an interrupted write on ${backend} (discarded), ${frozen.length} frozen because of ${backend} (lifted)`);
   if (!opts.json || !opts.force) ctx.streams.err.write(`${lines.join('\n')}\n`);
   await approve(ctx.streams, `Demote ${backend} in these ${plans.length} repositories?`, opts.force);
-  const user = operatorName(opts.as);
   const bar = progress(ctx.streams, plans.length, `demoting ${backend}`);
-  const results: DemoteResult[] = [];
-  for (const initial of plans) {
-    let result: DemoteResult;
-    try {
-      // The log is read now, for the entry; the script still checks the values counted above.
-      const plan = planDemote(initial.repo, backend, await st.repos.read(initial.repo), await st.pushLog.read(initial.repo, { count: DEMOTE_LOG_SCAN })) ?? initial;
-      result =
-        plan.version === initial.version && plan.max === initial.max
-          ? await applyDemote(ctx, plan, user)
-          : { repo: plan.repo, backend, status: 'changed', reason: `${plan.repo} changed since it was counted; not demoted: run again` };
-    } catch (err) {
-      result = { repo: initial.repo, backend, status: 'changed', reason: `${initial.repo}: ${(err as Error).message}` };
-    }
-    results.push(result);
-    bar.tick(initial.repo);
-  }
+  const parts = { ...thawParts(ctx), read: (repo: string) => st.repos.read(repo), readLog: (repo: string, o: { count: number }) => st.pushLog.read(repo, o) };
+  const results = await applyDemoteAll(plans, operatorName(opts.as), parts, (repo) => bar.tick(repo));
   bar.done();
   const failed = results.filter((r) => r.status !== 'demoted');
   if (opts.json) ctx.streams.out.write(json({ backend, repositories: results }));
@@ -309,33 +166,30 @@ async function promote(ctx: Context, repo: string, backend: string, opts: ThawOp
   const state = await st.repos.read(repo);
   refuseUnlessAmbiguous(repo, state);
   const refs = await readCopy(ctx, repo, backend);
-  const checksum = refsChecksum(refs);
-  const { max } = leadership(state.versions);
+  const plan = planPromote(repo, backend, state, refs);
   const lines = [
-    `${backend}'s copy of ${repo}: ${plural(refs.filter((r) => r.name !== 'HEAD').length, 'ref')}, checksum ${checksum.slice(0, 12)}.`,
-    `It becomes the only leader at version ${max + 1}${state.frozen ? ` and the ${state.frozen.reason} freeze is lifted` : ''}; every other copy is overwritten by replication:`,
+    `${backend}'s copy of ${repo}: ${plural(plan.refCount, 'ref')}, checksum ${plan.checksum.slice(0, 12)}.`,
+    `It becomes the only leader at version ${plan.version}${plan.lifts ? ` and the ${plan.lifts} freeze is lifted` : ''}; every other copy is overwritten by replication:`,
   ];
-  for (const b of cluster.activeBackends().filter((x) => x.id !== backend)) {
-    let other: RefTip[] | null;
-    try {
-      other = await cluster.client(b.id).listRefs(repo);
-    } catch (err) {
-      if (!(err instanceof BackendUnavailableError)) throw err;
-      lines.push(`  ${b.id}: unreachable now (its copy is overwritten when it returns)`);
+  const others = await otherCopies(backend, cluster.activeBackends().map((b) => b.id), (id) => cluster.client(id).listRefs(repo));
+  for (const other of others) {
+    const b = other.backend;
+    if (other.status === 'unreachable') {
+      lines.push(`  ${b}: unreachable now (its copy is overwritten when it returns)`);
       continue;
     }
-    if (!other) {
-      lines.push(`  ${b.id}: no copy of ${repo}`);
+    if (other.status === 'missing') {
+      lines.push(`  ${b}: no copy of ${repo}`);
       continue;
     }
-    const diff = refDifferences(other, refs);
-    if (diff.length === 0) lines.push(`  ${b.id}: same refs as ${backend} (nothing lost)`);
+    const diff = refDifferences(other.refs, refs);
+    if (diff.length === 0) lines.push(`  ${b}: same refs as ${backend} (nothing lost)`);
     else {
-      lines.push(`  ${b.id}: ${diff.length} ref${diff.length === 1 ? '' : 's'} differ${diff.length === 1 ? 's' : ''}:`);
+      lines.push(`  ${b}: ${diff.length} ref${diff.length === 1 ? '' : 's'} differ${diff.length === 1 ? 's' : ''}:`);
       for (const d of diff.slice(0, 20)) {
         lines.push(
           d.to === undefined
-            ? `    ${d.ref} ${shortOid(d.from)} only on ${b.id}: deleted`
+            ? `    ${d.ref} ${shortOid(d.from)} only on ${b}: deleted`
             : d.from === undefined
               ? `    ${d.ref} created at ${shortOid(d.to)}`
               : `    ${d.ref} ${shortOid(d.from)} -> ${shortOid(d.to)}`,
@@ -346,31 +200,22 @@ async function promote(ctx: Context, repo: string, backend: string, opts: ThawOp
   }
   if (!opts.json || !opts.force) ctx.streams.err.write(`${lines.join('\n')}\n`);
   await approve(ctx.streams, `Promote ${backend} in ${repo}?`, opts.force);
-  const user = operatorName(opts.as);
-  const r = await cluster.ctx.writeLocks.withLock(repo, async (lock) => {
-    // B's refs now, under the lock: what the record will say must be what B holds.
-    const live = refsChecksum(await readCopy(ctx, repo, backend));
-    if (live !== checksum) {
-      throw new Exit(EXIT.ATTENTION, `${backend}'s copy of ${repo} changed since it was shown; nothing was changed: run the command again`);
-    }
-    return operatorStore(ctx).promote(repo, lock.token, backend, checksum, { user, refs: refs.filter((x) => x.name !== 'HEAD').length });
-  });
-  if (r.status === 'UNAMBIGUOUS') refuseUnlessAmbiguous(repo, await st.repos.read(repo));
-  if (r.status === 'MAINTENANCE') throw new Exit(EXIT.ATTENTION, `${repo} is under maintenance (githa lock); nothing was changed`);
-  if (r.status !== 'OK') throw new Exit(EXIT.ATTENTION, `the write lock on ${repo} was lost; nothing was changed`);
-  await st.index.noteWrite(repo, backend, r.version).catch(() => {});
-  if (opts.json) ctx.streams.out.write(json({ repo, backend, status: 'promoted', version: r.version, checksum }));
-  else ctx.streams.out.write(`${repo}: promoted ${backend}: the only leader at version ${r.version} (checksum ${checksum.slice(0, 12)}); the other copies are stale and replication overwrites them\n`);
+  const r = await applyPromote(plan, operatorName(opts.as), { ...thawParts(ctx), readRefs: (b) => readCopy(ctx, repo, b) });
+  if (r.status === 'changed') throw new Exit(EXIT.ATTENTION, `${backend}'s copy of ${repo} changed since it was shown; nothing was changed: run the command again`);
+  if (r.status === 'unambiguous') refuseUnlessAmbiguous(repo, await st.repos.read(repo));
+  if (r.status === 'maintenance') throw new Exit(EXIT.ATTENTION, `${repo} is under maintenance (githa lock); nothing was changed`);
+  if (r.status !== 'promoted') throw new Exit(EXIT.ATTENTION, `the write lock on ${repo} was lost; nothing was changed`);
+  if (opts.json) ctx.streams.out.write(json({ repo, backend, status: 'promoted', version: r.version, checksum: plan.checksum }));
+  else ctx.streams.out.write(`${repo}: promoted ${backend}: the only leader at version ${r.version} (checksum ${plan.checksum.slice(0, 12)}); the other copies are stale and replication overwrites them\n`);
   return EXIT.OK;
 }
 
 /** --promote is for ambiguity only: while leaders exist that githa trusts, it would throw their pushes away. */
 function refuseUnlessAmbiguous(repo: string, state: RepoState): void {
-  if (state.frozen?.reason === 'maintenance') throw new Exit(EXIT.ATTENTION, `${repo} is under maintenance (${state.frozen.detail}); nothing was changed`);
-  if (state.frozen?.reason === 'ambiguous') return;
-  const { max, leaders: found } = leadership(state.versions, new Set(state.drift.keys()));
-  const leaders = [...found].sort();
-  if (leaders.length === 0) return;
+  const refusal = promoteRefusal(state);
+  if (!refusal) return;
+  if (refusal.kind === 'maintenance') throw new Exit(EXIT.ATTENTION, `${repo} is under maintenance (${refusal.detail}); nothing was changed`);
+  const { max, leaders } = refusal;
   throw new Exit(
     EXIT.ATTENTION,
     `refusing to promote: ${repo} is not ambiguous: ${leaders.join(', ')} lead${leaders.length === 1 ? 's' : ''} at version ${max}, so githa knows which copy is right. ` +

@@ -2,9 +2,9 @@
  * The operator console over SSH (`ssh -t ops@githa status`): a session of a
  * key from `ssh.operatorKeys` runs githa's own CLI, never a shell.
  *
- * - `exec "<command>"`: the line is parsed by src/cli/command-line.ts (split
- *   on whitespace, shell metacharacters refused, first word one of githa's
- *   operator commands) and run as `node <dist>/cli/main.js <words>`.
+ * - `exec "<command>"`: the line is parsed by src/protocol/operator-command.ts
+ *   (split on whitespace, shell metacharacters refused, first word one of
+ *   githa's operator commands) and run as `node <dist>/cli/main.js <words>`.
  * - `shell`: `githa console`, a `githa> ` prompt that runs such lines.
  * - With a pty request the command runs in a pseudo-terminal (node-pty,
  *   loaded on first use); without one, on plain pipes with stdout and stderr
@@ -19,7 +19,7 @@ import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { PseudoTtyInfo, ServerChannel, Session, WindowChangeInfo } from 'ssh2';
 import type { Logger } from 'pino';
-import { parseOperatorCommand } from '../../cli/command-line.js';
+import { parseOperatorCommand } from '../../protocol/operator-command.js';
 import type { Config } from '../../config/schema.js';
 
 const CLI_MAIN = fileURLToPath(new URL('../../cli/main.js', import.meta.url));

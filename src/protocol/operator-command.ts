@@ -3,6 +3,11 @@
  * line typed at `githa> `): split on whitespace, never given to a shell. A
  * line with anything a shell would interpret is refused as a whole, so
  * `status; rm -rf /` runs nothing at all, and every word must be plain.
+ *
+ * Pure code with no imports, below both of its users: the SSH front end
+ * (src/frontends/ssh/operator.ts, the `exec` request) and `githa console`
+ * (src/cli/commands/console.ts), like the Git SSH exec line in request.ts
+ * (docs/architecture.md, layout).
  */
 
 /** githa's operator commands: the only first words the console runs. */
