@@ -56,8 +56,8 @@ try {
 
   /** Runs a command, records it with its output and exit status. */
   async function shown(title, cmd, args, opts = {}) {
-    let stdout = '';
-    let stderr = '';
+    let stdout;
+    let stderr;
     let code = 0;
     try {
       ({ stdout, stderr } = await run(cmd, args, { env, cwd: opts.cwd ?? work, maxBuffer: 1 << 24 }));
@@ -181,6 +181,8 @@ try {
   await githaCmd('rebuild the records now (or let the first request adopt each repository)', 'recover', 'team/app', 'team/legacy', 'team/docs');
   await githaCmd('', 'status');
 } finally {
+  // Cleanup: a close failure must not hide the error that ended the run, and the cluster
+  // and work directory go next regardless.
   await githa?.close().catch(() => {});
   await cluster.stop();
   rmSync(work, { recursive: true, force: true });

@@ -86,13 +86,15 @@ export class Metrics implements Observer {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
-    const self = this;
+    // prom-client calls collect() with `this` bound to the gauge, so the sources
+    // (replaced by watch()) are read through this arrow function instead.
+    const sources = (): MetricsSources => this.sources;
     new Gauge({
       name: 'githa_replication_backlog',
       help: "Repositories queued or being worked on by this githa's replicator.",
       registers: [this.registry],
       collect() {
-        this.set(self.sources.replicationBacklog?.() ?? 0);
+        this.set(sources().replicationBacklog?.() ?? 0);
       },
     });
     new Gauge({
@@ -102,7 +104,7 @@ export class Metrics implements Observer {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const b of self.sources.backendHealth?.() ?? []) this.set({ backend: b.id }, b.up ? 1 : 0);
+        for (const b of sources().backendHealth?.() ?? []) this.set({ backend: b.id }, b.up ? 1 : 0);
       },
     });
     // Repository-state gauges: from the cached snapshot, never a scan per scrape.
@@ -141,6 +143,8 @@ export class Metrics implements Observer {
     // The gauges above are collected concurrently: one fill per scrape, shared.
     let filling: Promise<void> | undefined;
     const fill = async (): Promise<void> => {
+      // A failed refresh is logged by the status cache (its onError); the scrape then
+      // leaves the repository gauges as they were rather than failing /metrics.
       const status = await this.sources.status?.get().catch(() => undefined);
       if (!status) return;
       for (const s of STATES) repositories.set({ state: s }, status.counts[s]);

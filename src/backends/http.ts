@@ -136,7 +136,9 @@ export class HttpBackendClient implements BackendClient {
         throw new BackendUnavailableError(`backend ${this.id}: HTTP probe failed: ${reason}`, this.id, { cause: err });
       }
     }
-    // dump() discards a small body so the connection goes back to the pool (a larger one closes it).
+    // dump() discards a small body so the connection goes back to the pool (a larger one
+    // closes it). The probe judges the status code; a body that fails to drain only costs
+    // that connection, so its error is ignored.
     await res.body.dump({ limit: 64 * 1024, signal: signal ?? undefined }).catch(() => undefined);
     if (res.statusCode >= 500) throw new BackendUnavailableError(`backend ${this.id}: HTTP probe answered ${res.statusCode}`, this.id);
   }

@@ -222,6 +222,8 @@ export abstract class StreamGitClient implements StreamBackendClient {
       // The answer is read while the pack is sent: progress or an early fatal
       // error never stalls the backend, and a report wins over a write error.
       const answer = readReport(s, sideband);
+      // Marks the rejection handled for the paths that never await `answer` (the pack
+      // source failed); every other path awaits it below and sees the error there.
       answer.catch(() => {});
       try {
         await s.write(head);
@@ -256,6 +258,8 @@ export abstract class StreamGitClient implements StreamBackendClient {
             // Stops the source (e.g. the leader's fetch) when the push failed. With a
             // read still pending, the source stops when that read ends (its own timeout).
             if (!complete) {
+              // The push has failed already and that error is what we report; the source
+              // failing to stop adds nothing.
               const stopped = it.return?.(undefined).catch(() => undefined);
               if (!pending) await stopped;
             }
@@ -266,6 +270,7 @@ export abstract class StreamGitClient implements StreamBackendClient {
       } catch (err) {
         if (sourceError) throw err;
         // The backend stopped reading: its report (e.g. "unpack failed") says more than EPIPE.
+        // Without a report, the write error below is the one to raise.
         const report = await answer.catch(() => undefined);
         if (report) return report;
         throw err;

@@ -87,6 +87,7 @@ export class Session {
       stderr.on('data', (chunk: Buffer) => {
         this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-MAX_STDERR);
       });
+      // stderr only feeds the diagnostic tail; stdout, stdin and the exit status decide the outcome.
       stderr.on('error', () => {});
     }
     stream.exit.then(
@@ -371,5 +372,6 @@ export class Session {
 function lastFatalLine(stderr: string): string | undefined {
   const lines = stderr.split(/\r?\n/).filter((l) => /^(fatal|error|ERROR):/.test(l));
   const line = lines[lines.length - 1];
+  // eslint-disable-next-line no-control-regex -- a backend's stderr must not put control characters in a log line
   return line?.replace(/[\0-\x1f\x7f]/g, ' ').slice(0, 300);
 }

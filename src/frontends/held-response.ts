@@ -48,7 +48,7 @@ export class HeldResponse extends Writable {
       callback();
       return;
     }
-    let out: Buffer[] = [];
+    const out: Buffer[] = [];
     try {
       this.decoder.write(chunk);
       while (!this.holding) {
@@ -86,7 +86,6 @@ export class HeldResponse extends Writable {
       return;
     }
     const data = Buffer.concat(out);
-    out = [];
     if (this.out.write(data)) callback();
     else {
       const done = (): void => {

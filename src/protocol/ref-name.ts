@@ -11,6 +11,7 @@ import { ProtocolSyntaxError } from '../errors.js';
 /** Longest ref name accepted (git itself has no limit below the pkt-line size). */
 export const MAX_REF_NAME_LENGTH = 4096;
 
+// eslint-disable-next-line no-control-regex -- git-check-ref-format forbids bytes below 0x20 and DEL
 const FORBIDDEN_RE = /[\x00-\x20\x7f]/;
 
 /** True when `name` can be a ref name on the wire (see the module comment). */

@@ -38,6 +38,7 @@ export function canonicalRepositoryName(raw: string): string {
   // Cheap bound first: even the longest valid input is small.
   if (raw.length > 4 * MAX_REPOSITORY_NAME_BYTES) invalid('too long');
   // These get precise messages; the character class below would reject them anyway.
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   if (/[\0-\x1f\x7f]/.test(raw)) invalid('control character');
   if (raw.includes('\\')) invalid('backslash');
   if (raw.includes('%')) invalid('percent sign (encoded twice?)');

@@ -81,6 +81,8 @@ export async function run(opts: { config?: string }, fn: (ctx: Context) => Promi
       status = EXIT.FAILED;
     }
   } finally {
+    // The command's outcome is decided and printed; a failure to close the Redis
+    // connections or backend clients cannot change it, and the process exits below.
     await parts?.close().catch(() => {});
   }
   process.exitCode = status;

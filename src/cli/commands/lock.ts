@@ -105,6 +105,9 @@ async function lock(ctx: Context, repoArgs: string[], opts: LockOptions): Promis
     return out;
   });
 
+  // noteWrite only updates the repository index and wakes the replicators; the release
+  // has recorded the version, and the replicators' periodic scan covers a lost event
+  // (docs/architecture.md, "Index and events outside the commit script").
   for (const r of results) if (r.version) await st.index.noteWrite(r.repo, backend, r.version).catch(() => {});
   if (opts.json) ctx.streams.out.write(json({ backend, repositories: results }));
   else {

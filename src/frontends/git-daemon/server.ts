@@ -20,7 +20,9 @@ export function createGitDaemonFrontend(config: Config, deps: StreamDeps, log: L
   const limiter = new ConnectionLimiter(config.gitDaemon);
   return createServer((socket) => {
     const clog = log.child({ conn: randomBytes(4).toString('hex'), ip: socket.remoteAddress });
-    socket.on('error', () => {});
+    // A client's reset ends the socket ('close' follows), which the session sees as the
+    // channel closing; logged at debug like the SSH frontend's connection errors.
+    socket.on('error', (err) => clog.debug({ err: err.message }, 'git:// connection error'));
     const started = performance.now();
     const admission = limiter.admit(socket.remoteAddress);
     if (admission.ok) socket.once('close', admission.release);

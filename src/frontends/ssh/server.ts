@@ -168,7 +168,9 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
       return { ...fields, ...result };
     } catch (err) {
       const e = toClientError(err);
-      await ch.refuse(e.message).catch(() => {});
+      // The client may have gone already (the usual cause of the failure); the request
+      // is logged with its outcome by the caller either way.
+      await ch.refuse(e.message).catch((refuseErr: unknown) => clog.debug({ err: (refuseErr as Error)?.message }, 'ssh refusal not delivered'));
       return { ...fields, outcome: e.code };
     }
   }
