@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 // Integration tests start real servers (redis-server, lighttpd, sshd, git daemon)
-// and run githa as a real process; test/global-setup.ts builds dist/ first.
+// and run githa as a real process; test/global-setup.ts builds dist/ and dist-tools/ first.
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],

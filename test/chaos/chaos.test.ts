@@ -3,12 +3,12 @@
  * fault must find no violation, and a short run against a githa whose write
  * path acknowledges before it commits (GITHA_TEST_ACK_BEFORE_COMMIT=1, a
  * test-only switch) must be caught. Real git, redis-server, backends and
- * githa processes (src/chaos/harness.ts). On failure the report names the
+ * githa processes (tools/chaos/harness.ts). On failure the report names the
  * seed (GITHA_CHAOS_SEED=N reproduces the schedule) and the kept temp dir.
  */
 import { describe, expect, it } from 'vitest';
-import { ALL_FAULTS, runChaos } from '../../src/chaos/harness.js';
-import { counts, formatReport } from '../../src/chaos/report.js';
+import { ALL_FAULTS, runChaos } from '../../tools/chaos/harness.js';
+import { counts, formatReport } from '../../tools/chaos/report.js';
 
 const seed = process.env.GITHA_CHAOS_SEED ? Number(process.env.GITHA_CHAOS_SEED) : Math.floor(Math.random() * 2 ** 31);
 

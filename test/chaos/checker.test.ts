@@ -1,13 +1,13 @@
 /**
- * The chaos checker (src/chaos/checker.ts) on hand-built histories: each
+ * The chaos checker (tools/chaos/checker.ts) on hand-built histories: each
  * invariant catches a history that breaks it, and accepts the legitimate
  * histories that look like it (force-pushes, deletes, unknown outcomes,
  * concurrency).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { KNOWN_ISSUES, checkHistory, historyAround, type Violation } from '../../src/chaos/checker.js';
-import type { FinalState, History, Op, PushOp, ReadOp } from '../../src/chaos/history.js';
+import { KNOWN_ISSUES, checkHistory, historyAround, type Violation } from '../../tools/chaos/checker.js';
+import type { FinalState, History, Op, PushOp, ReadOp } from '../../tools/chaos/history.js';
 
 const R = 'chaos/r1.git';
 const oid = (n: number): string => n.toString(16).padStart(40, '0');

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { PortServer, DevClusterStartError, canConnect, exchange } from '../../src/devcluster/process.js';
+import { PortServer, DevClusterStartError, canConnect, exchange } from '../../src/demo/process.js';
 import { startTestCluster, useCluster, type DevBackend, type DevCluster, type EndpointKind } from '../support/cluster.js';
 import { GitClient, packetTraceVersion, randomData, sha256 } from '../support/git.js';
 

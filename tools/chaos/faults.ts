@@ -5,7 +5,7 @@
  * the promise must hold). Every wait is bounded.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DevBackend, DevCluster } from '../devcluster/cluster.js';
+import type { DevBackend, DevCluster } from '../../src/demo/cluster.js';
 import type { GithaProc } from './githa-proc.js';
 import type { FaultKind, HistoryRecorder } from './history.js';
 import type { Rng } from './rng.js';
@@ -41,7 +41,7 @@ export async function runFaults(ctx: FaultContext): Promise<void> {
 
 /**
  * Stops a backend's servers, waits, and starts them again on the same ports,
- * after the operator's step for a crashed Git host (src/chaos/stale-locks.ts).
+ * after the operator's step for a crashed Git host (tools/chaos/stale-locks.ts).
  */
 async function stopAndRestart(b: DevBackend, signal: NodeJS.Signals, downMs: number): Promise<{ target: string; detail?: string }> {
   await b.stop(signal);

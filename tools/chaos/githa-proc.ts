@@ -7,13 +7,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DevCluster } from '../devcluster/cluster.js';
-import { signalGroup } from '../devcluster/process.js';
-
-/** dist/cli/main.js, from src/chaos (vitest) and dist/chaos (npm run chaos) alike. */
-const MAIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
+import type { DevCluster } from '../../src/demo/cluster.js';
+import { signalGroup } from '../../src/demo/process.js';
+import { GITHA_MAIN as MAIN } from '../support/paths.js';
 
 export interface Ports {
   http: number;
