@@ -18,7 +18,7 @@ import { Verifier } from './cluster/verifier.js';
 import { parseListen } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createGitDaemonFrontend } from './frontends/git-daemon/server.js';
-import { createHttpFrontend } from './frontends/http/server.js';
+import { createHttpFrontend, type HttpFrontendHooks } from './frontends/http/server.js';
 import { createSshFrontend } from './frontends/ssh/server.js';
 import type { Logger } from './log.js';
 import { BackendHealthStore } from './state/backend-health.js';
@@ -81,8 +81,15 @@ export function buildCluster(config: Config, log: Logger): ClusterParts {
   };
 }
 
+/**
+ * Seams for the chaos harness, which starts githa through its own entry
+ * script (tools/chaos/githa-ack-before-commit.ts). `githa serve` never passes
+ * any: no config key or environment variable reaches them.
+ */
+export type GithaHooks = HttpFrontendHooks;
+
 /** The composition root: builds every part from the one config and starts the listeners. */
-export async function startGitha(config: Config, log: Logger): Promise<RunningGitha> {
+export async function startGitha(config: Config, log: Logger, hooks: GithaHooks = {}): Promise<RunningGitha> {
   const parts = buildCluster(config, log);
   const { cluster, redis, store, clients, sshClients, gitClients } = parts;
   const resolver = new InterruptionResolver(cluster);
@@ -107,7 +114,7 @@ export async function startGitha(config: Config, log: Logger): Promise<RunningGi
     log.warn({ err: (err as Error).message }, 'cluster status snapshot failed'),
   );
   metrics.watch({ status, backendHealth: () => cluster.health.snapshot(ids) });
-  const http = createHttpFrontend(config, cluster, log.child({ frontend: 'http' }));
+  const http = createHttpFrontend(config, cluster, log.child({ frontend: 'http' }), hooks);
   const admin = createAdminServer(store, { metrics, status, cluster, log: log.child({ component: 'admin' }) });
   const ssh = config.listen.ssh ? createSshFrontend(config, streamDeps(sshClients, gitClients), log.child({ frontend: 'ssh' })) : undefined;
   const git = config.listen.git ? createGitDaemonFrontend(config, streamDeps(gitClients, sshClients), log.child({ frontend: 'git' })) : undefined;

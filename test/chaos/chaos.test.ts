@@ -1,8 +1,8 @@
 /**
  * The chaos harness in CI (issue 8): a 60-second run with every kind of
  * fault must find no violation, and a short run against a githa whose write
- * path acknowledges before it commits (GITHA_TEST_ACK_BEFORE_COMMIT=1, a
- * test-only switch) must be caught. Real git, redis-server, backends and
+ * path acknowledges before it commits (tools/chaos/githa-ack-before-commit.ts,
+ * which only the harness runs) must be caught. Real git, redis-server, backends and
  * githa processes (tools/chaos/harness.ts). On failure the report names the
  * seed (GITHA_CHAOS_SEED=N reproduces the schedule) and the kept temp dir.
  */
