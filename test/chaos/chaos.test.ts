@@ -23,7 +23,8 @@ describe('chaos', () => {
     const acked = result.history.ops.filter((o) => o.kind === 'push' && o.result === 'ok').length;
     expect(acked, report).toBeGreaterThan(20);
     expect(result.history.ops.filter((o) => o.kind === 'read' && o.result === 'ok').length, report).toBeGreaterThan(50);
-    expect(c.faults, report).toBeGreaterThanOrEqual(8);
+    // Six at least: redis-slow and the long githa pauses last 6–10 s each (seed 7 injected 8 in 60 s).
+    expect(c.faults, report).toBeGreaterThanOrEqual(6);
     expect(Object.keys(c.faultsByKind).length, report).toBeGreaterThanOrEqual(3);
     expect(Object.keys(c.faultsByKind).every((k) => (ALL_FAULTS as readonly string[]).includes(k))).toBe(true);
     expect(result.history.final?.converged, report).toBe(true);
