@@ -9,7 +9,7 @@ import { defineConfig } from 'vitest/config';
  *   githa process. Files run in parallel.
  * - integration: anything that starts real servers (redis-server, lighttpd,
  *   sshd, git daemon through test/support/cluster.ts) or runs githa as a
- *   process (dist/, built first by test/global-setup.ts). One file at a time:
+ *   process (dist/ and dist-tools/, built first by test/global-setup.ts). One file at a time:
  *   parallel files on 2 cores make timing (lock leases, Redis command
  *   timeouts) flaky. This project takes minutes.
  */

@@ -31,7 +31,7 @@ import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { buildConfig } from '../dist/config/load.js';
-import { startDevCluster } from '../dist/devcluster/cluster.js';
+import { startDevCluster } from '../dist/demo/cluster.js';
 import { startGitha } from '../dist/githa.js';
 import { createLogger } from '../dist/log.js';
 

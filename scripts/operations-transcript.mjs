@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { buildConfig } from '../dist/config/load.js';
-import { startDevCluster } from '../dist/devcluster/cluster.js';
+import { startDevCluster } from '../dist/demo/cluster.js';
 import { startGitha } from '../dist/githa.js';
 import { createLogger } from '../dist/log.js';
 

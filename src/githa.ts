@@ -18,7 +18,7 @@ import { Verifier } from './cluster/verifier.js';
 import { parseListen } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createGitDaemonFrontend } from './frontends/git-daemon/server.js';
-import { createHttpFrontend } from './frontends/http/server.js';
+import { createHttpFrontend, type HttpFrontendHooks } from './frontends/http/server.js';
 import { createSshFrontend } from './frontends/ssh/server.js';
 import type { Logger } from './log.js';
 import { Backends } from './cluster/backends.js';
@@ -106,8 +106,15 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
   };
 }
 
+/**
+ * Seams for the chaos harness, which starts githa through its own entry
+ * script (tools/chaos/githa-ack-before-commit.ts). `githa serve` never passes
+ * any: no config key or environment variable reaches them.
+ */
+export type GithaHooks = HttpFrontendHooks;
+
 /** The composition root: builds every part from the one config and starts the listeners. */
-export async function startGitha(config: Config, log: Logger): Promise<RunningGitha> {
+export async function startGitha(config: Config, log: Logger, hooks: GithaHooks = {}): Promise<RunningGitha> {
   // Metrics and /status (docs/observability.md): the cluster reports to them from its construction on.
   const metrics = new Metrics();
   const parts = buildCluster(config, log, metrics);
@@ -129,7 +136,7 @@ export async function startGitha(config: Config, log: Logger): Promise<RunningGi
     log.warn({ err: (err as Error).message }, 'cluster status snapshot failed'),
   );
   metrics.watch({ status, backendHealth: () => cluster.health.snapshot(ids) });
-  const http = createHttpFrontend(config, cluster, log.child({ frontend: 'http' }));
+  const http = createHttpFrontend(config, cluster, log.child({ frontend: 'http' }), hooks);
   const admin = createAdminServer(state, { metrics, status, cluster, log: log.child({ component: 'admin' }) });
   const ssh = config.listen.ssh ? createSshFrontend(config, streamDeps(sshClients, gitClients), log.child({ frontend: 'ssh' })) : undefined;
   const git = config.listen.git ? createGitDaemonFrontend(config, streamDeps(gitClients, sshClients), log.child({ frontend: 'git' })) : undefined;

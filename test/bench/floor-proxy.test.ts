@@ -1,12 +1,12 @@
 /**
- * The benchmark's floor proxies (src/bench/floor-proxy.ts): a TCP relay and a
+ * The benchmark's floor proxies (tools/bench/floor-proxy.ts): a TCP relay and a
  * minimal HTTP proxy, both passing a request and a streamed answer through
  * unchanged, in front of a real HTTP server on 127.0.0.1.
  */
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFloorProxies } from '../../src/bench/floor-proxy.js';
+import { startFloorProxies } from '../../tools/bench/floor-proxy.js';
 
 let server: Server;
 let ports: Awaited<ReturnType<typeof startFloorProxies>>;

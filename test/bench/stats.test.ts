@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fmtMs, fmtRatio, markdownTable, median, pairedRatio, percentile, spread } from '../../src/bench/stats.js';
-import { parseCpu, parseStatusKb, statFields } from '../../src/bench/procstat.js';
-import { RespCommandDecoder, describeTurn, turnsFor } from '../../src/bench/redis-counter.js';
-import { fetchRequest } from '../../src/bench/concurrent.js';
+import { fmtMs, fmtRatio, markdownTable, median, pairedRatio, percentile, spread } from '../../tools/bench/stats.js';
+import { parseCpu, parseStatusKb, statFields } from '../../tools/bench/procstat.js';
+import { RespCommandDecoder, describeTurn, turnsFor } from '../../tools/bench/redis-counter.js';
+import { fetchRequest } from '../../tools/bench/concurrent.js';
 
 describe('bench statistics', () => {
   it('median of odd and even counts, NaN when empty', () => {

@@ -1,14 +1,14 @@
 /**
  * The chaos harness in CI (issue 8): a 60-second run with every kind of
  * fault must find no violation, and a short run against a githa whose write
- * path acknowledges before it commits (GITHA_TEST_ACK_BEFORE_COMMIT=1, a
- * test-only switch) must be caught. Real git, redis-server, backends and
- * githa processes (src/chaos/harness.ts). On failure the report names the
+ * path acknowledges before it commits (tools/chaos/githa-ack-before-commit.ts,
+ * which only the harness runs) must be caught. Real git, redis-server, backends and
+ * githa processes (tools/chaos/harness.ts). On failure the report names the
  * seed (GITHA_CHAOS_SEED=N reproduces the schedule) and the kept temp dir.
  */
 import { describe, expect, it } from 'vitest';
-import { ALL_FAULTS, runChaos } from '../../src/chaos/harness.js';
-import { counts, formatReport } from '../../src/chaos/report.js';
+import { ALL_FAULTS, runChaos } from '../../tools/chaos/harness.js';
+import { counts, formatReport } from '../../tools/chaos/report.js';
 
 const seed = process.env.GITHA_CHAOS_SEED ? Number(process.env.GITHA_CHAOS_SEED) : Math.floor(Math.random() * 2 ** 31);
 
@@ -23,7 +23,8 @@ describe('chaos', () => {
     const acked = result.history.ops.filter((o) => o.kind === 'push' && o.result === 'ok').length;
     expect(acked, report).toBeGreaterThan(20);
     expect(result.history.ops.filter((o) => o.kind === 'read' && o.result === 'ok').length, report).toBeGreaterThan(50);
-    expect(c.faults, report).toBeGreaterThanOrEqual(8);
+    // Six at least: redis-slow and the long githa pauses last 6–10 s each (seed 7 injected 8 in 60 s).
+    expect(c.faults, report).toBeGreaterThanOrEqual(6);
     expect(Object.keys(c.faultsByKind).length, report).toBeGreaterThanOrEqual(3);
     expect(Object.keys(c.faultsByKind).every((k) => (ALL_FAULTS as readonly string[]).includes(k))).toBe(true);
     expect(result.history.final?.converged, report).toBe(true);

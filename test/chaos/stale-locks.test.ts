@@ -1,6 +1,6 @@
 /**
  * The chaos harness's operator step after killing a backend
- * (src/chaos/stale-locks.ts): ref locks go once nothing works in the
+ * (tools/chaos/stale-locks.ts): ref locks go once nothing works in the
  * repositories, and stay while a process still does.
  */
 import { spawn } from 'node:child_process';
@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { removeStaleRefLocks } from '../../src/chaos/stale-locks.js';
+import { removeStaleRefLocks } from '../../tools/chaos/stale-locks.js';
 
 const dirs: string[] = [];
 afterEach(() => {

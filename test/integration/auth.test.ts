@@ -20,7 +20,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { bcrypt } from 'hash-wasm';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { generateKey } from '../../src/devcluster/ssh.js';
+import { generateKey } from '../../src/demo/ssh.js';
 import { useCluster, type DevCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
 import { raw as rawRequest, type RawResponse } from '../support/untouched.js';

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { PortServer, DevClusterStartError, canConnect, exchange } from '../../src/devcluster/process.js';
+import { PortServer, DevClusterStartError, canConnect, exchange } from '../../src/demo/process.js';
 import { startTestCluster, useCluster, type DevBackend, type DevCluster, type EndpointKind } from '../support/cluster.js';
 import { GitClient, packetTraceVersion, randomData, sha256 } from '../support/git.js';
 import { waitFor } from '../support/wait.js';

@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateKey } from '../../src/devcluster/ssh.js';
+import { generateKey } from '../../src/demo/ssh.js';
 import { useCluster } from '../support/cluster.js';
 import { startGitha, type GithaProcess } from '../support/githa.js';
 import { waitFor } from '../support/wait.js';

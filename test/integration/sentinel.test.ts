@@ -14,7 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LOCALHOST, PortServer, exchange, minimalEnv, type PidTracker } from '../../src/devcluster/process.js';
+import { LOCALHOST, PortServer, exchange, minimalEnv, type PidTracker } from '../../src/demo/process.js';
 import { useCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
 import { startGitha, type GithaProcess } from '../support/githa.js';

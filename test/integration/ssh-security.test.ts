@@ -19,7 +19,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { describe, expect, it } from 'vitest';
-import { generateKey } from '../../src/devcluster/ssh.js';
+import { generateKey } from '../../src/demo/ssh.js';
 import { SSH_ALGORITHMS, WEAK_ALGORITHMS } from '../../src/frontends/ssh/algorithms.js';
 import { useCluster, type DevCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { refsChecksum } from '../../src/cluster/checksum.js';
-import type { DevBackend } from '../../src/devcluster/cluster.js';
+import type { DevBackend } from '../../src/demo/cluster.js';
 
 const execFileP = promisify(execFile);
 

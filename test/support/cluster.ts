@@ -1,5 +1,5 @@
 /**
- * Vitest wrappers around the dev cluster (src/devcluster/cluster.ts).
+ * Vitest wrappers around the dev cluster (src/demo/cluster.ts).
  *
  * One cluster per test file:
  *
@@ -14,9 +14,9 @@
  * inside the test; it is stopped when the test finishes (pass or fail).
  */
 import { afterAll, afterEach, beforeAll, onTestFinished } from 'vitest';
-import { startDevCluster, type DevCluster, type DevClusterOptions } from '../../src/devcluster/cluster.js';
+import { startDevCluster, type DevCluster, type DevClusterOptions } from '../../src/demo/cluster.js';
 
-export type { DevCluster, DevBackend, DevRedis, EndpointKind } from '../../src/devcluster/cluster.js';
+export type { DevCluster, DevBackend, DevRedis, EndpointKind } from '../../src/demo/cluster.js';
 
 export interface UseClusterOptions extends DevClusterOptions {
   /** After each test, resume paused and restart stopped servers (default true). */

@@ -22,8 +22,8 @@ import { randomBytes, createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { DevCluster } from '../../src/devcluster/cluster.js';
-import { isolatedGitEnv } from '../../src/devcluster/git-env.js';
+import type { DevCluster } from '../../src/demo/cluster.js';
+import { isolatedGitEnv } from '../../tools/support/git-env.js';
 
 export interface GitResult {
   stdout: string;

@@ -13,8 +13,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { onTestFailed, onTestFinished } from 'vitest';
-import type { DevCluster } from '../../src/devcluster/cluster.js';
-import { generateKey, knownHostsLine } from '../../src/devcluster/ssh.js';
+import type { DevCluster } from '../../src/demo/cluster.js';
+import { generateKey, knownHostsLine } from '../../src/demo/ssh.js';
 
 export interface GithaProcess {
   readonly pid: number;

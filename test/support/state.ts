@@ -3,7 +3,7 @@
  * to change (waitFor, from ./wait.ts, re-exported here): shared by the
  * integration tests of replication, recovery, verification and health.
  */
-import type { DevCluster } from '../../src/devcluster/cluster.js';
+import type { DevCluster } from '../../src/demo/cluster.js';
 
 /** `githa:repo:{<repo>.git}:<what>` (the `.git` suffix added when absent). */
 export function repoKey(repo: string, what: string, prefix = 'githa:'): string {

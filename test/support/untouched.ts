@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { expect } from 'vitest';
-import type { DevCluster } from '../../src/devcluster/cluster.js';
+import type { DevCluster } from '../../src/demo/cluster.js';
 import type { GithaProcess } from './githa.js';
 import { pkt } from './hostile-corpus.js';
 import { waitFor } from './wait.js';

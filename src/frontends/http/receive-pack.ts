@@ -11,15 +11,6 @@ import { hasHttp, type Forwarder } from './forward.js';
 import { HeldResponse } from '../held-response.js';
 import { repositoryUrlPath } from '../../protocol/repository-name.js';
 
-/**
- * TEST ONLY, off by default: GITHA_TEST_ACK_BEFORE_COMMIT=1 releases the
- * report to the client as soon as the backend answered, *before* the version
- * is committed (breaking safety rule 1 on purpose). It exists so the chaos
- * harness can show its checker catches a broken write path
- * (test/chaos/chaos.test.ts); never set it anywhere else. Read once at start.
- */
-const ACK_BEFORE_COMMIT = process.env.GITHA_TEST_ACK_BEFORE_COMMIT === '1';
-
 /** The command list (and push options) precede the pack; more than this before the pack is refused. */
 const MAX_COMMAND_SECTION_BYTES = 32 * 1024 * 1024;
 
@@ -38,6 +29,14 @@ export interface ReceivePackContext {
   backendHeaders?: (backendId: string) => (proxyReq: ClientRequest) => void;
   /** Cap on the inflated command section of a gzip body (http.maxInflatedBytes); the pack after it streams uncapped. */
   maxInflatedBytes?: number;
+  /**
+   * Chaos harness only (tools/chaos/githa-ack-before-commit.ts; docs/chaos.md):
+   * release the report before the version is committed, breaking "ack after
+   * commit" on purpose so the checker can show it catches it. No config key
+   * or environment variable sets it: only a program that calls startGitha
+   * with this hook.
+   */
+  ackBeforeCommit?: boolean;
 }
 
 /**
@@ -132,7 +131,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
       log.debug({ repo, backend: target.id, ok, bytes: sink.bytes }, 'push answer read');
       if (!ok) return { ending: bodyEnded ? 'unknown' : 'cut' };
       // TEST ONLY (docs/chaos.md): a deliberately broken write path for the chaos checker to catch.
-      if (ACK_BEFORE_COMMIT) res.end(sink.heldBytes());
+      if (ctx.ackBeforeCommit === true) res.end(sink.heldBytes());
       return { ending: 'complete', report: sink.report(), bytes: pushedBytes };
     } finally {
       signal.removeEventListener('abort', onAbort);

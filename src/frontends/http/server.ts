@@ -15,6 +15,12 @@ import { AccessPolicy } from '../../auth/access.js';
 import { guardHttpServer, inflateCapped, isGzip } from './limits.js';
 import { repositoryUrlPath } from '../../protocol/repository-name.js';
 
+/** Seams for the chaos harness only (startGitha's hooks); never set from configuration or the environment. */
+export interface HttpFrontendHooks {
+  /** See ReceivePackContext.ackBeforeCommit (src/frontends/http/receive-pack.ts). */
+  ackBeforeCommit?: boolean;
+}
+
 export interface HttpFrontend {
   server: Server;
   close(): Promise<void>;
@@ -28,7 +34,7 @@ const PASSED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'expires', 'pr
  * the cluster where it goes, and streams bytes both ways. It knows nothing of
  * versions; the cluster knows nothing of HTTP.
  */
-export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger): HttpFrontend {
+export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger, hooks: HttpFrontendHooks = {}): HttpFrontend {
   const forwarder = new Forwarder({ timeoutMs: 10 * 60_000 });
   // Who may do what (docs/security.md): checked in handle() before anything touches the cluster.
   const auth = new HttpAuth(config, AccessPolicy.compile(config.access, config.auth.groups, config.auth.anonymousUser), log);
@@ -81,7 +87,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     if (git.kind === 'rpc' && git.service === 'git-receive-pack') {
       // No read access: answered after the command list is read, as a missing repository's push is.
       if (denied && !(denied instanceof RepositoryNotFoundError)) throw denied;
-      const r = await handleReceivePack({ req, res, repo: git.repo, user, refusal: denied, backendHeaders: (id) => auth.backendHeaders(caller, id), cluster, forwarder, log: rlog, maxCommands: config.http.maxCommands, maxInflatedBytes: config.http.maxInflatedBytes });
+      const r = await handleReceivePack({ req, res, repo: git.repo, user, refusal: denied, backendHeaders: (id) => auth.backendHeaders(caller, id), cluster, forwarder, log: rlog, maxCommands: config.http.maxCommands, maxInflatedBytes: config.http.maxInflatedBytes, ackBeforeCommit: hooks.ackBeforeCommit === true });
       return { ...fields, ...r };
     }
     if (denied) throw denied;

@@ -1,5 +1,6 @@
 /**
- * githa processes of a chaos run: `node dist/cli/main.js serve` with a
+ * githa processes of a chaos run: `node dist/cli/main.js serve` (or, for the
+ * self-test, the broken githa of githa-ack-before-commit.ts) with a
  * generated config, in a process group of its own (tracked by the dev
  * cluster so they never outlive the run), logs appended to a file. A process
  * can be SIGKILLed, paused and restarted on the same ports, as an operator's
@@ -7,13 +8,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DevCluster } from '../devcluster/cluster.js';
-import { signalGroup } from '../devcluster/process.js';
+import type { DevCluster } from '../../src/demo/cluster.js';
+import { signalGroup } from '../../src/demo/process.js';
+import { GITHA_MAIN, TOOLS_DIST } from '../support/paths.js';
 
-/** dist/cli/main.js, from src/chaos (vitest) and dist/chaos (npm run chaos) alike. */
-const MAIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
+/** The deliberately broken githa of the self-test (githa-ack-before-commit.ts, built to dist-tools/). */
+const ACK_BEFORE_COMMIT_ENTRY = join(TOOLS_DIST, 'chaos', 'githa-ack-before-commit.js');
 
 export interface Ports {
   http: number;
@@ -36,6 +38,8 @@ export class GithaProc {
     private readonly cluster: DevCluster,
     private readonly config: Record<string, unknown>,
     private readonly env: NodeJS.ProcessEnv,
+    /** Run the broken githa (acknowledges before it commits) instead of `githa serve`. */
+    private readonly ackBeforeCommit = false,
   ) {
     this.logFile = join(cluster.dir, `${name}.log`);
     this.configPath = join(cluster.dir, `${name}.json`);
@@ -79,7 +83,8 @@ export class GithaProc {
     const fd = openSync(this.logFile, 'a');
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, [MAIN, 'serve', '--config', this.configPath], { stdio: ['ignore', fd, fd], env: this.env, detached: true });
+      const args = this.ackBeforeCommit ? [ACK_BEFORE_COMMIT_ENTRY, '--config', this.configPath] : [GITHA_MAIN, 'serve', '--config', this.configPath];
+      child = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], env: this.env, detached: true });
     } finally {
       closeSync(fd);
     }

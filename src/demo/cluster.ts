@@ -1,5 +1,5 @@
 /**
- * Dev cluster: a real redis-server and N stock Git servers on 127.0.0.1
+ * The demo cluster (product: `githa demo` runs it): a real redis-server and N stock Git servers on 127.0.0.1
  * ephemeral ports, in a temporary directory. Used by the integration tests
  * (through test/support/cluster.ts) and by `githa demo`.
  *

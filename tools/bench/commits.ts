@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../devcluster/process.js';
+import { run } from '../../src/demo/process.js';
 
 export interface Chains {
   /** The common root commit every chain starts from. */

@@ -10,10 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { startDevCluster, type DevCluster } from '../devcluster/cluster.js';
-import { run } from '../devcluster/process.js';
-import { generateKey, knownHostsLine } from '../devcluster/ssh.js';
+import { startDevCluster, type DevCluster } from '../../src/demo/cluster.js';
+import { run } from '../../src/demo/process.js';
+import { generateKey, knownHostsLine } from '../../src/demo/ssh.js';
 import { KNOWN_ISSUES, checkHistory, type Violation } from './checker.js';
+import { startDelayRelay, type DelayRelay } from './delay-relay.js';
 import { healAll, runFaults } from './faults.js';
 import { Git } from './git.js';
 import { GithaProc } from './githa-proc.js';
@@ -21,7 +22,7 @@ import { HistoryRecorder, type FaultKind, type FinalRepoState, type FinalState, 
 import { Rng } from './rng.js';
 import { Client, type Transport } from './workload.js';
 
-export const ALL_FAULTS: readonly FaultKind[] = ['backend-kill', 'backend-pause', 'backend-unreachable', 'githa-pause', 'githa-kill-mid-push', 'redis-restart'];
+export const ALL_FAULTS: readonly FaultKind[] = ['backend-kill', 'backend-pause', 'backend-unreachable', 'githa-pause', 'githa-kill-mid-push', 'redis-restart', 'redis-slow'];
 
 export interface ChaosOptions {
   seed: number;
@@ -37,9 +38,9 @@ export interface ChaosOptions {
   pushTransports?: readonly Transport[];
   readAfterPush?: number;
   /**
-   * Test only: start githa with GITHA_TEST_ACK_BEFORE_COMMIT=1 (a deliberately
-   * broken write path), and after each acknowledged push pause the githa that
-   * acknowledged it while a read goes through another.
+   * Self-test: run the deliberately broken githa (githa-ack-before-commit.ts:
+   * it acknowledges before it commits), and after each acknowledged push pause
+   * the githa that acknowledged it while a read goes through another.
    */
   ackBeforeCommit?: boolean;
   convergeTimeoutMs?: number;
@@ -60,13 +61,14 @@ export interface ChaosResult {
 
 const PREFIX = 'githa:';
 const LEASE_MS = 1_500;
+const PAIR_LOCK_MS = 5_000;
 
 /** githa's settings for the run: short leases and intervals, so faults resolve within seconds. */
-function githaConfig(cluster: DevCluster, name: string, hostKey: string, authorizedKeys: string): Record<string, unknown> {
+function githaConfig(cluster: DevCluster, name: string, hostKey: string, authorizedKeys: string, redisUrl: string): Record<string, unknown> {
   const [b1, b2, b3] = cluster.backends;
   return {
     ssh: { hostKeys: [hostKey], authorizedKeys, backendKey: cluster.ssh.clientKeyPath, backendKnownHosts: cluster.ssh.knownHostsPath },
-    redis: { url: cluster.redis.url, commandTimeoutMs: 2_000 },
+    redis: { url: redisUrl, commandTimeoutMs: 2_000 },
     // Mixed transports: githa's own client uses HTTP for b1 and b2 and SSH for b3; SSH clients are served by b1 (ssh), b2 (git://), b3 (ssh).
     backends: [
       { id: b1!.id, http: b1!.httpUrl, ssh: b1!.sshUrl },
@@ -75,7 +77,7 @@ function githaConfig(cluster: DevCluster, name: string, hostKey: string, authori
     ],
     proxyId: name,
     locks: { leaseMs: LEASE_MS, waitMs: 8_000 },
-    catchUp: { readWaitMs: 3_000, pairLockMs: 5_000 },
+    catchUp: { readWaitMs: 3_000, pairLockMs: PAIR_LOCK_MS },
     health: { intervalMs: 300, timeoutMs: 1_000, failuresToDown: 2, successesToUp: 1, ttlMs: 3_000, downForMs: 1_500 },
     replication: { writeQuorum: 2, scanIntervalMs: 500, retryMinMs: 100, retryMaxMs: 1_000, quorumTimeoutMs: 5_000 },
     interruptions: { staleAfterMs: 1_500, suspectGraceMs: 3_000 },
@@ -91,6 +93,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const started = performance.now();
   const cluster = await startDevCluster({ backends: 3, dir, redisAof: true, maxLifetimeMs: options.durationMs + 15 * 60_000 });
   const githas: GithaProc[] = [];
+  const relays: DelayRelay[] = [];
   const redis = new Redis(cluster.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: () => 200, commandTimeout: 2_000 });
   redis.on('error', () => {});
   // The dev cluster starts Redis with `appendfsync always` when AOF is on, so a Redis killed with
@@ -113,10 +116,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const authorizedKeys = join(dir, 'githa_authorized_keys');
     writeFileSync(authorizedKeys, `environment="GITHA_USER=chaos" ${cluster.ssh.clientPublicKey.trim()}\n`);
     const env: NodeJS.ProcessEnv = { ...process.env, GITHA_CONFIG: '' };
-    delete env.GITHA_TEST_ACK_BEFORE_COMMIT;
-    if (options.ackBeforeCommit) env.GITHA_TEST_ACK_BEFORE_COMMIT = '1';
     const count = options.githas ?? 3;
-    for (let i = 0; i < count; i++) githas.push(new GithaProc(i, `g${i + 1}`, cluster, githaConfig(cluster, `g${i + 1}`, hostKey, authorizedKeys), env));
+    // Each githa reaches Redis through a relay of its own, so the "slow Redis replies" fault can hold that githa's replies alone.
+    for (let i = 0; i < count; i++) relays.push(await startDelayRelay(cluster.redis.port));
+    for (let i = 0; i < count; i++) {
+      const config = githaConfig(cluster, `g${i + 1}`, hostKey, authorizedKeys, `redis://127.0.0.1:${relays[i]!.port}`);
+      githas.push(new GithaProc(i, `g${i + 1}`, cluster, config, env, options.ackBeforeCommit === true));
+    }
     await Promise.all(githas.map((g) => g.start()));
     const hostPub = readFileSync(`${hostKey}.pub`, 'utf8');
     const knownHostsPath = join(dir, 'clients_known_hosts');
@@ -165,6 +171,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           rng: rng.fork(1000),
           deadline,
           leaseMs: LEASE_MS,
+          pairLockMs: PAIR_LOCK_MS,
+          redisRelays: relays,
           kinds: options.faults ?? ALL_FAULTS,
           gapMs: options.faultGapMs ?? [1_000, 3_000],
           afterRedisStart,
@@ -174,7 +182,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       clearInterval(ticker);
     }
     progress(`chaos: workload done after ${Math.round(rec.now() / 1000)} s; healing and waiting for quiescence`);
-    await healAll(cluster, githas, afterRedisStart);
+    await healAll(cluster, githas, afterRedisStart, relays);
     const final = await quiesce(cluster, redis, repos, options.convergeTimeoutMs ?? 60_000);
     sampling = false;
     await sampler;
@@ -189,6 +197,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   } finally {
     redis.disconnect();
     await Promise.allSettled(githas.map((g) => g.stop()));
+    await Promise.allSettled(relays.map((r) => r.close()));
     await cluster.stop();
   }
   const keep = options.keep === true || violations.length > 0 || history === undefined;

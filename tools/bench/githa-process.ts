@@ -8,9 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DevCluster } from '../devcluster/cluster.js';
-
-const MAIN = join(import.meta.dirname, '..', 'cli', 'main.js');
+import type { DevCluster } from '../../src/demo/cluster.js';
+import { GITHA_MAIN as MAIN } from '../support/paths.js';
 
 export interface GithaChild {
   readonly name: string;

@@ -67,7 +67,9 @@ export type FaultKind =
   | 'backend-unreachable'
   | 'githa-pause'
   | 'githa-kill-mid-push'
-  | 'redis-restart';
+  | 'redis-restart'
+  /** Redis replies to one githa held past the write-lock lease and catchUp.pairLockMs (tools/chaos/delay-relay.ts). */
+  | 'redis-slow';
 
 export interface VersionSample {
   readonly t: number;

@@ -2,7 +2,7 @@
 /**
  * `npm run bench [-- --quick] [--only F1,F3] [--runs N] [--size MB] [--keep]`:
  * githa against direct access to its stock backends, every figure a ratio
- * against a baseline measured in the same run, interleaved (src/bench/,
+ * against a baseline measured in the same run, interleaved (tools/bench/,
  * docs/performance.md). Prints a table and writes bench/results.json.
  *
  *   --quick     about 2 minutes: a ~20 MB repository, fewer runs, every figure

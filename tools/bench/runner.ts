@@ -20,11 +20,12 @@ import { pushLatency, pushThroughput, replicationLag } from './push.js';
 import { bigRepo, install, manyRefsRepo, type CachedRepo } from './repos.js';
 import { roundTripFigure } from './roundtrips.js';
 import { markdownTable, type FigureRow } from './stats.js';
+import { REPO_ROOT } from '../support/paths.js';
 
 export const FIGURES = ['F1', 'F1s', 'F2', 'F3', 'F4', 'F5', 'F6', 'F7', 'RT'] as const;
 
-/** bench/ at the top of the repository (this file runs from dist/bench/). */
-export const BENCH_DIR = join(import.meta.dirname, '..', '..', 'bench');
+/** bench/ at the top of the repository (results, cache; the sources are in tools/bench/). */
+export const BENCH_DIR = join(REPO_ROOT, 'bench');
 
 export interface BenchResult {
   rows: FigureRow[];

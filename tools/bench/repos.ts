@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../devcluster/process.js';
+import { run } from '../../src/demo/process.js';
 
 /** Bumped whenever the generator changes, so a stale cache is not reused. */
 const GENERATOR_VERSION = 1;

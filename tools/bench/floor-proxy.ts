@@ -1,6 +1,6 @@
 /**
  * The floor under githa's figures: the least any Node.js proxy costs on this
- * machine. Run as its own process (`node dist/bench/floor-proxy.js PORT`,
+ * machine. Run as its own process (`node dist-tools/tools/bench/floor-proxy.js PORT`,
  * like githa, so its CPU is its own): a plain TCP relay (net sockets piped
  * both ways: no HTTP parsing at all) and a minimal HTTP proxy (node:http
  * server + keep-alive client, headers copied, bodies piped), both in front of

@@ -5,7 +5,8 @@
  * the promise must hold). Every wait is bounded.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DevBackend, DevCluster } from '../devcluster/cluster.js';
+import type { DevBackend, DevCluster } from '../../src/demo/cluster.js';
+import type { DelayRelay } from './delay-relay.js';
 import type { GithaProc } from './githa-proc.js';
 import type { FaultKind, HistoryRecorder } from './history.js';
 import type { Rng } from './rng.js';
@@ -20,6 +21,10 @@ export interface FaultContext {
   readonly deadline: number;
   /** Write-lock lease of the githa processes: pauses last longer than this. */
   readonly leaseMs: number;
+  /** catchUp.pairLockMs of the githa processes: half the githa pauses, and every Redis delay, last longer than this. */
+  readonly pairLockMs: number;
+  /** The relay between each githa (by index) and redis-server. */
+  readonly redisRelays: readonly DelayRelay[];
   readonly kinds: readonly FaultKind[];
   /** Pause between two faults. */
   readonly gapMs: readonly [number, number];
@@ -41,7 +46,7 @@ export async function runFaults(ctx: FaultContext): Promise<void> {
 
 /**
  * Stops a backend's servers, waits, and starts them again on the same ports,
- * after the operator's step for a crashed Git host (src/chaos/stale-locks.ts).
+ * after the operator's step for a crashed Git host (tools/chaos/stale-locks.ts).
  */
 async function stopAndRestart(b: DevBackend, signal: NodeJS.Signals, downMs: number): Promise<{ target: string; detail?: string }> {
   await b.stop(signal);
@@ -70,11 +75,25 @@ async function inject(ctx: FaultContext, kind: FaultKind): Promise<{ target: str
       return stopAndRestart(rng.pick(cluster.backends), 'SIGTERM', rng.int(1_000, 4_000));
     }
     case 'githa-pause': {
+      // Half the pauses outlast the copy pair lock too (a githa stopped while it holds one comes back after it expired).
       const g = rng.pick(ctx.githas);
+      const ms = rng.chance(0.5) ? pause() : rng.int(ctx.pairLockMs + 500, ctx.pairLockMs + 2_500);
       g.pause();
-      await sleep(pause());
+      await sleep(ms);
       g.resume();
-      return { target: g.name };
+      return { target: g.name, detail: `${ms} ms${ms > ctx.pairLockMs ? ', longer than catchUp.pairLockMs' : ''}` };
+    }
+    case 'redis-slow': {
+      // Every Redis reply to one githa is held longer than the write-lock lease and the pair lock: its
+      // leases run out while it waits; requests still reach Redis at once (other githas are not slowed).
+      const i = rng.int(0, ctx.redisRelays.length - 1);
+      const relay = ctx.redisRelays[i]!;
+      const delay = rng.int(ctx.pairLockMs + 500, ctx.pairLockMs + 2_500);
+      relay.delayMs = delay;
+      await sleep(rng.int(delay, delay + 2_000));
+      relay.delayMs = 0;
+      await relay.drained(delay + 5_000);
+      return { target: ctx.githas[i]?.name ?? `g${i + 1}`, detail: `replies held ${delay} ms` };
     }
     case 'githa-kill-mid-push': {
       // Wait (bounded) for a push in flight through some githa, then kill that githa a moment later.
@@ -103,7 +122,8 @@ async function inject(ctx: FaultContext, kind: FaultKind): Promise<{ target: str
 }
 
 /** Resumes and restarts everything (the end of the run, or after a harness error). */
-export async function healAll(cluster: DevCluster, githas: readonly GithaProc[], afterRedisStart: () => Promise<void>): Promise<void> {
+export async function healAll(cluster: DevCluster, githas: readonly GithaProc[], afterRedisStart: () => Promise<void>, redisRelays: readonly DelayRelay[] = []): Promise<void> {
+  for (const r of redisRelays) r.delayMs = 0;
   const redisWasDown = cluster.redis.state !== 'running';
   await cluster.ensureRunning();
   if (redisWasDown) await afterRedisStart();

@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isolatedGitEnv } from '../devcluster/git-env.js';
+import { isolatedGitEnv } from '../support/git-env.js';
 
 export interface GitRun {
   code: number | null;

@@ -13,10 +13,10 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { HttpBackendClient } from '../backends/http.js';
-import { copyRepository } from '../cluster/catch-up.js';
-import { refsChecksum } from '../cluster/checksum.js';
-import { openState } from '../state/state.js';
+import { HttpBackendClient } from '../../src/backends/http.js';
+import { copyRepository } from '../../src/cluster/catch-up.js';
+import { refsChecksum } from '../../src/cluster/checksum.js';
+import { openState } from '../../src/state/state.js';
 import type { BenchEnv, BenchOptions, FigureOutput } from './env.js';
 import { fmt, fmtRatio, pairedRatio } from './stats.js';
 
