@@ -11,6 +11,7 @@ import { applyPromote, otherCopies, planPromote, promoteRefusal, type PromotePar
 import { BackendUnavailableError } from '../../src/errors.js';
 import type { FrozenState, RepoState, WritingMarker } from '../../src/state/repo-state.js';
 import type { LogEntry } from '../../src/state/push-log.js';
+import type { DemoteResult, PromoteResult } from '../../src/state/operator-store.js';
 
 const R = 'team/app.git';
 
@@ -41,12 +42,12 @@ function fakeParts(answers: { demote?: string[]; promote?: string[]; refs?: Arra
       async demote(...args: unknown[]) {
         calls.push(['demote', ...args]);
         const [status = 'OK', max = '0', m = '', lifted = ''] = (demoteAnswers.shift() ?? 'OK').split(',');
-        return { status, max: Number(max), marker: m, lifted };
+        return { status: status as DemoteResult['status'], max: Number(max), marker: m, lifted };
       },
       async promote(...args: unknown[]) {
         calls.push(['promote', ...args]);
         const [status = 'OK', version = '0'] = (promoteAnswers.shift() ?? 'OK').split(',');
-        return { status, version: Number(version) };
+        return { status: status as PromoteResult['status'], version: Number(version) };
       },
     },
     async noteWrite(repo: string, backend: string, version: number) {

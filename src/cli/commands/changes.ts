@@ -41,7 +41,7 @@ export async function approve(streams: Streams, question: string, force: boolean
 }
 
 export function operatorStore(ctx: Context): OperatorStore {
-  return new OperatorStore(ctx.parts.redis, ctx.parts.state.keys, ctx.config.pushLog.maxLength, { replicas: ctx.config.redis.waitReplicas, timeoutMs: ctx.config.redis.waitTimeoutMs });
+  return new OperatorStore(ctx.parts.state.scripts, ctx.config.pushLog.maxLength);
 }
 
 /** The canonical name, or exit 2 naming what is wrong with it. */
