@@ -159,6 +159,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   metrics.watch({ replicationBacklog: () => replicator.backlog() });
   const verifier = new Verifier(cluster.ctx);
   verifier.start();
+  // Only a hint for the log line below: an unreachable Redis is reported by /readyz and every request.
   if (!(await redis.exists(state.keys.repos()).catch(() => 1))) {
     // docs/operations.md "Losing Redis". Stock servers cannot list their repositories, so each record is rebuilt when the repository is first used (adoption), or at once with `githa recover R…`.
     log.warn('Redis holds no repository records: each repository is adopted from its copies when first used; differing copies are frozen as ambiguous');

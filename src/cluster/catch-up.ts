@@ -1,5 +1,6 @@
 import type { BackendClient, RefTip } from '../backends/types.js';
 import { DEFAULTS } from '../config/defaults.js';
+import { AGENT } from '../version.js';
 import { CatchUpError } from '../errors.js';
 import { ZERO_OID, type RefCommand } from '../protocol/receive-pack-request.js';
 import type { PairLocks } from '../state/pair-locks.js';
@@ -146,7 +147,7 @@ export async function copyRepository(pairs: PairLocks, req: CopyRequest): Promis
         };
         pack = counted();
       }
-      const report = await target.pushPack(repo, commands, [...caps, 'agent=githa/0.1'], pack, signal);
+      const report = await target.pushPack(repo, commands, [...caps, `agent=${AGENT}`], pack, signal);
       const failed = report.refs.filter((r) => !r.ok);
       if (!report.unpackOk || failed.length > 0) {
         const why = report.unpackOk ? failed.map((r) => `${r.ref}: ${r.reason ?? 'rejected'}`).join(', ') : `unpack ${report.unpackError ?? 'failed'}`;

@@ -62,7 +62,9 @@ export class OverrideWatcher {
       void this.reload().then(() => {
         if (typeof msg.nonce !== 'string') return;
         const ack: OverrideAck = { nonce: msg.nonce, proxy: this.opts.proxyId };
-        this.opts.redis.publish(this.store.keys.overridesAck(), JSON.stringify(ack)).catch(() => {});
+        this.opts.redis
+          .publish(this.store.keys.overridesAck(), JSON.stringify(ack))
+          .catch((err: unknown) => this.opts.log.debug({ err: (err as Error)?.message }, 'backend override acknowledgement not published'));
       });
     });
     // ioredis subscribes again after a reconnect; messages sent meanwhile are lost, so reload then too.

@@ -128,8 +128,8 @@ export function quorumCopies(ctx: ClusterContext, q: QuorumInput): QuorumCopies 
         if (running === 0) settle();
         return;
       }
+      // A marker that cannot name the targets (the lock or Redis is gone): no copy may start; the push is then recorded with the copies made, or not at all.
       const ok = await ctx.repos.markCopies(repo, q.lock.token, q.writeId, [...named, ...next.map((b) => b.id)]).catch(() => false);
-      // A marker that cannot name the targets (the lock or Redis is gone): no copy may start.
       if (!ok) {
         if (running === 0) settle();
         return;

@@ -106,6 +106,7 @@ export async function applyPromote(plan: PromotePlan, user: string, parts: Promo
   if (r.status === 'UNAMBIGUOUS') return { status: 'unambiguous' };
   if (r.status === 'MAINTENANCE') return { status: 'maintenance' };
   if (r.status !== 'OK') return { status: 'lock-lost' };
+  // The version is recorded; the event only wakes the replicators early, and their scan covers a lost one.
   await parts.noteWrite(repo, backend, r.version).catch(() => {});
   return { status: 'promoted', version: r.version };
 }

@@ -162,6 +162,7 @@ export async function applyDemote(plan: DemotePlan, user: string, parts: DemoteP
           : `the write lock on ${repo} was lost; nothing was changed`,
     };
   }
+  // The change is recorded; the event only wakes the replicators early, and their scan covers a lost one.
   if (plan.newLeaders[0]) await parts.noteWrite(repo, plan.newLeaders[0], r.max).catch(() => {});
   return {
     repo,
