@@ -123,7 +123,7 @@ export class QuorumNotReachedError extends GithaError {
 
 /**
  * Redis holds a lower version than githa already saw (e.g. restored from an
- * old snapshot): githa fails closed rather than serve a guess (safety rule 4).
+ * old snapshot): githa fails closed rather than serve a guess (docs/operations.md "Redis lost or restored from an old snapshot").
  */
 export class StateRegressionError extends GithaError {
   readonly code = 'GITHA_ERR_STATE_REGRESSION';

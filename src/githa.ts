@@ -146,7 +146,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   };
   if (ssh && config.listen.ssh) addresses.ssh = await listen(ssh.server, config.listen.ssh);
   if (git && config.listen.git) addresses.git = await listen(git, config.listen.git);
-  // Probes start once githa serves; until the first round, health is what requests show (design: "Failure modes").
+  // Probes start once githa serves; until the first round, health is what requests show (docs/architecture.md "Health").
   const checker = new HealthChecker({ ...config.health, health: cluster.health, backends: config.backends, clients: [clients, sshClients, gitClients], shared, log: healthLog });
   await checker.start();
   // Operator overrides (`githa backend disable …`), kept current from Redis (pub/sub, plus a reload every 5 s).
@@ -161,7 +161,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   verifier.start();
   // Only a hint for the log line below: an unreachable Redis is reported by /readyz and every request.
   if (!(await redis.exists(state.keys.repos()).catch(() => 1))) {
-    // docs/operations.md "Losing Redis". Stock servers cannot list their repositories, so each record is rebuilt when the repository is first used (adoption), or at once with `githa recover R…`.
+    // docs/operations.md "Redis lost or restored from an old snapshot". Stock servers cannot list their repositories, so each record is rebuilt when the repository is first used (adoption), or at once with `githa recover R…`.
     log.warn('Redis holds no repository records: each repository is adopted from its copies when first used; differing copies are frozen as ambiguous');
   }
   log.info({ ...addresses, backends: config.backends.map((b) => b.id), proxy: config.proxyId }, 'githa listening');

@@ -14,7 +14,7 @@ export interface CopyComparison {
 }
 
 /**
- * How githa comes to know a repository (docs/operations.md "Losing Redis"):
+ * How githa comes to know a repository (docs/operations.md "Redis lost or restored from an old snapshot"):
  * a repository without a record is adopted when all its copies agree, frozen
  * as ambiguous when they differ; a record whose leaders contradict each other
  * is frozen as ambiguous too.

@@ -16,7 +16,7 @@ export type CatchUpOutcome =
   /** The copy was made but not recorded: the target is already current, or the source moved on. */
   | { status: 'not-recorded'; reason: string };
 
-/** Capabilities githa asks of the stale backend's receive-pack (design: "Catch-up" 4). */
+/** Capabilities githa asks of the stale backend's receive-pack (docs/architecture.md "Catch-up relay"). */
 const WANTED_CAPABILITIES = ['report-status', 'atomic', 'delete-refs', 'ofs-delta', 'quiet'];
 
 /**
@@ -69,7 +69,7 @@ export interface CopyRequest {
   sourceRefs?: readonly RefTip[];
 }
 
-/** A copy recorded as a catch-up: `checksum` and `version` are the source's, noted before copying (safety rule 4). */
+/** A copy recorded as a catch-up: `checksum` and `version` are the source's, noted before copying (docs/operations.md "Redis lost or restored from an old snapshot"). */
 export interface CatchUpRequest extends CopyRequest {
   version: number;
 }
@@ -85,7 +85,7 @@ export type CopyOutcome =
 
 /**
  * Copies one repository from `source` to `target` through githa itself, with
- * no disk and no git subprocess (design: "Catch-up"): ls-refs on the source,
+ * no disk and no git subprocess (docs/architecture.md "Catch-up relay"): ls-refs on the source,
  * the target's receive-pack advertisement, one v2 fetch (want the source's
  * tips, have the target's, done) whose pack is streamed straight into one
  * receive-pack. Succeeds only when the target ends with `checksum`. Records

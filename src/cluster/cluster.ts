@@ -69,7 +69,7 @@ export class Cluster {
   /**
    * The repository's state, checked against the highest version this githa
    * saw under the same epoch: lower means Redis went back in time (an old
-   * snapshot), and githa fails closed (docs/operations.md "Redis restored").
+   * snapshot), and githa fails closed (docs/operations.md "Redis lost or restored from an old snapshot").
    */
   async state(repo: string): Promise<RepoState> {
     const state = await this.ctx.repos.read(repo);

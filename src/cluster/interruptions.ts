@@ -6,8 +6,8 @@ import { noteWrite, type ClusterContext } from './context.js';
 export type Resolution = 'none' | 'waiting' | 'cleared' | 'adopted' | 'unreachable' | 'left-frozen';
 
 /**
- * Resolves writes whose owner died (docs/operations.md "A push was
- * interrupted") and ends suspect periods, without a human
+ * Resolves writes whose owner died (docs/operations.md "Frozen:
+ * write-interrupted") and ends suspect periods, without a human
  * wherever that is safe:
  * - the marker's heartbeat is older than interruptions.staleAfterMs and no
  *   githa holds the lock: the resolver takes the lock (from then on the owner

@@ -14,7 +14,7 @@ export type RecoveryResult =
 
 /**
  * Rebuilds one repository's record from its copies (docs/operations.md
- * "Losing Redis", `githa recover`). Under the write lock, every enabled backend's refs are
+ * "Redis lost or restored from an old snapshot", `githa recover`). Under the write lock, every enabled backend's refs are
  * read; copies with equal checksums become leaders together at a version
  * above anything recorded (under a new epoch, so no githa takes the new
  * record for a regression); differing copies freeze the repository as

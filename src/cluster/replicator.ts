@@ -26,7 +26,7 @@ interface Backoff {
 }
 
 /**
- * Background replication in every githa (design: "Background replication"):
+ * Background replication in every githa (docs/architecture.md "Background replication"):
  * follows githa:events and scans every known repository at start and every
  * scanIntervalMs, and catches every stale (repository, backend) pair up from
  * a leader with the catch-up relay. The per-pair lock in Redis keeps two

@@ -27,7 +27,7 @@ export interface Leadership {
  * What else than versions decides leadership and preference: drifted copies
  * (their live checksum differs from the recorded one) are no leaders until
  * resolved; suspect copies, and the backend of an interrupted write, are
- * avoided while another leader can serve (safety rule 3).
+ * avoided while another leader can serve (docs/architecture.md "Failures resolved without a human").
  */
 export interface RepoFlags {
   readonly notLeaders?: ReadonlySet<string>;

@@ -23,7 +23,7 @@ export class Keys {
   frozen(repo: string): string {
     return `${this.prefix}repo:{${repo}}:frozen`;
   }
-  /** hash: backend id → epoch ms until which it is suspect (safety rule 3: a marker was cleared by force) */
+  /** hash: backend id → epoch ms until which it is suspect (a marker was cleared by force: docs/architecture.md "Failures resolved without a human") */
   suspect(repo: string): string {
     return `${this.prefix}repo:{${repo}}:suspect`;
   }

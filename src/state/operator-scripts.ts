@@ -26,7 +26,7 @@ end`;
  * that concerned it, its suspect and drift entries. The state must still be
  * what the operator was shown (B's version and the maximum), else 'MOVED'.
  * When the maximum goes down, the record gets a new epoch, so no githa takes
- * the deliberate change for Redis going back in time (safety rule 4).
+ * the deliberate change for Redis going back in time (docs/operations.md "Redis lost or restored from an old snapshot").
  */
 export const THAW_DEMOTE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
