@@ -15,7 +15,7 @@ const nodeGlobals = Object.fromEntries(
 
 export default defineConfig(
   {
-    ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'bench/work/**', 'bench/.cache/**', '.githa-demo/**'],
+    ignores: ['dist/**', 'dist-tools/**', 'node_modules/**', 'coverage/**', 'bench/work/**', 'bench/.cache/**', '.githa-demo/**'],
   },
   js.configs.recommended,
   tseslint.configs.recommended,

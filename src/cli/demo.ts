@@ -24,7 +24,7 @@ export async function runDemo(opts: { dir?: string; json?: boolean }): Promise<v
   const log = createLogger(process.env.GITHA_LOG_LEVEL ?? 'warn', process.stderr.isTTY ? prettyLogStream(process.stderr) : 2);
   let githa: Awaited<ReturnType<typeof startGitha>> | undefined;
   const shutdown = async (): Promise<void> => {
-    await githa?.close().catch(() => {});
+    await githa?.close().catch((err: unknown) => log.debug({ err: (err as Error)?.message }, 'githa did not close cleanly; stopping the cluster anyway'));
     await cluster.stop();
   };
   process.once('SIGINT', () => void shutdown().then(() => process.exit(0)));

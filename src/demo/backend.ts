@@ -70,7 +70,7 @@ export interface DevBackendOptions {
   tracker?: PidTracker;
 }
 
-const SAFE_PATH = /^\/[A-Za-z0-9._\/+=@,-]*$/;
+const SAFE_PATH = /^\/[A-Za-z0-9._/+=@,-]*$/;
 
 /** Paths go into lighttpd and sshd configuration files: allow only unsurprising characters. */
 export function assertSafePath(path: string): void {

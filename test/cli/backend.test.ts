@@ -45,7 +45,7 @@ describe('githa backend', () => {
     const [g1, g2] = await Promise.all([startGitha(cluster(), { logLevel: 'info' }), startGitha(cluster(), { logLevel: 'info' })]);
     const git = GitClient.forCluster(cluster());
     const repo = 'ops/dis';
-    const { work } = await pushedRepo(cluster(), git, g1, repo);
+    await pushedRepo(cluster(), git, g1, repo);
     await waitFor('every backend leads', async () => leadersOf(await cliVersions(cluster(), repo)).length === 3);
     // Reads are spread over the leaders: b2 serves some of them before.
     const m0 = await mark('b2');

@@ -7,8 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { GitClient } from '../support/git.js';
 import { startGitha } from '../support/githa.js';
-import { gitDir, refOnDisk } from '../support/backend-refs.js';
-import { cliVersions, leadersOf, repoKey, waitFor } from '../support/state.js';
+import { gitDir } from '../support/backend-refs.js';
+import { repoKey } from '../support/state.js';
 import { githaCli } from './run.js';
 import { useCliCluster } from './setup.js';
 

@@ -29,16 +29,78 @@ function files(dir: string): string[] {
   });
 }
 
-type Doc = Record<string, any>;
-const k8sDocs = (): Doc[] => parseAllDocuments(read('kubernetes/githa.yaml')).map((d) => d.toJS() as Doc);
+/** The parts of the Kubernetes manifests (deploy/kubernetes/githa.yaml) this test reads. */
+interface K8sContainer {
+  ports: Array<{ name: string }>;
+  readinessProbe: { httpGet: unknown };
+  livenessProbe: { httpGet: unknown };
+  securityContext: unknown;
+  volumeMounts: Array<{ name: string; mountPath: string }>;
+}
+interface K8sVolume {
+  name: string;
+  secret?: { secretName: string };
+  configMap?: { name: string };
+}
+interface K8sMetadata {
+  name: string;
+  labels?: Record<string, string>;
+}
+interface K8sDeployment {
+  apiVersion: string;
+  kind: 'Deployment';
+  metadata: K8sMetadata;
+  spec: {
+    selector: { matchLabels: Record<string, string> };
+    template: { metadata: { labels: Record<string, string> }; spec: { containers: K8sContainer[]; securityContext: { runAsNonRoot?: boolean }; volumes: K8sVolume[] } };
+  };
+}
+interface K8sService {
+  apiVersion: string;
+  kind: 'Service';
+  metadata: K8sMetadata;
+  spec: { selector: Record<string, string>; ports: Array<{ targetPort: string }> };
+}
+interface K8sConfigMap {
+  apiVersion: string;
+  kind: 'ConfigMap';
+  metadata: K8sMetadata;
+  data: Record<string, string>;
+}
+interface K8sOther {
+  apiVersion: string;
+  kind: string;
+  metadata?: K8sMetadata;
+}
+type K8sDoc = K8sDeployment | K8sService | K8sConfigMap | K8sOther;
+const k8sDocs = (): K8sDoc[] => parseAllDocuments(read('kubernetes/githa.yaml')).map((d) => d.toJS() as K8sDoc);
+/** The manifests of one kind. */
+function ofKind<K extends (K8sDeployment | K8sService | K8sConfigMap)['kind']>(docs: K8sDoc[], kind: K): Array<Extract<K8sDoc, { kind: K }>> {
+  return docs.filter((d): d is Extract<K8sDoc, { kind: K }> => d.kind === kind);
+}
+
+/** The parts of deploy/compose/docker-compose.yml this test reads. */
+interface ComposeService {
+  command?: string[];
+  healthcheck?: { test: string[] };
+  cap_drop?: string[];
+  read_only?: boolean;
+  build?: { context: string; dockerfile: string };
+  volumes?: string[];
+  depends_on?: string[] | Record<string, unknown>;
+}
+interface ComposeFile {
+  services: Record<string, ComposeService>;
+  volumes?: Record<string, unknown>;
+}
 
 /** Every githa configuration in deploy/: the files and the one inside the Kubernetes ConfigMap. */
 function githaConfigs(): Array<[string, unknown]> {
-  const configMap = k8sDocs().find((d) => d.kind === 'ConfigMap')!;
+  const [configMap] = ofKind(k8sDocs(), 'ConfigMap');
   return [
     ['compose/githa.yaml', parseYaml(read('compose/githa.yaml'))],
     ['systemd/githa.yaml', parseYaml(read('systemd/githa.yaml'))],
-    ['kubernetes/githa.yaml ConfigMap', parseYaml(configMap.data['githa.yaml'] as string)],
+    ['kubernetes/githa.yaml ConfigMap', parseYaml(configMap!.data['githa.yaml']!)],
   ];
 }
 
@@ -64,14 +126,14 @@ describe('deploy/ githa configurations', () => {
 
 describe('deploy/compose', () => {
   // Compose resolves YAML merge keys (`<<: *githa`); the yaml package does so only when asked.
-  const compose = parseYaml(read('compose/docker-compose.yml'), { merge: true }) as Doc;
-  const services = compose.services as Record<string, Doc>;
+  const compose = parseYaml(read('compose/docker-compose.yml'), { merge: true }) as ComposeFile;
+  const services = compose.services;
 
   it('has Redis with AOF, three backends, two githas and HAProxy', () => {
     expect(Object.keys(services).sort()).toEqual(['b1', 'b2', 'b3', 'githa1', 'githa2', 'haproxy', 'keys', 'redis']);
-    expect(services.redis!.command.join(' ')).toContain('--appendonly yes');
+    expect(services.redis!.command!.join(' ')).toContain('--appendonly yes');
     for (const g of ['githa1', 'githa2']) {
-      expect(services[g]!.healthcheck.test.join(' ')).toContain('/readyz');
+      expect(services[g]!.healthcheck!.test.join(' ')).toContain('/readyz');
       expect(services[g]!.cap_drop).toEqual(['ALL']);
       expect(services[g]!.read_only).toBe(true);
     }
@@ -81,15 +143,15 @@ describe('deploy/compose', () => {
     const base = join(DEPLOY, 'compose');
     for (const [name, s] of Object.entries(services)) {
       if (s.build) {
-        const context = resolve(base, s.build.context as string);
-        expect(existsSync(join(context, s.build.dockerfile as string)), `${name} Dockerfile`).toBe(true);
+        const context = resolve(base, s.build.context);
+        expect(existsSync(join(context, s.build.dockerfile)), `${name} Dockerfile`).toBe(true);
       }
-      for (const v of (s.volumes ?? []) as string[]) {
+      for (const v of s.volumes ?? []) {
         const [source] = v.split(':');
         if (source!.startsWith('.')) expect(existsSync(resolve(base, source!)), `${name} mounts ${source}`).toBe(true);
-        else expect(Object.keys(compose.volumes), `${name} volume ${source}`).toContain(source);
+        else expect(Object.keys(compose.volumes ?? {}), `${name} volume ${source}`).toContain(source);
       }
-      for (const dep of Array.isArray(s.depends_on) ? (s.depends_on as string[]) : Object.keys(s.depends_on ?? {})) expect(services, `${name} depends on ${dep}`).toHaveProperty(dep);
+      for (const dep of Array.isArray(s.depends_on) ? s.depends_on : Object.keys(s.depends_on ?? {})) expect(services, `${name} depends on ${dep}`).toHaveProperty(dep);
     }
   });
 
@@ -121,25 +183,26 @@ describe('deploy/kubernetes', () => {
     }
     const kinds = docs.map((d) => d.kind);
     expect(kinds).toEqual(expect.arrayContaining(['Namespace', 'ConfigMap', 'Deployment', 'Service', 'PodDisruptionBudget']));
-    const deployment = docs.find((d) => d.kind === 'Deployment')!;
+    const deployment = ofKind(docs, 'Deployment')[0]!;
+    const configMap = ofKind(docs, 'ConfigMap')[0]!;
     const pod = deployment.spec.template.spec;
-    const container = pod.containers[0];
-    const portNames = (container.ports as Doc[]).map((p) => p.name);
+    const container = pod.containers[0]!;
+    const portNames = container.ports.map((p) => p.name);
     expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'admin' });
     expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'admin' });
     expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true });
     expect(pod.securityContext.runAsNonRoot).toBe(true);
-    const volumes = new Map((pod.volumes as Doc[]).map((v) => [v.name, v]));
-    expect(volumes.get('secrets')!.secret.secretName).toBe('githa-ssh');
-    expect(volumes.get('config')!.configMap.name).toBe(docs.find((d) => d.kind === 'ConfigMap')!.metadata.name);
-    for (const m of container.volumeMounts as Doc[]) expect(volumes.has(m.name), m.name).toBe(true);
+    const volumes = new Map(pod.volumes.map((v) => [v.name, v]));
+    expect(volumes.get('secrets')!.secret?.secretName).toBe('githa-ssh');
+    expect(volumes.get('config')!.configMap?.name).toBe(configMap.metadata.name);
+    for (const m of container.volumeMounts) expect(volumes.has(m.name), m.name).toBe(true);
     // Files githa reads are where the volumes put them.
-    const config = buildConfig(parseYaml(docs.find((d) => d.kind === 'ConfigMap')!.data['githa.yaml']), {});
-    const secretsMount = (container.volumeMounts as Doc[]).find((m) => m.name === 'secrets')!.mountPath as string;
+    const config = buildConfig(parseYaml(configMap.data['githa.yaml']!), {});
+    const secretsMount = container.volumeMounts.find((m) => m.name === 'secrets')!.mountPath;
     for (const f of [...config.ssh.hostKeys!, config.ssh.authorizedKeys!, config.ssh.backendKey!, config.ssh.backendKnownHosts!]) expect(dirname(f)).toBe(secretsMount);
-    for (const svc of docs.filter((d) => d.kind === 'Service')) {
+    for (const svc of ofKind(docs, 'Service')) {
       expect(deployment.spec.template.metadata.labels).toMatchObject(svc.spec.selector);
-      for (const p of svc.spec.ports as Doc[]) expect(portNames).toContain(p.targetPort);
+      for (const p of svc.spec.ports) expect(portNames).toContain(p.targetPort);
     }
     expect(deployment.spec.selector.matchLabels).toEqual(deployment.spec.template.metadata.labels);
   });

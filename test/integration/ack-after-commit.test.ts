@@ -28,7 +28,7 @@ describe('githa serve and GITHA_TEST_ACK_BEFORE_COMMIT', () => {
     });
     // The githa process inherits this process's environment (test/support/githa.ts).
     const githa = await startGitha(cluster(), { backends: { b1: { http: `http://127.0.0.1:${relay.port}/git/` } } });
-    const git = await GitClient.forCluster(cluster());
+    const git = GitClient.forCluster(cluster());
     const work = await git.init();
     const version = async (): Promise<number> => Number((await cluster().redis.cli('HGET', 'githa:repo:{ack/app.git}:versions', 'b1')).trim());
 

@@ -8,7 +8,7 @@ describe('githa in front of three stock backends (smoke)', () => {
 
   it('pushes through githa, records version 2 on at least the write quorum (2 of 3) at the acknowledgement, and clones it back', async () => {
     const githa = await startGitha(cluster());
-    const git = await GitClient.forCluster(cluster());
+    const git = GitClient.forCluster(cluster());
     const work = await git.init();
     const sha = await git.commit(work, { 'README.md': 'hello\n' }, 'first');
     await git.push(work, githa.url('smoke/app'), ['main']);

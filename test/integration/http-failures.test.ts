@@ -12,17 +12,14 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { useCluster, type DevCluster } from '../support/cluster.js';
+import { useCluster } from '../support/cluster.js';
 import { GitClient, randomData, type GitResult } from '../support/git.js';
 import { startGitha } from '../support/githa.js';
 import { refOnDisk } from '../support/backend-refs.js';
-
-const execFileP = promisify(execFile);
 
 /** What git prints when its push is refused by git's own rules (not an HTTP or githa failure). */
 const GIT_REJECTION = /\[rejected\]|\[remote rejected\].*\((failed to update ref|failed to lock|stale info)\)|fetch first|stale info|failed to update ref/;

@@ -9,10 +9,8 @@
  * backend), and INFO commandstats. More hostile cases (the corpus of
  * test/fixtures/hostile, limits, slow clients, git://) are in limits.test.ts.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
-import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { useCluster } from '../support/cluster.js';
@@ -21,7 +19,6 @@ import { startGitha, type GithaProcess } from '../support/githa.js';
 import { refOnDisk } from '../support/backend-refs.js';
 import { raw, untouched as untouchedIn, type RawResponse } from '../support/untouched.js';
 
-const execFileP = promisify(execFile);
 const ZERO = '0'.repeat(40);
 
 /**
@@ -203,6 +200,7 @@ describe('githa smart HTTP against hostile requests', () => {
         const text = r.body.toString('utf8');
         if (r.status === 200) {
           // A git-protocol rejection: an ERR packet or side-band error naming the problem.
+          // eslint-disable-next-line no-control-regex -- \x02 is the side-band channel byte for error messages (gitprotocol-common, sideband)
           expect(text, what).toMatch(/ERR githa: |\x02githa: /);
         } else {
           expectClearRefusal(r, what, /^githa: /);

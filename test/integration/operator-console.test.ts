@@ -64,6 +64,7 @@ class Terminal {
   /** Waits until the output (from `from`) matches. */
   async waitFor(pattern: RegExp, from = 0, timeoutMs = 20_000): Promise<string> {
     // Without the terminal's control sequences (readline redraws its prompt with them).
+    // eslint-disable-next-line no-control-regex -- \x1b starts the ANSI escape sequences being stripped
     const seen = (): string => this.output.slice(from).replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
     return waitFor(String(pattern), () => (pattern.test(seen()) ? seen() : undefined), timeoutMs, { detail: () => `terminal shows:\n${this.output}` });
   }

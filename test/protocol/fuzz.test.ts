@@ -178,6 +178,7 @@ describe('fuzz: canonical repository names', () => {
         expect(parts.every((p) => p.length > 0 && p !== '..' && p !== '.' && !p.startsWith('-') && !p.startsWith('.'))).toBe(true);
         expect(name).toMatch(/\.git$/);
         expect(name.startsWith('/')).toBe(false);
+        // eslint-disable-next-line no-control-regex -- a normalized repository name must never contain control characters
         expect(/[\0-\x1f\x7f\\%\s]/.test(name)).toBe(false);
         expect(Buffer.byteLength(name, 'utf8')).toBeLessThanOrEqual(MAX_REPOSITORY_NAME_BYTES);
         expect(name.normalize('NFC')).toBe(name);

@@ -173,11 +173,13 @@ export async function startBenchEnv(opts: BenchOptions): Promise<BenchEnv> {
       backend: (i) => cluster.backends[i]!,
       floor,
       async stop() {
+        // Best-effort teardown: one failed stop must not keep the others or the cluster running.
         for (const s of stops) await s().catch(() => {});
         await cluster.stop();
       },
     };
   } catch (err) {
+    // Best-effort teardown; the error rethrown below is the one worth reporting.
     for (const s of stops) await s().catch(() => {});
     await cluster.stop();
     throw err;

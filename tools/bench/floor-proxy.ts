@@ -50,7 +50,15 @@ export async function startFloorProxies(target: number): Promise<{ tcp: number; 
 if (process.argv[1] && import.meta.filename === process.argv[1]) {
   const target = Number(process.argv[2]);
   if (!Number.isInteger(target) || target <= 0) throw new Error('usage: floor-proxy.js BACKEND_PORT');
-  startFloorProxies(target).then(({ tcp, http }) => process.stdout.write(`${JSON.stringify({ tcp, http })}\n`));
+  // Failing to listen ends the process with the reason on stderr (inherited by the driver,
+  // tools/bench/env.ts, which reports the exit before listening), as tools/cli/bench.ts does.
+  startFloorProxies(target).then(
+    ({ tcp, http }) => process.stdout.write(`${JSON.stringify({ tcp, http })}\n`),
+    (err: unknown) => {
+      process.stderr.write(`floor-proxy failed: ${(err as Error)?.stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
   // Stops with the benchmark: the driver closes stdin or dies.
   process.stdin.resume();
   process.stdin.on('end', () => process.exit(0));

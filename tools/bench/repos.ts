@@ -237,5 +237,6 @@ export async function install(source: string, dest: string): Promise<void> {
   rmSync(dest, { recursive: true, force: true });
   await run('git', ['clone', '-q', '--mirror', '--local', source, dest], { timeoutMs: 10 * 60_000 });
   await run('git', ['--git-dir', dest, 'config', 'http.receivepack', 'true']);
+  // `git config --unset` exits 5 when the key is absent (a source without a mirror remote): nothing to undo.
   await run('git', ['--git-dir', dest, 'config', '--unset', 'remote.origin.mirror']).catch(() => {});
 }

@@ -103,8 +103,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     if (fsync !== 'always') throw new Error(`Redis runs with appendfsync ${fsync}, not always: a SIGKILL could lose acknowledged versions`);
   };
   let history: History | undefined;
-  let violations: Violation[] = [];
-  let known: Violation[] = [];
+  // Assigned at the end of the try block; the catch block rethrows.
+  let violations: Violation[];
+  let known: Violation[];
   try {
     await afterRedisStart();
     await redis.connect();
@@ -221,11 +222,10 @@ async function sampleVersions(redis: Redis, rec: HistoryRecorder, repos: readonl
 /** Polls until every repository is quiescent (equal versions, no marker, no freeze, equal refs), or the timeout. */
 async function quiesce(cluster: DevCluster, redis: Redis, repos: readonly string[], timeoutMs: number): Promise<FinalState> {
   const t0 = performance.now();
-  let repoStates: Record<string, FinalRepoState> = {};
   let converged = false;
   while (performance.now() - t0 < timeoutMs) {
-    repoStates = await finalStates(cluster, redis, repos, false);
-    converged = Object.values(repoStates).every((s) => {
+    const states = await finalStates(cluster, redis, repos, false);
+    converged = Object.values(states).every((s) => {
       const versions = new Set(Object.values(s.versions));
       return versions.size === 1 && Object.keys(s.versions).length === cluster.backends.length && !s.frozen && !s.writing && new Set(Object.values(s.refs)).size === 1;
     });
@@ -233,7 +233,7 @@ async function quiesce(cluster: DevCluster, redis: Redis, repos: readonly string
     await sleep(300);
   }
   const convergenceMs = performance.now() - t0;
-  repoStates = await finalStates(cluster, redis, repos, true);
+  const repoStates = await finalStates(cluster, redis, repos, true);
   return { converged, convergenceMs, repos: repoStates };
 }
 
@@ -248,7 +248,7 @@ async function finalStates(cluster: DevCluster, redis: Redis, repos: readonly st
       if (fsck) fsckResults[b.id] = await run('git', ['--git-dir', gitDir, 'fsck', '--no-progress', '--no-dangling'], { timeoutMs: 60_000 }).then(() => null, (e: Error) => e.message.slice(0, 500));
     }
     let versions: Record<string, number> = {};
-    let frozen: string | null = null;
+    let frozen: string | null;
     let writing = false;
     try {
       const [v, f, w] = await Promise.all([

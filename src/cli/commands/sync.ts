@@ -99,6 +99,9 @@ async function sync(ctx: Context, repo: string, opts: SyncOptions): Promise<numb
       }
     });
   }
+  // noteWrite only updates the repository index and wakes the replicators; the copy has
+  // recorded its version, and the replicators' periodic scan covers a lost event
+  // (docs/architecture.md, "Index and events outside the commit script").
   for (const r of results) if (r.status === 'synced' && r.version) await st.index.noteWrite(repo, r.backend, r.version).catch(() => {});
   const all = [...results, ...skipped];
   if (opts.json) ctx.streams.out.write(json({ repo, backends: all }));
