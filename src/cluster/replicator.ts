@@ -151,7 +151,9 @@ export class Replicator {
         for (const e of await feed.next()) {
           if (!this.running) return;
           // Several events of one repository: one pass, then all are acknowledged.
-          this.delivered.set(e.repo, [...(this.delivered.get(e.repo) ?? []), e.id]);
+          const ids = this.delivered.get(e.repo);
+          if (ids) ids.push(e.id);
+          else this.delivered.set(e.repo, [e.id]);
           this.noteCommitted(e.repo, e.version, e.at);
           this.enqueue(e.repo);
         }
