@@ -77,6 +77,23 @@ chmod 0600 /home/git/.ssh/authorized_keys
 log "system git config: pushes over HTTP allowed (githa in front decides who may push)"
 git config --system http.receivepack true
 
+# By default git fsyncs packs only: not loose objects (a small push is
+# unpacked into loose objects) and not ref updates. After a host crash (power
+# loss, kernel panic) a ref can then be back at its previous value, or point at
+# a lost object, although receive-pack reported ok, and githa finds a copy that
+# went back. core.fsync (git >= 2.36; Debian 12 has 2.39): "committed" names
+# objects (loose and packed) and, in git 2.39, refs too; "reference" (loose
+# refs, packed-refs) is spelled out so that no git version leaves refs out.
+# All are fsynced before git answers; docs/deploy.md#what-a-backend-can-lose.
+git_version="$(git --version | sed -n 's/^git version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p')"
+read -r git_major git_minor <<<"${git_version:-0 0}"
+if [ "$git_major" -gt 2 ] || { [ "$git_major" -eq 2 ] && [ "$git_minor" -ge 36 ]; }; then
+  log "system git config: core.fsync=committed,reference (objects and refs on disk before git answers)"
+  git config --system core.fsync committed,reference
+else
+  die "git $(git --version) is older than 2.36: no core.fsync, ref updates would not be fsynced (a host crash could turn a copy back)"
+fi
+
 log "sshd: AcceptEnv GIT_PROTOCOL for git (protocol v2 over SSH), nothing else"
 install -d -m 0755 /etc/ssh/sshd_config.d
 cat >/etc/ssh/sshd_config.d/githa-backend.conf <<EOF

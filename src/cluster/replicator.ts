@@ -1,9 +1,11 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { BackendUnavailableError, GithaError } from '../errors.js';
+import { redisReady } from '../state/redis.js';
 import type { RepoState } from '../state/repo-state.js';
 import { catchUp } from './catch-up.js';
 import type { ClusterContext, StateReader } from './context.js';
+import { EventFeed } from './event-feed.js';
 import type { InterruptionResolver } from './interruptions.js';
 import { leadership, repoFlags } from './routing.js';
 
@@ -12,13 +14,19 @@ export interface ReplicatorOptions {
   scanIntervalMs: number;
   retryMinMs: number;
   retryMaxMs: number;
-  /** A dedicated connection for the blocking XREAD on githa:events. */
+  /** A dedicated connection for the blocking XREADGROUP on githa:events. */
   events: Redis;
   /** The events stream's key (Keys.events()). */
   eventsKey: string;
-  /** How long one XREAD blocks (must stay under the connection's command timeout). */
+  /** How long one XREADGROUP blocks (must stay under the connection's command timeout). */
   blockMs?: number;
+  /** An event another githa took and did not acknowledge for this long is taken over (default 10 s). */
+  claimIdleMs?: number;
 }
+
+/** The consumer group of githa:events every githa's replicator reads in; consumers are named by proxyId (docs/redis.md). */
+export const EVENTS_GROUP = 'replicators';
+const CLAIM_IDLE_MS = 10_000;
 
 interface Backoff {
   delay: number;
@@ -26,9 +34,11 @@ interface Backoff {
 }
 
 /**
- * Background replication in every githa (docs/architecture.md "Background replication"):
- * follows githa:events and scans every known repository at start and every
- * scanIntervalMs, and catches every stale (repository, backend) pair up from
+ * Background replication in every githa (docs/architecture.md "Background
+ * replication"): takes its share of githa:events through the consumer group
+ * (src/cluster/event-feed.ts: each event goes to one githa and is acknowledged
+ * once its repository was looked at), scans every known repository at start
+ * and every scanIntervalMs, and catches every stale (repository, backend) pair up from
  * a leader with the catch-up relay. The per-pair lock in Redis keeps two
  * githa processes from copying the same pair at once; a failing pair backs
  * off exponentially; at most `concurrency` repositories are worked on at once.
@@ -42,10 +52,14 @@ export class Replicator {
   private readonly timers = new Set<NodeJS.Timeout>();
   private running = false;
   private scanning: Promise<void> | undefined;
+  private rescan = false;
   private unsubscribe: (() => void) | undefined;
   private readonly log: Logger;
   /** When each repository's newest version seen on githa:events was committed (the event id's time), for the lag metric. */
   private readonly committed = new Map<string, { version: number; at: number }>();
+  /** githa:events entries per queued repository, acknowledged once a pass over it has run. */
+  private readonly delivered = new Map<string, string[]>();
+  private feed: EventFeed | undefined;
 
   constructor(
     private readonly ctx: ClusterContext,
@@ -60,8 +74,8 @@ export class Replicator {
   start(): void {
     if (this.running) return;
     this.running = true;
+    // The start-up scan runs once the consumer group exists (in follow): events before it are the scan's, events after it the group's.
     void this.follow();
-    this.scan();
     const every = setInterval(() => this.scan(), this.opts.scanIntervalMs);
     every.unref();
     this.timers.add(every);
@@ -81,6 +95,8 @@ export class Replicator {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.queue.clear();
+    // Unacknowledged events stay pending: re-read at our next start, or taken over by another githa.
+    this.delivered.clear();
     this.opts.events.disconnect();
   }
 
@@ -96,9 +112,14 @@ export class Replicator {
     this.pump();
   }
 
-  /** Queues every known repository (a scan of githa:repos). */
+  /** Queues every known repository (a scan of githa:repos); asked for during a scan, another follows it. */
   scan(): void {
-    if (this.scanning || !this.running) return;
+    if (!this.running) return;
+    if (this.scanning) {
+      this.rescan = true;
+      return;
+    }
+    this.rescan = false;
     this.scanning = (async () => {
       try {
         for await (const page of this.ctx.index.repositories()) for (const repo of page) this.enqueue(repo);
@@ -106,31 +127,45 @@ export class Replicator {
         this.log.warn({ err: (err as Error).message }, 'scan failed; retrying at the next interval');
       } finally {
         this.scanning = undefined;
+        if (this.rescan) this.scan();
       }
     })();
   }
 
   private async follow(): Promise<void> {
-    const key = this.opts.eventsKey;
-    let last = '$';
+    const feed = new EventFeed({
+      redis: this.opts.events,
+      key: this.opts.eventsKey,
+      group: EVENTS_GROUP,
+      consumer: this.ctx.config.proxyId,
+      blockMs: this.opts.blockMs ?? 2_000,
+      claimIdleMs: this.opts.claimIdleMs ?? CLAIM_IDLE_MS,
+    });
+    this.feed = feed;
+    let scanned = false;
     while (this.running) {
       try {
-        const reply = (await this.opts.events.xread('COUNT', 500, 'BLOCK', this.opts.blockMs ?? 2_000, 'STREAMS', key, last)) as
-          | [string, [string, string[]][]][]
-          | null;
-        for (const [, entries] of reply ?? []) {
-          for (const [id, fields] of entries) {
-            last = id;
-            const i = fields.indexOf('repo');
-            if (i >= 0 && fields[i + 1]) this.enqueue(fields[i + 1]!);
-            if (i >= 0 && fields[i + 1]) this.noteCommitted(fields[i + 1]!, Number(fields[fields.indexOf('version') + 1]), Number(id.split('-')[0]));
-          }
+        // A connection still connecting fails at once (no offline queue): wait for it rather than a full retry delay.
+        if (this.opts.events.status !== 'ready') await redisReady(this.opts.events, 1_000);
+        if (!scanned) {
+          await feed.open();
+          scanned = true;
+          this.scan();
         }
-      } catch {
+        for (const e of await feed.next()) {
+          if (!this.running) return;
+          // Several events of one repository: one pass, then all are acknowledged.
+          const ids = this.delivered.get(e.repo);
+          if (ids) ids.push(e.id);
+          else this.delivered.set(e.repo, [e.id]);
+          this.noteCommitted(e.repo, e.version, e.at);
+          this.enqueue(e.repo);
+        }
+      } catch (err) {
         if (!this.running) return;
-        // Redis unreachable: events missed meanwhile are found by the next scan.
+        // Redis unreachable: what is written meanwhile stays in the group for us (or another githa) to read.
+        this.log.debug({ err: (err as Error).message }, 'reading githa:events failed; retrying');
         await new Promise((r) => setTimeout(r, 1_000).unref());
-        if (last === '$') continue;
       }
     }
   }
@@ -141,12 +176,17 @@ export class Replicator {
       if (next === undefined) return;
       this.queue.delete(next);
       this.active.add(next);
+      // Events delivered from here on are acknowledged after the next pass, which sees their versions.
+      const delivered = this.delivered.get(next);
+      this.delivered.delete(next);
       this.replicate(next)
         .catch((err: unknown) => {
           const level = err instanceof GithaError ? 'warn' : 'error';
           this.log[level]({ repo: next, err: (err as Error).message }, 'replication of repository failed');
         })
         .finally(() => {
+          // Done with, not necessarily copied: a pair still stale retries from its timer here, or by the scan.
+          if (delivered) this.feed?.ack(delivered);
           this.active.delete(next);
           this.pump();
         });

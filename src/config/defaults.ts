@@ -17,9 +17,13 @@ export const DEFAULTS = {
     /**
      * Replicas that must confirm each state change of the write path (Redis
      * WAIT) before githa acknowledges it. 0: none (a failover may lose the last
-     * acknowledged version bumps); with Sentinel, 1 (docs/deploy.md#redis-sentinel).
+     * acknowledged version bumps): the default for one Redis (`url`).
      */
     waitReplicas: 0,
+    /** The default with `sentinels` (docs/deploy.md#redis-sentinel); 0 there needs acceptFailoverLoss. */
+    waitReplicasWithSentinels: 1,
+    /** Allows `waitReplicas: 0` with `sentinels`: a failover may then lose acknowledged pushes. */
+    acceptFailoverLoss: false,
     /** How long WAIT waits for those replicas; fewer in time fails the push (fail closed). */
     waitTimeoutMs: 1_000,
   },

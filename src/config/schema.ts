@@ -77,12 +77,23 @@ export const configSchema = z
         sentinelPassword: z.string().min(1).optional(),
         prefix: z.string().regex(/^[A-Za-z0-9_.:-]*$/).default(DEFAULTS.redis.prefix),
         commandTimeoutMs: positiveInt.default(DEFAULTS.redis.commandTimeoutMs),
-        waitReplicas: z.number().int().nonnegative().default(DEFAULTS.redis.waitReplicas),
+        /** Absent: 1 with `sentinels` (a failover must not lose an acknowledged push), else 0. */
+        waitReplicas: z.number().int().nonnegative().optional(),
         waitTimeoutMs: positiveInt.default(DEFAULTS.redis.waitTimeoutMs),
+        /** The explicit opt-out that `waitReplicas: 0` with `sentinels` needs (docs/deploy.md#redis-sentinel). */
+        acceptFailoverLoss: z.boolean().default(DEFAULTS.redis.acceptFailoverLoss),
       })
       .strict()
       .refine((r) => !(r.url && r.sentinels), { message: 'set either redis.url or redis.sentinels, not both' })
-      .transform((r) => (r.sentinels ? r : { ...r, url: r.url ?? DEFAULTS.redis.url }))
+      .refine((r) => !(r.sentinels && r.waitReplicas === 0 && !r.acceptFailoverLoss), {
+        path: ['waitReplicas'],
+        message:
+          '0 with redis.sentinels lets a failover lose acknowledged pushes (Redis replicates asynchronously); use 1 (the default with sentinels), or set redis.acceptFailoverLoss: true to run so anyway',
+      })
+      .transform((r) => {
+        const waitReplicas = r.waitReplicas ?? (r.sentinels ? DEFAULTS.redis.waitReplicasWithSentinels : DEFAULTS.redis.waitReplicas);
+        return r.sentinels ? { ...r, waitReplicas } : { ...r, waitReplicas, url: r.url ?? DEFAULTS.redis.url };
+      })
       .prefault({}),
     backends: z
       .array(backendSchema)

@@ -26,7 +26,22 @@ describe('redis config', () => {
     expect(c.redis.url).toBeUndefined();
   });
 
+  it('with sentinels and no waitReplicas, waits for one replica', () => {
+    const c = buildConfig({ backends, redis: { sentinels: ['s:26379'] } }, {});
+    expect(c.redis).toMatchObject({ waitReplicas: 1, acceptFailoverLoss: false });
+  });
+
+  it('takes waitReplicas 0 with sentinels only with acceptFailoverLoss', () => {
+    const c = buildConfig({ backends, redis: { sentinels: ['s:26379'], waitReplicas: 0, acceptFailoverLoss: true } }, {});
+    expect(c.redis.waitReplicas).toBe(0);
+  });
+
+  it('GITHA_REDIS_URL (one Redis) takes the one-Redis default, 0', () => {
+    expect(buildConfig({ backends, redis: { sentinels: ['s:26379'] } }, { GITHA_REDIS_URL: 'redis://r:1' }).redis.waitReplicas).toBe(0);
+  });
+
   it.each([
+    [{ sentinels: ['s:26379'], waitReplicas: 0 }, 'redis.waitReplicas: 0 with redis.sentinels lets a failover lose acknowledged pushes'],
     [{ url: 'redis://r:1', sentinels: ['s:26379'] }, 'redis: set either redis.url or redis.sentinels, not both'],
     [{ sentinels: [] }, 'redis.sentinels'],
     [{ sentinels: ['s'] }, 'redis.sentinels.0: expected "host:port"'],

@@ -129,9 +129,13 @@ describe('deploy/compose', () => {
   const compose = parseYaml(read('compose/docker-compose.yml'), { merge: true }) as ComposeFile;
   const services = compose.services;
 
-  it('has Redis with AOF, three backends, two githas and HAProxy', () => {
+  it('has Redis with AOF fsynced before every reply, three backends, two githas and HAProxy', () => {
     expect(Object.keys(services).sort()).toEqual(['b1', 'b2', 'b3', 'githa1', 'githa2', 'haproxy', 'keys', 'redis']);
-    expect(services.redis!.command!.join(' ')).toContain('--appendonly yes');
+    const redis = services.redis!.command!.join(' ');
+    expect(redis).toContain('--appendonly yes');
+    // docs/deploy.md#what-redis-can-lose: everysec loses the last second on a host crash.
+    expect(redis).toContain('--appendfsync always');
+    expect(redis).not.toContain('everysec');
     for (const g of ['githa1', 'githa2']) {
       expect(services[g]!.healthcheck!.test.join(' ')).toContain('/readyz');
       expect(services[g]!.cap_drop).toEqual(['ALL']);
@@ -233,6 +237,16 @@ describe('deploy/haproxy, systemd, shell scripts', () => {
     const conf = join(tmp, 'sshd_config');
     writeFileSync(conf, `HostKey ${key}\nPidFile none\n${dropIn}\n`);
     await run('/usr/sbin/sshd', ['-t', '-f', conf]);
+  });
+
+  it('the backend setup script makes git fsync objects and refs (core.fsync=committed,reference)', async () => {
+    const script = read('systemd/git-backend-setup.sh');
+    expect(script).toMatch(/^\s*git config --system core\.fsync committed,reference$/m);
+    // git knows every component named (an unknown one is ignored with a warning).
+    const repo = join(tmp, 'fsync.git');
+    await run('git', ['init', '-q', '--bare', repo]);
+    const { stderr } = await run('git', ['-C', repo, '-c', 'core.fsync=committed,reference', 'pack-refs', '--all']);
+    expect(stderr).not.toMatch(/core\.fsync/);
   });
 
   it('the githa unit is hardened', () => {
