@@ -200,7 +200,7 @@ async function catchUpOnce(ctx: CopyDeps, req: CatchUpRequest): Promise<CatchUpO
   } finally {
     await copy.release();
   }
-  ctx.log.info({ repo, source: source.id, target: target.id, version, commands: copy.commands, bytes: copy.bytes, ms: copy.ms, status: recorded.kind }, 'catch-up');
+  ctx.log.info({ repo, source: source.id, target: target.id, version, commands: copy.commands, bytes: copy.bytes, ms: copy.ms, status: recorded.kind.toUpperCase() }, 'catch-up');
   if (recorded.kind !== 'ok') return { status: 'not-recorded', reason: recorded.kind };
   return { status: 'ok', commands: copy.commands, bytes: copy.bytes };
 }

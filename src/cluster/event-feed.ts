@@ -68,10 +68,13 @@ export class EventFeed {
    * is fine). From then on every new entry is kept for the group: what was
    * written before the group existed is for a scan to find.
    */
+  /** Where a new group starts: `$` at first (a scan covers what came before), `0` once the group was lost. */
+  private createFrom = '$';
+
   async open(): Promise<void> {
     if (this.phase !== 'setup') return;
     try {
-      await this.opts.redis.xgroup('CREATE', this.opts.key, this.opts.group, '$', 'MKSTREAM');
+      await this.opts.redis.xgroup('CREATE', this.opts.key, this.opts.group, this.createFrom, 'MKSTREAM');
     } catch (err) {
       if (!/BUSYGROUP/.test((err as Error).message)) throw err;
     }
@@ -100,7 +103,12 @@ export class EventFeed {
     } catch (err) {
       // A reply lost with the connection may have delivered entries: read our pending ones again.
       // NOGROUP: the stream or group is gone (Redis lost its data, or the key was deleted): create it again.
-      if (this.phase !== 'setup') this.phase = /NOGROUP/.test((err as Error).message) ? 'setup' : 'own';
+      if (this.phase !== 'setup' && /NOGROUP/.test((err as Error).message)) {
+        this.phase = 'setup';
+        // The stream came back without its group (deleted, or Redis lost it): every entry in it was
+        // written since, and none was handed to anyone, so the new group starts at its beginning.
+        this.createFrom = '0';
+      } else if (this.phase !== 'setup') this.phase = 'own';
       this.ownFrom = '0';
       throw err;
     }

@@ -120,23 +120,36 @@ export function quorumCopies(ctx: ClusterContext, q: QuorumInput): QuorumCopies 
       resolve([...made]);
     };
     const timer = setTimeout(settle, ctx.config.replication.quorumTimeoutMs);
-    /** Starts copies until `needed` are made or running, naming each target in the marker first. */
-    const fill = async (): Promise<void> => {
+    /**
+     * Starts copies until `needed` are made or running, naming each target in
+     * the marker first. One fill at a time (chained): each names the targets
+     * of every earlier one too, and picks count as running before the marker
+     * is written, so no fill can settle while another is still starting copies.
+     */
+    let chain = Promise.resolve();
+    const fill = (): void => {
+      // fillOnce handles its own failures; this only keeps one unforeseen from ending the chain.
+      chain = chain.then(fillOnce).catch(() => {
+        if (running === 0) settle();
+      });
+    };
+    const fillOnce = async (): Promise<void> => {
       const next: Backend[] = [];
       while (!settledNow && made.length + running + next.length < q.needed && queue.length > 0) next.push(queue.shift()!);
       if (next.length === 0) {
         if (running === 0) settle();
         return;
       }
+      running += next.length;
       // A marker that cannot name the targets (the lock or Redis is gone): no copy may start; the push is then recorded with the copies made, or not at all.
       const ok = await ctx.repos.markCopies(repo, q.lock.token, q.writeId, [...named, ...next.map((b) => b.id)]).catch(() => false);
-      if (!ok) {
+      if (!ok || settledNow) {
+        running -= next.length;
         if (running === 0) settle();
         return;
       }
       named.push(...next.map((b) => b.id));
       for (const b of next) {
-        running++;
         const finished = (done: boolean): void => {
           running--;
           if (done && !settledNow) made.push(b.id);
@@ -145,12 +158,12 @@ export function quorumCopies(ctx: ClusterContext, q: QuorumInput): QuorumCopies 
             else lateDone.push(b.id);
           }
           if (made.length >= q.needed) settle();
-          else void fill();
+          else fill();
         };
         copyTo(b).then(finished, () => finished(false));
       }
     };
-    void fill();
+    fill();
   });
 
   return {

@@ -86,7 +86,9 @@ export class Verifier {
     const before = await repos.read(repo);
     for (const [backend, version] of before.versions) {
       const recorded = before.checksums.get(backend);
-      if (!recorded || !this.ctx.backends.isEnabled(backend) || before.writing?.backend === backend) {
+      // A suspect copy is verified when its grace period ends (the resolver's settle), not taken for drift before.
+      const busy = before.writing?.backend === backend || before.writing?.copies.includes(backend) || before.suspect.has(backend);
+      if (!recorded || !this.ctx.backends.isEnabled(backend) || busy) {
         report.skipped.push(backend);
         continue;
       }

@@ -50,6 +50,11 @@ export class WriteSession {
       });
     }, every);
     try {
+      if (this.lock.signal.aborted) {
+        // The lease may be gone before a byte was sent: take the marker back (guarded, so a lost lock changes nothing) and stop.
+        await this.ctx.repos.abortWrite(repo, this.lock.token, this.writeId).catch(() => false);
+        throw this.lock.signal.reason;
+      }
       let result: ForwardResult;
       try {
         result = await forward(this.target, this.lock.signal);
@@ -156,7 +161,7 @@ export class WriteSession {
       ctx.repos
         .commitCatchUp(repo, { target: backend, version, checksum, source: target.id, log: { quorum: 'late' } })
         .then(
-          (r) => ctx.log.debug({ repo, backend, version, status: r.kind }, 'late quorum copy'),
+          (r) => ctx.log.debug({ repo, backend, version, status: r.kind.toUpperCase() }, 'late quorum copy'),
           (err: unknown) => ctx.log.debug({ repo, backend, version, err: (err as Error).message }, 'late quorum copy not recorded; replication will copy it again'),
         )
         .finally(() => void release());

@@ -1,5 +1,3 @@
-import { LockLostError } from '../errors.js';
-
 /**
  * How a lease talks to its store: the pair-lock scripts, or a redlock lock.
  * `extend` answers false when the lease is no longer this holder's.
@@ -40,16 +38,23 @@ export class Lease implements Held {
   private expiryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
+  private readonly lostError: (cause: unknown) => Error;
+
   constructor(
     readonly token: string,
     private readonly driver: LeaseDriver,
     private readonly ttlMs: number,
-    private readonly what: string,
-    outer?: AbortSignal,
-    /** When the lease was granted (performance.now() before the acquiring request was sent). */
-    grantedAt: number = performance.now(),
+    /** When the lease was granted: performance.now() before the acquiring request was sent. */
+    grantedAt: number,
+    opts: {
+      /** A signal of the caller's that aborts this lease's signal too. */
+      outer?: AbortSignal | undefined;
+      /** The error the signal aborts with when the lease may be lost. */
+      lostError: (cause: unknown) => Error;
+    },
   ) {
-    this.signal = outer ? AbortSignal.any([outer, this.controller.signal]) : this.controller.signal;
+    this.lostError = opts.lostError;
+    this.signal = opts.outer ? AbortSignal.any([opts.outer, this.controller.signal]) : this.controller.signal;
     this.validUntil = grantedAt + ttlMs;
     this.schedule();
   }
@@ -70,10 +75,10 @@ export class Lease implements Held {
   }
 
   /** Marks the lease lost (a fence found it gone) and aborts its signal. */
-  lost(cause?: unknown): void {
+  lost(cause: unknown): void {
     if (this.stopped) return;
     this.stop();
-    this.controller.abort(new LockLostError(`the ${this.what} lease was lost`, cause === undefined ? undefined : { cause }));
+    this.controller.abort(this.lostError(cause));
   }
 
   private schedule(): void {
@@ -81,10 +86,23 @@ export class Lease implements Held {
     clearTimeout(this.expiryTimer);
     const now = performance.now();
     this.renewTimer = setTimeout(() => this.renew(), Math.max(0, this.validUntil - now - this.ttlMs / 3));
-    this.expiryTimer = setTimeout(() => {
-      if (performance.now() >= this.validUntil) this.lost(new Error('no renewal answered before the lease ended'));
-    }, Math.max(0, this.validUntil - now));
     this.renewTimer.unref();
+    this.armExpiry();
+  }
+
+  /**
+   * Aborts once the lease's end is reached with no renewal answered. A timer
+   * can fire a little before performance.now() reaches its target (libuv
+   * counts whole milliseconds), so an early one re-arms for the rest.
+   */
+  private armExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    const left = this.validUntil - performance.now();
+    if (left <= 0) {
+      this.lost(new Error('no renewal answered before the lease ended'));
+      return;
+    }
+    this.expiryTimer = setTimeout(() => this.armExpiry(), Math.ceil(left) + 1);
     this.expiryTimer.unref();
   }
 

@@ -1,12 +1,16 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import Redlock, { ExecutionError, ResourceLockedError, type Lock } from 'redlock';
-import { ClusterStateUnavailableError, RepositoryBusyError } from '../errors.js';
+import { ClusterStateUnavailableError, LockLostError, RepositoryBusyError } from '../errors.js';
 import type { Keys } from './keys.js';
 import { Lease, type Held } from './lease.js';
 
 export type { Held as HeldLock } from './lease.js';
 
 const RETRY_DELAY_MS = 100;
+const RETRY_JITTER_MS = 50;
+/** redlock's own settings for one attempt: githa retries itself, timing each attempt. */
+const ONE_ATTEMPT = { retryCount: 0 };
 
 /** Where a lock wait is reported (metrics): seconds waited, and acquired, busy or unavailable. */
 export type LockWaitObserver = (seconds: number, outcome: 'acquired' | 'busy' | 'unavailable') => void;
@@ -23,7 +27,10 @@ export interface WriteLockService {
  * Safety comes from the scripts that check its token before any commit. The
  * lease follows the one discipline of Lease (renewal on a performance.now()
  * schedule, abort when lost, release retried), with redlock's extend and
- * release as its driver, as redlock's own `using()` does.
+ * release as its driver, as redlock's own `using()` does. githa makes the
+ * attempts itself, one redlock attempt each: redlock's own retries count the
+ * lease from the first attempt, so a lock won after a long wait would look
+ * expired the moment it was granted.
  */
 export class WriteLocks implements WriteLockService {
   private readonly redlock: Redlock;
@@ -34,39 +41,36 @@ export class WriteLocks implements WriteLockService {
     private readonly opts: { leaseMs: number; waitMs: number },
     private readonly onWait: LockWaitObserver = () => {},
   ) {
-    this.redlock = new Redlock([redis], {
-      retryCount: Math.max(0, Math.ceil(opts.waitMs / RETRY_DELAY_MS)),
-      retryDelay: RETRY_DELAY_MS,
-      retryJitter: 50,
-    });
+    this.redlock = new Redlock([redis], { retryCount: 0 });
     // Failed attempts surface through acquire's rejection (explained below); the event adds nothing.
     this.redlock.on('error', () => {});
   }
 
   async withLock<T>(repo: string, fn: (lock: Held) => Promise<T>): Promise<T> {
-    let lock: Lock;
     const waitStarted = performance.now();
     const waited = (): number => (performance.now() - waitStarted) / 1000;
+    let acquired: { lock: Lock; sentAt: number };
     try {
-      lock = await this.redlock.acquire([this.keys.lock(repo)], this.opts.leaseMs);
-    } catch (err) {
-      const e = err instanceof ExecutionError ? await this.explain(repo, err) : new ClusterStateUnavailableError('cluster state unavailable: cannot take the write lock', { cause: err });
+      acquired = await this.acquire(repo, waitStarted);
+    } catch (e) {
       this.onWait(waited(), e instanceof RepositoryBusyError ? 'busy' : 'unavailable');
       throw e;
     }
     this.onWait(waited(), 'acquired');
+    let lock = acquired.lock;
     const driver = {
       extend: async (ms: number) => {
-        lock = await lock.extend(ms);
+        lock = await this.redlock.extend(lock, ms, ONE_ATTEMPT);
         return true;
       },
       release: async () => {
-        await lock.release();
+        await this.redlock.release(lock, ONE_ATTEMPT);
       },
     };
-    // redlock's expiration counts from before its last attempt was sent (less clock drift): the lease as granted.
-    const grantedAt = performance.now() + (lock.expiration - Date.now()) - this.opts.leaseMs;
-    const lease = new Lease(lock.value, driver, this.opts.leaseMs, `write lock on ${repo}`, undefined, grantedAt);
+    const lease = new Lease(lock.value, driver, this.opts.leaseMs, acquired.sentAt, {
+      outer: undefined,
+      lostError: (cause) => new LockLostError(`the write lock on ${repo} could not be extended`, { cause }),
+    });
     try {
       return await fn(lease);
     } finally {
@@ -74,15 +78,31 @@ export class WriteLocks implements WriteLockService {
     }
   }
 
-  /** Busy (someone holds the lock) or unavailable (Redis refused to answer). */
-  private async explain(repo: string, err: ExecutionError): Promise<Error> {
+  /** Attempts until granted or `waitMs` passed; the lease counts from the winning attempt's send time. */
+  private async acquire(repo: string, waitStarted: number): Promise<{ lock: Lock; sentAt: number }> {
+    const key = this.keys.lock(repo);
+    for (;;) {
+      const sentAt = performance.now();
+      try {
+        return { lock: await this.redlock.acquire([key], this.opts.leaseMs, ONE_ATTEMPT), sentAt };
+      } catch (err) {
+        if (!(err instanceof ExecutionError) || !(await this.busy(err))) {
+          throw new ClusterStateUnavailableError('cluster state unavailable: cannot take the write lock', { cause: err });
+        }
+        if (performance.now() - waitStarted + RETRY_DELAY_MS > this.opts.waitMs) {
+          throw new RepositoryBusyError(
+            `repository ${repo} is busy: another push has held it for over ${Math.round(this.opts.waitMs / 1000)} s; try again`,
+          );
+        }
+        await sleep(RETRY_DELAY_MS + Math.random() * RETRY_JITTER_MS);
+      }
+    }
+  }
+
+  /** Busy (someone holds the lock), as opposed to unavailable (Redis refused to answer). */
+  private async busy(err: ExecutionError): Promise<boolean> {
     const stats = await Promise.allSettled(err.attempts);
     const reasons = stats.flatMap((s) => (s.status === 'fulfilled' ? [...s.value.votesAgainst.values()] : []));
-    if (reasons.length > 0 && reasons.every((r) => !(r instanceof ResourceLockedError))) {
-      return new ClusterStateUnavailableError('cluster state unavailable: cannot take the write lock', { cause: err });
-    }
-    return new RepositoryBusyError(
-      `repository ${repo} is busy: another push has held it for over ${Math.round(this.opts.waitMs / 1000)} s; try again`,
-    );
+    return reasons.length === 0 || reasons.some((r) => r instanceof ResourceLockedError);
   }
 }

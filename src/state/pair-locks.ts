@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { CatchUpError } from '../errors.js';
 import { ACQUIRE_PAIR, EXTEND_PAIR, FENCE_PAIR, RELEASE_PAIR, type Standing } from './scripts/copy.js';
 import { Lease } from './lease.js';
 import type { ScriptRunner } from './script.js';
@@ -42,7 +43,11 @@ export class RedisPairLocks implements PairLocks {
         await this.scripts.run(RELEASE_PAIR, repo, backend, token);
       },
     };
-    return { lease: new Lease(token, driver, ttlMs, `copy lock on ${repo} → ${backend}`, outer, sentAt), standing };
+    const lease = new Lease(token, driver, ttlMs, sentAt, {
+      outer,
+      lostError: (cause) => new CatchUpError(`the copy lock on ${repo} → ${backend} expired`, { cause }),
+    });
+    return { lease, standing };
   }
 
   async fence(repo: string, backend: string, held: Lease, ttlMs: number): Promise<Standing | null> {

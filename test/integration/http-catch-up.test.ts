@@ -91,7 +91,7 @@ describe('read-time catch-up through githa (zone preference)', () => {
     expect(await versions(repo)).toEqual({ ...v2, b3: 2 });
     const firstCopy = east.logLines().filter((l) => l.msg === 'catch-up');
     expect(firstCopy).toHaveLength(1);
-    expect(firstCopy[0]).toMatchObject({ repo: `${repo}.git`, source: leaderId, target: 'b3', version: 2, status: 'ok' });
+    expect(firstCopy[0]).toMatchObject({ repo: `${repo}.git`, source: leaderId, target: 'b3', version: 2, status: 'OK' });
     const before = await diskRefs(b3, repo);
 
     // Three more pushes through the pusher (versions 3, 4, 5 on the leader only).
@@ -152,7 +152,7 @@ describe('read-time catch-up through githa (zone preference)', () => {
 
     const copies = east.logLines().filter((l) => l.msg === 'catch-up');
     expect(copies).toHaveLength(2);
-    expect(copies[1]).toMatchObject({ repo: `${repo}.git`, source: leaderId, target: 'b3', version: 5, status: 'ok' });
+    expect(copies[1]).toMatchObject({ repo: `${repo}.git`, source: leaderId, target: 'b3', version: 5, status: 'OK' });
     expect(copies[1]!.commands).toBe(7); // ff, forced, fresh, moving, v2 + deletes of doomed, light
 
     // b3 is a leader now: the next read copies nothing.

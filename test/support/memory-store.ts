@@ -163,7 +163,7 @@ export class MemoryStore implements RepositoryStore {
 
 /** A lease that never needs renewing in a unit test's span. */
 function memoryLease(token: string, release: () => void, what: string, outer?: AbortSignal): Lease {
-  return new Lease(token, { extend: async () => true, release: async () => release() }, 60_000, what, outer);
+  return new Lease(token, { extend: async () => true, release: async () => release() }, 60_000, performance.now(), { outer, lostError: () => new Error(`${what} lost`) });
 }
 
 export class MemoryWriteLocks implements WriteLockService {

@@ -61,7 +61,8 @@ export interface ResolveArgs {
  * Resolves a write whose owner died: 'clear' when the backend still has its
  * pre-write checksum, 'adopt' when it changed (the push landed: it becomes
  * max + 1, nothing the user pushed is thrown away). Either way the backend
- * turns suspect. Guarded by the resolver's own lock token and the marker id.
+ * turns suspect, and so do the backends the marker names as quorum-copy
+ * targets: a copy may have landed on them. Guarded by the resolver's own lock token and the marker id.
  */
 export const RESOLVE_INTERRUPTED: ScriptDescriptor<[ResolveArgs], Versioned<'ok' | 'lock' | 'marker'>> = {
   name: 'githaResolveInterrupted',
@@ -78,6 +79,7 @@ if ARGV[3] == 'adopt' then
   redis.call('HSET', KEYS[4], backend, ARGV[4])
 end
 redis.call('HSET', KEYS[6], backend, ARGV[5])
+for b in string.gmatch(redis.call('HGET', KEYS[2], 'copies') or '', '%S+') do redis.call('HSET', KEYS[6], b, ARGV[5]) end
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'version', version, 'backend', backend,
   'event', ARGV[3] .. '-interrupted', unpack(ARGV, 7))
 redis.call('DEL', KEYS[2])
