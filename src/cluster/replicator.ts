@@ -232,7 +232,7 @@ export class Replicator {
     const checksum = state.checksums.get(source)!;
     try {
       const outcome = await catchUp(
-        this.ctx,
+        { ...this.ctx, log: this.log },
         { repo, source: this.ctx.backends.client(source), target: this.ctx.backends.client(target), version, checksum, pairLockMs: this.ctx.config.catchUp.pairLockMs },
       );
       if (outcome.status === 'ok') {
