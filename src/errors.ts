@@ -32,9 +32,19 @@ export class SidebandError extends GithaError {
   readonly code = 'GITHA_ERR_SIDEBAND';
 }
 
-/** The remote sent a fatal error on side-band 3 or as an `ERR` packet. */
+/**
+ * The remote sent a fatal error on side-band 3 or as an `ERR` packet. The
+ * message is the remote's own text: a front end passes it to the client as
+ * the backend would have shown it directly (docs/protocol.md).
+ */
 export class RemoteFatalError extends GithaError {
   readonly code = 'GITHA_ERR_REMOTE_FATAL';
+  /** The backend that sent it, when known (for githa's log). */
+  readonly backendId: string | undefined;
+  constructor(message: string, options?: { cause?: unknown; backendId?: string }) {
+    super(message, options);
+    this.backendId = options?.backendId;
+  }
 }
 
 /** A request exceeded a hard limit (command count, body size, line length). */

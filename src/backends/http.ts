@@ -1,10 +1,10 @@
 import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
-import { BackendProtocolError, BackendUnavailableError } from '../errors.js';
+import { BackendProtocolError, BackendUnavailableError, PktLineError, ProtocolSyntaxError, RemoteFatalError, SidebandError } from '../errors.js';
 import { parseAdvertisement, parseHttpServiceHeader, type RefAdvertisement } from '../protocol/advertisement.js';
 import { FetchResponseReader, encodeFetchRequest } from '../protocol/fetch.js';
 import { encodeLsRefsRequest, parseLsRefsResponse } from '../protocol/ls-refs.js';
-import { PktLineDecoder, type Pkt } from '../protocol/pkt-line.js';
+import { PktLineDecoder, errPktMessage, isErrPkt, type Pkt } from '../protocol/pkt-line.js';
 import { encodeReceivePackRequest, type RefCommand } from '../protocol/receive-pack-request.js';
 import { ReceivePackResponseReader, type ReportStatus } from '../protocol/report-status.js';
 import type { BackendClient, RefTip } from './types.js';
@@ -51,8 +51,10 @@ export class HttpBackendClient implements BackendClient {
     const body = encodeLsRefsRequest({ agent: AGENT });
     const res = await this.send(repo, 'POST', 'git-upload-pack', body, 'upload-pack', signal, true);
     if (!res) return null;
-    const [pkts] = await readSections(res.body, this.id, 1);
-    return parseLsRefsResponse(pkts ?? []).map((e) => ({ name: e.name, oid: e.oid }));
+    return backendFault(this.id, async () => {
+      const [pkts] = await readSections(res.body, this.id, 1);
+      return parseLsRefsResponse(pkts ?? []).map((e) => ({ name: e.name, oid: e.oid }));
+    });
   }
 
   /** HEAD's symbolic target (ls-refs with `symrefs`; `githa verify`): null when the repository does not exist, undefined when HEAD is detached or unborn. */
@@ -60,16 +62,20 @@ export class HttpBackendClient implements BackendClient {
     const body = encodeLsRefsRequest({ agent: AGENT, symrefs: true, refPrefixes: ['HEAD'] });
     const res = await this.send(repo, 'POST', 'git-upload-pack', body, 'upload-pack', signal, true);
     if (!res) return null;
-    const [pkts] = await readSections(res.body, this.id, 1);
-    return parseLsRefsResponse(pkts ?? []).find((e) => e.name === 'HEAD')?.symrefTarget;
+    return backendFault(this.id, async () => {
+      const [pkts] = await readSections(res.body, this.id, 1);
+      return parseLsRefsResponse(pkts ?? []).find((e) => e.name === 'HEAD')?.symrefTarget;
+    });
   }
 
   async receivePackAdvertisement(repo: string, signal?: AbortSignal): Promise<RefAdvertisement | null> {
     const res = await this.send(repo, 'GET', 'info/refs?service=git-receive-pack', undefined, 'receive-pack', signal, false);
     if (!res) return null;
-    const [header = [], pkts = []] = await readSections(res.body, this.id, 2);
-    parseHttpServiceHeader(header);
-    return parseAdvertisement(pkts);
+    return backendFault(this.id, async () => {
+      const [header = [], pkts = []] = await readSections(res.body, this.id, 2);
+      parseHttpServiceHeader(header);
+      return parseAdvertisement(pkts);
+    });
   }
 
   async *fetchPack(repo: string, wants: readonly string[], haves: readonly string[], signal?: AbortSignal): AsyncIterable<Buffer> {
@@ -218,6 +224,8 @@ async function readSections(body: AsyncIterable<unknown>, id: string, count: num
     if (total > MAX_SMALL_ANSWER) throw new BackendProtocolError(`backend ${id} sent an answer over ${MAX_SMALL_ANSWER} bytes`);
     decoder.write(chunk);
     for (let p = decoder.next(); p; p = decoder.next()) {
+      // "ERR" may stand wherever a pkt-line is expected (gitprotocol-pack): the backend's own reason, for the client.
+      if (p.type === 'data' && isErrPkt(p.payload)) throw new RemoteFatalError(errPktMessage(p.payload), { backendId: id });
       if (sections.length > count) continue;
       if (p.type === 'flush') sections.push([]);
       else sections[sections.length - 1]!.push(p);
@@ -225,4 +233,21 @@ async function readSections(body: AsyncIterable<unknown>, id: string, count: num
   }
   if (sections.length <= count) throw new BackendProtocolError(`backend ${id} ended its answer before a flush-pkt`);
   return sections.slice(0, count);
+}
+
+/**
+ * Runs a parse of a backend's answer: malformed bytes there are the backend's
+ * fault (502), never the client's (PktLineError and ProtocolSyntaxError alone
+ * map to 400: they describe a client's request; src/frontends/error-map.ts).
+ */
+async function backendFault<T>(id: string, parse: () => Promise<T>): Promise<T> {
+  try {
+    return await parse();
+  } catch (err) {
+    if (err instanceof PktLineError || err instanceof ProtocolSyntaxError || err instanceof SidebandError) {
+      throw new BackendProtocolError(`backend ${id} sent a malformed answer: ${err.message}`, { cause: err });
+    }
+    if (err instanceof RemoteFatalError && err.backendId === undefined) throw new RemoteFatalError(err.message, { backendId: id, cause: err });
+    throw err;
+  }
 }

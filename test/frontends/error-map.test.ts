@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
+  BackendProtocolError,
   ClusterStateUnavailableError,
+  PktLineError,
+  ProtocolSyntaxError,
+  RemoteFatalError,
   InvalidRepositoryNameError,
   RepositoryBusyError,
   RepositoryFrozenError,
@@ -23,6 +27,16 @@ describe('toClientError', () => {
     expect(e.httpStatus).toBe(status);
     expect(e.code).toBe(err.code);
     expect(e.message).toBe(err.message);
+  });
+
+  it("splits the blame: a client's malformed request is 400, a backend's malformed answer or ERR is 502", () => {
+    expect(toClientError(new PktLineError('bad pkt-line length')).httpStatus).toBe(400);
+    expect(toClientError(new ProtocolSyntaxError('no command list')).httpStatus).toBe(400);
+    // src/backends/http.ts wraps the parse errors of a backend's answer in BackendProtocolError.
+    expect(toClientError(new BackendProtocolError('backend b1 sent a malformed answer: bad pkt-line length')).httpStatus).toBe(502);
+    const err = toClientError(new RemoteFatalError('access denied', { backendId: 'b1' }));
+    expect(err.httpStatus).toBe(502);
+    expect(err.message).toBe('access denied');
   });
 
   it('never shows an unexpected error to the client', () => {

@@ -9,6 +9,7 @@ import { describeForLog, toClientError } from '../error-map.js';
 import { clientCapabilities, rejectionBytes, type ClientCapabilities } from '../rejection.js';
 import { hasHttp, type Forwarder } from './forward.js';
 import { HeldResponse } from '../held-response.js';
+import { readBackendAnswer, sendBackendAnswer, type BackendAnswer } from './backend-answer.js';
 import { repositoryUrlPath } from '../../protocol/repository-name.js';
 
 /** The command list (and push options) precede the pack; more than this before the pack is refused. */
@@ -75,7 +76,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
 
   let sink: HeldResponse | undefined;
   let clientGone = false;
-  let passthrough: { status: number; headers: Record<string, string>; body: Buffer } | undefined;
+  let passthrough: BackendAnswer | undefined;
   /** The backend the push went to last (for the request's log line). */
   let backend: string | undefined;
 
@@ -122,8 +123,13 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
     log.debug({ repo, backend: target.id, status: fwd.res.statusCode }, 'backend answered the push');
     try {
       if (fwd.res.statusCode !== 200) {
-        passthrough = { status: fwd.res.statusCode ?? 502, headers: pickHeaders(fwd.res.headers), body: await readCapped(fwd.res, 64 * 1024) };
-        return { ending: 'complete' };
+        const status = fwd.res.statusCode ?? 502;
+        passthrough = await readBackendAnswer(fwd.res, `githa: backend ${target.id} answered HTTP ${status}\n`);
+        // A 4xx is the web server's or git http-backend's answer before
+        // git-receive-pack ran (authentication, a disabled service, a bad
+        // request): no ref can have changed, so no version is recorded and the
+        // marker goes. (A 5xx may come after it ran: the cluster verifies.)
+        return status >= 400 && status < 500 ? { ending: 'complete', noop: true } : { ending: 'complete' };
       }
       res.writeHead(200, { 'content-type': 'application/x-git-receive-pack-result', 'cache-control': 'no-cache' });
       sink = new HeldResponse(res, { sideband });
@@ -173,8 +179,8 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
     return { backend, outcome: `client-gone-${outcome}`, bytes: 0 };
   }
   if (failure === undefined && passthrough) {
-    if (!res.headersSent) res.writeHead(passthrough.status, passthrough.headers);
-    res.end(passthrough.body);
+    // The backend's refusal as it sent it (a 401 keeps its challenge, so git asks for credentials and retries).
+    sendBackendAnswer(res, passthrough);
     return { backend, outcome: `backend-${passthrough.status}`, bytes: 0 };
   }
   if (failure === undefined && sink) {
@@ -241,24 +247,4 @@ async function readCommandSection(source: Readable, maxCommands: number, maxByte
     source.on('end', onEnd);
     source.on('error', onError);
   });
-}
-
-
-function pickHeaders(h: IncomingMessage['headers']): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const k of ['content-type', 'www-authenticate', 'cache-control']) {
-    const v = h[k];
-    if (typeof v === 'string') out[k] = v;
-  }
-  return out;
-}
-
-async function readCapped(stream: Readable, cap: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of stream) {
-    if (n < cap) parts.push((chunk as Buffer).subarray(0, cap - n));
-    n += (chunk as Buffer).length;
-  }
-  return Buffer.concat(parts);
 }

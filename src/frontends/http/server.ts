@@ -4,11 +4,12 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Cluster, ReadRoute } from '../../cluster/cluster.js';
 import type { Config } from '../../config/schema.js';
-import { BackendProtocolError, BackendUnavailableError, RepositoryNotFoundError } from '../../errors.js';
+import { BackendProtocolError, BackendUnavailableError, RemoteFatalError, RepositoryNotFoundError } from '../../errors.js';
 import { encodePkt } from '../../protocol/pkt-line.js';
 import { classifyHttpRequest, type HttpGitRequest } from '../../protocol/request.js';
 import { describeForLog, toClientError } from '../error-map.js';
 import { Forwarder, hasHttp } from './forward.js';
+import { readBackendAnswer, sendBackendAnswer } from './backend-answer.js';
 import { handleReceivePack } from './receive-pack.js';
 import { HttpAuth, type HttpCaller } from './auth.js';
 import { AccessPolicy } from '../../auth/access.js';
@@ -91,25 +92,40 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
       return { ...fields, ...r };
     }
     if (denied) throw denied;
-    const route =
-      git.kind === 'advertisement' && git.service === 'git-receive-pack'
-        ? await cluster.routeWriteAdvertisement(git.repo, hasHttp)
-        : await cluster.routeRead(git.repo, hasHttp);
+    let route: ReadRoute;
+    try {
+      route =
+        git.kind === 'advertisement' && git.service === 'git-receive-pack'
+          ? await cluster.routeWriteAdvertisement(git.repo, hasHttp)
+          : await cluster.routeRead(git.repo, hasHttp);
+    } catch (err) {
+      // A backend's own ERR packet (githa's listing met it): the client sees it as it would directly.
+      if (err instanceof RemoteFatalError && !res.headersSent) return sendErrPkt(res, git, rlog, fields, err, err.message);
+      throw err;
+    }
     try {
       const r = await proxyRead(req, res, git, route, caller);
       return { ...fields, ...r };
     } catch (err) {
       // An upload-pack POST cannot carry a text/plain error to the user; an ERR
       // packet can ("fatal: remote error: …", gitprotocol-pack).
-      if (git.kind === 'rpc' && !res.headersSent) {
-        const e = toClientError(err);
-        rlog[e.level]({ ...fields, code: e.code, err: describeForLog(err) }, 'read refused');
-        res.writeHead(200, { 'content-type': `application/x-${git.service}-result`, 'cache-control': 'no-cache' });
-        res.end(encodePkt(`ERR githa: ${e.message}\n`));
-        return { ...fields, outcome: e.code, bytes: 0 };
-      }
+      if (git.kind === 'rpc' && !res.headersSent) return sendErrPkt(res, git, rlog, fields, err, `githa: ${toClientError(err).message}`);
       throw err;
     }
+  }
+
+  /**
+   * Answers with one `ERR` packet (gitprotocol-pack "Pkt-Line Format"): git
+   * prints `fatal: remote error: <message>`, for an advertisement (which it
+   * reads with PACKET_READ_DIE_ON_ERR_PACKET) and an RPC result alike.
+   */
+  function sendErrPkt(res: ServerResponse, git: HttpGitRequest, rlog: Logger, fields: Record<string, unknown>, err: unknown, message: string): Record<string, unknown> {
+    const e = toClientError(err);
+    rlog[e.level]({ ...fields, code: e.code, ...(err instanceof RemoteFatalError && err.backendId ? { backend: err.backendId } : {}), err: describeForLog(err) }, 'read refused');
+    const kind = git.kind === 'rpc' ? 'result' : 'advertisement';
+    res.writeHead(200, { 'content-type': `application/x-${git.service}-${kind}`, 'cache-control': 'no-cache' });
+    res.end(encodePkt(`ERR ${message.replace(/[\r\n]+/g, ' ').slice(0, 1000)}\n`));
+    return { ...fields, outcome: e.code, bytes: 0 };
   }
 
   /** Streams a read from the first candidate that answers; others are tried while nothing reached the client. */
@@ -160,6 +176,12 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
         throw bodyError;
       }
       if (status !== 200) {
+        if ((status === 401 || status === 403) && auth.mode !== 'githa') {
+          // The backend's own authentication decides (passthrough): relay its answer whole,
+          // challenge and body, with a length that matches the bytes sent.
+          sendBackendAnswer(res, await readBackendAnswer(fwd.res, `githa: backend refused: HTTP ${status}\n`));
+          return { backend: backend.id, outcome: `backend-${status}`, bytes: 0 };
+        }
         fwd.res.resume();
         if (status === 404) lastError = new RepositoryNotFoundError(`repository ${git.repo} not found on ${backend.id}`);
         else lastError = new BackendProtocolError(`backend ${backend.id} answered HTTP ${status}`);
@@ -167,12 +189,6 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
           // githa authenticated the client: a backend refusing githa's service credentials is a backend fault, never the client's challenge.
           lastError = new BackendProtocolError(`backend ${backend.id} refused githa's service credentials (HTTP ${status}); check backends[].httpAuth`);
           continue;
-        }
-        if (status === 401 || status === 403) {
-          // The backend's own authentication decides (passthrough): show its answer.
-          res.writeHead(status, pick(fwd.res.headers));
-          res.end(`githa: backend refused: HTTP ${status}\n`);
-          return { backend: backend.id, outcome: `backend-${status}`, bytes: 0 };
         }
         if (fwd.bodyStarted()) throw lastError;
         if (status >= 500) cluster.health.markDown(backend.id);
