@@ -71,7 +71,7 @@ export class HttpBackendClient implements BackendClient {
 
   /**
    * The refs, by v2 ls-refs where the backend speaks v2, else from its v0
-   * advertisement (docs/protocol.md "Backends that speak only protocol v0").
+   * advertisement (docs/protocol.md "Backends as they are set up in the wild").
    * Whether it speaks v2 is learnt from a discovery GET, as git's own client
    * does, and remembered; a v2 request that fails otherwise than by the
    * connection forgets it, so a backend whose web server stopped passing
@@ -222,7 +222,7 @@ export class HttpBackendClient implements BackendClient {
    * ends only after the headers have arrived: a web server that will not
    * take such bodies (lighttpd with server.stream-request-body = 1 or 2
    * answers 411) cannot receive the packs githa relays, so the backend is
-   * reported down with that cause (docs/operations.md). Any other answer
+   * reported down with that cause (docs/protocol.md "Backends as they are set up in the wild"). Any other answer
    * below 500 passes, as for the GET.
    */
   private async probeChunked(signal?: AbortSignal): Promise<void> {
