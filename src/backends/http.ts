@@ -1,10 +1,13 @@
 import { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
-import { BackendProtocolError, BackendUnavailableError, PktLineError, ProtocolSyntaxError, RemoteFatalError, SidebandError } from '../errors.js';
+import { BackendProtocolError, BackendUnavailableError } from '../errors.js';
 import { parseAdvertisement, parseHttpServiceHeader, type RefAdvertisement } from '../protocol/advertisement.js';
+import { advertisedHeadTarget, parseDiscovery, type Discovery } from '../protocol/discovery.js';
 import { FetchResponseReader, encodeFetchRequest } from '../protocol/fetch.js';
-import { encodeLsRefsRequest, parseLsRefsResponse } from '../protocol/ls-refs.js';
-import { PktLineDecoder, errPktMessage, isErrPkt, type Pkt } from '../protocol/pkt-line.js';
+import { encodeV0FetchRequest, V0FetchResponseReader } from '../protocol/fetch-v0.js';
+import { encodeLsRefsRequest, parseLsRefsResponse, type LsRefsEntry, type LsRefsRequest } from '../protocol/ls-refs.js';
+import { backendFault, isStaleConnection, readPkts, readSections } from './http-read.js';
 import { encodeReceivePackRequest, type RefCommand } from '../protocol/receive-pack-request.js';
 import { ReceivePackResponseReader, type ReportStatus } from '../protocol/report-status.js';
 import type { BackendClient, RefTip } from './types.js';
@@ -29,6 +32,10 @@ export class HttpBackendClient implements BackendClient {
   readonly id: string;
   private readonly agent: Agent;
   private readonly headers: Record<string, string>;
+  /** Whether the backend answered the last discovery with v2 (undefined: not asked yet, or forgotten). */
+  private speaksV2: boolean | undefined;
+  /** Repository → its URL after the backend redirected a request for it. */
+  private readonly moved = new Map<string, string>();
 
   constructor(private readonly opts: HttpBackendOptions) {
     this.id = opts.id;
@@ -48,24 +55,61 @@ export class HttpBackendClient implements BackendClient {
   }
 
   async listRefs(repo: string, signal?: AbortSignal): Promise<RefTip[] | null> {
-    const body = encodeLsRefsRequest({ agent: AGENT });
-    const res = await this.send(repo, 'POST', 'git-upload-pack', body, 'upload-pack', signal, true);
-    if (!res) return null;
-    return backendFault(this.id, async () => {
-      const [pkts] = await readSections(res.body, this.id, 1);
-      return parseLsRefsResponse(pkts ?? []).map((e) => ({ name: e.name, oid: e.oid }));
-    });
+    const found = await backendFault(this.id, () => this.refs(repo, { agent: AGENT }, signal));
+    if (found === null) return null;
+    if ('v0' in found) return found.v0.advertisement.refs.map((r) => ({ name: r.name, oid: r.oid }));
+    return found.v2.map((e) => ({ name: e.name, oid: e.oid }));
   }
 
   /** HEAD's symbolic target (ls-refs with `symrefs`; `githa verify`): null when the repository does not exist, undefined when HEAD is detached or unborn. */
   async headTarget(repo: string, signal?: AbortSignal): Promise<string | null | undefined> {
-    const body = encodeLsRefsRequest({ agent: AGENT, symrefs: true, refPrefixes: ['HEAD'] });
-    const res = await this.send(repo, 'POST', 'git-upload-pack', body, 'upload-pack', signal, true);
-    if (!res) return null;
-    return backendFault(this.id, async () => {
+    const found = await backendFault(this.id, () => this.refs(repo, { agent: AGENT, symrefs: true, refPrefixes: ['HEAD'] }, signal));
+    if (found === null) return null;
+    if ('v0' in found) return advertisedHeadTarget(found.v0.advertisement);
+    return found.v2.find((e) => e.name === 'HEAD')?.symrefTarget;
+  }
+
+  /**
+   * The refs, by v2 ls-refs where the backend speaks v2, else from its v0
+   * advertisement (docs/protocol.md "Backends as they are set up in the wild").
+   * Whether it speaks v2 is learnt from a discovery GET, as git's own client
+   * does, and remembered; a v2 request that fails otherwise than by the
+   * connection forgets it, so a backend whose web server stopped passing
+   * Git-Protocol on is asked again.
+   */
+  private async refs(repo: string, request: LsRefsRequest, signal?: AbortSignal): Promise<{ v2: LsRefsEntry[] } | { v0: Discovery & { version: 0 | 1 } } | null> {
+    const remembered = this.speaksV2;
+    if (remembered !== true) {
+      const d = await this.discover(repo, signal);
+      if (d === null) return null;
+      if (d.version !== 2) return { v0: d };
+    }
+    try {
+      const res = await this.send(repo, 'POST', 'git-upload-pack', encodeLsRefsRequest(request), 'upload-pack', signal, true);
+      if (!res) return null;
       const [pkts] = await readSections(res.body, this.id, 1);
-      return parseLsRefsResponse(pkts ?? []).find((e) => e.name === 'HEAD')?.symrefTarget;
-    });
+      return { v2: parseLsRefsResponse(pkts ?? []) };
+    } catch (err) {
+      if (err instanceof BackendUnavailableError) throw err;
+      this.speaksV2 = undefined;
+      if (remembered === true) return this.refs(repo, request, signal);
+      throw err;
+    }
+  }
+
+  /** GET info/refs?service=git-upload-pack with `Git-Protocol: version=2`: which protocol the backend speaks, and its v0 advertisement. */
+  private async discover(repo: string, signal?: AbortSignal): Promise<Discovery | null> {
+    const res = await this.send(repo, 'GET', 'info/refs?service=git-upload-pack', undefined, 'upload-pack', signal, true);
+    if (!res) return null;
+    const pkts = await readPkts(res.body, this.id);
+    let d: Discovery;
+    try {
+      d = parseDiscovery(pkts, 'git-upload-pack');
+    } catch (err) {
+      throw new BackendProtocolError(`backend ${this.id} sent a malformed ref advertisement for ${repo}: ${(err as Error).message}`, { cause: err });
+    }
+    this.speaksV2 = d.version === 2;
+    return d;
   }
 
   async receivePackAdvertisement(repo: string, signal?: AbortSignal): Promise<RefAdvertisement | null> {
@@ -79,10 +123,35 @@ export class HttpBackendClient implements BackendClient {
   }
 
   async *fetchPack(repo: string, wants: readonly string[], haves: readonly string[], signal?: AbortSignal): AsyncIterable<Buffer> {
+    if (this.speaksV2 !== true) {
+      const d = await this.discover(repo, signal);
+      if (d === null) throw new BackendProtocolError(`backend ${this.id} does not have ${repo}`);
+      if (d.version !== 2) {
+        yield* this.fetchV0(repo, wants, haves, d.advertisement.capabilities, signal);
+        return;
+      }
+    }
     const body = encodeFetchRequest({ wants: [...wants], haves: [...haves], done: true, ofsDelta: true, noProgress: true, agent: AGENT });
     const res = await this.send(repo, 'POST', 'git-upload-pack', body, 'upload-pack', signal, true);
     if (!res) throw new BackendProtocolError(`backend ${this.id} does not have ${repo}`);
     const reader = new FetchResponseReader();
+    for await (const chunk of res.body) {
+      reader.write(chunk as Buffer);
+      for (let ev = reader.next(); ev; ev = reader.next()) {
+        if (ev.type === 'pack') yield ev.data;
+        else if (ev.type === 'end') return;
+      }
+    }
+    throw new BackendProtocolError(`backend ${this.id} ended the fetch response early`);
+  }
+
+  /** A v0 fetch in one stateless POST (src/protocol/fetch-v0.ts) for a backend that ignores Git-Protocol. */
+  private async *fetchV0(repo: string, wants: readonly string[], haves: readonly string[], offered: readonly string[], signal?: AbortSignal): AsyncGenerator<Buffer> {
+    if (wants.length === 0) return;
+    const body = encodeV0FetchRequest({ wants, haves, offered, agent: AGENT });
+    const res = await this.send(repo, 'POST', 'git-upload-pack', body, 'upload-pack', signal, false);
+    if (!res) throw new BackendProtocolError(`backend ${this.id} does not have ${repo}`);
+    const reader = new V0FetchResponseReader();
     for await (const chunk of res.body) {
       reader.write(chunk as Buffer);
       for (let ev = reader.next(); ev; ev = reader.next()) {
@@ -147,6 +216,35 @@ export class HttpBackendClient implements BackendClient {
     // that connection, so its error is ignored.
     await res.body.dump({ limit: 64 * 1024, signal: signal ?? undefined }).catch(() => undefined);
     if (res.statusCode >= 500) throw new BackendUnavailableError(`backend ${this.id}: HTTP probe answered ${res.statusCode}`, this.id);
+    await this.probeChunked(signal);
+  }
+
+  /**
+   * A POST whose body (a lone flush-pkt, an empty request) is chunked and
+   * ends only after the headers have arrived: a web server that will not
+   * take such bodies (lighttpd with server.stream-request-body = 1 or 2
+   * answers 411) cannot receive the packs githa relays, so the backend is
+   * reported down with that cause (docs/protocol.md "Backends as they are set up in the wild"). Any other answer
+   * below 500 passes, as for the GET.
+   */
+  private async probeChunked(signal?: AbortSignal): Promise<void> {
+    async function* body(): AsyncGenerator<Buffer> {
+      yield Buffer.from('00');
+      await delay(CHUNK_PROBE_GAP_MS, undefined, { signal });
+      yield Buffer.from('00');
+    }
+    const url = `${this.opts.baseUrl}${PROBE_REPOSITORY}/git-upload-pack`;
+    const headers = { ...this.headers, 'content-type': 'application/x-git-upload-pack-request' };
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(url, { method: 'POST', headers, body: Readable.from(body()), dispatcher: this.agent, signal: signal ?? null });
+    } catch (err) {
+      const reason = !signal?.aborted ? (err as Error).message : (signal.reason as Error | undefined)?.name === 'TimeoutError' ? 'timed out' : 'aborted';
+      throw new BackendUnavailableError(`backend ${this.id}: HTTP probe failed: ${reason}`, this.id, { cause: err });
+    }
+    await res.body.dump({ limit: 64 * 1024, signal: signal ?? undefined }).catch(() => undefined);
+    if (res.statusCode === 411) throw new BackendUnavailableError(this.refusesChunked, this.id);
+    if (res.statusCode >= 500) throw new BackendUnavailableError(`backend ${this.id}: HTTP probe answered ${res.statusCode}`, this.id);
   }
 
   async close(): Promise<void> {
@@ -163,7 +261,8 @@ export class HttpBackendClient implements BackendClient {
     signal: AbortSignal | undefined,
     v2: boolean,
   ): Promise<Dispatcher.ResponseData | null> {
-    const url = `${this.opts.baseUrl}${repositoryUrlPath(repo)}/${path}`;
+    const base = this.moved.get(repo) ?? `${this.opts.baseUrl}${repositoryUrlPath(repo)}`;
+    let url = `${base}/${path}`;
     const headers: Record<string, string> = { ...this.headers };
     if (v2) headers['git-protocol'] = 'version=2';
     if (method === 'POST') {
@@ -171,10 +270,40 @@ export class HttpBackendClient implements BackendClient {
       headers.accept = `application/x-git-${service}-result`;
     }
     let res: Dispatcher.ResponseData;
+    for (let hop = 0; ; hop++) {
+      res = await this.request(url, method, headers, body, signal);
+      if (!REDIRECTS.has(res.statusCode)) break;
+      await res.body.dump();
+      url = this.redirectTarget(url, res, hop, body instanceof Readable, `${service} on ${repo}`);
+      // Later requests for this repository go straight to where it moved (git's
+      // own client rebases its URL on the redirect of its first request too).
+      if (url.endsWith(`/${path}`)) this.remember(repo, url.slice(0, -(path.length + 1)));
+    }
+    if (res.statusCode === 404) {
+      await res.body.dump();
+      this.moved.delete(repo);
+      return null;
+    }
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      if (res.statusCode === 411) throw new BackendProtocolError(`${this.refusesChunked} (for ${service} on ${repo})`);
+      const error = `backend ${this.id} answered HTTP ${res.statusCode} for ${service} on ${repo}`;
+      if (res.statusCode >= 500) throw new BackendUnavailableError(error, this.id);
+      throw new BackendProtocolError(error);
+    }
+    return res;
+  }
+
+  private async request(
+    url: string,
+    method: 'GET' | 'POST',
+    headers: Record<string, string>,
+    body: Buffer | Readable | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<Dispatcher.ResponseData> {
     for (let attempt = 0; ; attempt++) {
       try {
-        res = await request(url, { method, headers, body, dispatcher: this.agent, signal: signal ?? null });
-        break;
+        return await request(url, { method, headers, body, dispatcher: this.agent, signal: signal ?? null });
       } catch (err) {
         // A kept-alive connection the backend closed at the same moment: a
         // request with a replayable body is sent once more on a fresh one.
@@ -182,17 +311,44 @@ export class HttpBackendClient implements BackendClient {
         throw new BackendUnavailableError(`backend ${this.id} is unreachable: ${(err as Error).message}`, this.id, { cause: err });
       }
     }
-    if (res.statusCode === 404) {
-      await res.body.dump();
-      return null;
+  }
+
+  /**
+   * Where a redirect leads (RFC 9110 15.4), for githa's own requests: only
+   * within the backend's origin (its credentials go along), at most
+   * MAX_REDIRECTS hops, and only for a request githa can send again (a
+   * streamed pack cannot be). A POST stays a POST whatever the code: git's
+   * RPCs have no GET form. The URL is not in the messages (see probe()).
+   */
+  private redirectTarget(url: string, res: Dispatcher.ResponseData, hop: number, streamed: boolean, what: string): string {
+    const refused = (why: string): BackendProtocolError =>
+      new BackendProtocolError(`backend ${this.id} redirected ${what} (HTTP ${res.statusCode}) ${why}; set its URL (backends[].http) to where it redirects`);
+    const location = res.headers.location;
+    if (typeof location !== 'string' || location === '') throw refused('without a Location');
+    let next: URL;
+    try {
+      next = new URL(location, url);
+    } catch (err) {
+      throw refused(`to an invalid Location: ${(err as Error).message}`);
     }
-    if (res.statusCode !== 200) {
-      await res.body.dump();
-      const error = `backend ${this.id} answered HTTP ${res.statusCode} for ${service} on ${repo}`;
-      if (res.statusCode >= 500) throw new BackendUnavailableError(error, this.id);
-      throw new BackendProtocolError(error);
-    }
-    return res;
+    if (next.origin !== new URL(this.opts.baseUrl).origin) throw refused('to another origin, which githa does not follow');
+    if (hop >= MAX_REDIRECTS) throw refused(`more than ${MAX_REDIRECTS} times`);
+    if (streamed) throw refused('after githa had started streaming the request body');
+    return next.href;
+  }
+
+  private remember(repo: string, base: string): void {
+    this.moved.delete(repo);
+    this.moved.set(repo, base);
+    // Oldest first: a Map keeps insertion order.
+    if (this.moved.size > MAX_MOVED) this.moved.delete(this.moved.keys().next().value as string);
+  }
+
+  private get refusesChunked(): string {
+    return (
+      `backend ${this.id} refuses chunked request bodies (HTTP 411 Length Required), and githa sends the packs it relays ` +
+      `(catch-up, copies) chunked: let the web server buffer request bodies (lighttpd: server.stream-request-body = 0)`
+    );
   }
 }
 
@@ -200,54 +356,15 @@ export class HttpBackendClient implements BackendClient {
 /** What the HTTP probe asks for: a name no one uses, so the answer is a cheap 404 (or a tiny advertisement). */
 const PROBE_REPOSITORY = 'githa-health-probe.git';
 
+/** Redirect codes githa follows for its own requests (RFC 9110 15.4). */
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** At most this many redirects for one request (curl's and browsers' limits are higher; a backend needs one). */
+const MAX_REDIRECTS = 5;
+/** Repositories whose moved location is remembered, per backend. */
+const MAX_MOVED = 1024;
+/** Between the two halves of the health check's chunked body: the server sees the headers before the body ends. */
+const CHUNK_PROBE_GAP_MS = 50;
+
 /** Idle keep-alive connections to a backend are closed after this long. */
 const IDLE_SOCKET_MS = 4_000;
 
-function isStaleConnection(err: unknown): boolean {
-  const code = (err as { code?: string })?.code;
-  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE';
-}
-
-/** Largest answer githa reads whole (ls-refs of a repository with very many refs). */
-const MAX_SMALL_ANSWER = 64 * 1024 * 1024;
-
-/**
- * Reads a small answer to its end (one `for await`, so the connection goes
- * back to the pool) and splits it into `count` flush-terminated sections.
- */
-async function readSections(body: AsyncIterable<unknown>, id: string, count: number): Promise<Pkt[][]> {
-  const decoder = new PktLineDecoder();
-  const sections: Pkt[][] = [[]];
-  let total = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > MAX_SMALL_ANSWER) throw new BackendProtocolError(`backend ${id} sent an answer over ${MAX_SMALL_ANSWER} bytes`);
-    decoder.write(chunk);
-    for (let p = decoder.next(); p; p = decoder.next()) {
-      // "ERR" may stand wherever a pkt-line is expected (gitprotocol-pack): the backend's own reason, for the client.
-      if (p.type === 'data' && isErrPkt(p.payload)) throw new RemoteFatalError(errPktMessage(p.payload), { backendId: id });
-      if (sections.length > count) continue;
-      if (p.type === 'flush') sections.push([]);
-      else sections[sections.length - 1]!.push(p);
-    }
-  }
-  if (sections.length <= count) throw new BackendProtocolError(`backend ${id} ended its answer before a flush-pkt`);
-  return sections.slice(0, count);
-}
-
-/**
- * Runs a parse of a backend's answer: malformed bytes there are the backend's
- * fault (502), never the client's (PktLineError and ProtocolSyntaxError alone
- * map to 400: they describe a client's request; src/frontends/error-map.ts).
- */
-async function backendFault<T>(id: string, parse: () => Promise<T>): Promise<T> {
-  try {
-    return await parse();
-  } catch (err) {
-    if (err instanceof PktLineError || err instanceof ProtocolSyntaxError || err instanceof SidebandError) {
-      throw new BackendProtocolError(`backend ${id} sent a malformed answer: ${err.message}`, { cause: err });
-    }
-    if (err instanceof RemoteFatalError && err.backendId === undefined) throw new RemoteFatalError(err.message, { backendId: id, cause: err });
-    throw err;
-  }
-}

@@ -126,8 +126,11 @@ describe('backend health checks', () => {
       }
       status = 500;
       await expect(client.probe(AbortSignal.timeout(2_000))).rejects.toThrow(/answered 500/);
-      expect(seen.length).toBe(5);
-      expect(new Set(seen.map((s) => s.url))).toEqual(new Set(['/git/githa-health-probe.git/info/refs?service=git-upload-pack']));
+      // A live server gets the GET, then the chunked POST (411 check): 1 + 3 × 2 + 1.
+      expect(seen.length).toBe(8);
+      expect(new Set(seen.map((s) => s.url))).toEqual(
+        new Set(['/git/githa-health-probe.git/info/refs?service=git-upload-pack', '/git/githa-health-probe.git/git-upload-pack']),
+      );
       expect(new Set(seen.map((s) => s.auth))).toEqual(new Set([`Basic ${Buffer.from('svc:s3cret').toString('base64')}`]));
     });
 

@@ -143,7 +143,7 @@ export function between(c: DevCluster, first: string, second: string): Record<st
     };
     out[b.id] = [
       // The health checker probes every backend all the time (HttpBackendClient.probe).
-      ...slice(b.logs.http).filter((l) => !l.includes('/githa-health-probe.git/info/refs')),
+      ...slice(b.logs.http).filter((l) => !l.includes('/githa-health-probe.git/')),
       // git:// probes only connect; a request to a git daemon logs "Request …".
       ...slice(b.logs.git).filter((l) => /\bRequest\b/.test(l) && !l.includes(first) && !l.includes(second)),
     ];

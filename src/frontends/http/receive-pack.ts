@@ -97,9 +97,14 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
         freshConnection: true,
         editHeaders: (p) => {
           ctx.backendHeaders?.(target.id)(p);
-          // githa inflated the body to read the command list: send it plain.
-          p.removeHeader('content-encoding');
-          p.removeHeader('content-length');
+          // githa inflated the body to read the command list: send it plain, and
+          // chunked (its length is unknown). Otherwise the body is the client's own
+          // bytes and keeps its Content-Length: some backends refuse chunked
+          // bodies (411; docs/protocol.md).
+          if (gzip) {
+            p.removeHeader('content-encoding');
+            p.removeHeader('content-length');
+          }
           p.removeHeader('expect');
         },
       });

@@ -1,0 +1,74 @@
+/** Reading a backend's small smart-HTTP answers whole (src/backends/http.ts). */
+import { BackendProtocolError, PktLineError, ProtocolSyntaxError, RemoteFatalError, SidebandError } from '../errors.js';
+import { PktLineDecoder, errPktMessage, isErrPkt, type Pkt } from '../protocol/pkt-line.js';
+
+/** A kept-alive connection the backend closed as githa reused it. */
+export function isStaleConnection(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE';
+}
+
+/** Largest answer githa reads whole (ls-refs of a repository with very many refs). */
+const MAX_SMALL_ANSWER = 64 * 1024 * 1024;
+
+/** Reads a small answer to its end: every packet. */
+export async function readPkts(body: AsyncIterable<unknown>, id: string): Promise<Pkt[]> {
+  const decoder = new PktLineDecoder();
+  const pkts: Pkt[] = [];
+  let total = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > MAX_SMALL_ANSWER) throw new BackendProtocolError(`backend ${id} sent an answer over ${MAX_SMALL_ANSWER} bytes`);
+    decoder.write(chunk);
+    for (let p = decoder.next(); p; p = decoder.next()) {
+      throwIfErr(p, id);
+      pkts.push(p);
+    }
+  }
+  return pkts;
+}
+
+/**
+ * Reads a small answer to its end (one `for await`, so the connection goes
+ * back to the pool) and splits it into `count` flush-terminated sections.
+ */
+export async function readSections(body: AsyncIterable<unknown>, id: string, count: number): Promise<Pkt[][]> {
+  const decoder = new PktLineDecoder();
+  const sections: Pkt[][] = [[]];
+  let total = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > MAX_SMALL_ANSWER) throw new BackendProtocolError(`backend ${id} sent an answer over ${MAX_SMALL_ANSWER} bytes`);
+    decoder.write(chunk);
+    for (let p = decoder.next(); p; p = decoder.next()) {
+      throwIfErr(p, id);
+      if (sections.length > count) continue;
+      if (p.type === 'flush') sections.push([]);
+      else sections[sections.length - 1]!.push(p);
+    }
+  }
+  if (sections.length <= count) throw new BackendProtocolError(`backend ${id} ended its answer before a flush-pkt`);
+  return sections.slice(0, count);
+}
+
+/** "ERR" may stand wherever a pkt-line is expected (gitprotocol-pack): the backend's own reason, for the client. */
+function throwIfErr(p: Pkt, id: string): void {
+  if (p.type === 'data' && isErrPkt(p.payload)) throw new RemoteFatalError(errPktMessage(p.payload), { backendId: id });
+}
+
+/**
+ * Runs a parse of a backend's answer: malformed bytes there are the backend's
+ * fault (502), never the client's (PktLineError and ProtocolSyntaxError alone
+ * map to 400: they describe a client's request; src/frontends/error-map.ts).
+ */
+export async function backendFault<T>(id: string, parse: () => Promise<T>): Promise<T> {
+  try {
+    return await parse();
+  } catch (err) {
+    if (err instanceof PktLineError || err instanceof ProtocolSyntaxError || err instanceof SidebandError) {
+      throw new BackendProtocolError(`backend ${id} sent a malformed answer: ${err.message}`, { cause: err });
+    }
+    if (err instanceof RemoteFatalError && err.backendId === undefined) throw new RemoteFatalError(err.message, { backendId: id, cause: err });
+    throw err;
+  }
+}
