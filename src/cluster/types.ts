@@ -44,7 +44,7 @@ export interface ForwardResult {
   bytes?: number;
   /** The command list, when the transport learned it while forwarding (SSH, git://). */
   commands?: readonly RefCommand[];
-  /** The client sent an empty command list: nothing can have changed. */
+  /** Nothing can have changed: the client sent an empty command list, or the backend refused the request before receive-pack ran (HTTP 4xx). */
   noop?: boolean;
 }
 

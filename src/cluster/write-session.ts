@@ -113,11 +113,13 @@ export class WriteSession {
       return { kind: 'unchanged', backend: target.id };
     }
     if (result.ending === 'unknown') return { kind: 'interrupted', backend: target.id };
-    // Either the report names updated refs, or the pack was cut (then the refs must be unchanged: verify rather than trust).
+    // Either the report names updated refs, or the pack was cut, or the backend's answer ended without a report (a 5xx):
+    // then the refs are most likely unchanged, and the backend is done with them. Verify rather than trust.
     const refs = await ctx.backends.client(target.id).listRefs(repo);
     if (!refs) return { kind: 'interrupted', backend: target.id };
     const checksum = refsChecksum(refs);
-    if (result.ending === 'cut' && checksum === this.preChecksum) {
+    const unreported = result.ending === 'cut' || (result.ending === 'complete' && !result.report);
+    if (unreported && checksum === this.preChecksum) {
       await ctx.repos.abortWrite(repo, lock.token, writeId);
       return { kind: 'unchanged', backend: target.id };
     }

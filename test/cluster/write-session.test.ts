@@ -144,3 +144,14 @@ describe('repoFlags', () => {
     expect(m).toBeDefined();
   });
 });
+
+describe('WriteSession, a backend answer without a report', () => {
+  it('records no version when the backend answered (a 5xx) and its refs are unchanged', async () => {
+    const m = setup();
+    const out = await session(m, async () => ({ ending: 'complete' }));
+    expect(out.kind).toBe('unchanged');
+    const state = await m.store.read(R);
+    expect(state.versions.get('b1')).toBe(3);
+    expect(state.writing).toBeUndefined();
+  });
+});
