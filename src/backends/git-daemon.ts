@@ -5,7 +5,7 @@
  * git daemon serves one request per TCP connection, so every request is a
  * new connection. The request is one pkt-line:
  *
- *   git-upload-pack /<prefix>/<repo>\0host=<host>[:<port>]\0[\0version=2\0]
+ *   git-upload-pack /<prefix>/<repo without .git>\0host=<host>[:<port>]\0[\0version=2\0]
  *
  * (gitprotocol-v2 "TCP transport": extra parameters after a second NUL). The
  * socket then carries the service's stdin (its write side; end() is a
@@ -17,6 +17,7 @@
 import { connect, type Socket } from 'node:net';
 import { BackendUnavailableError } from '../errors.js';
 import { encodePkt } from '../protocol/pkt-line.js';
+import { backendRepositoryName } from '../protocol/repository-name.js';
 import { tcpGreeting } from './probe.js';
 import { StreamGitClient } from './stream-client.js';
 import type { BackendStream, OpenServiceOptions, StreamService } from './types.js';
@@ -88,7 +89,7 @@ export class GitDaemonBackendClient extends StreamGitClient {
   async openService(repo: string, service: StreamService, options: OpenServiceOptions = {}): Promise<BackendStream> {
     if (this.closed) throw new BackendUnavailableError(`backend ${this.id}: the git:// client is closed`, this.id);
     const { host, port, hostParam, prefix } = this.target;
-    const request = encodeGitDaemonRequest(service, `${prefix}/${repo}`, hostParam, options.protocol);
+    const request = encodeGitDaemonRequest(service, `${prefix}/${backendRepositoryName(repo)}`, hostParam, options.protocol);
     const signal = options.signal;
     signal?.throwIfAborted();
     const socket = await new Promise<Socket>((resolve, reject) => {

@@ -11,7 +11,7 @@ import { backendFault, isStaleConnection, readPkts, readSections } from './http-
 import { encodeReceivePackRequest, type RefCommand } from '../protocol/receive-pack-request.js';
 import { ReceivePackResponseReader, type ReportStatus } from '../protocol/report-status.js';
 import type { BackendClient, RefTip } from './types.js';
-import { repositoryUrlPath } from '../protocol/repository-name.js';
+import { backendRepositoryName, repositoryUrlPath } from '../protocol/repository-name.js';
 import { AGENT } from '../version.js';
 
 
@@ -261,7 +261,8 @@ export class HttpBackendClient implements BackendClient {
     signal: AbortSignal | undefined,
     v2: boolean,
   ): Promise<Dispatcher.ResponseData | null> {
-    const base = this.moved.get(repo) ?? `${this.opts.baseUrl}${repositoryUrlPath(repo)}`;
+    // `X`, not `X.git`: the backend's git finds X/.git, X or X.git (backendRepositoryName).
+    const base = this.moved.get(repo) ?? `${this.opts.baseUrl}${repositoryUrlPath(backendRepositoryName(repo))}`;
     let url = `${base}/${path}`;
     const headers: Record<string, string> = { ...this.headers };
     if (v2) headers['git-protocol'] = 'version=2';

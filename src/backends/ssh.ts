@@ -16,7 +16,8 @@
  *   hashed entries, `[host]:port` for ports other than 22, `@revoked`), read
  *   again on every (re)connect; a host that is unknown or presents another
  *   key is refused. Only the known key types are offered, as OpenSSH does.
- * - The command is `git-upload-pack '<prefix>/<repo>'`, quoted like git
+ * - The command is `git-upload-pack '<prefix>/<repo without .git>'` (git's
+ *   enter_repo on the backend finds X/.git, X or X.git), quoted like git
  *   (sq_quote); GIT_PROTOCOL goes in an `env` request (sshd must have
  *   `AcceptEnv GIT_PROTOCOL`, else the backend speaks v0 and githa copes).
  */
@@ -24,6 +25,7 @@ import { readFile } from 'node:fs/promises';
 import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig } from 'ssh2';
 import { BackendUnavailableError } from '../errors.js';
+import { backendRepositoryName } from '../protocol/repository-name.js';
 import { ChannelPool, type ChannelLease } from './channel-pool.js';
 import { tcpGreeting } from './probe.js';
 import { hostKeyAlgorithms, hostKeysFor, knownHostName, parseKnownHosts, verifyHostKey } from './known-hosts.js';
@@ -95,7 +97,7 @@ export class SshBackendClient extends StreamGitClient {
   }
 
   async openService(repo: string, service: StreamService, options: OpenServiceOptions = {}): Promise<BackendStream> {
-    const command = sshExecCommand(service, sshRepositoryPath(this.target.prefix, repo));
+    const command = sshExecCommand(service, sshRepositoryPath(this.target.prefix, backendRepositoryName(repo)));
     const env = options.protocol ? { GIT_PROTOCOL: options.protocol } : undefined;
     const signal = options.signal;
     for (let attempt = 0; ; attempt++) {

@@ -22,6 +22,13 @@ export const GIT_HTTP_BACKEND = '/usr/lib/git-core/git-http-backend';
 
 export type EndpointKind = 'http' | 'ssh' | 'git';
 
+/**
+ * Where a repository `X` lives on disk, as existing hosts keep them (git's
+ * enter_repo finds all three; docs/protocol.md "Repository names"): bare
+ * `X.git` (the default), bare `X`, or a non-bare `X/.git`.
+ */
+export type RepositoryLayout = 'X.git' | 'X' | 'X/.git';
+
 /** The lighttpd compatibility locations of a dev backend (see lighttpdConfig). */
 export type HttpLocation = 'v0' | 'nochunk' | 'moved';
 
@@ -62,8 +69,13 @@ export interface DevBackend {
   pause(): void;
   /** SIGCONT to the three servers. */
   resume(): void;
-  /** `git init --bare --initial-branch=main` + http.receivepack=true. */
-  createRepository(name: string): Promise<void>;
+  /**
+   * `git init --bare --initial-branch=main` + http.receivepack=true, at
+   * `layout` (default `X.git`). A non-bare `X/.git` also gets
+   * receive.denyCurrentBranch=updateInstead, as its operator must set for
+   * pushes to its checked-out branch to be taken.
+   */
+  createRepository(name: string, layout?: RepositoryLayout): Promise<void>;
 }
 
 export interface DevBackendOptions {
@@ -340,9 +352,17 @@ export class DevBackendImpl implements DevBackend {
     for (const server of [this.http, this.ssh, this.git]) server.resume();
   }
 
-  async createRepository(name: string): Promise<void> {
-    const path = this.repoPath(name);
+  async createRepository(name: string, layout: RepositoryLayout = 'X.git'): Promise<void> {
     const env = minimalEnv({ HOME: this.home });
+    const bare = this.repoPath(name);
+    const plain = bare.slice(0, -'.git'.length);
+    if (layout === 'X/.git') {
+      await run('git', ['init', '--quiet', '--initial-branch=main', plain], { env });
+      await run('git', ['-C', plain, 'config', 'receive.denyCurrentBranch', 'updateInstead'], { env });
+      await run('git', ['-C', plain, 'config', 'http.receivepack', 'true'], { env });
+      return;
+    }
+    const path = layout === 'X' ? plain : bare;
     await run('git', ['init', '--quiet', '--bare', '--initial-branch=main', path], { env });
     await run('git', ['--git-dir', path, 'config', 'http.receivepack', 'true'], { env });
   }

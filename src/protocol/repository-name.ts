@@ -8,8 +8,10 @@
  *
  * - one leading "/" and then one leading "~/" are dropped (ssh://host/~/x and
  *   git@host:x name the same repository); "~user/" is rejected;
- * - one trailing "/" is dropped; ".git" is appended to the last component
- *   unless it already ends with it;
+ * - one trailing "/" is dropped, then one trailing "/.git" (a non-bare
+ *   repository named by its git directory: `X/.git` is `X`, as for git's
+ *   enter_repo); ".git" is appended to the last component unless it already
+ *   ends with it (`X` and `X.git` are one repository);
  * - components are separated by single "/" ("//" is rejected, never merged);
  * - a component is non-empty, does not start with "." or "-" (so no ".", "..",
  *   hidden files or option-like names), and consists of ASCII letters, digits,
@@ -17,6 +19,9 @@
  *   else (whitespace, shell metacharacters, "%", "\", "~", control characters,
  *   format characters such as bidi overrides) is rejected;
  * - only the last component may end in ".git": no repository inside another;
+ *   and it may not end in ".git.git": a backend asked for `X.git` (see
+ *   backendRepositoryName) would find `X.git` there, so `X.git.git` and
+ *   `X.git` would be two names for one copy;
  * - non-ASCII names must be in Unicode NFC, so that one name has one spelling;
  * - at most 100 components and 255 UTF-8 bytes (after canonicalisation).
  */
@@ -48,6 +53,7 @@ export function canonicalRepositoryName(raw: string): string {
   if (name.startsWith('~/')) name = name.slice(2);
   else if (name.startsWith('~')) invalid('"~user" paths are not supported');
   if (name.endsWith('/')) name = name.slice(0, -1);
+  if (name.endsWith(`/${GIT_SUFFIX}`)) name = name.slice(0, -(GIT_SUFFIX.length + 1));
   if (name.length === 0) invalid('empty');
 
   const components = name.split('/');
@@ -62,12 +68,25 @@ export function canonicalRepositoryName(raw: string): string {
   });
   if (name !== name.normalize('NFC')) invalid('not in Unicode NFC');
 
+  if (name.endsWith(GIT_SUFFIX + GIT_SUFFIX)) invalid('name ending in ".git.git"');
   if (!name.endsWith(GIT_SUFFIX)) name += GIT_SUFFIX;
   if (Buffer.byteLength(name, 'utf8') > MAX_REPOSITORY_NAME_BYTES) invalid('too long');
   return name;
 }
 
-/** A canonical repository name as a URL path: each component percent-encoded. */
+/**
+ * The name githa asks a backend for: the canonical name without its ".git".
+ * Every stock server finds a repository with git's enter_repo (path.c, used by
+ * upload-pack, receive-pack, http-backend and git daemon alike), which tries
+ * `X/.git`, `X`, `X.git/.git`, `X.git` in that order for the name `X`, but only
+ * `X.git/.git` and `X.git` for `X.git`. Asking for `X` lets each backend find
+ * its copy wherever its layout keeps it (docs/protocol.md "Repository names").
+ */
+export function backendRepositoryName(repo: string): string {
+  return repo.endsWith(GIT_SUFFIX) ? repo.slice(0, -GIT_SUFFIX.length) : repo;
+}
+
+/** A repository name as a URL path: each component percent-encoded. */
 export function repositoryUrlPath(repo: string): string {
   return repo.split('/').map(encodeURIComponent).join('/');
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidRepositoryNameError } from '../../src/errors.js';
-import { canonicalRepositoryName } from '../../src/protocol/repository-name.js';
+import { backendRepositoryName, canonicalRepositoryName } from '../../src/protocol/repository-name.js';
 
 describe('canonicalRepositoryName', () => {
   it.each([
@@ -14,6 +14,10 @@ describe('canonicalRepositoryName', () => {
     ['team/app/', 'team/app.git'],
     ['a_b-c.d+e@f', 'a_b-c.d+e@f.git'],
     ['x.', 'x..git'],
+    // A non-bare repository named by its git directory is the repository (git's enter_repo).
+    ['team/app/.git', 'team/app.git'],
+    ['/app/.git/', 'app.git'],
+    ['app.git/.git', 'app.git'],
     ['Ünïcödé/日本語', 'Ünïcödé/日本語.git'],
     ['a'.repeat(251), `${'a'.repeat(251)}.git`],
     [Array.from({ length: 100 }, () => 'a').join('/'), `${Array.from({ length: 100 }, () => 'a').join('/')}.git`],
@@ -34,6 +38,9 @@ describe('canonicalRepositoryName', () => {
     ['only ~/', '~/'],
     ['a bare .git', '.git'],
     ['a bare /.git', '/.git'],
+    ['a double-slashed /.git', '//.git'],
+    ['a .git inside a non-bare spelling', 'app/.git/.git'],
+    ['a name ending in .git.git (two names for one copy)', 'app.git.git'],
     ['..', '..'],
     ['a .. component', 'team/../secret'],
     ['a leading ..', '../etc/passwd'],
@@ -80,5 +87,20 @@ describe('canonicalRepositoryName', () => {
     } catch (err) {
       expect((err as Error).message).not.toContain('secret');
     }
+  });
+});
+
+describe('backendRepositoryName', () => {
+  it.each([
+    ['app.git', 'app'],
+    ['team/app.git', 'team/app'],
+    ['x..git', 'x.'],
+  ])('%j -> %j (the spelling every layout answers to)', (repo, asked) => {
+    expect(backendRepositoryName(repo)).toBe(asked);
+  });
+
+  it('maps every client spelling of one repository to one backend name', () => {
+    const names = ['app', 'app.git', '/app/', 'app/.git', '~/app.git'].map((raw) => backendRepositoryName(canonicalRepositoryName(raw)));
+    expect(new Set(names)).toEqual(new Set(['app']));
   });
 });

@@ -40,7 +40,8 @@ export async function startFakeBackend(answers: Record<string, CannedAnswer>): P
     req.resume();
     req.on('end', () => {
       const path = (req.url ?? '').split('?')[0] ?? '';
-      const repo = Object.keys(answers).find((r) => path.startsWith(`/git/${r}/`));
+      // githa asks for `X` (docs/protocol.md "Where a backend keeps a repository"); git's enter_repo finds `X.git` for it.
+      const repo = Object.keys(answers).find((r) => path.startsWith(`/git/${r}/`) || path.startsWith(`/git/${r.replace(/\.git$/, '')}/`));
       const answer = repo === undefined ? undefined : answers[repo];
       if (!answer) {
         res.writeHead(404, { 'content-type': 'text/plain' });

@@ -10,7 +10,7 @@ import { clientCapabilities, rejectionBytes, type ClientCapabilities } from '../
 import { hasHttp, type Forwarder } from './forward.js';
 import { HeldResponse } from '../held-response.js';
 import { readBackendAnswer, sendBackendAnswer, type BackendAnswer } from './backend-answer.js';
-import { repositoryUrlPath } from '../../protocol/repository-name.js';
+import { backendRepositoryName, repositoryUrlPath } from '../../protocol/repository-name.js';
 
 /** The command list (and push options) precede the pack; more than this before the pack is refused. */
 const MAX_COMMAND_SECTION_BYTES = 32 * 1024 * 1024;
@@ -89,7 +89,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
       fwd = await forwarder.send(req, res, {
         baseUrl: target.http,
         backendId: target.id,
-        path: `${repositoryUrlPath(repo)}/git-receive-pack`,
+        path: `${repositoryUrlPath(backendRepositoryName(repo))}/git-receive-pack`,
         body,
         // Never a kept-alive connection: one the backend closes just as the POST
         // reaches it would fail with bytes "sent" and freeze the repository

@@ -14,7 +14,7 @@ import { handleReceivePack } from './receive-pack.js';
 import { HttpAuth, type HttpCaller } from './auth.js';
 import { AccessPolicy } from '../../auth/access.js';
 import { guardHttpServer, inflateCapped, isGzip } from './limits.js';
-import { repositoryUrlPath } from '../../protocol/repository-name.js';
+import { backendRepositoryName, repositoryUrlPath } from '../../protocol/repository-name.js';
 
 /** Seams for the chaos harness only (startGitha's hooks); never set from configuration or the environment. */
 export interface HttpFrontendHooks {
@@ -130,8 +130,9 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
 
   /** Streams a read from the first candidate that answers; others are tried while nothing reached the client. */
   async function proxyRead(req: IncomingMessage, res: ServerResponse, git: HttpGitRequest, route: ReadRoute, caller: HttpCaller): Promise<Record<string, unknown>> {
-    const path =
-      git.kind === 'advertisement' ? `${repositoryUrlPath(git.repo)}/info/refs?service=${git.service}` : `${repositoryUrlPath(git.repo)}/${git.service}`;
+    // `X`, not `X.git`: the backend's git finds X/.git, X or X.git (backendRepositoryName).
+    const at = repositoryUrlPath(backendRepositoryName(git.repo));
+    const path = git.kind === 'advertisement' ? `${at}/info/refs?service=${git.service}` : `${at}/${git.service}`;
     // A gzip body is inflated here, capped (http.maxInflatedBytes: a gzip bomb), and sent on plain.
     const inflated = git.kind === 'rpc' && isGzip(req) ? inflateCapped(req, config.http.maxInflatedBytes) : undefined;
     const body = git.kind === 'rpc' ? (inflated?.body ?? req) : undefined;
