@@ -40,7 +40,8 @@
  *     start(), pause(), resume(), cli(...args)
  *
  * Layout of the directory: ssh/ (client key, authorized_keys, known_hosts),
- * redis/ (data, redis.log), bN/ (repos/, lighttpd.conf, lighttpd.log,
+ * redis/ (data, redis.log), bN/ (repos/, lighttpd.conf and lighttpd.log or
+ * apache2.conf, apache2.log, htpasswd, apache-run/,
  * sshd_config, sshd.log, ssh_host_ed25519_key, git-daemon.log), pids.
  *
  * Servers never outlive the process that started them: see watchdog.ts.

@@ -9,6 +9,7 @@
  * - a repository behind Basic auth: the 401 reaches git whole (a body as long
  *   as its content-length), clone and push with credentials work;
  * - catch-up between an Apache backend and a lighttpd backend, both ways.
+ * - the harness restarts an Apache backend killed with SIGKILL on its port.
  *
  * Apache has no equivalent of lighttpd's server.stream-request-body = 2, so
  * the 411 case stays in http-backend-compat.test.ts (lighttpd only).
@@ -147,6 +148,29 @@ describe('Apache backends through githa', () => {
     const listed = await git.run([...ALICE, 'ls-remote', url]);
     expect(listed.stdout).toContain(`${head}\trefs/heads/main`);
     expect(readFileSync(b1.logs.http, 'utf8')).toMatch(new RegExp(`"POST /git-auth/${repo}(\\.git)?/git-receive-pack HTTP/1\\.1" 200`));
+  });
+});
+
+describe('an Apache backend under the harness', () => {
+  it('restarts on the same port after SIGKILL (stale pid file) and serves again', async () => {
+    const c = cluster();
+    const b2 = c.backend('b2');
+    const repo = 'apache/restart';
+    await c.createRepository(repo);
+    const git = GitClient.forCluster(c);
+    const port = b2.ports.http;
+    await b2.stop('SIGKILL');
+    expect(b2.state).toBe('stopped');
+    await b2.start();
+    expect(b2.ports.http).toBe(port);
+    const work = await git.init();
+    const head = await git.commit(work, { 'a.txt': 'a\n' }, 'first');
+    await git.push(work, b2.url('http', repo), ['HEAD:refs/heads/main']);
+    expect(await git.lsRemote(b2.url('http', repo), ['refs/heads/main'])).toEqual({ 'refs/heads/main': head });
+  });
+
+  it("has no 'nochunk' location (Apache always reads chunked bodies)", () => {
+    expect(() => cluster().backend('b1').httpUrlAt('nochunk')).toThrow(/b1 \(apache\) has no 'nochunk' location/);
   });
 });
 
