@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what githa's integration tests and `githa demo` need on Debian/Ubuntu:
 # git (with git-http-backend and git daemon), redis-server (also run as Redis
-# Sentinel by the tests), lighttpd, sshd, the ssh client, and haproxy (to
+# Sentinel by the tests), lighttpd and Apache (apache2: the tests run backends
+# under both, src/demo/apache.ts), sshd, the ssh client, and haproxy (to
 # validate deploy/). The test harness starts its own instances on ephemeral ports,
 # so the system services that apt may start are stopped and disabled.
 #
@@ -33,6 +34,8 @@ PACKAGES=(
   openssh-server
   openssh-client
   lighttpd
+  # Backends under Apache (mod_cgi, mod_auth_basic) in test/integration/apache.test.ts.
+  apache2
   ca-certificates
   procps
   iproute2
@@ -48,7 +51,7 @@ log "installing: ${PACKAGES[*]}"
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
 
 log "stopping system services that would hold ports (failures are fine)"
-for service in redis-server lighttpd ssh haproxy; do
+for service in redis-server lighttpd apache2 apache-htcacheclean ssh haproxy; do
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     "${SUDO[@]}" systemctl disable --now "$service" >/dev/null 2>&1 || true
   elif command -v service >/dev/null 2>&1; then
@@ -64,7 +67,7 @@ log "creating /run/sshd"
 
 log "checking tools"
 missing=0
-for tool in git redis-server redis-cli lighttpd /usr/sbin/sshd ssh ssh-keygen /usr/lib/git-core/git-http-backend haproxy; do
+for tool in git redis-server redis-cli lighttpd /usr/sbin/sshd ssh ssh-keygen /usr/lib/git-core/git-http-backend haproxy /usr/sbin/apache2; do
   if command -v "$tool" >/dev/null 2>&1 || [ -x "$tool" ]; then
     log "  ok: $tool"
   else
@@ -78,10 +81,18 @@ else
   log "  MISSING: /usr/lib/lighttpd/mod_cgi.so" >&2
   missing=1
 fi
+for module in mod_cgi mod_auth_basic mod_authn_file mod_setenvif mod_headers mod_mpm_prefork; do
+  if [ -f "/usr/lib/apache2/modules/$module.so" ]; then
+    log "  ok: apache2 $module"
+  else
+    log "  MISSING: /usr/lib/apache2/modules/$module.so" >&2
+    missing=1
+  fi
+done
 if [ "$missing" -ne 0 ]; then
   log "ERROR: some tools are missing" >&2
   exit 1
 fi
 
-log "versions: $(git --version); $(redis-server --version | cut -d' ' -f1-3); $(lighttpd -v | head -n1 | cut -d' ' -f1); $(ssh -V 2>&1)"
+log "versions: $(git --version); $(redis-server --version | cut -d' ' -f1-3); $(lighttpd -v | head -n1 | cut -d' ' -f1); $(/usr/sbin/apache2 -v | head -n1 | cut -d' ' -f3); $(ssh -V 2>&1)"
 log "done"

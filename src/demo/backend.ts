@@ -7,6 +7,7 @@
  *   (http.receivepack=true through GIT_CONFIG_COUNT), request bodies are
  *   buffered by lighttpd (server.stream-request-body = 0) so chunked pushes
  *   reach the CGI with a CONTENT_LENGTH, and there is no request size limit.
+ *   Or, with `webServer: 'apache'`, the same under Apache (see apache.ts).
  * - SSH: /usr/sbin/sshd with its own ed25519 host key, public-key login of the
  *   current user with the cluster's client ("service") key only, AcceptEnv
  *   GIT_PROTOCOL; ssh://USER@127.0.0.1:P<root>/<repo>.git.
@@ -15,12 +16,14 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { apacheDropsPrivileges, apacheServer, type WebServer } from './apache.js';
 import { LOCALHOST, PortServer, exchange, minimalEnv, run, type PidTracker, type ServerState } from './process.js';
 import { SSHD, getSshdVersion } from './ssh.js';
 
 export const GIT_HTTP_BACKEND = '/usr/lib/git-core/git-http-backend';
 
 export type EndpointKind = 'http' | 'ssh' | 'git';
+export type { WebServer } from './apache.js';
 
 /**
  * Where a repository `X` lives on disk, as existing hosts keep them (git's
@@ -29,12 +32,17 @@ export type EndpointKind = 'http' | 'ssh' | 'git';
  */
 export type RepositoryLayout = 'X.git' | 'X' | 'X/.git';
 
-/** The lighttpd compatibility locations of a dev backend (see lighttpdConfig). */
-export type HttpLocation = 'v0' | 'nochunk' | 'moved';
+/** The compatibility locations of a dev backend (see lighttpdConfig and apache.ts). */
+export type HttpLocation = 'v0' | 'nochunk' | 'moved' | 'auth';
+
+/** Which web server has which location: Apache has no 'nochunk', lighttpd's Basic auth is test/support/auth-backend.ts. */
+const LOCATIONS: Record<WebServer, readonly HttpLocation[]> = { lighttpd: ['v0', 'nochunk', 'moved'], apache: ['v0', 'moved', 'auth'] };
 
 export interface DevBackend {
   /** 'b1', 'b2', … */
   readonly id: string;
+  /** The HTTP server in front of git http-backend (default 'lighttpd'). */
+  readonly webServer: WebServer;
   /** Directory of the bare repositories (absolute, no symlinks). */
   readonly root: string;
   /** 'http://127.0.0.1:P/git/' — repository URL = httpUrl + 'repo.git'. */
@@ -43,7 +51,9 @@ export interface DevBackend {
    * The base URL of a compatibility location serving the same repositories:
    * 'v0' (Git-Protocol not passed to http-backend: protocol v0 only),
    * 'nochunk' (server.stream-request-body = 2: chunked bodies get 411),
-   * 'moved' (every request redirected to httpUrl with a 301).
+   * 'moved' (every request redirected to httpUrl with a 301),
+   * 'auth' (Apache only: Basic authentication with the cluster's httpUsers).
+   * Throws for a location this backend's web server does not have.
    */
   httpUrlAt(location: HttpLocation): string;
   /** 'ssh://USER@127.0.0.1:P/abs/root' — repository URL = sshUrl + '/repo.git'. */
@@ -90,6 +100,10 @@ export interface DevBackendOptions {
   /** File of public keys allowed to log in. */
   authorizedKeysPath: string;
   tracker?: PidTracker;
+  /** Default 'lighttpd'. */
+  webServer?: WebServer;
+  /** user → password of the Apache 'auth' location. */
+  httpUsers?: Record<string, string>;
 }
 
 const SAFE_PATH = /^\/[A-Za-z0-9._/+=@,-]*$/;
@@ -210,6 +224,7 @@ function sshdConfig(o: {
 
 export class DevBackendImpl implements DevBackend {
   readonly id: string;
+  readonly webServer: WebServer;
   readonly root: string;
   readonly sshHostPublicKey: string;
   readonly logs: { readonly http: string; readonly ssh: string; readonly git: string };
@@ -221,6 +236,7 @@ export class DevBackendImpl implements DevBackend {
 
   constructor(o: DevBackendOptions) {
     this.id = o.id;
+    this.webServer = o.webServer ?? 'lighttpd';
     this.user = o.user;
     this.sshHostPublicKey = o.hostPublicKey;
     const dir = o.dir;
@@ -233,7 +249,8 @@ export class DevBackendImpl implements DevBackend {
     const docroot = join(dir, 'docroot');
     const uploadDir = join(dir, 'lighttpd-tmp');
     for (const d of [this.root, this.home, docroot, uploadDir]) mkdirSync(d, { recursive: true });
-    this.logs = { http: join(dir, 'lighttpd.log'), ssh: join(dir, 'sshd.log'), git: join(dir, 'git-daemon.log') };
+    const apache = this.webServer === 'apache' ? apacheServer({ dir, root: this.root, home: this.home, users: o.httpUsers ?? {} }) : undefined;
+    this.logs = { http: join(dir, apache ? apache.logName : 'lighttpd.log'), ssh: join(dir, 'sshd.log'), git: join(dir, 'git-daemon.log') };
 
     const serverEnv = minimalEnv({ HOME: this.home });
     this.http = new PortServer({
@@ -241,6 +258,7 @@ export class DevBackendImpl implements DevBackend {
       logFile: this.logs.http,
       tracker: o.tracker,
       build: (port) => {
+        if (apache) return apache.build(port);
         const config = join(dir, 'lighttpd.conf');
         writeFileSync(config, lighttpdConfig({ port, docroot, uploadDir, root: this.root, home: this.home }));
         return { command: 'lighttpd', args: ['-D', '-f', config], env: serverEnv, cwd: dir };
@@ -302,6 +320,9 @@ export class DevBackendImpl implements DevBackend {
   }
 
   httpUrlAt(location: HttpLocation): string {
+    if (!LOCATIONS[this.webServer].includes(location)) {
+      throw new Error(`backend ${this.id} (${this.webServer}) has no '${location}' location (it has ${LOCATIONS[this.webServer].join(', ')})`);
+    }
     return `http://${LOCALHOST}:${this.http.port}/git-${location}/`;
   }
 
@@ -356,14 +377,16 @@ export class DevBackendImpl implements DevBackend {
     const env = minimalEnv({ HOME: this.home });
     const bare = this.repoPath(name);
     const plain = bare.slice(0, -'.git'.length);
+    // Apache's CGI runs as www-data when we are root (apache.ts): every file git writes must stay writable by both.
+    const shared = this.webServer === 'apache' && apacheDropsPrivileges() ? ['--shared=0666'] : [];
     if (layout === 'X/.git') {
-      await run('git', ['init', '--quiet', '--initial-branch=main', plain], { env });
+      await run('git', ['init', '--quiet', '--initial-branch=main', ...shared, plain], { env });
       await run('git', ['-C', plain, 'config', 'receive.denyCurrentBranch', 'updateInstead'], { env });
       await run('git', ['-C', plain, 'config', 'http.receivepack', 'true'], { env });
       return;
     }
     const path = layout === 'X' ? plain : bare;
-    await run('git', ['init', '--quiet', '--bare', '--initial-branch=main', path], { env });
+    await run('git', ['init', '--quiet', '--bare', '--initial-branch=main', ...shared, path], { env });
     await run('git', ['--git-dir', path, 'config', 'http.receivepack', 'true'], { env });
   }
 }

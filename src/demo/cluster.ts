@@ -26,6 +26,10 @@
  *                    30 min; 0 = no limit (githa demo)
  *     parentPid      the watchdog kills everything when this pid dies;
  *                    default process.pid (tests use another one)
+ *     webServer      'lighttpd' (default) or 'apache' in front of git
+ *                    http-backend, for every backend or per id
+ *                    ({ b1: 'apache' }, the others lighttpd); see apache.ts
+ *     httpUsers      user → password of the Apache backends' 'auth' location
  * - DevCluster
  *     dir, backends: DevBackend[], redis: DevRedis, ssh: DevClusterSsh,
  *     backend(id), createRepository(name), ensureRunning(), stop()
@@ -36,7 +40,8 @@
  *     start(), pause(), resume(), cli(...args)
  *
  * Layout of the directory: ssh/ (client key, authorized_keys, known_hosts),
- * redis/ (data, redis.log), bN/ (repos/, lighttpd.conf, lighttpd.log,
+ * redis/ (data, redis.log), bN/ (repos/, lighttpd.conf and lighttpd.log or
+ * apache2.conf, apache2.log, htpasswd, apache-run/,
  * sshd_config, sshd.log, ssh_host_ed25519_key, git-daemon.log), pids.
  *
  * Servers never outlive the process that started them: see watchdog.ts.
@@ -45,12 +50,12 @@ import { mkdirSync, realpathSync, rmSync, writeFileSync, mkdtempSync } from 'nod
 import { rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { DevBackendImpl, assertSafePath, type DevBackend } from './backend.js';
+import { DevBackendImpl, assertSafePath, type DevBackend, type WebServer } from './backend.js';
 import { DevRedisImpl, type DevRedis } from './redis.js';
 import { ensurePrivsepDir, generateKey, knownHostsLine } from './ssh.js';
 import { PidRegistry, startWatchdog } from './watchdog.js';
 
-export type { DevBackend, EndpointKind } from './backend.js';
+export type { DevBackend, EndpointKind, HttpLocation, WebServer } from './backend.js';
 export type { DevRedis } from './redis.js';
 export { DevClusterStartError } from './process.js';
 
@@ -62,6 +67,8 @@ export interface DevClusterOptions {
   maxLifetimeMs?: number;
   parentPid?: number;
   keepDir?: boolean;
+  webServer?: WebServer | Partial<Record<string, WebServer>>;
+  httpUsers?: Record<string, string>;
 }
 
 /** What a Git client (or githa itself) needs to talk SSH to the backends. */
@@ -225,6 +232,8 @@ export async function startDevCluster(options: DevClusterOptions = {}): Promise<
           hostPublicKey: hostKeys[i]!,
           authorizedKeysPath,
           tracker: registry,
+          webServer: typeof options.webServer === 'string' ? options.webServer : options.webServer?.[id],
+          httpUsers: options.httpUsers,
         }),
       );
     });
