@@ -46,7 +46,7 @@ let ecdsaHostKey: string;
 let ecdsaClientKey: string;
 
 async function keygen(path: string, comment: string): Promise<void> {
-  // PEM: JSch 0.1.54 does not read the "OPENSSH PRIVATE KEY" format.
+  // PEM: JSch (Debian libjsch-java 0.1.55) does not read the "OPENSSH PRIVATE KEY" format.
   await execFileP('ssh-keygen', ['-q', '-t', 'ecdsa', '-b', '256', '-m', 'PEM', '-N', '', '-C', comment, '-f', path]);
 }
 
