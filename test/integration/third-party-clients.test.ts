@@ -24,6 +24,7 @@ import {
   SYSTEM_PYTHON,
   clientHome,
   cleanEnv,
+  hostKeySha256,
   jgit,
   jgitSshConfig,
   parseReport,
@@ -143,24 +144,27 @@ describe('third-party clients through githa', () => {
     const { seeded, before } = await seed(repo);
     const home = clientHome(cluster().dir, 'pygit2');
     const dest = join(home, 'clone');
-    const { stdout } = await run(SYSTEM_PYTHON, [scripts.pygit2, githa.url(repo), dest, 'libgit2', '', ''], { env: cleanEnv(home) });
+    const { stdout } = await run(SYSTEM_PYTHON, [scripts.pygit2, githa.url(repo), dest, 'libgit2', '', '', ''], { env: cleanEnv(home) });
     const report = parseReport(stdout);
     expect(report.cloned).toBe(seeded);
     await expectLanded(repo, before, { branch: 'libgit2', sha: report.pushed, file: 'pygit2.txt', content: /^written by libgit2 /, transport: 'http', user: 'anonymous' });
   });
 
-  it('libgit2 (pygit2) clones and pushes over SSH, checking githa’s host key against known_hosts', async () => {
+  it('libgit2 (pygit2) clones and pushes over SSH, checking githa’s host key', async () => {
     const repo = 'tp/pygit2-ssh';
     const { seeded, before } = await seed(repo);
     const home = clientHome(cluster().dir, 'pygit2-ssh');
-    fs.mkdirSync(join(home, '.ssh'), { mode: 0o700 });
-    // libgit2 checks the host key against $HOME/.ssh/known_hosts when the application does not.
-    fs.copyFileSync(githa.knownHostsPath, join(home, '.ssh', 'known_hosts'));
     const keyPath = cluster().ssh.clientKeyPath;
+    const args = (dest: string, trusted: string[]): string[] => [
+      scripts.pygit2, githa.sshUrl(repo), dest, 'libgit2-ssh', keyPath, `${keyPath}.pub`, trusted.join(','),
+    ];
+    // The script's certificate check trusts only the host keys it is given: a backend's is refused…
+    const stranger = hostKeySha256(cluster().backends[0]!.sshHostPublicKey);
+    await expect(run(SYSTEM_PYTHON, args(join(home, 'refused'), [stranger]), { env: cleanEnv(home) })).rejects.toThrow(/untrusted host key/);
+    // …and githa's (libssh2 picks the ECDSA or the ed25519 one) are trusted.
+    const githaKeys = [join(cluster().dir, 'githa_host_ed25519_key.pub'), `${ecdsaHostKey}.pub`].map((p) => hostKeySha256(readFileSync(p, 'utf8')));
     const dest = join(home, 'clone');
-    const { stdout } = await run(SYSTEM_PYTHON, [scripts.pygit2, githa.sshUrl(repo), dest, 'libgit2-ssh', keyPath, `${keyPath}.pub`], {
-      env: cleanEnv(home),
-    });
+    const { stdout } = await run(SYSTEM_PYTHON, args(dest, githaKeys), { env: cleanEnv(home) });
     const report = parseReport(stdout);
     expect(report.cloned).toBe(seeded);
     await expectLanded(repo, before, { branch: 'libgit2-ssh', sha: report.pushed, file: 'pygit2.txt', content: /^written by libgit2 /, transport: 'ssh', user: 'tester' });
@@ -206,11 +210,12 @@ describe('third-party clients through githa', () => {
     const repo = 'tp/jgit-ssh';
     const { seeded, before } = await seed(repo);
     const home = clientHome(cluster().dir, 'jgit-ssh');
-    jgitSshConfig(home, {
-      port: githa.sshPort!,
-      keyPath: ecdsaClientKey,
-      knownHosts: `${knownHostsLine(githa.sshPort!, readFileSync(`${ecdsaHostKey}.pub`, 'utf8'))}\n`,
-    });
+    const sshConfig = { port: githa.sshPort!, keyPath: ecdsaClientKey };
+    // Strict checking: without githa's key in known_hosts JSch refuses the host…
+    jgitSshConfig(home, { ...sshConfig, knownHosts: readFileSync(cluster().ssh.knownHostsPath, 'utf8') });
+    await expect(jgit(home, ['ls-remote', githa.sshUrl(repo)])).rejects.toThrow(/HostKey/i);
+    // …and with it (the ECDSA one: JSch knows no ed25519) the round trip goes through.
+    jgitSshConfig(home, { ...sshConfig, knownHosts: `${knownHostsLine(githa.sshPort!, readFileSync(`${ecdsaHostKey}.pub`, 'utf8'))}\n` });
     const report = await jgitRoundTrip(home, githa.sshUrl(repo), 'jgit-ssh');
     expect(report.cloned).toBe(seeded);
     await expectLanded(repo, before, { branch: 'jgit-ssh', sha: report.pushed, file: 'jgit.txt', content: /^written by jgit\n$/, transport: 'ssh', user: 'jgit' });

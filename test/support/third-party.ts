@@ -13,6 +13,7 @@
  * branch, then prints `cloned <head id>` and `pushed <commit id>`.
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -82,12 +83,37 @@ export function parseReport(stdout: string): { cloned: string; pushed: string } 
 // ---- libgit2 (pygit2) -----------------------------------------------------------
 
 const PYGIT2_SCRIPT = `
-import sys, pygit2
-url, dest, branch, key, pub = sys.argv[1:6]
+import binascii, sys, pygit2
+from pygit2.ffi import ffi, C
+url, dest, branch, key, pub, hostkeys = sys.argv[1:7]
+# SHA-256 of each host key blob the client trusts (comma-separated hex; empty for HTTP).
+trusted = set(hostkeys.split(",")) if hostkeys else set()
+
+# pygit2 1.11 hands RemoteCallbacks.certificate_check no certificate, and libgit2
+# 1.5 accepts any SSH host key when the callback passes: check the key's hash
+# that libgit2 gives its C callback instead. pygit2's cdef of git_cert_hostkey
+# stops at hash_sha1; libgit2 1.5's struct: cert_type (int), type (int, GIT_CERT_SSH_*
+# flags), hash_md5[16] at 8, hash_sha1[20] at 24, hash_sha256[32] at 44.
+GIT_CERT_SSH_SHA256 = 1 << 2
+
+def check_host_key(cert, valid, host):
+    if cert.cert_type != C.GIT_CERT_HOSTKEY_LIBSSH2:
+        return 0 if valid else C.GIT_ECERTIFICATE
+    raw = ffi.buffer(ffi.cast("unsigned char *", cert), 76)
+    if not int.from_bytes(raw[4:8], sys.byteorder) & GIT_CERT_SSH_SHA256:
+        return C.GIT_ECERTIFICATE
+    seen = binascii.hexlify(raw[44:76]).decode()
+    if seen not in trusted:
+        sys.stderr.write("untrusted host key %s for %s\\n" % (seen, ffi.string(host).decode()))
+        return C.GIT_ECERTIFICATE
+    return 0
+
+# An exception in the callback must refuse the host, not return 0 (accept).
+@ffi.def_extern(name="_certificate_cb", error=C.GIT_ECERTIFICATE)
+def _certificate_cb(cert, valid, host, payload):
+    return check_host_key(cert, valid, host)
 
 class Callbacks(pygit2.RemoteCallbacks):
-    # No certificate_check: pygit2 passes through to libgit2's own check, which
-    # for SSH accepts only a host key listed in $HOME/.ssh/known_hosts.
     def __init__(self):
         super().__init__()
         self.rejected = []
@@ -138,6 +164,13 @@ if errors:
     sys.exit("push rejected: %r" % errors)
 print("pushed", sha.decode())
 `;
+
+/** SHA-256 of a public key's blob (what libgit2 reports of an SSH host key), from its .pub line. */
+export function hostKeySha256(publicKeyLine: string): string {
+  const blob = publicKeyLine.trim().split(/\s+/)[1];
+  if (!blob) throw new Error(`not a public key line: ${publicKeyLine}`);
+  return createHash('sha256').update(Buffer.from(blob, 'base64')).digest('hex');
+}
 
 export interface PythonClients {
   pygit2: string;
