@@ -89,8 +89,8 @@ url, dest, branch, key, pub, hostkeys = sys.argv[1:7]
 # SHA-256 of each host key blob the client trusts (comma-separated hex; empty for HTTP).
 trusted = set(hostkeys.split(",")) if hostkeys else set()
 
-# pygit2 1.11 hands RemoteCallbacks.certificate_check no certificate, and libgit2
-# 1.5 accepts any SSH host key when the callback passes: check the key's hash
+# pygit2 1.11 hands RemoteCallbacks.certificate_check no certificate, and its
+# pass-through accepts any SSH host key: check the key's hash
 # that libgit2 gives its C callback instead. pygit2's cdef of git_cert_hostkey
 # stops at hash_sha1; libgit2 1.5's struct: cert_type (int), type (int, GIT_CERT_SSH_*
 # flags), hash_md5[16] at 8, hash_sha1[20] at 24, hash_sha256[32] at 44.
