@@ -42,6 +42,12 @@ PACKAGES=(
   chromium
   # deploy/haproxy/*.cfg are validated with `haproxy -c` (test/deploy/).
   haproxy
+  # Third-party Git clients (test/integration/third-party-clients.test.ts):
+  # libgit2 through pygit2 and Dulwich for /usr/bin/python3, JGit with a JRE.
+  python3-pygit2
+  python3-dulwich
+  jgit-cli
+  default-jre-headless
 )
 
 log "apt-get update"
