@@ -186,6 +186,25 @@ export class BackendProtocolError extends GithaError {
 }
 
 /**
+ * A backend asked githa's own request for credentials (401) or refused them
+ * (403), where githa had no service credentials of its own for it
+ * (backends[].httpAuth): the request went with a client's credentials, or with
+ * none. `answer` is what the backend sent (status, challenge, a short body),
+ * so a passthrough front end can put the challenge to the client
+ * (docs/security.md "Authentication"); elsewhere it is the backend's fault.
+ */
+export class BackendAuthRequiredError extends GithaError {
+  readonly code = 'GITHA_ERR_BACKEND_AUTH_REQUIRED';
+  constructor(
+    message: string,
+    readonly backendId: string,
+    readonly answer: { status: number; headers: Record<string, string | string[]>; body: Buffer },
+  ) {
+    super(message);
+  }
+}
+
+/**
  * The backend failed after the push reached it: githa cannot tell whether refs
  * changed, so the marker stays and the repository refuses writes until resolved.
  */

@@ -1,5 +1,6 @@
 /** Reading a backend's small smart-HTTP answers whole (src/backends/http.ts). */
 import { BackendProtocolError, PktLineError, ProtocolSyntaxError, RemoteFatalError, SidebandError } from '../errors.js';
+import type { Dispatcher } from 'undici';
 import { PktLineDecoder, errPktMessage, isErrPkt, type Pkt } from '../protocol/pkt-line.js';
 
 /** A kept-alive connection the backend closed as githa reused it. */
@@ -71,4 +72,29 @@ export async function backendFault<T>(id: string, parse: () => Promise<T>): Prom
     if (err instanceof RemoteFatalError && err.backendId === undefined) throw new RemoteFatalError(err.message, { backendId: id, cause: err });
     throw err;
   }
+}
+
+/** Largest body of a backend's 401/403 that githa keeps for the client (an error page; a longer one is replaced by a line of text). */
+const MAX_AUTH_BODY = 16 * 1024;
+
+/** A backend's 401/403 to githa's own request: status, the headers git needs to prompt or explain (RFC 9110 11.6.1), and a short body. */
+export async function authAnswer(res: Dispatcher.ResponseData): Promise<{ status: number; headers: Record<string, string | string[]>; body: Buffer }> {
+  const headers: Record<string, string | string[]> = {};
+  for (const k of ['www-authenticate', 'content-type', 'cache-control']) {
+    const v = res.headers[k];
+    if (v !== undefined) headers[k] = v;
+  }
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of res.body) {
+    const c = chunk as Buffer;
+    if (n <= MAX_AUTH_BODY) parts.push(c);
+    n += c.length;
+  }
+  let body = Buffer.concat(parts);
+  if (n > MAX_AUTH_BODY) {
+    body = Buffer.from(`backend answered HTTP ${res.statusCode}\n`);
+    headers['content-type'] = 'text/plain; charset=utf-8';
+  }
+  return { status: res.statusCode, headers, body };
 }

@@ -1,16 +1,16 @@
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
-import { BackendProtocolError, BackendUnavailableError } from '../errors.js';
+import { BackendAuthRequiredError, BackendProtocolError, BackendUnavailableError } from '../errors.js';
 import { parseAdvertisement, parseHttpServiceHeader, type RefAdvertisement } from '../protocol/advertisement.js';
 import { advertisedHeadTarget, parseDiscovery, type Discovery } from '../protocol/discovery.js';
 import { FetchResponseReader, encodeFetchRequest } from '../protocol/fetch.js';
 import { encodeV0FetchRequest, V0FetchResponseReader } from '../protocol/fetch-v0.js';
 import { encodeLsRefsRequest, parseLsRefsResponse, type LsRefsEntry, type LsRefsRequest } from '../protocol/ls-refs.js';
-import { backendFault, isStaleConnection, readPkts, readSections } from './http-read.js';
+import { authAnswer, backendFault, isStaleConnection, readPkts, readSections } from './http-read.js';
 import { encodeReceivePackRequest, type RefCommand } from '../protocol/receive-pack-request.js';
 import { ReceivePackResponseReader, type ReportStatus } from '../protocol/report-status.js';
-import type { BackendClient, RefTip } from './types.js';
+import type { BackendClient, LentCredentials, RefTip } from './types.js';
 import { backendRepositoryName, repositoryUrlPath } from '../protocol/repository-name.js';
 import { AGENT } from '../version.js';
 
@@ -54,8 +54,8 @@ export class HttpBackendClient implements BackendClient {
     }
   }
 
-  async listRefs(repo: string, signal?: AbortSignal): Promise<RefTip[] | null> {
-    const found = await backendFault(this.id, () => this.refs(repo, { agent: AGENT }, signal));
+  async listRefs(repo: string, signal?: AbortSignal, lent?: LentCredentials): Promise<RefTip[] | null> {
+    const found = await backendFault(this.id, () => this.refs(repo, { agent: AGENT }, signal, lent));
     if (found === null) return null;
     if ('v0' in found) return found.v0.advertisement.refs.map((r) => ({ name: r.name, oid: r.oid }));
     return found.v2.map((e) => ({ name: e.name, oid: e.oid }));
@@ -77,29 +77,34 @@ export class HttpBackendClient implements BackendClient {
    * connection forgets it, so a backend whose web server stopped passing
    * Git-Protocol on is asked again.
    */
-  private async refs(repo: string, request: LsRefsRequest, signal?: AbortSignal): Promise<{ v2: LsRefsEntry[] } | { v0: Discovery & { version: 0 | 1 } } | null> {
+  private async refs(
+    repo: string,
+    request: LsRefsRequest,
+    signal?: AbortSignal,
+    lent?: LentCredentials,
+  ): Promise<{ v2: LsRefsEntry[] } | { v0: Discovery & { version: 0 | 1 } } | null> {
     const remembered = this.speaksV2;
     if (remembered !== true) {
-      const d = await this.discover(repo, signal);
+      const d = await this.discover(repo, signal, lent);
       if (d === null) return null;
       if (d.version !== 2) return { v0: d };
     }
     try {
-      const res = await this.send(repo, 'POST', 'git-upload-pack', encodeLsRefsRequest(request), 'upload-pack', signal, true);
+      const res = await this.send(repo, 'POST', 'git-upload-pack', encodeLsRefsRequest(request), 'upload-pack', signal, true, lent);
       if (!res) return null;
       const [pkts] = await readSections(res.body, this.id, 1);
       return { v2: parseLsRefsResponse(pkts ?? []) };
     } catch (err) {
-      if (err instanceof BackendUnavailableError) throw err;
+      if (err instanceof BackendUnavailableError || err instanceof BackendAuthRequiredError) throw err;
       this.speaksV2 = undefined;
-      if (remembered === true) return this.refs(repo, request, signal);
+      if (remembered === true) return this.refs(repo, request, signal, lent);
       throw err;
     }
   }
 
   /** GET info/refs?service=git-upload-pack with `Git-Protocol: version=2`: which protocol the backend speaks, and its v0 advertisement. */
-  private async discover(repo: string, signal?: AbortSignal): Promise<Discovery | null> {
-    const res = await this.send(repo, 'GET', 'info/refs?service=git-upload-pack', undefined, 'upload-pack', signal, true);
+  private async discover(repo: string, signal?: AbortSignal, lent?: LentCredentials): Promise<Discovery | null> {
+    const res = await this.send(repo, 'GET', 'info/refs?service=git-upload-pack', undefined, 'upload-pack', signal, true, lent);
     if (!res) return null;
     const pkts = await readPkts(res.body, this.id);
     let d: Discovery;
@@ -260,11 +265,15 @@ export class HttpBackendClient implements BackendClient {
     service: 'upload-pack' | 'receive-pack',
     signal: AbortSignal | undefined,
     v2: boolean,
+    lent?: LentCredentials,
   ): Promise<Dispatcher.ResponseData | null> {
     // `X`, not `X.git`: the backend's git finds X/.git, X or X.git (backendRepositoryName).
     const base = this.moved.get(repo) ?? `${this.opts.baseUrl}${repositoryUrlPath(backendRepositoryName(repo))}`;
     let url = `${base}/${path}`;
     const headers: Record<string, string> = { ...this.headers };
+    // A client's credentials only where githa has none of its own for this backend (LentCredentials).
+    if (!this.opts.auth && lent?.authorization) headers.authorization = lent.authorization;
+    if (!this.opts.auth && lent?.cookie) headers.cookie = lent.cookie;
     if (v2) headers['git-protocol'] = 'version=2';
     if (method === 'POST') {
       headers['content-type'] = `application/x-git-${service}-request`;
@@ -285,8 +294,16 @@ export class HttpBackendClient implements BackendClient {
       this.moved.delete(repo);
       return null;
     }
+    if ((res.statusCode === 401 || res.statusCode === 403) && !this.opts.auth) {
+      // The backend's own authentication: its answer, for a passthrough front end to relay (BackendAuthRequiredError).
+      const answer = await authAnswer(res);
+      throw new BackendAuthRequiredError(`backend ${this.id} asks for credentials (HTTP ${res.statusCode}) for ${service} on ${repo}; githa has none for it (backends[].httpAuth)`, this.id, answer);
+    }
     if (res.statusCode !== 200) {
       await res.body.dump();
+      if (res.statusCode === 401 || res.statusCode === 403) {
+        throw new BackendProtocolError(`backend ${this.id} refused githa's service credentials (HTTP ${res.statusCode}) for ${service} on ${repo}; check backends[].httpAuth`);
+      }
       if (res.statusCode === 411) throw new BackendProtocolError(`${this.refusesChunked} (for ${service} on ${repo})`);
       const error = `backend ${this.id} answered HTTP ${res.statusCode} for ${service} on ${repo}`;
       if (res.statusCode >= 500) throw new BackendUnavailableError(error, this.id);

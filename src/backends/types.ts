@@ -12,10 +12,21 @@ export interface RefTip {
  * offers (HTTP here; SSH and git:// implement the same interface). Used by the
  * catch-up relay, checksums and health checks; never by client traffic.
  */
+/**
+ * A client's own HTTP credentials, lent to githa's listing of a repository it
+ * has no record of yet, in passthrough mode only (docs/security.md
+ * "Authentication"): used for that one listing, never stored, never logged,
+ * and only by a backend without service credentials of its own.
+ */
+export interface LentCredentials {
+  authorization?: string | undefined;
+  cookie?: string | undefined;
+}
+
 export interface BackendClient {
   readonly id: string;
-  /** Every ref (protocol v2 ls-refs), or null when the repository does not exist there. */
-  listRefs(repo: string, signal?: AbortSignal): Promise<RefTip[] | null>;
+  /** Every ref (protocol v2 ls-refs), or null when the repository does not exist there. `lent`: see LentCredentials (HTTP only; others ignore it). */
+  listRefs(repo: string, signal?: AbortSignal, lent?: LentCredentials): Promise<RefTip[] | null>;
   /** HEAD's symbolic target where the transport can tell it (ls-refs `symrefs`): null when the repository does not exist, undefined when HEAD is detached or unborn. */
   headTarget?(repo: string, signal?: AbortSignal): Promise<string | null | undefined>;
   /** receive-pack's ref advertisement (v0), or null when the repository does not exist there. */

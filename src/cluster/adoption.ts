@@ -1,4 +1,5 @@
 import { BackendUnavailableError, NoLeaderError, RepositoryNotFoundError } from '../errors.js';
+import type { LentCredentials } from '../backends/types.js';
 import type { RepoState } from '../state/repo-state.js';
 import { refsChecksum } from './checksum.js';
 import type { ClusterContext } from './context.js';
@@ -22,11 +23,14 @@ export interface CopyComparison {
 export class Adoption {
   constructor(private readonly ctx: Pick<ClusterContext, 'repos' | 'backends' | 'health' | 'log'>) {}
 
-  /** The state of a repository, adopting it on first sight (all copies agree) or freezing it as ambiguous. */
-  async known(repo: string, state: RepoState): Promise<RepoState> {
+  /**
+   * The state of a repository, adopting it on first sight (all copies agree) or freezing it as ambiguous.
+   * `lent`: a passthrough client's credentials for the listing on first sight only (LentCredentials).
+   */
+  async known(repo: string, state: RepoState, lent?: LentCredentials): Promise<RepoState> {
     if (state.frozen) return state;
     if (state.versions.size > 0) return this.consistent(repo, state);
-    const { copies: found, unreachable } = await this.compareCopies(repo);
+    const { copies: found, unreachable } = await this.compareCopies(repo, lent);
     if (found.size === 0 && unreachable.length === 0) throw RepositoryNotFoundError.missing(repo);
     if (unreachable.length > 0) {
       throw new NoLeaderError(
@@ -61,14 +65,14 @@ export class Adoption {
   }
 
   /** Every enabled backend's checksum of `repo`. */
-  async compareCopies(repo: string): Promise<CopyComparison> {
+  async compareCopies(repo: string, lent?: LentCredentials): Promise<CopyComparison> {
     const copies = new Map<string, string>();
     const missing: string[] = [];
     const unreachable: string[] = [];
     await Promise.all(
       this.ctx.backends.activeBackends().map(async (b) => {
         try {
-          const refs = await this.ctx.backends.client(b.id).listRefs(repo);
+          const refs = await this.ctx.backends.client(b.id).listRefs(repo, undefined, lent);
           if (refs) copies.set(b.id, refsChecksum(refs));
           else missing.push(b.id);
         } catch (err) {

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { BackendClient } from '../backends/types.js';
+import type { BackendClient, LentCredentials } from '../backends/types.js';
 import type { Config } from '../config/schema.js';
 import { BackendUnavailableError, GithaError, NoLeaderError, QuorumUnavailableError, RepositoryFrozenError, StateRegressionError } from '../errors.js';
 import type { RepoState } from '../state/repo-state.js';
@@ -120,8 +120,8 @@ export class Cluster {
   }
 
   /** Chooses the backends for a read; never takes the write lock (docs/architecture.md "A read"). */
-  async routeRead(repo: string, accepts: Accepts = () => true): Promise<ReadRoute> {
-    const state = await this.adoption.known(repo, await this.state(repo));
+  async routeRead(repo: string, accepts: Accepts = () => true, lent?: LentCredentials): Promise<ReadRoute> {
+    const state = await this.adoption.known(repo, await this.state(repo), lent);
     if (state.frozen && frozenForRead(state.frozen.reason)) {
       throw new RepositoryFrozenError(frozenForWrite(repo, state.frozen), state.frozen.reason);
     }
@@ -152,19 +152,19 @@ export class Cluster {
   }
 
   /** Chooses a writable leader for the advertisement a pushing client reads first. */
-  async routeWriteAdvertisement(repo: string, accepts: Accepts = () => true): Promise<ReadRoute> {
-    const state = await this.writableState(repo);
+  async routeWriteAdvertisement(repo: string, accepts: Accepts = () => true, lent?: LentCredentials): Promise<ReadRoute> {
+    const state = await this.writableState(repo, lent);
     this.checkQuorum(repo);
     const flags = repoFlags(state);
     const plan = planWrite(state.versions, this.directory.views(), this.config.zone, this.turn++, flags);
     const { max, leaders } = leadership(state.versions, flags.notLeaders);
     if (plan.kind === 'write') return { repo, version: max, leaders, candidates: this.directory.usable(plan.candidates, accepts) };
-    return this.routeRead(repo, accepts);
+    return this.routeRead(repo, accepts, lent);
   }
 
   /** The state, when writes are allowed. A write interrupted by a dead owner is resolved on the spot when possible. */
-  private async writableState(repo: string): Promise<RepoState> {
-    let state = await this.adoption.known(repo, await this.state(repo));
+  private async writableState(repo: string, lent?: LentCredentials): Promise<RepoState> {
+    let state = await this.adoption.known(repo, await this.state(repo), lent);
     if (!state.frozen && interrupted(state) && this.resolver) {
       await this.resolver.resolve(repo).catch((err: unknown) => {
         this.log.warn({ repo, err: (err as Error).message }, 'could not resolve the interrupted write yet');

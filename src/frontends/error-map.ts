@@ -1,6 +1,7 @@
 import {
   AccessDeniedError,
   AuthenticationRequiredError,
+  BackendAuthRequiredError,
   BackendProtocolError,
   BackendUnavailableError,
   CatchUpError,
@@ -72,6 +73,8 @@ const RULES: Rule[] = [
   [WriteInterruptedError, 502, 'error'],
   [BackendUnavailableError, 502, 'error', 5],
   [BackendProtocolError, 502, 'error'],
+  // Reaches a client as a 502 only where no challenge can be relayed (mode githa, SSH, git://): the operator's to fix (backends[].httpAuth).
+  [BackendAuthRequiredError, 502, 'warn'],
   [RemoteFatalError, 502, 'error'],
   [CatchUpError, 502, 'error'],
 ];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  BackendAuthRequiredError,
   BackendProtocolError,
   ClusterStateUnavailableError,
   PktLineError,
@@ -22,6 +23,8 @@ describe('toClientError', () => {
     [new RepositoryBusyError('busy'), 503],
     [new RepositoryFrozenError('frozen', 'ambiguous'), 503],
     [new ClusterStateUnavailableError('cluster state unavailable'), 503],
+    // Where no challenge can be relayed (mode githa, SSH, git://) a backend asking githa for credentials is the backend's fault.
+    [new BackendAuthRequiredError('backend b1 asks for credentials', 'b1', { status: 401, headers: {}, body: Buffer.alloc(0) }), 502],
   ])('maps %s to HTTP %i with its code', (err, status) => {
     const e = toClientError(err);
     expect(e.httpStatus).toBe(status);

@@ -6,6 +6,7 @@ import { UsersFile } from '../../auth/users-file.js';
 import type { Config } from '../../config/schema.js';
 import { AuthenticationRequiredError, type GithaError } from '../../errors.js';
 import type { Service } from '../../protocol/request.js';
+import type { LentCredentials } from '../../backends/types.js';
 
 /** Who sent an HTTP request, and the name the logs and the push log record. */
 export interface HttpCaller {
@@ -87,6 +88,28 @@ export class HttpAuth {
     if (!denied) return undefined;
     if (this.mode === 'githa' && !caller.identity.authenticated) return new AuthenticationRequiredError('authentication required');
     return denied;
+  }
+
+  /**
+   * Passthrough: the client's own credentials (Authorization, Cookie), lent to
+   * githa's listing of a repository it has no record of yet, so the backend that
+   * decides sees them as it would directly (docs/security.md "Authentication").
+   * Mode githa: none — the client's credentials are githa's, never a backend's.
+   */
+  lend(req: IncomingMessage): LentCredentials | undefined {
+    if (this.mode === 'githa') return undefined;
+    const { authorization, cookie } = req.headers;
+    if (!authorization && !cookie) return undefined;
+    return { authorization, cookie };
+  }
+
+  /**
+   * Whether a backend's Set-Cookie reaches the client: in passthrough, where the
+   * client's Cookie goes to the backend, both go (session cookies can be a host's
+   * authentication); in mode githa neither does (docs/security.md "Cookies").
+   */
+  get relaysCookies(): boolean {
+    return this.mode !== 'githa';
   }
 
   /** Edits a request to a backend: in mode githa, githa's service credentials and the verified user replace the client's. */

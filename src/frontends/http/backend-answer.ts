@@ -17,13 +17,14 @@ export interface BackendAnswer {
 /**
  * Reads a backend's refusal (docs/protocol.md "Differences from a stock
  * backend"): its status, the headers the client needs (the challenge of a 401,
- * RFC 9110 11.6.1) and its body, capped. The length header is githa's own,
+ * RFC 9110 11.6.1), its Set-Cookie where cookies are relayed (passthrough,
+ * docs/security.md "Cookies") and its body, capped. The length header is githa's own,
  * computed from the bytes relayed: a copied `content-length` next to a body
  * githa changed leaves git waiting for bytes that never come.
  */
-export async function readBackendAnswer(res: IncomingMessage, fallback: string): Promise<BackendAnswer> {
+export async function readBackendAnswer(res: IncomingMessage, fallback: string, opts: { cookies: boolean }): Promise<BackendAnswer> {
   const headers: Record<string, string | string[]> = {};
-  for (const k of RELAYED_HEADERS) {
+  for (const k of opts.cookies ? [...RELAYED_HEADERS, 'set-cookie'] : RELAYED_HEADERS) {
     const v = res.headers[k];
     if (v !== undefined) headers[k] = v;
   }

@@ -28,6 +28,8 @@ export interface ReceivePackContext {
   refusal?: GithaError | undefined;
   /** Header edits for the request to one backend (src/frontends/http/auth.ts: credentials, user header). */
   backendHeaders?: (backendId: string) => (proxyReq: ClientRequest) => void;
+  /** Whether the backend's Set-Cookie reaches the client (passthrough; HttpAuth.relaysCookies). */
+  relayCookies?: boolean;
   /** Cap on the inflated command section of a gzip body (http.maxInflatedBytes); the pack after it streams uncapped. */
   maxInflatedBytes?: number;
   /**
@@ -129,14 +131,15 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
     try {
       if (fwd.res.statusCode !== 200) {
         const status = fwd.res.statusCode ?? 502;
-        passthrough = await readBackendAnswer(fwd.res, `githa: backend ${target.id} answered HTTP ${status}\n`);
+        passthrough = await readBackendAnswer(fwd.res, `githa: backend ${target.id} answered HTTP ${status}\n`, { cookies: ctx.relayCookies === true });
         // A 4xx is the web server's or git http-backend's answer before
         // git-receive-pack ran (authentication, a disabled service, a bad
         // request): no ref can have changed, so no version is recorded and the
         // marker goes. (A 5xx may come after it ran: the cluster verifies.)
         return status >= 400 && status < 500 ? { ending: 'complete', noop: true } : { ending: 'complete' };
       }
-      res.writeHead(200, { 'content-type': 'application/x-git-receive-pack-result', 'cache-control': 'no-cache' });
+      const cookies = ctx.relayCookies === true ? fwd.res.headers['set-cookie'] : undefined;
+      res.writeHead(200, { 'content-type': 'application/x-git-receive-pack-result', 'cache-control': 'no-cache', ...(cookies ? { 'set-cookie': cookies } : {}) });
       sink = new HeldResponse(res, { sideband });
       const ok = await new Promise<boolean>((resolve) => pipeline(fwd.res, sink!, (err) => resolve(!err)));
       log.debug({ repo, backend: target.id, ok, bytes: sink.bytes }, 'push answer read');

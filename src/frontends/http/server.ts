@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Cluster, ReadRoute } from '../../cluster/cluster.js';
 import type { Config } from '../../config/schema.js';
-import { BackendProtocolError, BackendUnavailableError, RemoteFatalError, RepositoryNotFoundError } from '../../errors.js';
+import { BackendAuthRequiredError, BackendProtocolError, BackendUnavailableError, RemoteFatalError, RepositoryNotFoundError } from '../../errors.js';
 import { encodePkt } from '../../protocol/pkt-line.js';
 import { classifyHttpRequest, type HttpGitRequest } from '../../protocol/request.js';
 import { describeForLog, toClientError } from '../error-map.js';
@@ -27,8 +27,9 @@ export interface HttpFrontend {
   close(): Promise<void>;
 }
 
-/** Response headers of a backend that the client sees (the rest describe the backend's hop). */
+/** Response headers of a backend that the client sees (the rest describe the backend's hop; Set-Cookie: see HttpAuth.relaysCookies). */
 const PASSED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'expires', 'pragma', 'content-encoding', 'www-authenticate', 'content-length'];
+const WITH_COOKIES = [...PASSED_RESPONSE_HEADERS, 'set-cookie'];
 
 /**
  * The smart-HTTP front end (gitprotocol-http): classifies each request, asks
@@ -88,17 +89,27 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     if (git.kind === 'rpc' && git.service === 'git-receive-pack') {
       // No read access: answered after the command list is read, as a missing repository's push is.
       if (denied && !(denied instanceof RepositoryNotFoundError)) throw denied;
-      const r = await handleReceivePack({ req, res, repo: git.repo, user, refusal: denied, backendHeaders: (id) => auth.backendHeaders(caller, id), cluster, forwarder, log: rlog, maxCommands: config.http.maxCommands, maxInflatedBytes: config.http.maxInflatedBytes, ackBeforeCommit: hooks.ackBeforeCommit === true });
+      const r = await handleReceivePack({ req, res, repo: git.repo, user, refusal: denied, backendHeaders: (id) => auth.backendHeaders(caller, id), relayCookies: auth.relaysCookies, cluster, forwarder, log: rlog, maxCommands: config.http.maxCommands, maxInflatedBytes: config.http.maxInflatedBytes, ackBeforeCommit: hooks.ackBeforeCommit === true });
       return { ...fields, ...r };
     }
     if (denied) throw denied;
     let route: ReadRoute;
+    // Passthrough: the client's credentials go with githa's listing of a repository it has no record of yet (HttpAuth.lend).
+    const lent = auth.lend(req);
     try {
       route =
         git.kind === 'advertisement' && git.service === 'git-receive-pack'
-          ? await cluster.routeWriteAdvertisement(git.repo, hasHttp)
-          : await cluster.routeRead(git.repo, hasHttp);
+          ? await cluster.routeWriteAdvertisement(git.repo, hasHttp, lent)
+          : await cluster.routeRead(git.repo, hasHttp, lent);
     } catch (err) {
+      if (err instanceof BackendAuthRequiredError && auth.mode !== 'githa' && !res.headersSent) {
+        // The backend asked that listing for credentials: the client gets the backend's
+        // challenge, as it would directly, and git prompts and retries with credentials,
+        // which the next listing borrows (docs/security.md "Authentication").
+        rlog.info({ ...fields, backend: err.backendId, status: err.answer.status }, 'backend asks for credentials');
+        sendBackendAnswer(res, err.answer);
+        return { ...fields, backend: err.backendId, outcome: `backend-${err.answer.status}`, bytes: 0 };
+      }
       // A backend's own ERR packet (githa's listing met it): the client sees it as it would directly.
       if (err instanceof RemoteFatalError && !res.headersSent) return sendErrPkt(res, git, rlog, fields, err, err.message);
       throw err;
@@ -180,7 +191,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
         if ((status === 401 || status === 403) && auth.mode !== 'githa') {
           // The backend's own authentication decides (passthrough): relay its answer whole,
           // challenge and body, with a length that matches the bytes sent.
-          sendBackendAnswer(res, await readBackendAnswer(fwd.res, `githa: backend refused: HTTP ${status}\n`));
+          sendBackendAnswer(res, await readBackendAnswer(fwd.res, `githa: backend refused: HTTP ${status}\n`, { cookies: auth.relaysCookies }));
           return { backend: backend.id, outcome: `backend-${status}`, bytes: 0 };
         }
         fwd.res.resume();
@@ -196,7 +207,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
         continue;
       }
       cluster.health.markUp(backend.id);
-      res.writeHead(200, pick(fwd.res.headers));
+      res.writeHead(200, pick(fwd.res.headers, auth.relaysCookies ? WITH_COOKIES : PASSED_RESPONSE_HEADERS));
       let bytes = 0;
       fwd.res.on('data', (c: Buffer) => {
         bytes += c.length;
@@ -225,11 +236,11 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
   };
 }
 
-function pick(headers: IncomingMessage['headers']): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const k of PASSED_RESPONSE_HEADERS) {
+function pick(headers: IncomingMessage['headers'], names: readonly string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const k of names) {
     const v = headers[k];
-    if (typeof v === 'string') out[k] = v;
+    if (v !== undefined) out[k] = v;
   }
   return out;
 }
