@@ -138,3 +138,34 @@ describe('repository layouts X.git, X and X/.git behind githa', () => {
     expect(east.logLines().filter((l) => l.msg === 'catch-up')).toEqual([expect.objectContaining({ repo: `${name}.git`, target: 'b3', status: 'OK' })]);
   });
 });
+
+describe('repository layouts X, X.git and X/.git behind githa, backends under Apache', () => {
+  const apache = useCluster({ backends: 2, webServer: 'apache' });
+
+  for (const layout of ['X.git', 'X', 'X/.git'] as const) {
+    it(`layout ${layout} under Apache: clone and push over HTTP, spelled X and X.git`, async () => {
+      const c = apache();
+      const name = `apl/${layout === 'X.git' ? 'suffix' : layout === 'X' ? 'bare' : 'nonbare'}`;
+      for (const b of c.backends) await b.createRepository(name, layout);
+      const g = await startGitha(c);
+      const git = GitClient.forCluster(c);
+      const work = await git.init();
+      const want: Record<string, string> = {};
+      for (const spelled of [name, `${name}.git`]) {
+        const branch = spelled.endsWith('.git') ? 'suffix' : 'plain';
+        want[`refs/heads/${branch}`] = await git.commit(work, { [`${branch}.txt`]: `${branch}\n` }, branch);
+        await git.push(work, urlOf(g, 'http', spelled), [`HEAD:refs/heads/${branch}`]);
+        const other = spelled.endsWith('.git') ? name : `${name}.git`;
+        const clone = await git.clone(urlOf(g, 'http', other), ['--mirror']);
+        expect(await git.forEachRef(clone)).toEqual(want);
+      }
+      for (const b of c.backends) {
+        await waitFor(`${b.id}'s copy (${layout}) to have the pushed refs`, async () => {
+          const refs = await refsOnDisk(b, name, layout);
+          return sorted(refs) === sorted(want) ? refs : undefined;
+        }, 20_000);
+      }
+      expect(g.logLines().filter((l) => l.code === 'GITHA_ERR_REPO_NOT_FOUND')).toEqual([]);
+    });
+  }
+});
