@@ -30,7 +30,7 @@ let client: HttpBackendClient;
 beforeAll(async () => {
   server = createServer((req, res) => {
     req.resume();
-    const name = /^\/git\/([a-z-]+)\.git\//.exec(req.url ?? '')?.[1] ?? '';
+    const name = /^\/git\/([a-z-]+)(?:\.git)?\//.exec(req.url ?? '')?.[1] ?? '';
     const body = ANSWERS[name];
     if (!body) {
       res.writeHead(404).end();
