@@ -21,7 +21,7 @@ export interface CopyComparison {
  * is frozen as ambiguous too.
  */
 export class Adoption {
-  constructor(private readonly ctx: Pick<ClusterContext, 'repos' | 'backends' | 'health' | 'log'>) {}
+  constructor(private readonly ctx: Pick<ClusterContext, 'repos' | 'index' | 'backends' | 'health' | 'log'>) {}
 
   /**
    * The state of a repository, adopting it on first sight (all copies agree) or freezing it as ambiguous.
@@ -30,6 +30,7 @@ export class Adoption {
   async known(repo: string, state: RepoState, lent?: LentCredentials): Promise<RepoState> {
     if (state.frozen) return state;
     if (state.versions.size > 0) return this.consistent(repo, state);
+    await this.refuseNested(repo, lent);
     const { copies: found, unreachable } = await this.compareCopies(repo, lent);
     if (found.size === 0 && unreachable.length === 0) throw RepositoryNotFoundError.missing(repo);
     if (unreachable.length > 0) {
@@ -47,6 +48,38 @@ export class Adoption {
       log.warn({ repo }, 'repository frozen: copies differ and no version is recorded');
     }
     return repos.read(repo);
+  }
+
+  /**
+   * A repository inside another one's directory is never adopted
+   * (docs/protocol.md "Repository names"): backends are asked for `X`, and a
+   * stock git serves any directory that looks like a repository there — a
+   * bare `a`'s `a/worktrees/w`, or a directory pushed into a non-bare
+   * `a/.git`'s work tree — so `a/b.git` could be a second identity of `a.git`'s
+   * copy, or a repository planted by whoever may push to `a`. Refused when a
+   * leading part of the name is a repository githa knows, or one a backend
+   * serves; answered as not found (the same answer as for a repository the
+   * caller may not see).
+   */
+  private async refuseNested(repo: string, lent?: LentCredentials): Promise<void> {
+    const parts = repo.slice(0, -'.git'.length).split('/');
+    const prefixes = parts.slice(0, -1).map((_, i) => `${parts.slice(0, i + 1).join('/')}.git`);
+    if (prefixes.length === 0) return;
+    const known = await this.ctx.index.contains(prefixes);
+    let outer = prefixes.find((_, i) => known[i]);
+    if (!outer) {
+      for (const prefix of prefixes) {
+        const { copies } = await this.compareCopies(prefix, lent);
+        if (copies.size > 0) {
+          outer = prefix;
+          break;
+        }
+      }
+    }
+    if (outer) {
+      this.ctx.log.warn({ repo, outer }, 'refused: the repository lies inside another repository');
+      throw RepositoryNotFoundError.missing(repo);
+    }
   }
 
   /**

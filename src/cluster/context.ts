@@ -20,7 +20,7 @@ export interface ClusterContext {
   readonly config: Config;
   readonly log: Logger;
   readonly repos: RepositoryStore;
-  readonly index: Pick<RepositoryIndex, 'noteWrite' | 'repositories' | 'claimVerify'>;
+  readonly index: Pick<RepositoryIndex, 'noteWrite' | 'repositories' | 'claimVerify' | 'contains'>;
   readonly clock: Clock;
   readonly pairs: PairLocks;
   readonly writeLocks: WriteLockService;

@@ -33,6 +33,13 @@ export class RepositoryIndex {
     return scores.map((s) => Number(s ?? 0));
   }
 
+  /** Whether each repository is in the index (known to githa). */
+  async contains(repos: readonly string[]): Promise<boolean[]> {
+    if (repos.length === 0) return [];
+    const scores = await guarded(() => this.redis.zmscore(this.keys.repos(), ...repos));
+    return scores.map((s) => s !== null);
+  }
+
   /** A version reached a backend: bump the repository's score and tell the replicators. */
   async noteWrite(repo: string, backend: string, version: number): Promise<void> {
     await guarded(() =>

@@ -169,3 +169,35 @@ describe('repository layouts X, X.git and X/.git behind githa, backends under Ap
     });
   }
 });
+
+describe('a repository inside another one', () => {
+  // The review of 2026-12-06: backends are asked for `X`, and a stock git serves any directory that looks like
+  // a repository there. Whoever may push to a non-bare `X/.git` (receive.denyCurrentBranch=updateInstead
+  // checks the push out) could plant `X/evil` and reach it as a second repository, with its own config.
+  it('a directory pushed into a non-bare X/.git that looks like a repository is never served as X/evil.git', async () => {
+    const c = cluster();
+    const name = 'nest/host';
+    await create(name, { b1: 'X/.git', b2: 'X/.git', b3: 'X/.git' });
+    const g = await startGitha(c);
+    const git = GitClient.forCluster(c);
+    const work = await git.init();
+    await git.commit(
+      work,
+      {
+        'evil/HEAD': 'ref: refs/heads/main\n',
+        'evil/config': '[core]\n\trepositoryformatversion = 0\n\tbare = true\n[http]\n\treceivepack = true\n',
+        'evil/objects/.keep': '',
+        'evil/refs/heads/.keep': '',
+      },
+      'plant',
+    );
+    await git.push(work, urlOf(g, 'http', `${name}.git`), ['HEAD:refs/heads/main']);
+    // The planted directory is checked out on a backend: stock git there would serve it.
+    await waitFor('the push checked out on b1', async () => (existsSync(join(c.backend('b1').root, name, 'evil', 'HEAD')) ? true : undefined));
+    const through = await git.run(['ls-remote', urlOf(g, 'http', `${name}/evil.git`)], { allowFailure: true });
+    expect(through.code).not.toBe(0);
+    expect(through.stderr).toMatch(/not found/);
+    expect(await c.redis.cli('EXISTS', `githa:repo:{${name}/evil.git}:versions`)).toBe('0');
+    expect(g.logLines().some((l) => l.msg === 'refused: the repository lies inside another repository' && l.repo === `${name}/evil.git`)).toBe(true);
+  });
+});
