@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { BackendClient, LentCredentials } from '../backends/types.js';
 import type { Config } from '../config/schema.js';
@@ -10,7 +11,7 @@ import type { ClusterContext } from './context.js';
 import type { Health } from './health.js';
 import type { Observer } from './observer.js';
 import { frozenForRead, frozenForWrite, interruptedWrite, leadersLost, quorumUnavailable } from './messages.js';
-import { leadership, planRead, planWrite, repoFlags } from './routing.js';
+import { leadership, planRead, planWrite, repoFlags, type ReadPlan, type RepoFlags } from './routing.js';
 import type { Accepts, Backend, BackendOverride, Forward, ReadRoute, WriteOutcome, WriteRequest } from './types.js';
 import { TargetUnreachable, WriteSession } from './write-session.js';
 
@@ -30,6 +31,9 @@ function refusesWrites(state: RepoState): boolean {
 function interrupted(state: RepoState): boolean {
   return state.writing !== undefined && !state.locked;
 }
+
+/** How often a read that waits for a push on every leader looks again. */
+const READ_WAIT_POLL_MS = 25;
 
 /** Remembered versions per repository, to notice Redis going back in time. */
 const SEEN_MAX = 50_000;
@@ -121,15 +125,31 @@ export class Cluster {
 
   /** Chooses the backends for a read; never takes the write lock (docs/architecture.md "A read"). */
   async routeRead(repo: string, accepts: Accepts = () => true, lent?: LentCredentials): Promise<ReadRoute> {
-    const state = await this.adoption.known(repo, await this.state(repo), lent);
-    if (state.frozen && frozenForRead(state.frozen.reason)) {
-      throw new RepositoryFrozenError(frozenForWrite(repo, state.frozen), state.frozen.reason);
+    let state = await this.adoption.known(repo, await this.state(repo), lent);
+    const until = performance.now() + this.config.catchUp.readWaitMs;
+    for (;;) {
+      if (state.frozen && frozenForRead(state.frozen.reason)) {
+        throw new RepositoryFrozenError(frozenForWrite(repo, state.frozen), state.frozen.reason);
+      }
+      const flags = repoFlags(state);
+      const plan = planRead(state.versions, this.directory.views(), this.config.zone, this.turn++, flags);
+      // Every leader that could serve is taking a push right now: wait for it to be recorded (or to end) rather than serve it unacknowledged.
+      if (plan.kind === 'no-leader' && (flags.excludeReads?.size ?? 0) > 0 && performance.now() < until) {
+        await sleep(READ_WAIT_POLL_MS);
+        state = await this.state(repo);
+        continue;
+      }
+      return this.routeFrom(repo, state, flags, plan, accepts);
     }
-    const flags = repoFlags(state);
+  }
+
+  private async routeFrom(repo: string, state: RepoState, flags: RepoFlags, plan: ReadPlan, accepts: Accepts): Promise<ReadRoute> {
     const { max, leaders } = leadership(state.versions, flags.notLeaders);
-    const plan = planRead(state.versions, this.directory.views(), this.config.zone, this.turn++, flags);
     switch (plan.kind) {
       case 'no-leader':
+        if ((flags.excludeReads?.size ?? 0) > 0) {
+          throw new NoLeaderError(`every leader of ${repo} that could serve this read is taking a push that is not recorded yet; try again`);
+        }
         throw new NoLeaderError(leadersLost(repo, this.lostLeaders(state)));
       case 'serve':
         return { repo, version: max, leaders, candidates: this.directory.usable(plan.candidates, accepts) };

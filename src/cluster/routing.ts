@@ -32,6 +32,8 @@ export interface Leadership {
 export interface RepoFlags {
   readonly notLeaders?: ReadonlySet<string>;
   readonly avoid?: ReadonlySet<string>;
+  /** Backends no read is served from: those a live write's marker names (they may hold a push not acknowledged yet). */
+  readonly excludeReads?: ReadonlySet<string>;
 }
 
 /**
@@ -41,12 +43,18 @@ export interface RepoFlags {
  * while a resolver holds the lock, an interrupted marker looks locked): reads
  * and push advertisements go to the other leaders while there are any. The
  * backends a marker names as quorum-copy targets may hold the push before it
- * is acknowledged: they are avoided too (no dirty reads).
+ * is acknowledged: they are avoided too. While the write is live (its lock
+ * held), no read is served from any of them at all: a reader that saw the
+ * push there and then read another leader without it would see it go back
+ * (no dirty reads; docs/architecture.md "A read"). An interrupted write's
+ * backends may serve when nothing else can: its push is adopted, or was
+ * never there.
  */
 export function repoFlags(state: RepoState): RepoFlags {
   const avoid = new Set(state.suspect.keys());
-  if (state.writing) for (const b of [state.writing.backend, ...state.writing.copies]) avoid.add(b);
-  return { notLeaders: new Set(state.drift.keys()), avoid };
+  const marked = state.writing ? [state.writing.backend, ...state.writing.copies] : [];
+  for (const b of marked) avoid.add(b);
+  return { notLeaders: new Set(state.drift.keys()), avoid, excludeReads: new Set(state.locked ? marked : []) };
 }
 
 export function leadership(versions: ReadonlyMap<string, number>, notLeaders?: ReadonlySet<string>): Leadership {
@@ -98,7 +106,7 @@ export function planRead(
   const { leaders } = leadership(versions, flags.notLeaders);
   const active = backends.filter((b) => b.enabled);
   const isLeader = new Set(leaders);
-  const activeLeaders = active.filter((b) => isLeader.has(b.id));
+  const activeLeaders = active.filter((b) => isLeader.has(b.id) && !flags.excludeReads?.has(b.id));
   if (activeLeaders.length === 0) return { kind: 'no-leader', leaders };
 
   const inZone = (b: BackendView): boolean => zone !== undefined && b.zone === zone;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Cluster } from '../../src/cluster/cluster.js';
 import { WriteSession, TargetUnreachable } from '../../src/cluster/write-session.js';
 import { repoFlags } from '../../src/cluster/routing.js';
 import { refsChecksum } from '../../src/cluster/checksum.js';
@@ -153,5 +154,29 @@ describe('WriteSession, a backend answer without a report', () => {
     const state = await m.store.read(R);
     expect(state.versions.get('b1')).toBe(3);
     expect(state.writing).toBeUndefined();
+  });
+});
+
+describe('reads during a live push (issue 15 item 2)', () => {
+  it('are never served by a backend the live marker names; with no other leader they wait for the commit', async () => {
+    const m = setup(['b1', 'b2', 'b3'], 1);
+    // Only b1 leads: b2 and b3 are a version behind.
+    m.store.seed(R, { b2: [2, before], b3: [2, before] });
+    const cluster = new Cluster(m.ctx, m.directory);
+    let routed: string[] | undefined;
+    let read: Promise<unknown> | undefined;
+    await session(m, async (target) => {
+      const r = await pushMain(m)(target);
+      // The push landed on b1, its marker names b1, its commit has not run: a read must wait, not see it.
+      read = cluster.routeRead(R).then((route) => {
+        routed = route.candidates.map((b) => b.id);
+      });
+      await new Promise((t) => setTimeout(t, 100));
+      if (routed !== undefined) throw new Error(`a read was routed to ${routed.join(',')} before the push was recorded`);
+      return r;
+    });
+    await read;
+    expect(routed).toEqual(['b1']);
+    expect((await m.store.read(R)).versions.get('b1')).toBe(4);
   });
 });
