@@ -105,7 +105,7 @@ describe('deploy/systemd/githa.service', () => {
       }
       chownSync(cred, uid, 0);
       chmodSync(cred, 0o500);
-      [configPath] = /--config (\S+)$/m.exec(unitValues(installed, 'ExecStart')[0]!)!.slice(1);
+      configPath = /--config (\S+)$/m.exec(unitValues(installed, 'ExecStart')[0]!)![1]!;
     });
 
     /** Runs a command as the unit's User= and Group= with their supplementary groups, as systemd does. */
