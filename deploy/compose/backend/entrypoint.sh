@@ -12,6 +12,7 @@ for _ in $(seq 1 60); do [ -f "$SECRETS/ready" ] && break; sleep 1; done
 
 install -m 0600 "$SECRETS/${BACKEND_ID}_host_ed25519_key" /etc/ssh/ssh_host_ed25519_key
 install -m 0644 "$SECRETS/${BACKEND_ID}_host_ed25519_key.pub" /etc/ssh/ssh_host_ed25519_key.pub
+# The image's authorized_keys holds only the build's placeholder key: replaced, not added to.
 printf 'restrict %s\n' "$(cat "$SECRETS/backend_key.pub")" >/home/git/.ssh/authorized_keys
 chown git:git /home/git/.ssh/authorized_keys
 chmod 0600 /home/git/.ssh/authorized_keys
@@ -21,6 +22,8 @@ for repo in ${REPOSITORIES:-}; do
   case "$repo" in *..*|/*) echo "skipping unsafe repository name $repo" >&2; continue ;; esac
   path="/srv/git/${repo%.git}.git"
   [ -d "$path" ] || runuser -u git -- git init --quiet --bare --initial-branch=main "$path"
+  # Pushes over HTTP per repository, not host-wide (git-backend-setup.sh enable-push).
+  /usr/local/sbin/git-backend-setup enable-push "$path"
 done
 
 /usr/sbin/sshd -e
