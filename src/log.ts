@@ -12,7 +12,7 @@ export function createLogger(level: string, destination: NodeJS.WritableStream |
     {
       level,
       base: { svc: 'githa' },
-      redact: { paths: ['authorization', '*.authorization', 'password', '*.password'], censor: '[redacted]' },
+      redact: { paths: ['authorization', '*.authorization', 'cookie', '*.cookie', 'password', '*.password'], censor: '[redacted]' },
     },
     typeof destination === 'number' ? pino.destination({ fd: destination, sync: false }) : destination,
   );

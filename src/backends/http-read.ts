@@ -88,8 +88,13 @@ export async function authAnswer(res: Dispatcher.ResponseData): Promise<{ status
   let n = 0;
   for await (const chunk of res.body) {
     const c = chunk as Buffer;
-    if (n <= MAX_AUTH_BODY) parts.push(c);
+    parts.push(c);
     n += c.length;
+    // Past the cap the body is not relayed anyway: stop reading (a slow or endless body must not hold the request).
+    if (n > MAX_AUTH_BODY) {
+      res.body.destroy();
+      break;
+    }
   }
   let body = Buffer.concat(parts);
   if (n > MAX_AUTH_BODY) {

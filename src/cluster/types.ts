@@ -1,3 +1,4 @@
+import type { LentCredentials } from '../backends/types.js';
 import type { BackendConfig } from '../config/schema.js';
 import type { RefCommand } from '../protocol/receive-pack-request.js';
 import type { ReportStatus } from '../protocol/report-status.js';
@@ -34,6 +35,11 @@ export interface WriteRequest {
   /** The command list, when the transport knows it before forwarding (HTTP). */
   commands?: readonly RefCommand[];
   accepts?: Accepts;
+  /**
+   * The client's credentials, for githa's listing of the target right after
+   * the push only (passthrough mode, a backend without httpAuth; never stored).
+   */
+  lent?: LentCredentials | undefined;
 }
 
 /** How the transport's exchange with the target ended. */

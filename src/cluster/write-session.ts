@@ -115,7 +115,7 @@ export class WriteSession {
     if (result.ending === 'unknown') return { kind: 'interrupted', backend: target.id };
     // Either the report names updated refs, or the pack was cut, or the backend's answer ended without a report (a 5xx):
     // then the refs are most likely unchanged, and the backend is done with them. Verify rather than trust.
-    const refs = await ctx.backends.client(target.id).listRefs(repo);
+    const refs = await ctx.backends.client(target.id).listRefs(repo, undefined, req.lent);
     if (!refs) return { kind: 'interrupted', backend: target.id };
     const checksum = refsChecksum(refs);
     const unreported = result.ending === 'cut' || (result.ending === 'complete' && !result.report);

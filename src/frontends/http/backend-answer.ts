@@ -54,8 +54,13 @@ export async function readCapped(stream: Readable, cap: number): Promise<Buffer>
   let n = 0;
   for await (const chunk of stream) {
     const c = chunk as Buffer;
-    if (n < cap) parts.push(c.subarray(0, cap - n));
+    parts.push(c.subarray(0, cap - n));
     n += c.length;
+    // At the cap the rest is not relayed: stop reading (a slow or endless body must not hold the request).
+    if (n >= cap) {
+      stream.destroy();
+      break;
+    }
   }
   return Buffer.concat(parts);
 }

@@ -1,3 +1,4 @@
+import type { LentCredentials } from '../../backends/types.js';
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
@@ -16,6 +17,8 @@ import { backendRepositoryName, repositoryUrlPath } from '../../protocol/reposit
 const MAX_COMMAND_SECTION_BYTES = 32 * 1024 * 1024;
 
 export interface ReceivePackContext {
+  /** The client's credentials for githa's listing of the target right after the push (passthrough; HttpAuth.lend). */
+  lent?: LentCredentials | undefined;
   req: IncomingMessage;
   res: ServerResponse;
   repo: string;
@@ -165,7 +168,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
       const result = await forward(target, new AbortController().signal);
       outcome = result.ending === 'complete' ? 'no-op' : 'interrupted';
     } else {
-      const result = await cluster.write({ repo, user: ctx.user, transport: 'http', commands: request.commands, accepts: hasHttp }, forward);
+      const result = await cluster.write({ repo, user: ctx.user, transport: 'http', commands: request.commands, accepts: hasHttp, lent: ctx.lent }, forward);
       outcome = result.kind;
       if (result.kind === 'interrupted') failure = new WriteInterruptedError(repo, result.backend);
     }

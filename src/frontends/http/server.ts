@@ -89,7 +89,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     if (git.kind === 'rpc' && git.service === 'git-receive-pack') {
       // No read access: answered after the command list is read, as a missing repository's push is.
       if (denied && !(denied instanceof RepositoryNotFoundError)) throw denied;
-      const r = await handleReceivePack({ req, res, repo: git.repo, user, refusal: denied, backendHeaders: (id) => auth.backendHeaders(caller, id), relayCookies: auth.relaysCookies, cluster, forwarder, log: rlog, maxCommands: config.http.maxCommands, maxInflatedBytes: config.http.maxInflatedBytes, ackBeforeCommit: hooks.ackBeforeCommit === true });
+      const r = await handleReceivePack({ lent: auth.lend(req), req, res, repo: git.repo, user, refusal: denied, backendHeaders: (id) => auth.backendHeaders(caller, id), relayCookies: auth.relaysCookies, cluster, forwarder, log: rlog, maxCommands: config.http.maxCommands, maxInflatedBytes: config.http.maxInflatedBytes, ackBeforeCommit: hooks.ackBeforeCommit === true });
       return { ...fields, ...r };
     }
     if (denied) throw denied;
@@ -135,7 +135,9 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     rlog[e.level]({ ...fields, code: e.code, ...(err instanceof RemoteFatalError && err.backendId ? { backend: err.backendId } : {}), err: describeForLog(err) }, 'read refused');
     const kind = git.kind === 'rpc' ? 'result' : 'advertisement';
     res.writeHead(200, { 'content-type': `application/x-${git.service}-${kind}`, 'cache-control': 'no-cache' });
-    res.end(encodePkt(`ERR ${message.replace(/[\r\n]+/g, ' ').slice(0, 1000)}\n`));
+    // A backend's words reach the client's terminal: no control characters (ESC sequences) pass.
+    // eslint-disable-next-line no-control-regex -- control characters are what is removed
+    res.end(encodePkt(`ERR ${message.replace(/[\u0000-\u001f\u007f]+/g, ' ').slice(0, 1000)}\n`));
     return { ...fields, outcome: e.code, bytes: 0 };
   }
 
