@@ -10,15 +10,20 @@ import { guarded } from './redis-call.js';
 
 export type FreezeReason = 'write-interrupted' | 'leaders-lost' | 'ambiguous' | 'maintenance';
 
-export interface WritingMarker {
+/** The fields a marker is written with (docs/redis.md `writing`). */
+export interface MarkerFields {
   id: string;
   backend: string;
   proxy: string;
   user: string;
   transport: string;
   started: number;
-  heartbeat: number;
   preChecksum: string;
+}
+
+/** A marker as read back: what it was written with, its heartbeat (Redis clock), and its quorum-copy targets. */
+export interface WritingMarker extends MarkerFields {
+  heartbeat: number;
   /** Backends the write's quorum copies go to (named before any copy starts). */
   copies: readonly string[];
 }

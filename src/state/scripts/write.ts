@@ -1,4 +1,5 @@
 import type { Keys } from '../keys.js';
+import type { MarkerFields } from '../repo-state.js';
 import { flattenFields, nextVersion, replyOf, type ScriptDescriptor } from '../script.js';
 
 /*
@@ -14,16 +15,7 @@ function guardedStatus(reply: unknown): Guarded {
   return s === 'OK' ? 'ok' : s === 'LOCK' ? 'lock' : 'marker';
 }
 
-/** The fields a marker is written with (docs/redis.md `writing`). */
-export interface MarkerFields {
-  id: string;
-  backend: string;
-  proxy: string;
-  user: string;
-  transport: string;
-  started: number;
-  preChecksum: string;
-}
+export type { MarkerFields } from '../repo-state.js';
 
 /** Writes the `writing` marker. */
 export const BEGIN_WRITE: ScriptDescriptor<[token: string, marker: MarkerFields], 'ok' | 'lock' | 'frozen' | 'writing'> = {
