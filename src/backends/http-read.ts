@@ -103,3 +103,15 @@ export async function authAnswer(res: Dispatcher.ResponseData): Promise<{ status
   }
   return { status: res.statusCode, headers, body };
 }
+
+/**
+ * The repository's new base when a redirect kept the request's own path and
+ * query (`…/<new base>/info/refs?service=…`); undefined for anything else (a
+ * login page that names the old URL in its query is no new home).
+ */
+export function movedBase(target: string, path: string): string | undefined {
+  const to = new URL(target);
+  const asked = new URL(path, 'http://githa.invalid/');
+  if (to.search !== asked.search || !to.pathname.endsWith(asked.pathname) || to.pathname === asked.pathname) return undefined;
+  return `${to.origin}${to.pathname.slice(0, -asked.pathname.length)}`;
+}

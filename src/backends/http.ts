@@ -7,7 +7,7 @@ import { advertisedHeadTarget, parseDiscovery, type Discovery } from '../protoco
 import { FetchResponseReader, encodeFetchRequest } from '../protocol/fetch.js';
 import { encodeV0FetchRequest, V0FetchResponseReader } from '../protocol/fetch-v0.js';
 import { encodeLsRefsRequest, parseLsRefsResponse, type LsRefsEntry, type LsRefsRequest } from '../protocol/ls-refs.js';
-import { authAnswer, backendFault, isStaleConnection, readPkts, readSections } from './http-read.js';
+import { authAnswer, backendFault, isStaleConnection, movedBase, readPkts, readSections } from './http-read.js';
 import { encodeReceivePackRequest, type RefCommand } from '../protocol/receive-pack-request.js';
 import { ReceivePackResponseReader, type ReportStatus } from '../protocol/report-status.js';
 import type { BackendClient, LentCredentials, RefTip } from './types.js';
@@ -287,8 +287,10 @@ export class HttpBackendClient implements BackendClient {
       url = this.redirectTarget(url, res, hop, body instanceof Readable, `${service} on ${repo}`);
       // Later requests for this repository go straight to where it moved (git's
       // own client rebases its URL on the redirect of its first request too).
-      if (url.endsWith(`/${path}`)) this.remember(repo, url.slice(0, -(path.length + 1)));
+      const base = movedBase(url, path);
+      if (base !== undefined) this.remember(repo, base);
     }
+    if (res.statusCode >= 400) this.moved.delete(repo);
     if (res.statusCode === 404) {
       await res.body.dump();
       this.moved.delete(repo);
@@ -385,4 +387,5 @@ const CHUNK_PROBE_GAP_MS = 50;
 
 /** Idle keep-alive connections to a backend are closed after this long. */
 const IDLE_SOCKET_MS = 4_000;
+
 

@@ -8,6 +8,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpBackendClient } from '../../src/backends/http.js';
+import { movedBase } from '../../src/backends/http-read.js';
 import { BackendProtocolError, RemoteFatalError } from '../../src/errors.js';
 
 function pkt(s: string): Buffer {
@@ -62,5 +63,18 @@ describe('HttpBackendClient answers', () => {
 
   it('a missing repository is null', async () => {
     expect(await client.listRefs('missing.git')).toBeNull();
+  });
+});
+
+describe('movedBase (a redirect that moved the repository)', () => {
+  it('is the new base when the redirect kept the path and query', () => {
+    expect(movedBase('http://h:1/git/team/app/info/refs?service=git-upload-pack', 'info/refs?service=git-upload-pack')).toBe('http://h:1/git/team/app');
+    expect(movedBase('http://h:1/new/app/git-upload-pack', 'git-upload-pack')).toBe('http://h:1/new/app');
+  });
+
+  it('is nothing for a login page that names the old URL in its query, or a different query', () => {
+    expect(movedBase('http://h:1/login?next=/git/app/info/refs?service=git-upload-pack', 'info/refs?service=git-upload-pack')).toBeUndefined();
+    expect(movedBase('http://h:1/git/app/info/refs', 'info/refs?service=git-upload-pack')).toBeUndefined();
+    expect(movedBase('http://h:1/info/refs?service=git-upload-pack', 'info/refs?service=git-upload-pack')).toBeUndefined();
   });
 });
