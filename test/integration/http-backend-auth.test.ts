@@ -12,42 +12,18 @@
  *   same push with credentials is recorded.
  */
 import { writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startAuthBackend } from '../support/auth-backend.js';
 import { useCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
 import { startGitha } from '../support/githa.js';
+import { rawGet } from '../support/raw-http.js';
 
 const cluster = useCluster({ backends: 1 });
 const SERVICE = { username: 'githa-svc', password: 'svc-secret' };
 const USERS = { [SERVICE.username]: SERVICE.password, alice: 'alice-pw' };
 const QUIET = { verify: { intervalMs: 0 } };
-
-/** One GET on its own connection (`Connection: close`), read until githa closes it: the bytes as sent. */
-function rawGet(base: string, path: string): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
-  const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname);
-    const parts: Buffer[] = [];
-    socket.setTimeout(20_000, () => socket.destroy(new Error(`GET ${path}: githa did not close the connection within 20 s`)));
-    socket.on('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: close\r\n\r\n`));
-    socket.on('data', (c: Buffer) => parts.push(c));
-    socket.on('error', reject);
-    socket.on('end', () => {
-      const all = Buffer.concat(parts);
-      const split = all.indexOf('\r\n\r\n');
-      const head = all.subarray(0, split).toString('latin1').split('\r\n');
-      const headers: Record<string, string> = {};
-      for (const line of head.slice(1)) {
-        const i = line.indexOf(':');
-        headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
-      }
-      resolve({ status: Number(head[0]!.split(' ')[1]), headers, body: all.subarray(split + 4) });
-    });
-  });
-}
 
 /** A credential-store helper holding one user's password for this githa. */
 function credentials(dir: string, httpUrl: string, user: string, password: string): string {
