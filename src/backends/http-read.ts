@@ -34,19 +34,11 @@ export async function readPkts(body: AsyncIterable<unknown>, id: string): Promis
  * back to the pool) and splits it into `count` flush-terminated sections.
  */
 export async function readSections(body: AsyncIterable<unknown>, id: string, count: number): Promise<Pkt[][]> {
-  const decoder = new PktLineDecoder();
   const sections: Pkt[][] = [[]];
-  let total = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > MAX_SMALL_ANSWER) throw new BackendProtocolError(`backend ${id} sent an answer over ${MAX_SMALL_ANSWER} bytes`);
-    decoder.write(chunk);
-    for (let p = decoder.next(); p; p = decoder.next()) {
-      throwIfErr(p, id);
-      if (sections.length > count) continue;
-      if (p.type === 'flush') sections.push([]);
-      else sections[sections.length - 1]!.push(p);
-    }
+  for (const p of await readPkts(body, id)) {
+    if (sections.length > count) break;
+    if (p.type === 'flush') sections.push([]);
+    else sections[sections.length - 1]!.push(p);
   }
   if (sections.length <= count) throw new BackendProtocolError(`backend ${id} ended its answer before a flush-pkt`);
   return sections.slice(0, count);

@@ -139,15 +139,7 @@ export class HttpBackendClient implements BackendClient {
     const body = encodeFetchRequest({ wants: [...wants], haves: [...haves], done: true, ofsDelta: true, noProgress: true, agent: AGENT });
     const res = await this.send(repo, 'POST', 'git-upload-pack', body, 'upload-pack', signal, true);
     if (!res) throw new BackendProtocolError(`backend ${this.id} does not have ${repo}`);
-    const reader = new FetchResponseReader();
-    for await (const chunk of res.body) {
-      reader.write(chunk as Buffer);
-      for (let ev = reader.next(); ev; ev = reader.next()) {
-        if (ev.type === 'pack') yield ev.data;
-        else if (ev.type === 'end') return;
-      }
-    }
-    throw new BackendProtocolError(`backend ${this.id} ended the fetch response early`);
+    yield* this.packOf(res.body, new FetchResponseReader());
   }
 
   /** A v0 fetch in one stateless POST (src/protocol/fetch-v0.ts) for a backend that ignores Git-Protocol. */
@@ -156,11 +148,15 @@ export class HttpBackendClient implements BackendClient {
     const body = encodeV0FetchRequest({ wants, haves, offered, agent: AGENT });
     const res = await this.send(repo, 'POST', 'git-upload-pack', body, 'upload-pack', signal, false);
     if (!res) throw new BackendProtocolError(`backend ${this.id} does not have ${repo}`);
-    const reader = new V0FetchResponseReader();
-    for await (const chunk of res.body) {
+    yield* this.packOf(res.body, new V0FetchResponseReader());
+  }
+
+  /** The pack data of a fetch answer, as its reader (v2 or v0) finds it in the side-band stream. */
+  private async *packOf(body: AsyncIterable<unknown>, reader: FetchAnswerReader): AsyncGenerator<Buffer> {
+    for await (const chunk of body) {
       reader.write(chunk as Buffer);
       for (let ev = reader.next(); ev; ev = reader.next()) {
-        if (ev.type === 'pack') yield ev.data;
+        if (ev.type === 'pack' && ev.data) yield ev.data;
         else if (ev.type === 'end') return;
       }
     }
@@ -375,6 +371,12 @@ export class HttpBackendClient implements BackendClient {
 
 /** What the HTTP probe asks for: a name no one uses, so the answer is a cheap 404 (or a tiny advertisement). */
 const PROBE_REPOSITORY = 'githa-health-probe.git';
+
+/** What fetchPack needs of a fetch answer's reader (v2 FetchResponseReader, v0 V0FetchResponseReader). */
+interface FetchAnswerReader {
+  write(chunk: Buffer): void;
+  next(): { type: string; data?: Buffer } | undefined | null;
+}
 
 /** Redirect codes githa follows for its own requests (RFC 9110 15.4). */
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
