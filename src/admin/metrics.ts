@@ -83,6 +83,12 @@ export class Metrics implements Observer {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  private readonly readRetries = new Counter({
+    name: 'githa_read_retries_total',
+    help: 'Reads that dropped a copy\'s answer before the client saw a byte and went to another leader, by reason (missing, empty, contradicts, failed, moved, writing).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -198,5 +204,9 @@ export class Metrics implements Observer {
 
   quorumCopy(outcome: string): void {
     this.quorumCopies.inc({ outcome: label(outcome) });
+  }
+
+  readRetried(reason: string): void {
+    this.readRetries.inc({ reason: label(reason) });
   }
 }

@@ -10,6 +10,7 @@ import { catchUp } from './catch-up.js';
 import type { ClusterContext } from './context.js';
 import type { Health } from './health.js';
 import type { Observer } from './observer.js';
+import { NO_REPAIRS, ReadChecker, type CopyRepairs } from './read-check.js';
 import { frozenForRead, frozenForWrite, interruptedWrite, leadersLost, quorumUnavailable } from './messages.js';
 import { leadership, planRead, planWrite, repoFlags, type ReadPlan, type RepoFlags } from './routing.js';
 import type { Accepts, Backend, BackendOverride, Forward, ReadRoute, WriteOutcome, WriteRequest } from './types.js';
@@ -57,17 +58,21 @@ export class Cluster {
   private turn = 0;
   private readonly seen = new Map<string, { epoch: string; max: number }>();
   private readonly adoption: Adoption;
+  /** Checks what a copy's answer showed against the record before the client gets it (docs/architecture.md "Verified copies"). */
+  readonly reads: ReadChecker;
 
   constructor(
     readonly ctx: ClusterContext,
     private readonly directory: Backends,
     private readonly resolver?: InterruptionResolving,
+    repairs: CopyRepairs = NO_REPAIRS,
   ) {
     this.config = ctx.config;
     this.log = ctx.log;
     this.health = ctx.health;
     this.observer = ctx.observer;
     this.adoption = new Adoption(ctx);
+    this.reads = new ReadChecker({ repos: ctx.repos, log: ctx.log, observer: ctx.observer, repairs });
   }
 
   /**
@@ -152,10 +157,13 @@ export class Cluster {
         }
         throw new NoLeaderError(leadersLost(repo, this.lostLeaders(state)));
       case 'serve':
-        return { repo, version: max, leaders, candidates: this.directory.usable(plan.candidates, accepts) };
+        return { repo, version: max, leaders, candidates: this.directory.usable(plan.candidates, accepts), checksums: state.checksums };
       case 'catch-up': {
         const ok = accepts(this.backend(plan.target)) && (await this.catchUpWithin(repo, state, plan.source, plan.target, this.config.catchUp.readWaitMs));
-        return { repo, version: max, leaders, candidates: this.directory.usable(ok ? [plan.target, ...plan.fallback] : plan.fallback, accepts) };
+        const candidates = this.directory.usable(ok ? [plan.target, ...plan.fallback] : plan.fallback, accepts);
+        // The caught-up target now holds the source's recorded refs.
+        const checksums = ok ? new Map([...state.checksums, [plan.target, state.checksums.get(plan.source) ?? '']]) : state.checksums;
+        return { repo, version: max, leaders, candidates, checksums };
       }
     }
   }
@@ -178,7 +186,7 @@ export class Cluster {
     const flags = repoFlags(state);
     const plan = planWrite(state.versions, this.directory.views(), this.config.zone, this.turn++, flags);
     const { max, leaders } = leadership(state.versions, flags.notLeaders);
-    if (plan.kind === 'write') return { repo, version: max, leaders, candidates: this.directory.usable(plan.candidates, accepts) };
+    if (plan.kind === 'write') return { repo, version: max, leaders, candidates: this.directory.usable(plan.candidates, accepts), checksums: state.checksums };
     return this.routeRead(repo, accepts, lent);
   }
 

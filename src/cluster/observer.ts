@@ -15,6 +15,8 @@ export interface Observer {
   replicationLag(seconds: number): void;
   /** One write-quorum copy attempt: `copied`, `mismatch`, `failed` or `timeout`. */
   quorumCopy(outcome: string): void;
+  /** A read dropped a copy's answer and went to another leader (src/cluster/read-check.ts RetryReason). */
+  readRetried(reason: string): void;
 }
 
 /** The default: observes nothing. */
@@ -24,4 +26,5 @@ export const NO_OBSERVER: Observer = {
   catchUp: () => {},
   replicationLag: () => {},
   quorumCopy: () => {},
+  readRetried: () => {},
 };

@@ -23,6 +23,8 @@ export interface ReadRoute {
   readonly candidates: readonly Backend[];
   /** The leaders at `version`, for the message when none of them answers. */
   readonly leaders: readonly string[];
+  /** What the record says each candidate holds: the checksum its answer is checked against (src/cluster/read-check.ts). */
+  readonly checksums: ReadonlyMap<string, string>;
 }
 
 /** Which backends a front end can use (those with an endpoint for its transport). */
