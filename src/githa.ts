@@ -7,6 +7,7 @@ import { HttpBackendClient } from './backends/http.js';
 import { GitDaemonBackendClient } from './backends/git-daemon.js';
 import { SshBackendClient } from './backends/ssh.js';
 import type { BackendClient, StreamBackendClient } from './backends/types.js';
+import { NO_REPAIRS } from './cluster/read-check.js';
 import { Cluster } from './cluster/cluster.js';
 import { AccessPolicy } from './auth/access.js';
 import { collectStatus } from './cluster/cluster-status.js';
@@ -87,6 +88,7 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
     health,
     observer,
     backends,
+    repairs: NO_REPAIRS,
   };
   const resolver = new InterruptionResolver(ctx);
   const cluster = new Cluster(ctx, backends, resolver);

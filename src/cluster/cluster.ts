@@ -10,7 +10,7 @@ import { catchUp } from './catch-up.js';
 import type { ClusterContext } from './context.js';
 import type { Health } from './health.js';
 import type { Observer } from './observer.js';
-import { NO_REPAIRS, ReadChecker, type CopyRepairs } from './read-check.js';
+import { ReadChecker } from './read-check.js';
 import { frozenForRead, frozenForWrite, interruptedWrite, leadersLost, quorumUnavailable } from './messages.js';
 import { leadership, planRead, planWrite, repoFlags, type ReadPlan, type RepoFlags } from './routing.js';
 import type { Accepts, Backend, BackendOverride, Forward, ReadRoute, WriteOutcome, WriteRequest } from './types.js';
@@ -65,14 +65,13 @@ export class Cluster {
     readonly ctx: ClusterContext,
     private readonly directory: Backends,
     private readonly resolver?: InterruptionResolving,
-    repairs: CopyRepairs = NO_REPAIRS,
   ) {
     this.config = ctx.config;
     this.log = ctx.log;
     this.health = ctx.health;
     this.observer = ctx.observer;
     this.adoption = new Adoption(ctx);
-    this.reads = new ReadChecker({ repos: ctx.repos, log: ctx.log, observer: ctx.observer, repairs });
+    this.reads = new ReadChecker({ repos: ctx.repos, log: ctx.log, observer: ctx.observer, repairs: ctx.repairs });
   }
 
   /**

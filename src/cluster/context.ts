@@ -8,6 +8,7 @@ import type { RepositoryStore } from '../state/repository-store.js';
 import type { BackendDirectory } from './backends.js';
 import type { Health } from './health.js';
 import type { Observer } from './observer.js';
+import type { CopyRepairs } from './read-check.js';
 
 /**
  * What the cluster's parts (write sessions, copies, the replicator, the
@@ -27,6 +28,8 @@ export interface ClusterContext {
   readonly health: Health;
   readonly observer: Observer;
   readonly backends: BackendDirectory;
+  /** Repairs a copy found contradicting its record (docs/architecture.md "Verified copies"). */
+  readonly repairs: CopyRepairs;
 }
 
 /** Tells the index (and so the replicators) that a backend reached a version; a hint, so a failure is only logged. */

@@ -5,6 +5,7 @@ import { Backends } from '../../src/cluster/backends.js';
 import type { ClusterContext } from '../../src/cluster/context.js';
 import { Health } from '../../src/cluster/health.js';
 import { NO_OBSERVER } from '../../src/cluster/observer.js';
+import { NO_REPAIRS } from '../../src/cluster/read-check.js';
 import { buildConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { ClusterStateUnavailableError, CommitRefusedError, RepositoryFrozenError } from '../../src/errors.js';
@@ -279,6 +280,7 @@ export function memoryCluster(ids: string[], overrides: { writeQuorum?: number }
     writeLocks: new MemoryWriteLocks(store),
     health,
     observer: NO_OBSERVER,
+    repairs: NO_REPAIRS,
     backends: directory,
   };
   return { ctx, store, backends, directory, config };
