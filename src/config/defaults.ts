@@ -89,6 +89,14 @@ export const DEFAULTS = {
     /** At most this many backend ref listings per second for verification. */
     perSecond: 5,
   },
+  read: {
+    /**
+     * Largest ref listing (v0/v1 advertisement, v2 ls-refs answer) held to be checked
+     * against the record before the client gets it; a larger one is relayed unchecked,
+     * with a warning (docs/architecture.md "Verified copies").
+     */
+    maxHeldListingBytes: 32 * 1024 * 1024,
+  },
   backendDefaults: {
     enabled: true,
     writable: true,

@@ -154,6 +154,7 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    read: z.object({ maxHeldListingBytes: positiveInt.default(DEFAULTS.read.maxHeldListingBytes) }).strict().prefault({}),
     http: z
       .object({
         headersTimeoutMs: positiveInt.default(DEFAULTS.http.headersTimeoutMs),

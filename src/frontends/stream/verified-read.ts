@@ -1,0 +1,361 @@
+/**
+ * upload-pack over SSH and git://, checked against the record
+ * (docs/architecture.md "Verified copies", "SSH and git:// reads"): the
+ * backend's ref listing is held whole and compared with what Redis records
+ * for that copy before the client gets a byte of it. A copy that is missing,
+ * empty or contradicts its record is dropped and the next candidate serves;
+ * the client never sees a byte of a dropped listing.
+ *
+ * - v0/v1: the backend speaks first; its advertisement (up to its flush) is
+ *   the listing. The client sends nothing before it, so its bytes go to the
+ *   backend only once the listing was passed on.
+ * - v2: the capability advertisement carries no refs and is passed on as it
+ *   comes. The client's first command, if it is `ls-refs`, is sent widened
+ *   (src/protocol/ls-refs-widen.ts) and its whole answer checked; only the
+ *   lines the client's prefixes select are passed on. Should another backend
+ *   take over, it must advertise byte-identical capabilities (the client has
+ *   already read and relies on them); otherwise the request is refused.
+ * - After that, and for any other first command, bytes flow both ways
+ *   unparsed: packs are never held.
+ */
+import type { Readable } from 'node:stream';
+import type { BackendStream } from '../../backends/types.js';
+import type { Backend, ReadRoute } from '../../cluster/cluster.js';
+import { refsChecksum } from '../../cluster/checksum.js';
+import type { LiveCopy } from '../../cluster/read-check.js';
+import { DEFAULTS } from '../../config/defaults.js';
+import { BackendUnavailableError, NoLeaderError } from '../../errors.js';
+import { parseV2Command } from '../../protocol/command-request.js';
+import { advertisedRefs, classifyFirstMessage, type HeldMessage, leadingErr, type ListedRef, lsRefsListing, MessageHold } from '../../protocol/held-listing.js';
+import { widenLsRefs } from '../../protocol/ls-refs-widen.js';
+import { open, refuse, relay, type ClientChannel, type StreamDeps, type StreamRequest } from './relay.js';
+
+/** stderr of a backend kept while its listing is held (passed on once it serves; its tail names a missing repository). */
+const MAX_HELD_STDERR = 8 * 1024;
+
+type Hold =
+  | { kind: 'message'; message: HeldMessage }
+  /** The source ended (or failed) before the message's flush. */
+  | { kind: 'ended'; bytes: Buffer }
+  | { kind: 'over-cap'; bytes: Buffer }
+  /** Not pkt-lines. */
+  | { kind: 'broken'; bytes: Buffer; detail: string }
+  /** The client went away meanwhile. */
+  | { kind: 'gone' };
+
+/**
+ * Reads one pkt-line message (to its flush) from `source`, holding its bytes.
+ * Bytes after the flush are put back; the source is left paused for whoever
+ * reads it next (a pipe resumes it).
+ */
+function holdMessage(source: Readable, maxBytes: number, gone: AbortSignal): Promise<Hold> {
+  return new Promise((resolve) => {
+    const hold = new MessageHold(maxBytes);
+    const done = (result: Hold): void => {
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('close', onEnd);
+      source.off('error', onEnd);
+      gone.removeEventListener('abort', onGone);
+      source.pause();
+      resolve(result);
+    };
+    const onData = (chunk: Buffer): void => {
+      let got: ReturnType<MessageHold['write']>;
+      try {
+        got = hold.write(chunk);
+      } catch (err) {
+        done({ kind: 'broken', bytes: hold.held(), detail: (err as Error).message });
+        return;
+      }
+      if (got === undefined) return;
+      if (got === 'over-cap') return done({ kind: 'over-cap', bytes: hold.held() });
+      // Paused first: unshifting into a flowing stream would hand the bytes straight back to onData.
+      done({ kind: 'message', message: got });
+      if (got.rest.length > 0) source.unshift(got.rest);
+    };
+    const onEnd = (): void => done({ kind: 'ended', bytes: hold.held() });
+    const onGone = (): void => done({ kind: 'gone' });
+    if (gone.aborted) return onGone();
+    if (source.readableEnded || source.destroyed) return onEnd();
+    source.on('data', onData);
+    source.once('end', onEnd);
+    source.once('close', onEnd);
+    source.once('error', onEnd);
+    gone.addEventListener('abort', onGone, { once: true });
+    source.resume();
+  });
+}
+
+/** One backend's running upload-pack, its stderr held until it serves. */
+class Attempt {
+  private stderr = '';
+  private readonly onStderr = (chunk: Buffer): void => {
+    this.stderr = (this.stderr + chunk.toString('utf8')).slice(-MAX_HELD_STDERR);
+  };
+
+  constructor(
+    readonly backend: Backend,
+    readonly stream: BackendStream,
+  ) {
+    stream.stderr?.on('data', this.onStderr);
+  }
+
+  /** The last line of its stderr, for the log (e.g. "fatal: '…' does not appear to be a git repository"). */
+  detail(fallback: string): string {
+    // eslint-disable-next-line no-control-regex -- a backend's stderr must not put control characters in a log line
+    const last = this.stderr.trim().split('\n').at(-1)?.replace(/[\0-\x1f\x7f]/g, ' ').slice(0, 300);
+    return last || fallback;
+  }
+
+  /** Drops it: its output and stderr never reach the client. */
+  drop(): void {
+    this.stream.stderr?.off('data', this.onStderr);
+    this.stream.destroy();
+  }
+
+  /** It serves: the stderr held so far goes to the client; relay() pipes the rest. */
+  release(channel: ClientChannel): void {
+    this.stream.stderr?.off('data', this.onStderr);
+    if (this.stderr && channel.errors) channel.errors.write(this.stderr);
+    this.stderr = '';
+  }
+}
+
+type Opened = { kind: 'v0' | 'v2'; attempt: Attempt; first: HeldMessage } | { kind: 'over-cap'; attempt: Attempt; bytes: Buffer };
+
+/** Serves git-upload-pack from the first candidate whose listing agrees with the record. */
+export async function serveUploadPack(deps: StreamDeps, req: StreamRequest, channel: ClientChannel, route: ReadRoute): Promise<Record<string, unknown>> {
+  const gone = new AbortController();
+  const onGone = (): void => gone.abort();
+  if (channel.input.destroyed) onGone();
+  else channel.input.once('close', onGone);
+  try {
+    return await new VerifiedRead(deps, req, channel, route, gone.signal).serve();
+  } finally {
+    channel.input.off('close', onGone);
+  }
+}
+
+class VerifiedRead {
+  private readonly queue: Backend[];
+  private readonly cap: number;
+  /** Bytes the client got before the relay started. */
+  private written = 0;
+
+  constructor(
+    private readonly deps: StreamDeps,
+    private readonly req: StreamRequest,
+    private readonly channel: ClientChannel,
+    private readonly route: ReadRoute,
+    private readonly gone: AbortSignal,
+  ) {
+    this.queue = [...route.candidates];
+    this.cap = deps.maxHeldListingBytes ?? DEFAULTS.read.maxHeldListingBytes;
+  }
+
+  async serve(): Promise<Record<string, unknown>> {
+    for (;;) {
+      let opened: Opened | 'gone' | undefined;
+      try {
+        opened = await this.next();
+      } catch (err) {
+        return refuse(this.deps, this.channel, err);
+      }
+      if (opened === undefined) return refuse(this.deps, this.channel, this.deps.cluster.unreachable(this.route));
+      if (opened === 'gone') return { outcome: 'client-gone' };
+      if (opened.kind === 'over-cap') {
+        this.unchecked(opened.attempt, 'advertisement');
+        this.send(opened.bytes);
+        return this.relayFrom(opened.attempt);
+      }
+      if (opened.kind === 'v2') return this.serveV2(opened.attempt, opened.first);
+      if ((await this.verify(opened.attempt, () => advertisedRefs(opened.first.pkts))) === 'retry') continue;
+      this.send(opened.first.bytes);
+      return this.relayFrom(opened.attempt);
+    }
+  }
+
+  /**
+   * Protocol v2: the capability advertisement goes to the client as it came;
+   * its first command, if ls-refs, is checked (on another backend with the
+   * very same capabilities when this copy's answer is dropped).
+   */
+  private async serveV2(first: Attempt, caps: HeldMessage): Promise<Record<string, unknown>> {
+    this.send(caps.bytes);
+    const request = await holdMessage(this.channel.input, this.cap, this.gone);
+    if (request.kind === 'gone') {
+      first.drop();
+      return { outcome: 'client-gone' };
+    }
+    if (request.kind !== 'message') {
+      // The client ended, sent garbage or an oversized request: not a listing; the backend answers it as it would.
+      first.stream.stdin.write(request.bytes);
+      if (request.kind === 'ended') first.stream.stdin.end();
+      return this.relayFrom(first, request.kind === 'ended' ? Promise.resolve() : undefined);
+    }
+    const widened = lsRefsRequest(request.message);
+    if (widened === undefined) {
+      first.stream.stdin.write(request.message.bytes);
+      return this.relayFrom(first);
+    }
+    let attempt = first;
+    for (;;) {
+      attempt.stream.stdin.write(widened.request);
+      const answer = await holdMessage(attempt.stream.stdout, this.cap, this.gone);
+      if (answer.kind === 'gone') {
+        attempt.drop();
+        return { outcome: 'client-gone' };
+      }
+      if (answer.kind === 'over-cap') {
+        // gitprotocol-v2 "ls-refs": a server MAY show refs the prefixes do not select, so the whole answer is a valid one.
+        this.unchecked(attempt, 'ls-refs answer');
+        this.send(answer.bytes);
+        return this.relayFrom(attempt);
+      }
+      let listing: { refs: ListedRef[]; forward: Buffer } | undefined;
+      const verdict =
+        answer.kind === 'message'
+          ? await this.verify(attempt, () => {
+              listing = lsRefsListing(answer.message.pkts, widened.prefixes);
+              return listing.refs;
+            })
+          : await this.judge(attempt, { kind: 'failed', detail: `ls-refs: ${answer.kind === 'broken' ? answer.detail : attempt.detail('ended before the end of its answer')}` });
+      if (verdict === 'serve' && listing) {
+        this.send(listing.forward);
+        return this.relayFrom(attempt);
+      }
+      attempt.drop();
+      const next = await this.nextWithCapabilities(caps.bytes);
+      if (next === 'gone') return { outcome: 'client-gone' };
+      if (next === undefined) {
+        return refuse(
+          this.deps,
+          this.channel,
+          new NoLeaderError(`${this.route.repo}: the copy on ${attempt.backend.id} does not match its record and no other leader can take over this session; try again`),
+        );
+      }
+      attempt = next;
+    }
+  }
+
+  /** The next candidate whose capability advertisement is byte-identical to what the client already has. */
+  private async nextWithCapabilities(caps: Buffer): Promise<Attempt | 'gone' | undefined> {
+    for (;;) {
+      let opened: Opened | 'gone' | undefined;
+      try {
+        opened = await this.next();
+      } catch {
+        continue;
+      }
+      if (opened === undefined || opened === 'gone') return opened;
+      if (opened.kind === 'v2' && opened.first.bytes.equals(caps)) return opened.attempt;
+      this.deps.log.warn({ repo: this.route.repo, backend: opened.attempt.backend.id }, 'read not moved to a backend whose v2 capabilities differ from those the client has');
+      opened.attempt.drop();
+    }
+  }
+
+  /**
+   * Opens the next candidate and holds its first message. A candidate that
+   * cannot be reached is marked down; one whose copy is missing (no
+   * advertisement, an ERR packet) or broken is checked and skipped.
+   */
+  private async next(): Promise<Opened | 'gone' | undefined> {
+    for (;;) {
+      const backend = this.queue.shift();
+      if (backend === undefined) return undefined;
+      let stream: BackendStream;
+      try {
+        stream = await open(this.deps, backend, this.req);
+      } catch (err) {
+        if (!(err instanceof BackendUnavailableError && !err.bytesSent)) throw err;
+        this.deps.cluster.health.markDown(backend.id);
+        continue;
+      }
+      const attempt = new Attempt(backend, stream);
+      const held = await holdMessage(stream.stdout, this.cap, this.gone);
+      if (held.kind === 'gone') {
+        attempt.drop();
+        return 'gone';
+      }
+      if (held.kind === 'over-cap') return { kind: 'over-cap', attempt, bytes: held.bytes };
+      if (held.kind === 'message') {
+        const first = classifyFirstMessage(held.message.pkts);
+        if (first.kind !== 'refused') return { kind: first.kind, attempt, first: held.message };
+        await this.judge(attempt, { kind: 'missing', detail: first.message });
+      } else if (held.kind === 'ended') {
+        // Nothing, or an ERR packet and the end: SSH's "does not appear to be a git repository", git daemon's "not exported".
+        const err = leadingErr(held.bytes);
+        const live: LiveCopy =
+          held.bytes.length === 0 || err !== undefined
+            ? { kind: 'missing', detail: err ?? attempt.detail('ended without an advertisement') }
+            : { kind: 'failed', detail: attempt.detail('ended in the middle of its advertisement') };
+        await this.judge(attempt, live);
+      } else {
+        await this.judge(attempt, { kind: 'failed', detail: `advertisement: ${held.detail}` });
+      }
+      attempt.drop();
+    }
+  }
+
+  /** Checks a held listing; a listing that does not parse is a failed answer. */
+  private verify(attempt: Attempt, refs: () => ListedRef[]): Promise<'serve' | 'retry'> {
+    let live: LiveCopy;
+    try {
+      live = { kind: 'refs', checksum: refsChecksum(refs()) };
+    } catch (err) {
+      live = { kind: 'failed', detail: `listing: ${(err as Error).message}` };
+    }
+    return this.judge(attempt, live);
+  }
+
+  private async judge(attempt: Attempt, live: LiveCopy): Promise<'serve' | 'retry'> {
+    const reads = this.deps.cluster.reads;
+    const verdict = reads.agrees(this.route, attempt.backend.id, live) ? 'serve' : await reads.check(this.route, attempt.backend.id, live);
+    // Nothing of a missing or broken copy can be served, whatever the record says.
+    if (verdict === 'retry' || live.kind !== 'refs') {
+      this.deps.log.info({ repo: this.route.repo, backend: attempt.backend.id, live: live.kind }, 'read moved to another leader: the copy does not match its record');
+      return 'retry';
+    }
+    return 'serve';
+  }
+
+  private unchecked(attempt: Attempt, what: string): void {
+    this.deps.log.warn(
+      { repo: this.route.repo, backend: attempt.backend.id, maxHeldListingBytes: this.cap },
+      `${what} larger than read.maxHeldListingBytes: relayed unchecked against the record`,
+    );
+  }
+
+  private send(bytes: Buffer): void {
+    this.written += bytes.length;
+    this.channel.output.write(bytes);
+  }
+
+  /** Relays the rest both ways, unparsed. A service that ended without an exit status over SSH is not 'ok'. */
+  private async relayFrom(attempt: Attempt, upload?: Promise<void>): Promise<Record<string, unknown>> {
+    attempt.release(this.channel);
+    const result = await relay(attempt.stream, this.channel, this.channel.output, upload);
+    const noStatus = result.status === null && attempt.stream.stderr !== null;
+    const exitCode = noStatus ? 128 : result.exitCode;
+    await this.channel.finish(exitCode);
+    return {
+      backend: attempt.backend.id,
+      version: this.route.version,
+      exitCode,
+      bytes: this.written + result.bytes,
+      outcome: exitCode === 0 ? 'ok' : 'backend-error',
+    };
+  }
+}
+
+/** The widened form of a client's first v2 command when it is `ls-refs` (gitprotocol-v2 "ls-refs"); undefined for any other. */
+function lsRefsRequest(message: HeldMessage): { request: Buffer; prefixes: string[] } | undefined {
+  const pkts = [...message.pkts, { type: 'flush' as const }];
+  try {
+    if (parseV2Command(pkts).command !== 'ls-refs') return undefined;
+    return widenLsRefs(pkts);
+  } catch {
+    return undefined; // not a well-formed command: the backend answers it
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Verified reads over SSH and git:// (docs/architecture.md "Verified copies",
+ * "SSH and git:// reads"): a copy changed behind githa's back is never served.
+ * Against real sshd and git daemon backends, real git clients (protocol v0
+ * and v2) and a real Redis, one backend's copy (b2) is wiped, re-initialised,
+ * rolled back by one ref, or given a divergent commit; then every read through
+ * githa (ls-remote, clone, fetch) succeeds with the recorded refs, and the
+ * copy is recorded as drifted in Redis.
+ *
+ * b2 is met deterministically: githa orders the leaders round robin
+ * (src/cluster/routing.ts planRead), so one of any three consecutive reads of
+ * a repository goes to b2 first while it still leads.
+ */
+import { rmSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EMPTY_CHECKSUM } from '../../src/cluster/checksum.js';
+import { useCluster, type DevBackend, type DevCluster } from '../support/cluster.js';
+import { checksumOf, diskRefs, gitDir, refOnDisk } from '../support/backend-refs.js';
+import { GitClient } from '../support/git.js';
+import { startGitha, type GithaProcess } from '../support/githa.js';
+import { maxOf } from '../support/state.js';
+import { waitFor } from '../support/wait.js';
+
+const BACKENDS = ['b1', 'b2', 'b3'];
+const READS = 12;
+
+const cluster = useCluster({ backends: 3 });
+let githa: GithaProcess;
+let redis: Redis;
+
+beforeAll(async () => {
+  redis = new Redis(cluster().redis.url, { maxRetriesPerRequest: 1 });
+  // No verifier: the reads themselves must find the changed copy.
+  githa = await startGitha(cluster(), { ssh: true, git: true, keep: true, config: { verify: { intervalMs: 0 } } });
+});
+
+afterAll(async () => {
+  await githa?.stop();
+  redis?.disconnect();
+});
+
+const key = (repo: string, what: string): string => `githa:repo:{${repo}.git}:${what}`;
+
+/** Waits until every backend holds `sha` on main, at the highest version, with its recorded checksum. */
+async function allCurrent(c: DevCluster, repo: string, sha: string): Promise<void> {
+  await waitFor(`every copy of ${repo} current`, async () => {
+    const versions = Object.fromEntries(Object.entries(await redis.hgetall(key(repo, 'versions'))).map(([b, v]) => [b, Number(v)]));
+    const checksums = await redis.hgetall(key(repo, 'checksums'));
+    for (const id of BACKENDS) {
+      const b = c.backend(id);
+      if ((await refOnDisk(b, repo, 'refs/heads/main')) !== sha) return false;
+      if (versions[id] !== maxOf(versions) || checksums[id] !== checksumOf(await diskRefs(b, repo))) return false;
+    }
+    return true;
+  }, 20_000);
+}
+
+type Scenario = 'wiped' | 're-initialised' | 'rolled back' | 'divergent';
+
+/** Changes b2's copy behind githa's back. */
+async function breakCopy(b2: DevBackend, repo: string, scenario: Scenario, first: string): Promise<void> {
+  switch (scenario) {
+    case 'wiped':
+      rmSync(b2.repoPath(repo), { recursive: true, force: true });
+      return;
+    case 're-initialised':
+      rmSync(b2.repoPath(repo), { recursive: true, force: true });
+      await b2.createRepository(repo);
+      return;
+    case 'rolled back':
+      await gitDir(b2, repo, ['update-ref', 'refs/heads/main', first]);
+      return;
+    case 'divergent': {
+      const tree = (await gitDir(b2, repo, ['rev-parse', 'refs/heads/main^{tree}'])).trim();
+      const ident = ['-c', 'user.name=Elsewhere', '-c', 'user.email=elsewhere@githa.invalid'];
+      const commit = (await gitDir(b2, repo, [...ident, 'commit-tree', tree, '-p', 'refs/heads/main', '-m', 'only on b2'])).trim();
+      await gitDir(b2, repo, ['update-ref', 'refs/heads/main', commit]);
+    }
+  }
+}
+
+const heads = (refs: Record<string, string>, prefix: string): Record<string, string> =>
+  Object.fromEntries(Object.entries(refs).filter(([name]) => name.startsWith(prefix) && !name.endsWith('/HEAD')).map(([name, oid]) => [`refs/heads/${name.slice(prefix.length)}`, oid]));
+
+describe.each(['ssh', 'git'] as const)('upload-pack over %s', (transport) => {
+  describe.each([0, 2] as const)('protocol v%i', (version) => {
+    it.each(['wiped', 're-initialised', 'rolled back', 'divergent'] as const)('a %s copy is never served, and is recorded as drifted', async (scenario) => {
+      const c = cluster();
+      const repo = `verified/${transport}-v${version}-${scenario.replace(/\W+/g, '-')}`;
+      await c.createRepository(repo);
+      const git = GitClient.forCluster(c, { protocolVersion: version, knownHostsPath: githa.knownHostsPath });
+      const work = await git.init();
+      const first = await git.commit(work, { 'a.txt': 'first\n' }, 'first');
+      await git.run(['branch', 'side'], { cwd: work });
+      const second = await git.commit(work, { 'a.txt': 'second\n' }, 'second');
+      await git.push(work, githa.url(repo), ['main', 'side']);
+      await allCurrent(c, repo, second);
+      const recorded = await diskRefs(c.backend('b1'), repo);
+      expect(recorded).toEqual({ 'refs/heads/main': second, 'refs/heads/side': first });
+      const recordedB2 = (await redis.hgetall(key(repo, 'checksums'))).b2;
+      expect(recordedB2).toBe(checksumOf(recorded));
+
+      const b2 = c.backend('b2');
+      await breakCopy(b2, repo, scenario, first);
+
+      const url = transport === 'ssh' ? githa.sshUrl(repo) : githa.gitUrl(repo);
+      const fetcher = await git.init('fetcher');
+      for (let i = 0; i < READS; i++) {
+        const what = `read ${i} (${['ls-remote', 'clone', 'fetch'][i % 3]})`;
+        if (i % 3 === 0) {
+          const refs = await git.lsRemote(url);
+          expect(refs, what).toEqual({ HEAD: second, ...recorded });
+        } else if (i % 3 === 1) {
+          const clone = await git.clone(url);
+          expect(heads(await git.forEachRef(clone, 'refs/remotes/origin/'), 'refs/remotes/origin/'), what).toEqual(recorded);
+          expect(await git.revParse(clone, 'HEAD'), what).toBe(second);
+        } else {
+          await git.fetch(fetcher, url, ['+refs/heads/*:refs/remotes/r/*']);
+          expect(heads(await git.forEachRef(fetcher, 'refs/remotes/r/'), 'refs/remotes/r/'), what).toEqual(recorded);
+        }
+      }
+
+      // The copy that contradicted its record was found by a read and leads no more.
+      const drift = await redis.hget(key(repo, 'drift'), 'b2');
+      expect(drift, 'b2 recorded as drifted').toBeTruthy();
+      const [live] = drift!.split(' ');
+      if (scenario === 'wiped') expect(live).toBe('missing');
+      else if (scenario === 're-initialised') expect(live).toBe(EMPTY_CHECKSUM);
+      else expect(live).toBe(checksumOf(await diskRefs(b2, repo)));
+      expect(await redis.hkeys(key(repo, 'drift'))).toEqual(['b2']);
+    });
+  });
+});
