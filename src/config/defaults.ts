@@ -89,6 +89,15 @@ export const DEFAULTS = {
     /** At most this many backend ref listings per second for verification. */
     perSecond: 5,
   },
+  read: {
+    /**
+     * Largest backend listing (advertisement, ls-refs answer) held to be checked
+     * against the record before the client gets it; a larger one is relayed unchecked.
+     */
+    maxHeldListingBytes: 32 * 1024 * 1024,
+    /** Largest upload-pack request body held so the request can be replayed on another leader (HTTP). */
+    maxReplayBodyBytes: 1024 * 1024,
+  },
   backendDefaults: {
     enabled: true,
     writable: true,
