@@ -141,25 +141,29 @@ for (const version of [0, 2] as const) {
 }
 
 describe('the request log', () => {
-  it('never says ok for an upload-pack answer that is an ERR packet', async () => {
-    const c = cluster();
-    const repo = 'verified-http/err-outcome';
-    await c.createRepository(repo);
-    // No request body is held: the backend's ERR is relayed as is.
-    const githa = await startGitha(c, { config: { verify: { intervalMs: 0 }, read: { maxReplayBodyBytes: 0 } } });
-    const git = GitClient.forCluster(c);
-    await seed(c, githa, git, repo);
-    const bogus = 'f'.repeat(40);
-    // A v2 fetch of an object no copy has: upload-pack answers "ERR upload-pack: not our ref".
-    const body = encodePkts(['command=fetch\n', { type: 'delim' }, 'no-progress\n', `want ${bogus}\n`, 'done\n', { type: 'flush' }]);
-    const res = await fetch(`${githa.url(repo)}/git-upload-pack`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-git-upload-pack-request', 'git-protocol': 'version=2' },
-      body,
+  for (const held of [false, true]) {
+    it(`never says ok for an upload-pack answer that is an ERR packet (request body ${held ? 'held and replayed' : 'streamed'})`, async () => {
+      const c = cluster();
+      const repo = `verified-http/err-outcome-${held ? 'held' : 'streamed'}`;
+      await c.createRepository(repo);
+      // Streamed: no request body is held, so the backend's ERR is relayed as is. Held: every leader is asked, then the client gets the ERR.
+      const githa = await startGitha(c, { config: { verify: { intervalMs: 0 }, ...(held ? {} : { read: { maxReplayBodyBytes: 0 } }) } });
+      const git = GitClient.forCluster(c);
+      await seed(c, githa, git, repo);
+      const bogus = 'f'.repeat(40);
+      // A v2 fetch of an object no copy has: upload-pack answers "ERR upload-pack: not our ref".
+      const body = encodePkts(['command=fetch\n', { type: 'delim' }, 'no-progress\n', `want ${bogus}\n`, 'done\n', { type: 'flush' }]);
+      const res = await fetch(`${githa.url(repo)}/git-upload-pack`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-git-upload-pack-request', 'git-protocol': 'version=2' },
+        body,
+      });
+      const text = Buffer.from(await res.arrayBuffer()).toString('latin1');
+      expect(text).toMatch(/ERR .*not our ref/);
+      const line = await waitFor('the request logged', () =>
+        githa.logLines().find((l) => (l.msg === 'request' || l.msg === 'request failed') && l.method === 'POST' && l.service === 'git-upload-pack'),
+      );
+      expect(line.outcome).not.toBe('ok');
     });
-    const text = Buffer.from(await res.arrayBuffer()).toString('latin1');
-    expect(text).toContain('ERR');
-    const line = await waitFor('the request logged', () => githa.logLines().find((l) => (l.msg === 'request' || l.msg === 'request failed') && l.method === 'POST'));
-    expect(line.outcome).not.toBe('ok');
-  });
+  }
 });
