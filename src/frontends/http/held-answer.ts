@@ -78,7 +78,11 @@ export function errLive(message: string): LiveCopy {
  */
 export function discoveryListing(body: Buffer, service: string): HeldListing {
   try {
-    const d = parseDiscovery(decodeAll(body), service);
+    const pkts = decodeAll(body);
+    // An ERR anywhere (a server that died mid-answer sends no flush after it) speaks for the whole answer.
+    const err = pkts.find((p) => p.type === 'data' && isErrPkt(p.payload));
+    if (err?.type === 'data') return { kind: 'copy', live: errLive(errPktMessage(err.payload)) };
+    const d = parseDiscovery(pkts, service);
     if (d.version === 2) return { kind: 'v2' };
     return { kind: 'copy', live: { kind: 'refs', checksum: refsChecksum(d.advertisement.refs.filter((r) => r.name !== '.have')) } };
   } catch (err) {
