@@ -91,11 +91,12 @@ export const DEFAULTS = {
   },
   read: {
     /**
-     * Largest ref listing (v0/v1 advertisement, v2 ls-refs answer) held to be checked
-     * against the record before the client gets it; a larger one is relayed unchecked,
-     * with a warning (docs/architecture.md "Verified copies").
+     * Largest backend listing (advertisement, ls-refs answer) held to be checked
+     * against the record before the client gets it; a larger one is relayed unchecked.
      */
     maxHeldListingBytes: 32 * 1024 * 1024,
+    /** Largest upload-pack request body held so the request can be replayed on another leader (HTTP). */
+    maxReplayBodyBytes: 1024 * 1024,
   },
   backendDefaults: {
     enabled: true,

@@ -154,7 +154,13 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    read: z.object({ maxHeldListingBytes: positiveInt.default(DEFAULTS.read.maxHeldListingBytes) }).strict().prefault({}),
+    read: z
+      .object({
+        maxHeldListingBytes: positiveInt.default(DEFAULTS.read.maxHeldListingBytes),
+        maxReplayBodyBytes: z.number().int().nonnegative().default(DEFAULTS.read.maxReplayBodyBytes),
+      })
+      .strict()
+      .prefault({}),
     http: z
       .object({
         headersTimeoutMs: positiveInt.default(DEFAULTS.http.headersTimeoutMs),

@@ -1,20 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Cluster, ReadRoute } from '../../cluster/cluster.js';
 import type { Config } from '../../config/schema.js';
-import { BackendAuthRequiredError, BackendProtocolError, BackendUnavailableError, RemoteFatalError, RepositoryNotFoundError } from '../../errors.js';
+import { BackendAuthRequiredError, RemoteFatalError, RepositoryNotFoundError } from '../../errors.js';
 import { encodePkt } from '../../protocol/pkt-line.js';
 import { classifyHttpRequest, type HttpGitRequest } from '../../protocol/request.js';
 import { describeForLog, toClientError } from '../error-map.js';
 import { Forwarder, hasHttp } from './forward.js';
-import { readBackendAnswer, sendBackendAnswer } from './backend-answer.js';
+import { sendBackendAnswer } from './backend-answer.js';
+import { ReadRelay } from './read-relay.js';
 import { handleReceivePack } from './receive-pack.js';
-import { HttpAuth, type HttpCaller } from './auth.js';
+import { HttpAuth } from './auth.js';
 import { AccessPolicy } from '../../auth/access.js';
-import { guardHttpServer, inflateCapped, isGzip } from './limits.js';
-import { backendRepositoryName, repositoryUrlPath } from '../../protocol/repository-name.js';
+import { guardHttpServer } from './limits.js';
 
 /** Seams for the chaos harness only (startGitha's hooks); never set from configuration or the environment. */
 export interface HttpFrontendHooks {
@@ -27,10 +26,6 @@ export interface HttpFrontend {
   close(): Promise<void>;
 }
 
-/** Response headers of a backend that the client sees (the rest describe the backend's hop; Set-Cookie: see HttpAuth.relaysCookies). */
-const PASSED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'expires', 'pragma', 'content-encoding', 'www-authenticate', 'content-length'];
-const WITH_COOKIES = [...PASSED_RESPONSE_HEADERS, 'set-cookie'];
-
 /**
  * The smart-HTTP front end (gitprotocol-http): classifies each request, asks
  * the cluster where it goes, and streams bytes both ways. It knows nothing of
@@ -40,6 +35,8 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
   const forwarder = new Forwarder({ timeoutMs: 10 * 60_000 });
   // Who may do what (docs/security.md): checked in handle() before anything touches the cluster.
   const auth = new HttpAuth(config, AccessPolicy.compile(config.access, config.auth.groups, config.auth.anonymousUser), log);
+  // Reads are relayed from a candidate whose answer agrees with the record (src/frontends/http/read-relay.ts).
+  const reads = new ReadRelay({ config, cluster, forwarder, auth });
   // maxHeaderSize: a larger head is refused 431 (guardHttpServer's clientError answer); connectionsCheckingInterval: how often headersTimeout is checked.
   const server = createServer({ maxHeaderSize: config.http.maxHeaderBytes, connectionsCheckingInterval: Math.min(30_000, Math.max(250, config.http.headersTimeoutMs / 4)) }, (req, res) => {
     const started = performance.now();
@@ -96,11 +93,10 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     let route: ReadRoute;
     // Passthrough: the client's credentials go with githa's listing of a repository it has no record of yet (HttpAuth.lend).
     const lent = auth.lend(req);
+    const routeIt = (): Promise<ReadRoute> =>
+      git.kind === 'advertisement' && git.service === 'git-receive-pack' ? cluster.routeWriteAdvertisement(git.repo, hasHttp, lent) : cluster.routeRead(git.repo, hasHttp, lent);
     try {
-      route =
-        git.kind === 'advertisement' && git.service === 'git-receive-pack'
-          ? await cluster.routeWriteAdvertisement(git.repo, hasHttp, lent)
-          : await cluster.routeRead(git.repo, hasHttp, lent);
+      route = await routeIt();
     } catch (err) {
       if (err instanceof BackendAuthRequiredError && auth.mode !== 'githa' && !res.headersSent) {
         // The backend asked that listing for credentials: the client gets the backend's
@@ -115,7 +111,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
       throw err;
     }
     try {
-      const r = await proxyRead(req, res, git, route, caller);
+      const r = await reads.relay(req, res, git, route, caller, rlog, routeIt);
       return { ...fields, ...r };
     } catch (err) {
       // An upload-pack POST cannot carry a text/plain error to the user; an ERR
@@ -141,89 +137,6 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     return { ...fields, outcome: e.code, bytes: 0 };
   }
 
-  /** Streams a read from the first candidate that answers; others are tried while nothing reached the client. */
-  async function proxyRead(req: IncomingMessage, res: ServerResponse, git: HttpGitRequest, route: ReadRoute, caller: HttpCaller): Promise<Record<string, unknown>> {
-    // `X`, not `X.git`: the backend's git finds X/.git, X or X.git (backendRepositoryName).
-    const at = repositoryUrlPath(backendRepositoryName(git.repo));
-    const path = git.kind === 'advertisement' ? `${at}/info/refs?service=${git.service}` : `${at}/${git.service}`;
-    // A gzip body is inflated here, capped (http.maxInflatedBytes: a gzip bomb), and sent on plain.
-    const inflated = git.kind === 'rpc' && isGzip(req) ? inflateCapped(req, config.http.maxInflatedBytes) : undefined;
-    const body = git.kind === 'rpc' ? (inflated?.body ?? req) : undefined;
-    const editHeaders = inflated
-      ? (p: ClientRequest): void => {
-          p.removeHeader('content-encoding');
-          p.removeHeader('content-length');
-        }
-      : undefined;
-    // Built only when every candidate failed: a read that succeeds allocates no error.
-    let lastError: Error | undefined;
-    for (const backend of route.candidates) {
-      if (!backend.http) continue;
-      let fwd;
-      try {
-        const authHeaders = auth.backendHeaders(caller, backend.id);
-        fwd = await forwarder.send(req, res, {
-          baseUrl: backend.http,
-          backendId: backend.id,
-          path,
-          body,
-          editHeaders: (p) => {
-            editHeaders?.(p);
-            authHeaders(p);
-          },
-        });
-      } catch (err) {
-        // The body failed (too large inflated, not gzip): the client's fault, whatever the backend saw.
-        const bodyError = inflated?.error();
-        if (bodyError) throw bodyError;
-        if (err instanceof BackendUnavailableError && !err.bytesSent) {
-          cluster.health.markDown(backend.id);
-          lastError = err;
-          continue;
-        }
-        throw err;
-      }
-      const status = fwd.res.statusCode ?? 502;
-      const bodyError = inflated?.error();
-      if (bodyError) {
-        fwd.res.resume();
-        throw bodyError;
-      }
-      if (status !== 200) {
-        if ((status === 401 || status === 403) && auth.mode !== 'githa') {
-          // The backend's own authentication decides (passthrough): relay its answer whole,
-          // challenge and body, with a length that matches the bytes sent.
-          sendBackendAnswer(res, await readBackendAnswer(fwd.res, `githa: backend refused: HTTP ${status}\n`, { cookies: auth.relaysCookies }));
-          return { backend: backend.id, outcome: `backend-${status}`, bytes: 0 };
-        }
-        fwd.res.resume();
-        if (status === 404) lastError = new RepositoryNotFoundError(`repository ${git.repo} not found on ${backend.id}`);
-        else lastError = new BackendProtocolError(`backend ${backend.id} answered HTTP ${status}`);
-        if ((status === 401 || status === 403) && auth.mode === 'githa') {
-          // githa authenticated the client: a backend refusing githa's service credentials is a backend fault, never the client's challenge.
-          lastError = new BackendProtocolError(`backend ${backend.id} refused githa's service credentials (HTTP ${status}); check backends[].httpAuth`);
-          continue;
-        }
-        if (fwd.bodyStarted()) throw lastError;
-        if (status >= 500) cluster.health.markDown(backend.id);
-        continue;
-      }
-      cluster.health.markUp(backend.id);
-      res.writeHead(200, pick(fwd.res.headers, auth.relaysCookies ? WITH_COOKIES : PASSED_RESPONSE_HEADERS));
-      let bytes = 0;
-      fwd.res.on('data', (c: Buffer) => {
-        bytes += c.length;
-      });
-      res.on('close', () => {
-        if (!res.writableFinished) fwd.upstream.destroy();
-      });
-      await pipeline(fwd.res, res);
-      return { backend: backend.id, version: route.version, bytes, outcome: 'ok' };
-    }
-    // Every leader refused the connection: name them and the way out (docs/operations.md "No reachable leader").
-    throw lastError === undefined || lastError instanceof BackendUnavailableError ? cluster.unreachable(route) : lastError;
-  }
-
   return {
     server,
     async close() {
@@ -237,16 +150,6 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     },
   };
 }
-
-function pick(headers: IncomingMessage['headers'], names: readonly string[]): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const k of names) {
-    const v = headers[k];
-    if (v !== undefined) out[k] = v;
-  }
-  return out;
-}
-
 
 /** Repository and service of a request, when it is a Git request at all (for the log line of a failed one). */
 function requestFields(req: IncomingMessage): { repo?: string; service?: string } {

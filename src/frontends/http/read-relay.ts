@@ -1,0 +1,309 @@
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import type { Cluster, ReadRoute } from '../../cluster/cluster.js';
+import type { LiveCopy, ReadVerdict } from '../../cluster/read-check.js';
+import type { Config } from '../../config/schema.js';
+import { BackendProtocolError, BackendUnavailableError, NoLeaderError, RemoteFatalError, RepositoryNotFoundError } from '../../errors.js';
+import { widenLsRefs, type WidenedLsRefs } from '../../protocol/ls-refs-widen.js';
+import { decodeAll, type Pkt, pktText } from '../../protocol/pkt-line.js';
+import type { HttpGitRequest } from '../../protocol/request.js';
+import { backendRepositoryName, repositoryUrlPath } from '../../protocol/repository-name.js';
+import type { HttpAuth, HttpCaller } from './auth.js';
+import { readBackendAnswer, sendBackendAnswer } from './backend-answer.js';
+import { FailureWatch, HeldStream, discoveryListing, firstPktComplete, firstPktError, lsRefsListing } from './held-answer.js';
+import type { Forwarder } from './forward.js';
+import { inflateCapped, isGzip } from './limits.js';
+
+/** Response headers of a backend that the client sees (the rest describe the backend's hop; Set-Cookie: see HttpAuth.relaysCookies). */
+const PASSED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'expires', 'pragma', 'content-encoding', 'www-authenticate', 'content-length'];
+const WITH_COOKIES = [...PASSED_RESPONSE_HEADERS, 'set-cookie'];
+
+/** An upload-pack answer's first packet is looked at up to this size (its longest legal pkt-line). */
+const PEEK_BYTES = 65520;
+
+/** The request body as sent to each candidate: held (replayable), streamed (one backend only), or none (GET). */
+type Body = { kind: 'none' } | { kind: 'held'; bytes: Buffer; inflated: boolean } | { kind: 'stream'; stream: Readable; error: () => Error | undefined; inflated: boolean };
+
+/** One candidate's result: the request is answered, or the next candidate is tried (`rejected`: the check dropped its answer). */
+type Attempt = { kind: 'done'; fields: Record<string, unknown> } | { kind: 'next'; error: Error; rejected?: string };
+
+interface Read {
+  req: IncomingMessage;
+  res: ServerResponse;
+  git: HttpGitRequest;
+  caller: HttpCaller;
+  log: Logger;
+  path: string;
+  body: Body;
+  /** Set for a v2 `command=ls-refs` request: sent without its ref-prefix arguments, answered with the selected lines. */
+  lsRefs: WidenedLsRefs | undefined;
+}
+
+/**
+ * Relays a read (advertisement, ls-refs, fetch) from the first candidate
+ * whose answer agrees with the record (docs/architecture.md "Verified copies",
+ * "Reads over HTTP"): listings are held and checked before the client gets a
+ * byte; an upload-pack answer's first packet is looked at; a failed or
+ * contradicting answer is dropped and the next candidate gets the same request.
+ */
+export class ReadRelay {
+  constructor(
+    private readonly d: { config: Config; cluster: Cluster; forwarder: Forwarder; auth: HttpAuth },
+  ) {}
+
+  async relay(req: IncomingMessage, res: ServerResponse, git: HttpGitRequest, first: ReadRoute, caller: HttpCaller, log: Logger, reroute: () => Promise<ReadRoute>): Promise<Record<string, unknown>> {
+    // `X`, not `X.git`: the backend's git finds X/.git, X or X.git (backendRepositoryName).
+    const at = repositoryUrlPath(backendRepositoryName(git.repo));
+    const path = git.kind === 'advertisement' ? `${at}/info/refs?service=${git.service}` : `${at}/${git.service}`;
+    const body = git.kind === 'rpc' ? await this.requestBody(req) : ({ kind: 'none' } as const);
+    const lsRefs = body.kind === 'held' && git.service === 'git-upload-pack' ? widenedLsRefs(body.bytes) : undefined;
+    const read: Read = { req, res, git, caller, log, path, body, lsRefs };
+    // Built only when every candidate failed: a read that succeeds allocates no error.
+    let lastError: Error | undefined;
+    const rejected: string[] = [];
+    let failedOnly = true;
+    let route = first;
+    // A second route only after an answer was dropped: the record moved, or a copy stopped leading.
+    for (let round = 0; round < 2; round++) {
+      if (round === 1) {
+        if (rejected.length === 0 || body.kind === 'stream') break;
+        route = await reroute();
+      }
+      for (const backend of route.candidates) {
+        if (!backend.http) continue;
+        const a = await this.attempt(read, route, backend.id, backend.http);
+        if (a.kind === 'done') return lsRefs ? { ...a.fields, command: 'ls-refs' } : a.fields;
+        lastError = a.error;
+        if (a.rejected !== undefined) rejected.push(`${backend.id}: ${a.rejected}`);
+        if (!(a.error instanceof RemoteFatalError)) failedOnly = false;
+      }
+    }
+    // Every leader's upload-pack failed alike (an ERR such as "not our ref" for a want no copy has): the client gets that error.
+    if (failedOnly && lastError instanceof RemoteFatalError) throw lastError;
+    if (rejected.length > 0) {
+      throw new NoLeaderError(`no leader of ${git.repo} answered with its recorded refs (${rejected.join('; ')}); the copies are being repaired; try again`);
+    }
+    // Every leader refused the connection: name them and the way out (docs/operations.md "No reachable leader").
+    throw lastError === undefined || lastError instanceof BackendUnavailableError ? this.d.cluster.unreachable(route) : lastError;
+  }
+
+  /**
+   * The body of an upload-pack POST, inflated (http.maxInflatedBytes caps a
+   * gzip bomb) and held up to read.maxReplayBodyBytes so that it can be sent
+   * to another candidate; a longer one streams to one backend.
+   */
+  private async requestBody(req: IncomingMessage): Promise<Body> {
+    const inflated = isGzip(req) ? inflateCapped(req, this.d.config.http.maxInflatedBytes) : undefined;
+    const source = inflated?.body ?? req;
+    const error = (): Error | undefined => inflated?.error();
+    const cap = this.d.config.read.maxReplayBodyBytes;
+    if (cap === 0) return { kind: 'stream', stream: source, error, inflated: inflated !== undefined };
+    const held = new HeldStream(source);
+    try {
+      await held.fill(cap);
+    } catch (err) {
+      throw error() ?? err;
+    }
+    if (held.ended) return { kind: 'held', bytes: held.bytes, inflated: inflated !== undefined };
+    return { kind: 'stream', stream: Readable.from(held.all()), error, inflated: inflated !== undefined };
+  }
+
+  private async attempt(r: Read, route: ReadRoute, id: string, baseUrl: string): Promise<Attempt> {
+    const { cluster, forwarder, auth } = this.d;
+    const { body } = r;
+    const replayable = body.kind !== 'stream';
+    const sent = r.lsRefs?.request ?? (body.kind === 'held' ? body.bytes : undefined);
+    let fwd;
+    try {
+      const authHeaders = auth.backendHeaders(r.caller, id);
+      fwd = await forwarder.send(r.req, r.res, {
+        baseUrl,
+        backendId: id,
+        path: r.path,
+        body: sent !== undefined ? Readable.from([sent]) : body.kind === 'stream' ? body.stream : undefined,
+        editHeaders: (p) => {
+          editBodyHeaders(p, body, sent);
+          authHeaders(p);
+        },
+      });
+    } catch (err) {
+      // The body failed (too large inflated, not gzip): the client's fault, whatever the backend saw.
+      const bodyError = body.kind === 'stream' ? body.error() : undefined;
+      if (bodyError) throw bodyError;
+      if (err instanceof BackendUnavailableError && (!err.bytesSent || (replayable && !r.res.destroyed))) {
+        if (!err.bytesSent) cluster.health.markDown(id);
+        return { kind: 'next', error: err };
+      }
+      throw err;
+    }
+    const status = fwd.res.statusCode ?? 502;
+    const bodyError = body.kind === 'stream' ? body.error() : undefined;
+    if (bodyError) {
+      fwd.res.resume();
+      throw bodyError;
+    }
+    // The client may go while its answer is held or relayed: the backend's request goes too.
+    const cut = (): void => {
+      if (!r.res.writableFinished) fwd.upstream.destroy();
+    };
+    r.res.on('close', cut);
+    try {
+      if (status !== 200) return await this.refused(r, route, id, status, fwd);
+      cluster.health.markUp(id);
+      return await this.answered(r, route, id, fwd.res, () => fwd.upstream.destroy());
+    } finally {
+      r.res.off('close', cut);
+    }
+  }
+
+  /** A non-200 answer: relayed (passthrough authentication), checked (404: the copy is missing; a failed POST), or the next candidate. */
+  private async refused(r: Read, route: ReadRoute, id: string, status: number, fwd: { res: IncomingMessage; bodyStarted(): boolean }): Promise<Attempt> {
+    const { cluster, auth } = this.d;
+    if ((status === 401 || status === 403) && auth.mode !== 'githa') {
+      // The backend's own authentication decides (passthrough): relay its answer whole,
+      // challenge and body, with a length that matches the bytes sent.
+      sendBackendAnswer(r.res, await readBackendAnswer(fwd.res, `githa: backend refused: HTTP ${status}\n`, { cookies: auth.relaysCookies }));
+      return { kind: 'done', fields: { backend: id, outcome: `backend-${status}`, bytes: 0 } };
+    }
+    fwd.res.resume();
+    if (status === 401 || status === 403) {
+      // githa authenticated the client: a backend refusing githa's service credentials is a backend fault, never the client's challenge.
+      return { kind: 'next', error: new BackendProtocolError(`backend ${id} refused githa's service credentials (HTTP ${status}); check backends[].httpAuth`) };
+    }
+    const replayable = r.body.kind !== 'stream';
+    if (status === 404) {
+      const error = new RepositoryNotFoundError(`repository ${r.git.repo} not found on ${id}`);
+      if (!replayable && fwd.bodyStarted()) throw error;
+      return this.dropped(r, route, id, { kind: 'missing', detail: 'HTTP 404' }, error);
+    }
+    const error = new BackendProtocolError(`backend ${id} answered HTTP ${status}`);
+    if (!replayable && fwd.bodyStarted()) throw error;
+    if (status >= 500) cluster.health.markDown(id);
+    if (r.git.kind === 'rpc' && status >= 500) return this.dropped(r, route, id, { kind: 'failed', detail: `HTTP ${status}` }, error);
+    return { kind: 'next', error };
+  }
+
+  /** A 200 answer: a listing is held and checked; an upload-pack answer's first packet is looked at; then it is relayed. */
+  private async answered(r: Read, route: ReadRoute, id: string, answer: IncomingMessage, drop: () => void): Promise<Attempt> {
+    const { config } = this.d;
+    const headers = pick(answer.headers, this.d.auth.relaysCookies ? WITH_COOKIES : PASSED_RESPONSE_HEADERS);
+    const held = new HeldStream(answer);
+    const listing = r.git.kind === 'advertisement' || r.lsRefs !== undefined;
+    if (answer.headers['content-encoding'] !== undefined && answer.headers['content-encoding'] !== 'identity') {
+      if (listing) r.log.warn({ repo: r.git.repo, backend: id, encoding: answer.headers['content-encoding'] }, 'an encoded listing is relayed unchecked');
+      return this.relayed(r, route, id, headers, held);
+    }
+    if (!listing) {
+      await held.fill(PEEK_BYTES, firstPktComplete);
+      const err = firstPktError(held.bytes);
+      const empty = held.ended && held.bytes.length === 0;
+      if ((err !== undefined || empty) && r.body.kind !== 'stream') {
+        drop();
+        const detail = err !== undefined ? `ERR ${err}` : 'an empty answer';
+        const error = err !== undefined ? new RemoteFatalError(err, { backendId: id }) : new BackendProtocolError(`backend ${id} answered ${detail}`);
+        return this.dropped(r, route, id, { kind: 'failed', detail }, error);
+      }
+      return this.relayed(r, route, id, headers, held);
+    }
+    await held.fill(config.read.maxHeldListingBytes);
+    if (!held.ended) {
+      r.log.warn({ repo: r.git.repo, backend: id, cap: config.read.maxHeldListingBytes }, 'a listing over read.maxHeldListingBytes is relayed unchecked');
+      return this.relayed(r, route, id, headers, held);
+    }
+    const seen = r.lsRefs ? lsRefsListing(held.bytes, r.lsRefs.prefixes) : discoveryListing(held.bytes, r.git.service);
+    if (seen.kind === 'unchecked') {
+      r.log.warn({ repo: r.git.repo, backend: id, why: seen.why }, 'a listing githa cannot parse is relayed unchecked');
+      return this.relayed(r, route, id, headers, held);
+    }
+    if (seen.kind === 'v2') return this.relayed(r, route, id, headers, held);
+    if ((await this.verdict(r, route, id, seen.live)) === 'retry') {
+      const error = seen.live.kind === 'missing' ? new RepositoryNotFoundError(`repository ${r.git.repo} not found on ${id}`) : new BackendProtocolError(`backend ${id} does not hold the recorded refs of ${r.git.repo}`);
+      return { kind: 'next', error, rejected: describe(seen.live) };
+    }
+    const out = seen.out ?? held.bytes;
+    r.res.writeHead(200, { ...headers, 'content-length': String(out.length) });
+    r.res.end(out);
+    return { kind: 'done', fields: { backend: id, version: route.version, bytes: out.length, outcome: 'ok' } };
+  }
+
+  /** A failed or missing copy's answer, checked: dropped for the next candidate (the check marks, counts and repairs). */
+  private async dropped(r: Read, route: ReadRoute, id: string, live: LiveCopy, error: Error): Promise<Attempt> {
+    const verdict = await this.verdict(r, route, id, live);
+    // A missing copy is never served; a failed POST whose copy the check found right is an answer to relay no more (it was dropped).
+    return { kind: 'next', error, ...(verdict === 'retry' ? { rejected: describe(live) } : {}) };
+  }
+
+  private async verdict(r: Read, route: ReadRoute, id: string, live: LiveCopy): Promise<ReadVerdict> {
+    const reads = this.d.cluster.reads;
+    if (reads.agrees(route, id, live)) return 'serve';
+    const verdict = await reads.check(route, id, live);
+    if (verdict === 'retry') r.log.warn({ repo: r.git.repo, backend: id, live: describe(live) }, 'a copy answered what its record does not say; the read goes to another leader');
+    return verdict;
+  }
+
+  /** Relays the held bytes and the rest of the answer; a relayed ERR or fatal side-band packet makes the outcome `backend-error`, never `ok`. */
+  private async relayed(r: Read, route: ReadRoute, id: string, headers: Record<string, string | string[]>, held: HeldStream): Promise<Attempt> {
+    r.res.writeHead(200, headers);
+    const watch = r.git.kind === 'rpc' ? new FailureWatch() : undefined;
+    let bytes = 0;
+    async function* counted(): AsyncGenerator<Buffer> {
+      for await (const c of held.all()) {
+        bytes += c.length;
+        watch?.write(c);
+        yield c;
+      }
+    }
+    await pipeline(counted(), r.res);
+    if (watch?.failure !== undefined) {
+      r.log.warn({ repo: r.git.repo, backend: id, failure: watch.failure }, 'the backend answered the read with an error');
+      return { kind: 'done', fields: { backend: id, version: route.version, bytes, outcome: 'backend-error', failure: watch.failure } };
+    }
+    return { kind: 'done', fields: { backend: id, version: route.version, bytes, outcome: 'ok' } };
+  }
+}
+
+/** The client's request, when it is one v2 `command=ls-refs` (gitprotocol-v2), widened: its ref-prefix arguments dropped. */
+function widenedLsRefs(bytes: Buffer): WidenedLsRefs | undefined {
+  let pkts: Pkt[];
+  try {
+    pkts = decodeAll(bytes);
+  } catch {
+    return undefined; // not pkt-lines: the backend answers it as it would directly
+  }
+  const first = pkts[0];
+  if (first?.type !== 'data' || pktText(first.payload) !== 'command=ls-refs') return undefined;
+  // One request, ended by its flush; anything else is passed on untouched.
+  if (pkts.findIndex((p) => p.type === 'flush') !== pkts.length - 1) return undefined;
+  try {
+    return widenLsRefs(pkts);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The body's headers: a held body is sent with its own length; an inflated one no longer says gzip. */
+function editBodyHeaders(p: ClientRequest, body: Body, sent: Buffer | undefined): void {
+  if (body.kind === 'none') return;
+  if (body.inflated) p.removeHeader('content-encoding');
+  if (sent !== undefined) {
+    p.removeHeader('transfer-encoding');
+    p.setHeader('content-length', String(sent.length));
+  } else if (body.inflated) {
+    p.removeHeader('content-length');
+  }
+}
+
+function describe(live: LiveCopy): string {
+  return live.kind === 'refs' ? `refs ${live.checksum.slice(0, 12)}` : `${live.kind} (${live.detail})`;
+}
+
+function pick(headers: IncomingMessage['headers'], names: readonly string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const k of names) {
+    const v = headers[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}

@@ -1,0 +1,169 @@
+/**
+ * Verified reads over smart HTTP (docs/architecture.md "Verified copies"):
+ * one backend's copy is changed on disk behind githa's back — wiped,
+ * re-initialised, a ref rolled back, a divergent commit added — and every read
+ * through githa (ls-remote, clone, fetch; protocol v0 and v2) still gets the
+ * recorded refs: the copy's answer is checked before the client sees a byte
+ * and the read goes to another leader. Redis records the copy as drifted and
+ * `githa_read_retries_total` counts the retries. Repair is not awaited.
+ */
+import { rm } from 'node:fs/promises';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checksumOf, diskRefs, gitDir } from '../support/backend-refs.js';
+import { useCluster, type DevBackend, type DevCluster } from '../support/cluster.js';
+import { GitClient } from '../support/git.js';
+import { startGitha, type GithaProcess } from '../support/githa.js';
+import { repoKey, waitFor } from '../support/state.js';
+import { encodePkts } from '../../src/protocol/pkt-line.js';
+
+const cluster = useCluster({ backends: 3 });
+let redis: Redis;
+
+beforeAll(() => {
+  redis = new Redis(cluster().redis.url, { maxRetriesPerRequest: 1 });
+});
+
+afterAll(() => {
+  redis?.disconnect();
+});
+
+type Fault = 'wiped' | 're-initialised' | 'rolled back' | 'divergent';
+
+/** Changes b2's copy on disk as an operator's accident would. */
+async function corrupt(b: DevBackend, repo: string, fault: Fault): Promise<void> {
+  switch (fault) {
+    case 'wiped':
+      await rm(b.repoPath(repo), { recursive: true, force: true });
+      return;
+    case 're-initialised':
+      await rm(b.repoPath(repo), { recursive: true, force: true });
+      await b.createRepository(repo);
+      return;
+    case 'rolled back':
+      await gitDir(b, repo, ['update-ref', 'refs/heads/main', 'refs/heads/main~1']);
+      return;
+    case 'divergent': {
+      const tree = (await gitDir(b, repo, ['rev-parse', 'refs/heads/main^{tree}'])).trim();
+      const commit = (await gitDir(b, repo, ['-c', 'user.name=Other', '-c', 'user.email=other@githa.invalid', 'commit-tree', tree, '-p', 'refs/heads/main', '-m', 'only on b2'])).trim();
+      await gitDir(b, repo, ['update-ref', 'refs/heads/main', commit]);
+      return;
+    }
+  }
+}
+
+/** Pushes two commits on main and one on dev, and waits until every copy holds them and Redis records them alike. */
+async function seed(c: DevCluster, githa: GithaProcess, git: GitClient, repo: string): Promise<Record<string, string>> {
+  const work = await git.init('work');
+  await git.commit(work, { 'README.md': 'one\n' }, 'first');
+  await git.commit(work, { 'a.txt': 'two\n' }, 'second');
+  await git.push(work, githa.url(repo), ['main', 'main:refs/heads/dev']);
+  const good = await diskRefs(c.backend('b1'), repo);
+  await waitFor('every copy current and recorded alike', async () => {
+    const recorded = await redis.hgetall(repoKey(repo, 'checksums'));
+    const versions = await redis.hgetall(repoKey(repo, 'versions'));
+    for (const b of c.backends) {
+      if (checksumOf(await diskRefs(b, repo)) !== checksumOf(good)) return false;
+      if (recorded[b.id] !== checksumOf(good) || versions[b.id] !== versions.b1) return false;
+    }
+    return true;
+  }, 30_000);
+  return good;
+}
+
+async function retriesCounted(githa: GithaProcess): Promise<number> {
+  const text = await (await fetch(`${githa.adminUrl}/metrics`)).text();
+  let n = 0;
+  for (const m of text.matchAll(/^githa_read_retries_total\{reason="(?:missing|empty|contradicts|failed)"\} (\d+)/gm)) n += Number(m[1]);
+  return n;
+}
+
+const FAULTS: Fault[] = ['wiped', 're-initialised', 'rolled back', 'divergent'];
+
+for (const version of [0, 2] as const) {
+  describe(`protocol v${version}`, () => {
+    for (const fault of FAULTS) {
+      it(`a ${fault} copy is never served: every read gets the recorded refs, the copy is marked drifted`, async () => {
+        const c = cluster();
+        const repo = `verified-http/${fault.replace(/[^a-z]/g, '-')}-v${version}`;
+        await c.createRepository(repo);
+        // No verifier: what finds the copy here is the reads.
+        const githa = await startGitha(c, { config: { verify: { intervalMs: 0 } } });
+        const git = GitClient.forCluster(c, { protocolVersion: version });
+        const good = await seed(c, githa, git, repo);
+        const main = good['refs/heads/main']!;
+        const heads = Object.fromEntries(Object.entries(good).map(([ref, oid]) => [ref.replace('refs/heads/', 'refs/remotes/origin/'), oid]));
+
+        await corrupt(c.backend('b2'), repo, fault);
+        expect(checksumOf(fault === 'wiped' ? {} : await diskRefs(c.backend('b2'), repo))).not.toBe(checksumOf(good));
+
+        const fetched = await git.clone(githa.url(repo));
+        for (let i = 0; i < 24; i++) {
+          switch (i % 4) {
+            case 0:
+              expect(await git.lsRemote(githa.url(repo))).toEqual({ HEAD: main, ...good });
+              break;
+            case 1:
+              expect(await git.lsRemote(githa.url(repo), ['refs/heads/main'])).toEqual({ 'refs/heads/main': main });
+              break;
+            case 2: {
+              const dir = await git.clone(githa.url(repo));
+              const refs = await git.forEachRef(dir, 'refs/remotes/origin/');
+              delete refs['refs/remotes/origin/HEAD'];
+              expect(refs).toEqual(heads);
+              expect(await git.revParse(dir, 'HEAD')).toBe(main);
+              break;
+            }
+            case 3: {
+              await git.run(['update-ref', 'refs/remotes/origin/main', 'refs/remotes/origin/main~1'], { cwd: fetched });
+              await git.fetch(fetched, githa.url(repo), ['+refs/heads/*:refs/remotes/origin/*']);
+              const refs = await git.forEachRef(fetched, 'refs/remotes/origin/');
+              delete refs['refs/remotes/origin/HEAD'];
+              expect(refs).toEqual(heads);
+              break;
+            }
+          }
+        }
+
+        // b2 answered at least once (reads go round the leaders) and was found out: drifted in Redis, never served.
+        const drift = await redis.hgetall(repoKey(repo, 'drift'));
+        expect(Object.keys(drift)).toEqual(['b2']);
+        expect(drift.b2).toMatch(fault === 'wiped' ? /^missing \d+$/ : /^[0-9a-f]{64} \d+$/);
+        expect(await retriesCounted(githa)).toBeGreaterThan(0);
+        const requests = githa.logLines().filter((l) => l.msg === 'request' || l.msg === 'request failed');
+        expect(requests.length).toBeGreaterThanOrEqual(24);
+        expect(requests.filter((l) => l.outcome !== 'ok' && l.service === 'git-upload-pack')).toEqual([]);
+        // No listing came from b2 (a v2 capability advertisement has no refs; a fetch may, before b2 is found out, where it holds the objects wanted).
+        expect(requests.filter((l) => ((version === 0 && l.kind === 'advertisement') || l.command === 'ls-refs') && l.backend === 'b2')).toEqual([]);
+      });
+    }
+  });
+}
+
+describe('the request log', () => {
+  for (const held of [false, true]) {
+    it(`never says ok for an upload-pack answer that is an ERR packet (request body ${held ? 'held and replayed' : 'streamed'})`, async () => {
+      const c = cluster();
+      const repo = `verified-http/err-outcome-${held ? 'held' : 'streamed'}`;
+      await c.createRepository(repo);
+      // Streamed: no request body is held, so the backend's ERR is relayed as is. Held: every leader is asked, then the client gets the ERR.
+      const githa = await startGitha(c, { config: { verify: { intervalMs: 0 }, ...(held ? {} : { read: { maxReplayBodyBytes: 0 } }) } });
+      const git = GitClient.forCluster(c);
+      await seed(c, githa, git, repo);
+      const bogus = 'f'.repeat(40);
+      // A v2 fetch of an object no copy has: upload-pack answers "ERR upload-pack: not our ref".
+      const body = encodePkts(['command=fetch\n', { type: 'delim' }, 'no-progress\n', `want ${bogus}\n`, 'done\n', { type: 'flush' }]);
+      const res = await fetch(`${githa.url(repo)}/git-upload-pack`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-git-upload-pack-request', 'git-protocol': 'version=2' },
+        body,
+      });
+      const text = Buffer.from(await res.arrayBuffer()).toString('latin1');
+      expect(text).toMatch(/ERR .*not our ref/);
+      const line = await waitFor('the request logged', () =>
+        githa.logLines().find((l) => (l.msg === 'request' || l.msg === 'request failed') && l.method === 'POST' && l.service === 'git-upload-pack'),
+      );
+      expect(line.outcome).not.toBe('ok');
+    });
+  }
+});
