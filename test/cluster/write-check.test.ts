@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { refsChecksum } from '../../src/cluster/checksum.js';
 import type { ClusterContext } from '../../src/cluster/context.js';
-import type { ForwardResult } from '../../src/cluster/types.js';
+import type { Forward, ForwardResult } from '../../src/cluster/types.js';
 import { checksumBefore, undoCommands } from '../../src/cluster/write-check.js';
 import { WriteSession } from '../../src/cluster/write-session.js';
 import { CopyContradictsRecordError } from '../../src/errors.js';
@@ -43,7 +43,7 @@ function pushTopic(m: ReturnType<typeof setup>, reported = true): (target: { id:
   };
 }
 
-function session(m: ReturnType<typeof setup>, forward: (t: { id: string }) => Promise<ForwardResult>, commands?: typeof topic[]) {
+function session(m: ReturnType<typeof setup>, forward: Forward, commands?: typeof topic[]) {
   return m.ctx.writeLocks.withLock(R, async (lock) => {
     const state = await m.store.read(R);
     return new WriteSession(m.ctx, { repo: R, user: 'u', transport: 'http', ...(commands ? { commands } : {}) }, lock, state, m.directory.backend('b1')).run(forward);
