@@ -42,10 +42,12 @@ describe('settling a suspect backend', () => {
     const k = state.keys;
     const before = refsChecksum([{ name: 'refs/heads/main', oid: A }]);
     const late = refsChecksum([{ name: 'refs/heads/main', oid: B }]);
-    await redis.del(k.versions(R), k.checksums(R), k.suspect(R), k.drift(R), k.writing(R), k.frozen(R));
+    await redis.del(k.versions(R), k.checksums(R), k.suspect(R), k.drift(R), k.writing(R), k.frozen(R), k.suspectWrites(R));
     await redis.hset(k.versions(R), 'b1', 5, 'b2', 5);
     await redis.hset(k.checksums(R), 'b1', before, 'b2', before);
     await redis.hset(k.suspect(R), 'b1', suspectUntil);
+    // The interrupted write's commands, kept with the suspect entry: its late bytes are main A → B.
+    await redis.hset(k.suspectWrites(R), 'b1', `${suspectUntil}\n${A} ${B} refs/heads/main`);
     // The verifier saw b1's late bytes before the grace period ended: drift.
     await redis.hset(k.drift(R), 'b1', `${late} ${Date.now()}`);
   }
