@@ -66,6 +66,20 @@ describe('settling a suspect backend', () => {
     expect(planRead(after.versions, s.directory.views(), undefined, 0, repoFlags(after))).toMatchObject({ kind: 'serve', candidates: ['b1'] });
   });
 
+  it('a suspect changed by more than its interrupted write is not adopted: drifted, repaired', async () => {
+    const s = setup();
+    const repaired: string[] = [];
+    const resolver = new InterruptionResolver({ ...s.ctx, repairs: { schedule: (_r, b) => void repaired.push(b) } });
+    s.backends.get('b1')!.set(R, { 'refs/heads/main': B, 'refs/heads/stray': A });
+    await seed(Date.now() - 1);
+    await resolver.settleSuspects(R, await state.repos.read(R));
+    const after = await state.repos.read(R);
+    expect(after.versions.get('b1')).toBe(5);
+    expect(after.suspect.has('b1')).toBe(false);
+    expect(after.drift.get('b1')?.checksum).toBe(refsChecksum([{ name: 'refs/heads/main', oid: B }, { name: 'refs/heads/stray', oid: A }]));
+    expect(repaired).toEqual(['b1']);
+  });
+
   it('a suspect entry set again since it was read as due keeps its fresh grace period', async () => {
     const s = setup();
     s.backends.get('b1')!.set(R, { 'refs/heads/main': B });

@@ -93,7 +93,7 @@ local holders = {backend}
 for b in string.gmatch(redis.call('HGET', KEYS[2], 'copies') or '', '%S+') do holders[#holders + 1] = b end
 for _, b in ipairs(holders) do
   redis.call('HSET', KEYS[6], b, ARGV[5])
-  if commands then redis.call('HSET', KEYS[8], b, ARGV[5] .. '\n' .. commands) else redis.call('HDEL', KEYS[8], b) end
+  if commands then redis.call('HSET', KEYS[8], b, ARGV[5] .. '\\n' .. commands) else redis.call('HDEL', KEYS[8], b) end
 end
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'version', version, 'backend', backend,
   'event', ARGV[3] .. '-interrupted', unpack(ARGV, 7))
