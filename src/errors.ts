@@ -221,6 +221,27 @@ export class WriteInterruptedError extends GithaError {
   }
 }
 
+/**
+ * A push's target turned out not to hold the recorded refs when the push
+ * landed (its listing with the push's commands undone differs from the
+ * recorded pre-push checksum: a ref rolled back by a crash, a restore). The
+ * push is not recorded, the copy stops leading and is repaired (the pushed
+ * commits it holds are kept), and the client is told to push again: the next
+ * push goes to another leader (docs/architecture.md "Verified copies").
+ */
+export class CopyContradictsRecordError extends GithaError {
+  readonly code = 'GITHA_ERR_COPY_CONTRADICTS_RECORD';
+  constructor(
+    readonly repo: string,
+    readonly backendId: string,
+  ) {
+    super(
+      `the push to ${repo} was not acknowledged: backend ${backendId} did not hold the recorded refs when it landed, ` +
+        `so nothing was recorded; that copy is being repaired, push again (it goes to another copy)`,
+    );
+  }
+}
+
 /** Copying a repository from a leader to a stale backend failed. */
 export class CatchUpError extends GithaError {
   readonly code = 'GITHA_ERR_CATCH_UP';

@@ -15,6 +15,7 @@ import { HealthChecker } from './cluster/health-checker.js';
 import { OverrideWatcher } from './cluster/override-watcher.js';
 import { InterruptionResolver } from './cluster/interruptions.js';
 import { Replicator } from './cluster/replicator.js';
+import { ReturningCopies } from './cluster/returning.js';
 import { Verifier } from './cluster/verifier.js';
 import { parseListen } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -161,6 +162,9 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   metrics.watch({ replicationBacklog: () => replicator.backlog() });
   const verifier = new Verifier(cluster.ctx);
   verifier.start();
+  // A backend is verified before it leads again: at start, up again, enabled (docs/architecture.md "Verified copies").
+  const returning = new ReturningCopies(cluster.ctx, state.index);
+  returning.start();
   // Only a hint for the log line below: an unreachable Redis is reported by /readyz and every request.
   if (!(await redis.exists(state.keys.repos()).catch(() => 1))) {
     // docs/operations.md "Redis lost or restored from an old snapshot". Stock servers cannot list their repositories, so each record is rebuilt when the repository is first used (adoption), or at once with `githa recover R…`.
@@ -174,6 +178,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
     addresses,
     async close() {
       verifier.stop();
+      returning.stop();
       await replicator.stop();
       await checker.stop();
       await overrides.stop();

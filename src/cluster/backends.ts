@@ -16,7 +16,15 @@ export interface BackendDirectory {
   isWritable(id: string): boolean;
   views(): BackendView[];
   usable(ids: readonly string[], accepts: Accepts): Backend[];
+  /**
+   * Calls `fn` when an operator override enables a backend (`enabled`) or
+   * lets an enabled one take writes again (`writable`): it returns and is
+   * caught up and verified at once (docs/architecture.md "Verified copies").
+   */
+  onReturn(fn: ReturnListener): () => void;
 }
+
+export type ReturnListener = (id: string, how: 'enabled' | 'writable') => void;
 
 export class Backends implements BackendDirectory {
   private readonly byId: Map<string, Backend>;
@@ -31,8 +39,22 @@ export class Backends implements BackendDirectory {
     this.byId = new Map(config.backends.map((b) => [b.id, b as Backend]));
   }
 
+  private readonly returnListeners = new Set<ReturnListener>();
+
   setOverrides(overrides: ReadonlyMap<string, BackendOverride>): void {
+    const before = new Map(this.config.backends.map((b) => [b.id, { enabled: this.isEnabled(b.id), writable: this.isWritable(b.id) }]));
     this.overrides = overrides;
+    for (const [id, was] of before) {
+      const how = !was.enabled && this.isEnabled(id) ? 'enabled' : this.isEnabled(id) && !was.writable && this.isWritable(id) ? 'writable' : undefined;
+      if (how) for (const fn of this.returnListeners) fn(id, how);
+    }
+  }
+
+  onReturn(fn: ReturnListener): () => void {
+    this.returnListeners.add(fn);
+    return () => {
+      this.returnListeners.delete(fn);
+    };
   }
 
   isEnabled(id: string): boolean {

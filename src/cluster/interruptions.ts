@@ -1,9 +1,11 @@
 import { BackendUnavailableError } from '../errors.js';
+import type { RefTip } from '../backends/types.js';
 import type { RepoState } from '../state/repo-state.js';
 import { refsChecksum } from './checksum.js';
 import { noteWrite, type ClusterContext } from './context.js';
+import { checksumBefore } from './write-check.js';
 
-export type Resolution = 'none' | 'waiting' | 'cleared' | 'adopted' | 'unreachable' | 'left-frozen';
+export type Resolution = 'none' | 'waiting' | 'cleared' | 'adopted' | 'drifted' | 'unreachable' | 'left-frozen';
 
 /**
  * Resolves writes whose owner died (docs/operations.md "Frozen:
@@ -13,8 +15,15 @@ export type Resolution = 'none' | 'waiting' | 'cleared' | 'adopted' | 'unreachab
  *   githa holds the lock: the resolver takes the lock (from then on the owner
  *   cannot commit) and reads the backend's refs;
  * - unchanged since the pre-write checksum → the marker is cleared;
- * - changed → adopted as a new version (nothing the user pushed is thrown
- *   away), unless onInterruptedWrite is `freeze`: then an operator decides;
+ * - changed by exactly the write's commands (the marker holds them; its refs
+ *   outside them are the recorded ones) → adopted as a new version (nothing
+ *   the user pushed is thrown away), unless onInterruptedWrite is `freeze`:
+ *   then an operator decides;
+ * - changed, the commands unknown (a transport that had not read them yet, or
+ *   more than the marker keeps) → left frozen: never adopted blind;
+ * - changed otherwise (the copy was off its record: docs/architecture.md
+ *   "Verified copies") → nothing adopted; the copy is recorded drifted and
+ *   its repair starts (it keeps what the copy holds);
  * - unreachable → writes stay frozen; reads go on from the other leaders.
  * Either way the backend turns suspect: no writes go to it while another
  * leader can take them, and after suspectGraceMs its checksum is verified
@@ -34,8 +43,9 @@ export class InterruptionResolver {
       const marker = state.writing;
       if (!marker) return 'none';
       let live: string;
+      let refs: RefTip[] | null;
       try {
-        const refs = await this.ctx.backends.client(marker.backend).listRefs(repo, lock.signal);
+        refs = await this.ctx.backends.client(marker.backend).listRefs(repo, lock.signal);
         if (!refs) return 'unreachable';
         live = refsChecksum(refs);
       } catch (err) {
@@ -49,7 +59,12 @@ export class InterruptionResolver {
         log.warn({ repo, backend: marker.backend }, 'interrupted write changed the backend; left frozen for an operator (onInterruptedWrite: freeze)');
         return 'left-frozen';
       }
-      const action = changed ? 'adopt' : 'clear';
+      if (changed && !marker.commands) {
+        log.warn({ repo, backend: marker.backend }, 'interrupted write changed the backend, and its commands are unknown; left frozen for an operator (never adopted blind)');
+        return 'left-frozen';
+      }
+      // Adopted only when the copy holds the record outside the write's own commands (docs/architecture.md "Verified copies").
+      const action = !changed ? 'clear' : checksumBefore(refs, marker.commands ?? []) === marker.preChecksum ? 'adopt' : 'drift';
       const r = await repos.resolveInterrupted(repo, {
         token: lock.token,
         writeId: marker.id,
@@ -59,6 +74,14 @@ export class InterruptionResolver {
         log: { proxy: config.proxyId, writer: marker.proxy, user: marker.user, transport: marker.transport },
       });
       if (r.status !== 'ok') return 'none';
+      if (action === 'drift') {
+        log.error(
+          { repo, backend: marker.backend, writer: marker.proxy, recorded: marker.preChecksum, live },
+          'COPY CONTRADICTS RECORD: an interrupted write found its backend off its record; nothing adopted, the copy leads no more and is repaired',
+        );
+        this.ctx.repairs.schedule(repo, marker.backend, 'interrupted write found the copy off its record');
+        return 'drifted';
+      }
       log.warn(
         { repo, backend: marker.backend, writer: marker.proxy, user: marker.user, action, version: r.version },
         changed ? 'interrupted write adopted as a new version; backend suspect' : 'interrupted write cleared (nothing changed); backend suspect',
@@ -83,12 +106,21 @@ export class InterruptionResolver {
           const refs = await this.ctx.backends.client(backend).listRefs(repo, held.lease.signal);
           if (!refs) continue;
           held.lease.signal.throwIfAborted();
-          const r = await repos.settleSuspect(repo, { token: lock.token, backend, until, liveChecksum: refsChecksum(refs) });
+          // Late bytes are adopted only when they are the interrupted write's commands on top of the record.
+          const commands = await repos.suspectCommands(repo, backend, until);
+          const baseChecksum = commands ? checksumBefore(refs, commands) : '';
+          const r = await repos.settleSuspect(repo, { token: lock.token, backend, until, liveChecksum: refsChecksum(refs), baseChecksum });
           if (r.status === 'adopted') {
             log.warn({ repo, backend, version: r.version }, 'late bytes of an interrupted write landed on a suspect backend; adopted as a new version');
             noteWrite(this.ctx, repo, backend, r.version);
           } else if (r.status === 'stale') {
             log.warn({ repo, backend }, 'a suspect backend changed while behind the leaders; not adopted, it is caught up from them');
+          } else if (r.status === 'drifted') {
+            log.error(
+              { repo, backend, commandsKnown: commands !== undefined },
+              'COPY CONTRADICTS RECORD: a suspect backend changed by more than its interrupted write; nothing adopted, the copy leads no more and is repaired',
+            );
+            this.ctx.repairs.schedule(repo, backend, 'suspect copy off its record');
           } else if (r.status === 'cleared') {
             log.info({ repo, backend }, 'suspect backend verified; no longer suspect');
           }

@@ -53,7 +53,7 @@ export class Replicator {
   private running = false;
   private scanning: Promise<void> | undefined;
   private rescan = false;
-  private unsubscribe: (() => void) | undefined;
+  private unsubscribe: (() => void)[] = [];
   private readonly log: Logger;
   /** When each repository's newest version seen on githa:events was committed (the event id's time), for the lag metric. */
   private readonly committed = new Map<string, { version: number; at: number }>();
@@ -79,19 +79,25 @@ export class Replicator {
     const every = setInterval(() => this.scan(), this.opts.scanIntervalMs);
     every.unref();
     this.timers.add(every);
-    // A backend that comes back is caught up at once, not at the next scan.
-    this.unsubscribe = this.ctx.health.onChange((id, up) => {
-      if (up) {
-        this.log.info({ backend: id }, 'backend is up; scanning for what it missed');
-        for (const key of this.backoff.keys()) if (key.endsWith(`\0${id}`)) this.backoff.delete(key);
-        this.scan();
-      }
-    });
+    // A backend that comes back (up again, or enabled or made writable by an operator) is caught up at once, not at the next scan.
+    this.unsubscribe = [
+      this.ctx.health.onChange((id, up) => {
+        if (up) this.returned(id, 'backend is up; scanning for what it missed');
+      }),
+      this.ctx.backends.onReturn((id, how) => this.returned(id, `backend ${how} by an operator; scanning for what it missed`)),
+    ];
+  }
+
+  private returned(id: string, msg: string): void {
+    this.log.info({ backend: id }, msg);
+    for (const key of this.backoff.keys()) if (key.endsWith(`\0${id}`)) this.backoff.delete(key);
+    this.scan();
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    this.unsubscribe?.();
+    for (const off of this.unsubscribe) off();
+    this.unsubscribe = [];
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.queue.clear();

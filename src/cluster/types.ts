@@ -56,12 +56,22 @@ export interface ForwardResult {
   noop?: boolean;
 }
 
+/** What a transport may tell the write session while it forwards (docs/architecture.md "SSH and git://"). */
+export interface ForwardHooks {
+  /**
+   * The command list, as soon as the transport has read it and before the
+   * pack goes on: recorded in the write's marker (await it), so that an
+   * interruption can be resolved by adoption (docs/redis.md `writing`).
+   */
+  commands(commands: readonly RefCommand[]): Promise<void>;
+}
+
 /**
  * Proxies one push to `target`. Throws BackendUnavailableError with
  * bytesSent=false when nothing reached the backend (another leader is tried).
  * Must stop sending when `signal` aborts (the lock was lost).
  */
-export type Forward = (target: Backend, signal: AbortSignal) => Promise<ForwardResult>;
+export type Forward = (target: Backend, signal: AbortSignal, hooks: ForwardHooks) => Promise<ForwardResult>;
 
 export type WriteOutcome =
   | { kind: 'committed'; version: number; backend: string }

@@ -1,12 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { BackendUnavailableError, ClusterStateUnavailableError, QuorumNotReachedError, WriteInterruptedError } from '../errors.js';
+import type { RefTip } from '../backends/types.js';
+import { BackendUnavailableError, ClusterStateUnavailableError, CopyContradictsRecordError, QuorumNotReachedError, WriteInterruptedError } from '../errors.js';
+import type { RefCommand } from '../protocol/receive-pack-request.js';
 import type { Held } from '../state/lease.js';
+import { encodeCommands } from '../state/marker-commands.js';
 import type { RepoState } from '../state/repo-state.js';
 import { refsChecksum } from './checksum.js';
 import { noteWrite, type ClusterContext } from './context.js';
 import { quorumNotReached } from './messages.js';
 import { quorumCopies } from './quorum.js';
 import type { Backend, Forward, ForwardResult, WriteOutcome, WriteRequest } from './types.js';
+import { checksumBefore } from './write-check.js';
 
 /** Thrown when nothing of the push reached the target: the caller tries the next leader. */
 export class TargetUnreachable extends Error {
@@ -27,6 +31,8 @@ export class WriteSession {
   readonly writeId = randomUUID();
   private readonly started = Date.now();
   private readonly preChecksum: string;
+  /** Whether the marker holds the push's whole command list (docs/redis.md `writing` `commands`). */
+  private commandsMarked = false;
 
   constructor(
     private readonly ctx: ClusterContext,
@@ -57,7 +63,7 @@ export class WriteSession {
       }
       let result: ForwardResult;
       try {
-        result = await forward(this.target, this.lock.signal);
+        result = await forward(this.target, this.lock.signal, { commands: (c) => this.markCommands(c) });
       } catch (err) {
         if (err instanceof BackendUnavailableError && !err.bytesSent) {
           // Nothing reached the backend: no ref can have changed.
@@ -84,6 +90,8 @@ export class WriteSession {
    */
   private async begin(): Promise<void> {
     const { repo } = this.req;
+    // HTTP knows the commands before forwarding: the marker holds them from the start.
+    const commands = this.req.commands ? encodeCommands(this.req.commands) : undefined;
     try {
       await this.ctx.repos.beginWrite(repo, this.lock.token, {
         id: this.writeId,
@@ -93,7 +101,9 @@ export class WriteSession {
         transport: this.req.transport,
         started: this.started,
         preChecksum: this.preChecksum,
+        ...(commands !== undefined ? { commands } : {}),
       });
+      this.commandsMarked = commands !== undefined;
     } catch (err) {
       if (err instanceof ClusterStateUnavailableError) {
         await this.ctx.repos.abortWrite(repo, this.lock.token, this.writeId).catch((e: unknown) => {
@@ -104,6 +114,57 @@ export class WriteSession {
     }
   }
 
+  /**
+   * Records the command list in the marker (guarded: a lost lock changes
+   * nothing), for a transport that learns it while forwarding. A list over
+   * the cap is not recorded: an interruption of this write is then left
+   * frozen for an operator rather than adopted blind.
+   */
+  private async markCommands(commands: readonly RefCommand[] | undefined): Promise<void> {
+    if (this.commandsMarked || !commands) return;
+    const encoded = encodeCommands(commands);
+    if (encoded === undefined) return;
+    this.commandsMarked = await this.ctx.repos.markCommands(this.req.repo, this.lock.token, this.writeId, encoded).catch((err: unknown) => {
+      this.ctx.log.warn({ repo: this.req.repo, err: (err as Error).message }, 'could not record the push\'s commands in its marker');
+      return false;
+    });
+  }
+
+  /** An outcome that leaves the marker: it holds what githa knows of the commands, for the resolver. */
+  private async interrupted(result: ForwardResult): Promise<WriteOutcome> {
+    await this.markCommands(result.commands);
+    return { kind: 'interrupted', backend: this.target.id };
+  }
+
+  /**
+   * The target held something else than its record when the push landed:
+   * nothing is recorded (the marker goes), the copy is marked drifted (it
+   * leads no more, so the next push goes elsewhere) and repaired — the repair
+   * keeps the commits it holds, the client's among them.
+   */
+  private async refuse(live: string): Promise<never> {
+    const { ctx, req, lock, writeId, target } = this;
+    const { repo } = req;
+    try {
+      await ctx.repos.abortWrite(repo, lock.token, writeId);
+      const version = this.state.versions.get(target.id);
+      if (version !== undefined) await ctx.repos.markDrift(repo, target.id, version, this.preChecksum, live);
+    } catch (err) {
+      ctx.log.warn({ repo, backend: target.id, err: (err as Error).message }, 'could not record a copy found off its record by a push');
+    }
+    ctx.log.error(
+      { repo, backend: target.id, recorded: this.preChecksum, live },
+      'COPY CONTRADICTS RECORD: a push found its target off its record; nothing recorded, the copy leads no more and is repaired',
+    );
+    ctx.repairs.schedule(repo, target.id, 'push found the copy off its record');
+    throw new CopyContradictsRecordError(repo, target.id);
+  }
+
+  /** Whether the target's post-push refs, with the commands that landed undone, are its recorded pre-push refs. */
+  private agreesWithRecord(refs: readonly RefTip[], commands: readonly RefCommand[]): boolean {
+    return this.preChecksum !== '' && checksumBefore(refs, commands) === this.preChecksum;
+  }
+
   private async finish(result: ForwardResult): Promise<WriteOutcome> {
     const { ctx, req, lock, writeId, target } = this;
     const { repo } = req;
@@ -112,23 +173,25 @@ export class WriteSession {
       await ctx.repos.abortWrite(repo, lock.token, writeId);
       return { kind: 'unchanged', backend: target.id };
     }
-    if (result.ending === 'unknown') return { kind: 'interrupted', backend: target.id };
+    if (result.ending === 'unknown') return this.interrupted(result);
     // Either the report names updated refs, or the pack was cut, or the backend's answer ended without a report (a 5xx):
     // then the refs are most likely unchanged, and the backend is done with them. Verify rather than trust.
     const refs = await ctx.backends.client(target.id).listRefs(repo, undefined, req.lent);
-    if (!refs) return { kind: 'interrupted', backend: target.id };
+    if (!refs) return this.interrupted(result);
     const checksum = refsChecksum(refs);
     const unreported = result.ending === 'cut' || (result.ending === 'complete' && !result.report);
     if (unreported && checksum === this.preChecksum) {
       await ctx.repos.abortWrite(repo, lock.token, writeId);
       return { kind: 'unchanged', backend: target.id };
     }
+    const okRefs = new Set(updated.map((r) => r.ref));
+    const commands = result.commands ?? req.commands ?? [];
+    // Reported: the `ok` commands landed. Unreported: any of them may have; undoCommands undoes those that did.
+    if (!this.agreesWithRecord(refs, unreported ? commands : commands.filter((c) => okRefs.has(c.ref)))) await this.refuse(checksum);
 
     const quorum = ctx.config.replication.writeQuorum;
     const copies = quorumCopies(ctx, { repo, lock, writeId, target, state: this.state, sourceRefs: refs, checksum, needed: quorum - 1 });
     const made = await copies.settled;
-    const okRefs = new Set(updated.map((r) => r.ref));
-    const commands = result.commands ?? req.commands ?? [];
     const lines = commands.filter((c) => okRefs.size === 0 || okRefs.has(c.ref)).slice(0, 200);
     // The copies keep their pair locks until recorded (CopyRequest.hold): a catch-up planned from older state cannot turn them back meanwhile.
     let version: number;

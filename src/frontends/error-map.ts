@@ -7,6 +7,7 @@ import {
   CatchUpError,
   ClusterStateUnavailableError,
   CommitRefusedError,
+  CopyContradictsRecordError,
   GithaError,
   InvalidCommandError,
   InvalidRepositoryNameError,
@@ -71,6 +72,8 @@ const RULES: Rule[] = [
   [CommitRefusedError, 503, 'error', 5],
   [LockLostError, 503, 'error', 5],
   [WriteInterruptedError, 502, 'error'],
+  // Nothing was recorded and the copy is repaired: pushing again succeeds on another leader.
+  [CopyContradictsRecordError, 503, 'error', 1],
   [BackendUnavailableError, 502, 'error', 5],
   [BackendProtocolError, 502, 'error'],
   // Reaches a client as a 502 only where no challenge can be relayed (mode githa, SSH, git://): the operator's to fix (backends[].httpAuth).

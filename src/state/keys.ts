@@ -15,7 +15,7 @@ export class Keys {
   checksums(repo: string): string {
     return `${this.prefix}repo:{${repo}}:checksums`;
   }
-  /** hash: the write in flight (id, backend, proxy, user, transport, started, heartbeat, preChecksum) */
+  /** hash: the write in flight (id, backend, proxy, user, transport, started, heartbeat, preChecksum, copies, commands) */
   writing(repo: string): string {
     return `${this.prefix}repo:{${repo}}:writing`;
   }
@@ -26,6 +26,14 @@ export class Keys {
   /** hash: backend id → epoch ms until which it is suspect (a marker was cleared by force: docs/architecture.md "Failures resolved without a human") */
   suspect(repo: string): string {
     return `${this.prefix}repo:{${repo}}:suspect`;
+  }
+  /**
+   * hash: backend id → "<suspect until ms>\n<command lines>": the commands of
+   * the interrupted write that made it suspect, when its marker held them (the
+   * settling adopts late bytes only when they are that write's)
+   */
+  suspectWrites(repo: string): string {
+    return `${this.prefix}repo:{${repo}}:suspect-writes`;
   }
   /** hash: backend id → "<live checksum> <seen at ms>" of a copy that no longer matches its recorded checksum */
   drift(repo: string): string {

@@ -26,6 +26,12 @@ export class RepositoryIndex {
     } while (cursor !== '0');
   }
 
+  /** The `limit` most recently written repositories, newest first. */
+  async recent(limit: number): Promise<string[]> {
+    if (limit <= 0) return [];
+    return guarded(() => this.redis.zrevrange(this.keys.repos(), 0, limit - 1));
+  }
+
   /** The last write (ms since epoch, 0 when never) of each repository, from the repos scores. */
   async lastWrites(repos: readonly string[]): Promise<number[]> {
     if (repos.length === 0) return [];

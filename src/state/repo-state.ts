@@ -1,7 +1,9 @@
 import type { Redis } from 'ioredis';
 import { ClusterStateUnavailableError } from '../errors.js';
 import type { Keys } from './keys.js';
+import { decodeCommands } from './marker-commands.js';
 import { guarded } from './redis-call.js';
+import type { RefCommand } from '../protocol/receive-pack-request.js';
 
 /*
  * One repository's state as githa reads it (docs/redis.md): the types, and
@@ -19,13 +21,17 @@ export interface MarkerFields {
   transport: string;
   started: number;
   preChecksum: string;
+  /** The push's command list, encoded (src/state/marker-commands.ts); absent when not known (yet) or over the cap. */
+  commands?: string;
 }
 
 /** A marker as read back: what it was written with, its heartbeat (Redis clock), and its quorum-copy targets. */
-export interface WritingMarker extends MarkerFields {
+export interface WritingMarker extends Omit<MarkerFields, 'commands'> {
   heartbeat: number;
   /** Backends the write's quorum copies go to (named before any copy starts). */
   copies: readonly string[];
+  /** The push's commands, when the marker holds the whole list; undefined when unknown. */
+  commands?: readonly RefCommand[];
 }
 
 export interface FrozenState {
@@ -97,6 +103,8 @@ export function parseRepoState(h: {
       preChecksum: w.preChecksum ?? '',
       copies: words(w.copies),
     };
+    const commands = decodeCommands(w.commands);
+    if (commands) state.writing.commands = commands;
   }
   const f = h.frozen;
   if (f.reason) {

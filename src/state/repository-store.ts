@@ -1,16 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { CommitRefusedError, RepositoryFrozenError } from '../errors.js';
 import type { RepositoryIndex } from './repo-index.js';
+import { decodeCommands } from './marker-commands.js';
 import { guarded as guardedCall } from './redis-call.js';
+import type { RefCommand } from '../protocol/receive-pack-request.js';
 import { readRepoState, type FreezeReason, type RepoState } from './repo-state.js';
 import type { ScriptRunner } from './script.js';
 import { COMMIT_CATCH_UP, type CommitCatchUpResult } from './scripts/copy.js';
-import { ADOPT, FREEZE, MARK_DRIFT, RECOVER, RESOLVE_INTERRUPTED, SETTLE_SUSPECT, type ResolveArgs, type SettleArgs, type Versioned } from './scripts/repair.js';
-import { ABORT_WRITE, BEGIN_WRITE, COMMIT_WRITE, HEARTBEAT, MARK_COPIES, type MarkerFields } from './scripts/write.js';
+import { ADOPT, FREEZE, MARK_DRIFT, RECOVER, RESOLVE_INTERRUPTED, SETTLE_SUSPECT, type ResolveArgs, type SettleArgs, type SettleStatus, type Versioned } from './scripts/repair.js';
+import { ABORT_WRITE, BEGIN_WRITE, COMMIT_WRITE, HEARTBEAT, MARK_COMMANDS, MARK_COPIES, type MarkerFields } from './scripts/write.js';
 
 export type { CommitCatchUpResult } from './scripts/copy.js';
 export type { MarkerFields } from './scripts/write.js';
-export type { Versioned } from './scripts/repair.js';
+export type { SettleStatus, Versioned } from './scripts/repair.js';
 
 /** Fields of a push-log entry (one per write attempt, catch-up, adoption). */
 export type LogFields = Record<string, string | number>;
@@ -47,13 +49,17 @@ export interface RepositoryStore {
   heartbeat(repo: string, token: string, writeId: string): Promise<boolean>;
   /** Names the write's quorum-copy targets in its marker before any copy starts. */
   markCopies(repo: string, token: string, writeId: string, copies: readonly string[]): Promise<boolean>;
+  /** Records the push's command list (encoded: src/state/marker-commands.ts) in its marker. */
+  markCommands(repo: string, token: string, writeId: string, commands: string): Promise<boolean>;
   abortWrite(repo: string, token: string, writeId: string): Promise<boolean>;
   /** `backend` and the quorum copies become max + 1; the new version, or CommitRefusedError. */
   commitWrite(repo: string, c: CommitWrite): Promise<number>;
   commitCatchUp(repo: string, c: CatchUpRecord): Promise<CommitCatchUpResult>;
   adopt(repo: string, copies: ReadonlyMap<string, string>): Promise<boolean>;
   resolveInterrupted(repo: string, r: Omit<ResolveArgs, 'logMax'>): Promise<Versioned<'ok' | 'lock' | 'marker'>>;
-  settleSuspect(repo: string, s: Omit<SettleArgs, 'logMax'>): Promise<Versioned<'cleared' | 'adopted' | 'stale' | 'lock' | 'renewed'>>;
+  settleSuspect(repo: string, s: Omit<SettleArgs, 'logMax'>): Promise<Versioned<SettleStatus>>;
+  /** The commands of the interrupted write that made `backend` suspect until `until`; undefined when unknown. */
+  suspectCommands(repo: string, backend: string, until: number): Promise<readonly RefCommand[] | undefined>;
   markDrift(repo: string, backend: string, version: number, checksum: string, live: string): Promise<'ok' | 'writing' | 'moved'>;
   clearDrift(repo: string, backend: string): Promise<void>;
   recover(repo: string, token: string, copies: ReadonlyMap<string, string>, detail: string): Promise<Versioned<'ok' | 'ambiguous' | 'lock'>>;
@@ -92,6 +98,10 @@ export class RedisRepositoryStore implements RepositoryStore {
     return (await this.scripts.run(MARK_COPIES, repo, token, writeId, copies)) === 'ok';
   }
 
+  async markCommands(repo: string, token: string, writeId: string, commands: string): Promise<boolean> {
+    return (await this.scripts.run(MARK_COMMANDS, repo, token, writeId, commands)) === 'ok';
+  }
+
   async abortWrite(repo: string, token: string, writeId: string): Promise<boolean> {
     return (await this.scripts.run(ABORT_WRITE, repo, token, writeId)) === 'ok';
   }
@@ -118,8 +128,14 @@ export class RedisRepositoryStore implements RepositoryStore {
     return this.scripts.run(RESOLVE_INTERRUPTED, repo, { ...r, logMax: this.logMax });
   }
 
-  settleSuspect(repo: string, s: Omit<SettleArgs, 'logMax'>): Promise<Versioned<'cleared' | 'adopted' | 'stale' | 'lock' | 'renewed'>> {
+  settleSuspect(repo: string, s: Omit<SettleArgs, 'logMax'>): Promise<Versioned<SettleStatus>> {
     return this.scripts.run(SETTLE_SUSPECT, repo, { ...s, logMax: this.logMax });
+  }
+
+  async suspectCommands(repo: string, backend: string, until: number): Promise<readonly RefCommand[] | undefined> {
+    const { redis, keys } = this.scripts;
+    const entry = await guardedCall(() => redis.hget(keys.suspectWrites(repo), backend));
+    return suspectEntryCommands(entry, until);
   }
 
   markDrift(repo: string, backend: string, version: number, checksum: string, live: string): Promise<'ok' | 'writing' | 'moved'> {
@@ -141,4 +157,12 @@ export class RedisRepositoryStore implements RepositoryStore {
     await this.scripts.run(FREEZE, repo, reason, detail, Date.now(), backends);
     await this.index.noteRepository(repo, 0);
   }
+}
+
+/** The commands of a `suspect-writes` entry ("<until>\n<lines>"), when it belongs to the suspect period ending at `until`. */
+export function suspectEntryCommands(entry: string | null | undefined, until: number): RefCommand[] | undefined {
+  if (!entry) return undefined;
+  const nl = entry.indexOf('\n');
+  if (nl < 0 || entry.slice(0, nl) !== String(until)) return undefined;
+  return decodeCommands(entry.slice(nl + 1));
 }

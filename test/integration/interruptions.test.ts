@@ -34,12 +34,14 @@ describe('interrupted writes of a dead githa', () => {
   }
 
   /** The marker a githa that died in the middle of a push to `backend` leaves behind. */
-  async function plantMarker(repo: string, backend: string, preChecksum: string): Promise<void> {
+  async function plantMarker(repo: string, backend: string, preChecksum: string, commands?: string): Promise<void> {
     const old = String(Date.now() - 60_000);
     await cluster().redis.cli(
       'HSET', key(repo, 'writing'),
       'id', 'dead-write', 'backend', backend, 'proxy', 'ghost:1', 'user', 'alice', 'transport', 'http',
       'started', old, 'heartbeat', old, 'preChecksum', preChecksum,
+      // The marker holds the push's commands (docs/redis.md): a changed copy is adopted only when they explain the change.
+      ...(commands !== undefined ? ['commands', commands] : []),
     );
   }
 
@@ -86,9 +88,10 @@ describe('interrupted writes of a dead githa', () => {
     const before = await hash(key(repo, 'versions'));
     const recorded = (await hash(key(repo, 'checksums'))).b2!;
     // The dead githa's push landed on b2: its refs changed behind the marker.
+    const old = await refOnDisk(cluster().backend('b2'), `${repo}.git`, 'refs/heads/main');
     const sha = await git.commit(work, { 'landed.txt': 'landed\n' }, 'landed');
     await git.push(work, cluster().backend('b2').url('http', `${repo}.git`), ['main']);
-    await plantMarker(repo, 'b2', recorded);
+    await plantMarker(repo, 'b2', recorded, `${old} ${sha} refs/heads/main`);
 
     await waitFor('the marker is resolved', async () => Object.keys(await hash(key(repo, 'writing'))).length === 0);
     const after = await hash(key(repo, 'versions'));

@@ -42,10 +42,12 @@ describe('settling a suspect backend', () => {
     const k = state.keys;
     const before = refsChecksum([{ name: 'refs/heads/main', oid: A }]);
     const late = refsChecksum([{ name: 'refs/heads/main', oid: B }]);
-    await redis.del(k.versions(R), k.checksums(R), k.suspect(R), k.drift(R), k.writing(R), k.frozen(R));
+    await redis.del(k.versions(R), k.checksums(R), k.suspect(R), k.drift(R), k.writing(R), k.frozen(R), k.suspectWrites(R));
     await redis.hset(k.versions(R), 'b1', 5, 'b2', 5);
     await redis.hset(k.checksums(R), 'b1', before, 'b2', before);
     await redis.hset(k.suspect(R), 'b1', suspectUntil);
+    // The interrupted write's commands, kept with the suspect entry: its late bytes are main A → B.
+    await redis.hset(k.suspectWrites(R), 'b1', `${suspectUntil}\n${A} ${B} refs/heads/main`);
     // The verifier saw b1's late bytes before the grace period ended: drift.
     await redis.hset(k.drift(R), 'b1', `${late} ${Date.now()}`);
   }
@@ -62,6 +64,20 @@ describe('settling a suspect backend', () => {
     expect(after.drift.has('b1')).toBe(false);
     // A leader reads can go to (before the fix: "no leader … reachable (leaders: b1 (drifted))").
     expect(planRead(after.versions, s.directory.views(), undefined, 0, repoFlags(after))).toMatchObject({ kind: 'serve', candidates: ['b1'] });
+  });
+
+  it('a suspect changed by more than its interrupted write is not adopted: drifted, repaired', async () => {
+    const s = setup();
+    const repaired: string[] = [];
+    const resolver = new InterruptionResolver({ ...s.ctx, repairs: { schedule: (_r, b) => void repaired.push(b) } });
+    s.backends.get('b1')!.set(R, { 'refs/heads/main': B, 'refs/heads/stray': A });
+    await seed(Date.now() - 1);
+    await resolver.settleSuspects(R, await state.repos.read(R));
+    const after = await state.repos.read(R);
+    expect(after.versions.get('b1')).toBe(5);
+    expect(after.suspect.has('b1')).toBe(false);
+    expect(after.drift.get('b1')?.checksum).toBe(refsChecksum([{ name: 'refs/heads/main', oid: B }, { name: 'refs/heads/stray', oid: A }]));
+    expect(repaired).toEqual(['b1']);
   });
 
   it('a suspect entry set again since it was read as due keeps its fresh grace period', async () => {

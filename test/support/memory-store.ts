@@ -16,7 +16,17 @@ import { Lease, type Held } from '../../src/state/lease.js';
 import type { WriteLockService } from '../../src/state/lock.js';
 import type { PairLease, PairLocks, Standing } from '../../src/state/pair-locks.js';
 import { parseRepoState, type FreezeReason, type RepoState } from '../../src/state/repo-state.js';
-import type { CatchUpRecord, CommitCatchUpResult, CommitWrite, MarkerFields, RepositoryStore, Versioned } from '../../src/state/repository-store.js';
+import {
+  suspectEntryCommands,
+  type CatchUpRecord,
+  type CommitCatchUpResult,
+  type CommitWrite,
+  type MarkerFields,
+  type RepositoryStore,
+  type SettleStatus,
+  type Versioned,
+} from '../../src/state/repository-store.js';
+import type { ResolveArgs, SettleArgs } from '../../src/state/scripts/repair.js';
 
 type Hash = Record<string, string>;
 
@@ -27,6 +37,8 @@ interface Repo {
   frozen: Hash;
   suspect: Hash;
   drift: Hash;
+  /** backend → "<until>\n<commands>" (docs/redis.md `suspect-writes`). */
+  suspectWrites: Hash;
   log: Record<string, string | number>[];
 }
 
@@ -54,7 +66,7 @@ export class MemoryStore implements RepositoryStore {
 
   repo(name: string): Repo {
     let r = this.repos.get(name);
-    if (!r) this.repos.set(name, (r = { versions: {}, checksums: {}, writing: {}, frozen: {}, suspect: {}, drift: {}, log: [] }));
+    if (!r) this.repos.set(name, (r = { versions: {}, checksums: {}, writing: {}, frozen: {}, suspect: {}, drift: {}, suspectWrites: {}, log: [] }));
     return r;
   }
 
@@ -99,6 +111,12 @@ export class MemoryStore implements RepositoryStore {
     return r !== undefined;
   }
 
+  async markCommands(repo: string, token: string, writeId: string, commands: string): Promise<boolean> {
+    const r = this.guard(repo, token, writeId);
+    if (r) r.writing.commands = commands;
+    return r !== undefined;
+  }
+
   async abortWrite(repo: string, token: string, writeId: string): Promise<boolean> {
     const r = this.guard(repo, token, writeId);
     if (r) r.writing = {};
@@ -136,16 +154,62 @@ export class MemoryStore implements RepositoryStore {
     return true;
   }
 
-  async resolveInterrupted(): Promise<Versioned<'ok' | 'lock' | 'marker'>> {
-    throw new Error('not used by these unit tests');
+  async resolveInterrupted(repo: string, a: Omit<ResolveArgs, 'logMax'>): Promise<Versioned<'ok' | 'lock' | 'marker'>> {
+    const r = this.repo(repo);
+    if (this.locks.get(repo) !== a.token) return { status: 'lock', version: 0 };
+    if (r.writing.id !== a.writeId) return { status: 'marker', version: 0 };
+    const backend = r.writing.backend!;
+    let version = 0;
+    if (a.action === 'adopt') {
+      version = this.max(r) + 1;
+      r.versions[backend] = String(version);
+      r.checksums[backend] = a.checksum;
+    }
+    if (a.action === 'drift') r.drift[backend] = `${a.checksum} ${Date.now()}`;
+    for (const b of [backend, ...(r.writing.copies ?? '').split(' ').filter(Boolean)]) {
+      r.suspect[b] = String(a.suspectUntil);
+      if (r.writing.commands !== undefined) r.suspectWrites[b] = `${a.suspectUntil}\n${r.writing.commands}`;
+      else delete r.suspectWrites[b];
+    }
+    r.log.push({ version, backend, event: `${a.action}-interrupted`, ...a.log });
+    r.writing = {};
+    return { status: 'ok', version };
   }
 
-  async settleSuspect(): Promise<Versioned<'cleared' | 'adopted' | 'stale' | 'lock' | 'renewed'>> {
-    throw new Error('not used by these unit tests');
+  async settleSuspect(repo: string, a: Omit<SettleArgs, 'logMax'>): Promise<Versioned<SettleStatus>> {
+    const r = this.repo(repo);
+    if (this.locks.get(repo) !== a.token) return { status: 'lock', version: 0 };
+    if (r.suspect[a.backend] !== String(a.until)) return { status: 'renewed', version: 0 };
+    delete r.suspect[a.backend];
+    delete r.suspectWrites[a.backend];
+    const recorded = r.checksums[a.backend];
+    if (recorded === a.liveChecksum) {
+      delete r.drift[a.backend];
+      return { status: 'cleared', version: 0 };
+    }
+    const version = this.max(r) + 1;
+    if (Number(r.versions[a.backend] ?? 0) < version - 1) return { status: 'stale', version: 0 };
+    if (a.baseChecksum === '' || recorded !== a.baseChecksum) {
+      r.drift[a.backend] = `${a.liveChecksum} ${Date.now()}`;
+      return { status: 'drifted', version: 0 };
+    }
+    r.versions[a.backend] = String(version);
+    r.checksums[a.backend] = a.liveChecksum;
+    delete r.drift[a.backend];
+    r.log.push({ version, backend: a.backend, event: 'adopt-late-write' });
+    return { status: 'adopted', version };
   }
 
-  async markDrift(): Promise<'ok' | 'writing' | 'moved'> {
-    throw new Error('not used by these unit tests');
+  async suspectCommands(repo: string, backend: string, until: number): Promise<readonly RefCommand[] | undefined> {
+    return suspectEntryCommands(this.repo(repo).suspectWrites[backend], until);
+  }
+
+  async markDrift(repo: string, backend: string, version: number, checksum: string, live: string): Promise<'ok' | 'writing' | 'moved'> {
+    const r = this.repo(repo);
+    if (r.writing.id) return 'writing';
+    if (r.versions[backend] !== String(version) || r.checksums[backend] !== checksum) return 'moved';
+    r.drift[backend] = `${live} ${Date.now()}`;
+    return 'ok';
   }
 
   async clearDrift(repo: string, backend: string): Promise<void> {

@@ -50,7 +50,8 @@ return {'OK'}
 export interface ResolveArgs {
   token: string;
   writeId: string;
-  action: 'clear' | 'adopt';
+  /** 'drift': the copy changed, but not only by the write's commands (or they are unknown to a caller that drifts it). */
+  action: 'clear' | 'adopt' | 'drift';
   checksum: string;
   suspectUntil: number;
   logMax: number;
@@ -59,10 +60,15 @@ export interface ResolveArgs {
 
 /**
  * Resolves a write whose owner died: 'clear' when the backend still has its
- * pre-write checksum, 'adopt' when it changed (the push landed: it becomes
- * max + 1, nothing the user pushed is thrown away). Either way the backend
- * turns suspect, and so do the backends the marker names as quorum-copy
- * targets: a copy may have landed on them. Guarded by the resolver's own lock token and the marker id.
+ * pre-write checksum; 'adopt' when it changed by exactly the write's commands
+ * (the push landed: it becomes max + 1, nothing the user pushed is thrown
+ * away); 'drift' when it changed otherwise (its refs outside the write's
+ * commands are not the recorded ones): nothing is adopted, the copy is
+ * recorded drifted (it leads no more; its repair keeps what it holds).
+ * Either way the backend turns suspect, and so do the backends the marker
+ * names as quorum-copy targets: a copy may have landed on them. Each suspect
+ * entry keeps the marker's command list, when it had one (`suspect-writes`),
+ * for the settling. Guarded by the resolver's own lock token and the marker id.
  */
 export const RESOLVE_INTERRUPTED: ScriptDescriptor<[ResolveArgs], Versioned<'ok' | 'lock' | 'marker'>> = {
   name: 'githaResolveInterrupted',
@@ -78,14 +84,23 @@ if ARGV[3] == 'adopt' then
   redis.call('HSET', KEYS[3], backend, version)
   redis.call('HSET', KEYS[4], backend, ARGV[4])
 end
-redis.call('HSET', KEYS[6], backend, ARGV[5])
-for b in string.gmatch(redis.call('HGET', KEYS[2], 'copies') or '', '%S+') do redis.call('HSET', KEYS[6], b, ARGV[5]) end
+if ARGV[3] == 'drift' then
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[7], backend, ARGV[4] .. ' ' .. tostring(t[1] * 1000 + math.floor(t[2] / 1000)))
+end
+local commands = redis.call('HGET', KEYS[2], 'commands')
+local holders = {backend}
+for b in string.gmatch(redis.call('HGET', KEYS[2], 'copies') or '', '%S+') do holders[#holders + 1] = b end
+for _, b in ipairs(holders) do
+  redis.call('HSET', KEYS[6], b, ARGV[5])
+  if commands then redis.call('HSET', KEYS[8], b, ARGV[5] .. '\\n' .. commands) else redis.call('HDEL', KEYS[8], b) end
+end
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'version', version, 'backend', backend,
   'event', ARGV[3] .. '-interrupted', unpack(ARGV, 7))
 redis.call('DEL', KEYS[2])
 return {'OK', version}
 `,
-  keys: (k, repo) => [k.lock(repo), k.writing(repo), k.versions(repo), k.checksums(repo), k.log(repo), k.suspect(repo)],
+  keys: (k, repo) => [k.lock(repo), k.writing(repo), k.versions(repo), k.checksums(repo), k.log(repo), k.suspect(repo), k.drift(repo), k.suspectWrites(repo)],
   args: (a) => [a.token, a.writeId, a.action, a.checksum, a.suspectUntil, a.logMax, ...flattenFields(a.log)],
   parse: versioned({ OK: 'ok', LOCK: 'lock', MARKER: 'marker' }, 'marker'),
 };
@@ -96,42 +111,62 @@ export interface SettleArgs {
   /** The suspect entry (until, ms) the caller found due: a fresher one is left alone. */
   until: number;
   liveChecksum: string;
+  /**
+   * The live refs with the interrupted write's commands undone (its checksum),
+   * or '' when its commands are unknown: late bytes are adopted only when this
+   * is the recorded checksum.
+   */
+  baseChecksum: string;
   logMax: number;
 }
 
+export type SettleStatus = 'cleared' | 'adopted' | 'stale' | 'drifted' | 'lock' | 'renewed';
+
 /**
  * After the grace period, a suspect backend is verified again: unchanged →
- * no longer suspect; changed while it is still a leader → the late bytes of
- * the dead write landed after all, on top of the newest acknowledged state,
- * and are adopted as a new version (nothing is thrown away). Changed while it
- * is behind the leaders → 'stale': nothing is adopted (it may as well be a
- * copy that stopped half-way: docs/chaos.md); it is caught up like any other.
- * Cleared or adopted, the backend's drift entry goes too: its live refs are
- * now what the record says. A suspect entry set again since the caller read
- * it (a newer interruption) is kept: its grace period is not cut short.
+ * no longer suspect; changed while it is still a leader, by exactly the
+ * interrupted write's commands (its refs outside them are the recorded ones)
+ * → the late bytes of the dead write landed after all, on top of the newest
+ * acknowledged state, and are adopted as a new version (nothing is thrown
+ * away). Changed otherwise, or with the write's commands unknown → 'drifted':
+ * nothing is adopted, the copy is recorded drifted and repaired (the repair
+ * keeps what it holds). Changed while it is behind the leaders → 'stale':
+ * nothing is adopted (it may as well be a copy that stopped half-way:
+ * docs/chaos.md); it is caught up like any other. Cleared or adopted, the
+ * backend's drift entry goes too: its live refs are now what the record says.
+ * A suspect entry set again since the caller read it (a newer interruption)
+ * is kept: its grace period is not cut short.
  */
-export const SETTLE_SUSPECT: ScriptDescriptor<[SettleArgs], Versioned<'cleared' | 'adopted' | 'stale' | 'lock' | 'renewed'>> = {
+export const SETTLE_SUSPECT: ScriptDescriptor<[SettleArgs], Versioned<SettleStatus>> = {
   name: 'githaSettleSuspect',
   durable: true,
   lua: `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
 if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[5] then return {'RENEWED', 0} end
 redis.call('HDEL', KEYS[2], ARGV[2])
-if redis.call('HGET', KEYS[4], ARGV[2]) == ARGV[3] then
+redis.call('HDEL', KEYS[7], ARGV[2])
+local recorded = redis.call('HGET', KEYS[4], ARGV[2])
+if recorded == ARGV[3] then
   redis.call('HDEL', KEYS[6], ARGV[2])
   return {'CLEARED', 0}
 end
 ${nextVersion('version', 'KEYS[3]')}
 if (tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') or 0) < version - 1 then return {'STALE', 0} end
+if ARGV[6] == '' or recorded ~= ARGV[6] then
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[6], ARGV[2], ARGV[3] .. ' ' .. tostring(t[1] * 1000 + math.floor(t[2] / 1000)))
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'version', redis.call('HGET', KEYS[3], ARGV[2]), 'backend', ARGV[2], 'event', 'drift', 'checksum', ARGV[3])
+  return {'DRIFTED', 0}
+end
 redis.call('HSET', KEYS[3], ARGV[2], version)
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
 redis.call('HDEL', KEYS[6], ARGV[2])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'version', version, 'backend', ARGV[2], 'event', 'adopt-late-write')
 return {'ADOPTED', version}
 `,
-  keys: (k, repo) => [k.lock(repo), k.suspect(repo), k.versions(repo), k.checksums(repo), k.log(repo), k.drift(repo)],
-  args: (a) => [a.token, a.backend, a.liveChecksum, a.logMax, String(a.until)],
-  parse: versioned({ CLEARED: 'cleared', ADOPTED: 'adopted', STALE: 'stale', LOCK: 'lock', RENEWED: 'renewed' }, 'lock'),
+  keys: (k, repo) => [k.lock(repo), k.suspect(repo), k.versions(repo), k.checksums(repo), k.log(repo), k.drift(repo), k.suspectWrites(repo)],
+  args: (a) => [a.token, a.backend, a.liveChecksum, a.logMax, String(a.until), a.baseChecksum],
+  parse: versioned({ CLEARED: 'cleared', ADOPTED: 'adopted', STALE: 'stale', DRIFTED: 'drifted', LOCK: 'lock', RENEWED: 'renewed' }, 'lock'),
 };
 
 export interface DriftArgs {

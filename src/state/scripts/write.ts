@@ -72,6 +72,25 @@ return {'OK'}
   parse: guardedStatus,
 };
 
+/**
+ * Records the push's command list in its marker (field `commands`), for a
+ * transport that learns it while forwarding (SSH, git://): an interrupted
+ * write is adopted only when its commands are known (docs/redis.md).
+ */
+export const MARK_COMMANDS: ScriptDescriptor<[token: string, writeId: string, commands: string], Guarded> = {
+  name: 'githaMarkCommands',
+  durable: true,
+  lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
+if redis.call('HGET', KEYS[2], 'id') ~= ARGV[2] then return {'MARKER'} end
+redis.call('HSET', KEYS[2], 'commands', ARGV[3])
+return {'OK'}
+`,
+  keys: (k, repo) => [k.lock(repo), k.writing(repo)],
+  args: (token, writeId, commands) => [token, writeId, commands],
+  parse: guardedStatus,
+};
+
 /** Removes the marker of a write that changed no ref. */
 export const ABORT_WRITE: ScriptDescriptor<[token: string, writeId: string], Guarded> = {
   name: 'githaAbortWrite',

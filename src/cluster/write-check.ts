@@ -1,0 +1,36 @@
+import type { RefTip } from '../backends/types.js';
+import { isZeroOid, type RefCommand } from '../protocol/receive-pack-request.js';
+import { refsChecksum } from './checksum.js';
+
+/*
+ * Writes are checked against the record (docs/architecture.md "Verified
+ * copies"): a copy that took a push must hold, outside the push's own
+ * commands, exactly the refs the record says it held before. Undoing the
+ * commands that landed from its live listing must give the recorded pre-push
+ * checksum; anything else means the copy was off its record when the push
+ * landed (a ref rolled back by a crash, a restore), and its listing is never
+ * committed, adopted or spread as the new version.
+ */
+
+/**
+ * The listing as it was before `commands`: each command that landed (its ref
+ * is at its new id, or gone for a delete) is undone — the ref goes back to its
+ * old id, or is removed when the old id is the zero id. A command that did not
+ * land is left as it is; a ref that moved elsewhere stays and shows in the checksum.
+ */
+export function undoCommands(refs: readonly RefTip[], commands: readonly RefCommand[]): RefTip[] {
+  const byName = new Map(refs.filter((r) => r.name !== 'HEAD').map((r) => [r.name, r.oid]));
+  for (const c of commands) {
+    const now = byName.get(c.ref);
+    const landed = isZeroOid(c.newOid) ? now === undefined : now === c.newOid;
+    if (!landed) continue;
+    if (isZeroOid(c.oldOid)) byName.delete(c.ref);
+    else byName.set(c.ref, c.oldOid);
+  }
+  return [...byName].map(([name, oid]) => ({ name, oid }));
+}
+
+/** The checksum of the listing with `commands` undone: compared with the recorded pre-write checksum. */
+export function checksumBefore(refs: readonly RefTip[], commands: readonly RefCommand[]): string {
+  return refsChecksum(undoCommands(refs, commands));
+}
