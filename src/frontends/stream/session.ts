@@ -1,6 +1,7 @@
 import { Transform } from 'node:stream';
 import type { BackendStream } from '../../backends/types.js';
 import type { Backend, ForwardResult } from '../../cluster/cluster.js';
+import type { ForwardHooks } from '../../cluster/types.js';
 import { BackendUnavailableError, WriteInterruptedError } from '../../errors.js';
 import { ReceivePackRequestParser, type ReceivePackRequest } from '../../protocol/receive-pack-request.js';
 import { describeForLog, toClientError } from '../error-map.js';
@@ -74,7 +75,7 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
   let exitCode = 0;
   let pushedBytes = 0;
 
-  const forward = async (target: Backend, signal: AbortSignal): Promise<ForwardResult> => {
+  const forward = async (target: Backend, signal: AbortSignal, hooks: ForwardHooks): Promise<ForwardResult> => {
     const stream = await open(deps, target, req);
     advertised = true;
     sink = new HeldResponse(channel.output, { advertisement: true });
@@ -88,7 +89,16 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
         try {
           if (!request) {
             request = parser.write(chunk);
-            if (request) held.setSideband(clientCapabilities(request.capabilities).sideband);
+            if (request) {
+              held.setSideband(clientCapabilities(request.capabilities).sideband);
+              // The marker records the commands before the chunk that ends them (and the pack after it) goes on,
+              // so an interruption can be resolved by adoption (docs/architecture.md "Verified copies").
+              hooks.commands(request.commands).then(
+                () => callback(null, chunk),
+                (err: unknown) => callback(err as Error),
+              );
+              return;
+            }
           }
           callback(null, chunk);
         } catch (err) {
