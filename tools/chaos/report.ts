@@ -25,6 +25,15 @@ export function counts(result: ChaosResult): Counts {
   return { operations: result.history.ops.length, byKind, faults: result.history.faults.length, faultsByKind };
 }
 
+/** How many commits the copy-divergent faults added, and how many are still reachable after the run. */
+function divergentLine(result: ChaosResult): string[] {
+  const added = result.history.divergent ?? [];
+  if (added.length === 0) return [];
+  const final = result.history.final;
+  const kept = added.filter((d) => (final?.repos[d.repo]?.reachable?.[d.oid]?.length ?? 0) > 0).length;
+  return [`divergent commits added by faults: ${added.length}, reachable from some ref after the run: ${kept}`];
+}
+
 export function formatReport(result: ChaosResult): string {
   const c = counts(result);
   const final = result.history.final;
@@ -38,6 +47,7 @@ export function formatReport(result: ChaosResult): string {
     ...Object.entries(c.faultsByKind)
       .sort()
       .map(([kind, n]) => `  ${kind.padEnd(20)} ${n}`),
+    ...divergentLine(result),
     `convergence after healing: ${final ? `${(final.convergenceMs / 1000).toFixed(1)} s${final.converged ? '' : ' (NOT converged)'}` : 'n/a'}`,
     `violations: ${result.violations.length}`,
   ];
