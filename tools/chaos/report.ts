@@ -25,6 +25,13 @@ export function counts(result: ChaosResult): Counts {
   return { operations: result.history.ops.length, byKind, faults: result.history.faults.length, faultsByKind };
 }
 
+/** " (stale-read 3, read-failed 1)": violations by kind, most first. */
+function byKind(violations: ChaosResult['violations']): string {
+  const n = new Map<string, number>();
+  for (const v of violations) n.set(v.kind, (n.get(v.kind) ?? 0) + 1);
+  return n.size === 0 ? '' : ` (${[...n].sort(([, a], [, b]) => b - a).map(([k, c]) => `${k} ${c}`).join(', ')})`;
+}
+
 /** How many commits the copy-divergent faults added, and how many are still reachable after the run. */
 function divergentLine(result: ChaosResult): string[] {
   const added = result.history.divergent ?? [];
@@ -49,7 +56,7 @@ export function formatReport(result: ChaosResult): string {
       .map(([kind, n]) => `  ${kind.padEnd(20)} ${n}`),
     ...divergentLine(result),
     `convergence after healing: ${final ? `${(final.convergenceMs / 1000).toFixed(1)} s${final.converged ? '' : ' (NOT converged)'}` : 'n/a'}`,
-    `violations: ${result.violations.length}`,
+    `violations: ${result.violations.length}${byKind(result.violations)}`,
   ];
   for (const v of result.violations.slice(0, 20)) {
     lines.push(`- ${v.kind}: ${v.message}`);
