@@ -13,7 +13,8 @@
  * - copy-delete: `rm -rf`, left missing for seconds, then re-created empty.
  *
  * One fault at a time (faults.ts), so never all backends at once and at most
- * one copy per repository changed at a time. Ref updates are compare-and-swap
+ * one copy per repository changed at a time; never a copy that alone holds a
+ * commit a copy-divergent fault added (pickCopy). Ref updates are compare-and-swap
  * (`update-ref <ref> <new> <old>`): a push landing meanwhile wins.
  */
 import { rmSync } from 'node:fs';
@@ -67,10 +68,30 @@ async function recreate(b: DevBackend, repo: string): Promise<void> {
   await b.createRepository(repo);
 }
 
+/**
+ * A copy the fault may change: one that holds no commit a copy-divergent
+ * fault added there which no other backend's ref reaches yet. Destroying
+ * that copy (or rolling its branch back) would lose the commit by the
+ * harness's own hand, before githa could keep it; the checker would blame
+ * githa. Undefined when every copy is such a one.
+ */
+async function pickCopy(ctx: CopyFaultContext): Promise<{ b: DevBackend; repo: string } | undefined> {
+  const { rng } = ctx;
+  for (const [b, repo] of rng.shuffle(ctx.backends.flatMap((b) => ctx.repos.map((repo) => [b, repo] as const)))) {
+    const own = ctx.rec.divergent.filter((d) => d.repo === repo && d.backend === b.id);
+    const others = ctx.backends.filter((x) => x !== b);
+    let safe = true;
+    for (const d of own) if ((await refsReaching(others, repo, d.oid)).length === 0) safe = false;
+    if (safe) return { b, repo };
+  }
+  return undefined;
+}
+
 export async function injectCopyFault(ctx: CopyFaultContext, kind: FaultKind): Promise<CopyFaultResult> {
   const { rng } = ctx;
-  const b = rng.pick(ctx.backends);
-  const repo = rng.pick(ctx.repos);
+  const picked = await pickCopy(ctx);
+  if (!picked) return { target: '-', repo: '-', detail: 'skipped: every copy holds a fault-added commit no other backend has yet' };
+  const { b, repo } = picked;
   const gitDir = b.repoPath(repo);
   const at = { target: b.id, repo };
   switch (kind) {
