@@ -14,6 +14,17 @@ export interface VerifyReport {
   skipped: string[];
 }
 
+/** What one sweep did and cost. */
+export interface SweepStats {
+  /** Repositories in the index. */
+  repositories: number;
+  /** Those this githa claimed and verified (the others were another githa's this interval). */
+  verified: number;
+  /** Backend ref listings (each paced by verify.perSecond). */
+  listings: number;
+  ms: number;
+}
+
 /**
  * The verifier (issue 5, item 6): compares each backend's live checksum with
  * its recorded one and records drift, an out-of-band change on a backend.
@@ -26,8 +37,10 @@ export interface VerifyReport {
 export class Verifier {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
-  private sweep: Promise<void> | undefined;
+  private stopped = false;
   private nextSlot = 0;
+  /** Ref listings asked for so far (one per slot). */
+  private listings = 0;
   private readonly log: Logger;
 
   constructor(private readonly ctx: ClusterContext) {
@@ -38,40 +51,64 @@ export class Verifier {
     const every = this.ctx.config.verify.intervalMs;
     if (every <= 0 || this.running) return;
     this.running = true;
-    const tick = (): void => {
-      this.sweep ??= this.verifyAll(every)
-        .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'verification sweep failed'))
-        .finally(() => {
-          this.sweep = undefined;
-        });
-    };
     // The first sweep comes after a random part of the interval: githa processes started together do not verify together.
-    this.timer = setTimeout(() => {
-      tick();
-      this.timer = setInterval(tick, every);
-      this.timer.unref();
-    }, Math.random() * Math.min(every, 60_000));
-    this.timer.unref();
+    this.schedule(Math.random() * Math.min(every, 60_000));
   }
 
   stop(): void {
     this.running = false;
+    this.stopped = true;
     clearTimeout(this.timer);
-    clearInterval(this.timer);
   }
 
-  private async verifyAll(intervalMs: number): Promise<void> {
-    for await (const page of this.ctx.index.repositories()) {
+  /**
+   * Sweeps start every verify.intervalMs, or as soon as the previous one ends
+   * when it took longer (a sweep is paced by verify.perSecond): drift on an
+   * idle repository is found within about one interval, or one sweep's time
+   * (docs/config.md "verify").
+   */
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(() => {
+      const began = performance.now();
+      void this.sweepOnce()
+        .then(
+          () => undefined,
+          (err: unknown) => this.log.warn({ err: (err as Error).message }, 'verification sweep failed'),
+        )
+        .finally(() => {
+          if (this.running) this.schedule(Math.max(0, this.ctx.config.verify.intervalMs - (performance.now() - began)));
+        });
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  /**
+   * One sweep over every known repository: each one this githa claims (one
+   * githa per repository per interval, so several githas share the work) is
+   * verified now. Returns what it cost (tools/bench/verify-cost.ts measures it).
+   */
+  async sweepOnce(): Promise<SweepStats> {
+    const intervalMs = this.ctx.config.verify.intervalMs;
+    // The claim ends a little before the next sweep reaches the repository again, so no sweep skips it.
+    const claimMs = Math.max(1, Math.floor(intervalMs * 0.9));
+    const began = performance.now();
+    const listings = this.listings;
+    const stats = { repositories: 0, verified: 0, listings: 0, ms: 0 };
+    pages: for await (const page of this.ctx.index.repositories()) {
       for (const repo of page) {
-        if (!this.running) return;
-        if (!(await this.ctx.index.claimVerify(repo, intervalMs))) continue;
+        if (this.stopped) break pages;
+        stats.repositories++;
+        if (!(await this.ctx.index.claimVerify(repo, claimMs))) continue;
+        stats.verified++;
         await this.verify(repo);
       }
     }
+    return { ...stats, listings: this.listings - listings, ms: performance.now() - began };
   }
 
   /** One ref listing per verify.perSecond-th of a second, across the whole githa. */
   private async slot(): Promise<void> {
+    this.listings++;
     const gap = 1000 / this.ctx.config.verify.perSecond;
     const now = performance.now();
     const at = Math.max(now, this.nextSlot);

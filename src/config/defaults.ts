@@ -84,10 +84,13 @@ export const DEFAULTS = {
     maxLength: 10_000,
   },
   verify: {
-    /** How often every repository's copies are compared with their recorded checksums (0 = never). */
-    intervalMs: 3_600_000,
-    /** At most this many backend ref listings per second for verification. */
-    perSecond: 5,
+    /**
+     * How often every repository's copies are compared with their recorded checksums (0 = never): drift on an
+     * idle repository is found within about this long, or one sweep's time when that is longer (docs/config.md "verify").
+     */
+    intervalMs: 300_000,
+    /** At most this many backend ref listings per second for verification, per githa (a sweep takes copies ÷ this). */
+    perSecond: 10,
   },
   read: {
     /**

@@ -44,7 +44,7 @@ async function versions(repo: string): Promise<Record<string, number>> {
 
 /**
  * Waits for a whole verification of `repo` by the (single) githa with a verifier that starts after this call.
- * Evidence in Redis: the verifier takes githa:verify:{R} (SET NX PX verify.intervalMs) right before it verifies
+ * Evidence in Redis: the verifier takes githa:verify:{R} (SET NX PX 0.9 × verify.intervalMs) right before it verifies
  * R. A new lock shows as the key appearing or its PTTL going up; the first new one after this call starts a
  * verification, and the second comes from a later sweep, which starts only once that one has finished.
  */

@@ -2,10 +2,12 @@
  * The fault scheduler (issue 8, "What to build" 2): one fault at a time,
  * chosen and timed by the seeded generator, each healed before the next, so
  * that at most one backend is lost at once (fewer than writeQuorum = 2 of 3:
- * the promise must hold). Every wait is bounded.
+ * the promise must hold). Every wait is bounded. The copy faults (issue 16:
+ * one backend's copy changed on disk) are in copy-faults.ts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DevBackend, DevCluster } from '../../src/demo/cluster.js';
+import { COPY_FAULTS, injectCopyFault } from './copy-faults.js';
 import type { DelayRelay } from './delay-relay.js';
 import type { GithaProc } from './githa-proc.js';
 import type { FaultKind, HistoryRecorder } from './history.js';
@@ -26,6 +28,8 @@ export interface FaultContext {
   /** The relay between each githa (by index) and redis-server. */
   readonly redisRelays: readonly DelayRelay[];
   readonly kinds: readonly FaultKind[];
+  /** The repositories (copy faults change one backend's copy of one of them). */
+  readonly repos: readonly string[];
   /** Pause between two faults. */
   readonly gapMs: readonly [number, number];
   /** Called after every Redis start (AOF fsync on every write: a killed Redis loses no acknowledged write). */
@@ -39,6 +43,11 @@ export async function runFaults(ctx: FaultContext): Promise<void> {
     if (rec.now() >= ctx.deadline) break;
     const kind = rng.pick(ctx.kinds);
     const start = rec.now();
+    if (COPY_FAULTS.includes(kind)) {
+      const { target, detail, repo } = await injectCopyFault({ backends: ctx.cluster.backends, repos: ctx.repos, rec, rng }, kind);
+      rec.fault({ kind, target, start, end: rec.now(), repo, ...(detail ? { detail } : {}) });
+      continue;
+    }
     const { target, detail } = await inject(ctx, kind);
     rec.fault({ kind, target, start, end: rec.now(), ...(detail ? { detail } : {}) });
   }
@@ -118,6 +127,8 @@ async function inject(ctx: FaultContext, kind: FaultKind): Promise<{ target: str
       await ctx.afterRedisStart();
       return { target: 'redis' };
     }
+    default:
+      throw new Error(`${kind} is injected by copy-faults.ts`);
   }
 }
 

@@ -15,14 +15,18 @@ import { run } from '../../src/demo/process.js';
 import { generateKey, knownHostsLine } from '../../src/demo/ssh.js';
 import { KNOWN_ISSUES, checkHistory, type Violation } from './checker.js';
 import { startDelayRelay, type DelayRelay } from './delay-relay.js';
+import { COPY_FAULTS, refsReaching } from './copy-faults.js';
 import { healAll, runFaults } from './faults.js';
 import { Git } from './git.js';
 import { GithaProc } from './githa-proc.js';
-import { HistoryRecorder, type FaultKind, type FinalRepoState, type FinalState, type History } from './history.js';
+import { HistoryRecorder, type DivergentCommit, type FaultKind, type FinalRepoState, type FinalState, type History } from './history.js';
 import { Rng } from './rng.js';
 import { Client, type Transport } from './workload.js';
 
-export const ALL_FAULTS: readonly FaultKind[] = ['backend-kill', 'backend-pause', 'backend-unreachable', 'githa-pause', 'githa-kill-mid-push', 'redis-restart', 'redis-slow'];
+/** Faults that stop a process or slow Redis (issue 8). */
+export const OUTAGE_FAULTS: readonly FaultKind[] = ['backend-kill', 'backend-pause', 'backend-unreachable', 'githa-pause', 'githa-kill-mid-push', 'redis-restart', 'redis-slow'];
+export { COPY_FAULTS };
+export const ALL_FAULTS: readonly FaultKind[] = [...OUTAGE_FAULTS, ...COPY_FAULTS];
 
 export interface ChaosOptions {
   seed: number;
@@ -81,6 +85,8 @@ function githaConfig(cluster: DevCluster, name: string, hostKey: string, authori
     health: { intervalMs: 300, timeoutMs: 1_000, failuresToDown: 2, successesToUp: 1, ttlMs: 3_000, downForMs: 1_500 },
     replication: { writeQuorum: 2, scanIntervalMs: 500, retryMinMs: 100, retryMaxMs: 1_000, quorumTimeoutMs: 5_000 },
     interruptions: { staleAfterMs: 1_500, suspectGraceMs: 3_000 },
+    // Copy faults change a copy behind githa's back: the verifier should find it within seconds in a run this short.
+    verify: { intervalMs: 5_000, perSecond: 50 },
     http: { backendTimeoutMs: 5_000 },
     log: { level: 'info' },
   };
@@ -175,6 +181,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           pairLockMs: PAIR_LOCK_MS,
           redisRelays: relays,
           kinds: options.faults ?? ALL_FAULTS,
+          repos,
           gapMs: options.faultGapMs ?? [1_000, 3_000],
           afterRedisStart,
         }),
@@ -184,7 +191,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     }
     progress(`chaos: workload done after ${Math.round(rec.now() / 1000)} s; healing and waiting for quiescence`);
     await healAll(cluster, githas, afterRedisStart, relays);
-    const final = await quiesce(cluster, redis, repos, options.convergeTimeoutMs ?? 60_000);
+    const final = await quiesce(cluster, redis, repos, options.convergeTimeoutMs ?? 60_000, rec.divergent);
     sampling = false;
     await sampler;
     await sampleVersions(redis, rec, repos);
@@ -220,7 +227,7 @@ async function sampleVersions(redis: Redis, rec: HistoryRecorder, repos: readonl
 }
 
 /** Polls until every repository is quiescent (equal versions, no marker, no freeze, equal refs), or the timeout. */
-async function quiesce(cluster: DevCluster, redis: Redis, repos: readonly string[], timeoutMs: number): Promise<FinalState> {
+async function quiesce(cluster: DevCluster, redis: Redis, repos: readonly string[], timeoutMs: number, divergent: readonly DivergentCommit[]): Promise<FinalState> {
   const t0 = performance.now();
   let converged = false;
   while (performance.now() - t0 < timeoutMs) {
@@ -234,6 +241,12 @@ async function quiesce(cluster: DevCluster, redis: Redis, repos: readonly string
   }
   const convergenceMs = performance.now() - t0;
   const repoStates = await finalStates(cluster, redis, repos, true);
+  for (const repo of repos) {
+    const mine = divergent.filter((d) => d.repo === repo);
+    const reachable: Record<string, string[]> = {};
+    for (const d of mine) reachable[d.oid] = await refsReaching(cluster.backends, repo, d.oid);
+    repoStates[repo] = { ...repoStates[repo]!, reachable };
+  }
   return { converged, convergenceMs, repos: repoStates };
 }
 

@@ -59,6 +59,19 @@ export interface FaultRecord {
   /** When it was healed. */
   readonly end: number;
   readonly detail?: string;
+  /** The repository whose copy a copy fault changed (copy-faults.ts). */
+  readonly repo?: string;
+}
+
+/** A commit a `copy-divergent` fault made on one backend's copy behind githa's back: it must never be destroyed. */
+export interface DivergentCommit {
+  readonly repo: string;
+  readonly backend: string;
+  /** Branch name without refs/heads/. */
+  readonly branch: string;
+  readonly oid: string;
+  readonly parent: string;
+  readonly t: number;
 }
 
 export type FaultKind =
@@ -69,7 +82,13 @@ export type FaultKind =
   | 'githa-kill-mid-push'
   | 'redis-restart'
   /** Redis replies to one githa held past the write-lock lease and catchUp.pairLockMs (tools/chaos/delay-relay.ts). */
-  | 'redis-slow';
+  | 'redis-slow'
+  /** One backend's copy of one repository changed on disk behind githa's back (copy-faults.ts). */
+  | 'copy-wipe'
+  | 'copy-reinit'
+  | 'copy-rollback'
+  | 'copy-divergent'
+  | 'copy-delete';
 
 export interface VersionSample {
   readonly t: number;
@@ -90,6 +109,8 @@ export interface FinalRepoState {
   readonly frozen: string | null;
   /** A write marker left behind. */
   readonly writing: boolean;
+  /** Each divergent commit of this repository → the refs that reach it ("b1 refs/…"), on any backend. */
+  readonly reachable?: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface FinalState {
@@ -107,6 +128,8 @@ export interface History {
   readonly commits: Readonly<Record<string, string | null>>;
   readonly faults: readonly FaultRecord[];
   readonly versionSamples: readonly VersionSample[];
+  /** Commits the copy-divergent faults added (absent in histories that predate them). */
+  readonly divergent?: readonly DivergentCommit[];
   readonly final?: FinalState;
 }
 
@@ -118,6 +141,7 @@ export class HistoryRecorder {
   readonly commits: Record<string, string | null> = {};
   readonly faults: FaultRecord[] = [];
   readonly versionSamples: VersionSample[] = [];
+  readonly divergent: DivergentCommit[] = [];
   /** Pushes in flight, by githa index (for the "SIGKILL githa mid-push" fault). */
   readonly inFlightPushes = new Map<number, number>();
 
@@ -145,7 +169,11 @@ export class HistoryRecorder {
     this.versionSamples.push(s);
   }
 
+  addDivergent(d: DivergentCommit): void {
+    this.divergent.push(d);
+  }
+
   history(final?: FinalState): History {
-    return { ops: [...this.ops], commits: { ...this.commits }, faults: [...this.faults], versionSamples: [...this.versionSamples], final };
+    return { ops: [...this.ops], commits: { ...this.commits }, faults: [...this.faults], versionSamples: [...this.versionSamples], divergent: [...this.divergent], final };
   }
 }

@@ -25,6 +25,22 @@ export function counts(result: ChaosResult): Counts {
   return { operations: result.history.ops.length, byKind, faults: result.history.faults.length, faultsByKind };
 }
 
+/** " (stale-read 3, read-failed 1)": violations by kind, most first. */
+function byKind(violations: ChaosResult['violations']): string {
+  const n = new Map<string, number>();
+  for (const v of violations) n.set(v.kind, (n.get(v.kind) ?? 0) + 1);
+  return n.size === 0 ? '' : ` (${[...n].sort(([, a], [, b]) => b - a).map(([k, c]) => `${k} ${c}`).join(', ')})`;
+}
+
+/** How many commits the copy-divergent faults added, and how many are still reachable after the run. */
+function divergentLine(result: ChaosResult): string[] {
+  const added = result.history.divergent ?? [];
+  if (added.length === 0) return [];
+  const final = result.history.final;
+  const kept = added.filter((d) => (final?.repos[d.repo]?.reachable?.[d.oid]?.length ?? 0) > 0).length;
+  return [`divergent commits added by faults: ${added.length}, reachable from some ref after the run: ${kept}`];
+}
+
 export function formatReport(result: ChaosResult): string {
   const c = counts(result);
   const final = result.history.final;
@@ -38,8 +54,9 @@ export function formatReport(result: ChaosResult): string {
     ...Object.entries(c.faultsByKind)
       .sort()
       .map(([kind, n]) => `  ${kind.padEnd(20)} ${n}`),
+    ...divergentLine(result),
     `convergence after healing: ${final ? `${(final.convergenceMs / 1000).toFixed(1)} s${final.converged ? '' : ' (NOT converged)'}` : 'n/a'}`,
-    `violations: ${result.violations.length}`,
+    `violations: ${result.violations.length}${byKind(result.violations)}`,
   ];
   for (const v of result.violations.slice(0, 20)) {
     lines.push(`- ${v.kind}: ${v.message}`);

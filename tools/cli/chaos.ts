@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
- * `npm run chaos [-- --seed N --duration S --githas N --keep]`: the
- * randomized fault-injection run and consistency check of issue 8
- * (docs/chaos.md). Prints the report; exits 1 on any violation.
+ * `npm run chaos [-- --seed N --duration S --githas N --faults K,… --keep]`:
+ * the randomized fault-injection run and consistency check of issues 8 and
+ * 16 (docs/chaos.md). Prints the report; exits 1 on any violation.
  */
 import { parseArgs } from 'node:util';
-import { runChaos } from '../chaos/harness.js';
+import { ALL_FAULTS, COPY_FAULTS, OUTAGE_FAULTS, runChaos } from '../chaos/harness.js';
+import type { FaultKind } from '../chaos/history.js';
 import { formatReport } from '../chaos/report.js';
 
 async function main(): Promise<number> {
@@ -15,8 +16,27 @@ async function main(): Promise<number> {
       duration: { type: 'string', default: '60' },
       githas: { type: 'string', default: '3' },
       keep: { type: 'boolean', default: false },
+      faults: { type: 'string', default: 'all' },
+      help: { type: 'boolean', short: 'h', default: false },
     },
   });
+  if (values.help) {
+    process.stdout.write(
+      [
+        'usage: node dist-tools/tools/cli/chaos.js [--seed N] [--duration S] [--githas 2|3] [--faults LIST] [--keep]',
+        '  --seed N      the fault and workload schedule (default: random; the report names it)',
+        '  --duration S  seconds of workload and faults (default 60)',
+        '  --githas N    githa processes (default 3)',
+        '  --faults LIST comma-separated fault kinds, or the groups all, outage, copy (default all);',
+        `                outage: ${OUTAGE_FAULTS.join(', ')}`,
+        `                copy:   ${COPY_FAULTS.join(', ')}`,
+        '  --keep        keep the temporary directory even without a violation',
+        '',
+      ].join('\n'),
+    );
+    return 0;
+  }
+  const faults = parseFaults(values.faults);
   const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
   const duration = Number(values.duration);
   const githas = Number(values.githas);
@@ -28,10 +48,23 @@ async function main(): Promise<number> {
     durationMs: duration * 1000,
     githas,
     keep: values.keep,
+    faults,
     progress: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(`${formatReport(result)}\n`);
   return result.violations.length === 0 ? 0 : 1;
+}
+
+function parseFaults(list: string): FaultKind[] {
+  const groups: Record<string, readonly FaultKind[]> = { all: ALL_FAULTS, outage: OUTAGE_FAULTS, copy: COPY_FAULTS };
+  const out = new Set<FaultKind>();
+  for (const word of list.split(',').map((w) => w.trim()).filter(Boolean)) {
+    const group = groups[word];
+    if (group) group.forEach((k) => out.add(k));
+    else if ((ALL_FAULTS as readonly string[]).includes(word)) out.add(word as FaultKind);
+    else throw new Error(`--faults: unknown fault ${JSON.stringify(word)} (have ${ALL_FAULTS.join(', ')}, or all, outage, copy)`);
+  }
+  return [...out];
 }
 
 main().then(
