@@ -261,7 +261,9 @@ export class FakeBackend implements BackendClient {
     yield Buffer.from('PACK');
   }
 
-  async pushPack(repo: string, commands: readonly RefCommand[]): Promise<ReportStatus> {
+  async pushPack(repo: string, commands: readonly RefCommand[], _caps: readonly string[] = [], pack: AsyncIterable<Buffer> | null = null): Promise<ReportStatus> {
+    // The pack is read to its end, as receive-pack does, before the commands apply.
+    if (pack) for await (const chunk of pack) void chunk;
     this.onPush(repo, commands);
     const r = this.refs.get(repo)!;
     for (const c of commands) {
