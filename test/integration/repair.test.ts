@@ -141,6 +141,10 @@ describe('repair without loss', () => {
     const shown = await cli(githa.configPath, ['repo', repo]);
     expect(shown.stdout).toContain(name);
     expect(shown.stdout).toContain(`git push <githa remote> --delete ${name}`);
+    // So does `githa dataloss`.
+    const loss = await cli(githa.configPath, ['dataloss']);
+    expect(loss.stdout).toContain(name);
+    expect(loss.stdout).toContain(`git push <githa remote> --delete ${name}`);
   });
 
   it('shows a copy deleted on one backend as missing on it, with the command that creates it', async () => {
