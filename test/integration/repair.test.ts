@@ -62,11 +62,11 @@ async function waitAllEqual(c: DevCluster, repo: string, timeoutMs = 15_000): Pr
 }
 
 /** A repository with two commits on main pushed through githa, on every copy. */
-async function seeded(repo: string): Promise<{ c: DevCluster; githa: GithaProcess; git: GitClient; work: string; first: string; second: string }> {
+async function seeded(repo: string, verifyMs = 500): Promise<{ c: DevCluster; githa: GithaProcess; git: GitClient; work: string; first: string; second: string }> {
   const c = cluster();
   await c.createRepository(repo);
   // The verifier every half second: drift on an idle repository is found at once (no read needed).
-  const githa = await startGitha(c, { config: { verify: { intervalMs: 500, perSecond: 50 }, replication: { scanIntervalMs: 1_000 } } });
+  const githa = await startGitha(c, { config: { verify: { intervalMs: verifyMs, perSecond: 50 }, replication: { scanIntervalMs: 1_000 } } });
   const git = GitClient.forCluster(c);
   const work = await git.init('work');
   const first = await git.commit(work, { 'README.md': 'one\n' }, 'first');
@@ -175,5 +175,29 @@ describe('repair without loss', () => {
     // Created again (empty), it is refilled.
     await b3.createRepository(repo);
     await waitAllEqual(c, repo, 30_000);
+  });
+
+  it('githa sync --to B keeps a drifted copy\'s own commits before it overwrites the copy', async () => {
+    const repo = 'repair/sync';
+    // No verifier in githa: the copy stays drifted until the operator acts.
+    const { c, githa, git, second } = await seeded(repo, 0);
+    const b3 = c.backend('b3');
+    const side = await git.clone(b3.url('http', repo));
+    const oob = await git.commit(side, { 'oob.txt': 'only on b3\n' }, 'out of band');
+    await git.push(side, b3.url('http', repo), ['main']);
+    const verified = await cli(githa.configPath, ['verify', repo]);
+    expect(verified.code).toBe(1);
+    expect(await redis.hexists(key(repo, 'drift'), 'b3')).toBe(1);
+
+    const synced = await cli(githa.configPath, ['sync', repo, '--to', 'b3', '--force']);
+    expect(synced.code).toBe(0);
+    const refs = await waitAllEqual(c, repo);
+    expect(refs['refs/heads/main']).toBe(second);
+    const [name, ...more] = Object.keys(kept(refs));
+    expect(more).toEqual([]);
+    expect(name).toMatch(/^refs\/githa\/kept\/b3\/\d{8}T\d{6}Z\/heads\/main$/);
+    expect(refs[name!]).toBe(oob);
+    expect(synced.stderr).toContain(`kept as ${name}`);
+    expect(synced.stdout).toContain(`its commits the leaders lacked are kept as ${name}`);
   });
 });
