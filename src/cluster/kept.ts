@@ -8,7 +8,7 @@
  * copy like any push. Operators drop them with
  * `git push <githa remote> --delete <ref>`.
  */
-import type { RefTip } from '../backends/types.js';
+import type { BackendClient, RefTip } from '../backends/types.js';
 import { CatchUpError } from '../errors.js';
 import { ZERO_OID, type RefCommand } from '../protocol/receive-pack-request.js';
 import type { ReportStatus } from '../protocol/report-status.js';
@@ -72,50 +72,72 @@ export interface KeepResult {
   differed: boolean;
 }
 
+/** `from`'s tips that `onto` (listed as `ontoRefs`) lacks, asked with hasObjects: git's own negotiation. */
+export async function lackingTips(repo: string, onto: BackendClient, ontoRefs: readonly RefTip[], fromRefs: readonly RefTip[], signal?: AbortSignal): Promise<RefTip[]> {
+  const candidates = candidateTips(ontoRefs, fromRefs);
+  if (candidates.length === 0) return [];
+  const tip = ontoRefs.find((r) => r.name !== 'HEAD')?.oid;
+  // An empty repository has nothing: every candidate is lacking.
+  const has = tip === undefined ? new Set<string>() : await onto.hasObjects(repo, tip, [...new Set(candidates.map((c) => c.oid))], signal);
+  return candidates.filter((c) => !has.has(c.oid));
+}
+
+/** The commands creating a kept ref for each lacking tip. */
+export function keepCommands(from: string, at: Date, lacking: readonly RefTip[]): RefCommand[] {
+  return lacking.map((c) => ({ oldOid: ZERO_OID, newOid: c.oid, ref: keptRefName(from, at, c.name) }));
+}
+
+/** One receive-pack on `onto` creating `commands`, its pack relayed from `source` (want the lacking tips, have `onto`'s). */
+export async function pushKept(repo: string, source: BackendClient, onto: BackendClient, commands: readonly RefCommand[], signal?: AbortSignal): Promise<{ report: ReportStatus; bytes: number }> {
+  const adv = await onto.receivePackAdvertisement(repo, signal);
+  if (!adv) throw new CatchUpError(`${repo} is missing on ${onto.id}`);
+  if (!adv.capabilities.includes('report-status')) throw new CatchUpError(`${onto.id} does not offer report-status`);
+  const caps = ['report-status', 'atomic', 'ofs-delta', 'quiet'].filter((c) => adv.capabilities.includes(c));
+  let bytes = 0;
+  const wants = [...new Set(commands.map((c) => c.newOid))];
+  const haves = [...new Set(adv.refs.map((r) => r.oid))];
+  const pack = async function* (): AsyncGenerator<Buffer> {
+    for await (const chunk of source.fetchPack(repo, wants, haves, signal)) {
+      bytes += chunk.length;
+      yield chunk;
+    }
+  };
+  const report = await onto.pushPack(repo, commands, [...caps, `agent=${AGENT}`], pack(), signal);
+  return { report, bytes };
+}
+
+/** Why a kept-refs push did not keep everything ('' when it did). */
+export function refusedKeeps(report: ReportStatus | undefined, commands: readonly RefCommand[]): string {
+  if (!report) return 'no report';
+  if (!report.unpackOk) return `unpack ${report.unpackError ?? 'failed'}`;
+  const ok = new Set(report.refs.filter((r) => r.ok).map((r) => r.ref));
+  return commands.filter((c) => !ok.has(c.ref)).map((c) => `${c.ref}: ${report.refs.find((r) => r.ref === c.ref)?.reason ?? 'rejected'}`).join(', ');
+}
+
 /**
- * Keeps `from`'s tips that `leader` lacks (asked with hasObjects: git's own
- * negotiation) on `leader`, under the caller's write lock. Throws
- * CatchUpError when they could not all be kept: the caller must not
- * overwrite the copy then.
+ * Keeps `from`'s tips that `leader` lacks on `leader`, under the caller's
+ * write lock, as a githa write (WriteSession: marker, quorum copies, commit
+ * at max + 1). Throws CatchUpError when they could not all be kept: the
+ * caller must not overwrite the copy then.
  */
 export async function keepLacking(ctx: ClusterContext, req: KeepRequest): Promise<KeepResult> {
-  const { repo, lock, leader, leaderRefs, from } = req;
-  const candidates = candidateTips(leaderRefs, req.fromRefs);
-  if (candidates.length === 0) return { kept: [], differed: false };
+  const { repo, lock, leader, from } = req;
   const source = ctx.backends.client(from);
   const target = ctx.backends.client(leader);
-  const tip = leaderRefs.find((r) => r.name !== 'HEAD')?.oid;
-  const oids = [...new Set(candidates.map((c) => c.oid))];
-  // An empty leader has nothing: every candidate is lacking.
-  const has = tip === undefined ? new Set<string>() : await target.hasObjects(repo, tip, oids, lock.signal);
-  const lacking = candidates.filter((c) => !has.has(c.oid));
+  if (candidateTips(req.leaderRefs, req.fromRefs).length === 0) return { kept: [], differed: false };
+  const lacking = await lackingTips(repo, target, req.leaderRefs, req.fromRefs, lock.signal);
   if (lacking.length === 0) return { kept: [], differed: true };
-
-  const at = req.at ?? new Date();
-  const commands: RefCommand[] = lacking.map((c) => ({ oldOid: ZERO_OID, newOid: c.oid, ref: keptRefName(from, at, c.name) }));
+  const commands = keepCommands(from, req.at ?? new Date(), lacking);
   let report: ReportStatus | undefined;
   const session = new WriteSession(ctx, { repo, user: 'githa', transport: 'repair', commands }, lock, req.state, ctx.backends.backend(leader));
   const outcome = await session.run(async (_backend, signal) => {
-    const adv = await target.receivePackAdvertisement(repo, signal);
-    if (!adv) throw new CatchUpError(`${repo} is missing on ${leader}, a leader`);
-    if (!adv.capabilities.includes('report-status')) throw new CatchUpError(`${leader} does not offer report-status`);
-    const caps = ['report-status', 'atomic', 'ofs-delta', 'quiet'].filter((c) => adv.capabilities.includes(c));
-    let bytes = 0;
-    const wants = [...new Set(lacking.map((c) => c.oid))];
-    const haves = [...new Set(adv.refs.map((r) => r.oid))];
-    const pack = async function* (): AsyncGenerator<Buffer> {
-      for await (const chunk of source.fetchPack(repo, wants, haves, signal)) {
-        bytes += chunk.length;
-        yield chunk;
-      }
-    };
-    report = await target.pushPack(repo, commands, [...caps, `agent=${AGENT}`], pack(), signal);
-    return { ending: 'complete', report, commands, bytes };
+    const pushed = await pushKept(repo, source, target, commands, signal);
+    report = pushed.report;
+    return { ending: 'complete', report: pushed.report, commands, bytes: pushed.bytes };
   });
-  const refused = report?.unpackOk ? report.refs.filter((r) => !r.ok) : commands.map((c) => ({ ref: c.ref, reason: report?.unpackError ?? 'unpack failed' }));
-  if (outcome.kind !== 'committed' || refused.length > 0) {
-    const why = refused.map((r) => `${r.ref}: ${'reason' in r ? (r.reason ?? 'rejected') : 'rejected'}`).join(', ') || outcome.kind;
-    throw new CatchUpError(`could not keep ${from}'s commits of ${repo} on ${leader} (${why}); ${from} is not overwritten`);
+  const refused = refusedKeeps(report, commands);
+  if (outcome.kind !== 'committed' || refused !== '') {
+    throw new CatchUpError(`could not keep ${from}'s commits of ${repo} on ${leader} (${refused || outcome.kind}); ${from} is not overwritten`);
   }
   ctx.index.noteKept(repo).catch((err: unknown) => ctx.log.debug({ repo, err: (err as Error).message }, 'could not note the kept refs for githa dataloss'));
   return { kept: lacking.map((c, i) => ({ ref: commands[i]!.ref, original: c.name, oid: c.oid })), version: outcome.version, differed: true };

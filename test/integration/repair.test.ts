@@ -200,4 +200,32 @@ describe('repair without loss', () => {
     expect(synced.stderr).toContain(`kept as ${name}`);
     expect(synced.stdout).toContain(`its commits the leaders lacked are kept as ${name}`);
   });
+
+  it('githa thaw --promote B keeps the other copies\' commits B lacks before they are overwritten', async () => {
+    const c = cluster();
+    const repo = 'repair/promote';
+    await c.createRepository(repo);
+    const githa = await startGitha(c, { config: { verify: { intervalMs: 0 }, replication: { scanIntervalMs: 1_000 } } });
+    const git = GitClient.forCluster(c);
+    // Two hosts used on their own before githa: b1 and b2 each have a commit of their own; b3 is empty.
+    const ones: Record<string, string> = {};
+    for (const id of ['b1', 'b2']) {
+      const work = await git.init(`own-${id}`);
+      ones[id] = await git.commit(work, { [`${id}.txt`]: `${id}\n` }, `made on ${id}`);
+      await git.push(work, c.backend(id).url('http', repo), ['main']);
+    }
+    const refused = await git.run(['ls-remote', githa.url(repo)], { allowFailure: true });
+    expect(refused.code).not.toBe(0);
+    expect(await redis.hget(key(repo, 'frozen'), 'reason')).toBe('ambiguous');
+
+    const promoted = await cli(githa.configPath, ['thaw', repo, '--promote', 'b1', '--force']);
+    expect(promoted.code, promoted.stderr).toBe(0);
+    const refs = await waitAllEqual(c, repo, 20_000);
+    expect(refs['refs/heads/main']).toBe(ones.b1);
+    const [name, ...more] = Object.keys(kept(refs));
+    expect(more).toEqual([]);
+    expect(name).toMatch(/^refs\/githa\/kept\/b2\/\d{8}T\d{6}Z\/heads\/main$/);
+    expect(refs[name!]).toBe(ones.b2);
+    expect(promoted.stdout).toContain(`b2's refs/heads/main ${ones.b2!.slice(0, 10)} was not on b1: kept as ${name}`);
+  });
 });
