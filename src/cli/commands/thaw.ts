@@ -198,6 +198,7 @@ async function promote(ctx: Context, repo: string, backend: string, opts: ThawOp
       if (diff.length > 20) lines.push(`    … and ${diff.length - 20} more`);
     }
   }
+  lines.push(`  (commits only the other copies have are kept on ${backend} first, under refs/githa/kept/<copy>/<time>/…; unreachable copies cannot be)`);
   if (!opts.json || !opts.force) ctx.streams.err.write(`${lines.join('\n')}\n`);
   await approve(ctx.streams, `Promote ${backend} in ${repo}?`, opts.force);
   // Repair without loss: the other copies' commits B lacks are kept on B before replication overwrites them.
