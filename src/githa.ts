@@ -8,6 +8,7 @@ import { GitDaemonBackendClient } from './backends/git-daemon.js';
 import { SshBackendClient } from './backends/ssh.js';
 import type { BackendClient, StreamBackendClient } from './backends/types.js';
 import { NO_REPAIRS } from './cluster/read-check.js';
+import { CopyRepairer } from './cluster/repair.js';
 import { Cluster } from './cluster/cluster.js';
 import { AccessPolicy } from './auth/access.js';
 import { collectStatus } from './cluster/cluster-status.js';
@@ -30,6 +31,7 @@ import { NO_OBSERVER, type Observer } from './cluster/observer.js';
 import { BackendHealthStore } from './state/backend-health.js';
 import { connectRedis } from './state/redis.js';
 import { openState, type StateParts } from './state/state.js';
+import { OperatorStore } from './state/operator-store.js';
 
 export interface RunningGitha {
   cluster: Cluster;
@@ -49,10 +51,12 @@ export interface ClusterParts {
   clients: Map<string, BackendClient>;
   sshClients: Map<string, StreamBackendClient>;
   gitClients: Map<string, StreamBackendClient>;
+  /** The copy repairs (docs/architecture.md "Verified copies"); a serving githa's only: CLI commands repair nothing in the background. */
+  repairer?: CopyRepairer;
   close(): Promise<void>;
 }
 
-export function buildCluster(config: Config, log: Logger, observer: Observer = NO_OBSERVER): ClusterParts {
+export function buildCluster(config: Config, log: Logger, observer: Observer = NO_OBSERVER, opts: { repairs?: boolean } = {}): ClusterParts {
   const redis = connectRedis(config.redis, { commandTimeoutMs: config.redis.commandTimeoutMs });
   const state = openState(redis, {
     prefix: config.redis.prefix,
@@ -89,8 +93,14 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
     health,
     observer,
     backends,
-    repairs: NO_REPAIRS,
+    // The repairer is built with this context: the context forwards to it once it exists (nothing is scheduled before).
+    repairs: opts.repairs ? { schedule: (repo, backend, why) => repairer?.schedule(repo, backend, why) } : NO_REPAIRS,
   };
+  let repairer: CopyRepairer | undefined;
+  if (opts.repairs) {
+    const operator = new OperatorStore(state.scripts, config.pushLog.maxLength);
+    repairer = new CopyRepairer(ctx, (repo, token, target, version, checksum, source, fields) => operator.commitSync(repo, token, target, version, checksum, source, fields));
+  }
   const resolver = new InterruptionResolver(ctx);
   const cluster = new Cluster(ctx, backends, resolver);
   return {
@@ -101,6 +111,7 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
     clients,
     sshClients,
     gitClients,
+    ...(repairer ? { repairer } : {}),
     async close() {
       const all = new Set<BackendClient>([...clients.values(), ...sshClients.values(), ...gitClients.values()]);
       await Promise.all([...all].map((c) => c.close()));
@@ -120,7 +131,7 @@ export type GithaHooks = HttpFrontendHooks;
 export async function startGitha(config: Config, log: Logger, hooks: GithaHooks = {}): Promise<RunningGitha> {
   // Metrics and /status (docs/observability.md): the cluster reports to them from its construction on.
   const metrics = new Metrics();
-  const parts = buildCluster(config, log, metrics);
+  const parts = buildCluster(config, log, metrics, { repairs: true });
   const { cluster, redis, state, resolver, clients, sshClients, gitClients } = parts;
   const access = AccessPolicy.compile(config.access, config.auth.groups, config.auth.anonymousUser);
   const streamDeps = (first: Map<string, StreamBackendClient>, second: Map<string, StreamBackendClient>) => ({

@@ -1,5 +1,5 @@
 import type { ClusterStatus } from '../cluster/cluster-status.js';
-import type { RepoHealth, RepoSummary } from '../cluster/status.js';
+import { driftKind, type RepoHealth, type RepoSummary } from '../cluster/status.js';
 import type { RepoState } from '../state/repo-state.js';
 
 /**
@@ -109,7 +109,7 @@ export function renderStatusPage(status: ClusterStatus, opts: { proxyId: string;
   const repoRows = repos.map(
     (r) =>
       `<tr><td><a href="${esc(repoHref(r.repo))}"><code>${esc(r.repo)}</code></a></td><td>${badge(r.state)}</td><td class="num">${r.version}</td>` +
-      `<td>${list(r.leaders)}</td><td>${list(r.stale)}</td><td>${r.reason ? esc(r.reason) : r.drifted.length ? `drifted: ${list(r.drifted)}` : '–'}</td></tr>`,
+      `<td>${list(r.leaders)}</td><td>${list(r.stale)}</td><td>${r.reason ? esc(r.reason) : r.drifted.length ? `drifted: ${r.drifted.map((b) => `${esc(b)} (${esc(r.driftKinds?.[b] ?? 'changed')})`).join(', ')}` : '–'}</td></tr>`,
   );
   const backendRows = status.backends.map(
     (b) =>
@@ -151,7 +151,7 @@ export function renderRepoPage(d: RepoDetail): string {
     return (
       `<tr><td><code>${esc(b)}</code></td><td class="num">${state.versions.has(b) ? state.versions.get(b) : '–'}</td>` +
       `<td><code>${esc((state.checksums.get(b) ?? '').slice(0, 12) || '–')}</code></td><td>${yesNo(leaders.has(b))}</td>` +
-      `<td>${suspect ? `until ${time(suspect)}` : 'no'}</td><td>${drift ? `live <code>${esc(drift.checksum.slice(0, 12))}</code> since ${time(drift.at)}` : 'no'}</td></tr>`
+      `<td>${suspect ? `until ${time(suspect)}` : 'no'}</td><td>${drift ? `${esc(driftKind(drift))}: live <code>${esc(drift.checksum.slice(0, 12))}</code> since ${time(drift.at)}` : 'no'}</td></tr>`
     );
   });
   const w = state.writing;

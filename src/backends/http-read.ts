@@ -2,6 +2,7 @@
 import { BackendProtocolError, PktLineError, ProtocolSyntaxError, RemoteFatalError, SidebandError } from '../errors.js';
 import type { Dispatcher } from 'undici';
 import { PktLineDecoder, errPktMessage, isErrPkt, type Pkt } from '../protocol/pkt-line.js';
+import { AcknowledgmentsReader } from '../protocol/acknowledgments.js';
 
 /** A kept-alive connection the backend closed as githa reused it. */
 export function isStaleConnection(err: unknown): boolean {
@@ -106,4 +107,36 @@ export function movedBase(target: string, path: string): string | undefined {
   const asked = new URL(path, 'http://githa.invalid/');
   if (to.search !== asked.search || !to.pathname.endsWith(asked.pathname) || to.pathname === asked.pathname) return undefined;
   return `${to.origin}${to.pathname.slice(0, -asked.pathname.length)}`;
+}
+
+/** What fetchPack needs of a fetch answer's reader (v2 FetchResponseReader, v0 V0FetchResponseReader). */
+export interface FetchAnswerReader {
+  write(chunk: Buffer): void;
+  next(): { type: string; data?: Buffer } | undefined | null;
+}
+
+/** The pack data of a fetch answer, as its reader (v2 or v0) finds it in the side-band stream. */
+export async function* packOf(body: AsyncIterable<unknown>, reader: FetchAnswerReader, id: string): AsyncGenerator<Buffer> {
+  for await (const chunk of body) {
+    reader.write(chunk as Buffer);
+    for (let ev = reader.next(); ev; ev = reader.next()) {
+      if (ev.type === 'pack' && ev.data) yield ev.data;
+      else if (ev.type === 'end') return;
+    }
+  }
+  throw new BackendProtocolError(`backend ${id} ended the fetch response early`);
+}
+
+/** The ids a have-only fetch answer acknowledged (src/protocol/acknowledgments.ts); the body is closed once they are known, before any pack. */
+export async function acknowledged(body: AsyncIterable<unknown> & { destroy(): unknown }, id: string): Promise<Set<string>> {
+  const reader = new AcknowledgmentsReader();
+  for await (const chunk of body) {
+    reader.write(chunk as Buffer);
+    const got = reader.result();
+    if (got) {
+      body.destroy();
+      return got.acked;
+    }
+  }
+  throw new BackendProtocolError(`backend ${id} ended its acknowledgments early`);
 }

@@ -7,7 +7,8 @@ import { advertisedHeadTarget, parseDiscovery, type Discovery } from '../protoco
 import { FetchResponseReader, encodeFetchRequest } from '../protocol/fetch.js';
 import { encodeV0FetchRequest, V0FetchResponseReader } from '../protocol/fetch-v0.js';
 import { encodeLsRefsRequest, parseLsRefsResponse, type LsRefsEntry, type LsRefsRequest } from '../protocol/ls-refs.js';
-import { authAnswer, backendFault, isStaleConnection, movedBase, readPkts, readSections } from './http-read.js';
+import { acknowledged, authAnswer, backendFault, isStaleConnection, movedBase, packOf, readPkts, readSections } from './http-read.js';
+import { encodeHaveRequest } from '../protocol/acknowledgments.js';
 import { encodeReceivePackRequest, type RefCommand } from '../protocol/receive-pack-request.js';
 import { ReceivePackResponseReader, type ReportStatus } from '../protocol/report-status.js';
 import type { BackendClient, LentCredentials, RefTip } from './types.js';
@@ -139,7 +140,19 @@ export class HttpBackendClient implements BackendClient {
     const body = encodeFetchRequest({ wants: [...wants], haves: [...haves], done: true, ofsDelta: true, noProgress: true, agent: AGENT });
     const res = await this.send(repo, 'POST', 'git-upload-pack', body, 'upload-pack', signal, true);
     if (!res) throw new BackendProtocolError(`backend ${this.id} does not have ${repo}`);
-    yield* this.packOf(res.body, new FetchResponseReader());
+    yield* packOf(res.body, new FetchResponseReader(), this.id);
+  }
+
+  async hasObjects(repo: string, tip: string, oids: readonly string[], signal?: AbortSignal): Promise<Set<string>> {
+    if (oids.length === 0) return new Set();
+    if (this.speaksV2 !== true) {
+      const d = await this.discover(repo, signal);
+      if (d === null) throw new BackendProtocolError(`backend ${this.id} does not have ${repo}`);
+      if (d.version !== 2) return new Set(); // no v2 negotiation to ask with: "none" (see BackendClient.hasObjects)
+    }
+    const res = await this.send(repo, 'POST', 'git-upload-pack', encodeHaveRequest(tip, oids, { agent: AGENT }), 'upload-pack', signal, true);
+    if (!res) throw new BackendProtocolError(`backend ${this.id} does not have ${repo}`);
+    return backendFault(this.id, () => acknowledged(res.body, this.id));
   }
 
   /** A v0 fetch in one stateless POST (src/protocol/fetch-v0.ts) for a backend that ignores Git-Protocol. */
@@ -148,19 +161,7 @@ export class HttpBackendClient implements BackendClient {
     const body = encodeV0FetchRequest({ wants, haves, offered, agent: AGENT });
     const res = await this.send(repo, 'POST', 'git-upload-pack', body, 'upload-pack', signal, false);
     if (!res) throw new BackendProtocolError(`backend ${this.id} does not have ${repo}`);
-    yield* this.packOf(res.body, new V0FetchResponseReader());
-  }
-
-  /** The pack data of a fetch answer, as its reader (v2 or v0) finds it in the side-band stream. */
-  private async *packOf(body: AsyncIterable<unknown>, reader: FetchAnswerReader): AsyncGenerator<Buffer> {
-    for await (const chunk of body) {
-      reader.write(chunk as Buffer);
-      for (let ev = reader.next(); ev; ev = reader.next()) {
-        if (ev.type === 'pack' && ev.data) yield ev.data;
-        else if (ev.type === 'end') return;
-      }
-    }
-    throw new BackendProtocolError(`backend ${this.id} ended the fetch response early`);
+    yield* packOf(res.body, new V0FetchResponseReader(), this.id);
   }
 
   async pushPack(
@@ -371,12 +372,6 @@ export class HttpBackendClient implements BackendClient {
 
 /** What the HTTP probe asks for: a name no one uses, so the answer is a cheap 404 (or a tiny advertisement). */
 const PROBE_REPOSITORY = 'githa-health-probe.git';
-
-/** What fetchPack needs of a fetch answer's reader (v2 FetchResponseReader, v0 V0FetchResponseReader). */
-interface FetchAnswerReader {
-  write(chunk: Buffer): void;
-  next(): { type: string; data?: Buffer } | undefined | null;
-}
 
 /** Redirect codes githa follows for its own requests (RFC 9110 15.4). */
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);

@@ -33,6 +33,7 @@ import { BackendProtocolError, BackendUnavailableError, GithaError, RemoteFatalE
 import { parseAdvertisement, type RefAdvertisement } from '../protocol/advertisement.js';
 import { capabilityValue } from '../protocol/capabilities.js';
 import { parseCapabilityAdvertisement, type V2Capabilities } from '../protocol/capability-advertisement.js';
+import { AcknowledgmentsReader, encodeHaveRequest } from '../protocol/acknowledgments.js';
 import { encodeFetchRequest, FetchResponseReader } from '../protocol/fetch.js';
 import { encodeLsRefsRequest, parseLsRefsResponse } from '../protocol/ls-refs.js';
 import { encodePkt, errPktMessage, FLUSH_PKT, isErrPkt, type Pkt, pktText } from '../protocol/pkt-line.js';
@@ -149,6 +150,38 @@ export abstract class StreamGitClient implements StreamBackendClient {
       throw s.fail(err);
     } finally {
       // Also when the consumer stops early (return()): the stream goes.
+      s.dispose();
+    }
+  }
+
+  async hasObjects(repo: string, tip: string, oids: readonly string[], signal?: AbortSignal): Promise<Set<string>> {
+    if (oids.length === 0) return new Set();
+    const s = await this.start(repo, 'git-upload-pack', 'version=2', signal);
+    try {
+      const first = await s.readFirstMessage();
+      if (first === null) throw new BackendProtocolError(`backend ${this.id} does not have ${repo}`);
+      // No v2 negotiation to ask with: "none" (BackendClient.hasObjects). The flush ("no wants") ends upload-pack.
+      if (!isV2(first)) {
+        await s.write(FLUSH_PKT);
+        await s.finish();
+        return new Set();
+      }
+      const caps = s.parse(() => parseCapabilityAdvertisement(first));
+      if (!caps.capabilities.has('fetch')) throw s.protocolError('its upload-pack offers no fetch');
+      await s.write(s.parse(() => encodeHaveRequest(tip, oids, { agent: AGENT, ...objectFormat(caps) })));
+      const reader = new AcknowledgmentsReader();
+      reader.write(s.takeBuffered());
+      for (;;) {
+        const got = s.parse(() => reader.result());
+        // Known: the channel is closed (dispose below) without reading a pack that may follow `ready`.
+        if (got) return got.acked;
+        const chunk = await s.readChunk();
+        if (chunk === null) throw await s.endedEarly('in the middle of its acknowledgments');
+        reader.write(chunk);
+      }
+    } catch (err) {
+      throw s.fail(err);
+    } finally {
       s.dispose();
     }
   }

@@ -33,6 +33,14 @@ export interface BackendClient {
   receivePackAdvertisement(repo: string, signal?: AbortSignal): Promise<RefAdvertisement | null>;
   /** One v2 `fetch` with `done`: the raw pack bytes, streamed (gitprotocol-v2 "packfile"). */
   fetchPack(repo: string, wants: readonly string[], haves: readonly string[], signal?: AbortSignal): AsyncIterable<Buffer>;
+  /**
+   * Which of `oids` the repository holds, asked as git's negotiation asks
+   * (src/protocol/acknowledgments.ts: a v2 `fetch` without `done`, want
+   * `tip`, have each id; the acknowledgments are read and the request is
+   * closed before any pack). A backend that does not speak protocol v2
+   * answers "none": callers treat that as "lacking" and keep more, never less.
+   */
+  hasObjects(repo: string, tip: string, oids: readonly string[], signal?: AbortSignal): Promise<Set<string>>;
   /** One receive-pack: the command list, then the pack when given; resolves with the report. */
   pushPack(
     repo: string,

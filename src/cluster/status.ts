@@ -1,5 +1,13 @@
-import type { RepoState } from '../state/repo-state.js';
+import type { Drift, DriftKind, RepoState } from '../state/repo-state.js';
+import { EMPTY_CHECKSUM } from './checksum.js';
 import { leadership } from './routing.js';
+
+/** What a drifted copy holds: its repair's finding, or what its live value shows (`changed`: not repaired yet). */
+export type CopyKind = DriftKind | 'changed';
+
+export function driftKind(d: Drift): CopyKind {
+  return d.kind ?? (d.checksum === 'missing' ? 'missing' : d.checksum === EMPTY_CHECKSUM ? 'empty' : 'changed');
+}
 
 /**
  * How safe one repository's data is, as `githa status`, `/status` and the
@@ -25,6 +33,8 @@ export interface RepoSummary {
   /** Active backends below the newest version (or without one). */
   stale: string[];
   drifted: string[];
+  /** What each drifted copy holds (docs/operations.md "A copy contradicts its record"). */
+  driftKinds?: Record<string, CopyKind>;
   suspect: string[];
   /** A write in flight (lock held) or interrupted (no lock). */
   writing?: { backend: string; interrupted: boolean };
@@ -49,6 +59,7 @@ export function summarize(
     leaders,
     stale: active.filter((b) => (state.versions.get(b) ?? 0) < max),
     drifted: [...state.drift.keys()].sort(),
+    driftKinds: Object.fromEntries([...state.drift].map(([b, d]) => [b, driftKind(d)])),
     suspect: [...state.suspect.keys()].sort(),
     ...(state.writing ? { writing: { backend: state.writing.backend, interrupted: !state.locked } } : {}),
   };

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { BackendUnavailableError } from '../errors.js';
 import { refsChecksum } from './checksum.js';
 import type { ClusterContext } from './context.js';
+import { liveKind } from './repair.js';
 
 export interface VerifyReport {
   repo: string;
@@ -28,9 +29,9 @@ export interface SweepStats {
 /**
  * The verifier (issue 5, item 6): compares each backend's live checksum with
  * its recorded one and records drift, an out-of-band change on a backend.
- * A drifted copy stops being a leader until resolved: an operator picks the
- * right copy (`githa sync`/`githa thaw`), or the copy goes back to its
- * recorded refs. Rate-limited to verify.perSecond ref listings, and one githa
+ * A drifted copy stops being a leader and its repair is scheduled
+ * (src/cluster/repair.ts: what only it has is kept, then it is refilled), or
+ * the copy goes back to its recorded refs. Rate-limited to verify.perSecond ref listings, and one githa
  * per repository per interval (a short Redis lock), so a large installation
  * is not hammered by every githa at once.
  */
@@ -151,11 +152,8 @@ export class Verifier {
       let live: string;
       try {
         const refs = await this.ctx.backends.client(backend).listRefs(repo, signal);
-        if (!refs) {
-          report.skipped.push(backend);
-          return;
-        }
-        live = refsChecksum(refs);
+        // A repository missing on the backend contradicts its record like any other listing (docs/architecture.md "Verified copies").
+        live = refs === null ? 'missing' : refsChecksum(refs);
       } catch (err) {
         if (err instanceof BackendUnavailableError) this.ctx.health.markDown(backend);
         report.skipped.push(backend);
@@ -175,12 +173,14 @@ export class Verifier {
         return;
       }
       // Only drift if the record did not move meanwhile (a push or catch-up committing now is no drift).
-      const status = await repos.markDrift(repo, backend, version, recorded, live);
+      const status = await repos.markDrift(repo, backend, version, recorded, live, liveKind(live));
       if (status === 'ok') {
         report.drifted.push(backend);
         if (!wasDrifted) {
-          this.log.error({ repo, backend, version, recorded, live }, 'DRIFT: a backend copy changed outside githa; it leads no more until resolved');
+          this.log.error({ repo, backend, version, recorded, live }, 'DRIFT: a backend copy changed outside githa; it leads no more until repaired');
         }
+        // The repair keeps what only this copy has, then refills it (src/cluster/repair.ts); a no-op while one runs.
+        this.ctx.repairs.schedule(repo, backend, 'verifier: drift');
       } else {
         report.skipped.push(backend);
       }

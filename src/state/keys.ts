@@ -63,6 +63,10 @@ export class Keys {
   repos(): string {
     return `${this.prefix}repos`;
   }
+  /** sorted set: repositories that got kept refs (refs/githa/kept/…), scored by when; a hint for `githa dataloss` */
+  kept(): string {
+    return `${this.prefix}kept`;
+  }
   /** stream: "repository R reached version V on backend B", for replicators */
   events(): string {
     return `${this.prefix}events`;

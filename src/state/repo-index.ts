@@ -61,6 +61,21 @@ export class RepositoryIndex {
     await guarded(() => this.redis.zadd(this.keys.repos(), 'NX', score, repo));
   }
 
+  /** The repairer kept refs in `repo` (refs/githa/kept/…): a hint for `githa dataloss`, which checks a leader's listing. */
+  async noteKept(repo: string): Promise<void> {
+    await guarded(() => this.redis.zadd(this.keys.kept(), Date.now(), repo));
+  }
+
+  /** Repositories noted by noteKept, oldest first. */
+  async keptRepositories(): Promise<string[]> {
+    return guarded(() => this.redis.zrange(this.keys.kept(), '0', '-1'));
+  }
+
+  /** `repo` holds no kept ref any more (an operator dropped them). */
+  async forgetKept(repo: string): Promise<void> {
+    await guarded(() => this.redis.zrem(this.keys.kept(), repo));
+  }
+
   /** Takes a short per-repository claim so one githa verifies a repository per interval (it expires; never released). */
   async claimVerify(repo: string, ttlMs: number): Promise<boolean> {
     const r = await guarded(() => this.redis.set(this.keys.verifyLock(repo), this.keys.prefix, 'PX', ttlMs, 'NX'));

@@ -42,6 +42,31 @@ export interface FrozenState {
   backends?: readonly string[];
 }
 
+/**
+ * What a drifted copy holds, as its repair found it (docs/architecture.md
+ * "Verified copies"): no repository (`missing`), no refs while the record
+ * has some (`empty`), only what the leaders have too (`behind`: refilled
+ * with nothing to keep), or commits the leaders lack (`divergent`: kept
+ * under refs/githa/kept/ first).
+ */
+export type DriftKind = 'missing' | 'empty' | 'behind' | 'divergent';
+const DRIFT_KINDS: ReadonlySet<string> = new Set<DriftKind>(['missing', 'empty', 'behind', 'divergent']);
+
+/** A drift entry: the copy's live checksum (or 'missing'), since when, and its kind once known. */
+export interface Drift {
+  checksum: string;
+  at: number;
+  kind?: DriftKind;
+}
+
+/** Parses a drift value `"<live checksum or 'missing'> <ms>[ <kind>]"` (docs/redis.md). */
+export function parseDrift(value: string): Drift {
+  const [checksum = '', at = '0', kind] = value.split(' ');
+  const d: Drift = { checksum, at: Number(at) };
+  if (kind !== undefined && DRIFT_KINDS.has(kind)) d.kind = kind as DriftKind;
+  return d;
+}
+
 /** One repository's state as read in one round trip. */
 export interface RepoState {
   versions: ReadonlyMap<string, number>;
@@ -53,7 +78,7 @@ export interface RepoState {
   /** Backends whose marker was cleared by force, until when (epoch ms): no writes go to them. */
   suspect: ReadonlyMap<string, number>;
   /** Backends whose live checksum differs from the recorded one: not leaders until resolved. */
-  drift: ReadonlyMap<string, { checksum: string; at: number }>;
+  drift: ReadonlyMap<string, Drift>;
   /** Random id of this record, new at every adoption or recovery. */
   epoch?: string;
 }
@@ -82,12 +107,7 @@ export function parseRepoState(h: {
     checksums: new Map(Object.entries(h.checksums)),
     locked: h.locked,
     suspect: new Map(Object.entries(h.suspect).map(([b, until]) => [b, Number(until)])),
-    drift: new Map(
-      Object.entries(h.drift).map(([b, v]) => {
-        const [checksum = '', at = '0'] = v.split(' ');
-        return [b, { checksum, at: Number(at) }];
-      }),
-    ),
+    drift: new Map(Object.entries(h.drift).map(([b, v]) => [b, parseDrift(v)])),
   };
   if (typeof h.epoch === 'string') state.epoch = h.epoch;
   const w = h.writing;

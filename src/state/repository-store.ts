@@ -4,10 +4,10 @@ import type { RepositoryIndex } from './repo-index.js';
 import { decodeCommands } from './marker-commands.js';
 import { guarded as guardedCall } from './redis-call.js';
 import type { RefCommand } from '../protocol/receive-pack-request.js';
-import { readRepoState, type FreezeReason, type RepoState } from './repo-state.js';
+import { readRepoState, type DriftKind, type FreezeReason, type RepoState } from './repo-state.js';
 import type { ScriptRunner } from './script.js';
 import { COMMIT_CATCH_UP, type CommitCatchUpResult } from './scripts/copy.js';
-import { ADOPT, FREEZE, MARK_DRIFT, RECOVER, RESOLVE_INTERRUPTED, SETTLE_SUSPECT, type ResolveArgs, type SettleArgs, type SettleStatus, type Versioned } from './scripts/repair.js';
+import { ADOPT, FREEZE, MARK_DRIFT, NOTE_DRIFT, RECOVER, RESOLVE_INTERRUPTED, SETTLE_SUSPECT, type ResolveArgs, type SettleArgs, type SettleStatus, type Versioned } from './scripts/repair.js';
 import { ABORT_WRITE, BEGIN_WRITE, COMMIT_WRITE, HEARTBEAT, MARK_COMMANDS, MARK_COPIES, type MarkerFields } from './scripts/write.js';
 
 export type { CommitCatchUpResult } from './scripts/copy.js';
@@ -60,7 +60,10 @@ export interface RepositoryStore {
   settleSuspect(repo: string, s: Omit<SettleArgs, 'logMax'>): Promise<Versioned<SettleStatus>>;
   /** The commands of the interrupted write that made `backend` suspect until `until`; undefined when unknown. */
   suspectCommands(repo: string, backend: string, until: number): Promise<readonly RefCommand[] | undefined>;
-  markDrift(repo: string, backend: string, version: number, checksum: string, live: string): Promise<'ok' | 'writing' | 'moved'>;
+  /** `kind`: what the drift is, when the caller knows (DriftKind in repo-state.ts). */
+  markDrift(repo: string, backend: string, version: number, checksum: string, live: string, kind?: DriftKind): Promise<'ok' | 'writing' | 'moved'>;
+  /** The repairer's findings: a drift entry's live value and kind (kept time); 'gone' when there is no entry. */
+  noteDrift(repo: string, backend: string, live: string, kind: DriftKind): Promise<'ok' | 'gone'>;
   clearDrift(repo: string, backend: string): Promise<void>;
   recover(repo: string, token: string, copies: ReadonlyMap<string, string>, detail: string): Promise<Versioned<'ok' | 'ambiguous' | 'lock'>>;
   freeze(repo: string, reason: FreezeReason, detail: string, backends: readonly string[]): Promise<void>;
@@ -138,8 +141,12 @@ export class RedisRepositoryStore implements RepositoryStore {
     return suspectEntryCommands(entry, until);
   }
 
-  markDrift(repo: string, backend: string, version: number, checksum: string, live: string): Promise<'ok' | 'writing' | 'moved'> {
-    return this.scripts.run(MARK_DRIFT, repo, { backend, version, checksum, live, now: Date.now(), logMax: this.logMax });
+  markDrift(repo: string, backend: string, version: number, checksum: string, live: string, kind?: DriftKind): Promise<'ok' | 'writing' | 'moved'> {
+    return this.scripts.run(MARK_DRIFT, repo, { backend, version, checksum, live, now: Date.now(), logMax: this.logMax, kind });
+  }
+
+  noteDrift(repo: string, backend: string, live: string, kind: DriftKind): Promise<'ok' | 'gone'> {
+    return this.scripts.run(NOTE_DRIFT, repo, backend, live, kind);
   }
 
   async clearDrift(repo: string, backend: string): Promise<void> {

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { GitClient } from '../support/git.js';
 import { startGitha } from '../support/githa.js';
 import { refOnDisk } from '../support/backend-refs.js';
-import { cliVersions, leadersOf, maxOf, repoKey, waitFor } from '../support/state.js';
+import { cliVersions, leadersOf, maxOf, repoKey } from '../support/state.js';
 import { githaPty } from './pty.js';
 import { githaCli } from './run.js';
 import { FAST_HEALTH, useCliCluster } from './setup.js';
@@ -63,15 +63,17 @@ describe('githa sync', () => {
     expect(await refOnDisk(c.backend(up!), `${repo}.git`, 'refs/heads/main')).toBe(second);
   });
 
-  it('a drifted copy is skipped without --to; --to B names the refs that differ, asks, overwrites B and clears its drift', async () => {
+  it('a drifted copy is skipped without --to; --to B names the refs that differ, asks, keeps B\'s own commit, overwrites B and clears its drift', async () => {
     const c = cluster();
-    const githa = await startGitha(c, { config: { health: FAST_HEALTH, replication: { scanIntervalMs: 300 }, verify: { intervalMs: 500, perSecond: 50 } } });
+    // No verifier in the serving githa: it would repair b3 by itself (src/cluster/repair.ts); `githa verify` marks the drift.
+    const githa = await startGitha(c, { config: { health: FAST_HEALTH, replication: { scanIntervalMs: 300 }, verify: { intervalMs: 0 } } });
     const git = GitClient.forCluster(c);
     const repo = 'sync/drift';
     const { work, sha } = await synced(git, githa, repo);
     const oob = await git.commit(work, { 'oob.txt': 'by hand on b3\n' }, 'out of band');
     await git.push(work, c.backend('b3').url('http', `${repo}.git`), ['main']);
-    await waitFor('b3 recorded as drifted', async () => (await redis().hexists(repoKey(repo, 'drift'), 'b3')) === 1, 15_000);
+    expect((await githaCli(githa.configPath, ['verify', repo])).code).toBe(1);
+    expect(await redis().hexists(repoKey(repo, 'drift'), 'b3')).toBe(1);
 
     const skipped = await githaCli(githa.configPath, ['sync', repo]);
     expect(skipped.code).toBe(1);
@@ -87,9 +89,13 @@ describe('githa sync', () => {
     expect(run.output()).toContain(`refs/heads/main ${oob.slice(0, 10)} on b3: reset to ${sha.slice(0, 10)}`);
     run.write('y\r');
     expect(await run.exit()).toBe(0);
-    expect(run.output()).toMatch(/sync\/drift\.git: b3 synced from b[12] at version \d+: 1 ref update, .* relayed in \d+ ms; its drift is cleared/);
+    // b3's out-of-band commit is kept on the leaders first (src/cluster/kept.ts), then b3 gets main back and the kept ref.
+    const kept = /kept as (refs\/githa\/kept\/b3\/\d{8}T\d{6}Z\/heads\/main)/.exec(run.output())?.[1];
+    expect(kept, run.output()).toBeDefined();
+    expect(run.output()).toMatch(/sync\/drift\.git: b3 synced from b[12] at version \d+: 2 ref updates, .* relayed in \d+ ms; its drift is cleared; its commits the leaders lacked are kept as refs\/githa\/kept\/b3\//);
 
     expect(await refOnDisk(c.backend('b3'), `${repo}.git`, 'refs/heads/main')).toBe(sha);
+    for (const id of ['b1', 'b2', 'b3']) expect(await refOnDisk(c.backend(id), `${repo}.git`, kept!)).toBe(oob);
     expect(await redis().hexists(repoKey(repo, 'drift'), 'b3')).toBe(0);
     expect(leadersOf(await cliVersions(c, repo))).toEqual(['b1', 'b2', 'b3']);
     expect((await pushLog(repo)).at(-1)).toMatchObject({ event: 'sync', backend: 'b3', drift: '1', user: 'op-anna' });

@@ -258,13 +258,21 @@ describe('promote', () => {
     expect(changed.calls.map(([c]) => c)).toEqual(['lock', 'readRefs']);
 
     const ok = fakeParts({ refs: [refs], promote: ['OK,1'] });
-    expect(await applyPromote(plan, 'op', ok.parts as PromoteParts)).toEqual({ status: 'promoted', version: 1 });
+    expect(await applyPromote(plan, 'op', ok.parts as PromoteParts)).toEqual({ status: 'promoted', version: 1, kept: [], checksum: plan.checksum });
     expect(ok.calls).toEqual([
       ['lock', R],
       ['readRefs', 'b2'],
       ['promote', R, 'tok', 'b2', plan.checksum, { user: 'op', refs: 2 }],
       ['noteWrite', R, 'b2', 1],
     ]);
+
+    // Other copies' commits kept on B first: B is recorded with what it holds then, kept refs included.
+    const after = [...refs, { name: 'refs/githa/kept/b1/20261206T000000Z/heads/main', oid: 'c'.repeat(40) }];
+    const keeping = fakeParts({ refs: [refs, after], promote: ['OK,1'] });
+    const kept = [{ ref: after[2]!.name, original: 'refs/heads/main', oid: 'c'.repeat(40), from: 'b1' }];
+    const keepParts = { ...keeping.parts, keepOthers: async () => kept } as PromoteParts;
+    expect(await applyPromote(plan, 'op', keepParts)).toEqual({ status: 'promoted', version: 1, kept, checksum: refsChecksum(after) });
+    expect(keeping.calls.find(([c]) => c === 'promote')).toEqual(['promote', R, 'tok', 'b2', refsChecksum(after), { user: 'op', refs: 2, kept: 1 }]);
 
     const refused = fakeParts({ refs: [refs, refs, refs], promote: ['UNAMBIGUOUS,3', 'MAINTENANCE', 'LOCK'] });
     const statuses = [];

@@ -4,21 +4,19 @@
  * recorded checksum; a copy changed outside githa is drift. Against real git,
  * Redis and stock backends:
  *
- * - an out-of-band push to b3 is recorded within seconds in
- *   `githa:repo:{R}:drift` (b3 → "<live checksum> <ms>"), in the push log
- *   (`event drift`) and in githa's log ('DRIFT');
- * - reads through githa go on and are never served from b3 (its extra ref is
- *   never seen); pushes go on, and b3's out-of-band change is never
- *   overwritten by quorum copies or background replication;
- * - once b3's refs are back at the recorded state the drift entry disappears,
- *   and b3 is an ordinary stale copy again that replication brings up to date.
+ * - an out-of-band push to b3 is recorded within seconds as drift, in the
+ *   push log (`event drift`) and in githa's log ('DRIFT');
+ * - the repair (src/cluster/repair.ts) keeps b3's out-of-band commit under
+ *   refs/githa/kept/b3/… by a githa write on a leader, which spreads to every
+ *   copy, then refills b3: it leads again and takes later pushes;
+ * - githa's own pushes, quorum copies and replication are never drift.
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useCluster, type DevCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
 import { startGitha } from '../support/githa.js';
-import { checksumOf, diskRefs, gitDir, refOnDisk } from '../support/backend-refs.js';
+import { checksumOf, diskRefs, refOnDisk } from '../support/backend-refs.js';
 import { leadersOf, maxOf } from '../support/state.js';
 import { waitFor } from '../support/wait.js';
 
@@ -85,11 +83,10 @@ async function pushLog(repo: string): Promise<Array<Record<string, string>>> {
 }
 
 describe('the verifier', () => {
-  it('records a copy changed out of band as drift, keeps it out of reads and writes, and forgets the drift once the copy is restored', async () => {
+  it('records a copy changed out of band as drift, keeps its out-of-band commit on every copy, and refills it (repair without loss)', async () => {
     const c = cluster();
     const repo = 'verify/drift';
     await c.createRepository(repo);
-    // A short scan interval so a copy that stops drifting is caught up within the test.
     const githa = await startGitha(c, { config: { verify: { intervalMs: 500, perSecond: 50 }, replication: { scanIntervalMs: 1_000 } } });
     const git = GitClient.forCluster(c);
 
@@ -114,85 +111,45 @@ describe('the verifier', () => {
     const liveB3 = checksumOf(await diskRefs(b3, repo));
     expect(liveB3).not.toBe(recordedB3);
 
-    // Within a few seconds: the drift hash names b3 with its live checksum and a time; a push-log entry; an error log line.
-    const t0 = Date.now();
-    const drift = await waitFor('drift of b3 recorded', async () => {
-      const h = await redis.hgetall(key(repo, 'drift'));
-      return h.b3 ? h : undefined;
-    });
-    expect(Object.keys(drift)).toEqual(['b3']);
-    const [checksum, at] = drift.b3!.split(' ');
-    expect(checksum).toBe(liveB3);
-    expect(Number(at)).toBeGreaterThan(t0 - 60_000);
-    expect(Number(at)).toBeLessThanOrEqual(Date.now() + 1_000);
-    const entries = (await pushLog(repo)).filter((e) => e.event === 'drift');
-    expect(entries).toHaveLength(1);
-    expect(entries[0]).toMatchObject({ backend: 'b3', checksum: liveB3, version: String(recorded.b3) });
+    // Within a few seconds: a push-log entry `drift` names b3 with its live checksum, and an error log line.
+    const entry = await waitFor('drift of b3 in the push log', async () => (await pushLog(repo)).find((e) => e.event === 'drift'));
+    expect(entry).toMatchObject({ backend: 'b3', checksum: liveB3, version: String(recorded.b3) });
+    expect((await pushLog(repo)).filter((e) => e.event === 'drift')).toHaveLength(1);
     await waitFor('DRIFT in the log', async () => (githa.logs().includes('DRIFT') ? true : undefined));
     const driftLine = githa.logLines().find((l) => String(l.msg).includes('DRIFT'));
     expect(driftLine).toMatchObject({ repo: `${repo}.git`, backend: 'b3' });
     expect(Number(driftLine!.level)).toBeGreaterThanOrEqual(50); // error
-    // The record itself is untouched: b3 keeps its recorded version and checksum.
-    expect(await versions(repo)).toEqual(recorded);
-    expect((await redis.hgetall(key(repo, 'checksums'))).b3).toBe(recordedB3);
 
-    // Reads go on and never come from b3: its extra branch is never seen.
-    for (let i = 0; i < 6; i++) {
+    // The repair keeps b3's out-of-band commit on a leader (a githa write, spread to every copy), then refills b3.
+    const kept = await waitFor('the out-of-band commit kept on every copy, b3 refilled', async () => {
+      const all = await Promise.all(BACKENDS.map((id) => diskRefs(c.backend(id), repo)));
+      const names = Object.keys(all[0]!).filter((n) => n.startsWith('refs/githa/kept/b3/'));
+      if (names.length !== 1 || all.some((r) => checksumOf(r) !== checksumOf(all[0]!))) return undefined;
+      if ((await redis.hlen(key(repo, 'drift'))) > 0) return undefined;
+      return names[0]!;
+    }, 20_000);
+    expect(kept).toMatch(/^refs\/githa\/kept\/b3\/\d{8}T\d{6}Z\/heads\/oob$/);
+    expect(await refOnDisk(b3, repo, kept)).toBe(oob);
+    expect(await refOnDisk(b3, repo, 'refs/heads/oob')).toBeUndefined();
+    expect(await refOnDisk(b3, repo, 'refs/heads/main')).toBe(base);
+    const after = await waitCurrent(c, repo, base);
+    expect(leadersOf(after)).toEqual(BACKENDS);
+    expect(maxOf(after)).toBe(maxOf(recorded) + 1); // the keeping write
+    expect((await pushLog(repo)).find((e) => e.event === 'push' && e.transport === 'repair')).toMatchObject({ user: 'githa' });
+
+    // Reads see main as pushed and the kept commit under its reserved name, never b3's out-of-band branch.
+    for (let i = 0; i < 3; i++) {
       const refs = await git.lsRemote(githa.url(repo));
       expect(refs['refs/heads/main']).toBe(base);
-      expect(refs['refs/heads/oob'], `ls-remote ${i} was served by b3`).toBeUndefined();
-    }
-    for (let i = 0; i < 3; i++) {
-      const clone = await git.clone(githa.url(repo));
-      const refs = await git.forEachRef(clone, 'refs/remotes/');
-      expect(refs['refs/remotes/origin/main']).toBe(base);
-      expect(refs['refs/remotes/origin/oob'], `clone ${i} was served by b3`).toBeUndefined();
-    }
-
-    // A push through githa succeeds, lands on b1 and b2, and never touches b3.
-    const next = await git.commit(work, { 'b.txt': 'b\n' }, 'third');
-    await git.push(work, githa.url(repo), ['main']);
-    const afterPush = await waitCurrent(c, repo, next, ['b1', 'b2']);
-    expect(leadersOf(afterPush)).toEqual(['b1', 'b2']);
-    expect(afterPush.b3).toBe(recorded.b3);
-    // Background replication sees b3 stale too, and must leave it alone. Its evidence: a second githa, acknowledging
-    // on one copy (writeQuorum 1, no verifier of its own), leaves b1 or b2 behind as well; the replicator's catch-up
-    // of that copy to the new version is the round that also weighed b3, stale and drifted.
-    const single = await startGitha(c, { proxyId: 'single', config: { verify: { intervalMs: 0 }, replication: { writeQuorum: 1, scanIntervalMs: 1_000 } } });
-    const latest = await git.commit(work, { 'c.txt': 'c\n' }, 'fourth');
-    await git.push(work, single.url(repo), ['main']);
-    const pushed = (await pushLog(repo)).filter((e) => e.event === 'push').at(-1)!;
-    expect(pushed.copies ?? '').toBe('');
-    expect(['b1', 'b2']).toContain(pushed.backend);
-    const behind = pushed.backend === 'b1' ? 'b2' : 'b1';
-    const caughtUp = (l: Record<string, unknown>): boolean =>
-      l.component === 'replicator' && l.msg === 'catch-up' && l.repo === `${repo}.git` && l.target === behind && l.version === Number(pushed.version) && l.status === 'OK';
-    await waitFor(`${behind} caught up by the replicator`, () => [...githa.logLines(), ...single.logLines()].some(caughtUp));
-    const afterCatchUp = await waitCurrent(c, repo, latest, ['b1', 'b2']);
-    expect(leadersOf(afterCatchUp)).toEqual(['b1', 'b2']);
-    expect(await refOnDisk(b3, repo, 'refs/heads/oob')).toBe(oob);
-    expect(await refOnDisk(b3, repo, 'refs/heads/main')).toBe(base);
-    expect(checksumOf(await diskRefs(b3, repo))).toBe(liveB3);
-    expect((await versions(repo)).b3).toBe(recorded.b3);
-    expect((await redis.hgetall(key(repo, 'drift'))).b3).toBeDefined();
-    for (let i = 0; i < 3; i++) {
-      const refs = await git.lsRemote(githa.url(repo));
-      expect(refs['refs/heads/main']).toBe(latest);
+      expect(refs[kept]).toBe(oob);
       expect(refs['refs/heads/oob']).toBeUndefined();
     }
-    await single.stop();
-
-    // Restore b3 to its recorded refs: delete the out-of-band branch on its disk.
-    await gitDir(b3, repo, ['update-ref', '-d', 'refs/heads/oob', oob]);
-    expect(checksumOf(await diskRefs(b3, repo))).toBe(recordedB3);
-    await waitFor('drift of b3 cleared', async () => ((await redis.hexists(key(repo, 'drift'), 'b3')) === 0 ? true : undefined));
-    expect(await redis.hgetall(key(repo, 'drift'))).toEqual({});
-
-    // b3 is an ordinary stale copy again: replication brings it up to date, and it leads with the others.
-    const final = await waitCurrent(c, repo, latest, BACKENDS);
+    // A later push lands on every copy, b3 included.
+    const next = await git.commit(work, { 'b.txt': 'b\n' }, 'third');
+    await git.push(work, githa.url(repo), ['main']);
+    const final = await waitCurrent(c, repo, next, BACKENDS);
     expect(leadersOf(final)).toEqual(BACKENDS);
-    expect(await refOnDisk(b3, repo, 'refs/heads/oob')).toBeUndefined();
-    expect(githa.logs()).toContain('drift resolved');
+    expect(await redis.hgetall(key(repo, 'drift'))).toEqual({});
   });
   it('never takes githa\'s own pushes, quorum copies or background replication for drift', async () => {
     const c = cluster();

@@ -15,7 +15,7 @@ import type { ReportStatus } from '../../src/protocol/report-status.js';
 import { Lease, type Held } from '../../src/state/lease.js';
 import type { WriteLockService } from '../../src/state/lock.js';
 import type { PairLease, PairLocks, Standing } from '../../src/state/pair-locks.js';
-import { parseRepoState, type FreezeReason, type RepoState } from '../../src/state/repo-state.js';
+import { parseRepoState, type DriftKind, type FreezeReason, type RepoState } from '../../src/state/repo-state.js';
 import {
   suspectEntryCommands,
   type CatchUpRecord,
@@ -204,11 +204,20 @@ export class MemoryStore implements RepositoryStore {
     return suspectEntryCommands(this.repo(repo).suspectWrites[backend], until);
   }
 
-  async markDrift(repo: string, backend: string, version: number, checksum: string, live: string): Promise<'ok' | 'writing' | 'moved'> {
+  async markDrift(repo: string, backend: string, version: number, checksum: string, live: string, kind?: DriftKind): Promise<'ok' | 'writing' | 'moved'> {
     const r = this.repo(repo);
     if (r.writing.id) return 'writing';
     if (r.versions[backend] !== String(version) || r.checksums[backend] !== checksum) return 'moved';
-    r.drift[backend] = `${live} ${Date.now()}`;
+    if (!r.drift[backend]) r.log.push({ version, backend, event: 'drift', checksum: live });
+    r.drift[backend] = `${live} ${Date.now()}${kind ? ` ${kind}` : ''}`;
+    return 'ok';
+  }
+
+  async noteDrift(repo: string, backend: string, live: string, kind: DriftKind): Promise<'ok' | 'gone'> {
+    const r = this.repo(repo);
+    const v = r.drift[backend];
+    if (v === undefined) return 'gone';
+    r.drift[backend] = `${live} ${v.split(' ')[1] ?? '0'} ${kind}`;
     return 'ok';
   }
 
@@ -273,6 +282,10 @@ export class MemoryPairLocks implements PairLocks {
 /** A backend whose refs live in memory: githa's Git client of it, applying pushed commands to its refs. */
 export class FakeBackend implements BackendClient {
   readonly refs = new Map<string, Map<string, string>>();
+  /** repo → objects it holds beyond its refs' tips (what hasObjects answers from). */
+  readonly objects = new Map<string, Set<string>>();
+  /** Every fetchPack asked of it: wants and haves. */
+  readonly fetches: { repo: string; wants: readonly string[]; haves: readonly string[] }[] = [];
   /** Called as a push arrives, before its commands apply (to look at the state at that moment). */
   onPush: (repo: string, commands: readonly RefCommand[]) => void = () => {};
 
@@ -293,11 +306,24 @@ export class FakeBackend implements BackendClient {
     return { version: 0, refs: r.map((x) => ({ ...x })), peeled: new Map(), capabilities: ['report-status', 'atomic', 'delete-refs', 'ofs-delta'], shallow: [] };
   }
 
-  async *fetchPack(): AsyncIterable<Buffer> {
+  /** Objects it holds: its tips and `objects`. */
+  holds(repo: string): Set<string> {
+    return new Set([...(this.refs.get(repo)?.values() ?? []), ...(this.objects.get(repo) ?? [])]);
+  }
+
+  async hasObjects(repo: string, _tip: string, oids: readonly string[]): Promise<Set<string>> {
+    const held = this.holds(repo);
+    return new Set(oids.filter((o) => held.has(o)));
+  }
+
+  async *fetchPack(repo: string, wants: readonly string[], haves: readonly string[]): AsyncIterable<Buffer> {
+    this.fetches.push({ repo, wants, haves });
     yield Buffer.from('PACK');
   }
 
-  async pushPack(repo: string, commands: readonly RefCommand[]): Promise<ReportStatus> {
+  async pushPack(repo: string, commands: readonly RefCommand[], _caps: readonly string[] = [], pack: AsyncIterable<Buffer> | null = null): Promise<ReportStatus> {
+    // The pack is read to its end, as receive-pack does, before the commands apply.
+    if (pack) for await (const chunk of pack) void chunk;
     this.onPush(repo, commands);
     const r = this.refs.get(repo)!;
     for (const c of commands) {
@@ -306,6 +332,7 @@ export class FakeBackend implements BackendClient {
     for (const c of commands) {
       if (c.newOid === ZERO_OID) r.delete(c.ref);
       else r.set(c.ref, c.newOid);
+      if (c.newOid !== ZERO_OID) this.objects.set(repo, new Set([...(this.objects.get(repo) ?? []), c.newOid]));
     }
     return { unpackOk: true, refs: commands.map((c) => ({ ref: c.ref, ok: true })) };
   }
@@ -338,7 +365,7 @@ export function memoryCluster(ids: string[], overrides: { writeQuorum?: number }
     config,
     log: createLogger('silent'),
     repos: store,
-    index: { noteWrite: async () => {}, repositories: async function* () {}, claimVerify: async () => true, contains: async (r) => r.map(() => false) },
+    index: { noteWrite: async () => {}, repositories: async function* () {}, claimVerify: async () => true, contains: async (r) => r.map(() => false), noteKept: async () => {} },
     clock: { now: async () => Date.now() },
     pairs: new MemoryPairLocks(store),
     writeLocks: new MemoryWriteLocks(store),

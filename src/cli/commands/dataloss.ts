@@ -2,12 +2,16 @@
  * `githa dataloss`: repositories whose newest version is on fewer enabled
  * backends than `replication.writeQuorum` (losing those copies loses it), and
  * what the other backends lack: stale since when (per the push log), drifted,
- * disabled. Exit 1 when there is any.
+ * disabled. Exit 1 when there is any. Then the commits repairs kept
+ * (refs/githa/kept/…, from a leader's listing of each repository in
+ * githa:kept) and how to drop them; they are safe, so they do not change the
+ * exit status.
  */
 import type { Command } from 'commander';
 import { collectStatus } from '../../cluster/cluster-status.js';
 import { EXIT, json, table } from '../output.js';
 import { common, isoTime, run, type Context } from './context.js';
+import { keptLines, keptOf } from './kept-refs.js';
 
 export function register(program: Command): void {
   common(program.command('dataloss'))
@@ -66,13 +70,23 @@ async function dataloss(ctx: Context, asJson: boolean): Promise<number> {
     }
     found.push({ repo: r.repo, version: r.version, holders, writeQuorum: quorum, lacking });
   }
+  // Kept commits: githa:kept names the repositories a repair kept refs in; a leader's listing says which are still there.
+  const kept: { repo: string; refs: { ref: string; oid: string }[] }[] = [];
+  for (const repo of await st.index.keptRepositories()) {
+    const refs = await keptOf(ctx, repo, await st.repos.read(repo));
+    if (refs === undefined) continue; // no leader answered: the hint stays
+    if (refs.length === 0) await st.index.forgetKept(repo).catch(() => {});
+    else kept.push({ repo, refs: refs.map((r) => ({ ref: r.name, oid: r.oid })) });
+  }
   if (asJson) {
-    ctx.streams.out.write(json({ writeQuorum: quorum, repositories: found }));
+    ctx.streams.out.write(json({ writeQuorum: quorum, repositories: found, kept }));
     return found.length > 0 ? EXIT.ATTENTION : EXIT.OK;
   }
   const out = ctx.streams.out;
+  const keptText = kept.flatMap((k) => keptLines(k.repo, k.refs.map((r) => ({ name: r.ref, oid: r.oid })))).map((l) => `${l}\n`).join('');
   if (found.length === 0) {
     out.write(`no repository at risk: every newest version is on at least ${quorum} enabled backend${quorum === 1 ? '' : 's'} (${status.repositories.length} repositories)\n`);
+    out.write(keptText);
     return EXIT.OK;
   }
   out.write(
@@ -92,5 +106,6 @@ async function dataloss(ctx: Context, asJson: boolean): Promise<number> {
     ),
   );
   out.write(`\n${found.length} repositor${found.length === 1 ? 'y has its' : 'ies have their'} newest version on fewer than ${quorum} backend${quorum === 1 ? '' : 's'}\n`);
+  out.write(keptText);
   return EXIT.ATTENTION;
 }

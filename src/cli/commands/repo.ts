@@ -5,10 +5,11 @@
  * the repository is unknown, or unsynchronized, ambiguous, frozen or drifted.
  */
 import type { Command } from 'commander';
-import { summarize } from '../../cluster/status.js';
+import { driftKind, summarize } from '../../cluster/status.js';
 import { canonicalRepositoryName } from '../../protocol/repository-name.js';
 import { EXIT, json, table } from '../output.js';
 import { ago, common, isoTime, run, type Context } from './context.js';
+import { createCommandFor, keptLines, keptOf } from './kept-refs.js';
 import { STATE_LABEL } from './status.js';
 
 /** Push-log entries read to find each backend's last push. */
@@ -88,9 +89,14 @@ async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number>
       lastWriteAt: push?.at,
       lastEvent: push?.event,
       suspectUntil: suspectUntil && suspectUntil > now ? suspectUntil : undefined,
-      drift: drift ? { checksum: drift.checksum, since: drift.at } : undefined,
+      drift: drift ? { checksum: drift.checksum, since: drift.at, kind: driftKind(drift) } : undefined,
     };
   });
+  // Repairs (docs/operations.md "A copy contradicts its record"): copies missing here, and the commits kept on the leaders.
+  const missing = await Promise.all(
+    backends.filter((b) => b.drift?.kind === 'missing').map(async (b) => ({ backend: b.backend, command: await createCommandFor(ctx, name, b.backend, state) })),
+  );
+  const kept = (await keptOf(ctx, name, state)) ?? [];
   const attention = summary.state === 'unsynchronized' || summary.state === 'ambiguous' || summary.state === 'frozen' || summary.drifted.length > 0;
   if (asJson) {
     ctx.streams.out.write(
@@ -106,6 +112,8 @@ async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number>
         lastWriteAt: lastWrite || undefined,
         epoch: state.epoch,
         backends,
+        missing,
+        kept: kept.map((r) => ({ ref: r.name, oid: r.oid })),
       }),
     );
     return attention ? EXIT.ATTENTION : EXIT.OK;
@@ -126,7 +134,7 @@ async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number>
         'last write': isoTime(b.lastWriteAt),
         health: `${b.health}${b.enabled ? '' : ' (disabled)'}${b.writable ? '' : ' (no writes)'}`,
         suspect: b.suspectUntil ? `until ${isoTime(b.suspectUntil)}` : undefined,
-        drift: b.drift ? `${b.drift.checksum.slice(0, 12)} since ${isoTime(b.drift.since)}` : undefined,
+        drift: b.drift ? `${b.drift.kind}${b.drift.checksum === 'missing' ? '' : ` (live ${b.drift.checksum.slice(0, 12)})`} since ${isoTime(b.drift.since)}` : undefined,
       })),
       ['backend', 'zone', 'version', 'checksum', 'leader', 'writing', 'last writer', 'last write', 'health', 'suspect', 'drift'],
     ),
@@ -141,5 +149,7 @@ async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number>
   } else if (state.writing && !state.locked) {
     out.write(`frozen: write-interrupted: a push by ${state.writing.user} to ${state.writing.backend} via ${state.writing.proxy} did not finish; writes are refused until it is resolved\n`);
   }
+  for (const m of missing) out.write(`missing on ${m.backend}: githa cannot create repositories; create it with: ${m.command}\n`);
+  for (const line of keptLines(name, kept)) out.write(`${line}\n`);
   return attention ? EXIT.ATTENTION : EXIT.OK;
 }

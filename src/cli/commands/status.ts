@@ -2,13 +2,15 @@
  * `githa status`: every repository's state (Synchronized / Partial /
  * Unsynchronized / Ambiguous / Frozen), every backend, counts per state and
  * the replication backlog. Exit 1 when a repository is unsynchronized,
- * ambiguous or frozen, or an enabled backend is down.
+ * ambiguous or frozen, a copy is drifted (DETAIL names its kind: missing,
+ * empty, behind, divergent), or an enabled backend is down.
  */
 import type { Command } from 'commander';
 import { collectStatus, type ClusterStatus } from '../../cluster/cluster-status.js';
 import type { RepoHealth } from '../../cluster/status.js';
 import { EXIT, json, progress, table } from '../output.js';
 import { ago, common, run, type Context } from './context.js';
+import { createCommandFor } from './kept-refs.js';
 
 /** Above this many repositories, `status` shows its progress while reading. */
 const PROGRESS_ABOVE = 200;
@@ -34,6 +36,9 @@ export function attention(s: ClusterStatus): string[] {
   for (const state of ['unsynchronized', 'ambiguous', 'frozen'] as const) {
     if (s.counts[state] > 0) why.push(`${s.counts[state]} ${state}`);
   }
+  // A copy that contradicts its record is being repaired, or waits for an operator (missing): docs/operations.md.
+  const drifted = s.repositories.reduce((n, r) => n + r.drifted.length, 0);
+  if (drifted > 0) why.push(`${drifted} drifted cop${drifted === 1 ? 'y' : 'ies'}`);
   const down = s.backends.filter((b) => b.enabled && b.health === 'down').map((b) => b.id);
   if (down.length > 0) why.push(`down: ${down.join(', ')}`);
   return why;
@@ -93,6 +98,11 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
   out.write(`${s.repositories.length} ${s.repositories.length === 1 ? 'repository' : 'repositories'}: ${counts}\n`);
   out.write(`replication backlog: ${s.backlog} stale (repository, backend) pair${s.backlog === 1 ? '' : 's'}; write quorum ${s.writeQuorum}\n`);
   if (why.length > 0) out.write(`attention: ${why.join('; ')}\n`);
+  for (const r of s.repositories) {
+    for (const b of r.drifted.filter((d) => r.driftKinds?.[d] === 'missing')) {
+      out.write(`missing on ${b}: ${r.repo}; githa cannot create repositories; create it with: ${await createCommandFor(ctx, r.repo, b, await st.repos.read(r.repo))}\n`);
+    }
+  }
   return why.length > 0 ? EXIT.ATTENTION : EXIT.OK;
 }
 
@@ -100,7 +110,11 @@ function detail(r: ClusterStatus['repositories'][number]): string {
   const parts: string[] = [];
   if (r.reason) parts.push(r.reason);
   if (r.writing) parts.push(`${r.writing.interrupted ? 'interrupted write' : 'write in flight'} on ${r.writing.backend}`);
-  if (r.drifted.length > 0) parts.push(`drifted: ${r.drifted.join(',')}`);
+  // What each drifted copy holds: missing / empty / behind / divergent (changed: not repaired yet).
+  const kinds = r.driftKinds ?? {};
+  for (const b of r.drifted.filter((d) => kinds[d] === 'missing')) parts.push(`missing on ${b}`);
+  const others = r.drifted.filter((d) => kinds[d] !== 'missing');
+  if (others.length > 0) parts.push(`drifted: ${others.map((b) => `${b} (${kinds[b] ?? 'changed'})`).join(',')}`);
   if (r.suspect.length > 0) parts.push(`suspect: ${r.suspect.join(',')}`);
   return [...new Set(parts)].join('; ');
 }

@@ -4,11 +4,16 @@
  * repository's write lock, and records each copy with one guarded script
  * (push-log event `sync`). With `--to B` where B is drifted (changed outside
  * githa), the copy overwrites B's out-of-band changes: the refs that differ
- * are named and confirmed first; B's drift entry goes once the copy is made.
+ * are named and confirmed first, B's commits the leaders lack are kept on a
+ * leader under refs/githa/kept/B/… (src/cluster/kept.ts), and B's drift entry
+ * goes once the copy is made.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { copyRepository, type CopyOutcome } from '../../cluster/catch-up.js';
+import { refsChecksum } from '../../cluster/checksum.js';
+import { keepLacking, type KeepResult } from '../../cluster/kept.js';
+import type { Held } from '../../state/lease.js';
 import { repoFlags } from '../../cluster/routing.js';
 import { leadership } from '../../cluster/routing.js';
 import { BackendUnavailableError } from '../../errors.js';
@@ -30,6 +35,8 @@ interface Synced {
   bytes?: number;
   ms?: number;
   driftCleared?: boolean;
+  /** Refs kept on a leader before the copy overwrote the target (its commits the leaders lacked). */
+  kept?: string[];
   reason?: string;
 }
 
@@ -92,8 +99,13 @@ async function sync(ctx: Context, repo: string, opts: SyncOptions): Promise<numb
       const src = sources(ctx, now);
       if (src.length === 0) throw new Exit(EXIT.ATTENTION, `no enabled leader of ${repo} to copy from any more`);
       for (const target of targets) {
-        ctx.streams.err.write(`${target}: copying ${repo} from ${src.filter((s) => s !== target)[0] ?? src[0]} …\n`);
-        const r = await syncOne(ctx, repo, now, src.filter((s) => s !== target), target, lock.token, lock.signal, user);
+        // Repair without loss: a drifted copy's commits the leaders lack are kept before it is overwritten.
+        const { state: current, kept } = now.drift.has(target) ? await keepBeforeOverwrite(ctx, repo, now, src, target, lock) : { state: now, kept: [] };
+        const from = sources(ctx, current).filter((s) => s !== target);
+        for (const k of kept) ctx.streams.err.write(`${target}: ${k.original} ${shortOid(k.oid)} is on no leader: kept as ${k.ref}\n`);
+        ctx.streams.err.write(`${target}: copying ${repo} from ${from[0] ?? src[0]} …\n`);
+        const r = await syncOne(ctx, repo, current, from, target, lock.token, lock.signal, user);
+        if (kept.length > 0) r.kept = kept.map((k) => k.ref);
         results.push(r);
         ctx.streams.err.write(`${target}: ${r.status === 'synced' ? `${bytes(r.bytes ?? 0)} relayed` : 'FAILED'}\n`);
       }
@@ -110,7 +122,7 @@ async function sync(ctx: Context, repo: string, opts: SyncOptions): Promise<numb
     for (const r of all) {
       if (r.status === 'synced') {
         ctx.streams.out.write(
-          `${repo}: ${r.backend} synced from ${r.source} at version ${r.version}: ${r.commands} ref update${r.commands === 1 ? '' : 's'}, ${bytes(r.bytes ?? 0)} relayed in ${r.ms} ms${r.driftCleared ? '; its drift is cleared' : ''}\n`,
+          `${repo}: ${r.backend} synced from ${r.source} at version ${r.version}: ${r.commands} ref update${r.commands === 1 ? '' : 's'}, ${bytes(r.bytes ?? 0)} relayed in ${r.ms} ms${r.driftCleared ? '; its drift is cleared' : ''}${r.kept ? `; its commits the leaders lacked are kept as ${r.kept.join(', ')}` : ''}\n`,
         );
       } else ctx.streams.out.write(`${repo}: ${r.backend} ${r.status === 'failed' ? 'NOT synced' : 'skipped'}: ${r.reason}\n`);
     }
@@ -140,8 +152,23 @@ async function confirmOverwrite(ctx: Context, repo: string, source: string, targ
     if (!(err instanceof BackendUnavailableError)) throw err;
     throw new Exit(EXIT.FAILED, `cannot compare the copies: ${err.message}`);
   }
+  lines.push(`  (commits only ${target} has are kept first on a leader, under refs/githa/kept/${target}/<time>/…)`);
   if (!opts.json || !opts.force) ctx.streams.err.write(`${lines.join('\n')}\n`);
   await approve(ctx.streams, `Overwrite ${target}'s copy of ${repo}?`, opts.force);
+}
+
+/** Keeps `target`'s commits the leaders lack on the first leader whose listing matches its record (src/cluster/kept.ts). */
+async function keepBeforeOverwrite(ctx: Context, repo: string, state: RepoState, from: string[], target: string, lock: Held): Promise<{ state: RepoState; kept: KeepResult['kept'] }> {
+  const { cluster, state: st } = ctx.parts;
+  const targetRefs = await cluster.client(target).listRefs(repo, lock.signal);
+  if (!targetRefs) return { state, kept: [] }; // missing there: the copy says how to create it
+  for (const leader of from.filter((s) => s !== target)) {
+    const leaderRefs = await cluster.client(leader).listRefs(repo, lock.signal).catch(() => null);
+    if (!leaderRefs || refsChecksum(leaderRefs) !== state.checksums.get(leader)) continue;
+    const r = await keepLacking(cluster.ctx, { repo, lock, state, leader, leaderRefs, from: target, fromRefs: targetRefs });
+    return { state: r.version === undefined ? state : await st.repos.read(repo), kept: r.kept };
+  }
+  throw new Exit(EXIT.ATTENTION, `no leader of ${repo} matches its record, so ${target}'s own commits cannot be kept: ${target} is not overwritten`);
 }
 
 const BUSY_RETRIES = 40;

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import type { RefTip } from '../../backends/types.js';
 import { BackendUnavailableError } from '../../errors.js';
 import { applyDemote, applyDemoteAll, DEMOTE_LOG_SCAN, planDemote, planDemoteAll, type DemoteParts, type DemotePlan, type DemoteResult } from '../../cluster/thaw.js';
-import { applyPromote, otherCopies, planPromote, promoteRefusal, type PromoteParts } from '../../cluster/thaw-promote.js';
+import { applyPromote, keepOnPromoted, otherCopies, planPromote, promoteRefusal, type PromoteParts } from '../../cluster/thaw-promote.js';
 import type { RepoState } from '../../state/repo-state.js';
 import { EXIT, json, progress } from '../output.js';
 import { approve, backendArg, changeOptions, describeRefs, operatorName, operatorStore, refDifferences, repositoryArg, shortOid, type ChangeOptions } from './changes.js';
@@ -198,15 +198,22 @@ async function promote(ctx: Context, repo: string, backend: string, opts: ThawOp
       if (diff.length > 20) lines.push(`    … and ${diff.length - 20} more`);
     }
   }
+  lines.push(`  (commits only the other copies have are kept on ${backend} first, under refs/githa/kept/<copy>/<time>/…; unreachable copies cannot be)`);
   if (!opts.json || !opts.force) ctx.streams.err.write(`${lines.join('\n')}\n`);
   await approve(ctx.streams, `Promote ${backend} in ${repo}?`, opts.force);
-  const r = await applyPromote(plan, operatorName(opts.as), { ...thawParts(ctx), readRefs: (b) => readCopy(ctx, repo, b) });
+  // Repair without loss: the other copies' commits B lacks are kept on B before replication overwrites them.
+  const keepOthers = (name: string, b: string) => keepOnPromoted(name, b, ctx.config.backends.map((x) => x.id).filter((x) => cluster.isEnabled(x)), (id) => cluster.client(id));
+  const r = await applyPromote(plan, operatorName(opts.as), { ...thawParts(ctx), readRefs: (b) => readCopy(ctx, repo, b), keepOthers });
   if (r.status === 'changed') throw new Exit(EXIT.ATTENTION, `${backend}'s copy of ${repo} changed since it was shown; nothing was changed: run the command again`);
   if (r.status === 'unambiguous') refuseUnlessAmbiguous(repo, await st.repos.read(repo));
   if (r.status === 'maintenance') throw new Exit(EXIT.ATTENTION, `${repo} is under maintenance (githa lock); nothing was changed`);
   if (r.status !== 'promoted') throw new Exit(EXIT.ATTENTION, `the write lock on ${repo} was lost; nothing was changed`);
-  if (opts.json) ctx.streams.out.write(json({ repo, backend, status: 'promoted', version: r.version, checksum: plan.checksum }));
-  else ctx.streams.out.write(`${repo}: promoted ${backend}: the only leader at version ${r.version} (checksum ${plan.checksum.slice(0, 12)}); the other copies are stale and replication overwrites them\n`);
+  if (r.kept.length > 0) await st.index.noteKept(repo).catch(() => {});
+  if (opts.json) ctx.streams.out.write(json({ repo, backend, status: 'promoted', version: r.version, checksum: r.checksum, kept: r.kept }));
+  else {
+    for (const k of r.kept) ctx.streams.out.write(`${repo}: ${k.from}'s ${k.original} ${shortOid(k.oid)} was not on ${backend}: kept as ${k.ref}\n`);
+    ctx.streams.out.write(`${repo}: promoted ${backend}: the only leader at version ${r.version} (checksum ${r.checksum.slice(0, 12)}); the other copies are stale and replication overwrites them\n`);
+  }
   return EXIT.OK;
 }
 

@@ -176,6 +176,8 @@ export interface DriftArgs {
   live: string;
   now: number;
   logMax: number;
+  /** What kind of drift, when known (DriftKind); '' = not known yet. */
+  kind?: string;
 }
 
 /**
@@ -189,18 +191,39 @@ export const MARK_DRIFT: ScriptDescriptor<[DriftArgs], 'ok' | 'writing' | 'moved
 if redis.call('EXISTS', KEYS[3]) == 1 then return {'WRITING'} end
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] or redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[3] then return {'MOVED'} end
 local fresh = redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0
-redis.call('HSET', KEYS[4], ARGV[1], ARGV[4] .. ' ' .. ARGV[5])
+local kind = ''
+if ARGV[7] ~= '' then kind = ' ' .. ARGV[7] end
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[4] .. ' ' .. ARGV[5] .. kind)
 if fresh then
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'version', ARGV[2], 'backend', ARGV[1], 'event', 'drift', 'checksum', ARGV[4])
 end
 return {'OK'}
 `,
   keys: (k, repo) => [k.versions(repo), k.checksums(repo), k.writing(repo), k.drift(repo), k.log(repo)],
-  args: (a) => [a.backend, a.version, a.checksum, a.live, a.now, a.logMax],
+  args: (a) => [a.backend, a.version, a.checksum, a.live, a.now, a.logMax, a.kind ?? ''],
   parse: (reply) => {
     const s = replyOf(reply)[0];
     return s === 'OK' ? 'ok' : s === 'WRITING' ? 'writing' : 'moved';
   },
+};
+
+/**
+ * The repairer's findings on a drifted copy: its live value (a checksum or
+ * 'missing') and its kind, written over an existing drift entry only (its
+ * time is kept); no entry, nothing written (the drift was resolved meanwhile).
+ */
+export const NOTE_DRIFT: ScriptDescriptor<[backend: string, live: string, kind: string], 'ok' | 'gone'> = {
+  name: 'githaNoteDrift',
+  lua: `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return {'GONE'} end
+local at = string.match(v, '^%S+ (%S+)') or '0'
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. at .. ' ' .. ARGV[3])
+return {'OK'}
+`,
+  keys: (k, repo) => [k.drift(repo)],
+  args: (backend, live, kind) => [backend, live, kind],
+  parse: (reply) => (replyOf(reply)[0] === 'OK' ? 'ok' : 'gone'),
 };
 
 export interface RecoverArgs {

@@ -1,0 +1,246 @@
+/**
+ * Repair without loss (docs/architecture.md "Verified copies"): a copy found
+ * contradicting its record (by a read, the verifier, or a failed fetch) is
+ * listed again and compared with its record; a real contradiction is marked
+ * as drift (it leads no more), then, under the repository's write lock, the
+ * copy's tips that the leaders lack are kept on a leader (src/cluster/kept.ts)
+ * and the copy is refilled from that leader with the catch-up relay and
+ * recorded at the leader's version (SYNC_COMMIT, which clears the drift).
+ * A repository missing on a backend cannot be created through the Git
+ * protocol: it stays drifted as `missing`, with the command that creates it.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { RefTip } from '../backends/types.js';
+import { BackendUnavailableError } from '../errors.js';
+import type { Held } from '../state/lease.js';
+import type { LogFields } from '../state/repository-store.js';
+import type { DriftKind, RepoState } from '../state/repo-state.js';
+import { copyRepository, type CopyOutcome } from './catch-up.js';
+import { EMPTY_CHECKSUM, refsChecksum } from './checksum.js';
+import { noteWrite, type ClusterContext } from './context.js';
+import { keepLacking, type KeepResult } from './kept.js';
+import type { CopyRepairs } from './read-check.js';
+import { leadership, repoFlags } from './routing.js';
+
+/** Records a copy made under the write lock and clears its drift (OperatorStore.commitSync: SYNC_COMMIT). */
+export type CommitSync = (repo: string, token: string, target: string, version: number, checksum: string, source: string, log: LogFields) => Promise<string>;
+
+export interface RepairReport {
+  repo: string;
+  backend: string;
+  /**
+   * agrees: the copy holds what its record says (nothing to do); repaired: refilled and recorded;
+   * missing: no repository there (an operator creates it: `command`); skipped: not now (a write, a
+   * freeze, no record; the next trigger tries again); failed: see `detail`.
+   */
+  outcome: 'agrees' | 'repaired' | 'missing' | 'skipped' | 'failed';
+  kind?: DriftKind;
+  kept: KeepResult['kept'];
+  source?: string;
+  version?: number;
+  detail?: string;
+  /** For `missing`: the command that creates the repository on the backend. */
+  command?: string;
+}
+
+/** Repairs running at once, per githa: each holds a repository's write lock and relays a pack. */
+const MAX_AT_ONCE = 2;
+/** A copy whose repair failed or found it missing is not repaired again sooner (reads and sweeps keep asking). */
+const COOLDOWN_MS = 10_000;
+/** A copy lock another githa holds (a replicator's catch-up) is waited for this many times, 250 ms apart. */
+const BUSY_RETRIES = 40;
+
+/**
+ * The command an operator runs on `backend` to create `repo` (stock Git
+ * servers cannot create repositories over the protocol; docs/operations.md
+ * "A copy is missing", deploy/systemd/git-backend-setup.sh).
+ */
+export function createCommand(repo: string, backend: string, head?: string): string {
+  const branch = head?.startsWith('refs/heads/') ? head.slice('refs/heads/'.length) : 'main';
+  const path = `/srv/git/${repo}`;
+  return `on ${backend}: sudo -u git git init --bare --initial-branch=${branch} ${path} && sudo git-backend-setup.sh enable-push ${path} (/srv/git: the repository root of ${backend})`;
+}
+
+/** What a copy's listing shows against its record, before the repair's own findings. */
+export function liveKind(live: string): DriftKind | undefined {
+  return live === 'missing' ? 'missing' : live === EMPTY_CHECKSUM ? 'empty' : undefined;
+}
+
+export class CopyRepairer implements CopyRepairs {
+  private readonly log: Logger;
+  private readonly queue: [repo: string, backend: string, why: string][] = [];
+  /** Keys (repo NUL backend) queued or running. */
+  private readonly busy = new Set<string>();
+  private readonly cool = new Map<string, number>();
+  private active = 0;
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly ctx: ClusterContext,
+    private readonly commitSync: CommitSync,
+  ) {
+    this.log = ctx.log.child({ component: 'repair' });
+  }
+
+  schedule(repo: string, backend: string, why: string): void {
+    const key = `${repo}\0${backend}`;
+    if (this.busy.has(key)) return;
+    const until = this.cool.get(key);
+    if (until !== undefined) {
+      if (performance.now() < until) return;
+      this.cool.delete(key);
+    }
+    this.busy.add(key);
+    this.queue.push([repo, backend, why]);
+    this.pump();
+  }
+
+  /** Resolves once no repair is queued or running (tests, shutdown). */
+  idle(): Promise<void> {
+    if (this.busy.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private pump(): void {
+    while (this.active < MAX_AT_ONCE && this.queue.length > 0) {
+      const [repo, backend, why] = this.queue.shift()!;
+      const key = `${repo}\0${backend}`;
+      this.active++;
+      void this.repair(repo, backend, why)
+        .catch((err: unknown): RepairReport => ({ repo, backend, outcome: 'failed', kept: [], detail: (err as Error).message }))
+        .then((r) => {
+          this.report(r, why);
+          if (r.outcome === 'failed' || r.outcome === 'missing') this.cool.set(key, performance.now() + COOLDOWN_MS);
+        })
+        .finally(() => {
+          this.active--;
+          this.busy.delete(key);
+          this.pump();
+          if (this.busy.size === 0) for (const w of this.waiters.splice(0)) w();
+        });
+    }
+  }
+
+  private report(r: RepairReport, why: string): void {
+    const fields = { repo: r.repo, backend: r.backend, why, kind: r.kind, kept: r.kept.map((k) => k.ref), source: r.source, version: r.version, detail: r.detail };
+    if (r.outcome === 'repaired') this.log.info(fields, r.kept.length > 0 ? 'copy repaired: its commits the leaders lacked are kept, then it was refilled' : 'copy repaired: refilled from a leader');
+    else if (r.outcome === 'missing') this.log.error({ ...fields, command: r.command }, `MISSING ON ${r.backend}: the repository does not exist there and githa cannot create it; create it with: ${r.command}`);
+    else if (r.outcome === 'failed') this.log.warn(fields, 'copy repair failed; the copy leads no more and is tried again later');
+    else this.log.debug({ ...fields, outcome: r.outcome }, 'copy repair: nothing done');
+  }
+
+  /** One repair of `backend`'s copy of `repo` (what schedule runs; never overlapping for one pair when scheduled). */
+  async repair(repo: string, backend: string, why: string): Promise<RepairReport> {
+    const { ctx } = this;
+    const done = (outcome: RepairReport['outcome'], detail?: string): RepairReport => ({ repo, backend, outcome, kept: [], ...(detail ? { detail } : {}) });
+    const state = await ctx.repos.read(repo);
+    const version = state.versions.get(backend);
+    const recorded = state.checksums.get(backend);
+    if (version === undefined || recorded === undefined) return done('skipped', 'no record of this copy');
+    if (!ctx.backends.isEnabled(backend)) return done('skipped', 'disabled');
+    // A suspect copy may hold a dead writer's late bytes: the resolver settles it (docs/architecture.md "Failures resolved without a human").
+    if (state.suspect.has(backend)) return done('skipped', 'suspect');
+    if (!state.drift.has(backend)) {
+      // Listed under the copy lock, as the verifier does: a catch-up landing on the copy meanwhile is no contradiction.
+      const held = await ctx.pairs.acquire(repo, backend, ctx.config.catchUp.pairLockMs);
+      if (!held) return done('skipped', 'a copy to it is running');
+      try {
+        const refs = await ctx.backends.client(backend).listRefs(repo, held.lease.signal);
+        const live = refs === null ? 'missing' : refsChecksum(refs);
+        if (live === recorded) return done('agrees');
+        held.lease.signal.throwIfAborted();
+        const status = await ctx.repos.markDrift(repo, backend, version, recorded, live, liveKind(live));
+        // The record moved meanwhile (a push or copy committed on it): no evidence of a contradiction.
+        if (status !== 'ok') return done('skipped', status === 'writing' ? 'a write is in flight' : 'the record moved');
+        this.log.error({ repo, backend, version, recorded, live, why }, 'COPY CONTRADICTS RECORD: it leads no more; its repair starts');
+      } finally {
+        await held.lease.release();
+      }
+    }
+    return ctx.writeLocks.withLock(repo, (lock) => this.underLock(repo, backend, why, lock));
+  }
+
+  private async underLock(repo: string, backend: string, why: string, lock: Held): Promise<RepairReport> {
+    const { ctx } = this;
+    const done = (outcome: RepairReport['outcome'], detail?: string): RepairReport => ({ repo, backend, outcome, kept: [], ...(detail ? { detail } : {}) });
+    const state = await ctx.repos.read(repo);
+    if (!state.drift.has(backend)) return done('agrees', 'resolved meanwhile');
+    if (state.frozen) return done('skipped', `frozen (${state.frozen.reason})`);
+    if (state.writing) return done('skipped', 'an interrupted write is not resolved yet');
+    const leader = await this.leader(repo, backend, state, lock.signal);
+    if (!leader) return done('failed', 'no enabled, healthy leader whose copy matches its record');
+    const target = ctx.backends.client(backend);
+    const fromRefs = await target.listRefs(repo, lock.signal);
+    if (fromRefs === null) {
+      await ctx.repos.noteDrift(repo, backend, 'missing', 'missing');
+      const head = await ctx.backends.client(leader.id).headTarget?.(repo, lock.signal).catch(() => undefined);
+      return { ...done('missing'), kind: 'missing', command: createCommand(repo, backend, head ?? undefined) };
+    }
+    const live = refsChecksum(fromRefs);
+    if (live === state.checksums.get(backend)) {
+      // Back at its recorded refs (the verifier's "drift resolved"): it is an ordinary copy again.
+      await ctx.repos.clearDrift(repo, backend);
+      return done('agrees', 'back at its recorded refs');
+    }
+    const keep = await keepLacking(ctx, { repo, lock, state, leader: leader.id, leaderRefs: leader.refs, from: backend, fromRefs });
+    const kind: DriftKind = fromRefs.length === 0 ? 'empty' : keep.kept.length > 0 ? 'divergent' : 'behind';
+    await ctx.repos.noteDrift(repo, backend, live, kind);
+    const now = keep.version === undefined ? state : await ctx.repos.read(repo);
+    const refill = await this.refill(repo, backend, leader.id, now, lock, { user: 'githa', by: 'repair', kind, why: why.slice(0, 200) });
+    return { ...refill, kind, kept: keep.kept };
+  }
+
+  /** The first enabled, healthy, non-drifted leader whose listing equals its record (writable ones first: keeping writes there). */
+  private async leader(repo: string, backend: string, state: RepoState, signal: AbortSignal): Promise<{ id: string; refs: RefTip[] } | undefined> {
+    const { ctx } = this;
+    const flags = repoFlags(state);
+    const { leaders } = leadership(state.versions, flags.notLeaders);
+    const usable = leaders.filter((b) => b !== backend && ctx.backends.isEnabled(b) && ctx.health.isHealthy(b));
+    const order = [...usable.filter((b) => ctx.backends.isWritable(b) && !flags.avoid?.has(b)), ...usable.filter((b) => !ctx.backends.isWritable(b) || flags.avoid?.has(b))];
+    for (const id of order) {
+      try {
+        const refs = await ctx.backends.client(id).listRefs(repo, signal);
+        if (refs && refsChecksum(refs) === state.checksums.get(id)) return { id, refs };
+        this.log.warn({ repo, backend: id }, 'a leader does not match its record; not used to repair');
+      } catch (err) {
+        if (err instanceof BackendUnavailableError) ctx.health.markDown(id);
+        this.log.debug({ repo, backend: id, err: (err as Error).message }, 'leader unreachable for a repair');
+      }
+    }
+    return undefined;
+  }
+
+  /** Copies `source` (a leader in `state`) to `backend` under the write lock, then records it and clears its drift. */
+  private async refill(repo: string, backend: string, source: string, state: RepoState, lock: Held, log: LogFields): Promise<RepairReport> {
+    const { ctx } = this;
+    const version = state.versions.get(source)!;
+    const checksum = state.checksums.get(source)!;
+    const base = { repo, backend, kept: [], source };
+    let copy: CopyOutcome;
+    let tries = 0;
+    do {
+      copy = await copyRepository(ctx.pairs, {
+        repo,
+        source: ctx.backends.client(source),
+        target: ctx.backends.client(backend),
+        checksum,
+        signal: lock.signal,
+        pairLockMs: ctx.config.catchUp.pairLockMs,
+        hold: true,
+      });
+      if (copy.status !== 'busy') break;
+      await sleep(250);
+    } while (++tries < BUSY_RETRIES);
+    if (copy.status !== 'copied') return { ...base, outcome: 'failed', detail: copy.status === 'busy' ? 'the copy lock stayed busy' : copy.reason };
+    let status: string;
+    try {
+      status = await this.commitSync(repo, lock.token, backend, version, checksum, source, { ...log, bytes: copy.bytes, durationMs: copy.ms });
+    } finally {
+      await copy.release();
+    }
+    if (status !== 'OK') return { ...base, outcome: 'failed', detail: `the copy was made but not recorded (${status.toLowerCase()})` };
+    noteWrite(ctx, repo, backend, version);
+    return { ...base, outcome: 'repaired', version };
+  }
+}
