@@ -34,3 +34,15 @@ export function undoCommands(refs: readonly RefTip[], commands: readonly RefComm
 export function checksumBefore(refs: readonly RefTip[], commands: readonly RefCommand[]): string {
   return refsChecksum(undoCommands(refs, commands));
 }
+
+/**
+ * Whether every command the backend reported `ok` shows in its listing (the
+ * ref at its new id, or gone for a delete). A reported update the listing
+ * lacks was lost after it was made (a crash, a restore, a ref rolled back
+ * while githa listed): the copy holds neither the record nor the push, and
+ * the push is never acknowledged from it.
+ */
+export function allLanded(refs: readonly RefTip[], commands: readonly RefCommand[]): boolean {
+  const byName = new Map(refs.filter((r) => r.name !== 'HEAD').map((r) => [r.name, r.oid]));
+  return commands.every((c) => (isZeroOid(c.newOid) ? !byName.has(c.ref) : byName.get(c.ref) === c.newOid));
+}

@@ -10,7 +10,7 @@ import { noteWrite, type ClusterContext } from './context.js';
 import { quorumNotReached } from './messages.js';
 import { quorumCopies } from './quorum.js';
 import type { Backend, Forward, ForwardResult, WriteOutcome, WriteRequest } from './types.js';
-import { checksumBefore } from './write-check.js';
+import { allLanded, checksumBefore } from './write-check.js';
 
 /** Thrown when nothing of the push reached the target: the caller tries the next leader. */
 export class TargetUnreachable extends Error {
@@ -187,7 +187,10 @@ export class WriteSession {
     const okRefs = new Set(updated.map((r) => r.ref));
     const commands = result.commands ?? req.commands ?? [];
     // Reported: the `ok` commands landed. Unreported: any of them may have; undoCommands undoes those that did.
-    if (!this.agreesWithRecord(refs, unreported ? commands : commands.filter((c) => okRefs.has(c.ref)))) await this.refuse(checksum);
+    const landed = unreported ? commands : commands.filter((c) => okRefs.has(c.ref));
+    if (!this.agreesWithRecord(refs, landed)) await this.refuse(checksum);
+    // A reported update the listing lacks was lost on the target after it was made: never acknowledged from it.
+    if (!unreported && !allLanded(refs, landed)) await this.refuse(checksum);
 
     const quorum = ctx.config.replication.writeQuorum;
     const copies = quorumCopies(ctx, { repo, lock, writeId, target, state: this.state, sourceRefs: refs, checksum, needed: quorum - 1 });

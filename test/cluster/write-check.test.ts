@@ -104,6 +104,22 @@ describe('a push checked against the record', () => {
     expect(m.backends.get('b1')!.refs.get(R)!.get(topic.ref)).toBe(B);
   });
 
+  it('refuses a push whose reported update the target lost before githa listed it (never acknowledged from it)', async () => {
+    const m = setup();
+    const update = { oldOid: A, newOid: B, ref: 'refs/heads/main' };
+    const forward = async (target: { id: string }): Promise<ForwardResult> => {
+      const refs = m.backends.get(target.id)!.refs.get(R)!;
+      refs.set(update.ref, update.newOid);
+      // receive-pack reported the update, then a crash (or a restore) took it back: the copy holds its record, not the push.
+      refs.set(update.ref, update.oldOid);
+      return { ending: 'complete', report: { unpackOk: true, refs: [{ ref: update.ref, ok: true }] }, commands: [update] };
+    };
+    const err = await session(m, forward).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CopyContradictsRecordError);
+    expect([...(await m.store.read(R)).versions.values()]).toEqual([3, 3, 3]);
+    expect(m.repairs.map((r) => r[1])).toEqual(['b1']);
+  });
+
   it('refuses a push whose answer had no report when the target was off its record', async () => {
     const m = setup();
     m.backends.get('b1')!.refs.get(R)!.delete('refs/heads/dev');
