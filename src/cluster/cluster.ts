@@ -137,14 +137,20 @@ export class Cluster {
       }
       const flags = repoFlags(state);
       const plan = planRead(state.versions, this.directory.views(), this.config.zone, this.turn++, flags);
-      // Every leader that could serve is taking a push right now: wait for it to be recorded (or to end) rather than serve it unacknowledged.
-      if (plan.kind === 'no-leader' && (flags.excludeReads?.size ?? 0) > 0 && performance.now() < until) {
+      // Every leader that could serve (over this transport) is taking a push right now: wait for it to be recorded (or to end) rather than serve it unacknowledged.
+      if (this.waitsForPush(plan, flags, accepts) && performance.now() < until) {
         await sleep(READ_WAIT_POLL_MS);
         state = await this.state(repo);
         continue;
       }
       return this.routeFrom(repo, state, flags, plan, accepts);
     }
+  }
+
+  /** Whether a read finds no leader to serve it only because a live push holds the others (excludeReads). */
+  private waitsForPush(plan: ReadPlan, flags: RepoFlags, accepts: Accepts): boolean {
+    if ((flags.excludeReads?.size ?? 0) === 0) return false;
+    return plan.kind === 'no-leader' || (plan.kind === 'serve' && this.directory.usable(plan.candidates, accepts).length === 0);
   }
 
   private async routeFrom(repo: string, state: RepoState, flags: RepoFlags, plan: ReadPlan, accepts: Accepts): Promise<ReadRoute> {
@@ -156,6 +162,7 @@ export class Cluster {
         }
         throw new NoLeaderError(leadersLost(repo, this.lostLeaders(state)));
       case 'serve':
+        if (this.waitsForPush(plan, flags, accepts)) throw new NoLeaderError(`every leader of ${repo} that could serve this read is taking a push that is not recorded yet; try again`);
         return { repo, version: max, leaders, candidates: this.directory.usable(plan.candidates, accepts), checksums: state.checksums };
       case 'catch-up': {
         const ok = accepts(this.backend(plan.target)) && (await this.catchUpWithin(repo, state, plan.source, plan.target, this.config.catchUp.readWaitMs));

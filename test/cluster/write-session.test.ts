@@ -179,4 +179,28 @@ describe('reads during a live push (issue 15 item 2)', () => {
     expect(routed).toEqual(['b1']);
     expect((await m.store.read(R)).versions.get('b1')).toBe(4);
   });
+
+  it('wait too when the only leaders the marker spares have no endpoint for the transport (an HTTP read, b2 and b3 SSH-only)', async () => {
+    const m = setup(['b1', 'b2', 'b3'], 1);
+    const cluster = new Cluster(m.ctx, m.directory);
+    const httpOnly = (b: { id: string }): boolean => b.id === 'b1';
+    let routed: string[] | undefined;
+    let read: Promise<unknown> | undefined;
+    await session(m, async (target) => {
+      const r = await pushMain(m)(target);
+      read = cluster.routeRead(R, httpOnly).then(
+        (route) => {
+          routed = route.candidates.map((b) => b.id);
+        },
+        (err: unknown) => {
+          routed = [`error: ${(err as Error).message}`];
+        },
+      );
+      await new Promise((t) => setTimeout(t, 100));
+      if (routed !== undefined) throw new Error(`a read was answered (${routed.join(',')}) before the push was recorded`);
+      return r;
+    });
+    await read;
+    expect(routed).toEqual(['b1']);
+  });
 });

@@ -77,6 +77,7 @@ export class ReadRelay {
         if (a.kind === 'done') return lsRefs ? { ...a.fields, command: 'ls-refs' } : a.fields;
         lastError = a.error;
         if (a.rejected !== undefined) rejected.push(`${backend.id}: ${a.rejected}`);
+        else log.warn({ repo: git.repo, backend: backend.id, err: a.error.message }, 'read attempt failed; trying the next leader');
         if (!(a.error instanceof RemoteFatalError)) failedOnly = false;
       }
     }
