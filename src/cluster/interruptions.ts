@@ -20,7 +20,9 @@ export type Resolution = 'none' | 'waiting' | 'cleared' | 'adopted' | 'drifted' 
  *   the user pushed is thrown away), unless onInterruptedWrite is `freeze`:
  *   then an operator decides;
  * - changed, the commands unknown (a transport that had not read them yet, or
- *   more than the marker keeps) → left frozen: never adopted blind;
+ *   more than the marker keeps), or changed outside them, or the repository
+ *   gone → drifted: never adopted blind; the repair keeps what the copy holds
+ *   that the leaders lack, then refills it;
  * - changed otherwise (the copy was off its record: docs/architecture.md
  *   "Verified copies") → nothing adopted; the copy is recorded drifted and
  *   its repair starts (it keeps what the copy holds);
@@ -46,8 +48,8 @@ export class InterruptionResolver {
       let refs: RefTip[] | null;
       try {
         refs = await this.ctx.backends.client(marker.backend).listRefs(repo, lock.signal);
-        if (!refs) return 'unreachable';
-        live = refsChecksum(refs);
+        // The repository is gone from the backend (a wipe, a replaced disk): nothing of the write can be adopted; the copy is drifted as missing.
+        live = refs ? refsChecksum(refs) : 'missing';
       } catch (err) {
         if (!(err instanceof BackendUnavailableError)) throw err;
         this.ctx.health.markDown(marker.backend);
@@ -59,12 +61,11 @@ export class InterruptionResolver {
         log.warn({ repo, backend: marker.backend }, 'interrupted write changed the backend; left frozen for an operator (onInterruptedWrite: freeze)');
         return 'left-frozen';
       }
-      if (changed && !marker.commands) {
-        log.warn({ repo, backend: marker.backend }, 'interrupted write changed the backend, and its commands are unknown; left frozen for an operator (never adopted blind)');
-        return 'left-frozen';
-      }
-      // Adopted only when the copy holds the record outside the write's own commands (docs/architecture.md "Verified copies").
-      const action = !changed ? 'clear' : checksumBefore(refs, marker.commands ?? []) === marker.preChecksum ? 'adopt' : 'drift';
+      // Adopted only when the copy holds the record outside the write's own commands (docs/architecture.md "Verified copies");
+      // a changed copy whose write's commands are unknown (or a missing one) is never adopted blind: it is drifted, and its repair
+      // keeps whatever it holds that the leaders lack (the write's commits among them) before it is refilled.
+      const explained = refs !== null && marker.commands !== undefined && checksumBefore(refs, marker.commands) === marker.preChecksum;
+      const action = !changed ? 'clear' : explained ? 'adopt' : 'drift';
       const r = await repos.resolveInterrupted(repo, {
         token: lock.token,
         writeId: marker.id,

@@ -77,14 +77,27 @@ describe('resolving an interrupted write', () => {
     expect(m.repairs).toEqual([['b1', 'interrupted write found the copy off its record']]);
   });
 
-  it('leaves a changed copy frozen when the write\'s commands are unknown: never adopted blind', async () => {
+  it('adopts nothing from a changed copy when the write\'s commands are unknown: drifted, repaired (the repair keeps its commits)', async () => {
     const m = setup();
     plant(m);
     b1(m).set(topic.ref, B);
-    expect(await m.resolver.resolve(R)).toBe('left-frozen');
+    expect(await m.resolver.resolve(R)).toBe('drifted');
     const state = await m.store.read(R);
-    expect(state.writing?.id).toBe('dead');
+    expect(state.writing).toBeUndefined();
     expect(state.versions.get('b1')).toBe(3);
+    expect(state.drift.has('b1')).toBe(true);
+    expect(m.repairs.map(([b]) => b)).toEqual(['b1']);
+  });
+
+  it('drifts a copy whose repository is gone as missing, and clears the marker: writes go on on the other leaders', async () => {
+    const m = setup();
+    plant(m, [topic]);
+    m.backends.get('b1')!.refs.delete(R);
+    expect(await m.resolver.resolve(R)).toBe('drifted');
+    const state = await m.store.read(R);
+    expect(state.writing).toBeUndefined();
+    expect(state.drift.get('b1')?.checksum).toBe('missing');
+    expect(m.repairs.map(([b]) => b)).toEqual(['b1']);
   });
 });
 
