@@ -99,7 +99,11 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
   let repairer: CopyRepairer | undefined;
   if (opts.repairs) {
     const operator = new OperatorStore(state.scripts, config.pushLog.maxLength);
-    repairer = new CopyRepairer(ctx, (repo, token, target, version, checksum, source, fields) => operator.commitSync(repo, token, target, version, checksum, source, fields));
+    repairer = new CopyRepairer(
+      ctx,
+      (repo, token, target, version, checksum, source, fields) => operator.commitSync(repo, token, target, version, checksum, source, fields),
+      async (repo, token, backend, version, max, fields) => (await operator.demote(repo, token, backend, version, max, '', fields)).status,
+    );
   }
   const resolver = new InterruptionResolver(ctx);
   const cluster = new Cluster(ctx, backends, resolver);

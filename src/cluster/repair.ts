@@ -26,6 +26,9 @@ import { leadership, repoFlags } from './routing.js';
 /** Records a copy made under the write lock and clears its drift (OperatorStore.commitSync: SYNC_COMMIT). */
 export type CommitSync = (repo: string, token: string, target: string, version: number, checksum: string, source: string, log: LogFields) => Promise<string>;
 
+/** Demotes a copy under the write lock when the record still shows `version` on it and `max` overall (OperatorStore.demote: THAW_DEMOTE); answers its status. */
+export type DemoteCopy = (repo: string, token: string, backend: string, version: number, max: number, log: LogFields) => Promise<string>;
+
 export interface RepairReport {
   repo: string;
   backend: string;
@@ -34,7 +37,7 @@ export interface RepairReport {
    * missing: no repository there (an operator creates it: `command`); skipped: not now (a write, a
    * freeze, no record; the next trigger tries again); failed: see `detail`.
    */
-  outcome: 'agrees' | 'repaired' | 'missing' | 'skipped' | 'failed';
+  outcome: 'agrees' | 'repaired' | 'demoted' | 'missing' | 'skipped' | 'failed';
   kind?: DriftKind;
   kept: KeepResult['kept'];
   source?: string;
@@ -79,6 +82,7 @@ export class CopyRepairer implements CopyRepairs {
   constructor(
     private readonly ctx: ClusterContext,
     private readonly commitSync: CommitSync,
+    private readonly demote?: DemoteCopy,
   ) {
     this.log = ctx.log.child({ component: 'repair' });
   }
@@ -125,6 +129,7 @@ export class CopyRepairer implements CopyRepairs {
   private report(r: RepairReport, why: string): void {
     const fields = { repo: r.repo, backend: r.backend, why, kind: r.kind, kept: r.kept.map((k) => k.ref), source: r.source, version: r.version, detail: r.detail };
     if (r.outcome === 'repaired') this.log.info(fields, r.kept.length > 0 ? 'copy repaired: its commits the leaders lacked are kept, then it was refilled' : 'copy repaired: refilled from a leader');
+    else if (r.outcome === 'demoted') this.log.error(fields, `LEADER LOST ITS COPY: ${r.backend} was the only leader and holds nothing (${r.kind}); it is demoted, the copies at version ${r.version} lead, and what only it held is gone (githa dataloss)`);
     else if (r.outcome === 'missing') this.log.error({ ...fields, command: r.command }, `MISSING ON ${r.backend}: the repository does not exist there and githa cannot create it; create it with: ${r.command}`);
     else if (r.outcome === 'failed') this.log.warn(fields, 'copy repair failed; the copy leads no more and is tried again later');
     else this.log.debug({ ...fields, outcome: r.outcome }, 'copy repair: nothing done');
@@ -169,7 +174,7 @@ export class CopyRepairer implements CopyRepairs {
     if (state.frozen) return done('skipped', `frozen (${state.frozen.reason})`);
     if (state.writing) return done('skipped', 'an interrupted write is not resolved yet');
     const leader = await this.leader(repo, backend, state, lock.signal);
-    if (!leader) return done('failed', 'no enabled, healthy leader whose copy matches its record');
+    if (!leader) return (await this.demoteEmptied(repo, backend, state, lock)) ?? done('failed', 'no enabled, healthy leader whose copy matches its record');
     const target = ctx.backends.client(backend);
     const fromRefs = await target.listRefs(repo, lock.signal);
     if (fromRefs === null) {
@@ -189,6 +194,30 @@ export class CopyRepairer implements CopyRepairs {
     const now = keep.version === undefined ? state : await ctx.repos.read(repo);
     const refill = await this.refill(repo, backend, leader.id, now, lock, { user: 'githa', by: 'repair', kind, why: why.slice(0, 200) });
     return { ...refill, kind, kept: keep.kept };
+  }
+
+  /**
+   * The only leader lost its copy (missing, or empty): it holds nothing to
+   * keep, so demoting it loses nothing that still exists anywhere, and the
+   * copies at the next version lead again (what only it held — a version
+   * recorded without its write quorum — is gone; docs/operations.md "A
+   * copy is missing"). Only then: a leader holding anything stays for an
+   * operator (`githa thaw --demote`/`--promote`).
+   */
+  private async demoteEmptied(repo: string, backend: string, state: RepoState, lock: Held): Promise<RepairReport | undefined> {
+    const version = state.versions.get(backend);
+    const { max } = leadership(state.versions);
+    if (!this.demote || version === undefined || version !== max) return undefined;
+    if ([...state.versions].some(([b, v]) => b !== backend && v === max)) return undefined;
+    const others = [...state.versions].filter(([b]) => b !== backend && !state.drift.has(b) && this.ctx.backends.isEnabled(b));
+    if (others.length === 0) return undefined;
+    const refs = await this.ctx.backends.client(backend).listRefs(repo, lock.signal).catch(() => undefined);
+    if (refs === undefined || (refs !== null && refs.length > 0)) return undefined;
+    const kind: DriftKind = refs === null ? 'missing' : 'empty';
+    const status = await this.demote(repo, lock.token, backend, version, max, { user: 'githa', by: 'repair', kind });
+    if (status !== 'OK') return { repo, backend, outcome: 'skipped', kept: [], detail: `demote: ${status.toLowerCase()}` };
+    const next = Math.max(...others.map(([, v]) => v));
+    return { repo, backend, outcome: 'demoted', kind, kept: [], version: next };
   }
 
   /** The first enabled, healthy, non-drifted leader whose listing equals its record (writable ones first: keeping writes there). */

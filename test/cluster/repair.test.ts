@@ -118,6 +118,40 @@ describe('CopyRepairer', () => {
     expect(m.syncs).toEqual([]);
   });
 
+  it('demotes the only leader when it lost its copy (empty or missing): the copies at the next version lead again', async () => {
+    for (const lost of ['empty', 'missing'] as const) {
+      const m = setup();
+      // b3 alone at version 4 (a push recorded without its write quorum), then its copy was lost.
+      m.store.seed(R, { b3: [4, 'f'.repeat(64)] });
+      if (lost === 'empty') m.b3.set(R, {});
+      else m.b3.refs.delete(R);
+      const demoted: unknown[] = [];
+      const repairer = new CopyRepairer(m.ctx, async () => 'OK', async (repo, token, backend, version, max) => {
+        demoted.push([backend, version, max]);
+        const r = m.store.repo(repo);
+        if (m.store.locks.get(repo) !== token) return 'LOCK';
+        delete r.versions[backend];
+        delete r.checksums[backend];
+        delete r.drift[backend];
+        return 'OK';
+      });
+      const r = await repairer.repair(R, 'b3', 'test');
+      expect(r, lost).toMatchObject({ outcome: 'demoted', kind: lost, version: 3 });
+      expect(demoted).toEqual([['b3', 4, 4]]);
+      expect((await m.store.read(R)).versions.has('b3')).toBe(false);
+    }
+  });
+
+  it('leaves the only leader for an operator when it holds anything', async () => {
+    const m = setup();
+    m.store.seed(R, { b3: [4, 'f'.repeat(64)] });
+    m.b3.refs.get(R)!.set('refs/heads/main', X);
+    const repairer = new CopyRepairer(m.ctx, async () => 'OK', async () => {
+      throw new Error('must not demote a copy that holds commits');
+    });
+    expect((await repairer.repair(R, 'b3', 'test')).outcome).toBe('failed');
+  });
+
   it('marks no drift while a write is landing on the copy', async () => {
     const m = setup();
     m.b3.refs.get(R)!.set('refs/heads/main', X);
