@@ -67,6 +67,14 @@ export interface CopyRequest {
    * one request to the source.
    */
   sourceRefs?: readonly RefTip[];
+  /**
+   * The target's refs may differ from its record and are overwritten: a
+   * repair or an operator's sync, after the commits only the target holds
+   * were kept (src/cluster/kept.ts). Otherwise a target that does not hold
+   * its recorded refs is never overwritten (docs/architecture.md "Verified
+   * copies"): the copy answers `contradicts`.
+   */
+  overwrite?: boolean;
 }
 
 /** A copy recorded as a catch-up: `checksum` and `version` are the source's, noted before copying (docs/operations.md "Redis lost or restored from an old snapshot"). */
@@ -81,7 +89,9 @@ export type CopyOutcome =
   /** The target already records `version` or later, or is the backend of a write in progress: nothing was copied. */
   | { status: 'current'; code: 'current' | 'writing'; reason: string }
   /** The source or the target did not hold the expected checksum (it moved on, or changed meanwhile). */
-  | { status: 'mismatch'; reason: string };
+  | { status: 'mismatch'; reason: string }
+  /** The target does not hold its recorded refs (`recorded` at `version`; it holds `live`): nothing was copied, it is repaired instead. */
+  | { status: 'contradicts'; reason: string; live: string; recorded: string; version: number };
 
 /**
  * Copies one repository from `source` to `target` through githa itself, with
@@ -126,6 +136,13 @@ export async function copyRepository(pairs: PairLocks, req: CopyRequest): Promis
     if (fenced.writing) return { status: 'current', code: 'writing', reason: `${target.id} takes a write` };
     if (fenced.version !== standing.version) {
       return { status: 'mismatch', reason: `${target.id}'s record moved from version ${standing.version} to ${fenced.version} during the copy` };
+    }
+    // Verify, don't trust: a target off its record (a divergent commit, a restore) may hold what nobody else has; it is repaired, never overwritten blind.
+    if (req.overwrite !== true && fenced.checksum !== '') {
+      const live = refsChecksum(adv.refs.filter((r) => r.name !== '.have'));
+      if (live !== fenced.checksum) {
+        return { status: 'contradicts', reason: `${target.id} does not hold its recorded refs`, live, recorded: fenced.checksum, version: fenced.version };
+      }
     }
     signal.throwIfAborted();
     const commands = planCommands(sourceRefs, adv.refs);
@@ -184,7 +201,14 @@ export async function catchUp(ctx: CopyDeps, req: CatchUpRequest): Promise<Catch
 }
 
 /** What a catch-up needs of the cluster. */
-export type CopyDeps = Pick<ClusterContext, 'pairs' | 'repos' | 'log' | 'observer'>;
+export type CopyDeps = Pick<ClusterContext, 'pairs' | 'repos' | 'log' | 'observer' | 'repairs'>;
+
+/** A copy's target found off its record: marked drifted (guarded by MARK_DRIFT) and repaired, which keeps what only it holds. */
+export async function targetContradicts(ctx: Pick<ClusterContext, 'repos' | 'log' | 'repairs'>, repo: string, target: string, c: { live: string; recorded: string; version: number }): Promise<void> {
+  const status = await ctx.repos.markDrift(repo, target, c.version, c.recorded, c.live).catch(() => 'failed' as const);
+  if (status === 'ok') ctx.log.error({ repo, backend: target, version: c.version, recorded: c.recorded, live: c.live }, 'COPY CONTRADICTS RECORD: a copy into it found it off its record; not overwritten, it leads no more and is repaired');
+  if (status === 'ok' || status === 'moved') ctx.repairs.schedule(repo, target, 'a copy found it off its record');
+}
 
 async function catchUpOnce(ctx: CopyDeps, req: CatchUpRequest): Promise<CatchUpOutcome> {
   const { repo, source, target, version, checksum } = req;
@@ -193,6 +217,10 @@ async function catchUpOnce(ctx: CopyDeps, req: CatchUpRequest): Promise<CatchUpO
   if (copy.status === 'busy') return copy;
   // The same words as the record's refusals (COMMIT_CATCH_UP): 'current', 'writing', or why the copy did not match.
   if (copy.status === 'current') return { status: 'not-recorded', reason: copy.code };
+  if (copy.status === 'contradicts') {
+    await targetContradicts(ctx, repo, target.id, copy);
+    return { status: 'not-recorded', reason: 'contradicts' };
+  }
   if (copy.status !== 'copied') return { status: 'not-recorded', reason: copy.reason };
   let recorded: CommitCatchUpResult;
   try {

@@ -3,7 +3,7 @@ import type { RefTip } from '../backends/types.js';
 import { BackendUnavailableError } from '../errors.js';
 import type { Held } from '../state/lease.js';
 import type { RepoState } from '../state/repo-state.js';
-import { copyRepository } from './catch-up.js';
+import { copyRepository, targetContradicts } from './catch-up.js';
 import type { ClusterContext } from './context.js';
 import { leadership } from './routing.js';
 import type { Backend } from './types.js';
@@ -87,6 +87,11 @@ export function quorumCopies(ctx: ClusterContext, q: QuorumInput): QuorumCopies 
           releases.set(backend.id, r.release);
           ctx.observer.quorumCopy('copied');
           return true;
+        }
+        if (r.status === 'contradicts') {
+          ctx.observer.quorumCopy('contradicts');
+          await targetContradicts(ctx, repo, backend.id, r);
+          return false;
         }
         if (r.status !== 'busy') {
           ctx.observer.quorumCopy('mismatch');

@@ -257,6 +257,8 @@ export class CopyRepairer implements CopyRepairs {
         signal: lock.signal,
         pairLockMs: ctx.config.catchUp.pairLockMs,
         hold: true,
+        // What only the copy held is kept by now (keepLacking).
+        overwrite: true,
       });
       if (copy.status !== 'busy') break;
       await sleep(250);

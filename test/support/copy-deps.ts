@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { CopyDeps } from '../../src/cluster/catch-up.js';
 import { NO_OBSERVER } from '../../src/cluster/observer.js';
+import { NO_REPAIRS } from '../../src/cluster/read-check.js';
 import type { Redis } from 'ioredis';
 import { openState, type StateParts } from '../../src/state/state.js';
 
@@ -11,5 +12,5 @@ export function testState(redis: Redis, prefix = 'githa:'): StateParts {
 
 /** What catchUp() needs, from a test's state parts. */
 export function copyDeps(state: StateParts, log: Logger): CopyDeps {
-  return { pairs: state.pairs, repos: state.repos, log, observer: NO_OBSERVER };
+  return { pairs: state.pairs, repos: state.repos, log, observer: NO_OBSERVER, repairs: NO_REPAIRS };
 }

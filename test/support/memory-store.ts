@@ -261,7 +261,7 @@ export class MemoryPairLocks implements PairLocks {
 
   private standing(repo: string, backend: string): Standing {
     const r = this.store.repo(repo);
-    return { version: Number(r.versions[backend] ?? 0), writing: r.writing.backend === backend };
+    return { version: Number(r.versions[backend] ?? 0), writing: r.writing.backend === backend, checksum: r.checksums[backend] ?? '' };
   }
 
   async acquire(repo: string, backend: string, _ttlMs: number, outer?: AbortSignal): Promise<PairLease | null> {

@@ -13,7 +13,8 @@
  * - copy-delete: `rm -rf`, left missing for seconds, then re-created empty.
  *
  * One fault at a time (faults.ts), so never all backends at once and at most
- * one copy per repository changed at a time; never a copy that alone holds a
+ * one copy per repository changed at a time, and only on a repository githa
+ * has repaired since the last one (settled); never a copy that alone holds a
  * commit a copy-divergent fault added (pickCopy). Ref updates are compare-and-swap
  * (`update-ref <ref> <new> <old>`): a push landing meanwhile wins.
  */
@@ -31,6 +32,12 @@ export interface CopyFaultContext {
   readonly repos: readonly string[];
   readonly rec: HistoryRecorder;
   readonly rng: Rng;
+  /**
+   * Whether githa has repaired the repository since the last copy fault: a
+   * fault hits only such a one (one failure at a time, with its repair in
+   * between: a second before the first is repaired is a double failure).
+   */
+  readonly settled?: (repo: string) => Promise<boolean>;
 }
 
 export interface CopyFaultResult {
@@ -78,6 +85,7 @@ async function recreate(b: DevBackend, repo: string): Promise<void> {
 async function pickCopy(ctx: CopyFaultContext): Promise<{ b: DevBackend; repo: string } | undefined> {
   const { rng } = ctx;
   for (const [b, repo] of rng.shuffle(ctx.backends.flatMap((b) => ctx.repos.map((repo) => [b, repo] as const)))) {
+    if (ctx.settled && !(await ctx.settled(repo))) continue;
     const own = ctx.rec.divergent.filter((d) => d.repo === repo && d.backend === b.id);
     const others = ctx.backends.filter((x) => x !== b);
     let safe = true;
@@ -90,7 +98,7 @@ async function pickCopy(ctx: CopyFaultContext): Promise<{ b: DevBackend; repo: s
 export async function injectCopyFault(ctx: CopyFaultContext, kind: FaultKind): Promise<CopyFaultResult> {
   const { rng } = ctx;
   const picked = await pickCopy(ctx);
-  if (!picked) return { target: '-', repo: '-', detail: 'skipped: every copy holds a fault-added commit no other backend has yet' };
+  if (!picked) return { target: '-', repo: '-', detail: 'skipped: no repository is repaired since the last copy fault, or every copy holds a fault-added commit no other backend has yet' };
   const { b, repo } = picked;
   const gitDir = b.repoPath(repo);
   const at = { target: b.id, repo };

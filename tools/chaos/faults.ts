@@ -34,6 +34,8 @@ export interface FaultContext {
   readonly gapMs: readonly [number, number];
   /** Called after every Redis start (AOF fsync on every write: a killed Redis loses no acknowledged write). */
   readonly afterRedisStart: () => Promise<void>;
+  /** Whether a repository is repaired since the last copy fault (copy faults hit only such ones). */
+  readonly settled?: (repo: string) => Promise<boolean>;
 }
 
 export async function runFaults(ctx: FaultContext): Promise<void> {
@@ -44,7 +46,7 @@ export async function runFaults(ctx: FaultContext): Promise<void> {
     const kind = rng.pick(ctx.kinds);
     const start = rec.now();
     if (COPY_FAULTS.includes(kind)) {
-      const { target, detail, repo } = await injectCopyFault({ backends: ctx.cluster.backends, repos: ctx.repos, rec, rng }, kind);
+      const { target, detail, repo } = await injectCopyFault({ backends: ctx.cluster.backends, repos: ctx.repos, rec, rng, ...(ctx.settled ? { settled: ctx.settled } : {}) }, kind);
       rec.fault({ kind, target, start, end: rec.now(), repo, ...(detail ? { detail } : {}) });
       continue;
     }

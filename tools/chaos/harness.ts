@@ -184,6 +184,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           repos,
           gapMs: options.faultGapMs ?? [1_000, 3_000],
           afterRedisStart,
+          settled: (repo) => settled(redis, repo, cluster.backends.length),
         }),
       ]);
     } finally {
@@ -212,6 +213,26 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   if (keep) writeFileSync(join(dir, 'history.json'), JSON.stringify({ seed: options.seed, violations, known, history }, null, 1));
   else rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
   return { seed: options.seed, history: history!, violations, known, ...(keep ? { keptDir: dir } : {}), durationMs: performance.now() - started };
+}
+
+/**
+ * Whether githa has repaired `repo` since the last copy fault: every backend
+ * at the highest version, no drift, no marker. A copy fault hits only such a
+ * repository: a second one before the first is repaired is a double failure,
+ * beyond what a write quorum of 2 survives (docs/chaos.md "Copy faults").
+ */
+async function settled(redis: Redis, repo: string, backends: number): Promise<boolean> {
+  try {
+    const [versions, drift, writing] = await Promise.all([
+      redis.hgetall(`${PREFIX}repo:{${repo}}:versions`),
+      redis.hlen(`${PREFIX}repo:{${repo}}:drift`),
+      redis.exists(`${PREFIX}repo:{${repo}}:writing`),
+    ]);
+    const v = Object.values(versions);
+    return v.length === backends && new Set(v).size === 1 && drift === 0 && writing === 0;
+  } catch {
+    return false;
+  }
 }
 
 async function sampleVersions(redis: Redis, rec: HistoryRecorder, repos: readonly string[]): Promise<void> {

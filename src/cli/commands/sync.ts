@@ -192,6 +192,8 @@ async function syncOne(ctx: Context, repo: string, state: RepoState, from: strin
           signal,
           pairLockMs: cluster.config.catchUp.pairLockMs,
           hold: true,
+          // A drifted target's own commits were kept above; any other target must hold its record.
+          overwrite: state.drift.has(target),
         });
         if (outcome.status !== 'busy') break;
         await sleep(250);
@@ -204,6 +206,11 @@ async function syncOne(ctx: Context, repo: string, state: RepoState, from: strin
     if (outcome.status === 'busy') {
       last = `another githa kept copying to ${target} for ${(BUSY_RETRIES * 250) / 1000} s`;
       continue;
+    }
+    if (outcome.status === 'contradicts') {
+      last = `${target}'s copy does not hold its recorded refs: a serving githa repairs it (keeping what only it holds); see githa repo ${repo}`;
+      await st.repos.markDrift(repo, target, outcome.version, outcome.recorded, outcome.live).catch(() => undefined);
+      break;
     }
     if (outcome.status === 'mismatch' || outcome.status === 'current') {
       last = outcome.reason;

@@ -147,7 +147,7 @@ class VerifiedRead {
     private readonly deps: StreamDeps,
     private readonly req: StreamRequest,
     private readonly channel: ClientChannel,
-    private readonly route: ReadRoute,
+    private route: ReadRoute,
     private readonly gone: AbortSignal,
   ) {
     this.queue = [...route.candidates];
@@ -260,9 +260,27 @@ class VerifiedRead {
    * cannot be reached is marked down; one whose copy is missing (no
    * advertisement, an ERR packet) or broken is checked and skipped.
    */
+  /**
+   * Every candidate was tried and an answer was dropped: the record may have
+   * moved meanwhile (a push committed on a copy whose listing looked newer
+   * than the route), so the read is routed once more, as over HTTP.
+   */
+  private async rerouted(): Promise<Backend | undefined> {
+    if (this.routedAgain || !this.dropped) return undefined;
+    this.routedAgain = true;
+    const accepts = (b: Backend): boolean => (this.deps.clients.get(b.id)?.length ?? 0) > 0;
+    this.route = await this.deps.cluster.routeRead(this.req.repo, accepts);
+    this.queue.push(...this.route.candidates);
+    return this.queue.shift();
+  }
+
+  private routedAgain = false;
+  /** Whether a copy's answer was dropped (a second route may then find the record moved). */
+  private dropped = false;
+
   private async next(): Promise<Opened | 'gone' | undefined> {
     for (;;) {
-      const backend = this.queue.shift();
+      const backend = this.queue.shift() ?? (await this.rerouted());
       if (backend === undefined) return undefined;
       let stream: BackendStream;
       try {
@@ -314,6 +332,7 @@ class VerifiedRead {
     const verdict = reads.agrees(this.route, attempt.backend.id, live) ? 'serve' : await reads.check(this.route, attempt.backend.id, live);
     // Nothing of a missing or broken copy can be served, whatever the record says.
     if (verdict === 'retry' || live.kind !== 'refs') {
+      this.dropped = true;
       this.deps.log.info({ repo: this.route.repo, backend: attempt.backend.id, live: live.kind }, 'read moved to another leader: the copy does not match its record');
       return 'retry';
     }

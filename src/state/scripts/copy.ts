@@ -12,10 +12,12 @@ export interface Standing {
   version: number;
   /** A write marker names the target as the backend written to. */
   writing: boolean;
+  /** The target's recorded checksum ('' when none): what its copy must hold before anything overwrites it (docs/architecture.md "Verified copies"). */
+  checksum: string;
 }
 
-function standing(version: unknown, writing: unknown): Standing {
-  return { version: Number(version ?? 0), writing: writing === 1 };
+function standing(version: unknown, writing: unknown, checksum: unknown): Standing {
+  return { version: Number(version ?? 0), writing: writing === 1, checksum: typeof checksum === 'string' ? checksum : Buffer.isBuffer(checksum) ? checksum.toString() : '' };
 }
 
 /**
@@ -27,13 +29,13 @@ export const ACQUIRE_PAIR: ScriptDescriptor<[backend: string, token: string, ttl
   name: 'githaAcquirePair',
   lua: `
 if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return {0} end
-return {1, redis.call('HGET', KEYS[2], ARGV[3]) or '0', redis.call('HGET', KEYS[3], 'backend') == ARGV[3] and 1 or 0}
+return {1, redis.call('HGET', KEYS[2], ARGV[3]) or '0', redis.call('HGET', KEYS[3], 'backend') == ARGV[3] and 1 or 0, redis.call('HGET', KEYS[4], ARGV[3]) or ''}
 `,
-  keys: (k, repo, backend) => [k.pairLock(repo, backend), k.versions(repo), k.writing(repo)],
+  keys: (k, repo, backend) => [k.pairLock(repo, backend), k.versions(repo), k.writing(repo), k.checksums(repo)],
   args: (backend, token, ttlMs) => [token, ttlMs, backend],
   parse: (reply) => {
-    const [held, version, writing] = replyOf(reply);
-    return held === 1 ? standing(version, writing) : null;
+    const [held, version, writing, checksum] = replyOf(reply);
+    return held === 1 ? standing(version, writing, checksum) : null;
   },
 };
 
@@ -49,13 +51,13 @@ export const FENCE_PAIR: ScriptDescriptor<[backend: string, token: string, ttlMs
   lua: `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1, redis.call('HGET', KEYS[2], ARGV[3]) or '0', redis.call('HGET', KEYS[3], 'backend') == ARGV[3] and 1 or 0}
+return {1, redis.call('HGET', KEYS[2], ARGV[3]) or '0', redis.call('HGET', KEYS[3], 'backend') == ARGV[3] and 1 or 0, redis.call('HGET', KEYS[4], ARGV[3]) or ''}
 `,
-  keys: (k, repo, backend) => [k.pairLock(repo, backend), k.versions(repo), k.writing(repo)],
+  keys: (k, repo, backend) => [k.pairLock(repo, backend), k.versions(repo), k.writing(repo), k.checksums(repo)],
   args: (backend, token, ttlMs) => [token, ttlMs, backend],
   parse: (reply) => {
-    const [held, version, writing] = replyOf(reply);
-    return held === 1 ? standing(version, writing) : null;
+    const [held, version, writing, checksum] = replyOf(reply);
+    return held === 1 ? standing(version, writing, checksum) : null;
   },
 };
 
