@@ -245,7 +245,8 @@ class VerifiedRead {
       let opened: Opened | 'gone' | undefined;
       try {
         opened = await this.next();
-      } catch {
+      } catch (err) {
+        this.deps.log.warn({ repo: this.route.repo, err: (err as Error).message }, 'no other leader could take over the read');
         continue;
       }
       if (opened === undefined || opened === 'gone') return opened;
@@ -255,11 +256,6 @@ class VerifiedRead {
     }
   }
 
-  /**
-   * Opens the next candidate and holds its first message. A candidate that
-   * cannot be reached is marked down; one whose copy is missing (no
-   * advertisement, an ERR packet) or broken is checked and skipped.
-   */
   /**
    * Every candidate was tried and an answer was dropped: the record may have
    * moved meanwhile (a push committed on a copy whose listing looked newer
@@ -278,6 +274,11 @@ class VerifiedRead {
   /** Whether a copy's answer was dropped (a second route may then find the record moved). */
   private dropped = false;
 
+  /**
+   * Opens the next candidate and holds its first message. A candidate that
+   * cannot be reached is marked down; one whose copy is missing (no
+   * advertisement, an ERR packet) or broken is checked and skipped.
+   */
   private async next(): Promise<Opened | 'gone' | undefined> {
     for (;;) {
       const backend = this.queue.shift() ?? (await this.rerouted());
