@@ -161,9 +161,14 @@ export class Cluster {
           throw new NoLeaderError(`every leader of ${repo} that could serve this read is taking a push that is not recorded yet; try again`);
         }
         throw new NoLeaderError(leadersLost(repo, this.lostLeaders(state)));
-      case 'serve':
+      case 'serve': {
         if (this.waitsForPush(plan, flags, accepts)) throw new NoLeaderError(`every leader of ${repo} that could serve this read is taking a push that is not recorded yet; try again`);
-        return { repo, version: max, leaders, candidates: this.directory.usable(plan.candidates, accepts), checksums: state.checksums };
+        const candidates = this.directory.usable(plan.candidates, accepts);
+        // No leader speaks this transport (a drifted one is being repaired): a stale copy that does is caught up first, then serves.
+        const stale = candidates.length === 0 ? this.staleFor(state, flags, plan.candidates, accepts) : undefined;
+        if (stale) return this.routeFrom(repo, state, flags, { kind: 'catch-up', target: stale, source: plan.candidates[0]!, fallback: [] }, accepts);
+        return { repo, version: max, leaders, candidates, checksums: state.checksums };
+      }
       case 'catch-up': {
         const ok = accepts(this.backend(plan.target)) && (await this.catchUpWithin(repo, state, plan.source, plan.target, this.config.catchUp.readWaitMs));
         const candidates = this.directory.usable(ok ? [plan.target, ...plan.fallback] : plan.fallback, accepts);
@@ -172,6 +177,16 @@ export class Cluster {
         return { repo, version: max, leaders, candidates, checksums };
       }
     }
+  }
+
+  /** An enabled, healthy, non-drifted copy below the leaders that this transport can use, when a leader exists to copy from. */
+  private staleFor(state: RepoState, flags: RepoFlags, leaders: readonly string[], accepts: Accepts): string | undefined {
+    if (leaders.length === 0) return undefined;
+    const { max } = leadership(state.versions, flags.notLeaders);
+    return this.directory
+      .views()
+      .filter((b) => b.enabled && b.healthy && (state.versions.get(b.id) ?? 0) < max && !flags.notLeaders?.has(b.id) && accepts(this.backend(b.id)))
+      .map((b) => b.id)[0];
   }
 
   /** The error for a read or write none of whose leaders answered. */
