@@ -164,6 +164,10 @@ describe('the request log', () => {
         githa.logLines().find((l) => (l.msg === 'request' || l.msg === 'request failed') && l.method === 'POST' && l.service === 'git-upload-pack'),
       );
       expect(line.outcome).not.toBe('ok');
+      if (held) {
+        // Every leader failed alike: each was asked once, not once more after a reroute that moves no copy.
+        expect(await retriesCounted(githa)).toBe(c.backends.length);
+      }
     });
   }
 });

@@ -68,7 +68,8 @@ export class ReadRelay {
     // A second route only after an answer was dropped: the record moved, or a copy stopped leading.
     for (let round = 0; round < 2; round++) {
       if (round === 1) {
-        if (rejected.length === 0 || body.kind === 'stream') break;
+        // Every leader failed alike (a want no copy has): the check moved no copy, so a second round would only ask them all again.
+        if (rejected.length === 0 || failedOnly || body.kind === 'stream') break;
         route = await reroute();
       }
       for (const backend of route.candidates) {
