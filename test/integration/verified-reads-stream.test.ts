@@ -12,9 +12,11 @@
  * a repository goes to b2 first while it still leads.
  */
 import { rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EMPTY_CHECKSUM } from '../../src/cluster/checksum.js';
+import { encodePkts } from '../../src/protocol/pkt-line.js';
 import { useCluster, type DevBackend, type DevCluster } from '../support/cluster.js';
 import { checksumOf, diskRefs, gitDir, refOnDisk } from '../support/backend-refs.js';
 import { GitClient } from '../support/git.js';
@@ -130,5 +132,40 @@ describe.each(['ssh', 'git'] as const)('upload-pack over %s', (transport) => {
       else expect(live).toBe(checksumOf(await diskRefs(b2, repo)));
       expect(await redis.hkeys(key(repo, 'drift'))).toEqual(['b2']);
     });
+  });
+});
+
+describe('a git:// client that sends a v2 command without its end', () => {
+  it('is not held past read.maxReplayBodyBytes: its bytes go on to the backend, which answers them', async () => {
+    const c = cluster();
+    const repo = 'verified/unended-command';
+    await c.createRepository(repo);
+    const socket = connect(githa.gitPort!, '127.0.0.1');
+    socket.on('error', () => {});
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    let got = Buffer.alloc(0);
+    const advertised = new Promise<void>((resolve) =>
+      socket.on('data', (chunk: Buffer) => {
+        got = Buffer.concat([got, chunk]);
+        if (got.includes('0000')) resolve();
+      }),
+    );
+    socket.write(encodePkts([`git-upload-pack /${repo}.git\0host=127.0.0.1\0\0version=2\0`]));
+    await advertised;
+    expect(got.toString('latin1')).toContain('version 2');
+    // An unknown command and 2 MiB (twice the default read.maxReplayBodyBytes) of packets, never a flush:
+    // githa holds at most read.maxReplayBodyBytes of it, then passes it on, and upload-pack refuses the command and ends.
+    const filler = 'x'.repeat(65_000);
+    socket.write(encodePkts(['command=no-such-command\n', ...Array.from({ length: 32 }, () => filler)]));
+    let timer: NodeJS.Timeout | undefined;
+    const held = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('githa still holds the client\'s unended command')), 20_000);
+    });
+    try {
+      await Promise.race([closed, held]);
+    } finally {
+      clearTimeout(timer);
+      socket.destroy();
+    }
   });
 });

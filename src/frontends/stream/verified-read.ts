@@ -140,6 +140,8 @@ export async function serveUploadPack(deps: StreamDeps, req: StreamRequest, chan
 class VerifiedRead {
   private readonly queue: Backend[];
   private readonly cap: number;
+  /** The client's own bytes held at most (its first v2 command): a client must not make githa hold a listing's budget. */
+  private readonly requestCap: number;
   /** Bytes the client got before the relay started. */
   private written = 0;
 
@@ -152,6 +154,7 @@ class VerifiedRead {
   ) {
     this.queue = [...route.candidates];
     this.cap = deps.maxHeldListingBytes ?? DEFAULTS.read.maxHeldListingBytes;
+    this.requestCap = deps.maxHeldRequestBytes ?? DEFAULTS.read.maxReplayBodyBytes;
   }
 
   async serve(): Promise<Record<string, unknown>> {
@@ -183,7 +186,7 @@ class VerifiedRead {
    */
   private async serveV2(first: Attempt, caps: HeldMessage): Promise<Record<string, unknown>> {
     this.send(caps.bytes);
-    const request = await holdMessage(this.channel.input, this.cap, this.gone);
+    const request = await holdMessage(this.channel.input, this.requestCap, this.gone);
     if (request.kind === 'gone') {
       first.drop();
       return { outcome: 'client-gone' };
