@@ -8,8 +8,11 @@
  * `githa_read_retries_total` counts the retries. Repair is not awaited.
  */
 import { rm } from 'node:fs/promises';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createGzip } from 'node:zlib';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { checksumOf, diskRefs, gitDir } from '../support/backend-refs.js';
 import { useCluster, type DevBackend, type DevCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
@@ -170,4 +173,58 @@ describe('the request log', () => {
       }
     });
   }
+});
+
+/**
+ * A web server in front of a backend that compresses its answers whenever the
+ * request accepts gzip (nginx `gzip on; gzip_types *;`, Apache mod_deflate on
+ * every type): git's own client sends `Accept-Encoding` with every request.
+ */
+async function gzipFront(backendUrl: string, only = /./): Promise<string> {
+  const target = new URL(backendUrl);
+  const server = createServer((req, res) => {
+    const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      const gzip = answer.statusCode === 200 && only.test(req.url ?? '') && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+      const headers = { ...answer.headers };
+      if (gzip) {
+        delete headers['content-length'];
+        headers['content-encoding'] = 'gzip';
+      }
+      res.writeHead(answer.statusCode ?? 502, headers);
+      (gzip ? answer.pipe(createGzip()) : answer).pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}${target.pathname}`;
+}
+
+describe('a backend that compresses its answers', () => {
+  for (const version of [0, 2] as const) {
+    it(`is still checked (protocol v${version}): a rolled-back copy behind it is never served`, async () => {
+      const c = cluster();
+      const repo = `verified-http/gzip-front-v${version}`;
+      await c.createRepository(repo);
+      // Only its upload-pack answers are compressed here: what is shown is the read.
+      const githa = await startGitha(c, { config: { verify: { intervalMs: 0 } }, backends: { b2: { http: await gzipFront(c.backend('b2').httpUrl, /upload-pack/) } } });
+      const git = GitClient.forCluster(c, { protocolVersion: version });
+      const good = await seed(c, githa, git, repo);
+      await corrupt(c.backend('b2'), repo, 'rolled back');
+      // Reads go round the three leaders: b2 answers first at least once in three.
+      for (let i = 0; i < 6; i++) expect(await git.lsRemote(githa.url(repo))).toEqual({ HEAD: good['refs/heads/main'], ...good });
+      expect(Object.keys(await redis.hgetall(repoKey(repo, 'drift')))).toEqual(['b2']);
+    });
+  }
+
+  it('takes a push: its report is read, the push committed, not left interrupted', async () => {
+    const c = cluster();
+    const repo = 'verified-http/gzip-front-push';
+    await c.createRepository(repo);
+    const fronts = Object.fromEntries(await Promise.all(c.backends.map(async (b) => [b.id, { http: await gzipFront(b.httpUrl) }] as const)));
+    const githa = await startGitha(c, { config: { verify: { intervalMs: 0 } }, backends: fronts });
+    const good = await seed(c, githa, GitClient.forCluster(c), repo);
+    expect(Object.keys(good)).toEqual(['refs/heads/dev', 'refs/heads/main']);
+  });
 });
