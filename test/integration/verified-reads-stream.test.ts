@@ -169,3 +169,30 @@ describe('a git:// client that sends a v2 command without its end', () => {
     }
   });
 });
+
+describe.each(['ssh', 'git'] as const)('a v2 fetch of exact objects over %s (no ls-refs first: a partial clone\'s lazy fetch, `git fetch <sha>`)', (transport) => {
+  it('is answered by a leader that holds them, not by a re-initialised copy', async () => {
+    const c = cluster();
+    const repo = `verified/${transport}-fetch-by-oid`;
+    await c.createRepository(repo);
+    const git = GitClient.forCluster(c, { protocolVersion: 2, knownHostsPath: githa.knownHostsPath });
+    const work = await git.init();
+    await git.commit(work, { 'a.txt': 'first\n' }, 'first');
+    const second = await git.commit(work, { 'a.txt': 'second\n' }, 'second');
+    await git.push(work, githa.url(repo), ['main']);
+    await allCurrent(c, repo, second);
+    await breakCopy(c.backend('b2'), repo, 're-initialised', second);
+
+    const url = transport === 'ssh' ? githa.sshUrl(repo) : githa.gitUrl(repo);
+    // Reads go round the three leaders: b2 is asked first once in three.
+    for (let i = 0; i < 3; i++) {
+      const dir = await git.init(`by-oid-${i}`);
+      await git.fetch(dir, url, [second], ['--no-tags']);
+      expect(await git.revParse(dir, 'FETCH_HEAD'), `fetch ${i}`).toBe(second);
+    }
+    // An object no copy has: every leader answers alike, and the client gets that answer.
+    const bogus = await git.fetch(await git.init('bogus'), url, ['f'.repeat(40)], ['--no-tags'], { allowFailure: true });
+    expect(bogus.code).not.toBe(0);
+    expect(bogus.stderr).toMatch(/not our ref/);
+  });
+});

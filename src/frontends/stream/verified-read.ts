@@ -18,7 +18,6 @@
  * - After that, and for any other first command, bytes flow both ways
  *   unparsed: packs are never held.
  */
-import type { Readable } from 'node:stream';
 import type { BackendStream } from '../../backends/types.js';
 import type { Backend, ReadRoute } from '../../cluster/cluster.js';
 import { refsChecksum } from '../../cluster/checksum.js';
@@ -26,66 +25,13 @@ import type { LiveCopy } from '../../cluster/read-check.js';
 import { DEFAULTS } from '../../config/defaults.js';
 import { BackendUnavailableError, NoLeaderError } from '../../errors.js';
 import { parseV2Command } from '../../protocol/command-request.js';
-import { advertisedRefs, classifyFirstMessage, type HeldMessage, leadingErr, type ListedRef, lsRefsListing, MessageHold } from '../../protocol/held-listing.js';
+import { advertisedRefs, classifyFirstMessage, type HeldMessage, leadingErr, type ListedRef, lsRefsListing } from '../../protocol/held-listing.js';
 import { widenLsRefs } from '../../protocol/ls-refs-widen.js';
+import { holdFirstPacket, holdMessage } from './hold.js';
 import { open, refuse, relay, type ClientChannel, type StreamDeps, type StreamRequest } from './relay.js';
 
 /** stderr of a backend kept while its listing is held (passed on once it serves; its tail names a missing repository). */
 const MAX_HELD_STDERR = 8 * 1024;
-
-type Hold =
-  | { kind: 'message'; message: HeldMessage }
-  /** The source ended (or failed) before the message's flush. */
-  | { kind: 'ended'; bytes: Buffer }
-  | { kind: 'over-cap'; bytes: Buffer }
-  /** Not pkt-lines. */
-  | { kind: 'broken'; bytes: Buffer; detail: string }
-  /** The client went away meanwhile. */
-  | { kind: 'gone' };
-
-/**
- * Reads one pkt-line message (to its flush) from `source`, holding its bytes.
- * Bytes after the flush are put back; the source is left paused for whoever
- * reads it next (a pipe resumes it).
- */
-function holdMessage(source: Readable, maxBytes: number, gone: AbortSignal): Promise<Hold> {
-  return new Promise((resolve) => {
-    const hold = new MessageHold(maxBytes);
-    const done = (result: Hold): void => {
-      source.off('data', onData);
-      source.off('end', onEnd);
-      source.off('close', onEnd);
-      source.off('error', onEnd);
-      gone.removeEventListener('abort', onGone);
-      source.pause();
-      resolve(result);
-    };
-    const onData = (chunk: Buffer): void => {
-      let got: ReturnType<MessageHold['write']>;
-      try {
-        got = hold.write(chunk);
-      } catch (err) {
-        done({ kind: 'broken', bytes: hold.held(), detail: (err as Error).message });
-        return;
-      }
-      if (got === undefined) return;
-      if (got === 'over-cap') return done({ kind: 'over-cap', bytes: hold.held() });
-      // Paused first: unshifting into a flowing stream would hand the bytes straight back to onData.
-      done({ kind: 'message', message: got });
-      if (got.rest.length > 0) source.unshift(got.rest);
-    };
-    const onEnd = (): void => done({ kind: 'ended', bytes: hold.held() });
-    const onGone = (): void => done({ kind: 'gone' });
-    if (gone.aborted) return onGone();
-    if (source.readableEnded || source.destroyed) return onEnd();
-    source.on('data', onData);
-    source.once('end', onEnd);
-    source.once('close', onEnd);
-    source.once('error', onEnd);
-    gone.addEventListener('abort', onGone, { once: true });
-    source.resume();
-  });
-}
 
 /** One backend's running upload-pack, its stderr held until it serves. */
 class Attempt {
@@ -198,10 +144,7 @@ class VerifiedRead {
       return this.relayFrom(first, request.kind === 'ended' ? Promise.resolve() : undefined);
     }
     const widened = lsRefsRequest(request.message);
-    if (widened === undefined) {
-      first.stream.stdin.write(request.message.bytes);
-      return this.relayFrom(first);
-    }
+    if (widened === undefined) return this.serveCommand(first, caps.bytes, request.message);
     let attempt = first;
     for (;;) {
       attempt.stream.stdin.write(widened.request);
@@ -238,6 +181,44 @@ class VerifiedRead {
           new NoLeaderError(`${this.route.repo}: the copy on ${attempt.backend.id} does not match its record and no other leader can take over this session; try again`),
         );
       }
+      attempt = next;
+    }
+  }
+
+  /**
+   * A first v2 command other than ls-refs (a `fetch` of exact objects: a
+   * partial clone's lazy fetch, `git fetch <oid>`), as the HTTP path treats a
+   * fetch POST: the answer's first packet is looked at; an `ERR` (a copy
+   * without the objects, e.g. re-initialised) or no answer is a failed copy,
+   * and the held command is replayed on the next candidate with the same
+   * capabilities. When every one fails, the client gets the last answer as it is.
+   * (A lone flush ends the session: no answer is its answer.)
+   */
+  private async serveCommand(first: Attempt, caps: Buffer, command: HeldMessage): Promise<Record<string, unknown>> {
+    let attempt = first;
+    for (;;) {
+      attempt.stream.stdin.write(command.bytes);
+      const answer = await holdFirstPacket(attempt.stream.stdout, this.gone);
+      if (answer.kind === 'gone') {
+        attempt.drop();
+        return { outcome: 'client-gone' };
+      }
+      const err = leadingErr(answer.bytes);
+      if (err === undefined && (answer.bytes.length > 0 || command.pkts.length === 0)) {
+        this.send(answer.bytes);
+        return this.relayFrom(attempt);
+      }
+      await this.judge(attempt, { kind: 'failed', detail: err !== undefined ? `ERR ${err}` : attempt.detail('ended without an answer') });
+      const next = await this.nextWithCapabilities(caps);
+      if (next === 'gone') {
+        attempt.drop();
+        return { outcome: 'client-gone' };
+      }
+      if (next === undefined) {
+        this.send(answer.bytes);
+        return this.relayFrom(attempt);
+      }
+      attempt.drop();
       attempt = next;
     }
   }
