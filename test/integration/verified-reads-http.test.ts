@@ -228,3 +228,50 @@ describe('a backend that compresses its answers', () => {
     expect(Object.keys(good)).toEqual(['refs/heads/dev', 'refs/heads/main']);
   });
 });
+
+/**
+ * A backend that answers 404 to a user without access to a repository, as
+ * hosting products do for a private one (passthrough authentication: the
+ * backend decides), and serves everyone else.
+ */
+async function hidingFront(backendUrl: string, hiddenFrom: string): Promise<string> {
+  const target = new URL(backendUrl);
+  const server = createServer((req, res) => {
+    const user = Buffer.from(String(req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64').toString().split(':')[0];
+    if (user === hiddenFrom) {
+      req.resume();
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('Repository not found\n');
+      return;
+    }
+    const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}${target.pathname}`;
+}
+
+describe('passthrough authentication', () => {
+  it('a 404 a backend answers to the client\'s own credentials (no access) marks no copy: the repository stays readable', async () => {
+    const c = cluster();
+    const repo = 'verified-http/hidden-from-mallory';
+    await c.createRepository(repo);
+    const fronts = Object.fromEntries(await Promise.all(c.backends.map(async (b) => [b.id, { http: await hidingFront(b.httpUrl, 'mallory') }] as const)));
+    const githa = await startGitha(c, { config: { verify: { intervalMs: 0 } }, backends: fronts });
+    const git = GitClient.forCluster(c);
+    const good = await seed(c, githa, git, repo);
+    const mallory = `Basic ${Buffer.from('mallory:guess').toString('base64')}`;
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${githa.url(repo)}/info/refs?service=git-upload-pack`, { headers: { authorization: mallory } });
+      await res.arrayBuffer();
+      expect(res.status, `mallory's read ${i}`).toBe(404);
+    }
+    expect(await redis.hkeys(repoKey(repo, 'drift'))).toEqual([]);
+    expect(await git.lsRemote(githa.url(repo))).toEqual({ HEAD: good['refs/heads/main'], ...good });
+  });
+});

@@ -177,6 +177,9 @@ export class ReadRelay {
     if (status === 404) {
       const error = new RepositoryNotFoundError(`repository ${r.git.repo} not found on ${id}`);
       if (!replayable && fwd.bodyStarted()) throw error;
+      // Passthrough: the backend judged the client's own credentials, and a 404 may be its "no access" (hosting
+      // products hide a private repository so): it says nothing of the copy, or any client could mark every copy missing.
+      if (auth.mode !== 'githa' && (r.req.headers.authorization !== undefined || r.req.headers.cookie !== undefined)) return { kind: 'next', error };
       return this.dropped(r, route, id, { kind: 'missing', detail: 'HTTP 404' }, error);
     }
     const error = new BackendProtocolError(`backend ${id} answered HTTP ${status}`);
