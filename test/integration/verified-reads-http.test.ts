@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { createGzip } from 'node:zlib';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { githaCli } from '../cli/run.js';
 import { checksumOf, diskRefs, gitDir } from '../support/backend-refs.js';
 import { useCluster, type DevBackend, type DevCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
@@ -273,5 +274,31 @@ describe('passthrough authentication', () => {
     }
     expect(await redis.hkeys(repoKey(repo, 'drift'))).toEqual([]);
     expect(await git.lsRemote(githa.url(repo))).toEqual({ HEAD: good['refs/heads/main'], ...good });
+  });
+});
+
+describe('every copy changed alike (the record is what is stale: Redis restored or failed over, one change made on every host)', () => {
+  it('reads fail closed, and the answer names the command that rebuilds the record from the copies, not a lossy demote', async () => {
+    const c = cluster();
+    const repo = 'verified-http/all-alike';
+    await c.createRepository(repo);
+    const githa = await startGitha(c, { config: { verify: { intervalMs: 0 } } });
+    const git = GitClient.forCluster(c);
+    await seed(c, githa, git, repo);
+    for (const b of c.backends) await gitDir(b, repo, ['update-ref', 'refs/heads/extra', 'refs/heads/main']);
+    const messages: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const read = await git.run(['ls-remote', githa.url(repo)], { allowFailure: true });
+      expect(read.code, `read ${i}`).not.toBe(0);
+      messages.push(read.stderr);
+    }
+    // The first read finds the copies out one by one; the next one meets a repository whose every leader is drifted.
+    expect(messages[1]).toContain(`githa recover ${repo}.git`);
+    expect(messages[1]).not.toContain('--demote');
+    // The command named does what it says: the record is rebuilt from the copies, and reads are served again.
+    const recovered = await githaCli(githa.configPath, ['recover', `${repo}.git`]);
+    expect(recovered.code, recovered.stderr).toBe(0);
+    const refs = await git.lsRemote(githa.url(repo));
+    expect(refs['refs/heads/extra']).toBe(refs['refs/heads/main']);
   });
 });
