@@ -12,9 +12,9 @@
  * a repository goes to b2 first while it still leads.
  */
 import { rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { EMPTY_CHECKSUM } from '../../src/cluster/checksum.js';
 import { encodePkts } from '../../src/protocol/pkt-line.js';
 import { useCluster, type DevBackend, type DevCluster } from '../support/cluster.js';
@@ -194,5 +194,48 @@ describe.each(['ssh', 'git'] as const)('a v2 fetch of exact objects over %s (no 
     const bogus = await git.fetch(await git.init('bogus'), url, ['f'.repeat(40)], ['--no-tags'], { allowFailure: true });
     expect(bogus.code).not.toBe(0);
     expect(bogus.stderr).toMatch(/not our ref/);
+  });
+});
+
+/**
+ * A git daemon in front of b2's that drops every connection for `repo`
+ * without a byte, as git daemon does past its --max-connections ("Too many
+ * children, dropping connection"), and relays every other one.
+ */
+async function droppingDaemon(realGitUrl: string, repo: string): Promise<string> {
+  const real = new URL(realGitUrl);
+  const server = createServer((client) => {
+    client.on('error', () => {});
+    client.once('data', (first: Buffer) => {
+      if (first.toString('latin1').includes(repo)) {
+        client.destroy();
+        return;
+      }
+      const up = connect(Number(real.port), real.hostname, () => {
+        up.write(first);
+        client.pipe(up).pipe(client);
+      });
+      up.on('error', () => client.destroy());
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `git://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe('a git daemon that drops a connection without a byte (past its --max-connections)', () => {
+  it('is not taken for a missing copy: the read goes to another leader, and no copy is marked drifted', async () => {
+    const c = cluster();
+    const repo = 'verified/dropped-connections';
+    await c.createRepository(repo);
+    const own = await startGitha(c, { git: true, config: { verify: { intervalMs: 0 } }, backends: { b2: { git: await droppingDaemon(c.backend('b2').gitUrl, repo) } } });
+    const git = GitClient.forCluster(c, { protocolVersion: 0 });
+    const work = await git.init();
+    const sha = await git.commit(work, { 'a.txt': 'one\n' }, 'one');
+    await git.push(work, own.url(repo), ['main']);
+    await allCurrent(c, repo, sha);
+    // Reads go round the three leaders: b2 is asked first once in three.
+    for (let i = 0; i < 3; i++) expect(await git.lsRemote(own.gitUrl(repo)), `read ${i}`).toEqual({ HEAD: sha, 'refs/heads/main': sha });
+    expect(await redis.hkeys(key(repo, 'drift'))).toEqual([]);
   });
 });

@@ -54,6 +54,11 @@ class Attempt {
     return last || fallback;
   }
 
+  /** Whether its stderr says the repository is not there (SSH: "fatal: '…' does not appear to be a git repository"). */
+  saysMissing(): boolean {
+    return /does not appear to be a git repository|not a git repository|no such repositor|not exported|not found|does not exist/i.test(this.stderr);
+  }
+
   /** Drops it: its output and stderr never reach the client. */
   drop(): void {
     this.stream.stderr?.off('data', this.onStderr);
@@ -268,12 +273,13 @@ class VerifiedRead {
         if (first.kind !== 'refused') return { kind: first.kind, attempt, first: held.message };
         await this.judge(attempt, { kind: 'missing', detail: first.message });
       } else if (held.kind === 'ended') {
-        // Nothing, or an ERR packet and the end: SSH's "does not appear to be a git repository", git daemon's "not exported".
+        // An ERR packet and the end (git daemon's "not exported"), or nothing with SSH's "does not appear to be a git repository":
+        // a missing copy. Nothing said (git daemon past its --max-connections drops a connection so) is a failed answer only.
         const err = leadingErr(held.bytes);
         const live: LiveCopy =
-          held.bytes.length === 0 || err !== undefined
+          err !== undefined || (held.bytes.length === 0 && attempt.saysMissing())
             ? { kind: 'missing', detail: err ?? attempt.detail('ended without an advertisement') }
-            : { kind: 'failed', detail: attempt.detail('ended in the middle of its advertisement') };
+            : { kind: 'failed', detail: attempt.detail(held.bytes.length === 0 ? 'ended without an advertisement' : 'ended in the middle of its advertisement') };
         await this.judge(attempt, live);
       } else {
         await this.judge(attempt, { kind: 'failed', detail: `advertisement: ${held.detail}` });
