@@ -13,8 +13,8 @@
  *   comes. The client's first command, if it is `ls-refs`, is sent widened
  *   (src/protocol/ls-refs-widen.ts) and its whole answer checked; only the
  *   lines the client's prefixes select are passed on. Should another backend
- *   take over, it must advertise byte-identical capabilities (the client has
- *   already read and relies on them); otherwise the request is refused.
+ *   take over, it must advertise the same capabilities but for `agent=` (the
+ *   client has already read and relies on them); otherwise the request is refused.
  * - After that, and for any other first command, bytes flow both ways
  *   unparsed: packs are never held.
  */
@@ -25,7 +25,8 @@ import type { LiveCopy } from '../../cluster/read-check.js';
 import { DEFAULTS } from '../../config/defaults.js';
 import { BackendUnavailableError, NoLeaderError } from '../../errors.js';
 import { parseV2Command } from '../../protocol/command-request.js';
-import { advertisedRefs, classifyFirstMessage, type HeldMessage, leadingErr, type ListedRef, lsRefsListing } from '../../protocol/held-listing.js';
+import { advertisedRefs, classifyFirstMessage, type HeldMessage, leadingErr, type ListedRef, lsRefsListing, sameCapabilities } from '../../protocol/held-listing.js';
+import type { Pkt } from '../../protocol/pkt-line.js';
 import { widenLsRefs } from '../../protocol/ls-refs-widen.js';
 import { holdFirstPacket, holdMessage } from './hold.js';
 import { open, refuse, relay, type ClientChannel, type StreamDeps, type StreamRequest } from './relay.js';
@@ -149,7 +150,7 @@ class VerifiedRead {
       return this.relayFrom(first, request.kind === 'ended' ? Promise.resolve() : undefined);
     }
     const widened = lsRefsRequest(request.message);
-    if (widened === undefined) return this.serveCommand(first, caps.bytes, request.message);
+    if (widened === undefined) return this.serveCommand(first, caps.pkts, request.message);
     let attempt = first;
     for (;;) {
       attempt.stream.stdin.write(widened.request);
@@ -177,7 +178,7 @@ class VerifiedRead {
         return this.relayFrom(attempt);
       }
       attempt.drop();
-      const next = await this.nextWithCapabilities(caps.bytes);
+      const next = await this.nextWithCapabilities(caps.pkts);
       if (next === 'gone') return { outcome: 'client-gone' };
       if (next === undefined) {
         return refuse(
@@ -199,7 +200,7 @@ class VerifiedRead {
    * capabilities. When every one fails, the client gets the last answer as it is.
    * (A lone flush ends the session: no answer is its answer.)
    */
-  private async serveCommand(first: Attempt, caps: Buffer, command: HeldMessage): Promise<Record<string, unknown>> {
+  private async serveCommand(first: Attempt, caps: readonly Pkt[], command: HeldMessage): Promise<Record<string, unknown>> {
     let attempt = first;
     for (;;) {
       attempt.stream.stdin.write(command.bytes);
@@ -228,8 +229,8 @@ class VerifiedRead {
     }
   }
 
-  /** The next candidate whose capability advertisement is byte-identical to what the client already has. */
-  private async nextWithCapabilities(caps: Buffer): Promise<Attempt | 'gone' | undefined> {
+  /** The next candidate whose capability advertisement offers what the client already has (sameCapabilities). */
+  private async nextWithCapabilities(caps: readonly Pkt[]): Promise<Attempt | 'gone' | undefined> {
     for (;;) {
       let opened: Opened | 'gone' | undefined;
       try {
@@ -238,7 +239,7 @@ class VerifiedRead {
         continue;
       }
       if (opened === undefined || opened === 'gone') return opened;
-      if (opened.kind === 'v2' && opened.first.bytes.equals(caps)) return opened.attempt;
+      if (opened.kind === 'v2' && sameCapabilities(opened.first.pkts, caps)) return opened.attempt;
       this.deps.log.warn({ repo: this.route.repo, backend: opened.attempt.backend.id }, 'read not moved to a backend whose v2 capabilities differ from those the client has');
       opened.attempt.drop();
     }
