@@ -56,10 +56,10 @@ export class HttpBackendClient implements BackendClient {
   }
 
   async listRefs(repo: string, signal?: AbortSignal, lent?: LentCredentials): Promise<RefTip[] | null> {
-    const found = await backendFault(this.id, () => this.refs(repo, { agent: AGENT }, signal, lent));
+    const found = await backendFault(this.id, () => this.refs(repo, { agent: AGENT, symrefs: true }, signal, lent));
     if (found === null) return null;
     if ('v0' in found) return found.v0.advertisement.refs.map((r) => ({ name: r.name, oid: r.oid }));
-    return found.v2.map((e) => ({ name: e.name, oid: e.oid }));
+    return found.v2.map((e) => ({ name: e.name, oid: e.oid, ...(e.symrefTarget !== undefined && e.name !== 'HEAD' ? { symrefTarget: e.symrefTarget } : {}) }));
   }
 
   /** HEAD's symbolic target (ls-refs with `symrefs`; `githa verify`): null when the repository does not exist, undefined when HEAD is detached or unborn. */

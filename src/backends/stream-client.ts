@@ -81,9 +81,9 @@ export abstract class StreamGitClient implements StreamBackendClient {
       if (isV2(first)) {
         const caps = s.parse(() => parseCapabilityAdvertisement(first));
         if (!caps.capabilities.has('ls-refs')) throw s.protocolError('its upload-pack offers no ls-refs');
-        await s.write(encodeLsRefsRequest({ agent: AGENT, ...objectFormat(caps) }));
+        await s.write(encodeLsRefsRequest({ agent: AGENT, symrefs: true, ...objectFormat(caps) }));
         const answer = await s.readMessage('the ls-refs answer');
-        refs = s.parse(() => parseLsRefsResponse(answer)).map((e) => ({ name: e.name, oid: e.oid }));
+        refs = s.parse(() => parseLsRefsResponse(answer)).map((e) => ({ name: e.name, oid: e.oid, ...(e.symrefTarget !== undefined && e.name !== 'HEAD' ? { symrefTarget: e.symrefTarget } : {}) }));
         await s.write(FLUSH_PKT); // the empty request: end of the v2 session
       } else {
         // v0/v1: the advertisement is the answer; a flush ("no wants") ends upload-pack.

@@ -5,6 +5,12 @@ import type { ReportStatus } from '../protocol/report-status.js';
 export interface RefTip {
   readonly name: string;
   readonly oid: string;
+  /**
+   * Where the backend told it (v2 ls-refs `symrefs`; not kept for HEAD): the
+   * ref this one is a symbolic ref to; its `oid` is that ref's. The write check undoes a push
+   * through it (src/cluster/write-check.ts).
+   */
+  readonly symrefTarget?: string | undefined;
 }
 
 /**

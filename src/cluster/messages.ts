@@ -36,6 +36,15 @@ export function interruptedWrite(repo: string, marker: WritingMarker): string {
 /** No leader can serve: name them, and how an operator accepts their loss (docs/operations.md "No reachable leader"). */
 export function leadersLost(repo: string, leaders: readonly string[]): string {
   if (leaders.length === 0) return `no backend holds a recorded version of ${repo}; an operator can rebuild the record with: githa recover ${repo}`;
+  // Every leader was found holding other refs than its record (docs/architecture.md "Verified copies"): they are reachable,
+  // and when they agree the record is what is stale (Redis restored or failed over, one change made on every host).
+  if (leaders.every((l) => l.endsWith(' (drifted)'))) {
+    return (
+      `every leader of ${repo} holds other refs than its record (${leaders.join(', ')}), and none is served; ` +
+      `if the copies are right (the record is stale: Redis restored or failed over, the same change made on every host), ` +
+      `an operator rebuilds the record from them with: githa recover ${repo}`
+    );
+  }
   const first = leaders[0]!.split(' ')[0];
   return (
     `no leader of ${repo} is reachable (leaders: ${leaders.join(', ')}); reads and writes wait until one returns, ` +

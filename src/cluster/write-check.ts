@@ -17,15 +17,26 @@ import { refsChecksum } from './checksum.js';
  * is at its new id, or gone for a delete) is undone — the ref goes back to its
  * old id, or is removed when the old id is the zero id. A command that did not
  * land is left as it is; a ref that moved elsewhere stays and shows in the checksum.
+ * A symbolic ref besides HEAD (`refs/heads/master` -> `refs/heads/main`, where
+ * the backend named its target) is listed with its target's id: it follows
+ * its target back, and is not listed when the target was not there.
  */
 export function undoCommands(refs: readonly RefTip[], commands: readonly RefCommand[]): RefTip[] {
   const byName = new Map(refs.filter((r) => r.name !== 'HEAD').map((r) => [r.name, r.oid]));
+  const undone = new Set<string>();
   for (const c of commands) {
     const now = byName.get(c.ref);
     const landed = isZeroOid(c.newOid) ? now === undefined : now === c.newOid;
     if (!landed) continue;
+    undone.add(c.ref);
     if (isZeroOid(c.oldOid)) byName.delete(c.ref);
     else byName.set(c.ref, c.oldOid);
+  }
+  for (const r of refs) {
+    if (r.name === 'HEAD' || r.symrefTarget === undefined || !undone.has(r.symrefTarget) || undone.has(r.name)) continue;
+    const target = byName.get(r.symrefTarget);
+    if (target === undefined) byName.delete(r.name);
+    else byName.set(r.name, target);
   }
   return [...byName].map(([name, oid]) => ({ name, oid }));
 }

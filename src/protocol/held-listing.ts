@@ -76,6 +76,20 @@ export function classifyFirstMessage(pkts: readonly Pkt[]): FirstMessage {
   return pktText(first.payload) === 'version 2' ? { kind: 'v2' } : { kind: 'v0' };
 }
 
+/**
+ * Whether two v2 capability advertisements (their packets, flush excluded)
+ * offer the same: equal packet for packet, but for `agent=` (gitprotocol-v2
+ * "agent": informational only, and what two hosts running different git
+ * releases differ in first). A client that read one may go on with the other.
+ */
+export function sameCapabilities(a: readonly Pkt[], b: readonly Pkt[]): boolean {
+  const offered = (pkts: readonly Pkt[]): string[] =>
+    pkts.map((p) => (p.type === 'data' ? `data ${p.payload.toString('latin1')}` : p.type)).filter((line) => !/^data agent=/.test(line));
+  const x = offered(a);
+  const y = offered(b);
+  return x.length === y.length && x.every((line, i) => line === y[i]);
+}
+
 /** The message of an `ERR` packet that starts `bytes` (a server that refused and closed before any flush), if any. */
 export function leadingErr(bytes: Buffer): string | undefined {
   const decoder = new PktLineDecoder();

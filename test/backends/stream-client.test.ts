@@ -286,6 +286,7 @@ describe('StreamGitClient on fake streams', () => {
     expect(await client.listRefs('x.git')).toEqual([{ name: 'refs/heads/main', oid: 'a'.repeat(40) }]);
     const sent = Buffer.concat(fake!.written).toString('latin1');
     expect(sent.startsWith('0014command=ls-refs\n')).toBe(true);
-    expect(sent.endsWith('00010000' + '0000')).toBe(true);
+    // Its one argument, symrefs (the write check follows symbolic refs: src/cluster/write-check.ts), then the session end.
+    expect(sent.endsWith('0001000csymrefs\n0000' + '0000')).toBe(true);
   });
 });

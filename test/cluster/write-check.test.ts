@@ -166,3 +166,34 @@ describe('a write\'s commands in its marker', () => {
     expect((await m.store.read(R)).writing?.commands).toEqual([topic]);
   });
 });
+
+describe('undoCommands with a symbolic ref besides HEAD', () => {
+  const main = { oldOid: A, newOid: B, ref: 'refs/heads/main' };
+  it('moves an alias of a pushed branch back with it', () => {
+    const live = [
+      { name: 'refs/heads/main', oid: B },
+      { name: 'refs/heads/master', oid: B, symrefTarget: 'refs/heads/main' },
+      { name: 'refs/heads/dev', oid: C },
+    ];
+    expect(checksumBefore(live, [main])).toBe(refsChecksum([{ name: 'refs/heads/main', oid: A }, { name: 'refs/heads/master', oid: A }, { name: 'refs/heads/dev', oid: C }]));
+  });
+  it('drops an alias whose target the push created (a dangling symbolic ref is not listed)', () => {
+    const live = [
+      { name: 'refs/heads/main', oid: B },
+      { name: 'refs/heads/master', oid: B, symrefTarget: 'refs/heads/main' },
+    ];
+    expect(undoCommands(live, [{ oldOid: ZERO_OID, newOid: B, ref: 'refs/heads/main' }])).toEqual([]);
+  });
+  it('leaves an alias of a branch the push did not touch, and a real ref that happens to be at the pushed id', () => {
+    const live = [
+      { name: 'refs/heads/main', oid: B },
+      { name: 'refs/heads/dev', oid: B },
+      { name: 'refs/heads/stable', oid: D, symrefTarget: 'refs/heads/release' },
+    ];
+    expect(undoCommands(live, [main])).toEqual([
+      { name: 'refs/heads/main', oid: A },
+      { name: 'refs/heads/dev', oid: B },
+      { name: 'refs/heads/stable', oid: D },
+    ]);
+  });
+});

@@ -8,8 +8,12 @@
  * `githa_read_retries_total` counts the retries. Repair is not awaited.
  */
 import { rm } from 'node:fs/promises';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createGzip } from 'node:zlib';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { githaCli } from '../cli/run.js';
 import { checksumOf, diskRefs, gitDir } from '../support/backend-refs.js';
 import { useCluster, type DevBackend, type DevCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
@@ -164,6 +168,137 @@ describe('the request log', () => {
         githa.logLines().find((l) => (l.msg === 'request' || l.msg === 'request failed') && l.method === 'POST' && l.service === 'git-upload-pack'),
       );
       expect(line.outcome).not.toBe('ok');
+      if (held) {
+        // Every leader failed alike: each was asked once, not once more after a reroute that moves no copy.
+        expect(await retriesCounted(githa)).toBe(c.backends.length);
+      }
     });
   }
+});
+
+/**
+ * A web server in front of a backend that compresses its answers whenever the
+ * request accepts gzip (nginx `gzip on; gzip_types *;`, Apache mod_deflate on
+ * every type): git's own client sends `Accept-Encoding` with every request.
+ */
+async function gzipFront(backendUrl: string, only = /./): Promise<string> {
+  const target = new URL(backendUrl);
+  const server = createServer((req, res) => {
+    const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      const gzip = answer.statusCode === 200 && only.test(req.url ?? '') && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+      const headers = { ...answer.headers };
+      if (gzip) {
+        delete headers['content-length'];
+        headers['content-encoding'] = 'gzip';
+      }
+      res.writeHead(answer.statusCode ?? 502, headers);
+      (gzip ? answer.pipe(createGzip()) : answer).pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}${target.pathname}`;
+}
+
+describe('a backend that compresses its answers', () => {
+  for (const version of [0, 2] as const) {
+    it(`is still checked (protocol v${version}): a rolled-back copy behind it is never served`, async () => {
+      const c = cluster();
+      const repo = `verified-http/gzip-front-v${version}`;
+      await c.createRepository(repo);
+      // Only its upload-pack answers are compressed here: what is shown is the read.
+      const githa = await startGitha(c, { config: { verify: { intervalMs: 0 } }, backends: { b2: { http: await gzipFront(c.backend('b2').httpUrl, /upload-pack/) } } });
+      const git = GitClient.forCluster(c, { protocolVersion: version });
+      const good = await seed(c, githa, git, repo);
+      await corrupt(c.backend('b2'), repo, 'rolled back');
+      // Reads go round the three leaders: b2 answers first at least once in three.
+      for (let i = 0; i < 6; i++) expect(await git.lsRemote(githa.url(repo))).toEqual({ HEAD: good['refs/heads/main'], ...good });
+      expect(Object.keys(await redis.hgetall(repoKey(repo, 'drift')))).toEqual(['b2']);
+    });
+  }
+
+  it('takes a push: its report is read, the push committed, not left interrupted', async () => {
+    const c = cluster();
+    const repo = 'verified-http/gzip-front-push';
+    await c.createRepository(repo);
+    const fronts = Object.fromEntries(await Promise.all(c.backends.map(async (b) => [b.id, { http: await gzipFront(b.httpUrl) }] as const)));
+    const githa = await startGitha(c, { config: { verify: { intervalMs: 0 } }, backends: fronts });
+    const good = await seed(c, githa, GitClient.forCluster(c), repo);
+    expect(Object.keys(good)).toEqual(['refs/heads/dev', 'refs/heads/main']);
+  });
+});
+
+/**
+ * A backend that answers 404 to a user without access to a repository, as
+ * hosting products do for a private one (passthrough authentication: the
+ * backend decides), and serves everyone else.
+ */
+async function hidingFront(backendUrl: string, hiddenFrom: string): Promise<string> {
+  const target = new URL(backendUrl);
+  const server = createServer((req, res) => {
+    const user = Buffer.from(String(req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64').toString().split(':')[0];
+    if (user === hiddenFrom) {
+      req.resume();
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('Repository not found\n');
+      return;
+    }
+    const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}${target.pathname}`;
+}
+
+describe('passthrough authentication', () => {
+  it('a 404 a backend answers to the client\'s own credentials (no access) marks no copy: the repository stays readable', async () => {
+    const c = cluster();
+    const repo = 'verified-http/hidden-from-mallory';
+    await c.createRepository(repo);
+    const fronts = Object.fromEntries(await Promise.all(c.backends.map(async (b) => [b.id, { http: await hidingFront(b.httpUrl, 'mallory') }] as const)));
+    const githa = await startGitha(c, { config: { verify: { intervalMs: 0 } }, backends: fronts });
+    const git = GitClient.forCluster(c);
+    const good = await seed(c, githa, git, repo);
+    const mallory = `Basic ${Buffer.from('mallory:guess').toString('base64')}`;
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${githa.url(repo)}/info/refs?service=git-upload-pack`, { headers: { authorization: mallory } });
+      await res.arrayBuffer();
+      expect(res.status, `mallory's read ${i}`).toBe(404);
+    }
+    expect(await redis.hkeys(repoKey(repo, 'drift'))).toEqual([]);
+    expect(await git.lsRemote(githa.url(repo))).toEqual({ HEAD: good['refs/heads/main'], ...good });
+  });
+});
+
+describe('every copy changed alike (the record is what is stale: Redis restored or failed over, one change made on every host)', () => {
+  it('reads fail closed, and the answer names the command that rebuilds the record from the copies, not a lossy demote', async () => {
+    const c = cluster();
+    const repo = 'verified-http/all-alike';
+    await c.createRepository(repo);
+    const githa = await startGitha(c, { config: { verify: { intervalMs: 0 } } });
+    const git = GitClient.forCluster(c);
+    await seed(c, githa, git, repo);
+    for (const b of c.backends) await gitDir(b, repo, ['update-ref', 'refs/heads/extra', 'refs/heads/main']);
+    const messages: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const read = await git.run(['ls-remote', githa.url(repo)], { allowFailure: true });
+      expect(read.code, `read ${i}`).not.toBe(0);
+      messages.push(read.stderr);
+    }
+    // The first read finds the copies out one by one; the next one meets a repository whose every leader is drifted.
+    expect(messages[1]).toContain(`githa recover ${repo}.git`);
+    expect(messages[1]).not.toContain('--demote');
+    // The command named does what it says: the record is rebuilt from the copies, and reads are served again.
+    const recovered = await githaCli(githa.configPath, ['recover', `${repo}.git`]);
+    expect(recovered.code, recovered.stderr).toBe(0);
+    const refs = await git.lsRemote(githa.url(repo));
+    expect(refs['refs/heads/extra']).toBe(refs['refs/heads/main']);
+  });
 });

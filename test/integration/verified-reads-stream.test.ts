@@ -12,9 +12,11 @@
  * a repository goes to b2 first while it still leads.
  */
 import { rmSync } from 'node:fs';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { EMPTY_CHECKSUM } from '../../src/cluster/checksum.js';
+import { encodePkts } from '../../src/protocol/pkt-line.js';
 import { useCluster, type DevBackend, type DevCluster } from '../support/cluster.js';
 import { checksumOf, diskRefs, gitDir, refOnDisk } from '../support/backend-refs.js';
 import { GitClient } from '../support/git.js';
@@ -130,5 +132,110 @@ describe.each(['ssh', 'git'] as const)('upload-pack over %s', (transport) => {
       else expect(live).toBe(checksumOf(await diskRefs(b2, repo)));
       expect(await redis.hkeys(key(repo, 'drift'))).toEqual(['b2']);
     });
+  });
+});
+
+describe('a git:// client that sends a v2 command without its end', () => {
+  it('is not held past read.maxReplayBodyBytes: its bytes go on to the backend, which answers them', async () => {
+    const c = cluster();
+    const repo = 'verified/unended-command';
+    await c.createRepository(repo);
+    const socket = connect(githa.gitPort!, '127.0.0.1');
+    socket.on('error', () => {});
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    let got = Buffer.alloc(0);
+    const advertised = new Promise<void>((resolve) =>
+      socket.on('data', (chunk: Buffer) => {
+        got = Buffer.concat([got, chunk]);
+        if (got.includes('0000')) resolve();
+      }),
+    );
+    socket.write(encodePkts([`git-upload-pack /${repo}.git\0host=127.0.0.1\0\0version=2\0`]));
+    await advertised;
+    expect(got.toString('latin1')).toContain('version 2');
+    // An unknown command and 2 MiB (twice the default read.maxReplayBodyBytes) of packets, never a flush:
+    // githa holds at most read.maxReplayBodyBytes of it, then passes it on, and upload-pack refuses the command and ends.
+    const filler = 'x'.repeat(65_000);
+    socket.write(encodePkts(['command=no-such-command\n', ...Array.from({ length: 32 }, () => filler)]));
+    let timer: NodeJS.Timeout | undefined;
+    const held = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('githa still holds the client\'s unended command')), 20_000);
+    });
+    try {
+      await Promise.race([closed, held]);
+    } finally {
+      clearTimeout(timer);
+      socket.destroy();
+    }
+  });
+});
+
+describe.each(['ssh', 'git'] as const)('a v2 fetch of exact objects over %s (no ls-refs first: a partial clone\'s lazy fetch, `git fetch <sha>`)', (transport) => {
+  it('is answered by a leader that holds them, not by a re-initialised copy', async () => {
+    const c = cluster();
+    const repo = `verified/${transport}-fetch-by-oid`;
+    await c.createRepository(repo);
+    const git = GitClient.forCluster(c, { protocolVersion: 2, knownHostsPath: githa.knownHostsPath });
+    const work = await git.init();
+    await git.commit(work, { 'a.txt': 'first\n' }, 'first');
+    const second = await git.commit(work, { 'a.txt': 'second\n' }, 'second');
+    await git.push(work, githa.url(repo), ['main']);
+    await allCurrent(c, repo, second);
+    await breakCopy(c.backend('b2'), repo, 're-initialised', second);
+
+    const url = transport === 'ssh' ? githa.sshUrl(repo) : githa.gitUrl(repo);
+    // Reads go round the three leaders: b2 is asked first once in three.
+    for (let i = 0; i < 3; i++) {
+      const dir = await git.init(`by-oid-${i}`);
+      await git.fetch(dir, url, [second], ['--no-tags']);
+      expect(await git.revParse(dir, 'FETCH_HEAD'), `fetch ${i}`).toBe(second);
+    }
+    // An object no copy has: every leader answers alike, and the client gets that answer.
+    const bogus = await git.fetch(await git.init('bogus'), url, ['f'.repeat(40)], ['--no-tags'], { allowFailure: true });
+    expect(bogus.code).not.toBe(0);
+    expect(bogus.stderr).toMatch(/not our ref/);
+  });
+});
+
+/**
+ * A git daemon in front of b2's that drops every connection for `repo`
+ * without a byte, as git daemon does past its --max-connections ("Too many
+ * children, dropping connection"), and relays every other one.
+ */
+async function droppingDaemon(realGitUrl: string, repo: string): Promise<string> {
+  const real = new URL(realGitUrl);
+  const server = createServer((client) => {
+    client.on('error', () => {});
+    client.once('data', (first: Buffer) => {
+      if (first.toString('latin1').includes(repo)) {
+        client.destroy();
+        return;
+      }
+      const up = connect(Number(real.port), real.hostname, () => {
+        up.write(first);
+        client.pipe(up).pipe(client);
+      });
+      up.on('error', () => client.destroy());
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return `git://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe('a git daemon that drops a connection without a byte (past its --max-connections)', () => {
+  it('is not taken for a missing copy: the read goes to another leader, and no copy is marked drifted', async () => {
+    const c = cluster();
+    const repo = 'verified/dropped-connections';
+    await c.createRepository(repo);
+    const own = await startGitha(c, { git: true, config: { verify: { intervalMs: 0 } }, backends: { b2: { git: await droppingDaemon(c.backend('b2').gitUrl, repo) } } });
+    const git = GitClient.forCluster(c, { protocolVersion: 0 });
+    const work = await git.init();
+    const sha = await git.commit(work, { 'a.txt': 'one\n' }, 'one');
+    await git.push(work, own.url(repo), ['main']);
+    await allCurrent(c, repo, sha);
+    // Reads go round the three leaders: b2 is asked first once in three.
+    for (let i = 0; i < 3; i++) expect(await git.lsRemote(own.gitUrl(repo)), `read ${i}`).toEqual({ HEAD: sha, 'refs/heads/main': sha });
+    expect(await redis.hkeys(key(repo, 'drift'))).toEqual([]);
   });
 });

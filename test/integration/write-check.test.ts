@@ -131,3 +131,24 @@ describe('a backend that returns', () => {
     await current(repo, missed, ['b3']);
   });
 });
+
+describe('a repository with a symbolic ref besides HEAD (refs/heads/master -> refs/heads/main, a renamed default branch)', () => {
+  it('takes pushes to the branch the symbolic ref points at', async () => {
+    const c = cluster();
+    const repo = 'wcheck/symref-alias.git';
+    await c.createRepository(repo);
+    // Every copy has the alias alike from the start (it lists nothing while main does not exist).
+    for (const b of c.backends) await gitDir(b, repo, ['symbolic-ref', 'refs/heads/master', 'refs/heads/main']);
+    const githa = await startGitha(c, { config: { verify: { intervalMs: 0 } } });
+    const git = GitClient.forCluster(c);
+    const work = await git.init('work');
+    for (const file of ['first', 'second']) {
+      const sha = await git.commit(work, { [`${file}.txt`]: `${file}\n` }, file);
+      const pushed = await git.push(work, githa.url(repo), ['main'], [], { allowFailure: true });
+      expect(pushed.stderr, `push of ${file}`).toBe('');
+      expect(pushed.code, `push of ${file}`).toBe(0);
+      await current(repo, sha);
+      expect(await redis.hkeys(key(repo, 'drift'))).toEqual([]);
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { advertisedRefs, classifyFirstMessage, leadingErr, lsRefsListing, MessageHold } from '../../src/protocol/held-listing.js';
+import { advertisedRefs, classifyFirstMessage, leadingErr, lsRefsListing, MessageHold, sameCapabilities } from '../../src/protocol/held-listing.js';
 import { decodeAll, encodePkts, type Pkt } from '../../src/protocol/pkt-line.js';
 
 const A = 'a'.repeat(40);
@@ -119,5 +119,16 @@ describe('lsRefsListing (gitprotocol-v2 "ls-refs": output = *ref flush-pkt)', ()
   it('throws on an ERR packet or a malformed line', () => {
     expect(() => lsRefsListing(message(['ERR upload-pack: not our ref\n']), [])).toThrow(/not our ref/);
     expect(() => lsRefsListing(message(['nonsense\n']), [])).toThrow();
+  });
+});
+
+describe('sameCapabilities (gitprotocol-v2 "Capability Advertisement")', () => {
+  const caps = (agent: string, ...more: string[]): Pkt[] => decodeAll(encodePkts(['version 2\n', `agent=${agent}\n`, 'ls-refs=unborn\n', 'fetch=shallow wait-for-done filter\n', 'object-format=sha1\n', ...more]));
+  it('takes two hosts that differ only in their git release (agent=) as offering the same', () => {
+    expect(sameCapabilities(caps('git/2.43.0'), caps('git/2.45.2'))).toBe(true);
+  });
+  it('tells apart any other difference', () => {
+    expect(sameCapabilities(caps('git/2.43.0'), caps('git/2.43.0', 'object-info\n'))).toBe(false);
+    expect(sameCapabilities(caps('git/2.43.0'), decodeAll(encodePkts(['version 2\n', 'agent=git/2.43.0\n', 'ls-refs\n', 'fetch=shallow wait-for-done filter\n', 'object-format=sha1\n'])))).toBe(false);
   });
 });

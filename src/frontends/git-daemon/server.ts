@@ -56,7 +56,7 @@ export function createGitDaemonFrontend(config: Config, deps: StreamDeps, log: L
     }
     const protocol = request.extraParams.length > 0 ? request.extraParams.join(':') : undefined;
     const result = await serveStream(
-      { ...deps, log: clog, maxHeldListingBytes: config.read.maxHeldListingBytes },
+      { ...deps, log: clog, maxHeldListingBytes: config.read.maxHeldListingBytes, maxHeldRequestBytes: config.read.maxReplayBodyBytes },
       { repo: request.repo, service: request.service, protocol, user: config.auth.anonymousUser, authenticated: false, transport: 'git' },
       channel,
     );

@@ -138,6 +138,10 @@ export class Forwarder {
     if (!p) return;
     p.upstream = proxyReq;
     for (const h of HOP_BY_HOP) proxyReq.removeHeader(h);
+    // githa reads what a backend answers (a listing checked against the record, an upload-pack answer's
+    // first packet, a push's report: docs/architecture.md "Verified copies"): it asks for it uncompressed,
+    // whatever the client accepts (git sends Accept-Encoding with every request; a web server set to gzip would comply).
+    proxyReq.setHeader('accept-encoding', 'identity');
     p.attempt.editHeaders?.(proxyReq);
     const body = p.attempt.body;
     const gate = p.gate;

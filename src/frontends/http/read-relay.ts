@@ -68,7 +68,8 @@ export class ReadRelay {
     // A second route only after an answer was dropped: the record moved, or a copy stopped leading.
     for (let round = 0; round < 2; round++) {
       if (round === 1) {
-        if (rejected.length === 0 || body.kind === 'stream') break;
+        // Every leader failed alike (a want no copy has): the check moved no copy, so a second round would only ask them all again.
+        if (rejected.length === 0 || failedOnly || body.kind === 'stream') break;
         route = await reroute();
       }
       for (const backend of route.candidates) {
@@ -177,6 +178,9 @@ export class ReadRelay {
     if (status === 404) {
       const error = new RepositoryNotFoundError(`repository ${r.git.repo} not found on ${id}`);
       if (!replayable && fwd.bodyStarted()) throw error;
+      // Passthrough: the backend judged the client's own credentials, and a 404 may be its "no access" (hosting
+      // products hide a private repository so): it says nothing of the copy, or any client could mark every copy missing.
+      if (auth.mode !== 'githa' && (r.req.headers.authorization !== undefined || r.req.headers.cookie !== undefined)) return { kind: 'next', error };
       return this.dropped(r, route, id, { kind: 'missing', detail: 'HTTP 404' }, error);
     }
     const error = new BackendProtocolError(`backend ${id} answered HTTP ${status}`);

@@ -164,7 +164,7 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
     }
     const fields = { repo: parsed.repo, service: parsed.service, protocolVersion: protocolVersionFrom(protocol) };
     try {
-      const result = await serveStream({ ...deps, log: clog, maxHeldListingBytes: config.read.maxHeldListingBytes }, { repo: parsed.repo, service: parsed.service, protocol, user, authenticated: true, transport: 'ssh' }, ch);
+      const result = await serveStream({ ...deps, log: clog, maxHeldListingBytes: config.read.maxHeldListingBytes, maxHeldRequestBytes: config.read.maxReplayBodyBytes }, { repo: parsed.repo, service: parsed.service, protocol, user, authenticated: true, transport: 'ssh' }, ch);
       return { ...fields, ...result };
     } catch (err) {
       const e = toClientError(err);

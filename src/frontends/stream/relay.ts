@@ -56,6 +56,12 @@ export interface StreamDeps {
   access: AccessPolicy;
   /** read.maxHeldListingBytes: the largest listing held to be checked (src/frontends/stream/verified-read.ts); default 32 MiB. */
   maxHeldListingBytes?: number;
+  /**
+   * read.maxReplayBodyBytes: the largest first v2 command of a client held to
+   * be sent widened or replayed on another leader (verified-read.ts); a larger
+   * one goes to the backend as it is. Default 1 MiB.
+   */
+  maxHeldRequestBytes?: number;
 }
 
 export async function open(deps: StreamDeps, backend: Backend, req: StreamRequest): Promise<BackendStream> {

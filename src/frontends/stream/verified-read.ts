@@ -13,12 +13,11 @@
  *   comes. The client's first command, if it is `ls-refs`, is sent widened
  *   (src/protocol/ls-refs-widen.ts) and its whole answer checked; only the
  *   lines the client's prefixes select are passed on. Should another backend
- *   take over, it must advertise byte-identical capabilities (the client has
- *   already read and relies on them); otherwise the request is refused.
+ *   take over, it must advertise the same capabilities but for `agent=` (the
+ *   client has already read and relies on them); otherwise the request is refused.
  * - After that, and for any other first command, bytes flow both ways
  *   unparsed: packs are never held.
  */
-import type { Readable } from 'node:stream';
 import type { BackendStream } from '../../backends/types.js';
 import type { Backend, ReadRoute } from '../../cluster/cluster.js';
 import { refsChecksum } from '../../cluster/checksum.js';
@@ -26,66 +25,14 @@ import type { LiveCopy } from '../../cluster/read-check.js';
 import { DEFAULTS } from '../../config/defaults.js';
 import { BackendUnavailableError, NoLeaderError } from '../../errors.js';
 import { parseV2Command } from '../../protocol/command-request.js';
-import { advertisedRefs, classifyFirstMessage, type HeldMessage, leadingErr, type ListedRef, lsRefsListing, MessageHold } from '../../protocol/held-listing.js';
+import { advertisedRefs, classifyFirstMessage, type HeldMessage, leadingErr, type ListedRef, lsRefsListing, sameCapabilities } from '../../protocol/held-listing.js';
+import type { Pkt } from '../../protocol/pkt-line.js';
 import { widenLsRefs } from '../../protocol/ls-refs-widen.js';
+import { holdFirstPacket, holdMessage } from './hold.js';
 import { open, refuse, relay, type ClientChannel, type StreamDeps, type StreamRequest } from './relay.js';
 
 /** stderr of a backend kept while its listing is held (passed on once it serves; its tail names a missing repository). */
 const MAX_HELD_STDERR = 8 * 1024;
-
-type Hold =
-  | { kind: 'message'; message: HeldMessage }
-  /** The source ended (or failed) before the message's flush. */
-  | { kind: 'ended'; bytes: Buffer }
-  | { kind: 'over-cap'; bytes: Buffer }
-  /** Not pkt-lines. */
-  | { kind: 'broken'; bytes: Buffer; detail: string }
-  /** The client went away meanwhile. */
-  | { kind: 'gone' };
-
-/**
- * Reads one pkt-line message (to its flush) from `source`, holding its bytes.
- * Bytes after the flush are put back; the source is left paused for whoever
- * reads it next (a pipe resumes it).
- */
-function holdMessage(source: Readable, maxBytes: number, gone: AbortSignal): Promise<Hold> {
-  return new Promise((resolve) => {
-    const hold = new MessageHold(maxBytes);
-    const done = (result: Hold): void => {
-      source.off('data', onData);
-      source.off('end', onEnd);
-      source.off('close', onEnd);
-      source.off('error', onEnd);
-      gone.removeEventListener('abort', onGone);
-      source.pause();
-      resolve(result);
-    };
-    const onData = (chunk: Buffer): void => {
-      let got: ReturnType<MessageHold['write']>;
-      try {
-        got = hold.write(chunk);
-      } catch (err) {
-        done({ kind: 'broken', bytes: hold.held(), detail: (err as Error).message });
-        return;
-      }
-      if (got === undefined) return;
-      if (got === 'over-cap') return done({ kind: 'over-cap', bytes: hold.held() });
-      // Paused first: unshifting into a flowing stream would hand the bytes straight back to onData.
-      done({ kind: 'message', message: got });
-      if (got.rest.length > 0) source.unshift(got.rest);
-    };
-    const onEnd = (): void => done({ kind: 'ended', bytes: hold.held() });
-    const onGone = (): void => done({ kind: 'gone' });
-    if (gone.aborted) return onGone();
-    if (source.readableEnded || source.destroyed) return onEnd();
-    source.on('data', onData);
-    source.once('end', onEnd);
-    source.once('close', onEnd);
-    source.once('error', onEnd);
-    gone.addEventListener('abort', onGone, { once: true });
-    source.resume();
-  });
-}
 
 /** One backend's running upload-pack, its stderr held until it serves. */
 class Attempt {
@@ -106,6 +53,11 @@ class Attempt {
     // eslint-disable-next-line no-control-regex -- a backend's stderr must not put control characters in a log line
     const last = this.stderr.trim().split('\n').at(-1)?.replace(/[\0-\x1f\x7f]/g, ' ').slice(0, 300);
     return last || fallback;
+  }
+
+  /** Whether its stderr says the repository is not there (SSH: "fatal: '…' does not appear to be a git repository"). */
+  saysMissing(): boolean {
+    return /does not appear to be a git repository|not a git repository|no such repositor|not exported|not found|does not exist/i.test(this.stderr);
   }
 
   /** Drops it: its output and stderr never reach the client. */
@@ -140,6 +92,8 @@ export async function serveUploadPack(deps: StreamDeps, req: StreamRequest, chan
 class VerifiedRead {
   private readonly queue: Backend[];
   private readonly cap: number;
+  /** The client's own bytes held at most (its first v2 command): a client must not make githa hold a listing's budget. */
+  private readonly requestCap: number;
   /** Bytes the client got before the relay started. */
   private written = 0;
 
@@ -152,6 +106,7 @@ class VerifiedRead {
   ) {
     this.queue = [...route.candidates];
     this.cap = deps.maxHeldListingBytes ?? DEFAULTS.read.maxHeldListingBytes;
+    this.requestCap = deps.maxHeldRequestBytes ?? DEFAULTS.read.maxReplayBodyBytes;
   }
 
   async serve(): Promise<Record<string, unknown>> {
@@ -183,7 +138,7 @@ class VerifiedRead {
    */
   private async serveV2(first: Attempt, caps: HeldMessage): Promise<Record<string, unknown>> {
     this.send(caps.bytes);
-    const request = await holdMessage(this.channel.input, this.cap, this.gone);
+    const request = await holdMessage(this.channel.input, this.requestCap, this.gone);
     if (request.kind === 'gone') {
       first.drop();
       return { outcome: 'client-gone' };
@@ -195,10 +150,7 @@ class VerifiedRead {
       return this.relayFrom(first, request.kind === 'ended' ? Promise.resolve() : undefined);
     }
     const widened = lsRefsRequest(request.message);
-    if (widened === undefined) {
-      first.stream.stdin.write(request.message.bytes);
-      return this.relayFrom(first);
-    }
+    if (widened === undefined) return this.serveCommand(first, caps.pkts, request.message);
     let attempt = first;
     for (;;) {
       attempt.stream.stdin.write(widened.request);
@@ -226,7 +178,7 @@ class VerifiedRead {
         return this.relayFrom(attempt);
       }
       attempt.drop();
-      const next = await this.nextWithCapabilities(caps.bytes);
+      const next = await this.nextWithCapabilities(caps.pkts);
       if (next === 'gone') return { outcome: 'client-gone' };
       if (next === undefined) {
         return refuse(
@@ -239,8 +191,46 @@ class VerifiedRead {
     }
   }
 
-  /** The next candidate whose capability advertisement is byte-identical to what the client already has. */
-  private async nextWithCapabilities(caps: Buffer): Promise<Attempt | 'gone' | undefined> {
+  /**
+   * A first v2 command other than ls-refs (a `fetch` of exact objects: a
+   * partial clone's lazy fetch, `git fetch <oid>`), as the HTTP path treats a
+   * fetch POST: the answer's first packet is looked at; an `ERR` (a copy
+   * without the objects, e.g. re-initialised) or no answer is a failed copy,
+   * and the held command is replayed on the next candidate with the same
+   * capabilities. When every one fails, the client gets the last answer as it is.
+   * (A lone flush ends the session: no answer is its answer.)
+   */
+  private async serveCommand(first: Attempt, caps: readonly Pkt[], command: HeldMessage): Promise<Record<string, unknown>> {
+    let attempt = first;
+    for (;;) {
+      attempt.stream.stdin.write(command.bytes);
+      const answer = await holdFirstPacket(attempt.stream.stdout, this.gone);
+      if (answer.kind === 'gone') {
+        attempt.drop();
+        return { outcome: 'client-gone' };
+      }
+      const err = leadingErr(answer.bytes);
+      if (err === undefined && (answer.bytes.length > 0 || command.pkts.length === 0)) {
+        this.send(answer.bytes);
+        return this.relayFrom(attempt);
+      }
+      await this.judge(attempt, { kind: 'failed', detail: err !== undefined ? `ERR ${err}` : attempt.detail('ended without an answer') });
+      const next = await this.nextWithCapabilities(caps);
+      if (next === 'gone') {
+        attempt.drop();
+        return { outcome: 'client-gone' };
+      }
+      if (next === undefined) {
+        this.send(answer.bytes);
+        return this.relayFrom(attempt);
+      }
+      attempt.drop();
+      attempt = next;
+    }
+  }
+
+  /** The next candidate whose capability advertisement offers what the client already has (sameCapabilities). */
+  private async nextWithCapabilities(caps: readonly Pkt[]): Promise<Attempt | 'gone' | undefined> {
     for (;;) {
       let opened: Opened | 'gone' | undefined;
       try {
@@ -250,7 +240,7 @@ class VerifiedRead {
         continue;
       }
       if (opened === undefined || opened === 'gone') return opened;
-      if (opened.kind === 'v2' && opened.first.bytes.equals(caps)) return opened.attempt;
+      if (opened.kind === 'v2' && sameCapabilities(opened.first.pkts, caps)) return opened.attempt;
       this.deps.log.warn({ repo: this.route.repo, backend: opened.attempt.backend.id }, 'read not moved to a backend whose v2 capabilities differ from those the client has');
       opened.attempt.drop();
     }
@@ -303,12 +293,13 @@ class VerifiedRead {
         if (first.kind !== 'refused') return { kind: first.kind, attempt, first: held.message };
         await this.judge(attempt, { kind: 'missing', detail: first.message });
       } else if (held.kind === 'ended') {
-        // Nothing, or an ERR packet and the end: SSH's "does not appear to be a git repository", git daemon's "not exported".
+        // An ERR packet and the end (git daemon's "not exported"), or nothing with SSH's "does not appear to be a git repository":
+        // a missing copy. Nothing said (git daemon past its --max-connections drops a connection so) is a failed answer only.
         const err = leadingErr(held.bytes);
         const live: LiveCopy =
-          held.bytes.length === 0 || err !== undefined
+          err !== undefined || (held.bytes.length === 0 && attempt.saysMissing())
             ? { kind: 'missing', detail: err ?? attempt.detail('ended without an advertisement') }
-            : { kind: 'failed', detail: attempt.detail('ended in the middle of its advertisement') };
+            : { kind: 'failed', detail: attempt.detail(held.bytes.length === 0 ? 'ended without an advertisement' : 'ended in the middle of its advertisement') };
         await this.judge(attempt, live);
       } else {
         await this.judge(attempt, { kind: 'failed', detail: `advertisement: ${held.detail}` });
