@@ -129,7 +129,7 @@ export class CopyRepairer implements CopyRepairs {
   private report(r: RepairReport, why: string): void {
     const fields = { repo: r.repo, backend: r.backend, why, kind: r.kind, kept: r.kept.map((k) => k.ref), source: r.source, version: r.version, detail: r.detail };
     if (r.outcome === 'repaired') this.log.info(fields, r.kept.length > 0 ? 'copy repaired: its commits the leaders lacked are kept, then it was refilled' : 'copy repaired: refilled from a leader');
-    else if (r.outcome === 'demoted') this.log.error(fields, `LEADER LOST ITS COPY: ${r.backend} was the only leader and holds nothing (${r.kind}); it is demoted, the copies at version ${r.version} lead, and what only it held is gone (githa dataloss)`);
+    else if (r.outcome === 'demoted') this.log.error(fields, `LEADER LOST ITS COPY: ${r.backend} was the only leader and holds nothing (${r.kind}); it is demoted, the copies at version ${r.version} lead, and what only it held is gone (githa log ${r.repo})`);
     else if (r.outcome === 'missing') this.log.error({ ...fields, command: r.command }, `MISSING ON ${r.backend}: the repository does not exist there and githa cannot create it; create it with: ${r.command}`);
     else if (r.outcome === 'failed') this.log.warn(fields, 'copy repair failed; the copy leads no more and is tried again later');
     else this.log.debug({ ...fields, outcome: r.outcome }, 'copy repair: nothing done');
