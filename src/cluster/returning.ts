@@ -6,8 +6,8 @@ export const RETURNING_VERIFY_LIMIT = 1_000;
 
 /**
  * A backend is verified before it leads again (docs/architecture.md
- * "Verified copies"): when it comes back up, when an operator enables it, and
- * when githa starts, its copies of the most recently written repositories
+ * "Verified copies"): when it comes back up and when an operator enables it,
+ * its copies of the most recently written repositories
  * (at most RETURNING_VERIFY_LIMIT) are handed to the copy repairs, which list
  * each copy, compare it with the record and do nothing when they agree. At
  * most `verify.perSecond` copies a second, so a returning backend is not
@@ -28,7 +28,7 @@ export class ReturningCopies {
     private readonly limit = RETURNING_VERIFY_LIMIT,
   ) {}
 
-  /** Verifies every enabled backend (githa starts), and from now on every backend that returns. */
+  /** From now on, verifies every backend that returns (githa's start is left to the verifier's first sweep). */
   start(): void {
     if (this.running) return;
     this.running = true;
@@ -40,7 +40,8 @@ export class ReturningCopies {
         if (how === 'enabled') this.verify(id, 'enabled');
       }),
     ];
-    for (const b of this.ctx.backends.activeBackends()) this.verify(b.id, 'start');
+    // At githa start no copy is listed: every read is checked against the record anyway, and the verifier's
+    // first sweep (within verify.intervalMs) lists them all; a burst here would hit every backend at once.
   }
 
   stop(): void {

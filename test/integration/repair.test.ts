@@ -201,6 +201,26 @@ describe('repair without loss', () => {
     expect(synced.stdout).toContain(`its commits the leaders lacked are kept as ${name}`);
   });
 
+  it('githa thaw --demote B keeps B\'s own commits on a leader before replication overwrites it', async () => {
+    const repo = 'repair/demote';
+    // No verifier and no read: b3's out-of-band commit stays on b3 until the operator demotes it.
+    const { c, githa, git, second } = await seeded(repo, 0);
+    const b3 = c.backend('b3');
+    const side = await git.clone(b3.url('http', repo));
+    const oob = await git.commit(side, { 'oob.txt': 'only on b3\n' }, 'out of band');
+    await git.push(side, b3.url('http', repo), ['main']);
+
+    const demoted = await cli(githa.configPath, ['thaw', repo, '--demote', 'b3', '--force']);
+    expect(demoted.code, demoted.stderr).toBe(0);
+    const refs = await waitAllEqual(c, repo, 20_000);
+    expect(refs['refs/heads/main']).toBe(second);
+    const [name, ...more] = Object.keys(kept(refs));
+    expect(more).toEqual([]);
+    expect(name).toMatch(/^refs\/githa\/kept\/b3\/\d{8}T\d{6}Z\/heads\/main$/);
+    expect(refs[name!]).toBe(oob);
+    expect(demoted.stdout).toContain(`b3's refs/heads/main ${oob.slice(0, 10)} was not on the leaders: kept as ${name}`);
+  });
+
   it('githa thaw --promote B keeps the other copies\' commits B lacks before they are overwritten', async () => {
     const c = cluster();
     const repo = 'repair/promote';

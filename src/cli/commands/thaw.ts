@@ -14,6 +14,7 @@ import type { RepoState } from '../../state/repo-state.js';
 import { EXIT, json, progress } from '../output.js';
 import { approve, backendArg, changeOptions, describeRefs, operatorName, operatorStore, refDifferences, repositoryArg, shortOid, type ChangeOptions } from './changes.js';
 import { common, Exit, isoTime, run, type Context } from './context.js';
+import { holdDemoted } from './thaw-keep.js';
 
 interface ThawOptions extends ChangeOptions {
   demote?: string;
@@ -91,6 +92,7 @@ function describeDemote(p: DemotePlan): string {
       ? `Afterwards ${p.newLeaders.join(', ')} lead at version ${p.newMax}; ${p.backend} is stale and replication overwrites its copy.`
       : `Afterwards no version of ${p.repo} is recorded: githa compares the copies again at the next request (githa recover ${p.repo} does it at once).`,
   );
+  lines.push(`Commits only ${p.backend} holds are kept on a leader under refs/githa/kept/${p.backend}/… first (when ${p.backend} can be reached).`);
   return lines.join('\n');
 }
 
@@ -104,11 +106,21 @@ async function demoteOne(ctx: Context, repo: string, backend: string, opts: Thaw
   }
   if (!opts.json || !opts.force) ctx.streams.err.write(`${describeDemote(plan)}\n`);
   await approve(ctx.streams, `Demote ${backend} in ${repo}?`, opts.force);
-  const result = await applyDemote(plan, operatorName(opts.as), thawParts(ctx));
+  // B's own commits are kept on a leader before replication overwrites it (src/cli/commands/thaw-keep.ts).
+  const keeper = await holdDemoted(ctx, repo, backend);
+  let result: DemoteResult;
+  let kept: Awaited<ReturnType<typeof keeper.keep>> = [];
+  try {
+    result = await applyDemote(plan, operatorName(opts.as), thawParts(ctx));
+    if (result.status === 'demoted') kept = await keeper.keep();
+  } finally {
+    await keeper.release();
+  }
   if (opts.json) {
-    ctx.streams.out.write(json(result));
+    ctx.streams.out.write(json({ ...result, kept }));
   } else if (result.status === 'demoted') {
     ctx.streams.out.write(`${demotedLine(result)}\n`);
+    for (const k of kept) ctx.streams.out.write(`${backend}'s ${k.original} ${shortOid(k.oid)} was not on the leaders: kept as ${k.ref}\n`);
   } else {
     ctx.streams.err.write(`githa: ${result.reason}\n`);
   }
