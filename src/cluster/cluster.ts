@@ -285,7 +285,8 @@ export class Cluster {
       checksum,
       pairLockMs: this.config.catchUp.pairLockMs,
     }).then(
-      (outcome) => outcome.status === 'ok',
+      // Another githa copying into the target right now (a replicator): its copy is as good as ours once recorded.
+      (outcome) => outcome.status === 'ok' || (outcome.status === 'busy' && this.recordedAt(repo, targetId, version, waitMs)),
       (err: unknown) => {
         this.log.warn({ repo, source: sourceId, target: targetId, err: (err as Error).message }, 'catch-up failed');
         if (err instanceof BackendUnavailableError) this.health.markDown(err.backendId);
@@ -300,6 +301,17 @@ export class Cluster {
       return await Promise.race([copy, timeout]);
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /** Whether the record shows `target` at `version` (or later) within `waitMs`, polled. */
+  private async recordedAt(repo: string, target: string, version: number, waitMs: number): Promise<boolean> {
+    const until = performance.now() + waitMs;
+    for (;;) {
+      const state = await this.ctx.repos.read(repo).catch(() => undefined);
+      if ((state?.versions.get(target) ?? 0) >= version && !state?.drift.has(target)) return true;
+      if (performance.now() + READ_WAIT_POLL_MS > until) return false;
+      await sleep(READ_WAIT_POLL_MS * 4);
     }
   }
 

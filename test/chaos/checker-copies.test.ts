@@ -48,6 +48,11 @@ describe('chaos checker: copies changed behind githa\'s back', () => {
     expect(checkHistory(history(ops, commits, final({ main: oid(1) }), { faults: killed }))).toEqual([]);
     const long = [fault({ kind: 'githa-kill-mid-push', target: 'g2', start: 0, end: 99 - OUTAGE_MARGIN_MS })];
     expect(kinds(checkHistory(history(ops, commits, final({ main: oid(1) }), { faults: long })))).toEqual(['read-failed']);
+    // A copy of the repository destroyed while the read ran (its pack already flowing) explains it; one destroyed before does not.
+    const during = [fault({ kind: 'copy-reinit', repo: R, start: 110, end: 115 })];
+    expect(checkHistory(history(ops, commits, final({ main: oid(1) }), { faults: during }))).toEqual([]);
+    const otherRepo = [fault({ kind: 'copy-reinit', repo: 'chaos/r2.git', start: 110, end: 115 })];
+    expect(kinds(checkHistory(history(ops, commits, final({ main: oid(1) }), { faults: otherRepo })))).toEqual(['read-failed']);
   });
 
   it('accepts a failed or empty read while the record may be empty (nothing acknowledged yet, or only a deletable branch)', () => {

@@ -33,4 +33,23 @@ describe('routeRead', () => {
     expect(Object.fromEntries(m.backends.get('b3')!.refs.get(R)!)).toEqual(v4);
     expect((await m.store.read(R)).versions.get('b3')).toBe(4);
   });
+
+  it('serves a stale copy another githa is catching up once the record shows it current', async () => {
+    const m = memoryCluster(['b1', 'b2']);
+    const v4 = { 'refs/heads/main': B };
+    m.backends.get('b1')!.set(R, v4);
+    m.backends.get('b2')!.set(R, { 'refs/heads/main': A });
+    m.store.seed(R, { b1: [4, at(v4)], b2: [3, at({ 'refs/heads/main': A })] });
+    // A replicator elsewhere holds b2's copy lock: this githa's catch-up finds it busy.
+    const held = await m.ctx.pairs.acquire(R, 'b2', 60_000);
+    expect(held).not.toBeNull();
+    const cluster = new Cluster(m.ctx, m.directory);
+    const routing = cluster.routeRead(R, (b) => b.id === 'b2');
+    // The other githa's copy lands and is recorded.
+    m.backends.get('b2')!.set(R, v4);
+    m.store.seed(R, { b2: [4, at(v4)] });
+    const route = await routing;
+    await held!.lease.release();
+    expect(route.candidates.map((b) => b.id)).toEqual(['b2']);
+  });
 });

@@ -33,8 +33,16 @@ function nonEmptySince(history: History): Map<string, number> {
   return since;
 }
 
+/** Copy faults that destroy a repository's files: a transfer from that copy already under way cannot be moved to another leader. */
+const DESTROYING: ReadonlySet<FaultKind> = new Set<FaultKind>(['copy-wipe', 'copy-reinit', 'copy-delete']);
+
 function duringOutage(history: History, r: ReadOp): boolean {
-  return history.faults.some((f) => OUTAGES.has(f.kind) && f.start <= r.end && f.end + OUTAGE_MARGIN_MS >= r.start);
+  return history.faults.some(
+    (f) =>
+      (OUTAGES.has(f.kind) && f.start <= r.end && f.end + OUTAGE_MARGIN_MS >= r.start) ||
+      // A copy destroyed while it streams a pack: bytes already reached the client, so githa cannot retry elsewhere.
+      (DESTROYING.has(f.kind) && f.repo === r.repo && f.start <= r.end && f.start >= r.start),
+  );
 }
 
 /** Copy faults on the read's repository that may explain what it saw (for the message). */
