@@ -25,6 +25,7 @@ import type { StateParts } from '../../src/state/state.js';
 import { useCluster, type DevBackend } from '../support/cluster.js';
 import { GitClient, writeRandomFile } from '../support/git.js';
 import { gitDir, diskRefs, fullRefs, checksumOf } from '../support/backend-refs.js';
+import { waitFor } from '../support/wait.js';
 
 const execFileP = promisify(execFile);
 const cluster = useCluster({ backends: 3 });
@@ -413,6 +414,9 @@ describe('SshBackendClient connection', () => {
       // 12 at once: 4 channels per connection, 2 connections, the rest wait for a free channel.
       const answers = await Promise.all(Array.from({ length: 12 }, () => client.receivePackAdvertisement('pool/one.git')));
       expect(answers.every((a) => a?.refs.length === 0)).toBe(true);
+      // The 5th request found every channel busy and started a second connection; on a loaded machine the 12 answers
+      // may all come over the first before that SSH handshake ends, so the test waits for the connection to be made.
+      await waitFor('a second SSH connection', () => client.connections === 2 || undefined, 10_000);
       expect(client.connections).toBe(2);
       expect(acceptedLogins(b2) - before).toBe(2);
     } finally {
