@@ -153,6 +153,54 @@ export class RepositoryNotFoundError extends GithaError {
   }
 }
 
+/**
+ * The repository was deleted or renamed (docs/operations.md "Repository
+ * lifecycle"): its tombstone (`githa:repo:{R}:gone`) answers every read and
+ * push at once, before any backend is asked.
+ */
+export class RepositoryGoneError extends GithaError {
+  readonly code = 'GITHA_ERR_REPOSITORY_GONE';
+
+  static deleted(repo: string): RepositoryGoneError {
+    return new RepositoryGoneError(`repository ${repo} was deleted (an operator can restore it: githa restore ${repo})`);
+  }
+
+  static renamed(repo: string, to: string): RepositoryGoneError {
+    return new RepositoryGoneError(`repository ${repo} was renamed to ${to}: point your remote at it (git remote set-url origin <url of ${to}>)`);
+  }
+
+  /** A delete or rename is under way: the repository answers nothing until it ends. */
+  static changing(repo: string, what: 'deleted' | 'renamed', to?: string): RepositoryGoneError {
+    return new RepositoryGoneError(`repository ${repo} is being ${what}${to ? ` to ${to}` : ''}; try again in a moment`);
+  }
+}
+
+/** A lifecycle command would overwrite something: the repository (or the new name) exists already. */
+export class RepositoryExistsError extends GithaError {
+  readonly code = 'GITHA_ERR_REPOSITORY_EXISTS';
+}
+
+/**
+ * A lifecycle command needs a backend githa may not manage (no `admin`, or
+ * unreachable): refused before anything changes; the message names what an
+ * operator runs there by hand.
+ */
+export class BackendNotManagedError extends GithaError {
+  readonly code = 'GITHA_ERR_BACKEND_NOT_MANAGED';
+}
+
+/** A command on a backend's admin account failed (deploy/backend/githa-admin). */
+export class BackendAdminError extends GithaError {
+  readonly code = 'GITHA_ERR_BACKEND_ADMIN';
+  constructor(
+    message: string,
+    readonly backendId: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
 /** The guarded commit script refused: the lock or the marker is no longer ours. */
 export class CommitRefusedError extends GithaError {
   readonly code = 'GITHA_ERR_COMMIT_REFUSED';

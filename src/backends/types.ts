@@ -99,3 +99,54 @@ export interface StreamBackendClient extends BackendClient {
    */
   openService(repo: string, service: StreamService, options?: OpenServiceOptions): Promise<BackendStream>;
 }
+
+/** One entry of a backend's trash directory: a deleted copy, by the UTC stamp of its deletion (`20261206T074700Z`). */
+export interface TrashEntry {
+  readonly stamp: string;
+  /** Canonical name (`team/app.git`) of the repository the copy was. */
+  readonly repo: string;
+}
+
+/** What a managed backend's listing found under its repository root. */
+export interface AdminListing {
+  /** Canonical names (`team/app.git`) of every repository there, sorted; the trash directory is not listed. */
+  readonly repositories: readonly string[];
+  /** Paths (relative to the root) that look like repositories but have no valid name: reported, never touched. */
+  readonly invalid: readonly string[];
+}
+
+/**
+ * githa managing repositories on one stock backend over its admin account
+ * (`backends[].admin`; docs/operations.md "Repository lifecycle";
+ * deploy/backend/githa-admin). Every operation is one fixed program run
+ * over SSH with the names as quoted positional arguments, each name
+ * checked by canonicalRepositoryName before anything is sent. A copy may
+ * sit at `X.git`, `X` or `X/.git` (docs/protocol.md "Repository names"):
+ * trash, restore and rename keep the layout they find. Failures are
+ * BackendUnavailableError (not reachable) or BackendAdminError.
+ */
+export interface RepositoryAdmin {
+  readonly backend: string;
+  /** Every repository under the root. */
+  list(signal?: AbortSignal): Promise<AdminListing>;
+  /**
+   * An empty bare repository `X.git` with HEAD at `refs/heads/<headBranch>`,
+   * `repositories.gitConfig` set and the description written; 'exists' (and
+   * nothing changed) when a copy in any layout is there already.
+   */
+  create(repo: string, o?: { description?: string | undefined; headBranch?: string | undefined }, signal?: AbortSignal): Promise<'created' | 'exists'>;
+  /** Moves the copy into `<root>/<repositories.trashDir>/<stamp>/`; 'absent' when there is none. */
+  trash(repo: string, stamp: string, signal?: AbortSignal): Promise<'trashed' | 'absent'>;
+  /**
+   * Moves a trashed copy back: the one of `stamp`, or the newest. 'absent':
+   * no trashed copy; 'exists': a copy is at the name already (nothing moved).
+   */
+  restore(repo: string, stamp?: string, signal?: AbortSignal): Promise<{ status: 'restored' | 'absent' | 'exists'; stamp?: string }>;
+  /** Renames the copy of `from` to `to`, same layout; 'absent': no copy of `from`; 'exists': `to` is taken (nothing moved). */
+  rename(from: string, to: string, signal?: AbortSignal): Promise<'renamed' | 'absent' | 'exists'>;
+  /** Every trash entry, oldest first. */
+  trashed(signal?: AbortSignal): Promise<TrashEntry[]>;
+  /** Removes the trash entries with a stamp before `before` (of `repo` only when given); the ones removed. */
+  purge(before: string, repo?: string, signal?: AbortSignal): Promise<TrashEntry[]>;
+  close(): Promise<void>;
+}

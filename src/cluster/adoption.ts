@@ -1,9 +1,24 @@
-import { BackendUnavailableError, NoLeaderError, RepositoryNotFoundError } from '../errors.js';
+import { BackendUnavailableError, NoLeaderError, RepositoryGoneError, RepositoryNotFoundError } from '../errors.js';
+import type { Gone } from '../state/repo-state.js';
 import type { LentCredentials } from '../backends/types.js';
 import type { RepoState } from '../state/repo-state.js';
 import { refsChecksum } from './checksum.js';
 import type { ClusterContext } from './context.js';
 import { leadership } from './routing.js';
+
+/** What a client of a deleted or renamed repository is told (docs/operations.md "Repository lifecycle"). */
+export function goneError(repo: string, gone: Gone): RepositoryGoneError {
+  switch (gone.kind) {
+    case 'deleted':
+      return RepositoryGoneError.deleted(repo);
+    case 'renamed':
+      return RepositoryGoneError.renamed(repo, gone.to ?? '?');
+    case 'deleting':
+      return RepositoryGoneError.changing(repo, 'deleted');
+    case 'renaming':
+      return RepositoryGoneError.changing(repo, 'renamed', gone.to);
+  }
+}
 
 export interface CopyComparison {
   /** Backend → checksum of its copy. */
@@ -28,6 +43,7 @@ export class Adoption {
    * `lent`: a passthrough client's credentials for the listing on first sight only (LentCredentials).
    */
   async known(repo: string, state: RepoState, lent?: LentCredentials): Promise<RepoState> {
+    if (state.gone) throw goneError(repo, state.gone);
     if (state.frozen) return state;
     if (state.versions.size > 0) return this.consistent(repo, state);
     await this.refuseNested(repo, lent);

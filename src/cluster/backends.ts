@@ -1,4 +1,4 @@
-import type { BackendClient } from '../backends/types.js';
+import type { BackendClient, RepositoryAdmin } from '../backends/types.js';
 import type { Config } from '../config/schema.js';
 import { CatchUpError } from '../errors.js';
 import type { Health } from './health.js';
@@ -22,6 +22,8 @@ export interface BackendDirectory {
    * caught up and verified at once (docs/architecture.md "Verified copies").
    */
   onReturn(fn: ReturnListener): () => void;
+  /** githa's admin account on a backend (`backends[].admin`), or undefined when githa may not manage its repositories. */
+  admin(id: string): RepositoryAdmin | undefined;
 }
 
 export type ReturnListener = (id: string, how: 'enabled' | 'writable') => void;
@@ -35,6 +37,8 @@ export class Backends implements BackendDirectory {
     private readonly config: Pick<Config, 'backends'>,
     private readonly clients: ReadonlyMap<string, BackendClient>,
     private readonly health: Health,
+    /** Admin accounts of the backends that have `admin` (src/backends/admin.ts). */
+    private readonly admins: ReadonlyMap<string, RepositoryAdmin> = new Map(),
   ) {
     this.byId = new Map(config.backends.map((b) => [b.id, b as Backend]));
   }
@@ -55,6 +59,10 @@ export class Backends implements BackendDirectory {
     return () => {
       this.returnListeners.delete(fn);
     };
+  }
+
+  admin(id: string): RepositoryAdmin | undefined {
+    return this.admins.get(id);
   }
 
   isEnabled(id: string): boolean {

@@ -79,6 +79,15 @@ export const DEFAULTS = {
     /** After a forced clear the backend is suspect for this long: no writes go to it, then its checksum is verified again. */
     suspectGraceMs: 600_000,
   },
+  repositories: {
+    createOnPush: false,
+    trashDir: '.githa-trash',
+    trashRetentionDays: 30,
+    initialBranch: 'main',
+    /** Stock git http-backend refuses pushes without REMOTE_USER unless http.receivepack is true (git-http-backend(1)). */
+    gitConfig: { 'http.receivepack': 'true' } as Record<string, string>,
+    fillConcurrency: 4,
+  },
   pushLog: {
     /** Entries kept in each repository's push log (githa:repo:{R}:log), trimmed approximately (XADD MAXLEN ~). */
     maxLength: 10_000,

@@ -29,9 +29,18 @@ export const backendSchema = z
     writable: z.boolean().default(DEFAULTS.backendDefaults.writable),
     /** Service credentials githa uses for its own requests (catch-up, checksums). */
     httpAuth: z.object({ username: z.string(), password: z.string() }).strict().optional(),
+    /**
+     * githa may create, list, trash and rename repositories here (docs/operations.md "Repository lifecycle"):
+     * `true` uses the `ssh` URL's account and root; a string names another account `ssh://user@host[:port]/root`.
+     */
+    admin: z.union([z.literal(true), z.string().regex(/^ssh:\/\/[^\s]+$/, { message: 'expected true or "ssh://user@host[:port]/root"' })]).optional(),
   })
   .strict()
-  .refine((b) => b.http || b.ssh || b.git, { message: 'a backend needs at least one endpoint (http, ssh or git)' });
+  .refine((b) => b.http || b.ssh || b.git, { message: 'a backend needs at least one endpoint (http, ssh or git)' })
+  .refine((b) => b.admin !== true || b.ssh !== undefined, { path: ['admin'], message: 'admin: true uses the backend\'s ssh URL: set ssh, or name the admin account ("ssh://user@host/root")' });
+
+/** A `git config` key githa sets on repositories it creates (repositories.gitConfig). */
+const gitConfigKey = z.string().regex(/^[A-Za-z][A-Za-z0-9-]*(\.[^\s\0'"\\]+)?\.[A-Za-z][A-Za-z0-9-]*$/, { message: 'expected a git config key such as http.receivepack' });
 
 /** A positive whole number: durations in ms, counts and byte sizes alike. */
 const positiveInt = z.number().int().positive();
@@ -146,6 +155,26 @@ export const configSchema = z
       .prefault({}),
     /** Shorthand for interruptions.onInterruptedWrite. */
     onInterruptedWrite: z.enum(['adopt', 'freeze']).optional(),
+    /** Repository lifecycle (docs/operations.md "Repository lifecycle"). */
+    repositories: z
+      .object({
+        /** A push to a repository that exists nowhere creates it (on backends with `admin`), when the user may write there. */
+        createOnPush: z.boolean().default(DEFAULTS.repositories.createOnPush),
+        /** Where deleted copies go, relative to each backend's root (inside it: a rename within one file system). */
+        trashDir: z.string().regex(/^\.[A-Za-z0-9._-]+$/, { message: 'a directory name starting with "." (repository names never do)' }).default(DEFAULTS.repositories.trashDir),
+        /** `githa delete --purge` removes trashed copies older than this. */
+        trashRetentionDays: z.number().nonnegative().default(DEFAULTS.repositories.trashRetentionDays),
+        /** HEAD of a created repository: refs/heads/<this>. */
+        initialBranch: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$/).default(DEFAULTS.repositories.initialBranch),
+        /** `git config` lines set on every created repository. */
+        gitConfig: z.record(gitConfigKey, z.string().regex(/^[^\0\n]*$/).max(1000)).default(DEFAULTS.repositories.gitConfig),
+        /** `git init --shared=<this>` (e.g. "group" when the web server runs as another user of the same group). */
+        shared: z.string().regex(/^(false|true|umask|group|all|world|everybody|0[0-7]{3})$/).optional(),
+        /** Missing copies created and filled at once per githa (a new or replaced backend). */
+        fillConcurrency: positiveInt.default(DEFAULTS.repositories.fillConcurrency),
+      })
+      .strict()
+      .prefault({}),
     pushLog: z.object({ maxLength: positiveInt.default(DEFAULTS.pushLog.maxLength) }).strict().prefault({}),
     verify: z
       .object({

@@ -43,6 +43,13 @@ export class Keys {
   meta(repo: string): string {
     return `${this.prefix}repo:{${repo}}:meta`;
   }
+  /**
+   * hash: the tombstone of a deleted or renamed repository (docs/operations.md "Repository lifecycle"):
+   * `kind` (deleting, deleted, renaming, renamed), `to` (the new name), `at` (ms), `stamp` (trash stamp), `by`
+   */
+  gone(repo: string): string {
+    return `${this.prefix}repo:{${repo}}:gone`;
+  }
   /** string: short lock so one githa verifies a repository per interval */
   verifyLock(repo: string): string {
     return `${this.prefix}verify:{${repo}}`;

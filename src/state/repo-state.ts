@@ -67,6 +67,40 @@ export function parseDrift(value: string): Drift {
   return d;
 }
 
+/**
+ * A deleted or renamed repository's tombstone (docs/redis.md `gone`):
+ * reads and pushes are refused with RepositoryGoneError. `deleting` and
+ * `renaming` while the operator's command moves the copies; `deleted` and
+ * `renamed` once it did (the records are gone then, the tombstone stays).
+ */
+export interface Gone {
+  kind: 'deleting' | 'deleted' | 'renaming' | 'renamed';
+  /** renaming/renamed: the new name. */
+  to?: string;
+  /** When (ms since epoch). */
+  at: number;
+  /** deleting/deleted: the UTC stamp of the trash directory the copies went to (`20261206T074700Z`). */
+  stamp?: string;
+  /** Who: the operator's user name, or the githa that ran it. */
+  by: string;
+}
+
+const GONE_KINDS: ReadonlySet<string> = new Set<Gone['kind']>(['deleting', 'deleted', 'renaming', 'renamed']);
+
+/** Parses the `gone` hash; undefined when there is none (or it is not one githa wrote). */
+export function parseGone(h: Hash): Gone | undefined {
+  if (!h.kind || !GONE_KINDS.has(h.kind)) return undefined;
+  const g: Gone = { kind: h.kind as Gone['kind'], at: Number(h.at ?? 0), by: h.by ?? '' };
+  if (h.to) g.to = h.to;
+  if (h.stamp) g.stamp = h.stamp;
+  return g;
+}
+
+/** The fields of a `gone` hash as written (the inverse of parseGone). */
+export function goneFields(g: Gone): Record<string, string> {
+  return { kind: g.kind, at: String(g.at), by: g.by, ...(g.to ? { to: g.to } : {}), ...(g.stamp ? { stamp: g.stamp } : {}) };
+}
+
 /** One repository's state as read in one round trip. */
 export interface RepoState {
   versions: ReadonlyMap<string, number>;
@@ -81,6 +115,8 @@ export interface RepoState {
   drift: ReadonlyMap<string, Drift>;
   /** Random id of this record, new at every adoption or recovery. */
   epoch?: string;
+  /** The tombstone of a deleted or renamed repository. */
+  gone?: Gone;
 }
 
 export const EMPTY_STATE: RepoState = { versions: new Map(), checksums: new Map(), suspect: new Map(), drift: new Map() };
@@ -101,6 +137,7 @@ export function parseRepoState(h: {
   suspect: Hash;
   drift: Hash;
   epoch: string | null;
+  gone?: Hash;
 }): RepoState {
   const state: RepoState = {
     versions: new Map(Object.entries(h.versions).map(([b, v]) => [b, Number(v)])),
@@ -110,6 +147,8 @@ export function parseRepoState(h: {
     drift: new Map(Object.entries(h.drift).map(([b, v]) => [b, parseDrift(v)])),
   };
   if (typeof h.epoch === 'string') state.epoch = h.epoch;
+  const gone = h.gone ? parseGone(h.gone) : undefined;
+  if (gone) state.gone = gone;
   const w = h.writing;
   if (w.id) {
     state.writing = {
@@ -145,6 +184,7 @@ export async function readRepoState(redis: Redis, k: Keys, repo: string): Promis
     suspect: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.suspect(repo)),
     drift: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.drift(repo)),
     epoch: (p: ReturnType<Redis['pipeline']>) => p.hget(k.meta(repo), 'epoch'),
+    gone: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.gone(repo)),
   };
   const names = Object.keys(parts) as (keyof typeof parts)[];
   const pipeline = redis.pipeline();
@@ -165,5 +205,6 @@ export async function readRepoState(redis: Redis, k: Keys, repo: string): Promis
     suspect: (by.suspect ?? {}) as Hash,
     drift: (by.drift ?? {}) as Hash,
     epoch: typeof by.epoch === 'string' ? by.epoch : null,
+    gone: (by.gone ?? {}) as Hash,
   });
 }

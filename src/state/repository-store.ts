@@ -4,7 +4,7 @@ import type { RepositoryIndex } from './repo-index.js';
 import { decodeCommands } from './marker-commands.js';
 import { guarded as guardedCall } from './redis-call.js';
 import type { RefCommand } from '../protocol/receive-pack-request.js';
-import { readRepoState, type DriftKind, type FreezeReason, type RepoState } from './repo-state.js';
+import { readRepoState, type DriftKind, type FreezeReason, type Gone, type RepoState } from './repo-state.js';
 import type { ScriptRunner } from './script.js';
 import { COMMIT_CATCH_UP, type CommitCatchUpResult } from './scripts/copy.js';
 import { ADOPT, FREEZE, MARK_DRIFT, NOTE_DRIFT, RECOVER, RESOLVE_INTERRUPTED, SETTLE_SUSPECT, type ResolveArgs, type SettleArgs, type SettleStatus, type Versioned } from './scripts/repair.js';
@@ -67,6 +67,26 @@ export interface RepositoryStore {
   clearDrift(repo: string, backend: string): Promise<void>;
   recover(repo: string, token: string, copies: ReadonlyMap<string, string>, detail: string): Promise<Versioned<'ok' | 'ambiguous' | 'lock'>>;
   freeze(repo: string, reason: FreezeReason, detail: string, backends: readonly string[]): Promise<void>;
+
+  // ---- Lifecycle (docs/operations.md "Repository lifecycle"; src/cluster/lifecycle.ts) ----
+  /**
+   * Records a repository just created on `backends`: each at version 1 with
+   * the empty checksum, a new epoch, in the index. 'exists': a record (or a
+   * freeze) is there already; 'gone': a tombstone is (restore or purge it first).
+   */
+  create(repo: string, backends: readonly string[], log: LogFields): Promise<'ok' | 'exists' | 'gone'>;
+  /** Writes the tombstone, records untouched (a delete or rename begins: every read and push is refused from now). Under the write lock `token`. */
+  markGone(repo: string, token: string, gone: Gone): Promise<'ok' | 'lock'>;
+  /** Writes the tombstone and removes every record of the repository but its push log (which gets `log`); out of the index. Under the write lock. */
+  retire(repo: string, token: string, gone: Gone, log: LogFields): Promise<'ok' | 'lock'>;
+  /** Removes the tombstone (a restore, or a delete or rename that could not go on); `log` in the push log. Under the write lock. */
+  revive(repo: string, token: string, log: LogFields): Promise<'ok' | 'lock'>;
+  /**
+   * Records `repo` with the given versions and checksums (a rename's new name
+   * takes the old one's record), a new epoch, in the index. 'exists': it has a
+   * record or a tombstone already. Under the write lock `token` of `repo`.
+   */
+  transfer(repo: string, token: string, versions: ReadonlyMap<string, number>, checksums: ReadonlyMap<string, string>, log: LogFields): Promise<'ok' | 'exists' | 'lock'>;
 }
 
 export class RedisRepositoryStore implements RepositoryStore {
@@ -163,6 +183,23 @@ export class RedisRepositoryStore implements RepositoryStore {
   async freeze(repo: string, reason: FreezeReason, detail: string, backends: readonly string[]): Promise<void> {
     await this.scripts.run(FREEZE, repo, reason, detail, Date.now(), backends);
     await this.index.noteRepository(repo, 0);
+  }
+
+  // TODO(issue 18, lifecycle helper): scripts CREATE, MARK_GONE, RETIRE, REVIVE, TRANSFER (src/state/scripts/lifecycle.ts).
+  create(_repo: string, _backends: readonly string[], _log: LogFields): Promise<'ok' | 'exists' | 'gone'> {
+    return Promise.reject(new Error('not implemented'));
+  }
+  markGone(_repo: string, _token: string, _gone: Gone): Promise<'ok' | 'lock'> {
+    return Promise.reject(new Error('not implemented'));
+  }
+  retire(_repo: string, _token: string, _gone: Gone, _log: LogFields): Promise<'ok' | 'lock'> {
+    return Promise.reject(new Error('not implemented'));
+  }
+  revive(_repo: string, _token: string, _log: LogFields): Promise<'ok' | 'lock'> {
+    return Promise.reject(new Error('not implemented'));
+  }
+  transfer(_repo: string, _token: string, _v: ReadonlyMap<string, number>, _c: ReadonlyMap<string, string>, _log: LogFields): Promise<'ok' | 'exists' | 'lock'> {
+    return Promise.reject(new Error('not implemented'));
   }
 }
 

@@ -233,11 +233,29 @@ export class MemoryStore implements RepositoryStore {
     const r = this.repo(repo);
     if (!r.frozen.reason) r.frozen = { reason, detail, since: String(Date.now()), backends: backends.join(' ') };
   }
+
+  // TODO(issue 18, lifecycle helper): the lifecycle records in memory.
+  async create(): Promise<'ok' | 'exists' | 'gone'> {
+    throw new Error('not implemented');
+  }
+  async markGone(): Promise<'ok' | 'lock'> {
+    throw new Error('not implemented');
+  }
+  async retire(): Promise<'ok' | 'lock'> {
+    throw new Error('not implemented');
+  }
+  async revive(): Promise<'ok' | 'lock'> {
+    throw new Error('not implemented');
+  }
+  async transfer(): Promise<'ok' | 'exists' | 'lock'> {
+    throw new Error('not implemented');
+  }
 }
 
 /** A lease that never needs renewing in a unit test's span. */
 function memoryLease(token: string, release: () => void, what: string, outer?: AbortSignal): Lease {
   return new Lease(token, { extend: async () => true, release: async () => release() }, 60_000, performance.now(), { outer, lostError: () => new Error(`${what} lost`) });
+
 }
 
 export class MemoryWriteLocks implements WriteLockService {
