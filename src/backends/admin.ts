@@ -195,7 +195,7 @@ export class SshRepositoryAdmin implements RepositoryAdmin {
 }
 
 export interface SshAdminConfig {
-  backend: Config['backends'][number];
+  backend: Pick<Config['backends'][number], 'id' | 'ssh' | 'admin'>;
   ssh: Pick<Config['ssh'], 'backendKey' | 'backendKnownHosts'>;
   repositories: RepositoryAdminOptions['repositories'];
   /** Handshake and channel timeout (http.backendTimeoutMs). */

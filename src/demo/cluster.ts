@@ -30,6 +30,9 @@
  *                    http-backend, for every backend or per id
  *                    ({ b1: 'apache' }, the others lighttpd); see apache.ts
  *     httpUsers      user → password of the Apache backends' 'auth' location
+ *     gatedAdmin     backend ids whose sshd restricts the cluster's key with
+ *                    deploy/backend/githa-gate (docs/operations.md "The admin
+ *                    account"): Git services and the installed githa-admin only
  * - DevCluster
  *     dir, backends: DevBackend[], redis: DevRedis, ssh: DevClusterSsh,
  *     backend(id), createRepository(name), ensureRunning(), stop()
@@ -46,10 +49,10 @@
  *
  * Servers never outlive the process that started them: see watchdog.ts.
  */
-import { mkdirSync, realpathSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, realpathSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { DevBackendImpl, assertSafePath, type DevBackend, type WebServer } from './backend.js';
 import { DevRedisImpl, type DevRedis } from './redis.js';
 import { ensurePrivsepDir, generateKey, knownHostsLine } from './ssh.js';
@@ -69,6 +72,8 @@ export interface DevClusterOptions {
   keepDir?: boolean;
   webServer?: WebServer | Partial<Record<string, WebServer>>;
   httpUsers?: Record<string, string>;
+  /** Backend ids whose key is restricted by githa-gate (see the comment at the top). */
+  gatedAdmin?: readonly string[];
 }
 
 /** What a Git client (or githa itself) needs to talk SSH to the backends. */
@@ -106,6 +111,27 @@ export interface DevCluster {
 }
 
 const DEFAULT_MAX_LIFETIME_MS = 30 * 60 * 1000;
+
+/** deploy/backend/ of the package (src/demo/ and dist/demo/ are both two levels down). */
+const DEPLOY_BACKEND = resolve(import.meta.dirname, '../../deploy/backend');
+
+/**
+ * The authorized_keys of a gated backend: the cluster's key may run Git
+ * services and `<gateDir>/git-shell-commands/githa-admin` only, as
+ * docs/operations.md "The admin account" tells an operator to set it up.
+ */
+function gatedKeys(backendDir: string, publicKey: string): string {
+  const gate = join(DEPLOY_BACKEND, 'githa-gate');
+  const gateDir = join(backendDir, 'gate');
+  assertSafePath(gate);
+  mkdirSync(join(gateDir, 'git-shell-commands'), { recursive: true });
+  const program = join(gateDir, 'git-shell-commands', 'githa-admin');
+  copyFileSync(join(DEPLOY_BACKEND, 'githa-admin'), program);
+  chmodSync(program, 0o755);
+  const path = join(backendDir, 'authorized_keys');
+  writeFileSync(path, `command="${gate} ${gateDir}",restrict ${publicKey}\n`);
+  return path;
+}
 
 function firstFailure(results: PromiseSettledResult<unknown>[]): unknown {
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
@@ -222,6 +248,7 @@ export async function startDevCluster(options: DevClusterOptions = {}): Promise<
     const authorizedKeysPath = join(sshDir, 'authorized_keys');
     writeFileSync(authorizedKeysPath, `${clientPublicKey}\n`);
 
+    for (const id of options.gatedAdmin ?? []) if (!ids.includes(id)) throw new Error(`gatedAdmin: no backend ${id}`);
     ids.forEach((id, i) => {
       backends.push(
         new DevBackendImpl({
@@ -230,7 +257,7 @@ export async function startDevCluster(options: DevClusterOptions = {}): Promise<
           user,
           hostKeyPath: join(dir, id, 'ssh_host_ed25519_key'),
           hostPublicKey: hostKeys[i]!,
-          authorizedKeysPath,
+          authorizedKeysPath: options.gatedAdmin?.includes(id) ? gatedKeys(join(dir, id), clientPublicKey!) : authorizedKeysPath,
           tracker: registry,
           webServer: typeof options.webServer === 'string' ? options.webServer : options.webServer?.[id],
           httpUsers: options.httpUsers,

@@ -14,7 +14,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { adminCommand, parseListing, parseTrash, SshRepositoryAdmin, trashStamp, type AdminExec } from '../../src/backends/admin.js';
 import { ADMIN_SCRIPT } from '../../src/backends/admin-script.js';
 import { sqQuote } from '../../src/backends/ssh-url.js';
-import { BackendAdminError, InvalidRepositoryNameError } from '../../src/errors.js';
+import { buildConfig } from '../../src/config/load.js';
+import { BackendAdminError, ConfigError, InvalidRepositoryNameError } from '../../src/errors.js';
 
 const run = promisify(execFile);
 const REPOS = { trashDir: '.githa-trash', initialBranch: 'main', gitConfig: { 'http.receivepack': 'true' } };
@@ -200,5 +201,17 @@ describe('the program under a local sh, as the backend runs it', () => {
     expect((await local(adminCommand('purge', [root, '.t', '2026']))).code).toBe(2);
     expect((await local(adminCommand('eval', [root, 'touch pwned']))).code).toBe(2);
     expect(existsSync(join(dir, 'pwned'))).toBe(false);
+  });
+});
+
+describe('configuration', () => {
+  const base = { redis: { url: 'redis://127.0.0.1:6379' }, proxyId: 'p' };
+  const ssh = { backendKey: '/k', backendKnownHosts: '/kh' };
+  it('admin needs githa\'s backend key and known_hosts, and an absolute root', () => {
+    expect(() => buildConfig({ ...base, backends: [{ id: 'b1', http: 'http://h/git/', admin: 'ssh://git@h/srv/git' }] }, {})).toThrow(ConfigError);
+    expect(() => buildConfig({ ...base, backends: [{ id: 'b1', http: 'http://h/git/', admin: 'ssh://git@h/srv/git' }] }, {})).toThrow(/backends\.0\.admin: admin runs over SSH: it needs ssh\.backendKey and ssh\.backendKnownHosts/);
+    expect(() => buildConfig({ ...base, ssh, backends: [{ id: 'b1', http: 'http://h/git/', admin: 'ssh://git@h/~/git' }] }, {})).toThrow(/backends\.0\.admin: expected ssh:\/\/user@host\[:port\]\/absolute\/root/);
+    expect(() => buildConfig({ ...base, ssh, backends: [{ id: 'b1', ssh: 'ssh://git@h/~/git', admin: true }] }, {})).toThrow(/admin: true needs an absolute path/);
+    expect(buildConfig({ ...base, ssh, backends: [{ id: 'b1', ssh: 'ssh://git@h:2222/srv/git', admin: true }] }, {}).backends[0]!.admin).toBe(true);
   });
 });
