@@ -46,17 +46,18 @@ num() { _n=\${1#*T}; printf "%s%s" "\${1%%T*}" "\${_n%Z}"; }
 
 isrepo() { [ -f "$1/HEAD" ] && [ -d "$1/objects" ] && [ -d "$1/refs" ]; }
 # The copy of name $2 (X.git) under directory $1, in the order git finds it
-# (enter_repo: X/.git, X, X.git): sets LAYOUT (X/.git, X or X.git) and MOVE
-# (the path that moves: X for X/.git).
+# (enter_repo: X/.git, X, X.git/.git, X.git): sets LAYOUT (that path) and
+# MOVE (the path that moves: X for X/.git, X.git for X.git/.git).
 copy() {
   b=\${2%.git}
   if isrepo "$1/$b/.git"; then LAYOUT=$b/.git; MOVE=$b
   elif isrepo "$1/$b"; then LAYOUT=$b; MOVE=$b
+  elif isrepo "$1/$b.git/.git"; then LAYOUT=$b.git/.git; MOVE=$b.git
   elif isrepo "$1/$b.git"; then LAYOUT=$b.git; MOVE=$b.git
   else return 1; fi
 }
-# The layout path of a copy moved to $2 from $1 (the same layout).
-moved() { case $LAYOUT in */.git) TO=\${2%.git}; LAYOUT=$TO/.git ;; *.git) TO=$2; LAYOUT=$TO ;; *) TO=\${2%.git}; LAYOUT=$TO ;; esac; }
+# Where the copy found by \`copy\` moves for the name $1, in the same layout: TO.
+moved() { case $LAYOUT in *.git/.git) TO=$1 ;; */.git) TO=\${1%.git} ;; *.git) TO=$1 ;; *) TO=\${1%.git} ;; esac; }
 # Prints "$2 <layout path>" for every repository below directory $1, without
 # descending into a repository or a hidden directory (the trash directory).
 walk() {
@@ -150,7 +151,7 @@ case $op in
     name "$1"; name "$2"
     copy "$root" "$1" || { out absent; exit 3; }
     from=$MOVE
-    moved "$1" "$2"
+    moved "$2"
     if copy "$root" "$2"; then out exists; exit 4; fi
     free "$root/$TO" || { out exists; exit 4; }
     case $TO/ in "$from"/*) die "cannot move $from into itself" ;; esac

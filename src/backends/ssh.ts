@@ -147,7 +147,7 @@ export class SshBackendClient extends StreamGitClient {
       if (!(err instanceof BackendUnavailableError)) lease.retireConnection();
       throw err instanceof BackendUnavailableError ? err : new BackendUnavailableError(`backend ${this.id}: cannot run a command over SSH: ${(err as Error).message}`, this.id, { cause: err });
     }
-    return collect(channel, this.id, o).finally(() => lease.release());
+    return collect(channel, lease.connection, this.id, o).finally(() => lease.release());
   }
 
   /** A fresh TCP connection and sshd's `SSH-2.0-` greeting; never the pool (a killed sshd master leaves pooled sessions alive). */
@@ -297,7 +297,7 @@ export class SshBackendClient extends StreamGitClient {
 }
 
 /** Reads a command's stdout and stderr to their end and waits for its exit status, within the limits (see SshBackendClient.run). */
-function collect(channel: ClientChannel, id: string, o: { signal?: AbortSignal | undefined; maxOutputBytes: number; timeoutMs: number }): Promise<SshRunResult> {
+function collect(channel: ClientChannel, client: Client, id: string, o: { signal?: AbortSignal | undefined; maxOutputBytes: number; timeoutMs: number }): Promise<SshRunResult> {
   return new Promise<SshRunResult>((resolve, reject) => {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -309,6 +309,7 @@ function collect(channel: ClientChannel, id: string, o: { signal?: AbortSignal |
       settled = true;
       clearTimeout(timer);
       o.signal?.removeEventListener('abort', onAbort);
+      client.off('close', onLost);
       if (fail !== undefined) {
         channel.destroy();
         reject(fail);
@@ -317,6 +318,9 @@ function collect(channel: ClientChannel, id: string, o: { signal?: AbortSignal |
       resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
     };
     const onAbort = (): void => finish(o.signal?.reason);
+    // The connection died under the command: whether it ran to its end is unknown.
+    const onLost = (): void => finish(new BackendAdminError(`backend ${id}: the SSH connection closed while the admin command ran`, id));
+    client.once('close', onLost);
     const timer = setTimeout(() => finish(new BackendAdminError(`backend ${id}: the admin command did not finish within ${o.timeoutMs} ms`, id)), o.timeoutMs);
     o.signal?.addEventListener('abort', onAbort, { once: true });
     const take = (into: Buffer[]) => (chunk: Buffer) => {

@@ -174,7 +174,11 @@ describe('the program under a local sh, as the backend runs it', () => {
     expect((await run('git', ['--git-dir', join(root, 'team/app.git'), 'config', 'x.y'])).stdout).toBe("it's $(touch pwned) `id`\n");
     expect(existsSync(join(dir, 'pwned'))).toBe(false);
     await run('git', ['init', '-q', join(root, 'work')]);
-    expect(await admin.list()).toEqual({ repositories: ['team/app.git', 'work.git'], invalid: [] });
+    await run('git', ['init', '-q', join(root, 'odd.git')]);
+    expect(await admin.list()).toEqual({ repositories: ['odd.git', 'team/app.git', 'work.git'], invalid: [] });
+    expect(await admin.rename('odd.git', 'team/odd.git')).toBe('renamed');
+    expect(existsSync(join(root, 'team/odd.git/.git/HEAD'))).toBe(true);
+    expect(await admin.trash('team/odd.git', '20261206T074600Z')).toBe('trashed');
     expect(await admin.rename('work.git', 'team/work.git')).toBe('renamed');
     expect(existsSync(join(root, 'team/work/.git/HEAD'))).toBe(true);
     expect(await admin.rename('work.git', 'x.git')).toBe('absent');
@@ -182,11 +186,16 @@ describe('the program under a local sh, as the backend runs it', () => {
     expect(await admin.trash('team/work.git', '20261206T074700Z')).toBe('trashed');
     expect(await admin.trash('team/work.git', '20261206T074700Z')).toBe('absent');
     expect(await admin.list()).toEqual({ repositories: ['team/app.git'], invalid: [] });
-    expect(await admin.trashed()).toEqual([{ stamp: '20261206T074700Z', repo: 'team/work.git' }]);
+    expect(await admin.trashed()).toEqual([
+      { stamp: '20261206T074600Z', repo: 'team/odd.git' },
+      { stamp: '20261206T074700Z', repo: 'team/work.git' },
+    ]);
     expect(await admin.restore('team/work.git')).toEqual({ status: 'restored', stamp: '20261206T074700Z' });
     expect(await admin.restore('team/work.git')).toEqual({ status: 'absent' });
     expect(await admin.trash('team/app.git', '20261206T074701Z')).toBe('trashed');
-    expect(await admin.purge('20261206T074701Z')).toEqual([]);
+    // team/work.git went back: its (now empty) stamp directory is gone; only team/odd.git is older.
+    expect(await admin.purge('20261206T074701Z')).toEqual([{ stamp: '20261206T074600Z', repo: 'team/odd.git' }]);
+    expect(existsSync(join(root, '.githa-trash/20261206T074700Z'))).toBe(false);
     expect(await admin.purge('20261206T074702Z', 'team/app.git')).toEqual([{ stamp: '20261206T074701Z', repo: 'team/app.git' }]);
     expect(await admin.trashed()).toEqual([]);
   });

@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { adminCommand, sshRepositoryAdmin, type SshRepositoryAdmin } from '../../src/backends/admin.js';
 import { SshBackendClient } from '../../src/backends/ssh.js';
 import { DEFAULTS } from '../../src/config/defaults.js';
-import { InvalidRepositoryNameError } from '../../src/errors.js';
+import { BackendAdminError, BackendUnavailableError, InvalidRepositoryNameError } from '../../src/errors.js';
 import { useCluster, type DevBackend } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
 import { startGitha } from '../support/githa.js';
@@ -38,11 +38,11 @@ function adminOf(b: DevBackend): SshRepositoryAdmin {
 }
 
 /** A raw exec on a backend with githa's key, as an attacker holding it would send. */
-async function raw(b: DevBackend, command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+async function raw(b: DevBackend, command: string, limits = { maxOutputBytes: 1 << 20, timeoutMs: 10_000 }): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const c = cluster();
   const client = new SshBackendClient({ id: b.id, url: b.sshUrl, privateKey: c.ssh.clientKeyPath, knownHosts: c.ssh.knownHostsPath, timeoutMs: 10_000 });
   try {
-    return await client.run(command, { maxOutputBytes: 1 << 20, timeoutMs: 10_000 });
+    return await client.run(command, limits);
   } finally {
     await client.close();
   }
@@ -178,5 +178,18 @@ describe('githa with admin on its backends', () => {
     const work = await git.clone(g.url('wired/app'));
     await git.commit(work, { 'a.txt': 'a\n' });
     await git.push(work, g.url('wired/app'), ['HEAD:refs/heads/main']);
+  });
+});
+
+describe('SshBackendClient.run limits', () => {
+  it('a command that outlives its time or writes too much is stopped (BackendAdminError); an unreachable backend is BackendUnavailableError', async () => {
+    const c = cluster();
+    const b1 = c.backend('b1');
+    await expect(raw(b1, 'sleep 30', { maxOutputBytes: 1000, timeoutMs: 300 })).rejects.toThrow(/did not finish within 300 ms/);
+    const flood = raw(b1, 'yes', { maxOutputBytes: 100_000, timeoutMs: 10_000 });
+    await expect(flood).rejects.toBeInstanceOf(BackendAdminError);
+    await expect(flood).rejects.toThrow(/more than 100000 bytes/);
+    await b1.stop();
+    await expect(adminOf(b1).list()).rejects.toBeInstanceOf(BackendUnavailableError);
   });
 });
