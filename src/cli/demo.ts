@@ -44,7 +44,8 @@ export async function runDemo(opts: { dir?: string; json?: boolean }): Promise<v
       listen: { http: '127.0.0.1:0', admin: '127.0.0.1:0', ssh: '127.0.0.1:0', git: '127.0.0.1:0' },
       redis: { url: cluster.redis.url },
       ssh: { hostKeys: [hostKey], authorizedKeys: authorized, backendKey: cluster.ssh.clientKeyPath, backendKnownHosts: cluster.ssh.knownHostsPath },
-      backends: cluster.backends.map((b) => ({ id: b.id, http: b.httpUrl, ssh: b.sshUrl, git: b.gitUrl })),
+      // admin: githa may create, trash and rename repositories over each backend's SSH account (docs/operations.md "Repository lifecycle").
+      backends: cluster.backends.map((b) => ({ id: b.id, http: b.httpUrl, ssh: b.sshUrl, git: b.gitUrl, admin: true as const })),
       proxyId: 'demo',
     };
     const config = buildConfig(input);
@@ -87,6 +88,7 @@ export async function runDemo(opts: { dir?: string; json?: boolean }): Promise<v
           `  readiness:      ${facts.health}`,
           `  status page:    ${facts.status}   (metrics: ${facts.metrics})`,
           `  operator CLI:   ${facts.cli}   (also repo, log, thaw, lock, sync, verify, …)`,
+          `  new repository: ${facts.cli.replace(' status ', ' create team/app.git ')}`,
           `  backends:       ${facts.backends.map((b) => `${b.id} ${b.http}`).join(', ')} (each also serves SSH and git://)`,
           '',
           'Press Ctrl-C to stop everything.',
