@@ -44,7 +44,7 @@ export interface CopiesStatus {
   notListable: string[];
   /** Enabled backends with admin whose listing failed. */
   unlisted: Array<{ backend: string; error: string }>;
-  /** Backend → repositories recorded without a copy there (also the progress of filling a new backend), for every enabled backend. */
+  /** Backend → repositories recorded without a copy there, ghosts aside (also the progress of filling a new backend), for every enabled backend. */
   missing: Record<string, string[]>;
   /** Copies on a listed backend with no record and no tombstone. */
   untracked: string[];
@@ -135,8 +135,9 @@ async function copiesStatus(
       if (gone.has(repo)) continue;
       const lost = knownMissing.get(repo);
       if (!lost) continue;
-      for (const b of active.filter((id) => lost.has(id))) missing[b]!.push(repo);
+      // A ghost has no copy to fill the others from: named as a ghost, not as missing copies.
       if (active.length > 0 && active.every((id) => lost.has(id))) status.ghosts.push(repo);
+      else for (const b of active.filter((id) => lost.has(id))) missing[b]!.push(repo);
     }
     return status;
   }
@@ -147,7 +148,7 @@ async function copiesStatus(
     if (b.invalid.length > 0) status.invalid[b.backend] = [...b.invalid];
   }
   for (const row of report.rows) {
-    for (const b of row.missing) if (row.class === 'missing' || row.class === 'ghost') missing[b]?.push(row.repo);
+    if (row.class === 'missing') for (const b of row.missing) missing[b]?.push(row.repo);
     if (row.class === 'untracked') status.untracked.push(row.repo);
     if (row.class === 'ghost') status.ghosts.push(row.repo);
     if (row.class === 'leftover') status.leftovers.push(row.repo);
