@@ -69,6 +69,10 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
     out.write(json({ ...s, attention: why }));
     return why.length > 0 ? EXIT.ATTENTION : EXIT.OK;
   }
+  // What the listings found, per repository: its missing copies, or a ghost.
+  const listed = new Map<string, string[]>();
+  for (const [b, repos] of Object.entries(s.copies?.missing ?? {})) for (const r of repos) listed.set(r, [...(listed.get(r) ?? []), `missing on ${b}`]);
+  for (const r of s.copies?.ghosts ?? []) listed.set(r, ['ghost: no copy on any backend']);
   if (s.repositories.length === 0) out.write('no repositories known yet (each is recorded when first used through githa)\n\n');
   else {
     out.write(
@@ -80,7 +84,7 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
           leaders: r.leaders.join(','),
           stale: r.stale.join(','),
           'last write': ago(r.lastWriteAt, s.at),
-          detail: detail(r),
+          detail: detail(r, listed.get(r.repo)),
         })),
         ['repository', 'state', 'version', 'leaders', 'stale', 'last write', 'detail'],
       ),
@@ -119,8 +123,8 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
   return why.length > 0 ? EXIT.ATTENTION : EXIT.OK;
 }
 
-function detail(r: ClusterStatus['repositories'][number]): string {
-  const parts: string[] = [];
+function detail(r: ClusterStatus['repositories'][number], copies: readonly string[] = []): string {
+  const parts: string[] = [...copies];
   if (r.reason) parts.push(r.reason);
   if (r.writing) parts.push(`${r.writing.interrupted ? 'interrupted write' : 'write in flight'} on ${r.writing.backend}`);
   // What each drifted copy holds: missing / empty / behind / divergent (changed: not repaired yet).
