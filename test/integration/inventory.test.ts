@@ -99,6 +99,10 @@ describe('githa inventory', () => {
     expect(stText.stdout).toContain('attention: 1 missing copy; 1 untracked; 1 ghost; 1 leftover');
     // The serving githa's gauge, from its status snapshot.
     await waitFor('githa_copies_missing{backend="b3"} 1', async () => (await (await fetch(`${githa.adminUrl}/metrics`)).text()).includes('githa_copies_missing{backend="b3"} 1'));
+    const page = await (await fetch(`${githa.adminUrl}/status`)).text();
+    expect(page).toContain('<h2>Copies</h2>');
+    expect(page).toMatch(/missing on <code>b3<\/code><\/td><td class="num">1<\/td><td>inv\/partial\.git/);
+    expect(page).toMatch(/untracked<\/td><td class="num">1<\/td><td>inv\/untracked\.git/);
 
     // --track: the untracked one is adopted from its copies; the deleted one is refused.
     const track = await githaCli(githa.configPath, ['inventory', '--track', 'inv/untracked']);
