@@ -54,8 +54,8 @@ describe('githa inventory', () => {
       await waitFor(`${repo} recorded on every backend`, async () => leadersOf(await cliVersions(c, `${repo}.git`)).join(',') === ALL.join(','));
     }
     await first.stop();
-    // No background replication from now on: the missing copy stays missing while the test looks at it.
-    const githa = await startGitha(c, { admin: true, config: { ...FAST, replication: { background: false }, metrics: { statusRefreshMs: 200 } } });
+    // No background replication and no verifier sweep from now on: the missing copy stays missing while the test looks at it.
+    const githa = await startGitha(c, { admin: true, config: { ...FAST, replication: { background: false }, verify: { intervalMs: 0 }, metrics: { statusRefreshMs: 200 } } });
     // A missing copy: gone from b3's disk. A ghost: gone from every disk.
     await rm(c.backend('b3').repoPath('inv/partial'), { recursive: true });
     for (const b of c.backends) await rm(b.repoPath('inv/ghost'), { recursive: true });
