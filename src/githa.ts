@@ -13,6 +13,7 @@ import { CopyRepairer } from './cluster/repair.js';
 import { Cluster } from './cluster/cluster.js';
 import { AccessPolicy } from './auth/access.js';
 import { collectStatus } from './cluster/cluster-status.js';
+import { Inventory } from './cluster/inventory.js';
 import { HealthChecker } from './cluster/health-checker.js';
 import { OverrideWatcher } from './cluster/override-watcher.js';
 import { InterruptionResolver } from './cluster/interruptions.js';
@@ -33,6 +34,7 @@ import { BackendHealthStore } from './state/backend-health.js';
 import { connectRedis } from './state/redis.js';
 import { openState, type StateParts } from './state/state.js';
 import { OperatorStore } from './state/operator-store.js';
+import { Tombstones } from './state/tombstones.js';
 
 export interface RunningGitha {
   cluster: Cluster;
@@ -159,7 +161,9 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   const shared = new BackendHealthStore(redis, state.keys, { proxyId: config.proxyId, ttlMs: config.health.ttlMs, log: healthLog });
   // One status snapshot shared by metrics and /status, refreshed at most every metrics.statusRefreshMs.
   const ids = config.backends.map((b) => b.id);
-  const status = new StatusCache(async () => collectStatus(cluster, state, await shared.readFresh(ids)), config.metrics.statusRefreshMs, (err) =>
+  // The snapshot lists the managed backends too (missing copies, untracked repositories, ghosts: docs/observability.md).
+  const inventory = new Inventory(cluster.ctx, new Tombstones(redis, state.keys), cluster);
+  const status = new StatusCache(async () => collectStatus(cluster, state, await shared.readFresh(ids), undefined, inventory), config.metrics.statusRefreshMs, (err) =>
     log.warn({ err: (err as Error).message }, 'cluster status snapshot failed'),
   );
   metrics.watch({ status, backendHealth: () => cluster.health.snapshot(ids) });

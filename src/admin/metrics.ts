@@ -140,6 +140,20 @@ export class Metrics implements Observer {
       registers: [this.registry],
       collect: () => this.fillSnapshotGauges(),
     });
+    const copiesMissing = new Gauge({
+      name: 'githa_copies_missing',
+      help: 'Repositories recorded without a copy on the backend (from the managed backends\' listings and the records\' drift), from the cached status snapshot: also what filling a new backend has left.',
+      labelNames: ['backend'] as const,
+      registers: [this.registry],
+      collect: () => this.fillSnapshotGauges(),
+    });
+    const unrecorded = new Gauge({
+      name: 'githa_inventory_repositories',
+      help: 'Repositories needing an operator, by class: untracked (a copy, no record), ghost (recorded, no copy), leftover (deleted or renamed, a copy remains); from the managed backends\' listings.',
+      labelNames: ['class'] as const,
+      registers: [this.registry],
+      collect: () => this.fillSnapshotGauges(),
+    });
     const snapshotAt = new Gauge({
       name: 'githa_status_snapshot_timestamp_seconds',
       help: 'When the status snapshot the repository gauges come from was taken (Unix time).',
@@ -162,6 +176,13 @@ export class Metrics implements Observer {
       }
       drifted.set(status.repositories.reduce((n, r) => n + r.drifted.length, 0));
       stale.set(status.backlog);
+      copiesMissing.reset();
+      for (const [backend, repos] of Object.entries(status.copies?.missing ?? {})) copiesMissing.set({ backend }, repos.length);
+      if (status.copies) {
+        unrecorded.set({ class: 'untracked' }, status.copies.untracked.length);
+        unrecorded.set({ class: 'ghost' }, status.copies.ghosts.length);
+        unrecorded.set({ class: 'leftover' }, status.copies.leftovers.length);
+      }
       snapshotAt.set(status.at / 1000);
     };
     this.fillSnapshotGauges = () =>

@@ -123,10 +123,28 @@ export function renderStatusPage(status: ClusterStatus, opts: { proxyId: string;
 <ul class="counts">${counts}</ul>
 <h2>Backends</h2>
 ${table(['backend', 'zone', 'enabled', 'writable', 'health', 'leads', 'stale'], backendRows)}
+${copiesSection(status)}
 <h2>Repositories</h2>
 ${table(['repository', 'state', 'version', 'leaders', 'stale', 'frozen reason'], repoRows)}
 `;
   return layout('githa status', body);
+}
+
+/** Missing copies per backend (a new backend's fill progress), untracked repositories, ghosts and leftovers (src/cluster/cluster-status.ts). */
+function copiesSection(status: ClusterStatus): string {
+  const c = status.copies;
+  if (!c) return '';
+  const rows = [
+    ...Object.entries(c.missing).map(([b, repos]) => `<tr><td>missing on <code>${esc(b)}</code></td><td class="num">${repos.length}</td><td>${list(repos.slice(0, 20))}</td></tr>`),
+    `<tr><td>untracked</td><td class="num">${c.untracked.length}</td><td>${list(c.untracked.slice(0, 20))}</td></tr>`,
+    `<tr><td>ghosts</td><td class="num">${c.ghosts.length}</td><td>${list(c.ghosts.slice(0, 20))}</td></tr>`,
+    `<tr><td>leftovers</td><td class="num">${c.leftovers.length}</td><td>${list(c.leftovers.slice(0, 20))}</td></tr>`,
+  ];
+  const how =
+    c.listed.length > 0
+      ? `Listed: ${esc(c.listed.join(', '))}${c.notListable.length ? ` · not listable (no admin): ${esc(c.notListable.join(', '))}` : ''}${c.unlisted.length ? ` · listing failed: ${esc(c.unlisted.map((u) => u.backend).join(', '))}` : ''}`
+      : 'No enabled backend has admin: untracked repositories are not looked for; missing copies come from the records only.';
+  return `<h2>Copies</h2>\n<p class="meta">${how}</p>\n${table(['what', 'count', 'repositories (first 20)'], rows)}`;
 }
 
 export interface RepoDetail {

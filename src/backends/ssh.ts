@@ -333,7 +333,12 @@ function collect(channel: ClientChannel, client: Client, id: string, o: { signal
     channel.on('error', (e: Error) => finish(new BackendAdminError(`backend ${id}: the admin command failed: ${e.message}`, id, { cause: e })));
     channel.stderr.on('error', () => {});
     channel.once('exit', (c: number | null) => (code = typeof c === 'number' ? c : null));
-    // 'close' comes after the exit status and the end of both streams.
-    channel.once('close', () => finish());
+    // 'close' comes after the exit status and the end of both streams. It carries the
+    // status too: 'exit' may have fired before exec() resolved and these listeners existed
+    // (a quick command's reply can arrive in the same read as the exec confirmation).
+    channel.once('close', (c?: number | null) => {
+      if (code === null && typeof c === 'number') code = c;
+      finish();
+    });
   });
 }

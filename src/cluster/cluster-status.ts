@@ -2,6 +2,8 @@ import type { SharedHealth } from '../state/backend-health.js';
 import type { Cluster } from './cluster.js';
 import type { RepositoryIndex } from '../state/repo-index.js';
 import type { RepositoryStore } from '../state/repository-store.js';
+import type { Gone } from '../state/repo-state.js';
+import type { Inventory } from './inventory.js';
 import { summarize, type RepoHealth, type RepoSummary } from './status.js';
 
 export interface BackendStatus {
@@ -25,6 +27,33 @@ export interface ClusterStatus {
   counts: Record<RepoHealth, number>;
   /** (repository, backend) pairs that are stale: what replication still has to copy. */
   backlog: number;
+  /** Absent in a snapshot built elsewhere (tests). */
+  copies?: CopiesStatus;
+}
+
+/**
+ * Copies against records (docs/operations.md "Inventory and recovery after
+ * Redis loss"): from the managed backends' listings when some enabled backend
+ * has admin, and from the records' own drift (`missing`) always. Untracked
+ * copies are found only by a listing.
+ */
+export interface CopiesStatus {
+  /** Enabled backends whose listing was read for this snapshot. */
+  listed: string[];
+  /** Enabled backends without admin: not listed (an untracked copy there is not seen). */
+  notListable: string[];
+  /** Enabled backends with admin whose listing failed. */
+  unlisted: Array<{ backend: string; error: string }>;
+  /** Backend → repositories recorded without a copy there, ghosts aside (also the progress of filling a new backend), for every enabled backend. */
+  missing: Record<string, string[]>;
+  /** Copies on a listed backend with no record and no tombstone. */
+  untracked: string[];
+  /** Recorded repositories with no copy on any enabled backend. */
+  ghosts: string[];
+  /** Deleted or renamed repositories a listed backend still holds. */
+  leftovers: string[];
+  /** Backend → paths its listing found with no valid repository name. */
+  invalid: Record<string, string[]>;
 }
 
 const PAGE = 200;
@@ -40,6 +69,8 @@ export async function collectStatus(
   state: { repos: Pick<RepositoryStore, 'read'>; index: Pick<RepositoryIndex, 'repositories' | 'lastWrites'> },
   shared: ReadonlyMap<string, SharedHealth> = new Map(),
   onPage?: (done: number) => void,
+  /** Lists the managed backends (listing only, never a probe per repository); absent: the records' evidence only. */
+  inventory?: Pick<Inventory, 'survey'>,
 ): Promise<ClusterStatus> {
   const { config } = cluster;
   const { repos, index } = state;
@@ -49,10 +80,16 @@ export async function collectStatus(
   const names: string[] = [];
   for await (const page of index.repositories(PAGE)) names.push(...page);
   names.sort();
+  const gone = new Map<string, Gone>();
+  const knownMissing = new Map<string, Set<string>>();
   for (let i = 0; i < names.length; i += PAGE) {
     const slice = names.slice(i, i + PAGE);
     const [states, scores] = await Promise.all([Promise.all(slice.map((r) => repos.read(r))), index.lastWrites(slice)]);
     slice.forEach((repo, j) => {
+      const st = states[j]!;
+      if (st.gone) gone.set(repo, st.gone);
+      const lost = [...st.drift].filter(([, d]) => d.checksum === 'missing' || d.kind === 'missing').map(([b]) => b);
+      if (lost.length > 0) knownMissing.set(repo, new Set(lost));
       const lastWriteAt = scores[j] || undefined;
       repositories.push({ repo, lastWriteAt, ...summarize(states[j]!, active, config.replication.writeQuorum, lastWriteAt, now) });
     });
@@ -76,5 +113,45 @@ export async function collectStatus(
       stale: repositories.filter((r) => r.stale.includes(b.id)).length,
     };
   });
-  return { at: now, writeQuorum: config.replication.writeQuorum, repositories, backends, counts, backlog: repositories.reduce((n, r) => n + r.stale.length, 0) };
+  const copies = await copiesStatus(cluster, names, gone, knownMissing, inventory);
+  return { at: now, writeQuorum: config.replication.writeQuorum, repositories, backends, counts, backlog: repositories.reduce((n, r) => n + r.stale.length, 0), copies };
+}
+
+/** Missing copies, untracked repositories and ghosts: a listing of each managed backend, or (none) the records' drift alone. */
+async function copiesStatus(
+  cluster: Cluster,
+  names: readonly string[],
+  gone: ReadonlyMap<string, Gone>,
+  knownMissing: ReadonlyMap<string, ReadonlySet<string>>,
+  inventory: Pick<Inventory, 'survey'> | undefined,
+): Promise<CopiesStatus> {
+  const active = cluster.activeBackends().map((b) => b.id);
+  const managed = active.filter((id) => cluster.ctx.backends.admin(id) !== undefined);
+  const missing: Record<string, string[]> = Object.fromEntries(active.map((id) => [id, []]));
+  const status: CopiesStatus = { listed: [], notListable: active.filter((id) => !managed.includes(id)), unlisted: [], missing, untracked: [], ghosts: [], leftovers: [], invalid: {} };
+  if (!inventory || managed.length === 0) {
+    // No listing (cheap): only what the records say, i.e. repairs that found a copy missing.
+    for (const repo of names) {
+      if (gone.has(repo)) continue;
+      const lost = knownMissing.get(repo);
+      if (!lost) continue;
+      // A ghost has no copy to fill the others from: named as a ghost, not as missing copies.
+      if (active.length > 0 && active.every((id) => lost.has(id))) status.ghosts.push(repo);
+      else for (const b of active.filter((id) => lost.has(id))) missing[b]!.push(repo);
+    }
+    return status;
+  }
+  const report = await inventory.survey({ probe: false, tracked: names, gone, scanTombstones: false, knownMissing });
+  for (const b of report.backends) {
+    if (b.how === 'listed') status.listed.push(b.backend);
+    if (b.how === 'unreachable') status.unlisted.push({ backend: b.backend, error: b.error ?? 'unreachable' });
+    if (b.invalid.length > 0) status.invalid[b.backend] = [...b.invalid];
+  }
+  for (const row of report.rows) {
+    if (row.class === 'missing') for (const b of row.missing) missing[b]?.push(row.repo);
+    if (row.class === 'untracked') status.untracked.push(row.repo);
+    if (row.class === 'ghost') status.ghosts.push(row.repo);
+    if (row.class === 'leftover') status.leftovers.push(row.repo);
+  }
+  return status;
 }

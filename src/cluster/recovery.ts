@@ -1,4 +1,4 @@
-import type { Adoption } from './adoption.js';
+import { goneError, type Adoption } from './adoption.js';
 import { noteWrite, type ClusterContext } from './context.js';
 import { leadership } from './routing.js';
 
@@ -21,10 +21,14 @@ export type RecoveryResult =
  * ambiguous, unless the record still proves which copy is right (every
  * leader's live checksum is its recorded one): then it is kept and the stale
  * copies are caught up as usual. A backend that cannot be reached leaves the
- * record untouched: it may hold the newest copy.
+ * record untouched: it may hold the newest copy. A deleted or renamed
+ * repository (a tombstone) is refused with RepositoryGoneError: its copies
+ * are leftovers, brought back only by `githa restore`.
  */
 export async function recoverRepository(ctx: ClusterContext, copiesOf: Pick<Adoption, 'compareCopies'>, repo: string): Promise<RecoveryResult> {
   return ctx.writeLocks.withLock(repo, async (lock) => {
+    const gone = (await ctx.repos.read(repo)).gone;
+    if (gone) throw goneError(repo, gone);
     const { copies, missing, unreachable } = await copiesOf.compareCopies(repo);
     if (unreachable.length > 0) return { repo, status: 'skipped', reason: `unreachable: ${unreachable.join(', ')}` };
     if (copies.size === 0) return { repo, status: 'skipped', reason: 'no backend has it' };

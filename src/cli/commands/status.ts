@@ -3,14 +3,17 @@
  * Unsynchronized / Ambiguous / Frozen), every backend, counts per state and
  * the replication backlog. Exit 1 when a repository is unsynchronized,
  * ambiguous or frozen, a copy is drifted (DETAIL names its kind: missing,
- * empty, behind, divergent), or an enabled backend is down.
+ * empty, behind, divergent), an enabled backend is down, or a copy is
+ * missing, a repository untracked or a ghost (from the managed backends'
+ * listings: docs/operations.md "Inventory and recovery after Redis loss").
  */
 import type { Command } from 'commander';
-import { collectStatus, type ClusterStatus } from '../../cluster/cluster-status.js';
+import { collectStatus, type ClusterStatus, type CopiesStatus } from '../../cluster/cluster-status.js';
 import type { RepoHealth } from '../../cluster/status.js';
 import { EXIT, json, progress, table } from '../output.js';
 import { ago, common, run, type Context } from './context.js';
 import { createCommandFor } from './kept-refs.js';
+import { inventoryOf } from './recover.js';
 
 /** Above this many repositories, `status` shows its progress while reading. */
 const PROGRESS_ABOVE = 200;
@@ -41,6 +44,15 @@ export function attention(s: ClusterStatus): string[] {
   if (drifted > 0) why.push(`${drifted} drifted cop${drifted === 1 ? 'y' : 'ies'}`);
   const down = s.backends.filter((b) => b.enabled && b.health === 'down').map((b) => b.id);
   if (down.length > 0) why.push(`down: ${down.join(', ')}`);
+  const c = s.copies;
+  if (c) {
+    const missing = Object.values(c.missing).reduce((n, r) => n + r.length, 0);
+    if (missing > 0) why.push(`${missing} missing cop${missing === 1 ? 'y' : 'ies'}`);
+    if (c.untracked.length > 0) why.push(`${c.untracked.length} untracked`);
+    if (c.ghosts.length > 0) why.push(`${c.ghosts.length} ghost${c.ghosts.length === 1 ? '' : 's'}`);
+    if (c.leftovers.length > 0) why.push(`${c.leftovers.length} leftover${c.leftovers.length === 1 ? '' : 's'}`);
+    if (c.unlisted.length > 0) why.push(`not listed: ${c.unlisted.map((u) => u.backend).join(', ')}`);
+  }
   return why;
 }
 
@@ -48,7 +60,7 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
   const { cluster, redis, state: st } = ctx.parts;
   const total = await redis.zcard(st.keys.repos());
   const bar = total > PROGRESS_ABOVE ? progress(ctx.streams, Math.ceil(total / PAGE), 'reading repositories') : undefined;
-  const collected = await collectStatus(cluster, st, ctx.health, (done) => bar?.tick(`${done} repositories`));
+  const collected = await collectStatus(cluster, st, ctx.health, (done) => bar?.tick(`${done} repositories`), inventoryOf(ctx));
   const s: ClusterStatus = { ...collected, repositories: collected.repositories.map((r) => ({ ...r, leaders: [...r.leaders].sort() })) };
   bar?.done();
   const why = attention(s);
@@ -57,6 +69,10 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
     out.write(json({ ...s, attention: why }));
     return why.length > 0 ? EXIT.ATTENTION : EXIT.OK;
   }
+  // What the listings found, per repository: its missing copies, or a ghost.
+  const listed = new Map<string, string[]>();
+  for (const [b, repos] of Object.entries(s.copies?.missing ?? {})) for (const r of repos) listed.set(r, [...(listed.get(r) ?? []), `missing on ${b}`]);
+  for (const r of s.copies?.ghosts ?? []) listed.set(r, ['ghost: no copy on any backend']);
   if (s.repositories.length === 0) out.write('no repositories known yet (each is recorded when first used through githa)\n\n');
   else {
     out.write(
@@ -68,7 +84,7 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
           leaders: r.leaders.join(','),
           stale: r.stale.join(','),
           'last write': ago(r.lastWriteAt, s.at),
-          detail: detail(r),
+          detail: detail(r, listed.get(r.repo)),
         })),
         ['repository', 'state', 'version', 'leaders', 'stale', 'last write', 'detail'],
       ),
@@ -97,6 +113,7 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
   const counts = (Object.keys(STATE_LABEL) as RepoHealth[]).map((k) => `${STATE_LABEL[k]} ${s.counts[k]}`).join(', ');
   out.write(`${s.repositories.length} ${s.repositories.length === 1 ? 'repository' : 'repositories'}: ${counts}\n`);
   out.write(`replication backlog: ${s.backlog} stale (repository, backend) pair${s.backlog === 1 ? '' : 's'}; write quorum ${s.writeQuorum}\n`);
+  if (s.copies) writeCopies(out, s.copies);
   if (why.length > 0) out.write(`attention: ${why.join('; ')}\n`);
   for (const r of s.repositories) {
     for (const b of r.drifted.filter((d) => r.driftKinds?.[d] === 'missing')) {
@@ -106,8 +123,8 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
   return why.length > 0 ? EXIT.ATTENTION : EXIT.OK;
 }
 
-function detail(r: ClusterStatus['repositories'][number]): string {
-  const parts: string[] = [];
+function detail(r: ClusterStatus['repositories'][number], copies: readonly string[] = []): string {
+  const parts: string[] = [...copies];
   if (r.reason) parts.push(r.reason);
   if (r.writing) parts.push(`${r.writing.interrupted ? 'interrupted write' : 'write in flight'} on ${r.writing.backend}`);
   // What each drifted copy holds: missing / empty / behind / divergent (changed: not repaired yet).
@@ -117,4 +134,24 @@ function detail(r: ClusterStatus['repositories'][number]): string {
   if (others.length > 0) parts.push(`drifted: ${others.map((b) => `${b} (${kinds[b] ?? 'changed'})`).join(',')}`);
   if (r.suspect.length > 0) parts.push(`suspect: ${r.suspect.join(',')}`);
   return [...new Set(parts)].join('; ');
+}
+
+/** Names shown per line before "… and N more". */
+const NAMES_SHOWN = 10;
+
+function names(repos: readonly string[]): string {
+  const more = repos.length - NAMES_SHOWN;
+  return repos.slice(0, NAMES_SHOWN).join(', ') + (more > 0 ? ` … and ${more} more (githa inventory lists them all)` : '');
+}
+
+/** Missing copies per backend (a new backend's fill progress), untracked repositories, ghosts and leftovers. */
+function writeCopies(out: NodeJS.WritableStream, c: CopiesStatus): void {
+  if (c.listed.length > 0) out.write(`listed backends: ${c.listed.join(', ')}${c.notListable.length ? `; not listable (no admin): ${c.notListable.join(', ')}` : ''}\n`);
+  else out.write(`untracked repositories: not looked for (no enabled backend has admin to list it; githa inventory asks the others for known names only)\n`);
+  for (const u of c.unlisted) out.write(`listing of ${u.backend} failed: ${u.error}\n`);
+  for (const [b, repos] of Object.entries(c.missing)) if (repos.length > 0) out.write(`missing copies on ${b}: ${repos.length} (${names(repos)})\n`);
+  if (c.untracked.length > 0) out.write(`untracked: ${c.untracked.length} (${names(c.untracked)}); adopt with: githa inventory --track R, or --all\n`);
+  if (c.ghosts.length > 0) out.write(`ghosts (recorded, no copy on any backend): ${c.ghosts.length} (${names(c.ghosts)})\n`);
+  if (c.leftovers.length > 0) out.write(`leftovers (deleted or renamed, a copy remains): ${c.leftovers.length} (${names(c.leftovers)})\n`);
+  for (const [b, paths] of Object.entries(c.invalid)) out.write(`invalid names on ${b} (left alone): ${names(paths)}\n`);
 }
