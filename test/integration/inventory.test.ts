@@ -96,6 +96,8 @@ describe('githa inventory', () => {
     expect(copies.missing).toEqual({ b1: [], b2: [], b3: ['inv/partial.git'] });
     const stText = await githaCli(githa.configPath, ['status']);
     expect(stText.stdout).toContain('missing copies on b3: 1 (inv/partial.git)');
+    // Its record alone looks synchronized; the listings say otherwise.
+    expect(stText.stdout).toMatch(/^inv\/ghost\.git\s+GHOST\s/m);
     expect(stText.stdout).toContain('attention: 1 missing copy; 1 untracked; 1 ghost; 1 leftover');
     // The serving githa's gauge, from its status snapshot.
     await waitFor('githa_copies_missing{backend="b3"} 1', async () => (await (await fetch(`${githa.adminUrl}/metrics`)).text()).includes('githa_copies_missing{backend="b3"} 1'));

@@ -72,14 +72,16 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
   // What the listings found, per repository: its missing copies, or a ghost.
   const listed = new Map<string, string[]>();
   for (const [b, repos] of Object.entries(s.copies?.missing ?? {})) for (const r of repos) listed.set(r, [...(listed.get(r) ?? []), `missing on ${b}`]);
-  for (const r of s.copies?.ghosts ?? []) listed.set(r, ['ghost: no copy on any backend']);
+  const ghosts = new Set(s.copies?.ghosts ?? []);
+  for (const r of ghosts) listed.set(r, ['ghost: no copy on any backend']);
   if (s.repositories.length === 0) out.write('no repositories known yet (each is recorded when first used through githa)\n\n');
   else {
     out.write(
       table(
         s.repositories.map((r) => ({
           repository: r.repo,
-          state: STATE_LABEL[r.state],
+          // A ghost's record may look synchronized: the listings say no copy exists (issue: "a Synchronized ghost").
+          state: ghosts.has(r.repo) ? 'GHOST' : STATE_LABEL[r.state],
           version: r.version,
           leaders: r.leaders.join(','),
           stale: r.stale.join(','),
