@@ -51,8 +51,8 @@ export function backendAccount(b: Pick<BackendConfig, 'ssh' | 'admin'>): { user:
 
 /** A word for a shell command line an operator pastes: as it is when it is plain, else quoted (a leading `~/` stays unquoted, so it expands). */
 function shellWord(s: string): string {
-  if (/^[A-Za-z0-9._/+=:@-]+$/.test(s)) return s;
-  return s.startsWith('~/') ? `~/${sqQuote(s.slice(2))}` : sqQuote(s);
+  if (s.startsWith('~/')) return `~/${shellWord(s.slice(2))}`;
+  return /^[A-Za-z0-9._/+=:@-]+$/.test(s) ? s : sqQuote(s);
 }
 
 /**
