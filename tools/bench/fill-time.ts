@@ -62,6 +62,8 @@ async function makeRepository(dir: string, bare: string, commits: Record<string,
   rmSync(bare, { recursive: true, force: true });
   await run('git', ['clone', '-q', '--bare', work, bare], { env: ENV, timeoutMs: 600_000 });
   await run('git', ['--git-dir', bare, 'config', 'http.receivepack', 'true'], { env: ENV });
+  // Packed, as a leader's objects are once git gc ran: upload-pack reuses the pack's compressed data.
+  await run('git', ['--git-dir', bare, 'repack', '-a', '-d', '-q'], { env: ENV, timeoutMs: 600_000 });
   rmSync(work, { recursive: true, force: true });
 }
 
@@ -125,11 +127,17 @@ export async function measureFillTime(o: FillTimeOptions): Promise<FillTime> {
     let allMs = 0;
     try {
       const deadline = started + 6 * 3600_000;
+      let said = 0;
       while (performance.now() < deadline) {
         const pipe = redis.pipeline();
         for (const n of names) pipe.hget(`githa:repo:{${n}}:versions`, 'b3');
+        // Redis gone (the cluster stopped under us): fails the measurement rather than waiting for nothing.
         const done = ((await pipe.exec()) ?? []).filter(([err, v]) => !err && v !== null).length;
         const now = performance.now() - started;
+        if (now - said >= 10_000) {
+          said = now;
+          o.out(`fill-time: ${done} of ${names.length} current on b3 after ${(now / 1000).toFixed(0)} s`);
+        }
         if (done > 0 && firstMs === 0) firstMs = now;
         if (done === names.length) {
           allMs = now;
