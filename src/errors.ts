@@ -295,6 +295,20 @@ export class CatchUpError extends GithaError {
   readonly code = 'GITHA_ERR_CATCH_UP';
 }
 
+/**
+ * A copy's target has no repository by that name: the Git protocol cannot
+ * create one, so it is created through the backend's admin account when it
+ * has one (src/cluster/fill.ts), else an operator runs the command githa logs.
+ */
+export class CopyTargetMissingError extends CatchUpError {
+  constructor(
+    readonly repo: string,
+    readonly backendId: string,
+  ) {
+    super(`${repo} does not exist on ${backendId}; create it there (stock Git servers cannot create repositories over the Git protocol)`);
+  }
+}
+
 // ---- Authentication and authorization (src/auth, docs/security.md) ---------------
 
 /** HTTP with `auth.http.mode: githa`: no credentials where they are needed, or wrong ones (401 with a challenge). */

@@ -9,6 +9,7 @@ import { SshBackendClient } from './backends/ssh.js';
 import { sshRepositoryAdmin } from './backends/admin.js';
 import type { BackendClient, RepositoryAdmin, StreamBackendClient } from './backends/types.js';
 import { NO_REPAIRS } from './cluster/read-check.js';
+import { CopyFiller } from './cluster/fill.js';
 import { CopyRepairer } from './cluster/repair.js';
 import { Cluster } from './cluster/cluster.js';
 import { AccessPolicy } from './auth/access.js';
@@ -58,6 +59,8 @@ export interface ClusterParts {
   admins: Map<string, RepositoryAdmin>;
   /** The copy repairs (docs/architecture.md "Verified copies"); a serving githa's only: CLI commands repair nothing in the background. */
   repairer?: CopyRepairer;
+  /** Creates missing copies on managed backends (docs/architecture.md "Filling a missing copy"), shared by the replicator and the repairs. */
+  filler: CopyFiller;
   close(): Promise<void>;
 }
 
@@ -106,6 +109,7 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
     // The repairer is built with this context: the context forwards to it once it exists (nothing is scheduled before).
     repairs: opts.repairs ? { schedule: (repo, backend, why) => repairer?.schedule(repo, backend, why) } : NO_REPAIRS,
   };
+  const filler = new CopyFiller(ctx);
   let repairer: CopyRepairer | undefined;
   if (opts.repairs) {
     const operator = new OperatorStore(state.scripts, config.pushLog.maxLength);
@@ -113,6 +117,7 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
       ctx,
       (repo, token, target, version, checksum, source, fields) => operator.commitSync(repo, token, target, version, checksum, source, fields),
       async (repo, token, backend, version, max, fields) => (await operator.demote(repo, token, backend, version, max, '', fields)).status,
+      filler,
     );
   }
   const resolver = new InterruptionResolver(ctx);
@@ -126,6 +131,7 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
     sshClients,
     gitClients,
     admins,
+    filler,
     ...(repairer ? { repairer } : {}),
     async close() {
       const all = new Set<BackendClient>([...clients.values(), ...sshClients.values(), ...gitClients.values()]);
@@ -185,7 +191,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   await overrides.start();
   // The replicator follows githa:events on a connection of its own: XREAD BLOCK must not share the request path's.
   const events = connectRedis(config.redis, { commandTimeoutMs: config.redis.commandTimeoutMs + 2_000 });
-  const replicator = new Replicator(cluster.ctx, cluster, resolver, { ...config.replication, events, eventsKey: state.keys.events(), blockMs: Math.min(2_000, config.redis.commandTimeoutMs) });
+  const replicator = new Replicator(cluster.ctx, cluster, resolver, { ...config.replication, events, eventsKey: state.keys.events(), blockMs: Math.min(2_000, config.redis.commandTimeoutMs), fill: parts.filler });
   if (config.replication.background) replicator.start();
   metrics.watch({ replicationBacklog: () => replicator.backlog() });
   const verifier = new Verifier(cluster.ctx);

@@ -89,6 +89,18 @@ export class Metrics implements Observer {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  private readonly copiesCreated = new Counter({
+    name: 'githa_copies_created_total',
+    help: 'Missing copies githa created on a backend through its admin account before filling them (a new or replaced backend), by backend.',
+    labelNames: ['backend'] as const,
+    registers: [this.registry],
+  });
+  private readonly fillsPending = new Gauge({
+    name: 'githa_fill_pending',
+    help: 'Fills of missing copies (create, then copy from a leader) queued or running in this githa, by backend.',
+    labelNames: ['backend'] as const,
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -229,5 +241,13 @@ export class Metrics implements Observer {
 
   readRetried(reason: string): void {
     this.readRetries.inc({ reason: label(reason) });
+  }
+
+  copyCreated(backend: string): void {
+    this.copiesCreated.inc({ backend: label(backend) });
+  }
+
+  fillPending(backend: string, count: number): void {
+    this.fillsPending.set({ backend: label(backend) }, count);
   }
 }

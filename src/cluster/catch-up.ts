@@ -1,7 +1,7 @@
 import type { BackendClient, RefTip } from '../backends/types.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { AGENT } from '../version.js';
-import { CatchUpError } from '../errors.js';
+import { CatchUpError, CopyTargetMissingError } from '../errors.js';
 import { ZERO_OID, type RefCommand } from '../protocol/receive-pack-request.js';
 import type { PairLocks } from '../state/pair-locks.js';
 import type { CommitCatchUpResult } from '../state/repository-store.js';
@@ -124,7 +124,8 @@ export async function copyRepository(pairs: PairLocks, req: CopyRequest): Promis
       return { status: 'mismatch', reason: `${source.id} no longer matches the checksum to copy` };
     }
     const adv = await target.receivePackAdvertisement(repo, signal);
-    if (!adv) throw new CatchUpError(`${repo} does not exist on ${target.id}; create it there (stock Git servers cannot create repositories)`);
+    // Created by the fill where githa may manage the backend (src/cluster/fill.ts), outside this pair lock: the write lock comes first.
+    if (!adv) throw new CopyTargetMissingError(repo, target.id);
 
     // The fence (docs/architecture.md "Catch-up relay"): the lock is still
     // ours and the target's record has not moved since the lock was taken, so

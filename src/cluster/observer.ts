@@ -17,6 +17,10 @@ export interface Observer {
   quorumCopy(outcome: string): void;
   /** A read dropped a copy's answer and went to another leader (src/cluster/read-check.ts RetryReason). */
   readRetried(reason: string): void;
+  /** A missing copy created on `backend` through its admin account (src/cluster/fill.ts). */
+  copyCreated(backend: string): void;
+  /** Fills of missing copies queued or running on `backend` in this githa, now. */
+  fillPending(backend: string, count: number): void;
 }
 
 /** The default: observes nothing. */
@@ -27,4 +31,6 @@ export const NO_OBSERVER: Observer = {
   replicationLag: () => {},
   quorumCopy: () => {},
   readRetried: () => {},
+  copyCreated: () => {},
+  fillPending: () => {},
 };

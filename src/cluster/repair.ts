@@ -7,7 +7,9 @@
  * and the copy is refilled from that leader with the catch-up relay and
  * recorded at the leader's version (SYNC_COMMIT, which clears the drift).
  * A repository missing on a backend cannot be created through the Git
- * protocol: it stays drifted as `missing`, with the command that creates it.
+ * protocol: on a backend githa may manage it is created through its admin
+ * account, then refilled (src/cluster/fill.ts); elsewhere it stays drifted as
+ * `missing`, with the command that creates it.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -19,6 +21,7 @@ import type { DriftKind, RepoState } from '../state/repo-state.js';
 import { copyRepository, type CopyOutcome } from './catch-up.js';
 import { EMPTY_CHECKSUM, refsChecksum } from './checksum.js';
 import { noteWrite, type ClusterContext } from './context.js';
+import { createCommand, type CopyFiller } from './fill.js';
 import { keepLacking, type KeepResult } from './kept.js';
 import type { CopyRepairs } from './read-check.js';
 import { leadership, repoFlags } from './routing.js';
@@ -45,6 +48,8 @@ export interface RepairReport {
   detail?: string;
   /** For `missing`: the command that creates the repository on the backend. */
   command?: string;
+  /** The copy was missing and githa created it through the backend's admin account before refilling it. */
+  created?: boolean;
 }
 
 /** Repairs running at once, per githa: each holds a repository's write lock and relays a pack. */
@@ -54,16 +59,8 @@ const COOLDOWN_MS = 10_000;
 /** A copy lock another githa holds (a replicator's catch-up) is waited for this many times, 250 ms apart. */
 const BUSY_RETRIES = 40;
 
-/**
- * The command an operator runs on `backend` to create `repo` (stock Git
- * servers cannot create repositories over the protocol; docs/operations.md
- * "A copy is missing", deploy/systemd/git-backend-setup.sh).
- */
-export function createCommand(repo: string, backend: string, head?: string): string {
-  const branch = head?.startsWith('refs/heads/') ? head.slice('refs/heads/'.length) : 'main';
-  const path = `/srv/git/${repo}`;
-  return `on ${backend}: sudo -u git git init --bare --initial-branch=${branch} ${path} && sudo git-backend-setup.sh enable-push ${path} (/srv/git: the repository root of ${backend})`;
-}
+/** The command an operator runs to create a missing copy (src/cluster/fill.ts; `githa repo` and `githa status` show it too). */
+export { createCommand };
 
 /** What a copy's listing shows against its record, before the repair's own findings. */
 export function liveKind(live: string): DriftKind | undefined {
@@ -83,6 +80,8 @@ export class CopyRepairer implements CopyRepairs {
     private readonly ctx: ClusterContext,
     private readonly commitSync: CommitSync,
     private readonly demote?: DemoteCopy,
+    /** Creates a missing copy on a backend githa may manage (src/cluster/fill.ts); without it, a missing copy is reported. */
+    private readonly filler?: Pick<CopyFiller, 'createLocked' | 'track' | 'command'>,
   ) {
     this.log = ctx.log.child({ component: 'repair' });
   }
@@ -128,7 +127,8 @@ export class CopyRepairer implements CopyRepairs {
 
   private report(r: RepairReport, why: string): void {
     const fields = { repo: r.repo, backend: r.backend, why, kind: r.kind, kept: r.kept.map((k) => k.ref), source: r.source, version: r.version, detail: r.detail };
-    if (r.outcome === 'repaired') this.log.info(fields, r.kept.length > 0 ? 'copy repaired: its commits the leaders lacked are kept, then it was refilled' : 'copy repaired: refilled from a leader');
+    if (r.outcome === 'repaired' && r.created) this.log.info(fields, 'missing copy created through the backend\'s admin account, then refilled from a leader');
+    else if (r.outcome === 'repaired') this.log.info(fields, r.kept.length > 0 ? 'copy repaired: its commits the leaders lacked are kept, then it was refilled' : 'copy repaired: refilled from a leader');
     else if (r.outcome === 'demoted') this.log.error(fields, `LEADER LOST ITS COPY: ${r.backend} was the only leader and holds nothing (${r.kind}); it is demoted, the copies at version ${r.version} lead, and what only it held is gone (githa log ${r.repo})`);
     else if (r.outcome === 'missing') this.log.error({ ...fields, command: r.command }, `MISSING ON ${r.backend}: the repository does not exist there and githa cannot create it; create it with: ${r.command}`);
     else if (r.outcome === 'failed') this.log.warn(fields, 'copy repair failed; the copy leads no more and is tried again later');
@@ -179,8 +179,14 @@ export class CopyRepairer implements CopyRepairs {
     const fromRefs = await target.listRefs(repo, lock.signal);
     if (fromRefs === null) {
       await ctx.repos.noteDrift(repo, backend, 'missing', 'missing');
-      const head = await ctx.backends.client(leader.id).headTarget?.(repo, lock.signal).catch(() => undefined);
-      return { ...done('missing'), kind: 'missing', command: createCommand(repo, backend, head ?? undefined) };
+      if (this.filler && ctx.backends.admin(backend)) {
+        const filler = this.filler;
+        return filler.track(backend, () => this.createAndRefill(filler, repo, backend, why, state, lock, leader.id));
+      }
+      const command = this.filler
+        ? await this.filler.command(repo, backend, leader.id, lock.signal)
+        : createCommand(repo, backend, (await ctx.backends.client(leader.id).headTarget?.(repo, lock.signal).catch(() => undefined)) ?? undefined);
+      return { ...done('missing'), kind: 'missing', command };
     }
     const live = refsChecksum(fromRefs);
     if (live === state.checksums.get(backend)) {
@@ -194,6 +200,21 @@ export class CopyRepairer implements CopyRepairs {
     const now = keep.version === undefined ? state : await ctx.repos.read(repo);
     const refill = await this.refill(repo, backend, leader.id, now, lock, { user: 'githa', by: 'repair', kind, why: why.slice(0, 200) });
     return { ...refill, kind, kept: keep.kept };
+  }
+
+  /** A missing copy on a managed backend: created (HEAD as the leader's), then refilled from the leader; it holds nothing to keep. */
+  private async createAndRefill(filler: Pick<CopyFiller, 'createLocked'>, repo: string, backend: string, why: string, state: RepoState, lock: Held, leader: string): Promise<RepairReport> {
+    const base = { repo, backend, kind: 'missing' as const, kept: [] };
+    const made = await filler.createLocked(repo, backend, state, lock.signal, leader);
+    if (made.status === 'refused') return { ...base, outcome: 'skipped', detail: `missing, not created: ${made.detail}` };
+    // The Git endpoint must now find what the admin account created: a root that differs from the one it serves is a configuration error.
+    const refs = await this.ctx.backends.client(backend).listRefs(repo, lock.signal);
+    if (refs === null) return { ...base, outcome: 'failed', detail: `created through the admin account, but ${backend}'s Git endpoint still finds no ${repo}: does backends[].admin name the root it serves?` };
+    // Made by someone else meanwhile, and written to: not overwritten blind; the next repair keeps what it holds.
+    if (refs.length > 0) return { ...base, outcome: 'failed', detail: `a copy with refs appeared on ${backend} meanwhile; it is looked at again` };
+    await this.ctx.repos.noteDrift(repo, backend, refsChecksum(refs), 'missing');
+    const refill = await this.refill(repo, backend, leader, state, lock, { user: 'githa', by: 'repair', kind: 'missing', why: why.slice(0, 200) });
+    return { ...refill, kind: 'missing', ...(made.status === 'created' ? { created: true } : {}) };
   }
 
   /**

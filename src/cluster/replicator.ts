@@ -1,11 +1,12 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { BackendUnavailableError, GithaError } from '../errors.js';
+import { BackendUnavailableError, CopyTargetMissingError, GithaError } from '../errors.js';
 import { redisReady } from '../state/redis.js';
 import type { RepoState } from '../state/repo-state.js';
-import { catchUp } from './catch-up.js';
+import { catchUp, type CatchUpOutcome } from './catch-up.js';
 import type { ClusterContext, StateReader } from './context.js';
 import { EventFeed } from './event-feed.js';
+import type { CopyFiller } from './fill.js';
 import type { InterruptionResolver } from './interruptions.js';
 import { leadership, repoFlags } from './routing.js';
 
@@ -22,6 +23,8 @@ export interface ReplicatorOptions {
   blockMs?: number;
   /** An event another githa took and did not acknowledge for this long is taken over (default 10 s). */
   claimIdleMs?: number;
+  /** Creates a copy a catch-up found missing, on a backend githa may manage (src/cluster/fill.ts); without it the catch-up fails and backs off. */
+  fill?: Pick<CopyFiller, 'fill'>;
 }
 
 /** The consumer group of githa:events every githa's replicator reads in; consumers are named by proxyId (docs/redis.md). */
@@ -236,11 +239,18 @@ export class Replicator {
     if (b && b.due > performance.now()) return this.retryAt(repo, b.due - performance.now());
     const version = state.versions.get(source)!;
     const checksum = state.checksums.get(source)!;
-    try {
-      const outcome = await catchUp(
+    const run = (): Promise<CatchUpOutcome> =>
+      catchUp(
         { ...this.ctx, log: this.log },
         { repo, source: this.ctx.backends.client(source), target: this.ctx.backends.client(target), version, checksum, pairLockMs: this.ctx.config.catchUp.pairLockMs },
       );
+    const { fill } = this.opts;
+    try {
+      // A new or replaced backend has no repository yet: created (on a managed backend), then copied, in one of the fill's slots.
+      const outcome = await run().catch((err: unknown) => {
+        if (err instanceof CopyTargetMissingError && fill) return fill.fill(repo, target, source, run);
+        throw err;
+      });
       if (outcome.status === 'ok') {
         this.backoff.delete(key);
         const c = this.committed.get(repo);

@@ -7,7 +7,8 @@
  * - with a commit the leaders lack: that commit is kept under
  *   refs/githa/kept/b3/<stamp>/… on every copy, then b3 equals the leaders;
  * - deleted: stays drifted as missing, and `githa repo` / `githa status`
- *   show "missing on b3" with the command that creates it.
+ *   show "missing on b3" with the command that creates it (b3's own account
+ *   and root, from its ssh URL: githa may not manage it, no `admin`).
  */
 import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
@@ -160,17 +161,17 @@ describe('repair without loss', () => {
     await waitFor('the MISSING log line', () => githa.logLines().find((l) => String(l.msg).startsWith('MISSING ON b3')));
     const line = githa.logLines().find((l) => String(l.msg).startsWith('MISSING ON b3'))!;
     expect(Number(line.level)).toBeGreaterThanOrEqual(50);
-    expect(String(line.command)).toContain(`git init --bare --initial-branch=main /srv/git/${repo}.git`);
+    expect(String(line.command)).toContain(`git init --bare --initial-branch=main ${b3.repoPath(repo)}`);
 
     const shown = await cli(githa.configPath, ['repo', repo]);
     expect(shown.code).toBe(1);
     expect(shown.stdout).toContain('missing on b3');
-    expect(shown.stdout).toContain(`git init --bare --initial-branch=main /srv/git/${repo}.git`);
+    expect(shown.stdout).toContain(`git init --bare --initial-branch=main ${b3.repoPath(repo)}`);
     const status = await cli(githa.configPath, ['status']);
     expect(status.code).toBe(1);
     expect(status.stdout).toContain('missing on b3');
     expect(status.stdout).toMatch(/attention: .*drifted/);
-    expect(status.stdout).toContain(`git init --bare --initial-branch=main /srv/git/${repo}.git`);
+    expect(status.stdout).toContain(`git init --bare --initial-branch=main ${b3.repoPath(repo)}`);
 
     // Created again (empty), it is refilled.
     await b3.createRepository(repo);

@@ -33,11 +33,13 @@ export async function keptOf(ctx: Context, repo: string, state: RepoState): Prom
 
 /** The command that creates `repo` on `backend`, with a leader's default branch when one tells it. */
 export async function createCommandFor(ctx: Context, repo: string, backend: string, state: RepoState): Promise<string> {
+  // The backend's own account and root when its admin or ssh URL tells them (src/cluster/fill.ts).
+  const where = { backend: ctx.config.backends.find((b) => b.id === backend), repositories: ctx.config.repositories };
   for (const b of leaders(ctx, state)) {
     const head = await ctx.parts.cluster.client(b).headTarget?.(repo).catch(() => undefined);
-    if (head !== undefined && head !== null) return createCommand(repo, backend, head);
+    if (head !== undefined && head !== null) return createCommand(repo, backend, head, where);
   }
-  return createCommand(repo, backend);
+  return createCommand(repo, backend, undefined, where);
 }
 
 /** Lines naming kept refs and how to drop them. */
