@@ -10,6 +10,7 @@ import type { BackendClient, StreamBackendClient } from './backends/types.js';
 import { NO_REPAIRS } from './cluster/read-check.js';
 import { CopyRepairer } from './cluster/repair.js';
 import { Cluster } from './cluster/cluster.js';
+import { Lifecycle } from './cluster/lifecycle.js';
 import { AccessPolicy } from './auth/access.js';
 import { collectStatus } from './cluster/cluster-status.js';
 import { HealthChecker } from './cluster/health-checker.js';
@@ -106,7 +107,7 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
     );
   }
   const resolver = new InterruptionResolver(ctx);
-  const cluster = new Cluster(ctx, backends, resolver);
+  const cluster = new Cluster(ctx, backends, resolver, new Lifecycle(ctx));
   return {
     cluster,
     redis,

@@ -4,8 +4,8 @@ import { Lifecycle } from '../../src/cluster/lifecycle.js';
 import { createByHand, renameByHand, trashByHand } from '../../src/cluster/manual-commands.js';
 import { Adoption } from '../../src/cluster/adoption.js';
 import { BackendAdminError, BackendNotManagedError, BackendUnavailableError, RepositoryExistsError, RepositoryGoneError, RepositoryNotFoundError } from '../../src/errors.js';
-import { MemoryAdmin } from '../support/memory-admin.js';
-import { memoryCluster, type FakeBackend } from '../support/memory-store.js';
+import { LinkedAdmin } from '../support/linked-admin.js';
+import { memoryCluster } from '../support/memory-store.js';
 
 /*
  * The lifecycle's decisions (docs/operations.md "Repository lifecycle") on
@@ -19,40 +19,6 @@ const S = 'team/renamed.git';
 const C = 'c'.repeat(40);
 const NOW = new Date('2026-12-06T07:47:00.123Z');
 const by = { by: 'alice', via: 'cli' };
-
-/** A MemoryAdmin whose repositories are the fake backend's (what githa's Git client of it sees). */
-class LinkedAdmin extends MemoryAdmin {
-  readonly trashRefs = new Map<string, Map<string, string>>();
-  constructor(private readonly git: FakeBackend) {
-    super(git.id);
-  }
-  override async create(repo: string): Promise<'created' | 'exists'> {
-    const r = await super.create(repo);
-    if (r === 'created') this.git.set(repo, {});
-    return r;
-  }
-  override async trash(repo: string, stamp: string): Promise<'trashed' | 'absent'> {
-    const r = await super.trash(repo, stamp);
-    if (r === 'trashed') {
-      this.trashRefs.set(`${stamp} ${repo}`, this.git.refs.get(repo)!);
-      this.git.refs.delete(repo);
-    }
-    return r;
-  }
-  override async restore(repo: string, stamp?: string): Promise<{ status: 'restored' | 'absent' | 'exists'; stamp?: string }> {
-    const r = await super.restore(repo, stamp);
-    if (r.status === 'restored') this.git.refs.set(repo, this.trashRefs.get(`${r.stamp} ${repo}`)!);
-    return r;
-  }
-  override async rename(from: string, to: string): Promise<'renamed' | 'absent' | 'exists'> {
-    const r = await super.rename(from, to);
-    if (r === 'renamed') {
-      this.git.refs.set(to, this.git.refs.get(from)!);
-      this.git.refs.delete(from);
-    }
-    return r;
-  }
-}
 
 function setup(ids = ['b1', 'b2', 'b3'], managed = ids) {
   let admins = new Map<string, LinkedAdmin>();
