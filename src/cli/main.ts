@@ -17,6 +17,7 @@ import { register as registerThaw } from './commands/thaw.js';
 import { register as registerLock } from './commands/lock.js';
 import { register as registerSync } from './commands/sync.js';
 import { register as registerVerify } from './commands/verify.js';
+import { register as registerLifecycle } from './commands/lifecycle.js';
 
 /**
  * The githa command line: the only place that prints to stdout or exits.
@@ -60,6 +61,7 @@ registerThaw(program);
 registerLock(program);
 registerSync(program);
 registerVerify(program);
+registerLifecycle(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof GithaError) {
