@@ -6,7 +6,8 @@ import { StatusCache } from './admin/status-cache.js';
 import { HttpBackendClient } from './backends/http.js';
 import { GitDaemonBackendClient } from './backends/git-daemon.js';
 import { SshBackendClient } from './backends/ssh.js';
-import type { BackendClient, StreamBackendClient } from './backends/types.js';
+import { sshRepositoryAdmin } from './backends/admin.js';
+import type { BackendClient, RepositoryAdmin, StreamBackendClient } from './backends/types.js';
 import { NO_REPAIRS } from './cluster/read-check.js';
 import { CopyRepairer } from './cluster/repair.js';
 import { Cluster } from './cluster/cluster.js';
@@ -52,6 +53,8 @@ export interface ClusterParts {
   clients: Map<string, BackendClient>;
   sshClients: Map<string, StreamBackendClient>;
   gitClients: Map<string, StreamBackendClient>;
+  /** The admin account of each backend with `admin` (docs/operations.md "The admin account"). */
+  admins: Map<string, RepositoryAdmin>;
   /** The copy repairs (docs/architecture.md "Verified copies"); a serving githa's only: CLI commands repair nothing in the background. */
   repairer?: CopyRepairer;
   close(): Promise<void>;
@@ -81,8 +84,13 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
     const own = b.http ? new HttpBackendClient({ id: b.id, baseUrl: b.http, auth: b.httpAuth, timeoutMs }) : (sshClients.get(b.id) ?? gitClients.get(b.id));
     if (own) clients.set(b.id, own);
   }
+  // githa's admin account on each backend that has `admin`: its own SSH connection, opened on first use.
+  const admins = new Map<string, RepositoryAdmin>();
+  for (const b of config.backends) {
+    if (b.admin) admins.set(b.id, sshRepositoryAdmin({ backend: b, ssh: config.ssh, repositories: config.repositories, timeoutMs }));
+  }
   const health = new Health(config.health);
-  const backends = new Backends(config, clients, health);
+  const backends = new Backends(config, clients, health, admins);
   const ctx: ClusterContext = {
     config,
     log,
@@ -116,10 +124,11 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
     clients,
     sshClients,
     gitClients,
+    admins,
     ...(repairer ? { repairer } : {}),
     async close() {
       const all = new Set<BackendClient>([...clients.values(), ...sshClients.values(), ...gitClients.values()]);
-      await Promise.all([...all].map((c) => c.close()));
+      await Promise.all([...[...all].map((c) => c.close()), ...[...admins.values()].map((a) => a.close())]);
       redis.disconnect();
     },
   };

@@ -24,7 +24,7 @@
 import { readFile } from 'node:fs/promises';
 import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig } from 'ssh2';
-import { BackendUnavailableError } from '../errors.js';
+import { BackendAdminError, BackendUnavailableError } from '../errors.js';
 import { backendRepositoryName } from '../protocol/repository-name.js';
 import { ChannelPool, type ChannelLease } from './channel-pool.js';
 import { tcpGreeting } from './probe.js';
@@ -60,6 +60,13 @@ export interface SshBackendOptions {
   maxChannels?: number | undefined;
   /** Connections to the backend at most, opened as channels run out (default 4). */
   maxConnections?: number | undefined;
+}
+
+/** What a command run with SshBackendClient.run printed, and its exit status (null: killed by a signal). */
+export interface SshRunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
 }
 
 /** RFC 4253 4.2; `1.99` is a server that also speaks protocol 2.0. */
@@ -119,6 +126,28 @@ export class SshBackendClient extends StreamGitClient {
       }
       return this.wrap(lease, channel);
     }
+  }
+
+  /**
+   * Runs one command (a fixed program with quoted arguments: admin.ts) on a
+   * pooled connection and collects its output; for githa's own commands,
+   * never a Git service. Rejects with BackendUnavailableError when no channel
+   * could be opened (nothing ran), BackendAdminError when the command ran
+   * longer than `timeoutMs` or wrote more than `maxOutputBytes` (it is
+   * stopped: the channel is closed).
+   */
+  async run(command: string, o: { signal?: AbortSignal | undefined; maxOutputBytes: number; timeoutMs: number }): Promise<SshRunResult> {
+    const lease = await this.pool.lease(o.signal);
+    let channel: ClientChannel;
+    try {
+      channel = await this.exec(lease.connection, command, undefined, o.signal);
+    } catch (err) {
+      lease.release();
+      if (o.signal?.aborted) throw o.signal.reason;
+      if (!(err instanceof BackendUnavailableError)) lease.retireConnection();
+      throw err instanceof BackendUnavailableError ? err : new BackendUnavailableError(`backend ${this.id}: cannot run a command over SSH: ${(err as Error).message}`, this.id, { cause: err });
+    }
+    return collect(channel, this.id, o).finally(() => lease.release());
   }
 
   /** A fresh TCP connection and sshd's `SSH-2.0-` greeting; never the pool (a killed sshd master leaves pooled sessions alive). */
@@ -265,4 +294,42 @@ export class SshBackendClient extends StreamGitClient {
       },
     };
   }
+}
+
+/** Reads a command's stdout and stderr to their end and waits for its exit status, within the limits (see SshBackendClient.run). */
+function collect(channel: ClientChannel, id: string, o: { signal?: AbortSignal | undefined; maxOutputBytes: number; timeoutMs: number }): Promise<SshRunResult> {
+  return new Promise<SshRunResult>((resolve, reject) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let bytes = 0;
+    let code: number | null = null;
+    let settled = false;
+    const finish = (fail?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
+      if (fail !== undefined) {
+        channel.destroy();
+        reject(fail);
+        return;
+      }
+      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+    };
+    const onAbort = (): void => finish(o.signal?.reason);
+    const timer = setTimeout(() => finish(new BackendAdminError(`backend ${id}: the admin command did not finish within ${o.timeoutMs} ms`, id)), o.timeoutMs);
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    const take = (into: Buffer[]) => (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > o.maxOutputBytes) return finish(new BackendAdminError(`backend ${id}: the admin command wrote more than ${o.maxOutputBytes} bytes`, id));
+      into.push(chunk);
+    };
+    channel.on('data', take(out));
+    channel.stderr.on('data', take(err));
+    channel.on('error', (e: Error) => finish(new BackendAdminError(`backend ${id}: the admin command failed: ${e.message}`, id, { cause: e })));
+    channel.stderr.on('error', () => {});
+    channel.once('exit', (c: number | null) => (code = typeof c === 'number' ? c : null));
+    // 'close' comes after the exit status and the end of both streams.
+    channel.once('close', () => finish());
+  });
 }

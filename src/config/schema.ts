@@ -318,6 +318,15 @@ export const configSchema = z
       if (b.ssh && !/^ssh:\/\/[^@/\s]+@[^/\s]+\/.+/.test(b.ssh)) {
         ctx.addIssue({ code: 'custom', path: ['backends', i, 'ssh'], message: 'expected ssh://user@host[:port]/path' });
       }
+      if (b.admin && (!c.ssh.backendKey || !c.ssh.backendKnownHosts)) {
+        ctx.addIssue({ code: 'custom', path: ['backends', i, 'admin'], message: 'admin runs over SSH: it needs ssh.backendKey and ssh.backendKnownHosts' });
+      }
+      if (typeof b.admin === 'string' && !/^ssh:\/\/[^@/\s]+@[^/\s]+\/[^~]/.test(b.admin)) {
+        ctx.addIssue({ code: 'custom', path: ['backends', i, 'admin'], message: 'expected ssh://user@host[:port]/absolute/root' });
+      }
+      if (b.admin === true && b.ssh && /^ssh:\/\/[^/]+\/~/.test(b.ssh)) {
+        ctx.addIssue({ code: 'custom', path: ['backends', i, 'admin'], message: 'admin: true needs an absolute path in the ssh URL (not /~/…): name the admin account ("ssh://user@host/root")' });
+      }
       if (b.git && !/^git:\/\/[^/\s]+(\/.*)?$/.test(b.git)) {
         ctx.addIssue({ code: 'custom', path: ['backends', i, 'git'], message: 'expected git://host[:port][/path]' });
       }

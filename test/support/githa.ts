@@ -72,6 +72,12 @@ export interface StartGithaOptions {
    * catch-up that need a backend to stay behind.
    */
   singleCopy?: boolean;
+  /**
+   * githa may manage repositories on these backends (ids; true = all): sets
+   * `admin: true` on them (their ssh URL's account and root; docs/operations.md
+   * "The admin account").
+   */
+  admin?: true | string[];
 }
 
 const MAIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
@@ -88,6 +94,7 @@ export async function startGitha(cluster: DevCluster, options: StartGithaOptions
       ...(endpoints.includes('http') ? { http: b.httpUrl } : {}),
       ...(endpoints.includes('ssh') ? { ssh: b.sshUrl } : {}),
       ...(endpoints.includes('git') ? { git: b.gitUrl } : {}),
+      ...(options.admin === true || options.admin?.includes(b.id) ? { admin: endpoints.includes('ssh') ? true : b.sshUrl } : {}),
       ...(options.backends?.[b.id] ?? {}),
     }));
   // One host key for every githa of a cluster: clients must never see a key change.
