@@ -130,15 +130,17 @@ export class Lifecycle {
    * (an empty copy is one an interrupted create made: it is kept).
    */
   async create(repo: string, who: Who, o: { description?: string | undefined } = {}): Promise<CreateResult> {
-    const { managed, unmanaged } = this.split();
-    if (unmanaged.length > 0) throw this.notManaged(`cannot create ${repo} on ${unmanaged.map((b) => b.id).join(', ')}`, unmanaged.map((b) => createByHand(b, repo, this.settings, o.description)));
     return this.ctx.writeLocks.withLock(repo, async () => {
       const state = await this.ctx.repos.read(repo);
       if (state.gone) throw this.goneForCreate(repo, state.gone);
       if (state.versions.size > 0 || state.frozen) throw new RepositoryExistsError(`repository ${repo} exists already`);
-      const found = await this.survey(repo, managed.map(([b]) => b));
-      const full = [...found.copies].filter(([, c]) => c !== EMPTY_CHECKSUM).map(([b]) => b);
+      const { managed, unmanaged } = this.split();
+      const found = await this.survey(repo, this.ctx.backends.activeBackends());
+      const full = [...found.copies].filter(([, c]) => c !== EMPTY_CHECKSUM).map(([b]) => b).sort();
       if (full.length > 0) throw new RepositoryExistsError(`repository ${repo} exists already on ${full.join(', ')} (not recorded: githa inventory --track ${repo} adopts it)`);
+      // An unmanaged backend is fine once an operator created the (empty) copy by hand.
+      const byHand = unmanaged.filter((b) => !found.copies.has(b.id));
+      if (byHand.length > 0) throw this.notManaged(`cannot create ${repo} on ${byHand.map((b) => b.id).join(', ')}`, byHand.map((b) => createByHand(b, repo, this.settings, o.description)));
       const created: string[] = [];
       const pending: string[] = [];
       await Promise.all(
@@ -148,6 +150,7 @@ export class Lifecycle {
           else created.push(b.id);
         }),
       );
+      created.push(...unmanaged.map((b) => b.id));
       created.sort();
       if (created.length === 0) throw new BackendUnavailableError(`cannot create ${repo}: no backend could be reached (${pending.join(', ')})`, pending[0] ?? '');
       const status = await this.ctx.repos.create(repo, created, { event: 'create', user: who.by, via: who.via ?? 'cli', backends: created.join(',') });
@@ -203,7 +206,7 @@ export class Lifecycle {
       );
       trashed.sort();
       await this.guard(repo, this.ctx.repos.retire(repo, lock.token, { kind: 'deleted', at, stamp, by: who.by }, { event: 'delete', user: who.by, stamp, trashed: trashed.join(',') }));
-      this.log.warn({ repo, stamp, trashed, pending, by: who.by }, 'repository deleted');
+      this.log.info({ repo, stamp, trashed, pending, by: who.by }, 'repository deleted');
       return { repo, status: 'deleted', stamp, trashed, pending: pending.sort() };
     });
   }
@@ -232,7 +235,9 @@ export class Lifecycle {
       const stamp = gone.stamp ?? '';
       const saved = gone.record;
       const { managed, unmanaged } = this.split();
-      const byHand = unmanaged.filter((b) => saved?.versions.has(b.id));
+      // An unmanaged backend of the record is fine once an operator moved its copy back by hand.
+      const there = await this.survey(repo, unmanaged.filter((b) => saved?.versions.has(b.id)));
+      const byHand = unmanaged.filter((b) => saved?.versions.has(b.id) && !there.copies.has(b.id));
       if (byHand.length > 0) throw this.notManaged(`cannot restore ${repo} on ${byHand.map((b) => b.id).join(', ')}`, byHand.map((b) => restoreByHand(b, repo, stamp, this.settings)));
       const pending: string[] = [];
       await Promise.all(
@@ -254,7 +259,7 @@ export class Lifecycle {
       // 'deleting': the delete stopped before retiring the record, which is still there.
       const status = await this.guard(repo, this.ctx.repos.revive(repo, lock.token, log, record && record.versions.size > 0 ? record : undefined));
       if (status === 'exists') throw new RepositoryExistsError(`repository ${repo} has a record again; its tombstone stays (githa inventory)`);
-      this.log.warn({ repo, stamp, backends: back, missing, by: who.by }, 'repository restored');
+      this.log.info({ repo, stamp, backends: back, missing, by: who.by }, 'repository restored');
       return { repo, status: 'restored', stamp, backends: back, missing: missing.sort() };
     });
   }
@@ -302,7 +307,7 @@ export class Lifecycle {
       if (status === 'exists' && !resuming) throw new RepositoryExistsError(`repository ${to} was recorded meanwhile; ${repo} stays unreachable: run the rename again once resolved`);
     }
     await this.guard(repo, this.ctx.repos.retire(repo, lock.token, { kind: 'renamed', to, at, by: who.by }, { event: 'rename', user: who.by, to }));
-    this.log.warn({ repo, to, backends: moved, pending, by: who.by }, 'repository renamed');
+    this.log.info({ repo, to, backends: moved, pending, by: who.by }, 'repository renamed');
     return { repo, status: 'renamed', to, backends: moved, pending: pending.sort() };
   }
 
@@ -317,8 +322,10 @@ export class Lifecycle {
     const target = await this.ctx.repos.read(to);
     if (target.gone) throw new RepositoryExistsError(`cannot rename ${repo} to ${to}: ${to} is a tombstone (${target.gone.kind}${target.gone.to ? ` to ${target.gone.to}` : ''})`);
     if (target.versions.size > 0 || target.frozen) throw new RepositoryExistsError(`cannot rename ${repo} to ${to}: ${to} exists already`);
-    const { copies, unreachable } = await this.survey(to, active);
-    if (copies.size > 0) throw new RepositoryExistsError(`cannot rename ${repo} to ${to}: ${to} exists already on ${[...copies.keys()].sort().join(', ')}`);
+    const { copies: found, unreachable } = await this.survey(to, active);
+    // A copy an operator renamed by hand on an unmanaged backend is R's own (its recorded checksum).
+    const copies = [...found].filter(([b, c]) => this.ctx.backends.admin(b) !== undefined || c !== state.checksums.get(b));
+    if (copies.length > 0) throw new RepositoryExistsError(`cannot rename ${repo} to ${to}: ${to} exists already on ${copies.map(([b]) => b).sort().join(', ')}`);
     if (unreachable.length > 0) throw new BackendUnavailableError(`cannot rename ${repo} to ${to} while ${unreachable.join(', ')} cannot be checked for a copy of ${to}`, unreachable[0]!);
   }
 
@@ -347,7 +354,7 @@ export class Lifecycle {
       });
       if (done) freed.push(name);
     }
-    if (purged.length > 0 || freed.length > 0) this.log.warn({ before, purged: purged.length, freed, skipped, by: who.by }, 'trash purged');
+    if (purged.length > 0 || freed.length > 0) this.log.info({ before, purged: purged.length, freed, skipped, by: who.by }, 'trash purged');
     return { before, purged, freed, skipped: skipped.sort() };
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EMPTY_CHECKSUM } from '../../src/cluster/checksum.js';
+import { EMPTY_CHECKSUM, refsChecksum } from '../../src/cluster/checksum.js';
 import { Lifecycle } from '../../src/cluster/lifecycle.js';
 import { createByHand, renameByHand, trashByHand } from '../../src/cluster/manual-commands.js';
 import { Adoption } from '../../src/cluster/adoption.js';
@@ -20,12 +20,16 @@ const C = 'c'.repeat(40);
 const NOW = new Date('2026-12-06T07:47:00.123Z');
 const by = { by: 'alice', via: 'cli' };
 
+/** The checksum of a copy as githa's Git client sees it. */
+let checksumOf: (repo: string, id: string) => string;
+
 function setup(ids = ['b1', 'b2', 'b3'], managed = ids) {
   let admins = new Map<string, LinkedAdmin>();
   const m = memoryCluster(ids, { admins: new Proxy(new Map(), { get: (_t, p) => (p === 'get' ? (id: string) => admins.get(id) : undefined) }) });
   admins = new Map(managed.map((id) => [id, new LinkedAdmin(m.backends.get(id)!)]));
   for (const a of admins.values()) for (const [repo] of m.backends.get(a.backend)!.refs) a.repos.add(repo);
   const life = new Lifecycle(m.ctx, () => NOW);
+  checksumOf = (repo, id) => refsChecksum([...(m.backends.get(id)!.refs.get(repo) ?? new Map<string, string>())].map(([name, oid]) => ({ name, oid })));
   /** A copy with one commit on a backend (its admin sees it too). */
   const put = (id: string, repo: string, refs: Record<string, string> = { 'refs/heads/main': C }): void => {
     m.backends.get(id)!.set(repo, refs);
@@ -73,6 +77,11 @@ describe('Lifecycle.create', () => {
     );
     expect(t.calls()).toEqual([]);
     expect((await t.store.read(R)).versions.size).toBe(0);
+    // The operator ran them: the rerun creates the rest and records every copy.
+    t.put('b2', R, {});
+    t.put('b3', R, {});
+    expect(await t.life.create(R, by)).toEqual({ repo: R, status: 'created', backends: ['b1', 'b2', 'b3'], pending: [] });
+    expect(t.calls()).toEqual([`b1 create ${R}`]);
   });
 
   it('leaves an unreachable backend for the fill, and a rerun after an interrupted create keeps the empty copies it made', async () => {
@@ -220,6 +229,13 @@ describe('Lifecycle.rename', () => {
     t.store.seed(R, { b1: [1, 'x'], b2: [1, 'x'] });
     await expect(t.life.rename(R, S, by)).rejects.toThrow(`on b2: mkdir -p '<repository root of b2>/team' && mv '<repository root of b2>/${R}' '<repository root of b2>/${S}'`);
     expect((await t.store.read(R)).gone).toBeUndefined();
+    // The operator moved b2's copy by hand: the rerun renames the rest (b2's S is R's copy: its recorded checksum).
+    const b2 = t.backends.get('b2')!;
+    b2.refs.set(S, b2.refs.get(R)!);
+    b2.refs.delete(R);
+    t.store.seed(R, { b1: [1, checksumOf(R, 'b1')], b2: [1, checksumOf(R, 'b1')] });
+    expect(await t.life.rename(R, S, by)).toMatchObject({ status: 'renamed', backends: ['b1'] });
+    expect(Object.fromEntries((await t.store.read(S)).versions)).toEqual({ b1: 1, b2: 1 });
   });
 });
 
