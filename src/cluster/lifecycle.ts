@@ -93,7 +93,7 @@ export class Lifecycle {
   private async survey(repo: string, backends: readonly Backend[]): Promise<Survey> {
     const copies = new Map<string, string>();
     const unreachable: string[] = [];
-    await Promise.all(
+    await settled(
       backends.map(async (b) => {
         try {
           const refs = await this.ctx.backends.client(b.id).listRefs(repo);
@@ -143,7 +143,7 @@ export class Lifecycle {
       if (byHand.length > 0) throw this.notManaged(`cannot create ${repo} on ${byHand.map((b) => b.id).join(', ')}`, byHand.map((b) => createByHand(b, repo, this.settings, o.description)));
       const created: string[] = [];
       const pending: string[] = [];
-      await Promise.all(
+      await settled(
         managed.map(async ([b, admin]) => {
           const r = await this.reach(b, () => admin.create(repo, { description: o.description, headBranch: this.settings.initialBranch }));
           if (r === undefined) pending.push(b.id);
@@ -197,7 +197,7 @@ export class Lifecycle {
       if (!state.gone) await this.guard(repo, this.ctx.repos.markGone(repo, lock.token, { kind: 'deleting', at, stamp, by: who.by }));
       const trashed: string[] = [];
       const pending: string[] = [];
-      await Promise.all(
+      await settled(
         this.split().managed.map(async ([b, admin]) => {
           const r = await this.reach(b, () => admin.trash(repo, stamp));
           if (r === undefined) pending.push(b.id);
@@ -240,7 +240,7 @@ export class Lifecycle {
       const byHand = unmanaged.filter((b) => saved?.versions.has(b.id) && !there.copies.has(b.id));
       if (byHand.length > 0) throw this.notManaged(`cannot restore ${repo} on ${byHand.map((b) => b.id).join(', ')}`, byHand.map((b) => restoreByHand(b, repo, stamp, this.settings)));
       const pending: string[] = [];
-      await Promise.all(
+      await settled(
         managed.map(async ([b, admin]) => {
           if ((await this.reach(b, () => admin.restore(repo, stamp || undefined))) === undefined) pending.push(b.id);
         }),
@@ -289,7 +289,7 @@ export class Lifecycle {
     const moved: string[] = [];
     const pending: string[] = [];
     const taken: string[] = [];
-    await Promise.all(
+    await settled(
       this.split().managed.map(async ([b, admin]) => {
         const r = await this.reach(b, () => admin.rename(repo, to));
         if (r === undefined) pending.push(b.id);
@@ -357,6 +357,17 @@ export class Lifecycle {
     if (purged.length > 0 || freed.length > 0) this.log.info({ before, purged: purged.length, freed, skipped, by: who.by }, 'trash purged');
     return { before, purged, freed, skipped: skipped.sort() };
   }
+}
+
+/**
+ * Waits for every backend's step, then fails with the first failure: a step
+ * still running on one backend is never left behind (the command would
+ * close its connection under it).
+ */
+async function settled(steps: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(steps);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** The saved record of the backends in `ids` only. */
