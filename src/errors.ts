@@ -151,6 +151,25 @@ export class RepositoryNotFoundError extends GithaError {
   static missing(repo: string): RepositoryNotFoundError {
     return new RepositoryNotFoundError(`repository ${repo} not found`);
   }
+
+  /**
+   * Set when no backend has the repository (not when it is refused as
+   * nested, or hidden by the access rules): a push may create it
+   * (`repositories.createOnPush`). The message is missing()'s.
+   */
+  nowhere = false;
+
+  /** missing(), for a repository found on no backend. */
+  static nowhere(repo: string): RepositoryNotFoundError {
+    const e = RepositoryNotFoundError.missing(repo);
+    e.nowhere = true;
+    return e;
+  }
+
+  /** What a push to a repository that exists nowhere is told when pushes do not create repositories. */
+  static forPush(repo: string): RepositoryNotFoundError {
+    return new RepositoryNotFoundError(`repository ${repo} not found; an operator creates it with: githa create ${repo}`);
+  }
 }
 
 /**

@@ -12,6 +12,7 @@ import { NO_REPAIRS } from './cluster/read-check.js';
 import { CopyFiller } from './cluster/fill.js';
 import { CopyRepairer } from './cluster/repair.js';
 import { Cluster } from './cluster/cluster.js';
+import { Lifecycle } from './cluster/lifecycle.js';
 import { AccessPolicy } from './auth/access.js';
 import { collectStatus } from './cluster/cluster-status.js';
 import { Inventory } from './cluster/inventory.js';
@@ -121,7 +122,7 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
     );
   }
   const resolver = new InterruptionResolver(ctx);
-  const cluster = new Cluster(ctx, backends, resolver);
+  const cluster = new Cluster(ctx, backends, resolver, new Lifecycle(ctx));
   return {
     cluster,
     redis,

@@ -106,19 +106,24 @@ export class AccessPolicy {
   /**
    * Why `identity` may not use `service` on `repo`, or undefined when it may.
    * No read access gives exactly the error of a missing repository (same
-   * class, same message), so nobody learns that a repository exists.
+   * class, same message: for a push, the one naming `githa create`), so
+   * nobody learns that a repository exists.
    */
   denial(identity: Identity, repo: string, service: AccessService): GithaError | undefined {
     const granted = this.decide(identity, repo);
     if (satisfies(granted, requiredAccess(service))) return undefined;
-    if (granted === 'none') return notFound(repo);
+    if (granted === 'none') return notFound(repo, service);
     return new AccessDeniedError(`${identity.user} has read-only access to ${repo}; pushing needs write access`);
   }
 }
 
-/** The error githa answers for a repository that exists on no backend (src/cluster/adoption.ts): the same one. */
-export function notFound(repo: string): RepositoryNotFoundError {
-  return RepositoryNotFoundError.missing(repo);
+/**
+ * The error githa answers for a repository that exists on no backend: the
+ * same one (src/cluster/adoption.ts; a push is told how an operator creates
+ * it, src/cluster/cluster.ts).
+ */
+export function notFound(repo: string, service?: AccessService): RepositoryNotFoundError {
+  return service === 'git-receive-pack' ? RepositoryNotFoundError.forPush(repo) : RepositoryNotFoundError.missing(repo);
 }
 
 function appliesTo(rule: CompiledRule, id: Identity): boolean {

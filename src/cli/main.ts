@@ -18,6 +18,7 @@ import { register as registerLock } from './commands/lock.js';
 import { register as registerSync } from './commands/sync.js';
 import { register as registerVerify } from './commands/verify.js';
 import { register as registerInventory } from './commands/inventory.js';
+import { register as registerLifecycle } from './commands/lifecycle.js';
 
 /**
  * The githa command line: the only place that prints to stdout or exits.
@@ -62,6 +63,7 @@ registerLock(program);
 registerSync(program);
 registerVerify(program);
 registerInventory(program);
+registerLifecycle(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof GithaError) {

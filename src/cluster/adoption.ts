@@ -48,7 +48,7 @@ export class Adoption {
     if (state.versions.size > 0) return this.consistent(repo, state);
     await this.refuseNested(repo, lent);
     const { copies: found, unreachable } = await this.compareCopies(repo, lent);
-    if (found.size === 0 && unreachable.length === 0) throw RepositoryNotFoundError.missing(repo);
+    if (found.size === 0 && unreachable.length === 0) throw RepositoryNotFoundError.nowhere(repo);
     if (unreachable.length > 0) {
       throw new NoLeaderError(
         `githa has no record of ${repo} yet and cannot compare its copies while ${unreachable.join(', ')} ${unreachable.length > 1 ? 'are' : 'is'} unreachable`,

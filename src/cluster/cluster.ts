@@ -2,7 +2,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { BackendClient, LentCredentials } from '../backends/types.js';
 import type { Config } from '../config/schema.js';
-import { BackendUnavailableError, GithaError, NoLeaderError, QuorumUnavailableError, RepositoryFrozenError, StateRegressionError } from '../errors.js';
+import {
+  BackendUnavailableError,
+  GithaError,
+  NoLeaderError,
+  QuorumUnavailableError,
+  RepositoryExistsError,
+  RepositoryFrozenError,
+  RepositoryNotFoundError,
+  StateRegressionError,
+} from '../errors.js';
 import type { RepoState } from '../state/repo-state.js';
 import { Adoption } from './adoption.js';
 import type { Backends } from './backends.js';
@@ -39,6 +48,11 @@ const READ_WAIT_POLL_MS = 25;
 /** Remembered versions per repository, to notice Redis going back in time. */
 const SEEN_MAX = 50_000;
 
+/** Creates a repository a push found nowhere (src/cluster/lifecycle.ts; `repositories.createOnPush`). */
+export interface RepositoryCreating {
+  create(repo: string, who: { by: string; via?: string }): Promise<unknown>;
+}
+
 /** Resolves a dead owner's write when a request meets it (src/cluster/interruptions.ts). */
 export interface InterruptionResolving {
   resolve(repo: string): Promise<unknown>;
@@ -65,6 +79,7 @@ export class Cluster {
     readonly ctx: ClusterContext,
     private readonly directory: Backends,
     private readonly resolver?: InterruptionResolving,
+    private readonly creator?: RepositoryCreating,
   ) {
     this.config = ctx.config;
     this.log = ctx.log;
@@ -201,8 +216,8 @@ export class Cluster {
   }
 
   /** Chooses a writable leader for the advertisement a pushing client reads first. */
-  async routeWriteAdvertisement(repo: string, accepts: Accepts = () => true, lent?: LentCredentials): Promise<ReadRoute> {
-    const state = await this.writableState(repo, lent);
+  async routeWriteAdvertisement(repo: string, accepts: Accepts = () => true, lent?: LentCredentials, user?: string): Promise<ReadRoute> {
+    const state = await this.orCreate(repo, user, () => this.writableState(repo, lent));
     this.checkQuorum(repo);
     const flags = repoFlags(state);
     const plan = planWrite(state.versions, this.directory.views(), this.config.zone, this.turn++, flags);
@@ -224,6 +239,25 @@ export class Cluster {
     return state;
   }
 
+  /**
+   * A push (its access rules passed) to a repository that exists on no
+   * backend: created there first when `repositories.createOnPush` is on,
+   * else refused naming the operator's command (docs/operations.md
+   * "Repository lifecycle"). A create that lost a race to another is fine.
+   */
+  private async orCreate<T>(repo: string, user: string | undefined, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof RepositoryNotFoundError) || !err.nowhere) throw err;
+      if (!this.config.repositories.createOnPush || !this.creator) throw RepositoryNotFoundError.forPush(repo);
+      await this.creator.create(repo, { by: user ?? 'anonymous', via: 'push' }).catch((e: unknown) => {
+        if (!(e instanceof RepositoryExistsError)) throw e;
+      });
+      return fn();
+    }
+  }
+
   /** Refuses writes while fewer backends are up than the write quorum; reads go on. */
   checkQuorum(repo: string): void {
     const quorum = this.config.replication.writeQuorum;
@@ -238,7 +272,7 @@ export class Cluster {
    */
   async write(req: WriteRequest, forward: Forward): Promise<WriteOutcome> {
     const { repo } = req;
-    await this.writableState(repo);
+    await this.orCreate(repo, req.user, () => this.writableState(repo));
     this.checkQuorum(repo);
     return this.ctx.writeLocks.withLock(repo, async (lock) => {
       let state = await this.state(repo);

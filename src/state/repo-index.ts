@@ -61,6 +61,11 @@ export class RepositoryIndex {
     await guarded(() => this.redis.zadd(this.keys.repos(), 'NX', score, repo));
   }
 
+  /** The repository was deleted or renamed away (src/state/scripts/lifecycle.ts RETIRE): no scan looks at it any more. */
+  async forget(repo: string): Promise<void> {
+    await guarded(() => this.redis.zrem(this.keys.repos(), repo));
+  }
+
   /** The repairer kept refs in `repo` (refs/githa/kept/…): a hint for `githa dataloss`, which checks a leader's listing. */
   async noteKept(repo: string): Promise<void> {
     await guarded(() => this.redis.zadd(this.keys.kept(), Date.now(), repo));

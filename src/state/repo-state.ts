@@ -83,6 +83,32 @@ export interface Gone {
   stamp?: string;
   /** Who: the operator's user name, or the githa that ran it. */
   by: string;
+  /** deleted/renamed: the record the repository had (field `record`, JSON), so `githa restore` can put it back. */
+  record?: SavedRecord;
+}
+
+/** A retired repository's versions and checksums, kept in its tombstone (docs/redis.md `gone`). */
+export interface SavedRecord {
+  versions: ReadonlyMap<string, number>;
+  checksums: ReadonlyMap<string, string>;
+}
+
+/** The JSON of a saved record (`{"versions":{"b1":"3"},"checksums":{"b1":"…"}}`, as the RETIRE script writes it). */
+export function savedRecordJson(r: SavedRecord): string {
+  return JSON.stringify({ versions: Object.fromEntries([...r.versions].map(([b, v]) => [b, String(v)])), checksums: Object.fromEntries(r.checksums) });
+}
+
+function parseSavedRecord(json: string): SavedRecord | undefined {
+  try {
+    const o = JSON.parse(json) as { versions?: unknown; checksums?: unknown };
+    const obj = (x: unknown): Record<string, unknown> => (x && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>) : {});
+    return {
+      versions: new Map(Object.entries(obj(o.versions)).map(([b, v]) => [b, Number(v)] as const).filter(([, v]) => Number.isInteger(v) && v > 0)),
+      checksums: new Map(Object.entries(obj(o.checksums)).filter((e): e is [string, string] => typeof e[1] === 'string')),
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 const GONE_KINDS: ReadonlySet<string> = new Set<Gone['kind']>(['deleting', 'deleted', 'renaming', 'renamed']);
@@ -93,12 +119,21 @@ export function parseGone(h: Hash): Gone | undefined {
   const g: Gone = { kind: h.kind as Gone['kind'], at: Number(h.at ?? 0), by: h.by ?? '' };
   if (h.to) g.to = h.to;
   if (h.stamp) g.stamp = h.stamp;
+  const record = h.record ? parseSavedRecord(h.record) : undefined;
+  if (record) g.record = record;
   return g;
 }
 
 /** The fields of a `gone` hash as written (the inverse of parseGone). */
 export function goneFields(g: Gone): Record<string, string> {
-  return { kind: g.kind, at: String(g.at), by: g.by, ...(g.to ? { to: g.to } : {}), ...(g.stamp ? { stamp: g.stamp } : {}) };
+  return {
+    kind: g.kind,
+    at: String(g.at),
+    by: g.by,
+    ...(g.to ? { to: g.to } : {}),
+    ...(g.stamp ? { stamp: g.stamp } : {}),
+    ...(g.record ? { record: savedRecordJson(g.record) } : {}),
+  };
 }
 
 /** One repository's state as read in one round trip. */

@@ -1,18 +1,22 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { CommitRefusedError, RepositoryFrozenError } from '../errors.js';
 import type { RepositoryIndex } from './repo-index.js';
 import { decodeCommands } from './marker-commands.js';
 import { guarded as guardedCall } from './redis-call.js';
 import type { RefCommand } from '../protocol/receive-pack-request.js';
-import { readRepoState, type DriftKind, type FreezeReason, type Gone, type RepoState } from './repo-state.js';
+import { goneFields, readRepoState, type DriftKind, type FreezeReason, type Gone, type RepoState, type SavedRecord } from './repo-state.js';
 import type { ScriptRunner } from './script.js';
 import { COMMIT_CATCH_UP, type CommitCatchUpResult } from './scripts/copy.js';
 import { ADOPT, FREEZE, MARK_DRIFT, NOTE_DRIFT, RECOVER, RESOLVE_INTERRUPTED, SETTLE_SUSPECT, type ResolveArgs, type SettleArgs, type SettleStatus, type Versioned } from './scripts/repair.js';
+import { CREATE, MARK_GONE, RETIRE, REVIVE, TRANSFER } from './scripts/lifecycle.js';
 import { ABORT_WRITE, BEGIN_WRITE, COMMIT_WRITE, HEARTBEAT, MARK_COMMANDS, MARK_COPIES, type MarkerFields } from './scripts/write.js';
 
 export type { CommitCatchUpResult } from './scripts/copy.js';
 export type { MarkerFields } from './scripts/write.js';
 export type { SettleStatus, Versioned } from './scripts/repair.js';
+
+/** The checksum of a repository without refs: SHA-256 of nothing (refsChecksum([]) in src/cluster/checksum.ts; state sits below cluster). */
+const EMPTY_CHECKSUM = createHash('sha256').digest('hex');
 
 /** Fields of a push-log entry (one per write attempt, catch-up, adoption). */
 export type LogFields = Record<string, string | number>;
@@ -79,8 +83,12 @@ export interface RepositoryStore {
   markGone(repo: string, token: string, gone: Gone): Promise<'ok' | 'lock'>;
   /** Writes the tombstone and removes every record of the repository but its push log (which gets `log`); out of the index. Under the write lock. */
   retire(repo: string, token: string, gone: Gone, log: LogFields): Promise<'ok' | 'lock'>;
-  /** Removes the tombstone (a restore, or a delete or rename that could not go on); `log` in the push log. Under the write lock. */
-  revive(repo: string, token: string, log: LogFields): Promise<'ok' | 'lock'>;
+  /**
+   * Removes the tombstone (a restore, or a delete or rename that could not go on); `log` in the push log. Under the write lock.
+   * `record` (a restore): the saved record is put back in the same step, so no read finds the repository with neither
+   * (and adopts it afresh); 'exists' when it has a record already.
+   */
+  revive(repo: string, token: string, log: LogFields, record?: SavedRecord): Promise<'ok' | 'lock' | 'exists'>;
   /**
    * Records `repo` with the given versions and checksums (a rename's new name
    * takes the old one's record), a new epoch, in the index. 'exists': it has a
@@ -92,7 +100,7 @@ export interface RepositoryStore {
 export class RedisRepositoryStore implements RepositoryStore {
   constructor(
     private readonly scripts: ScriptRunner,
-    private readonly index: Pick<RepositoryIndex, 'noteRepository'>,
+    private readonly index: Pick<RepositoryIndex, 'noteRepository' | 'forget'>,
     /** Push-log entries kept per repository (XADD MAXLEN ~): config pushLog.maxLength. */
     private readonly logMax: number,
   ) {}
@@ -185,21 +193,41 @@ export class RedisRepositoryStore implements RepositoryStore {
     await this.index.noteRepository(repo, 0);
   }
 
-  // TODO(issue 18, lifecycle helper): scripts CREATE, MARK_GONE, RETIRE, REVIVE, TRANSFER (src/state/scripts/lifecycle.ts).
-  create(_repo: string, _backends: readonly string[], _log: LogFields): Promise<'ok' | 'exists' | 'gone'> {
-    return Promise.reject(new Error('not implemented'));
+  async create(repo: string, backends: readonly string[], log: LogFields): Promise<'ok' | 'exists' | 'gone'> {
+    const args = { backends, emptyChecksum: EMPTY_CHECKSUM, epoch: randomUUID(), now: Date.now(), logMax: this.logMax, log };
+    const status = await this.scripts.run(CREATE, repo, args);
+    if (status === 'ok') await this.index.noteRepository(repo, Date.now());
+    return status;
   }
-  markGone(_repo: string, _token: string, _gone: Gone): Promise<'ok' | 'lock'> {
-    return Promise.reject(new Error('not implemented'));
+
+  markGone(repo: string, token: string, gone: Gone): Promise<'ok' | 'lock'> {
+    return this.scripts.run(MARK_GONE, repo, token, goneFields(gone));
   }
-  retire(_repo: string, _token: string, _gone: Gone, _log: LogFields): Promise<'ok' | 'lock'> {
-    return Promise.reject(new Error('not implemented'));
+
+  async retire(repo: string, token: string, gone: Gone, log: LogFields): Promise<'ok' | 'lock'> {
+    // The script keeps the record itself (the one in Redis at that moment, or the one saved by an earlier run).
+    const { record: _ignored, ...rest } = gone;
+    const status = await this.scripts.run(RETIRE, repo, { token, gone: goneFields(rest), logMax: this.logMax, log });
+    if (status === 'ok') await this.index.forget(repo);
+    return status;
   }
-  revive(_repo: string, _token: string, _log: LogFields): Promise<'ok' | 'lock'> {
-    return Promise.reject(new Error('not implemented'));
+
+  async revive(repo: string, token: string, log: LogFields, record?: SavedRecord): Promise<'ok' | 'lock' | 'exists'> {
+    const status = await this.scripts.run(REVIVE, repo, { token, record, epoch: randomUUID(), now: Date.now(), logMax: this.logMax, log });
+    if (status === 'ok' && record) await this.index.noteRepository(repo, Date.now());
+    return status;
   }
-  transfer(_repo: string, _token: string, _v: ReadonlyMap<string, number>, _c: ReadonlyMap<string, string>, _log: LogFields): Promise<'ok' | 'exists' | 'lock'> {
-    return Promise.reject(new Error('not implemented'));
+
+  async transfer(
+    repo: string,
+    token: string,
+    versions: ReadonlyMap<string, number>,
+    checksums: ReadonlyMap<string, string>,
+    log: LogFields,
+  ): Promise<'ok' | 'exists' | 'lock'> {
+    const status = await this.scripts.run(TRANSFER, repo, { token, versions, checksums, epoch: randomUUID(), now: Date.now(), logMax: this.logMax, log });
+    if (status === 'ok') await this.index.noteRepository(repo, Date.now());
+    return status;
   }
 }
 

@@ -69,8 +69,9 @@ describe('access rules', () => {
     for (const service of ['git-upload-pack', 'git-receive-pack', 'git-upload-archive'] as const) {
       const e = policy.denial(carol, 'secret/x.git', service);
       expect(e).toBeInstanceOf(RepositoryNotFoundError);
-      expect(e?.message).toBe(notFound('secret/x.git').message);
-      expect(e?.message).toBe('repository secret/x.git not found');
+      expect(e?.message).toBe(notFound('secret/x.git', service).message);
+      // A push to a repository on no backend is told how an operator creates it (src/cluster/cluster.ts): a refused one alike.
+      expect(e?.message).toBe(service === 'git-receive-pack' ? 'repository secret/x.git not found; an operator creates it with: githa create secret/x.git' : 'repository secret/x.git not found');
     }
   });
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { BackendClient, RefTip } from '../../src/backends/types.js';
+import type { BackendClient, RefTip, RepositoryAdmin } from '../../src/backends/types.js';
 import type { RefAdvertisement } from '../../src/protocol/advertisement.js';
 import { Backends } from '../../src/cluster/backends.js';
 import type { ClusterContext } from '../../src/cluster/context.js';
@@ -15,12 +15,14 @@ import type { ReportStatus } from '../../src/protocol/report-status.js';
 import { Lease, type Held } from '../../src/state/lease.js';
 import type { WriteLockService } from '../../src/state/lock.js';
 import type { PairLease, PairLocks, Standing } from '../../src/state/pair-locks.js';
-import { parseRepoState, type DriftKind, type FreezeReason, type RepoState } from '../../src/state/repo-state.js';
+import { parseRepoState, type DriftKind, type FreezeReason, type Gone, type RepoState, type SavedRecord } from '../../src/state/repo-state.js';
+import { memCreate, memMarkGone, memRetire, memRevive, memTransfer } from './memory-lifecycle.js';
 import {
   suspectEntryCommands,
   type CatchUpRecord,
   type CommitCatchUpResult,
   type CommitWrite,
+  type LogFields,
   type MarkerFields,
   type RepositoryStore,
   type SettleStatus,
@@ -39,6 +41,8 @@ interface Repo {
   drift: Hash;
   /** backend → "<until>\n<commands>" (docs/redis.md `suspect-writes`). */
   suspectWrites: Hash;
+  /** The tombstone (docs/redis.md `gone`; test/support/memory-lifecycle.ts). */
+  gone: Hash;
   log: Record<string, string | number>[];
 }
 
@@ -54,6 +58,8 @@ export class MemoryStore implements RepositoryStore {
   readonly locks = new Map<string, string>();
   /** `${repo}\0${backend}` → copy-lock token. */
   readonly pairs = new Map<string, string>();
+  /** The repositories the lifecycle put in the index (created, transferred, restored; not retired). */
+  readonly index = new Set<string>();
   private failing = new Set<string>();
 
   failNext(method: keyof RepositoryStore): void {
@@ -66,7 +72,7 @@ export class MemoryStore implements RepositoryStore {
 
   repo(name: string): Repo {
     let r = this.repos.get(name);
-    if (!r) this.repos.set(name, (r = { versions: {}, checksums: {}, writing: {}, frozen: {}, suspect: {}, drift: {}, suspectWrites: {}, log: [] }));
+    if (!r) this.repos.set(name, (r = { versions: {}, checksums: {}, writing: {}, frozen: {}, suspect: {}, drift: {}, suspectWrites: {}, gone: {}, log: [] }));
     return r;
   }
 
@@ -234,28 +240,26 @@ export class MemoryStore implements RepositoryStore {
     if (!r.frozen.reason) r.frozen = { reason, detail, since: String(Date.now()), backends: backends.join(' ') };
   }
 
-  // TODO(issue 18, lifecycle helper): the lifecycle records in memory.
-  async create(): Promise<'ok' | 'exists' | 'gone'> {
-    throw new Error('not implemented');
+  async create(repo: string, backends: readonly string[], log: LogFields): Promise<'ok' | 'exists' | 'gone'> {
+    return memCreate(this, repo, backends, log);
   }
-  async markGone(): Promise<'ok' | 'lock'> {
-    throw new Error('not implemented');
+  async markGone(repo: string, token: string, gone: Gone): Promise<'ok' | 'lock'> {
+    return memMarkGone(this, repo, token, gone);
   }
-  async retire(): Promise<'ok' | 'lock'> {
-    throw new Error('not implemented');
+  async retire(repo: string, token: string, gone: Gone, log: LogFields): Promise<'ok' | 'lock'> {
+    return memRetire(this, repo, token, gone, log);
   }
-  async revive(): Promise<'ok' | 'lock'> {
-    throw new Error('not implemented');
+  async revive(repo: string, token: string, log: LogFields, record?: SavedRecord): Promise<'ok' | 'lock' | 'exists'> {
+    return memRevive(this, repo, token, log, record);
   }
-  async transfer(): Promise<'ok' | 'exists' | 'lock'> {
-    throw new Error('not implemented');
+  async transfer(repo: string, token: string, v: ReadonlyMap<string, number>, c: ReadonlyMap<string, string>, log: LogFields): Promise<'ok' | 'exists' | 'lock'> {
+    return memTransfer(this, repo, token, v, c, log);
   }
 }
 
 /** A lease that never needs renewing in a unit test's span. */
 function memoryLease(token: string, release: () => void, what: string, outer?: AbortSignal): Lease {
   return new Lease(token, { extend: async () => true, release: async () => release() }, 60_000, performance.now(), { outer, lostError: () => new Error(`${what} lost`) });
-
 }
 
 export class MemoryWriteLocks implements WriteLockService {
@@ -360,7 +364,7 @@ export class FakeBackend implements BackendClient {
 }
 
 /** A ClusterContext of in-memory parts over `ids` backends. */
-export function memoryCluster(ids: string[], overrides: { writeQuorum?: number } = {}): {
+export function memoryCluster(ids: string[], overrides: { writeQuorum?: number; admins?: ReadonlyMap<string, RepositoryAdmin> } = {}): {
   ctx: ClusterContext;
   store: MemoryStore;
   backends: Map<string, FakeBackend>;
@@ -378,7 +382,7 @@ export function memoryCluster(ids: string[], overrides: { writeQuorum?: number }
   const store = new MemoryStore();
   const backends = new Map(ids.map((id) => [id, new FakeBackend(id)]));
   const health = new Health(config.health);
-  const directory = new Backends(config, backends as ReadonlyMap<string, BackendClient>, health);
+  const directory = new Backends(config, backends as ReadonlyMap<string, BackendClient>, health, overrides.admins);
   const ctx: ClusterContext = {
     config,
     log: createLogger('silent'),

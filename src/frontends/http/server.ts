@@ -94,7 +94,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     // Passthrough: the client's credentials go with githa's listing of a repository it has no record of yet (HttpAuth.lend).
     const lent = auth.lend(req);
     const routeIt = (): Promise<ReadRoute> =>
-      git.kind === 'advertisement' && git.service === 'git-receive-pack' ? cluster.routeWriteAdvertisement(git.repo, hasHttp, lent) : cluster.routeRead(git.repo, hasHttp, lent);
+      git.kind === 'advertisement' && git.service === 'git-receive-pack' ? cluster.routeWriteAdvertisement(git.repo, hasHttp, lent, user) : cluster.routeRead(git.repo, hasHttp, lent);
     try {
       route = await routeIt();
     } catch (err) {

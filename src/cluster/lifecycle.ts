@@ -1,0 +1,380 @@
+import type { Logger } from 'pino';
+import type { RepositoryAdmin } from '../backends/types.js';
+import type { Config } from '../config/schema.js';
+import { BackendNotManagedError, BackendUnavailableError, RepositoryExistsError, RepositoryFrozenError, RepositoryGoneError, RepositoryNotFoundError } from '../errors.js';
+import type { Held } from '../state/lease.js';
+import type { WriteLockService } from '../state/lock.js';
+import type { Gone, RepoState, SavedRecord } from '../state/repo-state.js';
+import type { RepositoryStore } from '../state/repository-store.js';
+import { goneError } from './adoption.js';
+import type { BackendDirectory } from './backends.js';
+import { EMPTY_CHECKSUM, refsChecksum } from './checksum.js';
+import type { Health } from './health.js';
+import { createByHand, renameByHand, restoreByHand, trashByHand } from './manual-commands.js';
+import type { Backend } from './types.js';
+
+export type CreateResult = { repo: string; status: 'created'; backends: string[]; pending: string[] };
+export type DeleteResult = { repo: string; status: 'deleted'; stamp: string; trashed: string[]; pending: string[] };
+export type RestoreResult = { repo: string; status: 'restored'; stamp: string; backends: string[]; missing: string[] };
+export type RenameResult = { repo: string; status: 'renamed'; to: string; backends: string[]; pending: string[] };
+export type PurgeResult = {
+  before: string;
+  purged: { backend: string; stamp: string; repo: string }[];
+  /** Tombstones removed with their last trash: those names are free again. */
+  freed: string[];
+  /** Backends not listed (no admin, or unreachable). */
+  skipped: string[];
+};
+
+/** The parts of a ClusterContext the lifecycle needs. */
+export interface LifecycleParts {
+  readonly config: Pick<Config, 'repositories'>;
+  readonly log: Logger;
+  readonly repos: RepositoryStore;
+  readonly writeLocks: WriteLockService;
+  readonly backends: Pick<BackendDirectory, 'activeBackends' | 'client' | 'admin'>;
+  readonly health: Pick<Health, 'markDown'>;
+}
+
+export interface Who {
+  /** The operator's user name, or the pushing user (create on push). */
+  by: string;
+  /** 'cli' or 'push'. */
+  via?: string;
+}
+
+/** UTC `YYYYMMDDTHHMMSSZ`: the trash directory of one delete (one stamp for every copy). */
+export function trashStamp(at: Date): string {
+  return at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+/** Copies of `repo` found with githa's own Git client on each backend. */
+interface Survey {
+  copies: Map<string, string>;
+  unreachable: string[];
+}
+
+/**
+ * Creating, deleting, restoring and renaming repositories on every backend
+ * at once (docs/operations.md "Repository lifecycle"). Each change runs under
+ * the repository's write lock; a delete or rename first writes the
+ * tombstone, so every read and push is refused from that moment, then moves
+ * the copies over the backends' admin accounts, then retires the record.
+ * Every command is safe to run again: a rerun finishes what an interrupted
+ * one began. Backends without `admin` are never touched: a command that
+ * needs one is refused before anything changes, naming what to run there.
+ */
+export class Lifecycle {
+  private readonly log: Logger;
+
+  constructor(
+    private readonly ctx: LifecycleParts,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.log = ctx.log.child({ component: 'lifecycle' });
+  }
+
+  private get settings(): Config['repositories'] {
+    return this.ctx.config.repositories;
+  }
+
+  /** The enabled backends, split by whether githa may manage them. */
+  private split(): { managed: [Backend, RepositoryAdmin][]; unmanaged: Backend[] } {
+    const managed: [Backend, RepositoryAdmin][] = [];
+    const unmanaged: Backend[] = [];
+    for (const b of this.ctx.backends.activeBackends()) {
+      const admin = this.ctx.backends.admin(b.id);
+      if (admin) managed.push([b, admin]);
+      else unmanaged.push(b);
+    }
+    return { managed, unmanaged };
+  }
+
+  private async survey(repo: string, backends: readonly Backend[]): Promise<Survey> {
+    const copies = new Map<string, string>();
+    const unreachable: string[] = [];
+    await settled(
+      backends.map(async (b) => {
+        try {
+          const refs = await this.ctx.backends.client(b.id).listRefs(repo);
+          if (refs) copies.set(b.id, refsChecksum(refs));
+        } catch (err) {
+          if (!(err instanceof BackendUnavailableError)) throw err;
+          this.ctx.health.markDown(b.id);
+          unreachable.push(b.id);
+        }
+      }),
+    );
+    return { copies, unreachable: unreachable.sort() };
+  }
+
+  /** Runs an admin operation; an unreachable backend is noted and answers undefined (a rerun finishes its part). */
+  private async reach<T>(b: Backend, op: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await op();
+    } catch (err) {
+      if (!(err instanceof BackendUnavailableError)) throw err;
+      this.ctx.health.markDown(b.id);
+      this.log.warn({ backend: b.id, err: err.message }, 'backend unreachable: its part is left for a rerun');
+      return undefined;
+    }
+  }
+
+  private notManaged(what: string, commands: string[]): BackendNotManagedError {
+    return new BackendNotManagedError(`${what}: githa may not manage ${commands.length > 1 ? 'these backends' : 'this backend'} (no "admin" in its configuration); run by hand, then run the command again:\n  ${commands.join('\n  ')}`);
+  }
+
+  /**
+   * A new, empty repository on every enabled backend, recorded at version 1.
+   * Refused when it has a record, a tombstone, or a copy with refs anywhere
+   * (an empty copy is one an interrupted create made: it is kept).
+   */
+  async create(repo: string, who: Who, o: { description?: string | undefined } = {}): Promise<CreateResult> {
+    return this.ctx.writeLocks.withLock(repo, async () => {
+      const state = await this.ctx.repos.read(repo);
+      if (state.gone) throw this.goneForCreate(repo, state.gone);
+      if (state.versions.size > 0 || state.frozen) throw new RepositoryExistsError(`repository ${repo} exists already`);
+      const { managed, unmanaged } = this.split();
+      const found = await this.survey(repo, this.ctx.backends.activeBackends());
+      const full = [...found.copies].filter(([, c]) => c !== EMPTY_CHECKSUM).map(([b]) => b).sort();
+      if (full.length > 0) throw new RepositoryExistsError(`repository ${repo} exists already on ${full.join(', ')} (not recorded: githa inventory --track ${repo} adopts it)`);
+      // An unmanaged backend is fine once an operator created the (empty) copy by hand.
+      const byHand = unmanaged.filter((b) => !found.copies.has(b.id));
+      if (byHand.length > 0) throw this.notManaged(`cannot create ${repo} on ${byHand.map((b) => b.id).join(', ')}`, byHand.map((b) => createByHand(b, repo, this.settings, o.description)));
+      const created: string[] = [];
+      const pending: string[] = [];
+      await settled(
+        managed.map(async ([b, admin]) => {
+          const r = await this.reach(b, () => admin.create(repo, { description: o.description, headBranch: this.settings.initialBranch }));
+          if (r === undefined) pending.push(b.id);
+          else created.push(b.id);
+        }),
+      );
+      created.push(...unmanaged.map((b) => b.id));
+      created.sort();
+      if (created.length === 0) throw new BackendUnavailableError(`cannot create ${repo}: no backend could be reached (${pending.join(', ')})`, pending[0] ?? '');
+      const status = await this.ctx.repos.create(repo, created, { event: 'create', user: who.by, via: who.via ?? 'cli', backends: created.join(',') });
+      if (status === 'gone') throw new RepositoryGoneError(`repository ${repo} was deleted or renamed meanwhile`);
+      if (status === 'exists') throw new RepositoryExistsError(`repository ${repo} exists already`);
+      this.log.info({ repo, backends: created, pending, by: who.by, via: who.via }, 'repository created');
+      return { repo, status: 'created', backends: created, pending: pending.sort() };
+    });
+  }
+
+  private goneForCreate(repo: string, gone: Gone): RepositoryGoneError {
+    if (gone.kind === 'deleted') {
+      return new RepositoryGoneError(`repository ${repo} was deleted: restore it (githa restore ${repo}), or free the name once its trash is purged (githa delete --purge ${repo})`);
+    }
+    return goneError(repo, gone);
+  }
+
+  /** Refuses when a copy sits on an enabled backend githa may not manage; `command` is what to run there instead. */
+  private async refuseUnmanagedCopies(repo: string, what: string, command: (b: Backend) => string): Promise<void> {
+    const { unmanaged } = this.split();
+    if (unmanaged.length === 0) return;
+    const { copies, unreachable } = await this.survey(repo, unmanaged);
+    const holders = unmanaged.filter((b) => copies.has(b.id) || unreachable.includes(b.id));
+    if (holders.length > 0) throw this.notManaged(`cannot ${what} on ${holders.map((b) => b.id).join(', ')}`, holders.map(command));
+  }
+
+  /**
+   * Makes `repo` unreachable at once (its tombstone), moves every copy into
+   * the trash directory stamped with this delete's time, and retires the
+   * record (kept in the tombstone for `githa restore`). A rerun uses the same
+   * stamp and trashes what is left (a backend that was unreachable).
+   */
+  async delete(repo: string, who: Who): Promise<DeleteResult> {
+    return this.ctx.writeLocks.withLock(repo, async (lock) => {
+      const state = await this.ctx.repos.read(repo);
+      if (state.gone && state.gone.kind !== 'deleting' && state.gone.kind !== 'deleted') throw goneError(repo, state.gone);
+      const stamp = state.gone?.stamp ?? trashStamp(this.now());
+      if (!state.gone && state.versions.size === 0 && !state.frozen) {
+        const { copies, unreachable } = await this.survey(repo, this.ctx.backends.activeBackends());
+        if (copies.size === 0 && unreachable.length === 0) throw RepositoryNotFoundError.missing(repo);
+      }
+      await this.refuseUnmanagedCopies(repo, `delete ${repo}`, (b) => trashByHand(b, repo, stamp, this.settings));
+      const at = state.gone?.at ?? this.now().getTime();
+      if (!state.gone) await this.guard(repo, this.ctx.repos.markGone(repo, lock.token, { kind: 'deleting', at, stamp, by: who.by }));
+      const trashed: string[] = [];
+      const pending: string[] = [];
+      await settled(
+        this.split().managed.map(async ([b, admin]) => {
+          const r = await this.reach(b, () => admin.trash(repo, stamp));
+          if (r === undefined) pending.push(b.id);
+          else if (r === 'trashed') trashed.push(b.id);
+        }),
+      );
+      trashed.sort();
+      await this.guard(repo, this.ctx.repos.retire(repo, lock.token, { kind: 'deleted', at, stamp, by: who.by }, { event: 'delete', user: who.by, stamp, trashed: trashed.join(',') }));
+      this.log.info({ repo, stamp, trashed, pending, by: who.by }, 'repository deleted');
+      return { repo, status: 'deleted', stamp, trashed, pending: pending.sort() };
+    });
+  }
+
+  /** A guarded store call: the write lock lost means nothing more may be changed. */
+  private async guard<S extends string>(repo: string, call: Promise<S | 'lock'>): Promise<Exclude<S, 'lock'>> {
+    const s = await call;
+    if (s === 'lock') throw new RepositoryFrozenError(`the write lock on ${repo} was lost; run the command again`, 'unknown');
+    return s as Exclude<S, 'lock'>;
+  }
+
+  /**
+   * Puts a deleted repository back: every trashed copy of its delete moved
+   * back, its saved record restored (for the copies that came back) and the
+   * tombstone removed in one step. The copies are then checked as usual.
+   */
+  async restore(repo: string, who: Who): Promise<RestoreResult> {
+    return this.ctx.writeLocks.withLock(repo, async (lock) => {
+      const state = await this.ctx.repos.read(repo);
+      const gone = state.gone;
+      if (!gone) {
+        if (state.versions.size > 0) throw new RepositoryExistsError(`repository ${repo} is not deleted: nothing to restore`);
+        throw RepositoryNotFoundError.missing(repo);
+      }
+      if (gone.kind === 'renamed' || gone.kind === 'renaming') throw goneError(repo, gone);
+      const stamp = gone.stamp ?? '';
+      const saved = gone.record;
+      const { managed, unmanaged } = this.split();
+      // An unmanaged backend of the record is fine once an operator moved its copy back by hand.
+      const there = await this.survey(repo, unmanaged.filter((b) => saved?.versions.has(b.id)));
+      const byHand = unmanaged.filter((b) => saved?.versions.has(b.id) && !there.copies.has(b.id));
+      if (byHand.length > 0) throw this.notManaged(`cannot restore ${repo} on ${byHand.map((b) => b.id).join(', ')}`, byHand.map((b) => restoreByHand(b, repo, stamp, this.settings)));
+      const pending: string[] = [];
+      await settled(
+        managed.map(async ([b, admin]) => {
+          if ((await this.reach(b, () => admin.restore(repo, stamp || undefined))) === undefined) pending.push(b.id);
+        }),
+      );
+      // Which backends hold a copy now: the ones moved back, and any a delete never reached (its copy stayed).
+      const { copies, unreachable } = await this.survey(repo, this.ctx.backends.activeBackends());
+      pending.push(...unreachable.filter((b) => !pending.includes(b)));
+      if (pending.length > 0) {
+        throw new BackendUnavailableError(`cannot restore ${repo} while ${pending.sort().join(', ')} cannot be reached (its copy may be in its trash); nothing recorded yet: run the command again`, pending[0]!);
+      }
+      const back = [...copies.keys()].sort();
+      const missing = this.ctx.backends.activeBackends().map((b) => b.id).filter((b) => !copies.has(b));
+      if (back.length === 0) throw new RepositoryNotFoundError(`no backend has a trashed copy of ${repo} (from ${stamp || 'its delete'}): purged?`);
+      const log = { event: 'restore', user: who.by, stamp, backends: back.join(',') };
+      const record = gone.kind === 'deleted' && saved ? only(saved, back) : undefined;
+      // 'deleting': the delete stopped before retiring the record, which is still there.
+      const status = await this.guard(repo, this.ctx.repos.revive(repo, lock.token, log, record && record.versions.size > 0 ? record : undefined));
+      if (status === 'exists') throw new RepositoryExistsError(`repository ${repo} has a record again; its tombstone stays (githa inventory)`);
+      this.log.info({ repo, stamp, backends: back, missing, by: who.by }, 'repository restored');
+      return { repo, status: 'restored', stamp, backends: back, missing: missing.sort() };
+    });
+  }
+
+  /**
+   * Renames `repo` to `to` on every copy, history kept: `to` must be free
+   * (no record, tombstone or copy). Clients of the old name are told the new
+   * one. Both write locks are held (taken in name order, so two renames never
+   * wait for each other); a rerun finishes an interrupted rename.
+   */
+  async rename(repo: string, to: string, who: Who): Promise<RenameResult> {
+    if (repo === to) throw new RepositoryExistsError(`${repo} and ${to} are the same repository`);
+    const [first, second] = [repo, to].sort() as [string, string];
+    return this.ctx.writeLocks.withLock(first, (a) =>
+      this.ctx.writeLocks.withLock(second, (b) => this.renameLocked(repo, to, who, first === repo ? a : b, first === repo ? b : a)),
+    );
+  }
+
+  private async renameLocked(repo: string, to: string, who: Who, lock: Held, toLock: Held): Promise<RenameResult> {
+    const state = await this.ctx.repos.read(repo);
+    const resuming = (state.gone?.kind === 'renaming' || state.gone?.kind === 'renamed') && state.gone.to === to;
+    if (state.gone && !resuming) throw goneError(repo, state.gone);
+    if (!resuming) await this.checkRenamable(repo, to, state);
+    await this.refuseUnmanagedCopies(repo, `rename ${repo}`, (b) => renameByHand(b, repo, to));
+    const at = state.gone?.at ?? this.now().getTime();
+    if (!state.gone) await this.guard(repo, this.ctx.repos.markGone(repo, lock.token, { kind: 'renaming', to, at, by: who.by }));
+    const moved: string[] = [];
+    const pending: string[] = [];
+    const taken: string[] = [];
+    await settled(
+      this.split().managed.map(async ([b, admin]) => {
+        const r = await this.reach(b, () => admin.rename(repo, to));
+        if (r === undefined) pending.push(b.id);
+        else if (r === 'renamed') moved.push(b.id);
+        else if (r === 'exists') taken.push(b.id);
+      }),
+    );
+    if (taken.length > 0) {
+      throw new RepositoryExistsError(`cannot rename ${repo}: ${to} exists already on ${taken.sort().join(', ')} next to a copy of ${repo}; ${repo} stays unreachable until that is resolved by hand and the rename runs again`);
+    }
+    const record = state.versions.size > 0 ? { versions: state.versions, checksums: state.checksums } : state.gone?.record;
+    if (record && record.versions.size > 0) {
+      const log = { event: 'rename', user: who.by, from: repo, backends: moved.sort().join(',') };
+      const status = await this.guard(to, this.ctx.repos.transfer(to, toLock.token, record.versions, record.checksums, log));
+      if (status === 'exists' && !resuming) throw new RepositoryExistsError(`repository ${to} was recorded meanwhile; ${repo} stays unreachable: run the rename again once resolved`);
+    }
+    await this.guard(repo, this.ctx.repos.retire(repo, lock.token, { kind: 'renamed', to, at, by: who.by }, { event: 'rename', user: who.by, to }));
+    this.log.info({ repo, to, backends: moved, pending, by: who.by }, 'repository renamed');
+    return { repo, status: 'renamed', to, backends: moved, pending: pending.sort() };
+  }
+
+  private async checkRenamable(repo: string, to: string, state: RepoState): Promise<void> {
+    if (state.frozen) throw new RepositoryFrozenError(`repository ${repo} is frozen (${state.frozen.reason}): resolve that first (githa thaw ${repo})`, state.frozen.reason);
+    if (state.writing) throw new RepositoryFrozenError(`an interrupted push to ${repo} is not resolved yet: try again once it is (githa status ${repo})`, 'write-interrupted');
+    const active = this.ctx.backends.activeBackends();
+    if (state.versions.size === 0) {
+      const { copies, unreachable } = await this.survey(repo, active);
+      if (copies.size === 0 && unreachable.length === 0) throw RepositoryNotFoundError.missing(repo);
+    }
+    const target = await this.ctx.repos.read(to);
+    if (target.gone) throw new RepositoryExistsError(`cannot rename ${repo} to ${to}: ${to} is a tombstone (${target.gone.kind}${target.gone.to ? ` to ${target.gone.to}` : ''})`);
+    if (target.versions.size > 0 || target.frozen) throw new RepositoryExistsError(`cannot rename ${repo} to ${to}: ${to} exists already`);
+    const { copies: found, unreachable } = await this.survey(to, active);
+    // A copy an operator renamed by hand on an unmanaged backend is R's own (its recorded checksum).
+    const copies = [...found].filter(([b, c]) => this.ctx.backends.admin(b) !== undefined || c !== state.checksums.get(b));
+    if (copies.length > 0) throw new RepositoryExistsError(`cannot rename ${repo} to ${to}: ${to} exists already on ${copies.map(([b]) => b).sort().join(', ')}`);
+    if (unreachable.length > 0) throw new BackendUnavailableError(`cannot rename ${repo} to ${to} while ${unreachable.join(', ')} cannot be checked for a copy of ${to}`, unreachable[0]!);
+  }
+
+  /**
+   * Removes trash entries older than `repositories.trashRetentionDays` (of
+   * `repo` only, when given) from every managed backend. A deleted
+   * repository whose delete is that old loses its tombstone too: its name is
+   * free again.
+   */
+  async purge(who: Who, repo?: string): Promise<PurgeResult> {
+    const before = trashStamp(new Date(this.now().getTime() - this.settings.trashRetentionDays * 86_400_000));
+    const { managed, unmanaged } = this.split();
+    const purged: PurgeResult['purged'] = [];
+    const skipped = unmanaged.map((b) => b.id);
+    for (const [b, admin] of managed) {
+      const entries = await this.reach(b, () => admin.purge(before, repo));
+      if (entries === undefined) skipped.push(b.id);
+      else purged.push(...entries.map((e) => ({ backend: b.id, stamp: e.stamp, repo: e.repo })));
+    }
+    const freed: string[] = [];
+    for (const name of [...new Set([...purged.map((p) => p.repo), ...(repo ? [repo] : [])])].sort()) {
+      const done = await this.ctx.writeLocks.withLock(name, async (lock) => {
+        const g = (await this.ctx.repos.read(name)).gone;
+        if (g?.kind !== 'deleted' || !g.stamp || g.stamp >= before) return false;
+        return (await this.ctx.repos.revive(name, lock.token, { event: 'purge', user: who.by, stamp: g.stamp })) === 'ok';
+      });
+      if (done) freed.push(name);
+    }
+    if (purged.length > 0 || freed.length > 0) this.log.info({ before, purged: purged.length, freed, skipped, by: who.by }, 'trash purged');
+    return { before, purged, freed, skipped: skipped.sort() };
+  }
+}
+
+/**
+ * Waits for every backend's step, then fails with the first failure: a step
+ * still running on one backend is never left behind (the command would
+ * close its connection under it).
+ */
+async function settled(steps: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(steps);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/** The saved record of the backends in `ids` only. */
+function only(r: SavedRecord, ids: readonly string[]): SavedRecord {
+  const keep = new Set(ids);
+  return {
+    versions: new Map([...r.versions].filter(([b]) => keep.has(b))),
+    checksums: new Map([...r.checksums].filter(([b]) => keep.has(b))),
+  };
+}
