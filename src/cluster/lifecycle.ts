@@ -350,6 +350,13 @@ export class Lifecycle {
       const done = await this.ctx.writeLocks.withLock(name, async (lock) => {
         const g = (await this.ctx.repos.read(name)).gone;
         if (g?.kind !== 'deleted' || !g.stamp || g.stamp >= before) return false;
+        // A copy still served (a backend the delete never reached) keeps the tombstone: without it, the first read would adopt that old copy.
+        const { copies, unreachable } = await this.survey(name, this.ctx.backends.activeBackends());
+        if (copies.size > 0 || unreachable.length > 0) {
+          const on = [...copies.keys(), ...unreachable].sort();
+          this.log.warn({ repo: name, leftover: [...copies.keys()].sort(), unreachable }, `the name stays taken: a copy may remain on ${on.join(', ')} (githa delete ${name} trashes it)`);
+          return false;
+        }
         return (await this.ctx.repos.revive(name, lock.token, { event: 'purge', user: who.by, stamp: g.stamp })) === 'ok';
       });
       if (done) freed.push(name);

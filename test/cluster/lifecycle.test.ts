@@ -269,3 +269,22 @@ describe('commands by hand', () => {
     expect(renameByHand({ id: 'b2', ssh: 'ssh://git@h/srv/git' }, 'a.git', 'x/b.git')).toBe('on b2: mkdir -p /srv/git/x && mv /srv/git/a.git /srv/git/x/b.git');
   });
 });
+
+describe('Lifecycle.purge and leftovers (review)', () => {
+  it('does not free the name of a deleted repository while a backend still holds a copy (a leftover) nor while one cannot be asked: a read would adopt that old copy', async () => {
+    const t = setup();
+    for (const id of ['b1', 'b2', 'b3']) t.put(id, R);
+    t.store.seed(R, { b1: [1, 'x'], b2: [1, 'x'], b3: [1, 'x'] });
+    const old = new Lifecycle(t.ctx, () => new Date('2026-10-01T00:00:00Z'));
+    t.admins.get('b3')!.unreachable = true;
+    expect((await old.delete(R, by)).pending).toEqual(['b3']);
+    t.admins.get('b3')!.unreachable = false;
+    // b3 came back with its copy of R (a leftover); the retention passes.
+    const r = await t.life.purge(by);
+    expect(r.purged.map((p) => p.backend).sort()).toEqual(['b1', 'b2']);
+    expect(r.freed).toEqual([]);
+    const s = await t.store.read(R);
+    expect(s.gone?.kind).toBe('deleted');
+    await expect(t.adoption.known(R, s)).rejects.toThrow(RepositoryGoneError);
+  });
+});
