@@ -13,7 +13,7 @@ import {
   StateRegressionError,
 } from '../errors.js';
 import type { RepoState } from '../state/repo-state.js';
-import { Adoption } from './adoption.js';
+import { Adoption, goneError } from './adoption.js';
 import type { Backends } from './backends.js';
 import { catchUp } from './catch-up.js';
 import type { ClusterContext } from './context.js';
@@ -276,6 +276,8 @@ export class Cluster {
     this.checkQuorum(repo);
     return this.ctx.writeLocks.withLock(repo, async (lock) => {
       let state = await this.state(repo);
+      // A delete or rename that took the lock first (after the check above): the pusher is told what happened, not that leaders are lost.
+      if (state.gone) throw goneError(repo, state.gone);
       // Under the lock, any marker is a write that ended without clearing it: an interruption.
       if (state.frozen || state.writing) throw this.writeRefusal(repo, state);
       let plan = planWrite(state.versions, this.directory.views(), this.config.zone, this.turn++, repoFlags(state));
