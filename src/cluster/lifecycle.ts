@@ -300,6 +300,10 @@ export class Lifecycle {
     if (taken.length > 0) {
       throw new RepositoryExistsError(`cannot rename ${repo}: ${to} exists already on ${taken.sort().join(', ')} next to a copy of ${repo}; ${repo} stays unreachable until that is resolved by hand and the rename runs again`);
     }
+    // A copy not moved yet stays R's: recording S now would have the fill create an empty S beside it (and a lone leader's commits left behind in R).
+    if (pending.length > 0) {
+      throw new BackendUnavailableError(`cannot finish renaming ${repo} to ${to} while ${pending.sort().join(', ')} cannot be reached: ${repo} stays unreachable and ${to} is not recorded yet; run the command again`, pending[0]!);
+    }
     const record = state.versions.size > 0 ? { versions: state.versions, checksums: state.checksums } : state.gone?.record;
     if (record && record.versions.size > 0) {
       const log = { event: 'rename', user: who.by, from: repo, backends: moved.sort().join(',') };

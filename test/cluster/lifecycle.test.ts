@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EMPTY_CHECKSUM, refsChecksum } from '../../src/cluster/checksum.js';
 import { Lifecycle } from '../../src/cluster/lifecycle.js';
+import { fillRefusal } from '../../src/cluster/fill.js';
 import { createByHand, renameByHand, trashByHand } from '../../src/cluster/manual-commands.js';
 import { Adoption } from '../../src/cluster/adoption.js';
 import { BackendAdminError, BackendNotManagedError, BackendUnavailableError, RepositoryExistsError, RepositoryGoneError, RepositoryNotFoundError } from '../../src/errors.js';
@@ -286,5 +287,26 @@ describe('Lifecycle.purge and leftovers (review)', () => {
     const s = await t.store.read(R);
     expect(s.gone?.kind).toBe('deleted');
     await expect(t.adoption.known(R, s)).rejects.toThrow(RepositoryGoneError);
+  });
+});
+
+describe('Lifecycle.rename with a backend whose admin account cannot be reached (review)', () => {
+  it('records nothing under the new name until every copy moved: the fill never creates the new name next to the old copy, and the rerun finishes', async () => {
+    const t = setup();
+    for (const id of ['b1', 'b2', 'b3']) t.put(id, R);
+    // b3 alone holds version 5.
+    t.store.seed(R, { b1: [4, 'x'], b2: [4, 'x'], b3: [5, 'y'] });
+    t.admins.get('b3')!.unreachable = true;
+    await expect(t.life.rename(R, S, by)).rejects.toThrow(BackendUnavailableError);
+    // Until then S has no record (a fill creates nothing for it) and R stays unreachable with its record.
+    const s = await t.store.read(S);
+    expect(s.versions.size).toBe(0);
+    expect(fillRefusal(s, 'b3', { managed: true, enabled: true })?.reason).toBe('unrecorded');
+    expect((await t.store.read(R)).gone).toMatchObject({ kind: 'renaming', to: S });
+    t.admins.get('b3')!.unreachable = false;
+    expect(await t.life.rename(R, S, by)).toMatchObject({ status: 'renamed', backends: ['b3'], pending: [] });
+    expect(Object.fromEntries((await t.store.read(S)).versions)).toEqual({ b1: 4, b2: 4, b3: 5 });
+    expect(t.backends.get('b3')!.refs.has(S)).toBe(true);
+    expect(t.backends.get('b3')!.refs.has(R)).toBe(false);
   });
 });
