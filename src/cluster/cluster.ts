@@ -250,8 +250,9 @@ export class Cluster {
       return await fn();
     } catch (err) {
       if (!(err instanceof RepositoryNotFoundError) || !err.nowhere) throw err;
-      if (!this.config.repositories.createOnPush || !this.creator) throw RepositoryNotFoundError.forPush(repo);
-      await this.creator.create(repo, { by: user ?? 'anonymous', via: 'push' }).catch((e: unknown) => {
+      // No user: githa did not verify the pusher (HTTP passthrough), so nothing may be created for it.
+      if (!this.config.repositories.createOnPush || !this.creator || user === undefined) throw RepositoryNotFoundError.forPush(repo);
+      await this.creator.create(repo, { by: user, via: 'push' }).catch((e: unknown) => {
         if (!(e instanceof RepositoryExistsError)) throw e;
       });
       return fn();
@@ -272,7 +273,7 @@ export class Cluster {
    */
   async write(req: WriteRequest, forward: Forward): Promise<WriteOutcome> {
     const { repo } = req;
-    await this.orCreate(repo, req.user, () => this.writableState(repo));
+    await this.orCreate(repo, req.unverified ? undefined : req.user, () => this.writableState(repo));
     this.checkQuorum(repo);
     return this.ctx.writeLocks.withLock(repo, async (lock) => {
       let state = await this.state(repo);
