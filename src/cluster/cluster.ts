@@ -13,7 +13,7 @@ import {
   StateRegressionError,
 } from '../errors.js';
 import type { RepoState } from '../state/repo-state.js';
-import { Adoption } from './adoption.js';
+import { Adoption, goneError } from './adoption.js';
 import type { Backends } from './backends.js';
 import { catchUp } from './catch-up.js';
 import type { ClusterContext } from './context.js';
@@ -250,8 +250,9 @@ export class Cluster {
       return await fn();
     } catch (err) {
       if (!(err instanceof RepositoryNotFoundError) || !err.nowhere) throw err;
-      if (!this.config.repositories.createOnPush || !this.creator) throw RepositoryNotFoundError.forPush(repo);
-      await this.creator.create(repo, { by: user ?? 'anonymous', via: 'push' }).catch((e: unknown) => {
+      // No user: githa did not verify the pusher (HTTP passthrough), so nothing may be created for it.
+      if (!this.config.repositories.createOnPush || !this.creator || user === undefined) throw RepositoryNotFoundError.forPush(repo);
+      await this.creator.create(repo, { by: user, via: 'push' }).catch((e: unknown) => {
         if (!(e instanceof RepositoryExistsError)) throw e;
       });
       return fn();
@@ -272,10 +273,12 @@ export class Cluster {
    */
   async write(req: WriteRequest, forward: Forward): Promise<WriteOutcome> {
     const { repo } = req;
-    await this.orCreate(repo, req.user, () => this.writableState(repo));
+    await this.orCreate(repo, req.unverified ? undefined : req.user, () => this.writableState(repo));
     this.checkQuorum(repo);
     return this.ctx.writeLocks.withLock(repo, async (lock) => {
       let state = await this.state(repo);
+      // A delete or rename that took the lock first (after the check above): the pusher is told what happened, not that leaders are lost.
+      if (state.gone) throw goneError(repo, state.gone);
       // Under the lock, any marker is a write that ended without clearing it: an interruption.
       if (state.frozen || state.writing) throw this.writeRefusal(repo, state);
       let plan = planWrite(state.versions, this.directory.views(), this.config.zone, this.turn++, repoFlags(state));

@@ -300,6 +300,10 @@ export class Lifecycle {
     if (taken.length > 0) {
       throw new RepositoryExistsError(`cannot rename ${repo}: ${to} exists already on ${taken.sort().join(', ')} next to a copy of ${repo}; ${repo} stays unreachable until that is resolved by hand and the rename runs again`);
     }
+    // A copy not moved yet stays R's: recording S now would have the fill create an empty S beside it (and a lone leader's commits left behind in R).
+    if (pending.length > 0) {
+      throw new BackendUnavailableError(`cannot finish renaming ${repo} to ${to} while ${pending.sort().join(', ')} cannot be reached: ${repo} stays unreachable and ${to} is not recorded yet; run the command again`, pending[0]!);
+    }
     const record = state.versions.size > 0 ? { versions: state.versions, checksums: state.checksums } : state.gone?.record;
     if (record && record.versions.size > 0) {
       const log = { event: 'rename', user: who.by, from: repo, backends: moved.sort().join(',') };
@@ -350,6 +354,13 @@ export class Lifecycle {
       const done = await this.ctx.writeLocks.withLock(name, async (lock) => {
         const g = (await this.ctx.repos.read(name)).gone;
         if (g?.kind !== 'deleted' || !g.stamp || g.stamp >= before) return false;
+        // A copy still served (a backend the delete never reached) keeps the tombstone: without it, the first read would adopt that old copy.
+        const { copies, unreachable } = await this.survey(name, this.ctx.backends.activeBackends());
+        if (copies.size > 0 || unreachable.length > 0) {
+          const on = [...copies.keys(), ...unreachable].sort();
+          this.log.warn({ repo: name, leftover: [...copies.keys()].sort(), unreachable }, `the name stays taken: a copy may remain on ${on.join(', ')} (githa delete ${name} trashes it)`);
+          return false;
+        }
         return (await this.ctx.repos.revive(name, lock.token, { event: 'purge', user: who.by, stamp: g.stamp })) === 'ok';
       });
       if (done) freed.push(name);

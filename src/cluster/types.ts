@@ -42,6 +42,12 @@ export interface WriteRequest {
    * the push only (passthrough mode, a backend without httpAuth; never stored).
    */
   lent?: LentCredentials | undefined;
+  /**
+   * githa has not verified the pusher (HTTP passthrough: the backend decides,
+   * docs/security.md): such a push never creates a repository, since the
+   * create would run before any backend authorized it.
+   */
+  unverified?: boolean | undefined;
 }
 
 /** How the transport's exchange with the target ended. */

@@ -49,3 +49,13 @@ describe('create on push', () => {
     expect([...t.admins.values()].flatMap((a) => a.calls)).toEqual([]);
   });
 });
+
+describe('create on push for a pusher githa has not verified (review)', () => {
+  it('an HTTP passthrough push (the name in Authorization is only claimed, the backend has not answered yet) creates nothing', async () => {
+    const t = setup(true);
+    await expect(t.cluster.write({ repo: R, user: 'mallory', transport: 'http', unverified: true }, async () => ({}) as never)).rejects.toThrow(`an operator creates it with: githa create ${R}`);
+    await expect(t.cluster.routeWriteAdvertisement(R, () => true, undefined, undefined)).rejects.toThrow(`an operator creates it with: githa create ${R}`);
+    expect([...t.admins.values()].flatMap((a) => a.calls)).toEqual([]);
+    expect((await t.store.read(R)).versions.size).toBe(0);
+  });
+});

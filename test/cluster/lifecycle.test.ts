@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EMPTY_CHECKSUM, refsChecksum } from '../../src/cluster/checksum.js';
 import { Lifecycle } from '../../src/cluster/lifecycle.js';
+import { fillRefusal } from '../../src/cluster/fill.js';
 import { createByHand, renameByHand, trashByHand } from '../../src/cluster/manual-commands.js';
 import { Adoption } from '../../src/cluster/adoption.js';
 import { BackendAdminError, BackendNotManagedError, BackendUnavailableError, RepositoryExistsError, RepositoryGoneError, RepositoryNotFoundError } from '../../src/errors.js';
@@ -267,5 +268,45 @@ describe('commands by hand', () => {
       'on b2: mkdir -p /data/repos/.githa-trash/20261206T074700Z && mv /data/repos/app.git /data/repos/.githa-trash/20261206T074700Z/app.git',
     );
     expect(renameByHand({ id: 'b2', ssh: 'ssh://git@h/srv/git' }, 'a.git', 'x/b.git')).toBe('on b2: mkdir -p /srv/git/x && mv /srv/git/a.git /srv/git/x/b.git');
+  });
+});
+
+describe('Lifecycle.purge and leftovers (review)', () => {
+  it('does not free the name of a deleted repository while a backend still holds a copy (a leftover) nor while one cannot be asked: a read would adopt that old copy', async () => {
+    const t = setup();
+    for (const id of ['b1', 'b2', 'b3']) t.put(id, R);
+    t.store.seed(R, { b1: [1, 'x'], b2: [1, 'x'], b3: [1, 'x'] });
+    const old = new Lifecycle(t.ctx, () => new Date('2026-10-01T00:00:00Z'));
+    t.admins.get('b3')!.unreachable = true;
+    expect((await old.delete(R, by)).pending).toEqual(['b3']);
+    t.admins.get('b3')!.unreachable = false;
+    // b3 came back with its copy of R (a leftover); the retention passes.
+    const r = await t.life.purge(by);
+    expect(r.purged.map((p) => p.backend).sort()).toEqual(['b1', 'b2']);
+    expect(r.freed).toEqual([]);
+    const s = await t.store.read(R);
+    expect(s.gone?.kind).toBe('deleted');
+    await expect(t.adoption.known(R, s)).rejects.toThrow(RepositoryGoneError);
+  });
+});
+
+describe('Lifecycle.rename with a backend whose admin account cannot be reached (review)', () => {
+  it('records nothing under the new name until every copy moved: the fill never creates the new name next to the old copy, and the rerun finishes', async () => {
+    const t = setup();
+    for (const id of ['b1', 'b2', 'b3']) t.put(id, R);
+    // b3 alone holds version 5.
+    t.store.seed(R, { b1: [4, 'x'], b2: [4, 'x'], b3: [5, 'y'] });
+    t.admins.get('b3')!.unreachable = true;
+    await expect(t.life.rename(R, S, by)).rejects.toThrow(BackendUnavailableError);
+    // Until then S has no record (a fill creates nothing for it) and R stays unreachable with its record.
+    const s = await t.store.read(S);
+    expect(s.versions.size).toBe(0);
+    expect(fillRefusal(s, 'b3', { managed: true, enabled: true })?.reason).toBe('unrecorded');
+    expect((await t.store.read(R)).gone).toMatchObject({ kind: 'renaming', to: S });
+    t.admins.get('b3')!.unreachable = false;
+    expect(await t.life.rename(R, S, by)).toMatchObject({ status: 'renamed', backends: ['b3'], pending: [] });
+    expect(Object.fromEntries((await t.store.read(S)).versions)).toEqual({ b1: 4, b2: 4, b3: 5 });
+    expect(t.backends.get('b3')!.refs.has(S)).toBe(true);
+    expect(t.backends.get('b3')!.refs.has(R)).toBe(false);
   });
 });

@@ -92,10 +92,14 @@ describe('repository lifecycle', () => {
     const work = await git.init();
     const oid = await git.commit(work, { 'a.txt': 'a\n' }, 'first');
     await git.push(work, on.sshUrl('life/pushed'), ['HEAD:refs/heads/main']);
-    await git.push(work, on.url('life/pushed-http'), ['HEAD:refs/heads/main']);
+    // HTTP in passthrough mode (the default): githa has not verified the pusher and no backend has authorized it yet, so nothing is created.
+    const unverified = await git.push(work, on.url('life/pushed-http'), ['HEAD:refs/heads/main'], [], { allowFailure: true });
+    expect(unverified.code).not.toBe(0);
+    expect(unverified.stderr).toContain('repository life/pushed-http.git not found; an operator creates it with: githa create life/pushed-http.git');
+    for (const b of c.backends) expect(existsSync(join(b.root, 'life/pushed-http.git'))).toBe(false);
     // Created on every backend: the write quorum's copies at once, the others by the replicator.
     for (const b of c.backends) {
-      for (const repo of ['life/pushed.git', 'life/pushed-http.git']) {
+      for (const repo of ['life/pushed.git']) {
         await waitFor(`${repo} on ${b.id}`, async () => ((await diskRefs(b, repo))['refs/heads/main'] === oid ? true : undefined), 20_000);
       }
     }

@@ -23,6 +23,8 @@ export interface ReceivePackContext {
   res: ServerResponse;
   repo: string;
   user: string;
+  /** githa did not verify `user` (passthrough): the push creates no repository (WriteRequest.unverified). */
+  unverified?: boolean;
   cluster: Cluster;
   forwarder: Forwarder;
   log: Logger;
@@ -168,7 +170,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
       const result = await forward(target, new AbortController().signal);
       outcome = result.ending === 'complete' ? 'no-op' : 'interrupted';
     } else {
-      const result = await cluster.write({ repo, user: ctx.user, transport: 'http', commands: request.commands, accepts: hasHttp, lent: ctx.lent }, forward);
+      const result = await cluster.write({ repo, user: ctx.user, transport: 'http', commands: request.commands, accepts: hasHttp, lent: ctx.lent, unverified: ctx.unverified }, forward);
       outcome = result.kind;
       if (result.kind === 'interrupted') failure = new WriteInterruptedError(repo, result.backend);
     }

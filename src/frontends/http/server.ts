@@ -86,7 +86,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     if (git.kind === 'rpc' && git.service === 'git-receive-pack') {
       // No read access: answered after the command list is read, as a missing repository's push is.
       if (denied && !(denied instanceof RepositoryNotFoundError)) throw denied;
-      const r = await handleReceivePack({ lent: auth.lend(req), req, res, repo: git.repo, user, refusal: denied, backendHeaders: (id) => auth.backendHeaders(caller, id), relayCookies: auth.relaysCookies, cluster, forwarder, log: rlog, maxCommands: config.http.maxCommands, maxInflatedBytes: config.http.maxInflatedBytes, ackBeforeCommit: hooks.ackBeforeCommit === true });
+      const r = await handleReceivePack({ lent: auth.lend(req), req, res, repo: git.repo, user, unverified: auth.mode === 'passthrough', refusal: denied, backendHeaders: (id) => auth.backendHeaders(caller, id), relayCookies: auth.relaysCookies, cluster, forwarder, log: rlog, maxCommands: config.http.maxCommands, maxInflatedBytes: config.http.maxInflatedBytes, ackBeforeCommit: hooks.ackBeforeCommit === true });
       return { ...fields, ...r };
     }
     if (denied) throw denied;
@@ -94,7 +94,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     // Passthrough: the client's credentials go with githa's listing of a repository it has no record of yet (HttpAuth.lend).
     const lent = auth.lend(req);
     const routeIt = (): Promise<ReadRoute> =>
-      git.kind === 'advertisement' && git.service === 'git-receive-pack' ? cluster.routeWriteAdvertisement(git.repo, hasHttp, lent, user) : cluster.routeRead(git.repo, hasHttp, lent);
+      git.kind === 'advertisement' && git.service === 'git-receive-pack' ? cluster.routeWriteAdvertisement(git.repo, hasHttp, lent, auth.mode === 'passthrough' ? undefined : user) : cluster.routeRead(git.repo, hasHttp, lent);
     try {
       route = await routeIt();
     } catch (err) {
