@@ -120,7 +120,7 @@ const DEPLOY_BACKEND = resolve(import.meta.dirname, '../../deploy/backend');
  * services and `<gateDir>/git-shell-commands/githa-admin` only, as
  * docs/operations.md "The admin account" tells an operator to set it up.
  */
-function gatedKeys(backendDir: string, publicKey: string): string {
+function gatedKeys(backendDir: string, publicKey: string, root: string): string {
   const gate = join(DEPLOY_BACKEND, 'githa-gate');
   const gateDir = join(backendDir, 'gate');
   assertSafePath(gate);
@@ -129,7 +129,8 @@ function gatedKeys(backendDir: string, publicKey: string): string {
   copyFileSync(join(DEPLOY_BACKEND, 'githa-admin'), program);
   chmodSync(program, 0o755);
   const path = join(backendDir, 'authorized_keys');
-  writeFileSync(path, `command="${gate} ${gateDir}",restrict ${publicKey}\n`);
+  assertSafePath(root);
+  writeFileSync(path, `command="${gate} ${gateDir} ${root}",restrict ${publicKey}\n`);
   return path;
 }
 
@@ -257,7 +258,7 @@ export async function startDevCluster(options: DevClusterOptions = {}): Promise<
           user,
           hostKeyPath: join(dir, id, 'ssh_host_ed25519_key'),
           hostPublicKey: hostKeys[i]!,
-          authorizedKeysPath: options.gatedAdmin?.includes(id) ? gatedKeys(join(dir, id), clientPublicKey!) : authorizedKeysPath,
+          authorizedKeysPath: options.gatedAdmin?.includes(id) ? gatedKeys(join(dir, id), clientPublicKey!, join(dir, id, 'repos')) : authorizedKeysPath,
           tracker: registry,
           webServer: typeof options.webServer === 'string' ? options.webServer : options.webServer?.[id],
           httpUsers: options.httpUsers,

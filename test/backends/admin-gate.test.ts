@@ -20,9 +20,9 @@ mkdirSync(root);
 copyFileSync(resolve(import.meta.dirname, '../../deploy/backend/githa-admin'), join(gateDir, 'git-shell-commands/githa-admin'));
 
 /** The gate as sshd runs a forced command: the sent command in SSH_ORIGINAL_COMMAND. */
-function gate(command: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function gate(command: string, pinned?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    const child = execFile(GATE, [gateDir], { env: { PATH: process.env.PATH, HOME: dir, SSH_ORIGINAL_COMMAND: command } }, (err, stdout, stderr) =>
+    const child = execFile(GATE, pinned === undefined ? [gateDir] : [gateDir, pinned], { env: { PATH: process.env.PATH, HOME: dir, SSH_ORIGINAL_COMMAND: command } }, (err, stdout, stderr) =>
       res({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
     );
     // A flush-pkt: an upload-pack ends after its advertisement (the client wants nothing).
@@ -74,5 +74,26 @@ describe('githa-gate', () => {
     // An empty repository's advertisement: capabilities^{} and a flush.
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^[0-9a-f]{4}0{40} capabilities\^\{\}\0report-status/);
+  });
+
+  it('with ROOT, serves and manages only below that root', async () => {
+    const elsewhere = join(dir, 'elsewhere');
+    mkdirSync(elsewhere, { recursive: true });
+    // githa's own commands for the pinned root pass.
+    expect(await gate(adminCommand('list', [root, '.githa-trash']), root)).toMatchObject({ code: 0, stdout: 'repo team/app.git\n' });
+    expect((await gate(`git-upload-pack '${join(root, 'team/app.git')}'`, root)).code).toBe(0);
+    // Another root, a path outside it, or a way out of it: refused before anything runs.
+    for (const command of [
+      adminCommand('list', [elsewhere, '.githa-trash']),
+      adminCommand('purge', [dir, '.githa-trash', '20991231T000000Z']),
+      `sh -c 'x' githa-admin 'list' '${root}/../elsewhere' '.githa-trash'`,
+      `sh -c 'x' githa-admin 'li$(x)st' '${root}' '.githa-trash'`,
+      `git-upload-pack '${join(elsewhere, 'x.git')}'`,
+      `git-upload-pack '${root}/../elsewhere/x.git'`,
+      `git-receive-pack '${root}'`,
+    ]) {
+      const r = await gate(command, root);
+      expect([command, r.code, r.stderr]).toEqual([command, 1, expect.stringMatching(/^githa-gate: /)]);
+    }
   });
 });
