@@ -4,13 +4,17 @@ import type { Config } from '../config/schema.js';
 import { BackendNotManagedError, BackendUnavailableError, RepositoryExistsError, RepositoryFrozenError, RepositoryGoneError, RepositoryNotFoundError } from '../errors.js';
 import type { Held } from '../state/lease.js';
 import type { WriteLockService } from '../state/lock.js';
-import type { Gone, RepoState, SavedRecord } from '../state/repo-state.js';
+import type { Gone, RepoState } from '../state/repo-state.js';
 import type { RepositoryStore } from '../state/repository-store.js';
 import { goneError } from './adoption.js';
 import type { BackendDirectory } from './backends.js';
 import { EMPTY_CHECKSUM, refsChecksum } from './checksum.js';
 import type { Health } from './health.js';
 import { createByHand, renameByHand, restoreByHand, trashByHand } from './manual-commands.js';
+import { only, outerRepository, renameRecord, settled } from './lifecycle-checks.js';
+import { trashStamp } from '../backends/admin.js';
+
+export { trashStamp } from '../backends/admin.js';
 import type { Backend } from './types.js';
 
 export type CreateResult = { repo: string; status: 'created'; backends: string[]; pending: string[] };
@@ -41,11 +45,6 @@ export interface Who {
   by: string;
   /** 'cli' or 'push'. */
   via?: string;
-}
-
-/** UTC `YYYYMMDDTHHMMSSZ`: the trash directory of one delete (one stamp for every copy). */
-export function trashStamp(at: Date): string {
-  return at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
 /** Copies of `repo` found with githa's own Git client on each backend. */
@@ -134,6 +133,7 @@ export class Lifecycle {
       const state = await this.ctx.repos.read(repo);
       if (state.gone) throw this.goneForCreate(repo, state.gone);
       if (state.versions.size > 0 || state.frozen) throw new RepositoryExistsError(`repository ${repo} exists already`);
+      await this.refuseNested(repo);
       const { managed, unmanaged } = this.split();
       const found = await this.survey(repo, this.ctx.backends.activeBackends());
       const full = [...found.copies].filter(([, c]) => c !== EMPTY_CHECKSUM).map(([b]) => b).sort();
@@ -304,7 +304,10 @@ export class Lifecycle {
     if (pending.length > 0) {
       throw new BackendUnavailableError(`cannot finish renaming ${repo} to ${to} while ${pending.sort().join(', ')} cannot be reached: ${repo} stays unreachable and ${to} is not recorded yet; run the command again`, pending[0]!);
     }
-    const record = state.versions.size > 0 ? { versions: state.versions, checksums: state.checksums } : state.gone?.record;
+    const saved = state.versions.size > 0 ? { versions: state.versions, checksums: state.checksums } : state.gone?.record;
+    // Only the copies that moved (or were checked to move) go with the new name; see checkRenamable.
+    const record = saved ? renameRecord(saved, this.ctx.backends.activeBackends().map((b) => b.id)) : undefined;
+    if (typeof record === 'string') throw new BackendNotManagedError(`cannot rename ${repo}: ${record}`);
     if (record && record.versions.size > 0) {
       const log = { event: 'rename', user: who.by, from: repo, backends: moved.sort().join(',') };
       const status = await this.guard(to, this.ctx.repos.transfer(to, toLock.token, record.versions, record.checksums, log));
@@ -315,6 +318,13 @@ export class Lifecycle {
     return { repo, status: 'renamed', to, backends: moved, pending: pending.sort() };
   }
 
+  /** A repository inside another one's directory is never made (docs/protocol.md "Repository names"). */
+  private async refuseNested(repo: string): Promise<void> {
+    const active = this.ctx.backends.activeBackends();
+    const outer = await outerRepository(repo, this.ctx.repos, async (name) => (await this.survey(name, active)).copies.size > 0);
+    if (outer) throw new RepositoryExistsError(`cannot make ${repo}: it would lie inside repository ${outer}`);
+  }
+
   private async checkRenamable(repo: string, to: string, state: RepoState): Promise<void> {
     if (state.frozen) throw new RepositoryFrozenError(`repository ${repo} is frozen (${state.frozen.reason}): resolve that first (githa thaw ${repo})`, state.frozen.reason);
     if (state.writing) throw new RepositoryFrozenError(`an interrupted push to ${repo} is not resolved yet: try again once it is (githa status ${repo})`, 'write-interrupted');
@@ -323,6 +333,9 @@ export class Lifecycle {
       const { copies, unreachable } = await this.survey(repo, active);
       if (copies.size === 0 && unreachable.length === 0) throw RepositoryNotFoundError.missing(repo);
     }
+    const newest = renameRecord({ versions: state.versions, checksums: state.checksums }, active.map((b) => b.id));
+    if (typeof newest === 'string') throw new BackendNotManagedError(`cannot rename ${repo}: ${newest}`);
+    await this.refuseNested(to);
     const target = await this.ctx.repos.read(to);
     if (target.gone) throw new RepositoryExistsError(`cannot rename ${repo} to ${to}: ${to} is a tombstone (${target.gone.kind}${target.gone.to ? ` to ${target.gone.to}` : ''})`);
     if (target.versions.size > 0 || target.frozen) throw new RepositoryExistsError(`cannot rename ${repo} to ${to}: ${to} exists already`);
@@ -368,24 +381,4 @@ export class Lifecycle {
     if (purged.length > 0 || freed.length > 0) this.log.info({ before, purged: purged.length, freed, skipped, by: who.by }, 'trash purged');
     return { before, purged, freed, skipped: skipped.sort() };
   }
-}
-
-/**
- * Waits for every backend's step, then fails with the first failure: a step
- * still running on one backend is never left behind (the command would
- * close its connection under it).
- */
-async function settled(steps: Promise<unknown>[]): Promise<void> {
-  const results = await Promise.allSettled(steps);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-}
-
-/** The saved record of the backends in `ids` only. */
-function only(r: SavedRecord, ids: readonly string[]): SavedRecord {
-  const keep = new Set(ids);
-  return {
-    versions: new Map([...r.versions].filter(([b]) => keep.has(b))),
-    checksums: new Map([...r.checksums].filter(([b]) => keep.has(b))),
-  };
 }

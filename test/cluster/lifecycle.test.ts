@@ -310,3 +310,44 @@ describe('Lifecycle.rename with a backend whose admin account cannot be reached 
     expect(t.backends.get('b3')!.refs.has(R)).toBe(false);
   });
 });
+
+describe('Lifecycle: nesting and disabled backends', () => {
+  it('refuses to create or rename into a name that lies inside another repository', async () => {
+    const t = setup();
+    t.store.seed('team.git', { b1: [1, EMPTY_CHECKSUM] });
+    await expect(t.life.create(R, by)).rejects.toThrow(new RepositoryExistsError(`cannot make ${R}: it would lie inside repository team.git`));
+    const u = setup();
+    // Not recorded, but a backend serves it (a plain `team` directory).
+    u.put('b2', 'team.git');
+    await expect(u.life.create(R, by)).rejects.toThrow(/inside repository team\.git/);
+    u.put('b1', 'solo.git');
+    u.put('b2', 'solo.git');
+    u.put('b3', 'solo.git');
+    u.store.seed('solo.git', { b1: [1, checksumOf('solo.git', 'b1')], b2: [1, checksumOf('solo.git', 'b2')], b3: [1, checksumOf('solo.git', 'b3')] });
+    await expect(u.life.rename('solo.git', R, by)).rejects.toThrow(/inside repository team\.git/);
+    for (const x of [t, u]) expect(x.calls()).toEqual([]);
+    expect((await u.store.read('solo.git')).gone).toBeUndefined();
+  });
+
+  it('a rename gives the new name the record of the copies that move only; refused when the newest version is only on a disabled backend', async () => {
+    const t = setup();
+    for (const b of ['b1', 'b2', 'b3']) t.put(b, R);
+    const sum = checksumOf(R, 'b1');
+    t.store.seed(R, { b1: [3, sum], b2: [3, sum], b3: [3, sum] });
+    t.directory.setOverrides(new Map([['b3', { enabled: false }]]));
+    const r = await t.life.rename(R, S, by);
+    expect(r.backends).toEqual(['b1', 'b2']);
+    // b3 keeps R's copy (a leftover); S's record has no version there, so b3 is filled when it returns, never trusted.
+    expect(Object.fromEntries((await t.store.read(S)).versions)).toEqual({ b1: 3, b2: 3 });
+
+    const u = setup();
+    for (const b of ['b1', 'b2', 'b3']) u.put(b, R);
+    u.store.seed(R, { b1: [2, 'old'], b2: [2, 'old'], b3: [3, checksumOf(R, 'b3')] });
+    u.directory.setOverrides(new Map([['b3', { enabled: false }]]));
+    const err = (await u.life.rename(R, S, by).catch((e: unknown) => e)) as Error;
+    expect(err).toBeInstanceOf(BackendNotManagedError);
+    expect(err.message).toMatch(/the newest version \(3\) is only on b3, which is disabled/);
+    expect(u.calls()).toEqual([]);
+    expect((await u.store.read(R)).gone).toBeUndefined();
+  });
+});
