@@ -90,6 +90,17 @@ tidy() {
   _d=$2
   while _d=\${_d%/*}; case $_d in "$1"/?*) ;; *) return 0 ;; esac; do find "$_d" -maxdepth 0 -type d -empty -delete 2>/dev/null || return 0; done
 }
+# Whether a directory on the way from $1 down to $1/$2 is a symbolic link
+# (rm -rf would follow it out of the trash directory).
+linked() {
+  _p=$1 _r=$2
+  while [ -n "$_r" ]; do
+    _p=$_p/\${_r%%/*}
+    case $_r in */*) _r=\${_r#*/} ;; *) _r="" ;; esac
+    [ -L "$_p" ] && return 0
+  done
+  return 1
+}
 free() { if [ -e "$1" ] || [ -L "$1" ]; then return 1; fi; }
 
 [ $# -ge 2 ] || die "usage: githa-admin list|create|trash|restore|rename|trashed|purge ROOT ..."
@@ -176,6 +187,7 @@ case $op in
       [ "$(num "$s")" -lt "$before" ] || continue
       if [ -n "$r" ]; then
         copy "$sd" "$r" || continue
+        linked "$sd" "$MOVE" && die "refused: a symbolic link in $t/$s/$MOVE" 1
         rm -rf -- "$sd/$MOVE"
         out "purged $s $LAYOUT"
         tidy "$root/$t" "$sd/$MOVE"

@@ -200,6 +200,17 @@ describe('the program under a local sh, as the backend runs it', () => {
     expect(await admin.trashed()).toEqual([]);
   });
 
+  it('purge never follows a symbolic link out of the trash directory', async () => {
+    const outside = join(dir, 'outside');
+    await run('git', ['init', '-q', '--bare', join(outside, 'app.git')]);
+    await run('mkdir', ['-p', join(root, '.githa-trash/20261206T074800Z')]);
+    // Planted by someone with the account: a trash entry whose directory links elsewhere.
+    await run('ln', ['-s', outside, join(root, '.githa-trash/20261206T074800Z/team')]);
+    await expect(admin.purge('20261206T074900Z', 'team/app.git')).rejects.toThrow(/refused: a symbolic link in \.githa-trash\/20261206T074800Z\/team\/app\.git/);
+    expect(existsSync(join(outside, 'app.git/HEAD'))).toBe(true);
+    rmSync(join(root, '.githa-trash/20261206T074800Z'), { recursive: true });
+  });
+
   it('re-checks its arguments: sent around githa, a hostile path is refused (exit 2)', async () => {
     for (const bad of ['../escape.git', '/abs.git', '-x.git', 'a/./b.git', 'a\nb.git']) {
       const r = await local(adminCommand('trash', [root, '.githa-trash', bad, '20261206T074700Z']));
