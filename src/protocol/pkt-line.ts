@@ -110,6 +110,59 @@ function hexDigit(c: number): number {
 }
 
 /**
+ * The length a 4-byte pkt-line header gives; PktLineError for bad hex, 0003
+ * (gitprotocol-v2: 0000 flush, 0001 delim, 0002 response-end; 0003 means
+ * nothing) and lengths over MAX_PKT_LEN.
+ */
+function pktLength(header: Uint8Array): number {
+  let len = 0;
+  for (let i = 0; i < HEADER_LEN; i++) {
+    const v = hexDigit(header[i] as number);
+    if (v < 0) throw new PktLineError(`invalid pkt-line length header ${JSON.stringify(Buffer.from(header).toString('latin1'))}`);
+    len = len * 16 + v;
+  }
+  if (len === 3) throw new PktLineError('invalid pkt-line length 0003');
+  if (len > MAX_PKT_LEN) throw new PktLineError(`pkt-line length ${len} exceeds the maximum of ${MAX_PKT_LEN}`);
+  return len;
+}
+
+/**
+ * Checks that a byte stream is a sequence of well-framed pkt-lines without
+ * holding it: only each header's 4 bytes are looked at, payloads are counted
+ * and skipped. For request bodies that are pkt-lines throughout (an
+ * upload-pack request), checked before they are forwarded.
+ */
+export class PktFramingCheck {
+  private readonly header = Buffer.alloc(HEADER_LEN);
+  private headerBytes = 0;
+  /** Payload bytes of the current packet still to come. */
+  private remaining = 0;
+
+  /** Throws PktLineError at the first malformed header in `chunk` (the check stays failed: a broken stream has no next packet). */
+  write(chunk: Uint8Array): void {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.remaining > 0) {
+        const n = Math.min(this.remaining, chunk.length - i);
+        this.remaining -= n;
+        i += n;
+        continue;
+      }
+      this.header[this.headerBytes++] = chunk[i++] as number;
+      if (this.headerBytes < HEADER_LEN) continue;
+      const len = pktLength(this.header);
+      this.headerBytes = 0;
+      this.remaining = len < HEADER_LEN ? 0 : len - HEADER_LEN;
+    }
+  }
+
+  /** Throws PktLineError when the stream stopped inside a packet. */
+  end(): void {
+    if (this.headerBytes > 0 || this.remaining > 0) throw new PktLineError('truncated pkt-line at the end of the request body');
+  }
+}
+
+/**
  * Incremental pkt-line decoder. Bytes are kept as a list of chunks (no
  * quadratic concatenation); a payload that lies within one chunk is returned
  * as a zero-copy sub-array of it.
@@ -198,23 +251,10 @@ export class PktLineDecoder {
 
   private decodeOne(): Pkt | undefined {
     if (this.length < HEADER_LEN) return undefined;
-    const header = this.peek(HEADER_LEN);
-    let len = 0;
-    for (let i = 0; i < HEADER_LEN; i++) {
-      const v = hexDigit(header[i] as number);
-      if (v < 0) {
-        throw new PktLineError(`invalid pkt-line length header ${JSON.stringify(header.toString('latin1'))}`);
-      }
-      len = len * 16 + v;
-    }
+    const len = pktLength(this.peek(HEADER_LEN));
     if (len < HEADER_LEN) {
-      // gitprotocol-v2: 0000 flush, 0001 delim, 0002 response-end; 0003 means nothing.
-      if (len === 3) throw new PktLineError('invalid pkt-line length 0003');
       this.consume(HEADER_LEN);
       return len === 0 ? { type: 'flush' } : len === 1 ? { type: 'delim' } : { type: 'response-end' };
-    }
-    if (len > MAX_PKT_LEN) {
-      throw new PktLineError(`pkt-line length ${len} exceeds the maximum of ${MAX_PKT_LEN}`);
     }
     if (this.length < len) return undefined;
     this.consume(HEADER_LEN);

@@ -2,6 +2,7 @@ import { Agent, type ClientRequest, type IncomingMessage, type ServerResponse } 
 import { PassThrough, type Readable } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { BackendUnavailableError } from '../../errors.js';
+import { cleanBackendRequest } from './headers.js';
 
 /**
  * One forwarded request to one backend, on http-proxy (which is unmaintained:
@@ -49,15 +50,15 @@ type Pending = {
   started: boolean;
 };
 
-/** Headers that describe one hop, never forwarded (RFC 9110 7.6.1), and headers githa sets itself. */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate'];
-
 export class Forwarder {
   private readonly proxy: httpProxy;
   private readonly pending = new WeakMap<IncomingMessage, Pending>();
   private readonly agent: Agent;
+  private readonly stripHeaders: readonly string[];
 
-  constructor(opts: { timeoutMs: number }) {
+  /** `stripHeaders`: more header names no client may send a backend (auth.http.userHeader), in any spelling (src/frontends/http/headers.ts). */
+  constructor(opts: { timeoutMs: number; stripHeaders?: readonly string[] }) {
+    this.stripHeaders = opts.stripHeaders ?? [];
     // Idle sockets close after 4 s, before the common server limits (5 s), so a
     // request is rarely sent on a connection the backend is closing.
     this.agent = new Agent({ keepAlive: true, maxFreeSockets: 64, timeout: 4_000 });
@@ -66,7 +67,8 @@ export class Forwarder {
       changeOrigin: true,
       ignorePath: true,
       selfHandleResponse: true,
-      xfwd: true,
+      // githa sets X-Forwarded-* itself, after removing the client's (cleanBackendRequest); http-proxy's xfwd would append to them.
+      xfwd: false,
       proxyTimeout: opts.timeoutMs,
     });
     this.proxy.on('proxyReq', (proxyReq, req) => this.onProxyReq(proxyReq, req));
@@ -137,7 +139,13 @@ export class Forwarder {
     const p = this.pending.get(req);
     if (!p) return;
     p.upstream = proxyReq;
-    for (const h of HOP_BY_HOP) proxyReq.removeHeader(h);
+    // Hop-by-hop, identity and forwarding headers of the client go; githa's own are set (docs/security.md "Headers a backend sees").
+    cleanBackendRequest(proxyReq, req, this.stripHeaders);
+    if (!p.attempt.body) {
+      // No body goes (a GET): a framing header left over would make the backend wait for, or misread, bytes that never come.
+      proxyReq.removeHeader('content-length');
+      proxyReq.removeHeader('transfer-encoding');
+    }
     // githa reads what a backend answers (a listing checked against the record, an upload-pack answer's
     // first packet, a push's report: docs/architecture.md "Verified copies"): it asks for it uncompressed,
     // whatever the client accepts (git sends Accept-Encoding with every request; a web server set to gzip would comply).

@@ -7,7 +7,7 @@ import type { LiveCopy, ReadVerdict } from '../../cluster/read-check.js';
 import type { Config } from '../../config/schema.js';
 import { BackendProtocolError, BackendUnavailableError, NoLeaderError, RemoteFatalError, RepositoryNotFoundError } from '../../errors.js';
 import { widenLsRefs, type WidenedLsRefs } from '../../protocol/ls-refs-widen.js';
-import { decodeAll, type Pkt, pktText } from '../../protocol/pkt-line.js';
+import { decodeAll, type Pkt, PktFramingCheck, pktText } from '../../protocol/pkt-line.js';
 import type { HttpGitRequest } from '../../protocol/request.js';
 import { backendRepositoryName, repositoryUrlPath } from '../../protocol/repository-name.js';
 import type { HttpAuth, HttpCaller } from './auth.js';
@@ -24,7 +24,7 @@ const WITH_COOKIES = [...PASSED_RESPONSE_HEADERS, 'set-cookie'];
 const PEEK_BYTES = 65520;
 
 /** The request body as sent to each candidate: held (replayable), streamed (one backend only), or none (GET). */
-type Body = { kind: 'none' } | { kind: 'held'; bytes: Buffer; inflated: boolean } | { kind: 'stream'; stream: Readable; error: () => Error | undefined; inflated: boolean };
+export type Body = { kind: 'none' } | { kind: 'held'; bytes: Buffer; inflated: boolean } | { kind: 'stream'; stream: Readable; error: () => Error | undefined; inflated: boolean };
 
 /** One candidate's result: the request is answered, or the next candidate is tried (`rejected`: the check dropped its answer). */
 type Attempt = { kind: 'done'; fields: Record<string, unknown> } | { kind: 'next'; error: Error; rejected?: string };
@@ -53,11 +53,11 @@ export class ReadRelay {
     private readonly d: { config: Config; cluster: Cluster; forwarder: Forwarder; auth: HttpAuth },
   ) {}
 
-  async relay(req: IncomingMessage, res: ServerResponse, git: HttpGitRequest, first: ReadRoute, caller: HttpCaller, log: Logger, reroute: () => Promise<ReadRoute>): Promise<Record<string, unknown>> {
+  /** `body`: from requestBody, read before the request was routed (an RPC), or none (a GET). */
+  async relay(req: IncomingMessage, res: ServerResponse, git: HttpGitRequest, first: ReadRoute, caller: HttpCaller, log: Logger, reroute: () => Promise<ReadRoute>, body: Body): Promise<Record<string, unknown>> {
     // `X`, not `X.git`: the backend's git finds X/.git, X or X.git (backendRepositoryName).
     const at = repositoryUrlPath(backendRepositoryName(git.repo));
     const path = git.kind === 'advertisement' ? `${at}/info/refs?service=${git.service}` : `${at}/${git.service}`;
-    const body = git.kind === 'rpc' ? await this.requestBody(req) : ({ kind: 'none' } as const);
     const lsRefs = body.kind === 'held' && git.service === 'git-upload-pack' ? widenedLsRefs(body.bytes) : undefined;
     const read: Read = { req, res, git, caller, log, path, body, lsRefs };
     // Built only when every candidate failed: a read that succeeds allocates no error.
@@ -94,22 +94,49 @@ export class ReadRelay {
   /**
    * The body of an upload-pack POST, inflated (http.maxInflatedBytes caps a
    * gzip bomb) and held up to read.maxReplayBodyBytes so that it can be sent
-   * to another candidate; a longer one streams to one backend.
+   * to another candidate; a longer one streams to one backend. Read before
+   * the request is routed: its pkt-line framing is checked before a byte goes
+   * to a backend (docs/security.md "Hostile input and limits"), a held body
+   * whole (PktLineError, 400, nothing touched), a streamed one packet by packet
+   * (the backend's request is cut at the first broken header).
    */
-  private async requestBody(req: IncomingMessage): Promise<Body> {
+  async requestBody(req: IncomingMessage): Promise<Body> {
     const inflated = isGzip(req) ? inflateCapped(req, this.d.config.http.maxInflatedBytes) : undefined;
-    const source = inflated?.body ?? req;
-    const error = (): Error | undefined => inflated?.error();
-    const cap = this.d.config.read.maxReplayBodyBytes;
-    if (cap === 0) return { kind: 'stream', stream: source, error, inflated: inflated !== undefined };
-    const held = new HeldStream(source);
+    const framing = new PktFramingCheck();
+    let framingError: Error | undefined;
+    const error = (): Error | undefined => inflated?.error() ?? framingError;
+    const held = new HeldStream(inflated?.body ?? req);
     try {
-      await held.fill(cap);
+      await held.fill(this.d.config.read.maxReplayBodyBytes);
     } catch (err) {
       throw error() ?? err;
     }
-    if (held.ended) return { kind: 'held', bytes: held.bytes, inflated: inflated !== undefined };
-    return { kind: 'stream', stream: Readable.from(held.all()), error, inflated: inflated !== undefined };
+    const prefix = held.bytes;
+    framing.write(prefix);
+    if (held.ended) {
+      framing.end();
+      return { kind: 'held', bytes: prefix, inflated: inflated !== undefined };
+    }
+    async function* checked(): AsyncGenerator<Buffer> {
+      let skip = prefix.length > 0; // held.all() yields the checked prefix first
+      for await (const c of held.all()) {
+        try {
+          if (!skip) framing.write(c);
+          skip = false;
+        } catch (err) {
+          framingError = err as Error;
+          throw err;
+        }
+        yield c;
+      }
+      try {
+        framing.end();
+      } catch (err) {
+        framingError = err as Error;
+        throw err;
+      }
+    }
+    return { kind: 'stream', stream: Readable.from(checked()), error, inflated: inflated !== undefined };
   }
 
   private async attempt(r: Read, route: ReadRoute, id: string, baseUrl: string): Promise<Attempt> {

@@ -3,13 +3,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from 'pino';
 import type { Cluster, ReadRoute } from '../../cluster/cluster.js';
 import type { Config } from '../../config/schema.js';
-import { BackendAuthRequiredError, RemoteFatalError, RepositoryNotFoundError } from '../../errors.js';
+import { BackendAuthRequiredError, PktLineError, ProtocolSyntaxError, RemoteFatalError, RepositoryNotFoundError, UnknownServiceError } from '../../errors.js';
 import { encodePkt } from '../../protocol/pkt-line.js';
 import { classifyHttpRequest, type HttpGitRequest } from '../../protocol/request.js';
 import { describeForLog, toClientError } from '../error-map.js';
 import { Forwarder, hasHttp } from './forward.js';
 import { sendBackendAnswer } from './backend-answer.js';
-import { ReadRelay } from './read-relay.js';
+import { ReadRelay, type Body } from './read-relay.js';
 import { handleReceivePack } from './receive-pack.js';
 import { HttpAuth } from './auth.js';
 import { AccessPolicy } from '../../auth/access.js';
@@ -32,7 +32,8 @@ export interface HttpFrontend {
  * versions; the cluster knows nothing of HTTP.
  */
 export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger, hooks: HttpFrontendHooks = {}): HttpFrontend {
-  const forwarder = new Forwarder({ timeoutMs: 10 * 60_000 });
+  // A client's own auth.http.userHeader never reaches a backend, in any spelling (src/frontends/http/headers.ts).
+  const forwarder = new Forwarder({ timeoutMs: 10 * 60_000, stripHeaders: config.auth.http.userHeader ? [config.auth.http.userHeader] : [] });
   // Who may do what (docs/security.md): checked in handle() before anything touches the cluster.
   const auth = new HttpAuth(config, AccessPolicy.compile(config.access, config.auth.groups, config.auth.anonymousUser), log);
   // Reads are relayed from a candidate whose answer agrees with the record (src/frontends/http/read-relay.ts).
@@ -78,6 +79,12 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     delete req.headers.expect;
     guard.check(req, res);
     const git = classifyHttpRequest(req.method ?? '', req.url ?? '/');
+    // git http-backend serves upload-pack and receive-pack only (it answers anything else 403, which githa would
+    // take for a refusal of its service credentials); git itself runs upload-archive over SSH and git:// only.
+    if (git.service === 'git-upload-archive') throw new UnknownServiceError('git-upload-archive is not served over HTTP (git http-backend does not offer it); use SSH or git://');
+    // A listing is a GET without a body (gitprotocol-http): one that declares a body is refused, so that no
+    // backend is sent a length with no bytes, or bytes it would read as the next request.
+    if (git.kind === 'advertisement' && declaresBody(req)) throw new ProtocolSyntaxError('a GET request must not have a body (Content-Length or Transfer-Encoding)');
     const caller = await auth.identify(req);
     const user = caller.user;
     const fields = { repo: git.repo, service: git.service, kind: git.kind, user };
@@ -90,6 +97,18 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
       return { ...fields, ...r };
     }
     if (denied) throw denied;
+    // An upload-pack request's body is read (held up to read.maxReplayBodyBytes) and its framing checked before routing.
+    let body: Body = { kind: 'none' };
+    if (git.kind === 'rpc') {
+      try {
+        body = await reads.requestBody(req);
+      } catch (err) {
+        // A broken pkt-line is a 400 like any malformed request (docs/security.md); a body over a limit (a gzip bomb) is
+        // told to git in an ERR packet, which it shows (an RPC's text/plain answer it does not).
+        if (err instanceof PktLineError || res.headersSent) throw err;
+        return sendErrPkt(res, git, rlog, fields, err, `githa: ${toClientError(err).message}`);
+      }
+    }
     let route: ReadRoute;
     // Passthrough: the client's credentials go with githa's listing of a repository it has no record of yet (HttpAuth.lend).
     const lent = auth.lend(req);
@@ -111,7 +130,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
       throw err;
     }
     try {
-      const r = await reads.relay(req, res, git, route, caller, rlog, routeIt);
+      const r = await reads.relay(req, res, git, route, caller, rlog, routeIt, body);
       return { ...fields, ...r };
     } catch (err) {
       // An upload-pack POST cannot carry a text/plain error to the user; an ERR
@@ -159,6 +178,12 @@ function requestFields(req: IncomingMessage): { repo?: string; service?: string 
   } catch {
     return {};
   }
+}
+
+/** Whether a request says it has a body: a Transfer-Encoding, or a Content-Length other than 0. */
+function declaresBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length.trim() !== '0');
 }
 
 /** The request path without its query string, for logs (queries may carry tokens). */
