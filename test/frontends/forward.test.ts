@@ -51,7 +51,7 @@ describe('Forwarder', () => {
     backend.close();
   });
 
-  it('passes Authorization and Git-Protocol on, drops hop-by-hop headers, and retries a refused connection with the whole body', async () => {
+  it('passes Authorization and Git-Protocol on, drops hop-by-hop and identity headers, and retries a refused connection with the whole body', async () => {
     seen = [];
     const body = 'x'.repeat(200_000);
     const status = await new Promise<number>((resolve, reject) => {
@@ -66,6 +66,9 @@ describe('Forwarder', () => {
             'content-type': 'application/x-git-upload-pack-request',
             'proxy-authorization': 'Basic bm8=',
             connection: 'keep-alive, x-secret-hop',
+            'x-secret-hop': 'root',
+            x_remote_user: 'root',
+            'x-forwarded-for': '203.0.113.9',
           },
         },
         (res) => {
@@ -84,5 +87,9 @@ describe('Forwarder', () => {
     expect(got!.headers['git-protocol']).toBe('version=2');
     expect(got!.headers['content-type']).toBe('application/x-git-upload-pack-request');
     expect(got!.headers['proxy-authorization']).toBeUndefined();
+    // Identity and forwarding headers of the client go (src/frontends/http/headers.ts); githa's own X-Forwarded-For comes.
+    expect(got!.headers['x-secret-hop']).toBeUndefined();
+    expect(got!.headers.x_remote_user).toBeUndefined();
+    expect(got!.headers['x-forwarded-for']).toBe('127.0.0.1');
   });
 });

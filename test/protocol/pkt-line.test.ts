@@ -10,6 +10,7 @@ import {
   MAX_PKT_LEN,
   MAX_PKT_PAYLOAD,
   type Pkt,
+  PktFramingCheck,
   PktLineDecoder,
   pktText,
   pktTextStrict,
@@ -209,6 +210,54 @@ describe('pkt-line properties', () => {
         },
       ),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe('PktFramingCheck', () => {
+  const check = (chunks: Buffer[]): void => {
+    const c = new PktFramingCheck();
+    for (const chunk of chunks) c.write(chunk);
+    c.end();
+  };
+
+  it('accepts well-framed bodies however they are split, special packets included', () => {
+    const body = Buffer.concat([encodePkt('command=fetch\n'), DELIM_PKT, encodePkt('want ' + 'a'.repeat(40) + '\n'), encodePkt(Buffer.alloc(MAX_PKT_PAYLOAD)), RESPONSE_END_PKT, FLUSH_PKT]);
+    expect(() => check([body])).not.toThrow();
+    expect(() => check(bytewise(body.subarray(0, 80)).concat([body.subarray(80)]))).not.toThrow();
+    expect(() => check([body.subarray(0, 3), body.subarray(3, 18), body.subarray(18)])).not.toThrow();
+    expect(() => check([])).not.toThrow();
+  });
+
+  it('refuses bad hex, 0003, lengths over 65520 and a body that stops inside a packet', () => {
+    const valid = encodePkt('command=ls-refs\n');
+    for (const broken of ['ffff', 'zzzz', '0003', 'fff1', '00g4']) {
+      expect(() => check([valid, b(`${broken}xxxx`)]), broken).toThrow(PktLineError);
+      // Split inside the header too: the header is judged once its 4 bytes are there.
+      expect(() => check([...bytewise(Buffer.concat([valid, b(broken)]))]), broken).toThrow(PktLineError);
+    }
+    expect(() => check([valid, b('0032want')])).toThrow(/truncated/);
+    expect(() => check([valid, b('00')])).toThrow(/truncated/);
+  });
+
+  it('agrees with decodeAll on any bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.array(fc.nat(64), { maxLength: 4 }), (bytes, cuts) => {
+        const buf = Buffer.from(bytes);
+        let decoded = true;
+        try {
+          decodeAll(buf);
+        } catch {
+          decoded = false;
+        }
+        let checked = true;
+        try {
+          check(splitAt(buf, cuts));
+        } catch {
+          checked = false;
+        }
+        expect(checked).toBe(decoded);
+      }),
     );
   });
 });
