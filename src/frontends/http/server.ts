@@ -183,7 +183,7 @@ function requestFields(req: IncomingMessage): { repo?: string; service?: string 
 /** Whether a request says it has a body: a Transfer-Encoding, or a Content-Length other than 0. */
 function declaresBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length.trim() !== '0');
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && Number(length) !== 0);
 }
 
 /** The request path without its query string, for logs (queries may carry tokens). */
