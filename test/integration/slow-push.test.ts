@@ -81,7 +81,7 @@ describe('slow pushes', () => {
   }
 
   /** `git-receive-pack` over SSH through githa: reads the advertisement, sends the command list, then trickles. */
-  function sshTrickle(githa: GithaProcess, repo: string, oldOid: string, everyMs: number): { out: () => string; proc: ChildProcess } {
+  function sshTrickle(githa: GithaProcess, repo: string, oldOid: string, everyMs: number, silent = false): { out: () => string; proc: ChildProcess } {
     const c: DevCluster = cluster();
     const proc = spawn(
       'ssh',
@@ -100,6 +100,7 @@ describe('slow pushes', () => {
       // The advertisement ends with a flush-pkt: then the client speaks.
       if (!started && out.includes('0000')) {
         started = true;
+        if (silent) return;
         proc.stdin!.write(Buffer.concat([pkt(`${oldOid} ${NEW_OID} refs/heads/main\0 report-status agent=slow-test\n`), Buffer.from('0000')]));
         stop = trickle((b) => {
           if (proc.exitCode !== null || proc.stdin!.destroyed) return false;
@@ -161,6 +162,18 @@ describe('slow pushes', () => {
     expect(await lockHeld('slow/ssh')).toBe(false);
     await pushesNow(git, work, githa.sshUrl('slow/ssh'), 'after-ssh');
     expect((await cluster().redis.cli('EXISTS', 'githa:repo:{slow/ssh.git}:writing')).trim()).toBe('0');
+  });
+
+  it('stops an SSH push that sends nothing after the advertisement, telling the client on stderr', async () => {
+    const githa = await startGitha(cluster(), { ssh: true, config: { push: PACE, locks: { leaseMs: 10_000, waitMs: 1_000 } } });
+    const { git, work, sha } = await seeded(githa, 'slow/idle');
+    const idle = sshTrickle(githa, 'slow/idle', sha, 250, true);
+    await waitFor('the silent push to hold the lock', () => lockHeld('slow/idle'));
+    await waitFor('the ssh session to end', () => idle.proc.exitCode !== null || idle.proc.signalCode !== null, 20_000, { detail: idle.out });
+    expect(idle.out()).toContain('githa: push stopped: its data arrived at under 100 bytes/s over 2 s (push.minBytesPerSecond)');
+    expect(await lockHeld('slow/idle')).toBe(false);
+    await pushesNow(git, work, githa.sshUrl('slow/idle'), 'after-idle');
+    expect((await cluster().redis.cli('EXISTS', 'githa:repo:{slow/idle.git}:writing')).trim()).toBe('0');
   });
 
   it('refuses a push by a user who already holds push.maxLocksPerUser write locks', async () => {

@@ -161,7 +161,7 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
       channel.output.write(rejectionBytes(request.commands.map((c) => c.ref), clientCapabilities(request.capabilities), e.message));
     } else if (!request && channel.errors && !channel.errors.destroyed) {
       // No command list yet (a client silent after the advertisement): stderr is the only place git shows it.
-      channel.errors.write(`${e.message}\n`);
+      channel.errors.write(`githa: ${e.message}\n`);
     }
     await channel.finish(1);
     return { outcome: e.code };
