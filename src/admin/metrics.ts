@@ -95,6 +95,12 @@ export class Metrics implements Observer {
     labelNames: ['backend'] as const,
     registers: [this.registry],
   });
+  private readonly pushesLimited = new Counter({
+    name: 'githa_pushes_limited_total',
+    help: 'Pushes stopped or refused by push.* limits, by reason (slow: under push.minBytesPerSecond; too-long: over push.maxTransferMs; user-locks: over push.maxLocksPerUser).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   private readonly fillsPending = new Gauge({
     name: 'githa_fill_pending',
     help: 'Fills of missing copies (create, then copy from a leader) queued or running in this githa, by backend.',
@@ -241,6 +247,10 @@ export class Metrics implements Observer {
 
   readRetried(reason: string): void {
     this.readRetries.inc({ reason: label(reason) });
+  }
+
+  pushLimited(reason: string): void {
+    this.pushesLimited.inc({ reason: label(reason) });
   }
 
   copyCreated(backend: string): void {

@@ -12,6 +12,7 @@ import {
   RepositoryNotFoundError,
   StateRegressionError,
 } from '../errors.js';
+import type { HeldLock } from '../state/lock.js';
 import type { RepoState } from '../state/repo-state.js';
 import { Adoption, goneError } from './adoption.js';
 import type { Backends } from './backends.js';
@@ -23,6 +24,7 @@ import { ReadChecker } from './read-check.js';
 import { frozenForRead, frozenForWrite, interruptedWrite, leadersLost, quorumUnavailable } from './messages.js';
 import { leadership, planRead, planWrite, repoFlags, type ReadPlan, type RepoFlags } from './routing.js';
 import type { Accepts, Backend, BackendOverride, Forward, ReadRoute, WriteOutcome, WriteRequest } from './types.js';
+import { UserWrites } from './user-writes.js';
 import { TargetUnreachable, WriteSession } from './write-session.js';
 
 export type { Accepts, Backend, BackendOverride, Forward, ForwardResult, ReadRoute, WriteOutcome, WriteRequest } from './types.js';
@@ -72,6 +74,8 @@ export class Cluster {
   private turn = 0;
   private readonly seen = new Map<string, { epoch: string; max: number }>();
   private readonly adoption: Adoption;
+  /** Write locks held per user in this githa (push.maxLocksPerUser). */
+  private readonly userWrites: UserWrites;
   /** Checks what a copy's answer showed against the record before the client gets it (docs/architecture.md "Verified copies"). */
   readonly reads: ReadChecker;
 
@@ -86,6 +90,7 @@ export class Cluster {
     this.health = ctx.health;
     this.observer = ctx.observer;
     this.adoption = new Adoption(ctx);
+    this.userWrites = new UserWrites(ctx.config.push.maxLocksPerUser);
     this.reads = new ReadChecker({ repos: ctx.repos, log: ctx.log, observer: ctx.observer, repairs: ctx.repairs });
   }
 
@@ -276,32 +281,50 @@ export class Cluster {
     await this.orCreate(repo, req.unverified ? undefined : req.user, () => this.writableState(repo));
     this.checkQuorum(repo);
     return this.ctx.writeLocks.withLock(repo, async (lock) => {
-      let state = await this.state(repo);
-      // A delete or rename that took the lock first (after the check above): the pusher is told what happened, not that leaders are lost.
-      if (state.gone) throw goneError(repo, state.gone);
-      // Under the lock, any marker is a write that ended without clearing it: an interruption.
-      if (state.frozen || state.writing) throw this.writeRefusal(repo, state);
-      let plan = planWrite(state.versions, this.directory.views(), this.config.zone, this.turn++, repoFlags(state));
-      if (plan.kind === 'catch-up') {
-        const ok = await this.catchUpWithin(repo, state, plan.source, plan.target, this.config.locks.leaseMs * 3);
-        if (!ok) throw new NoLeaderError(`no writable leader of ${repo}, and ${plan.target} could not be caught up to take the write`);
-        plan = { kind: 'write', candidates: [plan.target] };
-        state = await this.ctx.repos.read(repo);
+      // Counted once the lock is held: a push waiting for a lock holds none (docs/security.md "Slow pushes").
+      let release: () => void;
+      try {
+        release = this.userWrites.take(req.user);
+      } catch (err) {
+        this.log.warn({ repo, user: req.user, max: this.config.push.maxLocksPerUser }, 'push refused: the user holds too many write locks');
+        this.observer.pushLimited('user-locks');
+        throw err;
       }
-      if (plan.kind === 'no-leader') throw new NoLeaderError(leadersLost(repo, this.lostLeaders(state)));
-      let lastError: unknown;
-      for (const target of this.directory.usable(plan.candidates, req.accepts ?? (() => true))) {
-        try {
-          return await new WriteSession(this.ctx, req, lock, state, target).run(forward);
-        } catch (err) {
-          if (!(err instanceof TargetUnreachable)) throw err;
-          this.log.warn({ repo, backend: target.id, err: err.message }, 'write target unreachable; trying another leader');
-          lastError = err.cause;
-        }
+      try {
+        return await this.writeLocked(req, forward, lock);
+      } finally {
+        release();
       }
-      if (lastError instanceof BackendUnavailableError) throw new NoLeaderError(leadersLost(repo, plan.candidates));
-      throw lastError instanceof GithaError ? lastError : new NoLeaderError(leadersLost(repo, plan.candidates));
     });
+  }
+
+  private async writeLocked(req: WriteRequest, forward: Forward, lock: HeldLock): Promise<WriteOutcome> {
+    const { repo } = req;
+    let state = await this.state(repo);
+    // A delete or rename that took the lock first (after the check above): the pusher is told what happened, not that leaders are lost.
+    if (state.gone) throw goneError(repo, state.gone);
+    // Under the lock, any marker is a write that ended without clearing it: an interruption.
+    if (state.frozen || state.writing) throw this.writeRefusal(repo, state);
+    let plan = planWrite(state.versions, this.directory.views(), this.config.zone, this.turn++, repoFlags(state));
+    if (plan.kind === 'catch-up') {
+      const ok = await this.catchUpWithin(repo, state, plan.source, plan.target, this.config.locks.leaseMs * 3);
+      if (!ok) throw new NoLeaderError(`no writable leader of ${repo}, and ${plan.target} could not be caught up to take the write`);
+      plan = { kind: 'write', candidates: [plan.target] };
+      state = await this.ctx.repos.read(repo);
+    }
+    if (plan.kind === 'no-leader') throw new NoLeaderError(leadersLost(repo, this.lostLeaders(state)));
+    let lastError: unknown;
+    for (const target of this.directory.usable(plan.candidates, req.accepts ?? (() => true))) {
+      try {
+        return await new WriteSession(this.ctx, req, lock, state, target).run(forward);
+      } catch (err) {
+        if (!(err instanceof TargetUnreachable)) throw err;
+        this.log.warn({ repo, backend: target.id, err: err.message }, 'write target unreachable; trying another leader');
+        lastError = err.cause;
+      }
+    }
+    if (lastError instanceof BackendUnavailableError) throw new NoLeaderError(leadersLost(repo, plan.candidates));
+    throw lastError instanceof GithaError ? lastError : new NoLeaderError(leadersLost(repo, plan.candidates));
   }
 
   /** Every enabled backend's checksum of `repo` (src/cluster/adoption.ts). */

@@ -21,6 +21,8 @@ export interface Observer {
   copyCreated(backend: string): void;
   /** Fills of missing copies queued or running on `backend` in this githa, now. */
   fillPending(backend: string, count: number): void;
+  /** A push stopped or refused by push.* limits (docs/security.md "Slow pushes"): `slow`, `too-long` or `user-locks`. */
+  pushLimited(reason: string): void;
 }
 
 /** The default: observes nothing. */
@@ -33,4 +35,5 @@ export const NO_OBSERVER: Observer = {
   readRetried: () => {},
   copyCreated: () => {},
   fillPending: () => {},
+  pushLimited: () => {},
 };

@@ -88,6 +88,19 @@ export const DEFAULTS = {
     gitConfig: { 'http.receivepack': 'true' } as Record<string, string>,
     fillConcurrency: 4,
   },
+  push: {
+    /**
+     * A push holding the write lock must send at least this many bytes per second on average over every
+     * rateWindowMs (0 = no check), or it is stopped (docs/security.md "Slow pushes").
+     */
+    minBytesPerSecond: 1024,
+    /** The window of minBytesPerSecond; also the longest silence (a client's "Compressing objects") a push may start with. */
+    rateWindowMs: 120_000,
+    /** The longest a push may take to send its data under the write lock (0 = no limit). */
+    maxTransferMs: 3_600_000,
+    /** Write locks one user may hold at once in one githa (pushes to different repositories); the next push is refused. */
+    maxLocksPerUser: 10,
+  },
   pushLog: {
     /** Entries kept in each repository's push log (githa:repo:{R}:log), trimmed approximately (XADD MAXLEN ~). */
     maxLength: 10_000,

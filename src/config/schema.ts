@@ -175,6 +175,15 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    push: z
+      .object({
+        minBytesPerSecond: z.number().int().nonnegative().default(DEFAULTS.push.minBytesPerSecond),
+        rateWindowMs: positiveInt.default(DEFAULTS.push.rateWindowMs),
+        maxTransferMs: z.number().int().nonnegative().default(DEFAULTS.push.maxTransferMs),
+        maxLocksPerUser: positiveInt.default(DEFAULTS.push.maxLocksPerUser),
+      })
+      .strict()
+      .prefault({}),
     pushLog: z.object({ maxLength: positiveInt.default(DEFAULTS.pushLog.maxLength) }).strict().prefault({}),
     verify: z
       .object({

@@ -30,6 +30,12 @@ export interface ForwardAttempt {
    * freeze the repository.
    */
   freshConnection?: boolean;
+  /**
+   * Stops the request: aborted before the backend answered, the body and the
+   * upstream request are destroyed with the signal's reason (a push cut for
+   * its pace, src/frontends/push-pace.ts), and the call rejects.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 export interface ForwardedResponse {
@@ -105,7 +111,23 @@ export class Forwarder {
       // A body that fails (the client went away, bad gzip) destroys the gate with
       // its error; the failure reaches the caller through the upstream request.
       gate.on('error', () => {});
-      const p: Pending = { attempt, resolve, reject, gate, started: false };
+      const signal = attempt.signal;
+      const onAbort = (): void => {
+        const reason = signal?.reason instanceof Error ? signal.reason : new Error('the request was stopped');
+        gate.destroy(reason);
+        // Destroying the upstream request settles the call through http-proxy's error callback.
+        if (p.upstream) p.upstream.destroy(reason);
+        else p.reject(new BackendUnavailableError(`the request to backend ${attempt.backendId} was stopped`, attempt.backendId, { cause: reason, bytesSent: p.started }));
+      };
+      const settle =
+        <T>(fn: (v: T) => void) =>
+        (v: T): void => {
+          signal?.removeEventListener('abort', onAbort);
+          fn(v);
+        };
+      const p: Pending = { attempt, resolve: settle(resolve), reject: settle(reject), gate, started: false };
+      if (signal?.aborted) return p.reject(new BackendUnavailableError(`the request to backend ${attempt.backendId} was stopped`, attempt.backendId));
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(req, p);
       this.proxy.web(
         req,
@@ -119,7 +141,7 @@ export class Forwarder {
         (err: Error) => {
           if (this.pending.get(req) === p) this.pending.delete(req);
           const code = (err as NodeJS.ErrnoException).code ?? '';
-          reject(
+          p.reject(
             new BackendUnavailableError(`backend ${attempt.backendId} failed: ${code || err.message}`, attempt.backendId, {
               cause: err,
               bytesSent: p.started,

@@ -12,6 +12,10 @@ import { hasHttp, type Forwarder } from './forward.js';
 import { HeldResponse } from '../held-response.js';
 import { readBackendAnswer, sendBackendAnswer, type BackendAnswer } from './backend-answer.js';
 import { backendRepositoryName, repositoryUrlPath } from '../../protocol/repository-name.js';
+import { PushPace, pushCutError } from '../push-pace.js';
+
+/** The signal of a request that holds no write lock (the empty push's probe): its pace is not watched. */
+const NO_LOCK = new AbortController().signal;
 
 /** The command list (and push options) precede the pack; more than this before the pack is refused. */
 const MAX_COMMAND_SECTION_BYTES = 32 * 1024 * 1024;
@@ -67,9 +71,12 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
   // The body githa sends on: the bytes already read, then the rest, untouched.
   // (Counted on the way in: a 'data' listener on `body` would drain it.)
   let pushedBytes = prefix.length;
+  /** Watches the client's pace while the push holds the write lock (docs/security.md "Slow pushes"). */
+  let pace: PushPace | undefined;
   const counter = new Transform({
     transform(chunk: Buffer, _enc, callback) {
       pushedBytes += chunk.length;
+      pace?.add(chunk.length);
       callback(null, chunk);
     },
   });
@@ -79,7 +86,11 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
   let bodyEnded = false;
   body.on('end', () => {
     bodyEnded = true;
+    pace?.stop();
   });
+  /** Set when githa stopped the push for its pace: the backend's request is cut before the pack's end. */
+  let cut: GithaError | undefined;
+  const cutter = new AbortController();
 
   let sink: HeldResponse | undefined;
   let clientGone = false;
@@ -91,13 +102,31 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
     if (!target.http) throw new BackendUnavailableError(`backend ${target.id} has no HTTP endpoint`, target.id);
     log.debug({ repo, backend: target.id }, 'forwarding push');
     backend = target.id;
+    const limits = cluster.config.push;
+    if (!bodyEnded && signal !== NO_LOCK) {
+      pace = new PushPace(limits, (reason) => {
+        cut = pushCutError(reason, limits);
+        log.warn({ repo, backend: target.id, reason, bytes: pushedBytes }, 'push stopped for its pace; its backend request is cut');
+        cluster.observer.pushLimited(reason);
+        cutter.abort(cut);
+      });
+    }
+    try {
+      return await forwardTo(target, target.http, signal);
+    } finally {
+      pace?.stop();
+    }
+  };
+
+  const forwardTo = async (target: ReturnType<Cluster['backend']>, baseUrl: string, signal: AbortSignal): Promise<ForwardResult> => {
     let fwd;
     try {
       fwd = await forwarder.send(req, res, {
-        baseUrl: target.http,
+        baseUrl,
         backendId: target.id,
         path: `${repositoryUrlPath(backendRepositoryName(repo))}/git-receive-pack`,
         body,
+        signal: cutter.signal,
         // Never a kept-alive connection: one the backend closes just as the POST
         // reaches it would fail with bytes "sent" and freeze the repository
         // (docs/architecture.md "A push (receive-pack)" 5).
@@ -121,6 +150,8 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
       // incomplete, so no ref can have changed. 'cut' lets the cluster verify
       // that on the target and clear the marker, instead of freezing writes.
       // (req.destroyed is no sign: a request read to its end is auto-destroyed.)
+      // A push githa cut for its pace ends the same way: the pack stopped short on the backend.
+      if (cut) return { ending: 'cut' };
       if (!bodyEnded && (body.errored !== null || req.socket.destroyed)) {
         clientGone = true;
         return { ending: 'cut' };
@@ -132,6 +163,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
       if (!bodyEnded) fwd.upstream.destroy();
     };
     signal.addEventListener('abort', onAbort, { once: true });
+    cutter.signal.addEventListener('abort', onAbort, { once: true });
     log.debug({ repo, backend: target.id, status: fwd.res.statusCode }, 'backend answered the push');
     try {
       if (fwd.res.statusCode !== 200) {
@@ -154,6 +186,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
       return { ending: 'complete', report: sink.report(), bytes: pushedBytes };
     } finally {
       signal.removeEventListener('abort', onAbort);
+      cutter.signal.removeEventListener('abort', onAbort);
     }
   };
 
@@ -167,7 +200,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
       const route = await cluster.routeWriteAdvertisement(repo, hasHttp);
       const target = route.candidates[0];
       if (!target) throw new BackendUnavailableError('no leader', 'none');
-      const result = await forward(target, new AbortController().signal);
+      const result = await forward(target, NO_LOCK);
       outcome = result.ending === 'complete' ? 'no-op' : 'interrupted';
     } else {
       const result = await cluster.write({ repo, user: ctx.user, transport: 'http', commands: request.commands, accepts: hasHttp, lent: ctx.lent, unverified: ctx.unverified }, forward);
@@ -177,6 +210,8 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
   } catch (err) {
     failure = err;
   }
+  // A cut push is never acknowledged, whatever the target held afterwards (docs/architecture.md "A push" 6).
+  if (cut) failure ??= cut;
   // Whatever the outcome, read the client's body to its end, discarding what no
   // backend took: a client still uploading its pack when githa answers (a push
   // refused or interrupted mid-way) would otherwise stall on a full TCP window
@@ -199,6 +234,11 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
   if (failure === undefined && sink) {
     if (!res.writableEnded) res.end(sink.heldBytes());
     return { backend, outcome, bytes: pushedBytes };
+  }
+  if (cut) {
+    // The client may still be sending: its trickle must not keep the connection once it has the answer.
+    if (!res.headersSent) res.setHeader('connection', 'close');
+    res.once('finish', () => setTimeout(() => req.socket.destroy(), 1_000).unref());
   }
   const error = toClientError(failure);
   const level = error.level;

@@ -2,10 +2,11 @@ import { Transform } from 'node:stream';
 import type { BackendStream } from '../../backends/types.js';
 import type { Backend, ForwardResult } from '../../cluster/cluster.js';
 import type { ForwardHooks } from '../../cluster/types.js';
-import { BackendUnavailableError, WriteInterruptedError } from '../../errors.js';
+import { BackendUnavailableError, WriteInterruptedError, type GithaError } from '../../errors.js';
 import { ReceivePackRequestParser, type ReceivePackRequest } from '../../protocol/receive-pack-request.js';
 import { describeForLog, toClientError } from '../error-map.js';
 import { HeldResponse } from '../held-response.js';
+import { PushPace, pushCutError } from '../push-pace.js';
 import { clientCapabilities, rejectionBytes } from '../rejection.js';
 import { feed, open, refuse, relay, type ClientChannel, type StreamDeps, type StreamRequest } from './relay.js';
 import { serveUploadPack } from './verified-read.js';
@@ -74,10 +75,21 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
   let sink: HeldResponse | undefined;
   let exitCode = 0;
   let pushedBytes = 0;
+  /** Set when githa stopped the push for its pace (docs/security.md "Slow pushes"). */
+  let cut: GithaError | undefined;
 
   const forward = async (target: Backend, signal: AbortSignal, hooks: ForwardHooks): Promise<ForwardResult> => {
     const stream = await open(deps, target, req);
     advertised = true;
+    // The lock is held from the advertisement on (docs/architecture.md "SSH and git://"): so is the client's pace watched,
+    // silence before the command list included. A cut tears the backend's service down before the pack's end.
+    const limits = deps.cluster.config.push;
+    const pace = new PushPace(limits, (reason) => {
+      cut = pushCutError(reason, limits);
+      deps.log.warn({ repo: req.repo, backend: target.id, reason, bytes: pushedBytes }, 'push stopped for its pace; its backend service is cut');
+      deps.cluster.observer.pushLimited(reason);
+      stream.destroy();
+    });
     sink = new HeldResponse(channel.output, { advertisement: true });
     const parser = new ReceivePackRequestParser({ maxCommands: deps.maxCommands });
     const held = sink;
@@ -86,6 +98,7 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
     const watch = new Transform({
       transform(chunk: Buffer, _enc, callback) {
         pushedBytes += chunk.length;
+        pace.add(chunk.length);
         try {
           if (!request) {
             request = parser.write(chunk);
@@ -113,6 +126,7 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
     signal.addEventListener('abort', onAbort, { once: true });
     const upload = feed(channel.input, stream, watch).then((ok) => {
       inputEnded = ok;
+      if (ok) pace.stop();
     });
     try {
       const result = await relay(stream, channel, held, upload);
@@ -126,6 +140,7 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
         noop: request.commands.length === 0,
       };
     } finally {
+      pace.stop();
       signal.removeEventListener('abort', onAbort);
     }
   };
@@ -133,6 +148,8 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
   try {
     const outcome = await deps.cluster.write({ repo: req.repo, user: req.user, transport: req.transport, accepts }, forward);
     if (outcome.kind === 'interrupted') throw new WriteInterruptedError(req.repo, outcome.backend);
+    // A cut push is never acknowledged, whatever the target held afterwards (docs/architecture.md "A push" 6).
+    if (cut) throw cut;
     channel.output.write(sink!.heldBytes());
     await channel.finish(exitCode);
     return { backend: outcome.backend, outcome: outcome.kind, bytes: pushedBytes };
@@ -142,6 +159,9 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
     deps.log[e.level]({ repo: req.repo, code: e.code, err: describeForLog(err) }, 'push refused');
     if (request && !channel.output.destroyed) {
       channel.output.write(rejectionBytes(request.commands.map((c) => c.ref), clientCapabilities(request.capabilities), e.message));
+    } else if (!request && channel.errors && !channel.errors.destroyed) {
+      // No command list yet (a client silent after the advertisement): stderr is the only place git shows it.
+      channel.errors.write(`githa: ${e.message}\n`);
     }
     await channel.finish(1);
     return { outcome: e.code };
