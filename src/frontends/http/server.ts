@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from 'pino';
 import type { Cluster, ReadRoute } from '../../cluster/cluster.js';
 import type { Config } from '../../config/schema.js';
-import { BackendAuthRequiredError, RemoteFatalError, RepositoryNotFoundError } from '../../errors.js';
+import { BackendAuthRequiredError, RemoteFatalError } from '../../errors.js';
 import { encodePkt } from '../../protocol/pkt-line.js';
 import { classifyHttpRequest, type HttpGitRequest } from '../../protocol/request.js';
 import { describeForLog, toClientError } from '../error-map.js';
@@ -14,6 +14,7 @@ import { handleReceivePack } from './receive-pack.js';
 import { HttpAuth } from './auth.js';
 import { AccessPolicy } from '../../auth/access.js';
 import { guardHttpServer } from './limits.js';
+import { HeldBytes, type RequestBudget } from '../held-bytes.js';
 
 /** Seams for the chaos harness only (startGitha's hooks); never set from configuration or the environment. */
 export interface HttpFrontendHooks {
@@ -31,7 +32,14 @@ export interface HttpFrontend {
  * the cluster where it goes, and streams bytes both ways. It knows nothing of
  * versions; the cluster knows nothing of HTTP.
  */
-export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger, hooks: HttpFrontendHooks = {}): HttpFrontend {
+export function createHttpFrontend(
+  config: Config,
+  cluster: Cluster,
+  log: Logger,
+  hooks: HttpFrontendHooks = {},
+  // The process's one accountant of held bytes (src/githa.ts shares it with SSH and git://).
+  heldBytes = new HeldBytes(config.memory.maxHeldBytes ?? HeldBytes.defaultLimit(), config.memory.maxHeldBytesPerRequest),
+): HttpFrontend {
   const forwarder = new Forwarder({ timeoutMs: 10 * 60_000 });
   // Who may do what (docs/security.md): checked in handle() before anything touches the cluster.
   const auth = new HttpAuth(config, AccessPolicy.compile(config.access, config.auth.groups, config.auth.anonymousUser), log);
@@ -43,7 +51,10 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     const rlog = log.child({ req: randomBytes(6).toString('hex') });
     const observe = (service: unknown, outcome: unknown, bytes: unknown): void =>
       cluster.observer.request({ transport: 'http', service: typeof service === 'string' ? service : 'none', outcome: String(outcome ?? 'unknown'), seconds: (performance.now() - started) / 1000, bytes: Number(bytes ?? 0) });
-    handle(req, res, rlog).then(
+    // What this request holds (docs/security.md "Memory budgets"), released when it ends.
+    let budget: RequestBudget | undefined;
+    const opened = (b: RequestBudget): RequestBudget => (budget = b);
+    handle(req, res, rlog, opened).finally(() => budget?.release()).then(
       (fields) => {
         rlog.info({ method: req.method, ...fields, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
         observe(fields.service, fields.outcome, fields.bytes);
@@ -72,24 +83,26 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
   // Connection limits, idle timeout, and clear answers to what node's parser refuses (src/frontends/http/limits.ts).
   const guard = guardHttpServer(server, config.http, log);
 
-  async function handle(req: IncomingMessage, res: ServerResponse, rlog: Logger): Promise<Record<string, unknown>> {
+  async function handle(req: IncomingMessage, res: ServerResponse, rlog: Logger, opened: (b: RequestBudget) => RequestBudget): Promise<Record<string, unknown>> {
     // The body is forwarded only once a backend is connected; node must not
     // answer `100 Continue` on the backend's behalf through http-proxy.
     delete req.headers.expect;
     guard.check(req, res);
+    // New work is refused (503) while the process holds all it may (src/frontends/held-bytes.ts).
+    const budget = opened(heldBytes.open());
     const git = classifyHttpRequest(req.method ?? '', req.url ?? '/');
     const caller = await auth.identify(req);
     const user = caller.user;
     const fields = { repo: git.repo, service: git.service, kind: git.kind, user };
     // Authorization, from the name alone: no Redis, no lock, no backend yet.
     const denied = auth.denial(caller, git.repo, git.service);
+    // Refused before the body is read (docs/security.md "Memory budgets"): a caller without access
+    // makes githa hold nothing. The answer rests on the name alone, so it says nothing of the repository.
+    if (denied) throw denied;
     if (git.kind === 'rpc' && git.service === 'git-receive-pack') {
-      // No read access: answered after the command list is read, as a missing repository's push is.
-      if (denied && !(denied instanceof RepositoryNotFoundError)) throw denied;
-      const r = await handleReceivePack({ lent: auth.lend(req), req, res, repo: git.repo, user, unverified: auth.mode === 'passthrough', refusal: denied, backendHeaders: (id) => auth.backendHeaders(caller, id), relayCookies: auth.relaysCookies, cluster, forwarder, log: rlog, maxCommands: config.http.maxCommands, maxInflatedBytes: config.http.maxInflatedBytes, ackBeforeCommit: hooks.ackBeforeCommit === true });
+      const r = await handleReceivePack({ lent: auth.lend(req), req, res, repo: git.repo, user, unverified: auth.mode === 'passthrough', budget, backendHeaders: (id) => auth.backendHeaders(caller, id), relayCookies: auth.relaysCookies, cluster, forwarder, log: rlog, maxCommands: config.http.maxCommands, maxInflatedBytes: config.http.maxInflatedBytes, ackBeforeCommit: hooks.ackBeforeCommit === true });
       return { ...fields, ...r };
     }
-    if (denied) throw denied;
     let route: ReadRoute;
     // Passthrough: the client's credentials go with githa's listing of a repository it has no record of yet (HttpAuth.lend).
     const lent = auth.lend(req);
@@ -111,7 +124,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
       throw err;
     }
     try {
-      const r = await reads.relay(req, res, git, route, caller, rlog, routeIt);
+      const r = await reads.relay(req, res, git, route, caller, rlog, routeIt, budget);
       return { ...fields, ...r };
     } catch (err) {
       // An upload-pack POST cannot carry a text/plain error to the user; an ERR
