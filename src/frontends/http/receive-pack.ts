@@ -4,7 +4,7 @@ import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Cluster, ForwardResult } from '../../cluster/cluster.js';
-import { BackendUnavailableError, LimitExceededError, ProtocolSyntaxError, WriteInterruptedError } from '../../errors.js';
+import { BackendUnavailableError, LimitExceededError, ProtocolSyntaxError, RepositoryNotFoundError, WriteInterruptedError } from '../../errors.js';
 import { ReceivePackRequestParser, type ReceivePackRequest } from '../../protocol/receive-pack-request.js';
 import { describeForLog, toClientError } from '../error-map.js';
 import { clientCapabilities, rejectionBytes, type ClientCapabilities } from '../rejection.js';
@@ -213,6 +213,9 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
     if (!res.writableEnded) res.end(sink.heldBytes());
     return { backend, outcome, bytes: pushedBytes };
   }
+  // A missing repository is answered as a caller without access is, before its body (server.ts): 404,
+  // text/plain, the same words, so the answer says nothing of whether the repository exists (docs/security.md).
+  if (failure instanceof RepositoryNotFoundError && !res.headersSent) throw failure;
   const error = toClientError(failure);
   const level = error.level;
   log[level]({ repo, code: error.code, err: describeForLog(failure) }, 'push refused');
