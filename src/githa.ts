@@ -37,6 +37,7 @@ import { connectRedis } from './state/redis.js';
 import { openState, type StateParts } from './state/state.js';
 import { OperatorStore } from './state/operator-store.js';
 import { Tombstones } from './state/tombstones.js';
+import { HeldBytes } from './frontends/held-bytes.js';
 
 export interface RunningGitha {
   cluster: Cluster;
@@ -156,6 +157,9 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   const parts = buildCluster(config, log, metrics, { repairs: true });
   const { cluster, redis, state, resolver, clients, sshClients, gitClients } = parts;
   const access = AccessPolicy.compile(config.access, config.auth.groups, config.auth.anonymousUser);
+  // One accountant of what githa holds for clients, shared by every front end (docs/security.md "Memory budgets").
+  const heldBytes = new HeldBytes(config.memory.maxHeldBytes ?? HeldBytes.defaultLimit(), config.memory.maxHeldBytesPerRequest);
+  metrics.watch({ heldBytes: () => heldBytes.stats() });
   const streamDeps = (first: Map<string, StreamBackendClient>, second: Map<string, StreamBackendClient>) => ({
     cluster,
     clients: new Map(config.backends.map((b) => [b.id, [first.get(b.id), second.get(b.id)].filter((c): c is StreamBackendClient => c !== undefined)])),
@@ -163,6 +167,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
     maxCommands: config.http.maxCommands,
     // Authorization per repository (docs/security.md); the HTTP front end compiles the same rules.
     access,
+    heldBytes,
   });
   const healthLog = log.child({ component: 'health' });
   const shared = new BackendHealthStore(redis, state.keys, { proxyId: config.proxyId, ttlMs: config.health.ttlMs, log: healthLog });
@@ -174,7 +179,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
     log.warn({ err: (err as Error).message }, 'cluster status snapshot failed'),
   );
   metrics.watch({ status, backendHealth: () => cluster.health.snapshot(ids) });
-  const http = createHttpFrontend(config, cluster, log.child({ frontend: 'http' }), hooks);
+  const http = createHttpFrontend(config, cluster, log.child({ frontend: 'http' }), hooks, heldBytes);
   const admin = createAdminServer(state, { metrics, status, cluster, log: log.child({ component: 'admin' }) });
   const ssh = config.listen.ssh ? createSshFrontend(config, streamDeps(sshClients, gitClients), log.child({ frontend: 'ssh' })) : undefined;
   const git = config.listen.git ? createGitDaemonFrontend(config, streamDeps(gitClients, sshClients), log.child({ frontend: 'git' })) : undefined;

@@ -11,6 +11,8 @@ export interface MetricsSources {
   backendHealth?: () => ReadonlyArray<{ id: string; up: boolean }>;
   /** Repositories queued or being worked on by this githa's replicator. */
   replicationBacklog?: () => number;
+  /** What githa holds in memory for clients (src/frontends/held-bytes.ts HeldBytes.stats). */
+  heldBytes?: () => { held: number; peak: number; limit: number; refused: Record<string, number> };
 }
 
 const STATES: readonly RepoHealth[] = ['synchronized', 'partial', 'unsynchronized', 'ambiguous', 'frozen'];
@@ -129,6 +131,28 @@ export class Metrics implements Observer {
       collect() {
         this.reset();
         for (const b of sources().backendHealth?.() ?? []) this.set({ backend: b.id }, b.up ? 1 : 0);
+      },
+    });
+    // What githa holds for clients (docs/security.md "Memory budgets"): alert on refusals, or held near the limit.
+    new Gauge({
+      name: 'githa_held_bytes',
+      help: 'Bytes githa holds in memory for requests (command lists, held listings and bodies, push reports): now, the peak since start, and memory.maxHeldBytes.',
+      labelNames: ['kind'] as const,
+      registers: [this.registry],
+      collect() {
+        const s = sources().heldBytes?.();
+        if (s) for (const kind of ['held', 'peak', 'limit'] as const) this.set({ kind }, s[kind]);
+      },
+    });
+    new Counter({
+      name: 'githa_held_bytes_refusals_total',
+      help: 'Requests refused by a memory budget: request (413, memory.maxHeldBytesPerRequest), process (503, memory.maxHeldBytes), heap (503, V8 heap near its limit).',
+      labelNames: ['budget'] as const,
+      registers: [this.registry],
+      collect() {
+        const s = sources().heldBytes?.();
+        this.reset();
+        for (const [budget, n] of Object.entries(s?.refused ?? {})) this.inc({ budget }, n);
       },
     });
     // Repository-state gauges: from the cached snapshot, never a scan per scrape.

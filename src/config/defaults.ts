@@ -123,6 +123,15 @@ export const DEFAULTS = {
     /** Largest upload-pack request body held so the request can be replayed on another leader (HTTP). */
     maxReplayBodyBytes: 1024 * 1024,
   },
+  memory: {
+    /**
+     * Bytes one request may hold (a push's command list, a held listing, a held
+     * upload-pack body, a held report); a command list past it is refused 413,
+     * a listing or body past it streams unheld. memory.maxHeldBytes (all
+     * requests at once) defaults to a quarter of V8's heap limit.
+     */
+    maxHeldBytesPerRequest: 16 * 1024 * 1024,
+  },
   backendDefaults: {
     enabled: true,
     writable: true,

@@ -199,6 +199,15 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** What githa holds in memory for its clients (docs/security.md "Memory budgets"). */
+    memory: z
+      .object({
+        /** Bytes held for all requests at once; unset: a quarter of V8's heap limit (src/frontends/held-bytes.ts). */
+        maxHeldBytes: positiveInt.optional(),
+        maxHeldBytesPerRequest: positiveInt.default(DEFAULTS.memory.maxHeldBytesPerRequest),
+      })
+      .strict()
+      .prefault({}),
     http: z
       .object({
         headersTimeoutMs: positiveInt.default(DEFAULTS.http.headersTimeoutMs),

@@ -98,6 +98,11 @@ export class HeldResponse extends Writable {
     }
   }
 
+  /** How many bytes are held (for the request's memory budget, src/frontends/held-bytes.ts). */
+  get heldLength(): number {
+    return this.held.reduce((n, b) => n + b.length, 0);
+  }
+
   /** The held bytes, exactly as the backend sent them (modulo pkt-line hex case). */
   heldBytes(): Buffer {
     return Buffer.concat(this.held);

@@ -23,7 +23,11 @@ export class HeldStream {
   private length = 0;
   ended = false;
 
-  constructor(stream: Readable) {
+  /** @param onHold told of each piece before it is held; it may refuse (throw), and the piece is then not kept. */
+  constructor(
+    stream: Readable,
+    private readonly onHold?: (bytes: number) => void,
+  ) {
     this.it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   }
 
@@ -39,6 +43,7 @@ export class HeldStream {
       const r = await this.it.next();
       if (r.done === true) this.ended = true;
       else {
+        this.onHold?.(r.value.length);
         this.parts.push(r.value);
         this.length += r.value.length;
       }

@@ -15,6 +15,7 @@ import { readBackendAnswer, sendBackendAnswer } from './backend-answer.js';
 import { FailureWatch, HeldStream, discoveryListing, firstPktComplete, firstPktError, lsRefsListing } from './held-answer.js';
 import type { Forwarder } from './forward.js';
 import { inflateCapped, isGzip } from './limits.js';
+import type { RequestBudget } from '../held-bytes.js';
 
 /** Response headers of a backend that the client sees (the rest describe the backend's hop; Set-Cookie: see HttpAuth.relaysCookies). */
 const PASSED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'expires', 'pragma', 'content-encoding', 'www-authenticate', 'content-length'];
@@ -39,6 +40,7 @@ interface Read {
   body: Body;
   /** Set for a v2 `command=ls-refs` request: sent without its ref-prefix arguments, answered with the selected lines. */
   lsRefs: WidenedLsRefs | undefined;
+  budget: RequestBudget | undefined;
 }
 
 /**
@@ -53,13 +55,23 @@ export class ReadRelay {
     private readonly d: { config: Config; cluster: Cluster; forwarder: Forwarder; auth: HttpAuth },
   ) {}
 
-  /** `body`: from requestBody, read before the request was routed (an RPC), or none (a GET). */
-  async relay(req: IncomingMessage, res: ServerResponse, git: HttpGitRequest, first: ReadRoute, caller: HttpCaller, log: Logger, reroute: () => Promise<ReadRoute>, body: Body): Promise<Record<string, unknown>> {
+  /** `body`: from requestBody, read before the request was routed (an RPC), or none (a GET); `budget`: the request's held bytes (src/frontends/held-bytes.ts). */
+  async relay(
+    req: IncomingMessage,
+    res: ServerResponse,
+    git: HttpGitRequest,
+    first: ReadRoute,
+    caller: HttpCaller,
+    log: Logger,
+    reroute: () => Promise<ReadRoute>,
+    body: Body,
+    budget?: RequestBudget,
+  ): Promise<Record<string, unknown>> {
     // `X`, not `X.git`: the backend's git finds X/.git, X or X.git (backendRepositoryName).
     const at = repositoryUrlPath(backendRepositoryName(git.repo));
     const path = git.kind === 'advertisement' ? `${at}/info/refs?service=${git.service}` : `${at}/${git.service}`;
     const lsRefs = body.kind === 'held' && git.service === 'git-upload-pack' ? widenedLsRefs(body.bytes) : undefined;
-    const read: Read = { req, res, git, caller, log, path, body, lsRefs };
+    const read: Read = { req, res, git, caller, log, path, body, lsRefs, budget };
     // Built only when every candidate failed: a read that succeeds allocates no error.
     let lastError: Error | undefined;
     const rejected: string[] = [];
@@ -93,21 +105,23 @@ export class ReadRelay {
 
   /**
    * The body of an upload-pack POST, inflated (http.maxInflatedBytes caps a
-   * gzip bomb) and held up to read.maxReplayBodyBytes so that it can be sent
-   * to another candidate; a longer one streams to one backend. Read before
-   * the request is routed: its pkt-line framing is checked before a byte goes
-   * to a backend (docs/security.md "Hostile input and limits"), a held body
-   * whole (PktLineError, 400, nothing touched), a streamed one packet by packet
-   * (the backend's request is cut at the first broken header).
+   * gzip bomb) and held up to read.maxReplayBodyBytes (and the request's
+   * memory budget) so that it can be sent to another candidate; a longer one
+   * streams to one backend. Read before the request is routed: its pkt-line
+   * framing is checked before a byte goes to a backend (docs/security.md
+   * "Hostile input and limits"), a held body whole (PktLineError, 400,
+   * nothing touched), a streamed one packet by packet (the backend's request
+   * is cut at the first broken header).
    */
-  async requestBody(req: IncomingMessage): Promise<Body> {
+  async requestBody(req: IncomingMessage, budget?: RequestBudget): Promise<Body> {
     const inflated = isGzip(req) ? inflateCapped(req, this.d.config.http.maxInflatedBytes) : undefined;
     const framing = new PktFramingCheck();
     let framingError: Error | undefined;
     const error = (): Error | undefined => inflated?.error() ?? framingError;
-    const held = new HeldStream(inflated?.body ?? req);
+    const cap = Math.min(this.d.config.read.maxReplayBodyBytes, budget?.room() ?? Infinity);
+    const held = new HeldStream(inflated?.body ?? req, budget && ((n) => budget.hold(n)));
     try {
-      await held.fill(this.d.config.read.maxReplayBodyBytes);
+      if (cap > 0) await held.fill(cap);
     } catch (err) {
       throw error() ?? err;
     }
@@ -182,6 +196,10 @@ export class ReadRelay {
       if (status !== 200) return await this.refused(r, route, id, status, fwd);
       cluster.health.markUp(id);
       return await this.answered(r, route, id, fwd.res, () => fwd.upstream.destroy());
+    } catch (err) {
+      // Refused mid-answer (a memory budget) or cut: the backend's request goes too.
+      fwd.upstream.destroy();
+      throw err;
     } finally {
       r.res.off('close', cut);
     }
@@ -221,7 +239,7 @@ export class ReadRelay {
   private async answered(r: Read, route: ReadRoute, id: string, answer: IncomingMessage, drop: () => void): Promise<Attempt> {
     const { config } = this.d;
     const headers = pick(answer.headers, this.d.auth.relaysCookies ? WITH_COOKIES : PASSED_RESPONSE_HEADERS);
-    const held = new HeldStream(answer);
+    const held = new HeldStream(answer, r.budget && ((n) => r.budget?.hold(n)));
     const listing = r.git.kind === 'advertisement' || r.lsRefs !== undefined;
     if (answer.headers['content-encoding'] !== undefined && answer.headers['content-encoding'] !== 'identity') {
       if (listing) r.log.warn({ repo: r.git.repo, backend: id, encoding: answer.headers['content-encoding'] }, 'an encoded listing is relayed unchecked');
@@ -239,9 +257,11 @@ export class ReadRelay {
       }
       return this.relayed(r, route, id, headers, held);
     }
-    await held.fill(config.read.maxHeldListingBytes);
+    // The request's memory budget bounds it too (src/frontends/held-bytes.ts): past either, it streams unchecked.
+    const cap = Math.min(config.read.maxHeldListingBytes, r.budget?.room() ?? Infinity);
+    await held.fill(cap);
     if (!held.ended) {
-      r.log.warn({ repo: r.git.repo, backend: id, cap: config.read.maxHeldListingBytes }, 'a listing over read.maxHeldListingBytes is relayed unchecked');
+      r.log.warn({ repo: r.git.repo, backend: id, cap }, 'a listing over read.maxHeldListingBytes (or memory.maxHeldBytesPerRequest) is relayed unchecked');
       return this.relayed(r, route, id, headers, held);
     }
     const seen = r.lsRefs ? lsRefsListing(held.bytes, r.lsRefs.prefixes) : discoveryListing(held.bytes, r.git.service);

@@ -4,7 +4,7 @@ import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Cluster, ForwardResult } from '../../cluster/cluster.js';
-import { BackendUnavailableError, type GithaError, LimitExceededError, ProtocolSyntaxError, WriteInterruptedError } from '../../errors.js';
+import { BackendUnavailableError, type GithaError, LimitExceededError, ProtocolSyntaxError, RepositoryNotFoundError, WriteInterruptedError } from '../../errors.js';
 import { ReceivePackRequestParser, type ReceivePackRequest } from '../../protocol/receive-pack-request.js';
 import { describeForLog, toClientError } from '../error-map.js';
 import { clientCapabilities, rejectionBytes, type ClientCapabilities } from '../rejection.js';
@@ -13,6 +13,7 @@ import { HeldResponse } from '../held-response.js';
 import { readBackendAnswer, sendBackendAnswer, type BackendAnswer } from './backend-answer.js';
 import { backendRepositoryName, repositoryUrlPath } from '../../protocol/repository-name.js';
 import { PushPace, pushCutError } from '../push-pace.js';
+import type { RequestBudget } from '../held-bytes.js';
 
 /** The signal of a request that holds no write lock (the empty push's probe): its pace is not watched. */
 const NO_LOCK = new AbortController().signal;
@@ -33,8 +34,8 @@ export interface ReceivePackContext {
   forwarder: Forwarder;
   log: Logger;
   maxCommands: number;
-  /** Refused by access rules before the cluster is asked (no read access: answered as for a missing repository). */
-  refusal?: GithaError | undefined;
+  /** What this request may hold (src/frontends/held-bytes.ts): the command list is refused (413/503) before it is held past it. */
+  budget?: RequestBudget | undefined;
   /** Header edits for the request to one backend (src/frontends/http/auth.ts: credentials, user header). */
   backendHeaders?: (backendId: string) => (proxyReq: ClientRequest) => void;
   /** Whether the backend's Set-Cookie reaches the client (passthrough; HttpAuth.relaysCookies). */
@@ -63,7 +64,18 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
   const gzip = /\bgzip\b/i.test(String(req.headers['content-encoding'] ?? ''));
   const source: Readable = gzip ? pipeline(req, createGunzip(), () => {}) : req;
   const sectionCap = gzip ? Math.min(MAX_COMMAND_SECTION_BYTES, ctx.maxInflatedBytes ?? MAX_COMMAND_SECTION_BYTES) : MAX_COMMAND_SECTION_BYTES;
-  const { request, prefix } = await readCommandSection(source, ctx.maxCommands, sectionCap);
+  let section: { request: ReceivePackRequest; prefix: Buffer };
+  try {
+    section = await readCommandSection(source, ctx.maxCommands, sectionCap, ctx.budget);
+  } catch (err) {
+    // Refused before the pack: what the client still sends is read and dropped (never held) until the
+    // answer is out, then the connection closes (an answer sent over an unread body could be reset away).
+    if (gzip) req.unpipe();
+    req.resume();
+    ctx.res.shouldKeepAlive = false;
+    throw err;
+  }
+  const { request, prefix } = section;
   log.debug({ repo, commands: request.commands.length, capabilities: request.capabilities }, 'push command list read');
   const caps = clientCapabilities(request.capabilities);
   const { sideband } = caps;
@@ -180,6 +192,8 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
       sink = new HeldResponse(res, { sideband });
       const ok = await new Promise<boolean>((resolve) => pipeline(fwd.res, sink!, (err) => resolve(!err)));
       log.debug({ repo, backend: target.id, ok, bytes: sink.bytes }, 'push answer read');
+      // The report is held until the version is recorded: counted, never refused (the push has run).
+      ctx.budget?.charge(sink.heldLength);
       if (!ok) return { ending: bodyEnded ? 'unknown' : 'cut' };
       // TEST ONLY (docs/chaos.md): a deliberately broken write path for the chaos checker to catch.
       if (ctx.ackBeforeCommit === true) res.end(sink.heldBytes());
@@ -193,7 +207,6 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
   let failure: unknown;
   let outcome = 'unknown';
   try {
-    if (ctx.refusal) throw ctx.refusal;
     if (request.commands.length === 0) {
       // Nothing to update (git's probe before a large push, or an empty push):
       // no lock, no version, but still a real answer from a leader.
@@ -240,6 +253,9 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
     if (!res.headersSent) res.setHeader('connection', 'close');
     res.once('finish', () => setTimeout(() => req.socket.destroy(), 1_000).unref());
   }
+  // A missing repository is answered as a caller without access is, before its body (server.ts): 404,
+  // text/plain, the same words, so the answer says nothing of whether the repository exists (docs/security.md).
+  if (failure instanceof RepositoryNotFoundError && !res.headersSent) throw failure;
   const error = toClientError(failure);
   const level = error.level;
   log[level]({ repo, code: error.code, err: describeForLog(failure) }, 'push refused');
@@ -258,7 +274,7 @@ function sendRejection(res: ServerResponse, request: ReceivePackRequest, caps: C
  * pauses it. ('data' + pause(), not 'readable': a stream that had a 'readable'
  * listener may stay non-flowing when piped right after the listener is removed.)
  */
-async function readCommandSection(source: Readable, maxCommands: number, maxBytes: number): Promise<{ request: ReceivePackRequest; prefix: Buffer }> {
+async function readCommandSection(source: Readable, maxCommands: number, maxBytes: number, budget: RequestBudget | undefined): Promise<{ request: ReceivePackRequest; prefix: Buffer }> {
   const parser = new ReceivePackRequestParser({ maxCommands });
   const seen: Buffer[] = [];
   let total = 0;
@@ -280,9 +296,11 @@ async function readCommandSection(source: Readable, maxCommands: number, maxByte
       reject(new ProtocolSyntaxError('the push request ended before its command list did'));
     };
     const onData = (chunk: Buffer): void => {
-      seen.push(chunk);
-      total += chunk.length;
       try {
+        // Counted before it is held: past the request's budget (413) or the process's (503) it is refused, not kept.
+        budget?.take(chunk.length, 'the push command list');
+        seen.push(chunk);
+        total += chunk.length;
         const request = parser.write(chunk);
         if (request) {
           cleanup();

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Logger } from 'pino';
 import type { Cluster, ReadRoute } from '../../cluster/cluster.js';
 import type { Config } from '../../config/schema.js';
-import { BackendAuthRequiredError, PktLineError, ProtocolSyntaxError, RemoteFatalError, RepositoryNotFoundError, UnknownServiceError } from '../../errors.js';
+import { BackendAuthRequiredError, PktLineError, ProtocolSyntaxError, RemoteFatalError, UnknownServiceError } from '../../errors.js';
 import { encodePkt } from '../../protocol/pkt-line.js';
 import { classifyHttpRequest, type HttpGitRequest } from '../../protocol/request.js';
 import { describeForLog, toClientError } from '../error-map.js';
@@ -14,6 +14,7 @@ import { handleReceivePack } from './receive-pack.js';
 import { HttpAuth } from './auth.js';
 import { AccessPolicy } from '../../auth/access.js';
 import { guardHttpServer } from './limits.js';
+import { HeldBytes, type RequestBudget } from '../held-bytes.js';
 
 /** Seams for the chaos harness only (startGitha's hooks); never set from configuration or the environment. */
 export interface HttpFrontendHooks {
@@ -31,7 +32,14 @@ export interface HttpFrontend {
  * the cluster where it goes, and streams bytes both ways. It knows nothing of
  * versions; the cluster knows nothing of HTTP.
  */
-export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger, hooks: HttpFrontendHooks = {}): HttpFrontend {
+export function createHttpFrontend(
+  config: Config,
+  cluster: Cluster,
+  log: Logger,
+  hooks: HttpFrontendHooks = {},
+  // The process's one accountant of held bytes (src/githa.ts shares it with SSH and git://).
+  heldBytes = new HeldBytes(config.memory.maxHeldBytes ?? HeldBytes.defaultLimit(), config.memory.maxHeldBytesPerRequest),
+): HttpFrontend {
   // A client's own auth.http.userHeader never reaches a backend, in any spelling (src/frontends/http/headers.ts).
   const forwarder = new Forwarder({ timeoutMs: 10 * 60_000, stripHeaders: config.auth.http.userHeader ? [config.auth.http.userHeader] : [] });
   // Who may do what (docs/security.md): checked in handle() before anything touches the cluster.
@@ -44,7 +52,10 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     const rlog = log.child({ req: randomBytes(6).toString('hex') });
     const observe = (service: unknown, outcome: unknown, bytes: unknown): void =>
       cluster.observer.request({ transport: 'http', service: typeof service === 'string' ? service : 'none', outcome: String(outcome ?? 'unknown'), seconds: (performance.now() - started) / 1000, bytes: Number(bytes ?? 0) });
-    handle(req, res, rlog).then(
+    // What this request holds (docs/security.md "Memory budgets"), released when it ends.
+    let budget: RequestBudget | undefined;
+    const opened = (b: RequestBudget): RequestBudget => (budget = b);
+    handle(req, res, rlog, opened).finally(() => budget?.release()).then(
       (fields) => {
         rlog.info({ method: req.method, ...fields, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
         observe(fields.service, fields.outcome, fields.bytes);
@@ -73,11 +84,13 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
   // Connection limits, idle timeout, and clear answers to what node's parser refuses (src/frontends/http/limits.ts).
   const guard = guardHttpServer(server, config.http, log);
 
-  async function handle(req: IncomingMessage, res: ServerResponse, rlog: Logger): Promise<Record<string, unknown>> {
+  async function handle(req: IncomingMessage, res: ServerResponse, rlog: Logger, opened: (b: RequestBudget) => RequestBudget): Promise<Record<string, unknown>> {
     // The body is forwarded only once a backend is connected; node must not
     // answer `100 Continue` on the backend's behalf through http-proxy.
     delete req.headers.expect;
     guard.check(req, res);
+    // New work is refused (503) while the process holds all it may (src/frontends/held-bytes.ts).
+    const budget = opened(heldBytes.open());
     const git = classifyHttpRequest(req.method ?? '', req.url ?? '/');
     // git http-backend serves upload-pack and receive-pack only (it answers anything else 403, which githa would
     // take for a refusal of its service credentials); git itself runs upload-archive over SSH and git:// only.
@@ -90,18 +103,18 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
     const fields = { repo: git.repo, service: git.service, kind: git.kind, user };
     // Authorization, from the name alone: no Redis, no lock, no backend yet.
     const denied = auth.denial(caller, git.repo, git.service);
+    // Refused before the body is read (docs/security.md "Memory budgets"): a caller without access
+    // makes githa hold nothing. The answer rests on the name alone, so it says nothing of the repository.
+    if (denied) throw denied;
     if (git.kind === 'rpc' && git.service === 'git-receive-pack') {
-      // No read access: answered after the command list is read, as a missing repository's push is.
-      if (denied && !(denied instanceof RepositoryNotFoundError)) throw denied;
-      const r = await handleReceivePack({ lent: auth.lend(req), req, res, repo: git.repo, user, unverified: auth.mode === 'passthrough', refusal: denied, backendHeaders: (id) => auth.backendHeaders(caller, id), relayCookies: auth.relaysCookies, cluster, forwarder, log: rlog, maxCommands: config.http.maxCommands, maxInflatedBytes: config.http.maxInflatedBytes, ackBeforeCommit: hooks.ackBeforeCommit === true });
+      const r = await handleReceivePack({ lent: auth.lend(req), req, res, repo: git.repo, user, unverified: auth.mode === 'passthrough', budget, backendHeaders: (id) => auth.backendHeaders(caller, id), relayCookies: auth.relaysCookies, cluster, forwarder, log: rlog, maxCommands: config.http.maxCommands, maxInflatedBytes: config.http.maxInflatedBytes, ackBeforeCommit: hooks.ackBeforeCommit === true });
       return { ...fields, ...r };
     }
-    if (denied) throw denied;
     // An upload-pack request's body is read (held up to read.maxReplayBodyBytes) and its framing checked before routing.
     let body: Body = { kind: 'none' };
     if (git.kind === 'rpc') {
       try {
-        body = await reads.requestBody(req);
+        body = await reads.requestBody(req, budget);
       } catch (err) {
         // A broken pkt-line is a 400 like any malformed request (docs/security.md); a body over a limit (a gzip bomb) is
         // told to git in an ERR packet, which it shows (an RPC's text/plain answer it does not).
@@ -130,7 +143,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
       throw err;
     }
     try {
-      const r = await reads.relay(req, res, git, route, caller, rlog, routeIt, body);
+      const r = await reads.relay(req, res, git, route, caller, rlog, routeIt, body, budget);
       return { ...fields, ...r };
     } catch (err) {
       // An upload-pack POST cannot carry a text/plain error to the user; an ERR

@@ -13,20 +13,28 @@ export type Hold =
   /** Not pkt-lines. */
   | { kind: 'broken'; bytes: Buffer; detail: string }
   /** The client went away meanwhile. */
-  | { kind: 'gone' };
+  | { kind: 'gone' }
+  /** The memory budget refused to hold more (src/frontends/held-bytes.ts): a ServerBusyError. */
+  | { kind: 'refused'; error: Error };
 
 /**
  * Reads one pkt-line message (to its flush) from `source`, holding its bytes.
  * Bytes after the flush are put back; the source is left paused for whoever
  * reads it next (a pipe resumes it).
  */
-export function holdMessage(source: Readable, maxBytes: number, gone: AbortSignal): Promise<Hold> {
+export function holdMessage(source: Readable, maxBytes: number, gone: AbortSignal, onHold?: (bytes: number) => void): Promise<Hold> {
   const hold = new MessageHold(maxBytes);
   return holdUntil<Hold>(
     source,
     gone,
     (chunk, done) => {
       let got: ReturnType<MessageHold['write']>;
+      try {
+        onHold?.(chunk.length);
+      } catch (err) {
+        done({ kind: 'refused', error: err as Error });
+        return;
+      }
       try {
         got = hold.write(chunk);
       } catch (err) {

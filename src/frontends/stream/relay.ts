@@ -13,6 +13,7 @@ import type { Backend, Cluster } from '../../cluster/cluster.js';
 import { BackendUnavailableError } from '../../errors.js';
 import type { Service } from '../../protocol/request.js';
 import { describeForLog, toClientError } from '../error-map.js';
+import type { HeldBytes } from '../held-bytes.js';
 
 /** A git client's end of a stateful connection: an SSH exec channel or a git:// socket. */
 export interface ClientChannel {
@@ -62,6 +63,8 @@ export interface StreamDeps {
    * one goes to the backend as it is. Default 1 MiB.
    */
   maxHeldRequestBytes?: number;
+  /** The process's accountant of held bytes (src/frontends/held-bytes.ts), shared with HTTP: a held listing counts against it. */
+  heldBytes?: HeldBytes;
 }
 
 export async function open(deps: StreamDeps, backend: Backend, req: StreamRequest): Promise<BackendStream> {

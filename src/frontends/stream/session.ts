@@ -10,6 +10,7 @@ import { PushPace, pushCutError } from '../push-pace.js';
 import { clientCapabilities, rejectionBytes } from '../rejection.js';
 import { feed, open, refuse, relay, type ClientChannel, type StreamDeps, type StreamRequest } from './relay.js';
 import { serveUploadPack } from './verified-read.js';
+import type { RequestBudget } from '../held-bytes.js';
 
 export type { ClientChannel, StreamDeps, StreamRequest } from './relay.js';
 
@@ -43,6 +44,21 @@ async function serveStreamOnce(deps: StreamDeps, req: StreamRequest, channel: Cl
   }
   const accepts = (b: Backend): boolean => (deps.clients.get(b.id)?.length ?? 0) > 0;
   if (req.service === 'git-receive-pack') return serveWrite(deps, req, channel, accepts);
+  // New work is refused (503's words) while the process holds all it may (src/frontends/held-bytes.ts).
+  let budget: RequestBudget | undefined;
+  try {
+    budget = deps.heldBytes?.open();
+  } catch (err) {
+    return refuse(deps, channel, err);
+  }
+  try {
+    return await serveRead(deps, req, channel, accepts, budget);
+  } finally {
+    budget?.release();
+  }
+}
+
+async function serveRead(deps: StreamDeps, req: StreamRequest, channel: ClientChannel, accepts: (b: Backend) => boolean, budget: RequestBudget | undefined): Promise<Record<string, unknown>> {
   let route;
   try {
     route = await deps.cluster.routeRead(req.repo, accepts);
@@ -50,7 +66,7 @@ async function serveStreamOnce(deps: StreamDeps, req: StreamRequest, channel: Cl
     return refuse(deps, channel, err);
   }
   // upload-pack: its listing is checked against the record before the client gets it (docs/architecture.md "Verified copies").
-  if (req.service === 'git-upload-pack') return serveUploadPack(deps, req, channel, route);
+  if (req.service === 'git-upload-pack') return serveUploadPack(deps, req, channel, route, budget);
   for (const backend of route.candidates) {
     let stream: BackendStream;
     try {

@@ -30,6 +30,7 @@ import type { Pkt } from '../../protocol/pkt-line.js';
 import { widenLsRefs } from '../../protocol/ls-refs-widen.js';
 import { holdFirstPacket, holdMessage } from './hold.js';
 import { open, refuse, relay, type ClientChannel, type StreamDeps, type StreamRequest } from './relay.js';
+import type { RequestBudget } from '../held-bytes.js';
 
 /** stderr of a backend kept while its listing is held (passed on once it serves; its tail names a missing repository). */
 const MAX_HELD_STDERR = 8 * 1024;
@@ -77,13 +78,13 @@ class Attempt {
 type Opened = { kind: 'v0' | 'v2'; attempt: Attempt; first: HeldMessage } | { kind: 'over-cap'; attempt: Attempt; bytes: Buffer };
 
 /** Serves git-upload-pack from the first candidate whose listing agrees with the record. */
-export async function serveUploadPack(deps: StreamDeps, req: StreamRequest, channel: ClientChannel, route: ReadRoute): Promise<Record<string, unknown>> {
+export async function serveUploadPack(deps: StreamDeps, req: StreamRequest, channel: ClientChannel, route: ReadRoute, budget?: RequestBudget): Promise<Record<string, unknown>> {
   const gone = new AbortController();
   const onGone = (): void => gone.abort();
   if (channel.input.destroyed) onGone();
   else channel.input.once('close', onGone);
   try {
-    return await new VerifiedRead(deps, req, channel, route, gone.signal).serve();
+    return await new VerifiedRead(deps, req, channel, route, gone.signal, budget).serve();
   } finally {
     channel.input.off('close', onGone);
   }
@@ -103,6 +104,7 @@ class VerifiedRead {
     private readonly channel: ClientChannel,
     private route: ReadRoute,
     private readonly gone: AbortSignal,
+    private readonly budget?: RequestBudget,
   ) {
     this.queue = [...route.candidates];
     this.cap = deps.maxHeldListingBytes ?? DEFAULTS.read.maxHeldListingBytes;
@@ -138,10 +140,10 @@ class VerifiedRead {
    */
   private async serveV2(first: Attempt, caps: HeldMessage): Promise<Record<string, unknown>> {
     this.send(caps.bytes);
-    const request = await holdMessage(this.channel.input, this.requestCap, this.gone);
-    if (request.kind === 'gone') {
+    const request = await holdMessage(this.channel.input, this.requestCap, this.gone, this.onHold);
+    if (request.kind === 'gone' || request.kind === 'refused') {
       first.drop();
-      return { outcome: 'client-gone' };
+      return request.kind === 'gone' ? { outcome: 'client-gone' } : refuse(this.deps, this.channel, request.error);
     }
     if (request.kind !== 'message') {
       // The client ended, sent garbage or an oversized request: not a listing; the backend answers it as it would.
@@ -154,10 +156,10 @@ class VerifiedRead {
     let attempt = first;
     for (;;) {
       attempt.stream.stdin.write(widened.request);
-      const answer = await holdMessage(attempt.stream.stdout, this.cap, this.gone);
-      if (answer.kind === 'gone') {
+      const answer = await holdMessage(attempt.stream.stdout, this.cap, this.gone, this.onHold);
+      if (answer.kind === 'gone' || answer.kind === 'refused') {
         attempt.drop();
-        return { outcome: 'client-gone' };
+        return answer.kind === 'gone' ? { outcome: 'client-gone' } : refuse(this.deps, this.channel, answer.error);
       }
       if (answer.kind === 'over-cap') {
         // gitprotocol-v2 "ls-refs": a server MAY show refs the prefixes do not select, so the whole answer is a valid one.
@@ -282,9 +284,10 @@ class VerifiedRead {
         continue;
       }
       const attempt = new Attempt(backend, stream);
-      const held = await holdMessage(stream.stdout, this.cap, this.gone);
-      if (held.kind === 'gone') {
+      const held = await holdMessage(stream.stdout, this.cap, this.gone, this.onHold);
+      if (held.kind === 'gone' || held.kind === 'refused') {
         attempt.drop();
+        if (held.kind === 'refused') throw held.error;
         return 'gone';
       }
       if (held.kind === 'over-cap') return { kind: 'over-cap', attempt, bytes: held.bytes };
@@ -338,6 +341,9 @@ class VerifiedRead {
     );
   }
 
+  /** A held listing counts against githa's memory budget (src/frontends/held-bytes.ts); past the process's it is refused (503). */
+  private readonly onHold = (bytes: number): void => this.budget?.hold(bytes);
+
   private send(bytes: Buffer): void {
     this.written += bytes.length;
     this.channel.output.write(bytes);
@@ -346,6 +352,7 @@ class VerifiedRead {
   /** Relays the rest both ways, unparsed. A service that ended without an exit status over SSH is not 'ok'. */
   private async relayFrom(attempt: Attempt, upload?: Promise<void>): Promise<Record<string, unknown>> {
     attempt.release(this.channel);
+    this.budget?.release(); // nothing is held any more: the rest is relayed as it comes
     const result = await relay(attempt.stream, this.channel, this.channel.output, upload);
     const noStatus = result.status === null && attempt.stream.stderr !== null;
     const exitCode = noStatus ? 128 : result.exitCode;
