@@ -131,7 +131,7 @@ describe('headers a backend sees, and requests githa refuses before a backend do
     const c = cluster();
     const repo = 'hdr/frame';
     await c.createRepository(repo);
-    const githa = await startGitha(c, { endpoints: ['http'], config: QUIET });
+    const githa = await startGitha(c, { endpoints: ['http'], config: { ...QUIET, replication: { background: false } } });
     const git = GitClient.forCluster(c);
     // githa knows the repository, so a request that reached routing would have something to read.
     const refs = await git.lsRemote(githa.url(repo));
