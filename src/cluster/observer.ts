@@ -21,6 +21,8 @@ export interface Observer {
   copyCreated(backend: string): void;
   /** Fills of missing copies queued or running on `backend` in this githa, now. */
   fillPending(backend: string, count: number): void;
+  /** The SSH front end refused a connection, a channel, a request or a key by a limit (`reason`: docs/security.md#ssh). */
+  sshRefused(reason: string): void;
 }
 
 /** The default: observes nothing. */
@@ -33,4 +35,5 @@ export const NO_OBSERVER: Observer = {
   readRetried: () => {},
   copyCreated: () => {},
   fillPending: () => {},
+  sshRefused: () => {},
 };
