@@ -178,7 +178,11 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   const status = new StatusCache(async () => collectStatus(cluster, state, await shared.readFresh(ids), undefined, inventory), config.metrics.statusRefreshMs, (err) =>
     log.warn({ err: (err as Error).message }, 'cluster status snapshot failed'),
   );
-  metrics.watch({ status, backendHealth: () => cluster.health.snapshot(ids) });
+  metrics.watch({
+    status,
+    backendHealth: () => cluster.health.snapshot(ids),
+    sshChannels: () => [...sshClients].flatMap(([id, c]) => (c instanceof SshBackendClient ? [{ id, busy: c.busyChannels }] : [])),
+  });
   const http = createHttpFrontend(config, cluster, log.child({ frontend: 'http' }), hooks, heldBytes);
   const admin = createAdminServer(state, { metrics, status, cluster, log: log.child({ component: 'admin' }) });
   const ssh = config.listen.ssh ? createSshFrontend(config, streamDeps(sshClients, gitClients), log.child({ frontend: 'ssh' })) : undefined;

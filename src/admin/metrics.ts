@@ -13,6 +13,8 @@ export interface MetricsSources {
   replicationBacklog?: () => number;
   /** What githa holds in memory for clients (src/frontends/held-bytes.ts HeldBytes.stats). */
   heldBytes?: () => { held: number; peak: number; limit: number; refused: Record<string, number> };
+  /** Channels open now on githa's pooled SSH connections, per backend (src/backends/channel-pool.ts). */
+  sshChannels?: () => ReadonlyArray<{ id: string; busy: number }>;
 }
 
 const STATES: readonly RepoHealth[] = ['synchronized', 'partial', 'unsynchronized', 'ambiguous', 'frozen'];
@@ -110,6 +112,13 @@ export class Metrics implements Observer {
     registers: [this.registry],
   });
 
+  private readonly sshRefusals = new Counter({
+    name: 'githa_ssh_refused_total',
+    help: 'SSH connections, channels, requests and keys refused by a limit, by reason (connections, startups, client-startups, client-connections, sessions, user-requests, ssh-rsa).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     // prom-client calls collect() with `this` bound to the gauge, so the sources
@@ -153,6 +162,16 @@ export class Metrics implements Observer {
         const s = sources().heldBytes?.();
         this.reset();
         for (const [budget, n] of Object.entries(s?.refused ?? {})) this.inc({ budget }, n);
+      },
+    });
+    new Gauge({
+      name: 'githa_backend_ssh_channels',
+      help: "Exec channels open now on githa's pooled SSH connections to the backend (at most 40 per backend: docs/security.md).",
+      labelNames: ['backend'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const b of sources().sshChannels?.() ?? []) this.set({ backend: b.id }, b.busy);
       },
     });
     // Repository-state gauges: from the cached snapshot, never a scan per scrape.
@@ -283,5 +302,9 @@ export class Metrics implements Observer {
 
   fillPending(backend: string, count: number): void {
     this.fillsPending.set({ backend: label(backend) }, count);
+  }
+
+  sshRefused(reason: string): void {
+    this.sshRefusals.inc({ reason: label(reason) });
   }
 }

@@ -110,6 +110,11 @@ export class ChannelPool<C extends PoolConnection> {
     return this.entries.length;
   }
 
+  /** Channel slots taken right now, on every connection (the githa_backend_ssh_channels gauge). */
+  get busy(): number {
+    return this.entries.reduce((sum, e) => sum + e.active, 0);
+  }
+
   /**
    * A channel slot (taken): on the least busy connection, else on a new one
    * while there are fewer than maxConnections, else the first slot freed

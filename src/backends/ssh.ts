@@ -103,6 +103,11 @@ export class SshBackendClient extends StreamGitClient {
     return this.pool.size;
   }
 
+  /** Channels open right now on the pooled connections (githa_backend_ssh_channels). */
+  get busyChannels(): number {
+    return this.pool.busy;
+  }
+
   async openService(repo: string, service: StreamService, options: OpenServiceOptions = {}): Promise<BackendStream> {
     const command = sshExecCommand(service, sshRepositoryPath(this.target.prefix, backendRepositoryName(repo)));
     const env = options.protocol ? { GIT_PROTOCOL: options.protocol } : undefined;
@@ -291,6 +296,15 @@ export class SshBackendClient extends StreamGitClient {
       destroy: () => {
         // ssh2's destroy(): EOF and CHANNEL_CLOSE; the server closes the service's pipes.
         channel.destroy();
+        // ssh2 emits a channel's 'close' (which frees its slot) only once its stdout and
+        // stderr were read to their end: a channel dropped unread (a listing held, then its
+        // client gone) would keep its slot for the life of the pooled connection, and
+        // 40 of them stall every SSH request (docs/security.md#ssh, "Backend channels").
+        // What is left is read and discarded.
+        channel.unpipe();
+        channel.resume();
+        channel.stderr.unpipe();
+        channel.stderr.resume();
       },
     };
   }

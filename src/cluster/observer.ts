@@ -23,6 +23,8 @@ export interface Observer {
   fillPending(backend: string, count: number): void;
   /** A push stopped or refused by push.* limits (docs/security.md "Slow pushes"): `slow`, `too-long` or `user-locks`. */
   pushLimited(reason: string): void;
+  /** The SSH front end refused a connection, a channel, a request or a key by a limit (`reason`: docs/security.md#ssh). */
+  sshRefused(reason: string): void;
 }
 
 /** The default: observes nothing. */
@@ -36,4 +38,5 @@ export const NO_OBSERVER: Observer = {
   copyCreated: () => {},
   fillPending: () => {},
   pushLimited: () => {},
+  sshRefused: () => {},
 };

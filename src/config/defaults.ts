@@ -175,8 +175,19 @@ export const DEFAULTS = {
     authorizedKeysCommandCacheMs: 10_000,
     /** Connections at once, all clients together; more are closed at once. */
     maxConnections: 1_000,
-    /** Unauthenticated connections at once [MaxStartups 10:30:100]; more are closed at once. */
-    maxStartups: 100,
+    /**
+     * Unauthenticated connections at once, `start:rate:full` [MaxStartups 10:30:100]:
+     * from `start` on, new ones are dropped with `rate`% rising to 100% at `full`.
+     */
+    maxStartups: '32:30:100' as number | string,
+    /** Unauthenticated connections at once from one address [PerSourceMaxStartups]; more are closed at once. */
+    maxStartupsPerClient: 8,
+    /** Session channels at once on one connection [MaxSessions 10]; more are refused at the channel open. */
+    maxSessions: 10,
+    /** Git requests of one user at once, all SSH connections together; more are refused with a message. */
+    maxRequestsPerUser: 20,
+    /** Accept ssh-rsa (RSA with SHA-1) user signatures [PubkeyAcceptedAlgorithms]; off as in OpenSSH >= 8.8. */
+    allowSshRsaSignatures: false,
     /** Connections at once from one address; more are refused with a message. */
     maxConnectionsPerClient: 50,
     /** A connection not authenticated after this long is closed [LoginGraceTime 120]. */

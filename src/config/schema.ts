@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULTS } from './defaults.js';
+import { parseMaxStartups } from './max-startups.js';
 import { globToRegExp } from '../auth/glob.js';
 
 /** "host:port" or ":port" or "port"; IPv6 hosts in brackets. */
@@ -247,7 +248,14 @@ export const configSchema = z
         authorizedKeysCommandCacheMs: z.number().int().nonnegative().default(DEFAULTS.ssh.authorizedKeysCommandCacheMs),
         /** Connection limits and timeouts (src/frontends/ssh/limits.ts). */
         maxConnections: positiveInt.default(DEFAULTS.ssh.maxConnections),
-        maxStartups: positiveInt.default(DEFAULTS.ssh.maxStartups),
+        maxStartups: z
+          .union([positiveInt, z.string()])
+          .refine((v) => parseMaxStartups(v) !== undefined, { message: 'expected a number or "start:rate:full" (rate 0-100, start <= full), as sshd MaxStartups' })
+          .default(DEFAULTS.ssh.maxStartups),
+        maxStartupsPerClient: positiveInt.default(DEFAULTS.ssh.maxStartupsPerClient),
+        maxSessions: positiveInt.default(DEFAULTS.ssh.maxSessions),
+        maxRequestsPerUser: positiveInt.default(DEFAULTS.ssh.maxRequestsPerUser),
+        allowSshRsaSignatures: z.boolean().default(DEFAULTS.ssh.allowSshRsaSignatures),
         maxConnectionsPerClient: positiveInt.default(DEFAULTS.ssh.maxConnectionsPerClient),
         loginGraceMs: positiveInt.default(DEFAULTS.ssh.loginGraceMs),
         maxAuthTries: positiveInt.default(DEFAULTS.ssh.maxAuthTries),

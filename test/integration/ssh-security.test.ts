@@ -346,7 +346,7 @@ describe('SSH front end hardening', () => {
     const third = rawConnection(other.sshPort!);
     await within(third.ended, 10_000, 'connection over maxStartups closed');
     expect(third.received().length).toBe(0);
-    await logged(other, 'too many unauthenticated connections (2)');
+    await logged(other, 'too many unauthenticated connections (2; maxStartups 2:100:2)');
     for (const s of silent) s.socket.destroy();
     await Promise.all(silent.map((s) => s.ended));
     await untouched(other, async () => {});

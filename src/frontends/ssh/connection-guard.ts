@@ -11,6 +11,8 @@ export interface GuardOptions extends SshLimits {
   maxAuthTries: number;
   /** A connection without traffic in either direction for this long is closed. */
   idleTimeoutMs: number;
+  /** A connection dropped or refused by a limit (for the githa_ssh_refused_total metric). */
+  onRefused?: (limit: string) => void;
 }
 
 /** What the authentication handler of one connection reports back. */
@@ -57,6 +59,7 @@ export class ConnectionGuard {
     const admission = this.limiter.admit(ip);
     if (admission.kind === 'drop') {
       this.log.warn({ ip, reason: admission.reason }, 'ssh connection dropped');
+      this.options.onRefused?.(admission.limit);
       socket.destroy();
       return;
     }
@@ -93,6 +96,7 @@ export class ConnectionGuard {
     entry.client = client;
     if (entry.refusal) {
       this.log.warn({ ip: info.ip, reason: entry.refusal }, 'ssh connection refused');
+      this.options.onRefused?.('client-connections');
       this.close(entry, DISCONNECT.TOO_MANY_CONNECTIONS, `githa: ${entry.refusal}`);
       return undefined;
     }

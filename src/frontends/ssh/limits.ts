@@ -1,10 +1,27 @@
 import type { Connection } from 'ssh2';
+import type { StartupLimit } from '../../config/max-startups.js';
+
+export { parseMaxStartups, type StartupLimit } from '../../config/max-startups.js';
+
+/**
+ * Whether random early drop refuses a new connection with `startups`
+ * unauthenticated ones open: as sshd's drop_connection(), a probability of
+ * `rate`% at `start` rising linearly to 100% at `full`. `random()` is in [0, 1).
+ */
+export function earlyDrop(limit: StartupLimit, startups: number, random: () => number): boolean {
+  if (startups >= limit.full) return true;
+  if (startups < limit.start) return false;
+  const percent = limit.rate + ((100 - limit.rate) * (startups - limit.start)) / (limit.full - limit.start);
+  return random() * 100 < percent;
+}
 
 export interface SshLimits {
   /** Connections at once, all clients together; more are closed at once. */
   maxConnections: number;
-  /** Connections at once that have not authenticated yet (sshd's MaxStartups); more are closed at once. */
-  maxStartups: number;
+  /** Unauthenticated connections at once (sshd's MaxStartups start:rate:full, random early drop). */
+  maxStartups: StartupLimit;
+  /** Unauthenticated connections at once from one source address; more are closed at once. */
+  maxStartupsPerClient: number;
   /** Connections at once from one source address; more are refused with a message. */
   maxConnectionsPerClient: number;
 }
@@ -20,7 +37,7 @@ export interface SshLimits {
  * Every verdict but `drop` holds a slot until release() is called.
  */
 export type Admission =
-  | { kind: 'drop'; reason: string }
+  | { kind: 'drop'; reason: string; limit: 'connections' | 'startups' | 'client-startups' }
   | { kind: 'refuse' | 'admit'; reason?: string; slot: Slot };
 
 export interface Slot {
@@ -34,22 +51,29 @@ export interface Slot {
  * Connection accounting of the SSH front end, per source address and in
  * total. Pure bookkeeping (no sockets): src/frontends/ssh/server.ts asks it
  * on every accepted TCP connection, before the client has sent a byte.
+ * `random` is injected for the tests of random early drop.
  */
 export class ConnectionLimiter {
   private total = 0;
   private startups = 0;
   private readonly perClient = new Map<string, { open: number; startups: number }>();
 
-  constructor(private readonly limits: SshLimits) {}
+  constructor(
+    private readonly limits: SshLimits,
+    private readonly random: () => number = Math.random,
+  ) {}
 
   admit(ip: string): Admission {
     const client = this.perClient.get(ip) ?? { open: 0, startups: 0 };
-    if (this.total >= this.limits.maxConnections) return { kind: 'drop', reason: `server full (${this.limits.maxConnections} connections)` };
-    if (this.startups >= this.limits.maxStartups) return { kind: 'drop', reason: `too many unauthenticated connections (${this.limits.maxStartups})` };
-    // One address cannot hold more handshakes than its share either, or a
-    // single client could keep everybody else out of maxStartups.
-    if (client.startups >= this.limits.maxConnectionsPerClient) {
-      return { kind: 'drop', reason: `too many unauthenticated connections from this address (${this.limits.maxConnectionsPerClient})` };
+    if (this.total >= this.limits.maxConnections) return { kind: 'drop', reason: `server full (${this.limits.maxConnections} connections)`, limit: 'connections' };
+    // One address cannot hold more handshakes than its share, far below maxStartups,
+    // so a few addresses with idle connections cannot keep everybody else out.
+    if (client.startups >= this.limits.maxStartupsPerClient) {
+      return { kind: 'drop', reason: `too many unauthenticated connections from this address (${this.limits.maxStartupsPerClient})`, limit: 'client-startups' };
+    }
+    if (earlyDrop(this.limits.maxStartups, this.startups, this.random)) {
+      const { start, rate, full } = this.limits.maxStartups;
+      return { kind: 'drop', reason: `too many unauthenticated connections (${this.startups}; maxStartups ${start}:${rate}:${full})`, limit: 'startups' };
     }
     const over = client.open >= this.limits.maxConnectionsPerClient;
     client.open++;

@@ -12,6 +12,9 @@ import { SSH_ALGORITHMS, rsaHostKeyWarning } from './algorithms.js';
 import { AuthorizedKeysCommand } from './authorized-keys-command.js';
 import { AuthorizedKeysFile, fingerprintOf, type AuthorizedKey } from './authorized-keys.js';
 import { ConnectionGuard } from './connection-guard.js';
+import { replaceServerSigAlgs, serverSigAlgs } from './ext-info.js';
+import { parseMaxStartups } from './limits.js';
+import { rejectChannel, SessionBudget } from './sessions.js';
 import { OperatorConsole } from './operator.js';
 
 /** GIT_PROTOCOL values look like `version=2` or `version=2:key=value` (gitprotocol-common). */
@@ -49,12 +52,30 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
   // The login name selects the key file: ssh.operatorUser (`ops`) is checked against ssh.operatorKeys only, any other name against the users' keys.
   const operatorKeys = config.ssh.operatorKeys ? new AuthorizedKeysFile(config.ssh.operatorKeys, (message) => log.warn({ message }, 'operator keys')) : undefined;
   const operatorConsole = new OperatorConsole(config, log.child({ component: 'operator-console' }));
+  const observer = deps.cluster.observer;
+  // Sessions per connection [MaxSessions] and requests per user: one user cannot take every backend channel (docs/security.md#ssh).
+  const budget = new SessionBudget({ maxSessions: config.ssh.maxSessions, maxRequestsPerUser: config.ssh.maxRequestsPerUser });
+  const sigAlgs = serverSigAlgs(config.ssh.allowSshRsaSignatures);
 
   const server = new ssh2.Server({ hostKeys, ident: 'githa', algorithms: SSH_ALGORITHMS }, (client, info) => {
     const clog = log.child({ conn: randomBytes(4).toString('hex'), ip: info.ip });
     // Connection limits, login grace time, MaxAuthTries: undefined when this connection is refused.
     const controls = guard.attach(client, info);
     if (!controls) return;
+    // A well-formed server-sig-algs naming only what githa accepts (src/frontends/ssh/ext-info.ts).
+    if (!replaceServerSigAlgs(client, sigAlgs)) clog.warn('ssh2 internals changed: its own server-sig-algs list is sent');
+    const sessions = budget.connection();
+    // Exec channels still open. ssh2 emits a server channel's 'close' only once its input
+    // was read to its end: when the connection goes, what is left is read and discarded,
+    // so a request still holding a backend's listing learns at once that its client went.
+    const live = new Set<ServerChannel>();
+    client.once('close', () => {
+      for (const channel of live) {
+        channel.unpipe();
+        channel.resume();
+      }
+      live.clear();
+    });
     let user = '';
     let operator = false;
     const fail = (ctx: ssh2.AuthContext, counts: boolean): void => {
@@ -64,6 +85,14 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
       // OpenSSH opens with `none` to learn the methods: not a failure (as in sshd).
       if (ctx.method !== 'publickey') {
         fail(ctx, ctx.method !== 'none');
+        return;
+      }
+      // RSA with SHA-1 ("ssh-rsa"; rsa-sha2-256/512 carry a hash): refused, as by OpenSSH >= 8.8, whether the
+      // client asks about the key or signs (ssh2 gives no hash then).
+      if (ctx.key.algo === 'ssh-rsa' && ctx.hashAlgo === undefined && !config.ssh.allowSshRsaSignatures) {
+        clog.info({ login: ctx.username.slice(0, 64), algo: 'ssh-rsa' }, 'ssh-rsa (SHA-1) signature algorithm refused; use rsa-sha2-256/512');
+        observer.sshRefused('ssh-rsa');
+        fail(ctx, true);
         return;
       }
       const asOperator = operatorKeys !== undefined && ctx.username === config.ssh.operatorUser;
@@ -99,8 +128,21 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
     });
     client.on('ready', () => {
       clog.debug({ user, operator }, 'ssh authenticated');
-      client.on('session', (acceptSession) => {
+      client.on('session', (acceptSession, rejectSession) => {
+        if (!sessions.take()) {
+          clog.warn({ user, max: config.ssh.maxSessions }, 'ssh session refused: too many on this connection');
+          observer.sshRefused('sessions');
+          rejectChannel(client, rejectSession, `githa: too many sessions on this connection (at most ${config.ssh.maxSessions})`);
+          return;
+        }
         const session = acceptSession();
+        // A session without an exec is released with its connection (ssh2 tells nothing else of it).
+        let released = false;
+        const release = (): void => {
+          if (released) return;
+          released = true;
+          sessions.release();
+        };
         if (operator) {
           operatorConsole.handleSession(session, user, clog);
           return;
@@ -122,6 +164,7 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
         session.on('window-change', (accept) => accept?.());
         session.on('shell', (accept) => {
           const channel = accept();
+          channel.once('close', release);
           channel.stderr.write(`githa: hi ${user}, this host serves Git only; there is no shell here.\r\n`);
           channel.exit(1);
           channel.end();
@@ -129,11 +172,25 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
         session.on('subsystem', (_accept, reject) => reject());
         session.on('exec', (accept, _reject, { command }) => {
           const channel = accept();
+          live.add(channel);
+          channel.once('close', () => {
+            live.delete(channel);
+            release();
+          });
           const started = performance.now();
-          handleExec(command, channel, user, protocol, refusedEnv, clog).then(
-            (fields) => clog.info({ user, ...fields, ms: Math.round(performance.now() - started) }, 'request'),
-            (err: unknown) => clog.error({ err: (err as Error)?.message }, 'ssh exec failed'),
-          );
+          const done = budget.request(user);
+          if (!done) {
+            clog.warn({ user, max: config.ssh.maxRequestsPerUser }, 'ssh request refused: too many of this user at once');
+            observer.sshRefused('user-requests');
+            void clientChannel(channel).refuse(`too many requests of user ${user} at once (at most ${config.ssh.maxRequestsPerUser}); try again when some have finished`);
+            return;
+          }
+          handleExec(command, channel, user, protocol, refusedEnv, clog)
+            .then(
+              (fields) => clog.info({ user, ...fields, ms: Math.round(performance.now() - started) }, 'request'),
+              (err: unknown) => clog.error({ err: (err as Error)?.message }, 'ssh exec failed'),
+            )
+            .finally(done);
         });
       });
     });
@@ -179,11 +236,13 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
     server,
     {
       maxConnections: config.ssh.maxConnections,
-      maxStartups: config.ssh.maxStartups,
+      maxStartups: parseMaxStartups(config.ssh.maxStartups)!, // checked by the config schema
+      maxStartupsPerClient: config.ssh.maxStartupsPerClient,
       maxConnectionsPerClient: config.ssh.maxConnectionsPerClient,
       loginGraceMs: config.ssh.loginGraceMs,
       maxAuthTries: config.ssh.maxAuthTries,
       idleTimeoutMs: config.ssh.idleTimeoutMs,
+      onRefused: (limit) => observer.sshRefused(limit),
     },
     log,
   );
@@ -209,6 +268,9 @@ function clientChannel(channel: ServerChannel): ClientChannel {
     await drained(channel);
     channel.exit(code);
     channel.end();
+    // The exchange is over: what the client still sends is read and discarded, so ssh2
+    // can emit 'close' when the client closes the channel (it waits for the input's end).
+    channel.resume();
   };
   return {
     input: channel,

@@ -67,12 +67,13 @@ export interface StreamDeps {
   heldBytes?: HeldBytes;
 }
 
-export async function open(deps: StreamDeps, backend: Backend, req: StreamRequest): Promise<BackendStream> {
+/** Opens the service on the backend; `signal` (the client gone) gives up a wait for a backend channel slot. */
+export async function open(deps: StreamDeps, backend: Backend, req: StreamRequest, signal?: AbortSignal): Promise<BackendStream> {
   const clients = deps.clients.get(backend.id) ?? [];
   let last: unknown = new BackendUnavailableError(`backend ${backend.id} has no SSH or git:// endpoint`, backend.id);
   for (const client of clients) {
     try {
-      return await client.openService(req.repo, req.service, { protocol: req.protocol });
+      return await client.openService(req.repo, req.service, { protocol: req.protocol, signal });
     } catch (err) {
       last = err;
       if (!(err instanceof BackendUnavailableError && !err.bytesSent)) throw err;
@@ -109,6 +110,9 @@ export async function relay(
     await pipeline(stream.stdout, out, { end: out !== channel.output });
   } catch {
     complete = false;
+    // The client went (or the backend broke): close the backend's service through the
+    // stream's own destroy, which also frees its channel slot (src/backends/ssh.ts).
+    stream.destroy();
   }
   channel.input.off('close', onClientGone);
   const code = await stream.exit;

@@ -277,8 +277,9 @@ class VerifiedRead {
       if (backend === undefined) return undefined;
       let stream: BackendStream;
       try {
-        stream = await open(this.deps, backend, this.req);
+        stream = await open(this.deps, backend, this.req, this.gone);
       } catch (err) {
+        if (this.gone.aborted) return 'gone';
         if (!(err instanceof BackendUnavailableError && !err.bytesSent)) throw err;
         this.deps.cluster.health.markDown(backend.id);
         continue;
