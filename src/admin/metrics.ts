@@ -101,6 +101,12 @@ export class Metrics implements Observer {
     labelNames: ['backend'] as const,
     registers: [this.registry],
   });
+  private readonly authFailures = new Counter({
+    name: 'githa_auth_failures_total',
+    help: 'Refused HTTP logins (auth.http.mode githa), by outcome: wrong (bad credentials, 401), throttled (too many failures from the address or for the user, 429), busy (too many password checks waiting, 503).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -249,5 +255,9 @@ export class Metrics implements Observer {
 
   fillPending(backend: string, count: number): void {
     this.fillsPending.set({ backend: label(backend) }, count);
+  }
+
+  authFailure(outcome: 'wrong' | 'throttled' | 'busy'): void {
+    this.authFailures.inc({ outcome });
   }
 }

@@ -21,6 +21,8 @@ export interface Observer {
   copyCreated(backend: string): void;
   /** Fills of missing copies queued or running on `backend` in this githa, now. */
   fillPending(backend: string, count: number): void;
+  /** A refused HTTP login (mode githa): `wrong` credentials, `throttled` (429), `busy` (verification queue full, 503). */
+  authFailure(outcome: 'wrong' | 'throttled' | 'busy'): void;
 }
 
 /** The default: observes nothing. */
@@ -33,4 +35,5 @@ export const NO_OBSERVER: Observer = {
   readRetried: () => {},
   copyCreated: () => {},
   fillPending: () => {},
+  authFailure: () => {},
 };

@@ -34,7 +34,7 @@ export interface HttpFrontend {
 export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger, hooks: HttpFrontendHooks = {}): HttpFrontend {
   const forwarder = new Forwarder({ timeoutMs: 10 * 60_000 });
   // Who may do what (docs/security.md): checked in handle() before anything touches the cluster.
-  const auth = new HttpAuth(config, AccessPolicy.compile(config.access, config.auth.groups, config.auth.anonymousUser), log);
+  const auth = new HttpAuth(config, AccessPolicy.compile(config.access, config.auth.groups, config.auth.anonymousUser), log, cluster.observer);
   // Reads are relayed from a candidate whose answer agrees with the record (src/frontends/http/read-relay.ts).
   const reads = new ReadRelay({ config, cluster, forwarder, auth });
   // maxHeaderSize: a larger head is refused 431 (guardHttpServer's clientError answer); connectionsCheckingInterval: how often headersTimeout is checked.
@@ -147,6 +147,7 @@ export function createHttpFrontend(config: Config, cluster: Cluster, log: Logger
         setTimeout(() => server.closeAllConnections(), 2_000).unref();
       });
       forwarder.close();
+      await auth.close();
     },
   };
 }
