@@ -124,6 +124,8 @@ export class UsersFile {
 
   /** A remembered result for these credentials (right or wrong), or undefined when they would have to be verified. */
   remembered(user: string, password: string): Promise<UserEntry | undefined> | undefined {
+    // Looking at the file first: a changed file forgets what was remembered.
+    this.file.get();
     const hit = this.cache.get(cacheKey(user, password));
     return hit && hit.expires > this.now() ? hit.result : undefined;
   }

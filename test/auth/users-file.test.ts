@@ -78,6 +78,8 @@ describe('users file', () => {
     expect(await file.verify('alice', 'two')).toBeUndefined();
     // A different size makes the change visible even within the same mtime tick.
     writeFileSync(path, `alice:${await bcryptHash('two')}:team\n# changed\n`);
+    // Nothing remembered survives the change, whoever asks first.
+    expect(file.remembered('alice', 'one')).toBeUndefined();
     expect(await file.verify('alice', 'one')).toBeUndefined();
     expect(await file.verify('alice', 'two')).toMatchObject({ user: 'alice', groups: ['team'] });
     expect(await file.verify('nobody', 'two')).toBeUndefined();
