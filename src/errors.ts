@@ -336,6 +336,21 @@ export class AuthenticationRequiredError extends GithaError {
 }
 
 /**
+ * HTTP with `auth.http.mode: githa`: too many failed logins from the client's
+ * address or for the user name lately (429; docs/security.md "Brute force").
+ */
+export class AuthenticationThrottledError extends GithaError {
+  readonly code = 'GITHA_ERR_AUTHENTICATION_THROTTLED';
+  constructor(
+    message: string,
+    /** Seconds until a try is counted again (HTTP Retry-After). */
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
  * The identity may read the repository but not push to it. (No read access is
  * answered with RepositoryNotFoundError, exactly as for a missing repository.)
  */

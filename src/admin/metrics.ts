@@ -111,6 +111,12 @@ export class Metrics implements Observer {
     labelNames: ['backend'] as const,
     registers: [this.registry],
   });
+  private readonly authFailures = new Counter({
+    name: 'githa_auth_failures_total',
+    help: 'Refused HTTP logins (auth.http.mode githa), by outcome: wrong (bad credentials, 401), throttled (too many failures from the address or for the user, 429), busy (too many password checks waiting, 503).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
 
   private readonly sshRefusals = new Counter({
     name: 'githa_ssh_refused_total',
@@ -306,5 +312,9 @@ export class Metrics implements Observer {
 
   sshRefused(reason: string): void {
     this.sshRefusals.inc({ reason: label(reason) });
+  }
+
+  authFailure(outcome: 'wrong' | 'throttled' | 'busy'): void {
+    this.authFailures.inc({ outcome });
   }
 }

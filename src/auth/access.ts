@@ -134,3 +134,15 @@ function appliesTo(rule: CompiledRule, id: Identity): boolean {
   if (rule.users?.has('*')) return true;
   return id.groups.some((g) => rule.groups?.has(g) ?? false);
 }
+
+/**
+ * Every user name the configuration grants something to by name: access
+ * rules' users (not `*`), groups' members, the anonymous identity. An SSH
+ * key's comment may not claim one of them (src/frontends/ssh/authorized-keys.ts).
+ */
+export function namesWithAccess(access: AccessConfig | undefined, groups: Readonly<Record<string, readonly string[]>> = {}, anonymousUser = 'anonymous'): Set<string> {
+  const names = new Set<string>([anonymousUser]);
+  for (const members of Object.values(groups)) for (const m of members) names.add(m);
+  for (const r of access?.rules ?? []) for (const u of r.users ?? []) if (u !== '*') names.add(u);
+  return names;
+}

@@ -10,10 +10,10 @@
  * bits or more, never for a password a person chose). `#` starts a comment.
  * The file is re-read when it changes; one bad line is reported, not fatal.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { argon2Verify, bcryptVerify } from 'hash-wasm';
+import { createHash } from 'node:crypto';
 import { WatchedFile } from '../config/watched-file.js';
 import { USER_NAME } from './http-basic.js';
+import { VerifyPool, type HashRef } from './verify-pool.js';
 
 export type HashKind = 'bcrypt' | 'argon2' | 'token';
 
@@ -52,30 +52,38 @@ export function parseUsersFile(text: string): { users: Map<string, UserEntry>; p
   return { users, problems };
 }
 
-/** Checks a password against one entry's hash. */
-export async function verifyHash(entry: Pick<UserEntry, 'kind' | 'hash'>, password: string): Promise<boolean> {
-  try {
-    if (entry.kind === 'bcrypt') return await bcryptVerify({ password, hash: entry.hash });
-    if (entry.kind === 'argon2') return await argon2Verify({ password, hash: entry.hash });
-    const want = Buffer.from(entry.hash.slice('$sha256$'.length), 'hex');
-    return timingSafeEqual(createHash('sha256').update(password, 'utf8').digest(), want);
-  } catch {
-    return false;
+/**
+ * The slow hash failures are made to cost (src/auth/verify-pool.ts): one of
+ * the file's bcrypt or argon2 hashes with the parameters most of its users
+ * have (its result is never used), or a built-in bcrypt hash of cost 10 when
+ * the file has none.
+ */
+export function padFor(users: ReadonlyMap<string, UserEntry>): HashRef {
+  const byParams = new Map<string, { n: number; entry: UserEntry }>();
+  for (const e of users.values()) {
+    if (e.kind === 'token') continue;
+    // bcrypt `$2b$10$`, argon2 `$argon2id$v=19$m=…,t=…,p=…$`: everything before the salt.
+    const params = e.kind === 'bcrypt' ? e.hash.slice(0, 7) : e.hash.split('$').slice(0, 4).join('$');
+    const seen = byParams.get(params);
+    byParams.set(params, { n: (seen?.n ?? 0) + 1, entry: seen?.entry ?? e });
   }
+  let best: { n: number; entry: UserEntry } | undefined;
+  for (const v of byParams.values()) if (!best || v.n > best.n) best = v;
+  return best ? { kind: best.entry.kind, hash: best.entry.hash } : DUMMY;
 }
 
-/**
- * Verified against for unknown users, so that "no such user" costs what a
- * wrong password costs and the answer's timing does not tell them apart.
- * (bcrypt of a random string, cost 10.)
- */
-const DUMMY: UserEntry = { user: '', kind: 'bcrypt', hash: '$2a$10$aK1DuIMTEtl0X6/2JvsrqORSnpJMsWm/nTFwL84QqZ89UOFtIvTK6', groups: [] };
+/** bcrypt of a random string, cost 10: the pad of a file without slow hashes. */
+const DUMMY: HashRef = { kind: 'bcrypt', hash: '$2a$10$aK1DuIMTEtl0X6/2JvsrqORSnpJMsWm/nTFwL84QqZ89UOFtIvTK6' };
 
 export interface UsersFileOptions {
   /** How long a verification result is remembered (0: never). */
   cacheMs: number;
   /** Most remembered results; the oldest go first. */
   cacheEntries?: number;
+  /** Worker threads that verify passwords (auth.http.verifyWorkers). */
+  workers?: number;
+  /** Verifications that may wait for a worker; more are refused (auth.http.verifyQueue). */
+  maxQueue?: number;
   now?: () => number;
 }
 
@@ -84,10 +92,13 @@ export interface UsersFileOptions {
  * bcrypt and argon2 are slow on purpose and git sends its credentials with
  * every request of a clone, so results are remembered for `cacheMs`, keyed by
  * a SHA-256 of user and password (the password itself is never kept), and
- * forgotten whenever the file changes.
+ * forgotten whenever the file changes. Verifications run in worker threads
+ * (src/auth/verify-pool.ts), never on the event loop, and an unknown user or a
+ * wrong token costs what a wrong password costs.
  */
 export class UsersFile {
-  private readonly file: WatchedFile<Map<string, UserEntry>>;
+  private readonly file: WatchedFile<{ users: Map<string, UserEntry>; pad: HashRef }>;
+  private readonly pool: VerifyPool;
   private readonly cache = new Map<string, { expires: number; result: Promise<UserEntry | undefined> }>();
   private readonly now: () => number;
 
@@ -97,28 +108,44 @@ export class UsersFile {
     private readonly options: UsersFileOptions,
   ) {
     this.now = options.now ?? (() => performance.now());
+    this.pool = new VerifyPool({ workers: options.workers ?? 2, maxQueue: options.maxQueue ?? 64 });
     // A changed file forgets every remembered verification (a removed user or a new hash counts at once).
     this.file = new WatchedFile(
       path,
       (text) => {
         const { users, problems } = parseUsersFile(text);
-        return { value: users, problems };
+        return { value: { users, pad: padFor(users) }, problems };
       },
-      new Map(),
+      { users: new Map(), pad: DUMMY },
       onProblem,
       () => this.cache.clear(),
     );
   }
 
-  /** The user's entry when the password is right; undefined otherwise. */
+  /** A remembered result for these credentials (right or wrong), or undefined when they would have to be verified. */
+  remembered(user: string, password: string): Promise<UserEntry | undefined> | undefined {
+    // Looking at the file first: a changed file forgets what was remembered.
+    this.file.get();
+    const hit = this.cache.get(cacheKey(user, password));
+    return hit && hit.expires > this.now() ? hit.result : undefined;
+  }
+
+  /**
+   * The user's entry when the password is right; undefined otherwise. Rejects
+   * with ServerBusyError when too many verifications wait for a worker (that
+   * refusal is not remembered).
+   */
   verify(user: string, password: string): Promise<UserEntry | undefined> {
-    const users = this.file.get();
-    const key = createHash('sha256').update(user, 'utf8').update('\0').update(password, 'utf8').digest('base64');
+    const { users, pad } = this.file.get();
+    const key = cacheKey(user, password);
     const now = this.now();
     const hit = this.cache.get(key);
     if (hit && hit.expires > now) return hit.result;
     const entry = users.get(user);
-    const result = verifyHash(entry ?? DUMMY, password).then((ok) => (ok && entry ? entry : undefined));
+    const result = this.pool.verify({ target: entry, password, pad }).then((ok) => (ok && entry ? entry : undefined));
+    result.catch(() => {
+      if (this.cache.get(key)?.result === result) this.cache.delete(key);
+    });
     if (this.options.cacheMs > 0) {
       this.cache.delete(key);
       this.cache.set(key, { expires: now + this.options.cacheMs, result });
@@ -127,4 +154,13 @@ export class UsersFile {
     }
     return result;
   }
+
+  /** Stops the verification workers. */
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
+
+function cacheKey(user: string, password: string): string {
+  return createHash('sha256').update(user, 'utf8').update('\0').update(password, 'utf8').digest('base64');
 }

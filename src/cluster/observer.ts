@@ -25,6 +25,8 @@ export interface Observer {
   pushLimited(reason: string): void;
   /** The SSH front end refused a connection, a channel, a request or a key by a limit (`reason`: docs/security.md#ssh). */
   sshRefused(reason: string): void;
+  /** A refused HTTP login (mode githa): `wrong` credentials, `throttled` (429), `busy` (verification queue full, 503). */
+  authFailure(outcome: 'wrong' | 'throttled' | 'busy'): void;
 }
 
 /** The default: observes nothing. */
@@ -39,4 +41,5 @@ export const NO_OBSERVER: Observer = {
   fillPending: () => {},
   pushLimited: () => {},
   sshRefused: () => {},
+  authFailure: () => {},
 };

@@ -207,6 +207,16 @@ export const DEFAULTS = {
       realm: 'githa',
       /** How long a bcrypt/argon2 verification result is remembered (git sends credentials with every request). */
       cacheMs: 60_000,
+      /** Worker threads that verify passwords (bcrypt/argon2 never run on the event loop). */
+      verifyWorkers: 2,
+      /** Password checks that may wait for a worker; more are refused 503 + Retry-After. */
+      verifyQueue: 64,
+      /** The window failed logins are counted over (auth.http.maxFailuresPerAddress / PerUser). */
+      failureWindowMs: 60_000,
+      /** Failed logins from one client address in the window before it gets 429 + Retry-After (0: no limit). */
+      maxFailuresPerAddress: 20,
+      /** Failed logins for one user name in the window before that name gets 429 + Retry-After (0: no limit). */
+      maxFailuresPerUser: 10,
     },
   },
   access: {

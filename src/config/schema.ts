@@ -292,6 +292,11 @@ export const configSchema = z
               .refine((h) => !RESERVED_HEADERS.has(h.toLowerCase()), { message: 'a header githa or HTTP itself needs' })
               .optional(),
             cacheMs: z.number().int().nonnegative().default(DEFAULTS.auth.http.cacheMs),
+            verifyWorkers: z.number().int().min(1).max(64).default(DEFAULTS.auth.http.verifyWorkers),
+            verifyQueue: positiveInt.default(DEFAULTS.auth.http.verifyQueue),
+            failureWindowMs: positiveInt.default(DEFAULTS.auth.http.failureWindowMs),
+            maxFailuresPerAddress: z.number().int().nonnegative().default(DEFAULTS.auth.http.maxFailuresPerAddress),
+            maxFailuresPerUser: z.number().int().nonnegative().default(DEFAULTS.auth.http.maxFailuresPerUser),
           })
           .strict()
           .prefault({}),

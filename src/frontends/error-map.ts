@@ -1,6 +1,7 @@
 import {
   AccessDeniedError,
   AuthenticationRequiredError,
+  AuthenticationThrottledError,
   BackendAuthRequiredError,
   BackendProtocolError,
   BackendUnavailableError,
@@ -64,6 +65,7 @@ const RULES: Rule[] = [
   [ServerBusyError, 503, 'warn', 5],
   [ClientTimeoutError, 408, 'info'],
   [AuthenticationRequiredError, 401, 'info'],
+  [AuthenticationThrottledError, 429, 'warn'],
   [AccessDeniedError, 403, 'info'],
   [RepositoryNotFoundError, 404, 'info'],
   // Deleted or renamed (docs/operations.md "Repository lifecycle"): git shows the message, then "not found".
@@ -94,7 +96,10 @@ const RULES: Rule[] = [
 export function toClientError(err: unknown): ClientFacingError {
   if (err instanceof GithaError) {
     for (const [cls, httpStatus, level, retryAfter] of RULES) {
-      if (err instanceof cls) return { code: err.code, httpStatus, level, message: oneLine(err.message), ...(retryAfter ? { retryAfter } : {}) };
+      if (!(err instanceof cls)) continue;
+      // An error that knows its own wait (a throttle's window) says so; the rest have the class's.
+      const wait = err instanceof AuthenticationThrottledError ? err.retryAfterSeconds : retryAfter;
+      return { code: err.code, httpStatus, level, message: oneLine(err.message), ...(wait ? { retryAfter: wait } : {}) };
     }
     return { code: err.code, httpStatus: 500, level: 'error', message: oneLine(err.message) };
   }

@@ -8,7 +8,17 @@ const minimal = { backends: [{ id: 'b1', http: 'http://10.0.0.1:8080/git' }] };
 describe('auth and access configuration', () => {
   it('defaults keep today\'s behaviour: passthrough, no access rules, everything allowed', () => {
     const c = buildConfig(minimal, {});
-    expect(c.auth).toEqual({ anonymousUser: 'anonymous', groups: {}, http: { mode: 'passthrough', realm: 'githa', cacheMs: 60_000 } });
+    expect(c.auth).toEqual({ anonymousUser: 'anonymous', groups: {}, http: {
+        mode: 'passthrough',
+        realm: 'githa',
+        cacheMs: 60_000,
+        verifyWorkers: 2,
+        verifyQueue: 64,
+        failureWindowMs: 60_000,
+        maxFailuresPerAddress: 20,
+        maxFailuresPerUser: 10,
+      },
+    });
     expect(c.access).toBeUndefined();
     const p = AccessPolicy.compile(c.access, c.auth.groups, c.auth.anonymousUser);
     expect(p.decide(p.anonymous(), 'any.git')).toBe('write');

@@ -4,10 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { argon2id, bcrypt } from 'hash-wasm';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseUsersFile, UsersFile, verifyHash } from '../../src/auth/users-file.js';
+import { padFor, parseUsersFile, UsersFile } from '../../src/auth/users-file.js';
+import { VerifyPool, type HashRef } from '../../src/auth/verify-pool.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'githa-users-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const pool = new VerifyPool({ workers: 1, maxQueue: 16 });
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  await pool.close();
+});
+const verifyHash = (target: HashRef, password: string): Promise<boolean> => pool.verify({ target, password, pad: undefined });
 
 async function bcryptHash(password: string, prefix = '$2b$'): Promise<string> {
   const h = await bcrypt({ password, salt: randomBytes(16), costFactor: 4, outputType: 'encoded' });
@@ -53,6 +59,16 @@ describe('users file', () => {
     expect(await verifyHash({ kind: 'token', hash: token('s3cret') }, 's3cret ')).toBe(false);
   });
 
+  it('pads failures with the slow hash most users have', async () => {
+    const cost5 = (password: string): Promise<string> => bcrypt({ password, salt: randomBytes(16), costFactor: 5, outputType: 'encoded' });
+    const [b5, c5, b4] = [await cost5('x'), await cost5('z'), await bcryptHash('y')];
+    const { users } = parseUsersFile(`a:${b4}\nb:${b5}\nc:${c5}\nt:${token('t')}\n`);
+    // Two of the three slow hashes have cost 5.
+    expect(padFor(users)).toEqual({ kind: 'bcrypt', hash: b5 });
+    // Only tokens: the built-in bcrypt hash of cost 10.
+    expect(padFor(parseUsersFile(`t:${token('t')}\n`).users).hash).toMatch(/^\$2a\$10\$/);
+  });
+
   it('re-reads the file when it changes, and forgets cached results then', async () => {
     const path = join(dir, 'users-reload');
     writeFileSync(path, `alice:${await bcryptHash('one')}\n`);
@@ -62,6 +78,8 @@ describe('users file', () => {
     expect(await file.verify('alice', 'two')).toBeUndefined();
     // A different size makes the change visible even within the same mtime tick.
     writeFileSync(path, `alice:${await bcryptHash('two')}:team\n# changed\n`);
+    // Nothing remembered survives the change, whoever asks first.
+    expect(file.remembered('alice', 'one')).toBeUndefined();
     expect(await file.verify('alice', 'one')).toBeUndefined();
     expect(await file.verify('alice', 'two')).toMatchObject({ user: 'alice', groups: ['team'] });
     expect(await file.verify('nobody', 'two')).toBeUndefined();

@@ -292,7 +292,7 @@ describe('authentication and authorization', () => {
     await generateKey(unknownKey, 'stranger@test');
     const githa = await startGitha(c, {
       ssh: true,
-      authorizedKeys: `environment="GITHA_USER=tester" ${c.ssh.clientPublicKey.trim()}\n${roPub}\n`,
+      authorizedKeys: `environment="GITHA_USER=tester" ${c.ssh.clientPublicKey.trim()}\nenvironment="GITHA_USER=ro" ${roPub}\n`,
       config: { ...QUIET, auth: { groups: { devs: ['tester'] } }, access: ACCESS },
     });
     const git = GitClient.forCluster(c, { knownHostsPath: githa.knownHostsPath });
@@ -315,6 +315,29 @@ describe('authentication and authorization', () => {
     const stranger = await ssh(githa, unknownKey, "git-upload-pack 'auth/ssh.git'");
     expect(stranger.code).toBe(255);
     expect(stranger.stderr).toMatch(/Permission denied \(publickey\)/);
+  });
+
+  it('SSH: a key whose comment is root@laptop is not the user root of the access rules; GITHA_USER is', async () => {
+    const c = cluster();
+    const laptop = join(c.dir, `laptop-key-${randomBytes(3).toString('hex')}`);
+    const laptopPub = await generateKey(laptop, 'root@laptop');
+    const githa = await startGitha(c, {
+      ssh: true,
+      authorizedKeys: `${laptopPub}\n`,
+      config: { ...QUIET, auth: { groups: { admins: ['root'] } }, access: { default: 'none', rules: [{ repos: 'secret/**', groups: ['admins'], access: 'write' }] } },
+    });
+    // Not root: the key is its fingerprint, who may read nothing; the answer of a missing repository.
+    const asComment = await ssh(githa, laptop, "git-upload-pack 'secret/app.git'");
+    expect(asComment.code).not.toBe(0);
+    expect(asComment.stderr).toContain('githa: repository secret/app.git not found');
+    expect(githa.logLines().some((l) => l.msg === 'authorized keys' && String(l.message).includes('the comment names root'))).toBe(true);
+    // The same key with GITHA_USER=root is root (the file is re-read when it changes).
+    const keysPath = (JSON.parse(readFileSync(githa.configPath, 'utf8')) as { ssh: { authorizedKeys: string } }).ssh.authorizedKeys;
+    writeFileSync(keysPath, `environment="GITHA_USER=root" ${laptopPub}\n# granted\n`);
+    const asOption = await ssh(githa, laptop, "git-upload-pack 'secret/app.git'");
+    expect(asOption.stderr).not.toContain("not found");
+    // root reads: the advertisement (then upload-pack meets ssh -n's end of input).
+    expect(asOption.stdout).toMatch(/^[0-9a-f]{4}/);
   });
 
   it('passthrough (the default) is unchanged: credentials go to the backend, and access rules see HTTP as anonymous', async () => {

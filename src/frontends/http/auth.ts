@@ -2,11 +2,14 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { AccessPolicy, type Identity } from '../../auth/access.js';
 import { basicChallenge, parseBasicAuthorization } from '../../auth/http-basic.js';
+import { FailureThrottle } from '../../auth/throttle.js';
 import { UsersFile } from '../../auth/users-file.js';
+import type { Observer } from '../../cluster/observer.js';
 import type { Config } from '../../config/schema.js';
-import { AuthenticationRequiredError, type GithaError } from '../../errors.js';
+import { AuthenticationRequiredError, AuthenticationThrottledError, ServerBusyError, type GithaError } from '../../errors.js';
 import type { Service } from '../../protocol/request.js';
 import type { LentCredentials } from '../../backends/types.js';
+import { clientKey } from './limits.js';
 
 /** Who sent an HTTP request, and the name the logs and the push log record. */
 export interface HttpCaller {
@@ -25,12 +28,15 @@ export interface HttpCaller {
  *   ones where access needs them, and wrong ones, get 401 with a challenge so
  *   credential helpers work. The client's Authorization never reaches a
  *   backend: the backend's own service credentials (backends[].httpAuth) and
- *   the verified user name (auth.http.userHeader) go instead.
+ *   the verified user name (auth.http.userHeader) go instead. Passwords are
+ *   verified in worker threads, and failed logins are throttled per client
+ *   address and per user name (docs/security.md "Brute force").
  */
 export class HttpAuth {
   readonly mode: 'passthrough' | 'githa';
   readonly challenge: string;
   private readonly users: UsersFile | undefined;
+  private readonly throttle: FailureThrottle;
   private readonly userHeader: string | undefined;
   private readonly serviceAuth: ReadonlyMap<string, string>;
   private readonly callers = new WeakMap<IncomingMessage, string>();
@@ -39,14 +45,21 @@ export class HttpAuth {
     config: Config,
     readonly policy: AccessPolicy,
     log: Logger,
+    private readonly observer: Pick<Observer, 'authFailure'>,
   ) {
     this.mode = config.auth.http.mode;
     this.challenge = basicChallenge(config.auth.http.realm);
     this.userHeader = config.auth.http.userHeader?.toLowerCase();
     this.users =
       this.mode === 'githa' && config.auth.http.usersFile
-        ? new UsersFile(config.auth.http.usersFile, (message) => log.warn({ message }, 'users file'), { cacheMs: config.auth.http.cacheMs })
+        ? new UsersFile(config.auth.http.usersFile, (message) => log.warn({ message }, 'users file'), {
+            cacheMs: config.auth.http.cacheMs,
+            workers: config.auth.http.verifyWorkers,
+            maxQueue: config.auth.http.verifyQueue,
+          })
         : undefined;
+    const h = config.auth.http;
+    this.throttle = new FailureThrottle({ windowMs: h.failureWindowMs, perAddress: h.maxFailuresPerAddress, perUser: h.maxFailuresPerUser });
     this.serviceAuth = new Map(
       config.backends.flatMap((b) => (b.httpAuth ? [[b.id, `Basic ${Buffer.from(`${b.httpAuth.username}:${b.httpAuth.password}`).toString('base64')}`] as const] : [])),
     );
@@ -61,15 +74,51 @@ export class HttpAuth {
     } else if (creds.kind === 'none') {
       caller = { identity: this.policy.anonymous(), user: this.policy.anonymousUser };
     } else {
-      const entry = creds.kind === 'basic' ? await this.users.verify(creds.user, creds.password) : undefined;
-      if (!entry) {
-        this.callers.set(req, creds.kind === 'basic' ? creds.user : 'invalid-credentials');
-        throw new AuthenticationRequiredError('authentication failed: wrong user name or password');
-      }
+      const name = creds.kind === 'basic' ? creds.user : undefined;
+      this.callers.set(req, name ?? 'invalid-credentials');
+      const entry = await this.check(clientKey(req.socket.remoteAddress), creds.kind === 'basic' ? creds : undefined);
       caller = { identity: this.policy.identify(entry.user, true, entry.groups), user: entry.user };
     }
     this.callers.set(req, caller.user);
     return caller;
+  }
+
+  /**
+   * The entry of verified credentials, or a refusal: 401 when wrong, 429 when
+   * the address or the user has failed too often lately (nothing is verified
+   * then, unless these very credentials are remembered as right), 503 when too
+   * many verifications wait for a worker.
+   */
+  private async check(address: string, creds: { user: string; password: string } | undefined): Promise<{ user: string; groups: readonly string[] }> {
+    const users = this.users!;
+    const known = creds && users.remembered(creds.user, creds.password);
+    if (!known) {
+      const wait = this.throttle.blockedFor(address, creds?.user);
+      if (wait > 0) {
+        this.observer.authFailure('throttled');
+        const seconds = Math.ceil(wait / 1000);
+        throw new AuthenticationThrottledError(`too many failed logins from your address or for this user; try again in ${seconds} s`, seconds);
+      }
+    }
+    let entry;
+    try {
+      entry = creds ? await (known ?? users.verify(creds.user, creds.password)) : undefined;
+    } catch (err) {
+      if (err instanceof ServerBusyError) this.observer.authFailure('busy');
+      throw err;
+    }
+    if (!entry) {
+      this.throttle.fail(address, creds?.user);
+      this.observer.authFailure('wrong');
+      throw new AuthenticationRequiredError('authentication failed: wrong user name or password');
+    }
+    this.throttle.succeed(entry.user);
+    return entry;
+  }
+
+  /** Stops the password-verification workers. */
+  async close(): Promise<void> {
+    await this.users?.close();
   }
 
   /** The name for the log line of a request that failed (never a password). */

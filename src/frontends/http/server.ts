@@ -43,7 +43,7 @@ export function createHttpFrontend(
   // A client's own auth.http.userHeader never reaches a backend, in any spelling (src/frontends/http/headers.ts).
   const forwarder = new Forwarder({ timeoutMs: 10 * 60_000, stripHeaders: config.auth.http.userHeader ? [config.auth.http.userHeader] : [] });
   // Who may do what (docs/security.md): checked in handle() before anything touches the cluster.
-  const auth = new HttpAuth(config, AccessPolicy.compile(config.access, config.auth.groups, config.auth.anonymousUser), log);
+  const auth = new HttpAuth(config, AccessPolicy.compile(config.access, config.auth.groups, config.auth.anonymousUser), log, cluster.observer);
   // Reads are relayed from a candidate whose answer agrees with the record (src/frontends/http/read-relay.ts).
   const reads = new ReadRelay({ config, cluster, forwarder, auth });
   // maxHeaderSize: a larger head is refused 431 (guardHttpServer's clientError answer); connectionsCheckingInterval: how often headersTimeout is checked.
@@ -179,6 +179,7 @@ export function createHttpFrontend(
         setTimeout(() => server.closeAllConnections(), 2_000).unref();
       });
       forwarder.close();
+      await auth.close();
     },
   };
 }

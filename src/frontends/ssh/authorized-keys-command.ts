@@ -11,6 +11,8 @@ export interface AuthorizedKeysCommandOptions {
   cacheMs: number;
   /** At most this many answers are cached (the oldest go first). */
   maxCacheEntries?: number;
+  /** Names a key's comment never gives (parseAuthorizedKeys). */
+  reserved?: ReadonlySet<string>;
 }
 
 /** A login name as a program argument: never option-like, nothing but an ordinary user name. */
@@ -116,7 +118,7 @@ export class AuthorizedKeysCommand {
             resolve(undefined);
             return;
           }
-          const { keys, problems } = parseAuthorizedKeys(String(stdout));
+          const { keys, problems } = parseAuthorizedKeys(String(stdout), this.options.reserved);
           if (problems.length > 0) this.onProblem(`authorizedKeysCommand printed ${problems.length} line(s) that are not keys`, { program: file, first: problems[0] });
           resolve(keys.find((k) => k.blob.equals(q.data) && k.key.type === q.algo) ?? keys.find((k) => k.blob.equals(q.data)));
         },

@@ -18,8 +18,14 @@ export interface AuthorizedKey {
  * part before an `@`), else the key's SHA-256 fingerprint. Lines that do not
  * parse are returned as problems, not thrown: one bad line must not lock
  * everybody out.
+ *
+ * A comment is whatever ssh-keygen wrote (`root@laptop`): it never names a
+ * user in `reserved` (the names access rules and auth.groups grant something
+ * to, docs/security.md "SSH keys and user names"). Such a key is its
+ * fingerprint instead, and the line is reported: only GITHA_USER grants a
+ * name that carries access.
  */
-export function parseAuthorizedKeys(text: string): { keys: AuthorizedKey[]; problems: string[] } {
+export function parseAuthorizedKeys(text: string, reserved: ReadonlySet<string> = new Set()): { keys: AuthorizedKey[]; problems: string[] } {
   const keys: AuthorizedKey[] = [];
   const problems: string[] = [];
   text.split(/\r?\n/).forEach((raw, i) => {
@@ -40,8 +46,13 @@ export function parseAuthorizedKeys(text: string): { keys: AuthorizedKey[]; prob
     const blob = key.getPublicSSH();
     const fingerprint = fingerprintOf(blob);
     const fromOption = /environment="GITHA_USER=([^"]+)"/.exec(options)?.[1];
-    const fromComment = comment.split(/\s/)[0]?.split('@')[0];
-    const user = [fromOption, fromComment].find((u) => u && /^[\w.+-]{1,64}$/.test(u)) ?? fingerprint;
+    const valid = (u: string | undefined): u is string => u !== undefined && /^[\w.+-]{1,64}$/.test(u);
+    let fromComment = comment.split(/\s/)[0]?.split('@')[0];
+    if (!valid(fromOption) && valid(fromComment) && reserved.has(fromComment)) {
+      problems.push(`line ${i + 1}: the comment names ${fromComment}, whom access rules or auth.groups name; a key gets that name only from environment="GITHA_USER=${fromComment}" (this key is ${fingerprint})`);
+      fromComment = undefined;
+    }
+    const user = [fromOption, fromComment].find(valid) ?? fingerprint;
     keys.push({ user, key, blob, fingerprint });
   });
   return { keys, problems };
@@ -61,11 +72,11 @@ export function fingerprintOf(blob: Buffer): string {
 export class AuthorizedKeysFile {
   private readonly file: WatchedFile<AuthorizedKey[]>;
 
-  constructor(path: string, onProblem: (message: string) => void) {
+  constructor(path: string, onProblem: (message: string) => void, reserved: ReadonlySet<string> = new Set()) {
     this.file = new WatchedFile(
       path,
       (text) => {
-        const { keys, problems } = parseAuthorizedKeys(text);
+        const { keys, problems } = parseAuthorizedKeys(text, reserved);
         return { value: keys, problems };
       },
       [],

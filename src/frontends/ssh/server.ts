@@ -8,6 +8,7 @@ import { GithaError, InvalidCommandError } from '../../errors.js';
 import { parseSshCommand, protocolVersionFrom } from '../../protocol/request.js';
 import { toClientError } from '../error-map.js';
 import { serveStream, type ClientChannel, type StreamDeps } from '../stream/session.js';
+import { namesWithAccess } from '../../auth/access.js';
 import { SSH_ALGORITHMS, rsaHostKeyWarning } from './algorithms.js';
 import { AuthorizedKeysCommand } from './authorized-keys-command.js';
 import { AuthorizedKeysFile, fingerprintOf, type AuthorizedKey } from './authorized-keys.js';
@@ -34,7 +35,9 @@ export interface SshFrontend {
  */
 export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger): SshFrontend {
   const hostKeys = (config.ssh.hostKeys ?? []).map((path) => readFileSync(path));
-  const authorized = config.ssh.authorizedKeys ? new AuthorizedKeysFile(config.ssh.authorizedKeys, (message) => log.warn({ message }, 'authorized keys')) : undefined;
+  // A key's comment (`root@laptop`) never names a user the access rules name: GITHA_USER does (docs/security.md "SSH keys and user names").
+  const reserved = namesWithAccess(config.access, config.auth.groups, config.auth.anonymousUser);
+  const authorized = config.ssh.authorizedKeys ? new AuthorizedKeysFile(config.ssh.authorizedKeys, (message) => log.warn({ message }, 'authorized keys'), reserved) : undefined;
   // Users' keys kept elsewhere (OpenSSH's AuthorizedKeysCommand): asked when the file has no match; never for the operator login.
   const keysCommand = config.ssh.authorizedKeysCommand
     ? new AuthorizedKeysCommand(
@@ -43,6 +46,7 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
           timeoutMs: config.ssh.authorizedKeysCommandTimeoutMs,
           maxOutputBytes: config.ssh.authorizedKeysCommandMaxBytes,
           cacheMs: config.ssh.authorizedKeysCommandCacheMs,
+          reserved,
         },
         (message, fields) => log.warn({ ...fields, message }, 'authorized keys command'),
       )
