@@ -1,6 +1,7 @@
 import { Transform } from 'node:stream';
 import type { BackendStream } from '../../backends/types.js';
 import type { Backend, ForwardResult } from '../../cluster/cluster.js';
+import { saysBackendDown } from '../../cluster/health.js';
 import type { ForwardHooks } from '../../cluster/types.js';
 import { BackendUnavailableError, WriteInterruptedError } from '../../errors.js';
 import { ReceivePackRequestParser, type ReceivePackRequest } from '../../protocol/receive-pack-request.js';
@@ -56,7 +57,8 @@ async function serveStreamOnce(deps: StreamDeps, req: StreamRequest, channel: Cl
       stream = await open(deps, backend, req);
     } catch (err) {
       if (err instanceof BackendUnavailableError && !err.bytesSent) {
-        deps.cluster.health.markDown(backend.id);
+        // A busy backend (a timeout, a reset) is not down for everyone: the probes decide.
+        if (saysBackendDown(err)) deps.cluster.health.markDown(backend.id);
         continue;
       }
       return refuse(deps, channel, err);
