@@ -91,4 +91,50 @@ describe('idle git:// connections', () => {
     const after = await git.clone(githa.gitUrl(repo));
     expect(await git.forEachRef(after, 'refs/remotes/origin/main')).toEqual({ 'refs/remotes/origin/main': sha });
   });
+
+  it('reads from the other copy when a backend is too busy to accept, without marking it down for everyone', async () => {
+    const repo = 'idle/busy';
+    // One probe round at the start, then none during the test: what marks a backend
+    // down here can only be the request (docs/architecture.md "Health").
+    const githa = await startGitha(cluster(), {
+      git: true,
+      config: { verify: { intervalMs: 0 }, health: { intervalMs: 600_000 }, http: { backendTimeoutMs: 3_000 } },
+    });
+    await cluster().createRepository(repo);
+    const git = GitClient.forCluster(cluster());
+    const work = await git.init();
+    const sha = await git.commit(work, { 'README.md': 'busy\n' }, 'first');
+    await git.push(work, githa.url(repo), ['main']);
+    await git.clone(githa.gitUrl(repo));
+    const first = await waitFor('the first git:// read logged', () =>
+      githa.logLines().find((l) => l.msg === 'request' && l.repo === `${repo}.git` && typeof l.backend === 'string'),
+    );
+    const busy = cluster().backend(String(first.backend));
+    // A git daemon past --max-connections stops accepting, and its listen queue fills:
+    // paused, and its queue filled, it looks the same to a new connection (a connect that
+    // never completes). The connections beyond the queue's room are never accepted.
+    busy.pause();
+    const filler: Socket[] = [];
+    try {
+      for (let i = 0; i < 12; i++) {
+        const s = connect({ port: busy.ports.git, host: '127.0.0.1' });
+        s.on('error', () => {});
+        filler.push(s);
+      }
+      // Reads are spread over the leaders: a few clones, until one met the busy backend first.
+      const skipped = (): boolean => githa.logLines().some((l) => l.msg === 'backend busy or slow; trying the next copy' && l.backend === busy.id);
+      for (let i = 0; i < 6 && !skipped(); i++) {
+        const clone = await git.clone(githa.gitUrl(repo));
+        expect(await git.forEachRef(clone, 'refs/remotes/origin/main')).toEqual({ 'refs/remotes/origin/main': sha });
+      }
+      await waitFor('the busy backend skipped', skipped, 5_000, {
+        detail: () => githa.logs().split('\n').filter((l) => l.includes(repo)).slice(-8).join('\n'),
+      });
+    } finally {
+      for (const s of filler) s.destroy();
+      busy.resume();
+    }
+    expect(githa.logLines().filter((l) => l.msg === 'backend down')).toEqual([]);
+    expect(await cluster().redis.cli('HGET', `githa:backend:${busy.id}`, 'health')).not.toBe('down');
+  });
 });

@@ -59,6 +59,7 @@ async function serveStreamOnce(deps: StreamDeps, req: StreamRequest, channel: Cl
       if (err instanceof BackendUnavailableError && !err.bytesSent) {
         // A busy backend (a timeout, a reset) is not down for everyone: the probes decide.
         if (saysBackendDown(err)) deps.cluster.health.markDown(backend.id);
+        else deps.log.info({ backend: backend.id, err: err.message }, 'backend busy or slow; trying the next copy');
         continue;
       }
       return refuse(deps, channel, err);

@@ -281,6 +281,7 @@ class VerifiedRead {
         if (!(err instanceof BackendUnavailableError && !err.bytesSent)) throw err;
         // A busy backend (a timeout, a reset) is not down for everyone: the probes decide.
         if (saysBackendDown(err)) this.deps.cluster.health.markDown(backend.id);
+        else this.deps.log.info({ backend: backend.id, err: err.message }, 'backend busy or slow; trying the next copy');
         continue;
       }
       const attempt = new Attempt(backend, stream);
