@@ -6,8 +6,8 @@
  * - Probes: `failuresToDown` consecutive failed probes mark a backend down; a
  *   down backend needs `successesToUp` consecutive good probes to be up again.
  *   One odd probe never flips a backend.
- * - Requests: a connection error (`markDown`) marks it down at once, since a
- *   client is waiting; such a mark lapses after `downForMs` unless a probe
+ * - Requests: a refused connection (`markDown`, see saysBackendDown) marks it
+ *   down at once, since a client is waiting; such a mark lapses after `downForMs` unless a probe
  *   confirms it (then the probes decide), so a githa without a running
  *   checker behaves as before: a refused backend is tried last for a while.
  *   A served request (`markUp`) is evidence the backend is up: it lifts a
@@ -18,6 +18,28 @@
  * The state is this process's only; src/cluster/health-checker.ts shares it
  * in Redis. Pure: no I/O, clocks injectable for tests.
  */
+
+/** Connection errors that say no server listens at the address, or none can be reached: down, never busy. */
+const NOTHING_LISTENS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND']);
+
+/**
+ * Whether a request's failure to reach a backend marks it down at once
+ * (`markDown`): only when the connection was refused or had no route. A
+ * connection that timed out, was reset, or closed before a byte is also what
+ * a busy server does (git daemon past `--max-connections` kills a child or
+ * drops the connection and stops accepting for a second, so its listen queue
+ * fills; sshd past MaxStartups drops connections): the request tries the
+ * next copy, and the probes, which need `failuresToDown` failures in a row,
+ * decide the backend's health. One busy moment is not a verdict shared in
+ * Redis for every githa (docs/architecture.md "Health").
+ */
+export function saysBackendDown(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== undefined && NOTHING_LISTENS.has(code)) return true;
+  }
+  return false;
+}
 
 export interface HealthOptions {
   /** How long a request-time down mark lasts without a probe confirming it. */

@@ -232,8 +232,18 @@ export const DEFAULTS = {
     allowPush: false,
     /** A client must send its request line within this long (git sends it at once). */
     requestTimeoutMs: 10_000,
-    /** Open git:// connections per client address; the next one is refused with an ERR packet. */
-    maxConnectionsPerClient: 64,
+    /**
+     * After the request line, a connection without a byte either way for this
+     * long is closed (with the backend connection it holds): git answers an
+     * advertisement at once and upload-pack sends keep-alives while it works.
+     */
+    idleTimeoutMs: 30_000,
+    /**
+     * Open git:// connections per client address; the next one is refused with
+     * an ERR packet. Each holds a backend's git daemon child (32 by default per
+     * daemon), so one address must not be able to take them all.
+     */
+    maxConnectionsPerClient: 16,
     /** Open git:// connections in all. */
     maxConnections: 1_024,
   },

@@ -267,6 +267,7 @@ export const configSchema = z
       .object({
         allowPush: z.boolean().default(DEFAULTS.gitDaemon.allowPush),
         requestTimeoutMs: positiveInt.default(DEFAULTS.gitDaemon.requestTimeoutMs),
+        idleTimeoutMs: positiveInt.default(DEFAULTS.gitDaemon.idleTimeoutMs),
         maxConnectionsPerClient: positiveInt.default(DEFAULTS.gitDaemon.maxConnectionsPerClient),
         maxConnections: positiveInt.default(DEFAULTS.gitDaemon.maxConnections),
       })

@@ -47,6 +47,22 @@ export function protocolVersionFrom(value: string | undefined): ProtocolVersion 
   return version;
 }
 
+/** One item of a GIT_PROTOCOL value: `key` or `key=value`, the key starting with a letter or digit. */
+const PROTOCOL_ITEM = /^[A-Za-z0-9][A-Za-z0-9._-]*(?:=[A-Za-z0-9._-]*)?$/;
+
+/**
+ * Whether githa passes a GIT_PROTOCOL value (an SSH client's environment, a
+ * git:// request's extra parameters joined by ':') on to a backend:
+ * `:`-separated `key` / `key=value` items (gitprotocol-common "Extra
+ * Parameters"; git sends `version=2`), 256 characters at most. Option or
+ * shell syntax (`--upload-pack=id`), spaces and control characters never
+ * reach a backend, whose git daemon or sshd hands the value to git as
+ * GIT_PROTOCOL (docs/security.md "What reaches a backend").
+ */
+export function isValidGitProtocol(value: string): boolean {
+  return value.length > 0 && value.length <= 256 && value.split(':').every((item) => PROTOCOL_ITEM.test(item));
+}
+
 // ---- smart HTTP (gitprotocol-http) ----------------------------------------------
 
 export type HttpGitRequest =
@@ -176,6 +192,10 @@ export function parseGitDaemonRequest(payload: Buffer): GitDaemonRequest {
     // Extra parameters follow an empty string (the second NUL); anything else is invalid (git-daemon dies).
     if (params[i] !== '') throw new ProtocolSyntaxError('invalid git:// request parameters');
     request.extraParams = params.slice(i + 1).filter((p) => p.length > 0);
+    // The same rule as SSH's GIT_PROTOCOL: these go to the backend as its GIT_PROTOCOL.
+    if (request.extraParams.length > 0 && !isValidGitProtocol(request.extraParams.join(':'))) {
+      throw new ProtocolSyntaxError('invalid extra parameter in git:// request (expected key or key=value, such as version=2)');
+    }
   }
   request.protocolVersion = protocolVersionFrom(request.extraParams.join(':'));
   return request;

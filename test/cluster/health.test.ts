@@ -4,7 +4,8 @@
  * marks are immediate and lapse after downForMs unless a probe confirms them.
  */
 import { describe, expect, it } from 'vitest';
-import { Health } from '../../src/cluster/health.js';
+import { BackendUnavailableError } from '../../src/errors.js';
+import { Health, saysBackendDown } from '../../src/cluster/health.js';
 
 function setup(overrides: Partial<{ downForMs: number; failuresToDown: number; successesToUp: number }> = {}) {
   const clock = { mono: 1_000, wall: 1_700_000_000_000 };
@@ -201,5 +202,25 @@ describe('Health', () => {
       ['b1', false],
       ['b1', true],
     ]);
+  });
+});
+
+describe('saysBackendDown: a request marks a backend down only when nothing listens there', () => {
+  const sysError = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`connect ${code} 127.0.0.1:9418`), { code });
+  const wrapped = (cause?: unknown): BackendUnavailableError => new BackendUnavailableError('backend b1 is unreachable over git://', 'b1', { cause });
+
+  it.each(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND'])('down: %s (also as the cause of a cause)', (code) => {
+    expect(saysBackendDown(wrapped(sysError(code)))).toBe(true);
+    expect(saysBackendDown(wrapped(new Error('ssh', { cause: sysError(code) })))).toBe(true);
+  });
+
+  it.each([
+    ['a connect timeout (a full listen queue of a busy git daemon)', wrapped()],
+    ['a reset (sshd past MaxStartups)', wrapped(sysError('ECONNRESET'))],
+    ['a broken pipe', wrapped(sysError('EPIPE'))],
+    ['a time-out error', wrapped(sysError('ETIMEDOUT'))],
+    ['no error at all', undefined],
+  ])('busy, not down: %s', (_what, err) => {
+    expect(saysBackendDown(err)).toBe(false);
   });
 });

@@ -8,6 +8,7 @@ import {
 } from '../../src/errors.js';
 import {
   classifyHttpRequest,
+  isValidGitProtocol,
   isWrite,
   parseGitDaemonRequest,
   parseService,
@@ -189,9 +190,26 @@ describe('parseGitDaemonRequest', () => {
     ['a bad host', req('git-upload-pack /a\0host=h/x\0'), ProtocolSyntaxError],
     ['garbage instead of the separator', req('git-upload-pack /a\0host=h\0junk\0'), ProtocolSyntaxError],
     ['invalid UTF-8', Buffer.from([...req('git-upload-pack /a'), 0xff]), ProtocolSyntaxError],
+    ['an option as an extra parameter', req('git-upload-pack /a\0host=h\0\0--upload-pack=id\0'), ProtocolSyntaxError],
+    ['an option after version=2', req('git-upload-pack /a\0\0version=2\0-c\0'), ProtocolSyntaxError],
+    ['a space in an extra parameter', req('git-upload-pack /a\0\0version=2 x\0'), ProtocolSyntaxError],
+    ['a control character in an extra parameter', req('git-upload-pack /a\0\0version=\x012\0'), ProtocolSyntaxError],
+    ['extra parameters over 256 characters', req(`git-upload-pack /a\0\0${'k=v:'.repeat(64)}x\0`), ProtocolSyntaxError],
   ])('rejects %s', (_what, payload, error) => {
     expect(() => parseGitDaemonRequest(payload)).toThrow(error);
   });
+});
+
+describe('isValidGitProtocol (GIT_PROTOCOL over SSH, git:// extra parameters)', () => {
+  it.each(['version=2', 'version=1', 'version=2:object-format=sha256', 'foo', 'a.b_c-d=', 'x'.repeat(256)])('accepts %s', (value) => {
+    expect(isValidGitProtocol(value)).toBe(true);
+  });
+  it.each(['', '--upload-pack=id', 'version=2:--upload-pack=touch', '-c', '=2', 'version=2:', 'version=2 ', 'a=b=c', 'a;b', 'v=$(id)', 'x'.repeat(257)])(
+    'refuses %j',
+    (value) => {
+      expect(isValidGitProtocol(value)).toBe(false);
+    },
+  );
 });
 
 describe('parseSshCommand', () => {

@@ -6,7 +6,7 @@ import { ClientTimeoutError, GithaError, ProtocolSyntaxError, UnsupportedRequest
 import { encodePkt, PktLineDecoder } from '../../protocol/pkt-line.js';
 import { parseGitDaemonRequest } from '../../protocol/request.js';
 import { toClientError } from '../error-map.js';
-import { ConnectionLimiter, type Admission } from '../http/limits.js';
+import { ConnectionLimiter } from '../http/limits.js';
 import { serveStream, type ClientChannel, type StreamDeps } from '../stream/session.js';
 
 /**
@@ -18,6 +18,8 @@ import { serveStream, type ClientChannel, type StreamDeps } from '../stream/sess
 export function createGitDaemonFrontend(config: Config, deps: StreamDeps, log: Logger): Server {
   // Connections per client address and in all (gitDaemon.maxConnectionsPerClient / maxConnections).
   const limiter = new ConnectionLimiter(config.gitDaemon);
+  const observe = (outcome: string, service: string, started: number): void =>
+    deps.cluster.observer.request({ transport: 'git', service, outcome, seconds: (performance.now() - started) / 1000, bytes: 0 });
   return createServer((socket) => {
     const clog = log.child({ conn: randomBytes(4).toString('hex'), ip: socket.remoteAddress });
     // A client's reset ends the socket ('close' follows), which the session sees as the
@@ -25,9 +27,25 @@ export function createGitDaemonFrontend(config: Config, deps: StreamDeps, log: L
     socket.on('error', (err) => clog.debug({ err: err.message }, 'git:// connection error'));
     const started = performance.now();
     const admission = limiter.admit(socket.remoteAddress);
-    if (admission.ok) socket.once('close', admission.release);
-    handle(socket, clog, admission).then(
-      (fields) => clog.info({ ...fields, ms: Math.round(performance.now() - started) }, 'request'),
+    if (!admission.ok) {
+      refuseConnection(socket, admission.error, clog);
+      observe(toClientError(admission.error).code, 'none', started);
+      return;
+    }
+    socket.once('close', admission.release);
+    // Each admitted connection holds a slot, and from its request line on a backend's git daemon
+    // child: one quiet in both directions for idleTimeoutMs is closed, and with it the backend's
+    // connection (src/frontends/stream/relay.ts; docs/security.md "git://").
+    const idleMs = config.gitDaemon.idleTimeoutMs;
+    socket.setTimeout(idleMs, () => {
+      clog.info({ ms: idleMs }, 'git:// connection idle, closed');
+      socket.destroy();
+    });
+    handle(socket, clog).then(
+      (fields) => {
+        if (fields.service === undefined) observe(String(fields.outcome), 'none', started);
+        clog.info({ ...fields, ms: Math.round(performance.now() - started) }, 'request');
+      },
       (err: unknown) => {
         clog.error({ err: (err as Error)?.message }, 'git:// request failed');
         socket.destroy();
@@ -35,13 +53,11 @@ export function createGitDaemonFrontend(config: Config, deps: StreamDeps, log: L
     );
   });
 
-  async function handle(socket: Socket, clog: Logger, admission: Admission): Promise<Record<string, unknown>> {
+  async function handle(socket: Socket, clog: Logger): Promise<Record<string, unknown>> {
     const channel = socketChannel(socket);
     let request;
     try {
       const payload = await readFirstPkt(socket, config.gitDaemon.requestTimeoutMs);
-      // Over a limit, the request is still read first: git shows an ERR packet only as the answer to its request.
-      if (!admission.ok) throw admission.error;
       request = parseGitDaemonRequest(payload);
     } catch (err) {
       const e = toClientError(err);
@@ -62,6 +78,26 @@ export function createGitDaemonFrontend(config: Config, deps: StreamDeps, log: L
     );
     return { ...fields, ...result };
   }
+}
+
+/** How long a connection refused over a limit stays open for its client to read the refusal, at most. */
+const REFUSED_LINGER_MS = 1_000;
+
+/**
+ * Refuses a connection over a limit at once, without waiting for its request
+ * line: git writes its request and then reads, so the ERR packet written
+ * first is still the answer it shows ("fatal: remote error: …"). What the
+ * client sends is read and dropped, so the close is a FIN and never a reset
+ * that could discard the answer; the socket is gone when the client closes
+ * (one round trip for git) or after REFUSED_LINGER_MS, so refused connections
+ * cannot pile up holding file descriptors (docs/security.md "Connections").
+ */
+function refuseConnection(socket: Socket, err: unknown, clog: Logger): void {
+  const e = toClientError(err);
+  clog.info({ code: e.code }, 'git:// connection refused');
+  socket.resume();
+  socket.end(encodePkt(`ERR githa: ${e.message}\n`));
+  setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
 }
 
 /** Reads the request pkt-line; bytes after it are put back for the service. */
@@ -109,6 +145,9 @@ function socketChannel(socket: Socket): ClientChannel {
     async finish() {
       if (finished) return;
       finished = true;
+      // Read on (readFirstPkt paused the socket): the client's own end closes the socket at
+      // once; a client that never sends it is closed by the idle timeout.
+      socket.resume();
       await new Promise<void>((resolve) => socket.end(() => resolve()));
     },
     async refuse(message: string) {

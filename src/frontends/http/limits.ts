@@ -122,8 +122,13 @@ export interface HttpGuardOptions extends ConnectionLimits {
   maxHeaderBytes: number;
 }
 
-/** How long a refused connection may take to send the request its refusal answers. */
-const REFUSED_GRACE_MS = 10_000;
+/**
+ * How long a refused connection may take to send the request its refusal
+ * answers: git sends it as soon as it is connected. Short, so that refused
+ * connections cannot pile up holding file descriptors (docs/security.md
+ * "Connections").
+ */
+const REFUSED_GRACE_MS = 1_000;
 
 /**
  * Connection accounting, the idle timeout, and clear answers to requests that

@@ -4,6 +4,9 @@ import type ssh2 from 'ssh2';
 import type { ClientInfo, Connection } from 'ssh2';
 import { ConnectionLimiter, DISCONNECT, disconnectWithMessage, type Slot, type SshLimits } from './limits.js';
 
+/** How long a connection refused over the per-address limit may take to reach the refusal message. */
+const REFUSED_GRACE_MS = 2_000;
+
 export interface GuardOptions extends SshLimits {
   /** Unauthenticated connections are closed after this long (sshd's LoginGraceTime). */
   loginGraceMs: number;
@@ -66,6 +69,9 @@ export class ConnectionGuard {
     const id = `${ip}:${socket.remotePort}`;
     const entry: Pending = { socket, slot: admission.slot, refusal: admission.reason, authenticated: false, failures: 0 };
     this.pending.set(id, entry);
+    // A refused connection is kept only to say why, right after the client's identification
+    // line: one that does not send it soon does not hold a descriptor for loginGraceMs.
+    if (admission.kind === 'refuse') setTimeout(() => socket.destroy(), REFUSED_GRACE_MS).unref();
     const grace = setTimeout(() => {
       if (entry.authenticated) return;
       this.log.info({ ip, ms: this.options.loginGraceMs }, 'ssh login grace time exceeded');

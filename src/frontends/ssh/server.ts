@@ -5,7 +5,7 @@ import ssh2, { type ServerChannel } from 'ssh2';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.js';
 import { GithaError, InvalidCommandError } from '../../errors.js';
-import { parseSshCommand, protocolVersionFrom } from '../../protocol/request.js';
+import { isValidGitProtocol, parseSshCommand, protocolVersionFrom } from '../../protocol/request.js';
 import { toClientError } from '../error-map.js';
 import { serveStream, type ClientChannel, type StreamDeps } from '../stream/session.js';
 import { namesWithAccess } from '../../auth/access.js';
@@ -18,8 +18,6 @@ import { parseMaxStartups } from './limits.js';
 import { rejectChannel, SessionBudget } from './sessions.js';
 import { OperatorConsole } from './operator.js';
 
-/** GIT_PROTOCOL values look like `version=2` or `version=2:key=value` (gitprotocol-common). */
-const GIT_PROTOCOL_VALUE = /^[A-Za-z0-9=:._-]{1,256}$/;
 
 export interface SshFrontend {
   /** The TCP listener (connection limits first, then ssh2; src/frontends/ssh/connection-guard.ts). */
@@ -158,7 +156,7 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
           // by default: ignored. Anything else makes the command fail with a clear
           // message (a refused env request is invisible to OpenSSH users).
           accept?.();
-          if (env.key === 'GIT_PROTOCOL' && GIT_PROTOCOL_VALUE.test(env.val)) protocol = env.val;
+          if (env.key === 'GIT_PROTOCOL' && isValidGitProtocol(env.val)) protocol = env.val;
           else if (!/^(LANG|LC_[A-Z]+)$/.test(env.key)) {
             refusedEnv.push(env.key.replace(/[^\w.-]/g, '?').slice(0, 64));
             clog.info({ key: env.key.slice(0, 64) }, 'ssh env refused');

@@ -1,6 +1,7 @@
 import { Transform } from 'node:stream';
 import type { BackendStream } from '../../backends/types.js';
 import type { Backend, ForwardResult } from '../../cluster/cluster.js';
+import { saysBackendDown } from '../../cluster/health.js';
 import type { ForwardHooks } from '../../cluster/types.js';
 import { BackendUnavailableError, WriteInterruptedError, type GithaError } from '../../errors.js';
 import { ReceivePackRequestParser, type ReceivePackRequest } from '../../protocol/receive-pack-request.js';
@@ -73,7 +74,9 @@ async function serveRead(deps: StreamDeps, req: StreamRequest, channel: ClientCh
       stream = await open(deps, backend, req);
     } catch (err) {
       if (err instanceof BackendUnavailableError && !err.bytesSent) {
-        deps.cluster.health.markDown(backend.id);
+        // A busy backend (a timeout, a reset) is not down for everyone: the probes decide.
+        if (saysBackendDown(err)) deps.cluster.health.markDown(backend.id);
+        else deps.log.info({ backend: backend.id, err: err.message }, 'backend busy or slow; trying the next copy');
         continue;
       }
       return refuse(deps, channel, err);

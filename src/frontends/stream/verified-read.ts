@@ -21,6 +21,7 @@
 import type { BackendStream } from '../../backends/types.js';
 import type { Backend, ReadRoute } from '../../cluster/cluster.js';
 import { refsChecksum } from '../../cluster/checksum.js';
+import { saysBackendDown } from '../../cluster/health.js';
 import type { LiveCopy } from '../../cluster/read-check.js';
 import { DEFAULTS } from '../../config/defaults.js';
 import { BackendUnavailableError, NoLeaderError } from '../../errors.js';
@@ -268,7 +269,7 @@ class VerifiedRead {
 
   /**
    * Opens the next candidate and holds its first message. A candidate that
-   * cannot be reached is marked down; one whose copy is missing (no
+   * refuses the connection is marked down (saysBackendDown); one whose copy is missing (no
    * advertisement, an ERR packet) or broken is checked and skipped.
    */
   private async next(): Promise<Opened | 'gone' | undefined> {
@@ -281,7 +282,9 @@ class VerifiedRead {
       } catch (err) {
         if (this.gone.aborted) return 'gone';
         if (!(err instanceof BackendUnavailableError && !err.bytesSent)) throw err;
-        this.deps.cluster.health.markDown(backend.id);
+        // A busy backend (a timeout, a reset) is not down for everyone: the probes decide.
+        if (saysBackendDown(err)) this.deps.cluster.health.markDown(backend.id);
+        else this.deps.log.info({ backend: backend.id, err: err.message }, 'backend busy or slow; trying the next copy');
         continue;
       }
       const attempt = new Attempt(backend, stream);
