@@ -150,7 +150,11 @@ export class ReadRelay {
         throw err;
       }
     }
-    return { kind: 'stream', stream: Readable.from(checked()), error, inflated: inflated !== undefined };
+    const stream = Readable.from(checked());
+    // Its failure (a broken pkt-line, the client gone) reaches the caller through error() and the
+    // forwarder (which watches the body's 'close'): an 'error' event nobody listens to would end the process.
+    stream.on('error', () => {});
+    return { kind: 'stream', stream, error, inflated: inflated !== undefined };
   }
 
   private async attempt(r: Read, route: ReadRoute, id: string, baseUrl: string): Promise<Attempt> {
