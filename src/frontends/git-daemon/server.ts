@@ -71,11 +71,17 @@ export function createGitDaemonFrontend(config: Config, deps: StreamDeps, log: L
       return { ...fields, outcome: 'push-disabled' };
     }
     const protocol = request.extraParams.length > 0 ? request.extraParams.join(':') : undefined;
+    // A push's silences are githa's own (the lock wait, a catch-up, the quorum copies: locks.waitMs,
+    // replication.*) or, while it holds the lock, bounded by push.* (src/frontends/push-pace.ts): the
+    // idle timeout would cut a push githa itself keeps waiting. It is armed again once the push is over.
+    const push = request.service === 'git-receive-pack';
+    if (push) socket.setTimeout(0);
     const result = await serveStream(
       { ...deps, log: clog, maxHeldListingBytes: config.read.maxHeldListingBytes, maxHeldRequestBytes: config.read.maxReplayBodyBytes },
       { repo: request.repo, service: request.service, protocol, user: config.auth.anonymousUser, authenticated: false, transport: 'git' },
       channel,
     );
+    if (push && !socket.destroyed) socket.setTimeout(config.gitDaemon.idleTimeoutMs);
     return { ...fields, ...result };
   }
 }
