@@ -141,7 +141,8 @@ export async function copyRepository(pairs: PairLocks, req: CopyRequest): Promis
     // Verify, don't trust: a target off its record (a divergent commit, a restore) may hold what nobody else has; it is repaired, never overwritten blind.
     if (req.overwrite !== true && fenced.checksum !== '') {
       const live = refsChecksum(adv.refs.filter((r) => r.name !== '.have'));
-      if (live !== fenced.checksum) {
+      // githa's own earlier copy that could not be recorded (Standing.unrecorded) is not a change from outside.
+      if (live !== fenced.checksum && live !== fenced.unrecorded) {
         return { status: 'contradicts', reason: `${target.id} does not hold its recorded refs`, live, recorded: fenced.checksum, version: fenced.version };
       }
     }

@@ -138,7 +138,9 @@ export class Verifier {
         continue;
       }
       try {
-        await this.compare(repo, backend, version, recorded, before.drift.has(backend), report, held.lease.signal);
+        // githa's own copy that a superseded catch-up could not record (src/state/scripts/copy.ts Standing.unrecorded).
+        const own = held.standing.version === version ? held.standing.unrecorded : undefined;
+        await this.compare(repo, backend, version, recorded, before.drift.has(backend), report, held.lease.signal, own);
       } finally {
         await held.lease.release();
       }
@@ -146,7 +148,7 @@ export class Verifier {
     return report;
   }
 
-  private async compare(repo: string, backend: string, version: number, recorded: string, wasDrifted: boolean, report: VerifyReport, signal: AbortSignal): Promise<void> {
+  private async compare(repo: string, backend: string, version: number, recorded: string, wasDrifted: boolean, report: VerifyReport, signal: AbortSignal, own?: string): Promise<void> {
     const { repos } = this.ctx;
     {
       let live: string;
@@ -170,6 +172,13 @@ export class Verifier {
           await repos.clearDrift(repo, backend);
           this.log.info({ repo, backend }, 'drift resolved: the copy matches its recorded checksum again');
         }
+        return;
+      }
+      // A newer state githa copied there itself and could not record (its version was superseded): no drift; the
+      // replicator catches the copy up, and its fence accepts that state too (docs/architecture.md "Catch-up relay").
+      if (own !== undefined && live === own) {
+        report.skipped.push(backend);
+        this.log.debug({ repo, backend, version, live }, 'copy holds githa\'s own unrecorded catch-up; left to the replicator');
         return;
       }
       // Only drift if the record did not move meanwhile (a push or catch-up committing now is no drift).

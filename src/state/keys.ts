@@ -39,6 +39,14 @@ export class Keys {
   drift(repo: string): string {
     return `${this.prefix}repo:{${repo}}:drift`;
   }
+  /**
+   * hash: backend id → "<recorded version> <checksum>": a catch-up copied that checksum there but could not
+   * record it (the version it copied was superseded meanwhile); githa's own, unrecorded state of that copy,
+   * valid while the backend's record stays at that version (docs/architecture.md "Catch-up relay")
+   */
+  unrecorded(repo: string): string {
+    return `${this.prefix}repo:{${repo}}:unrecorded`;
+  }
   /** hash: `epoch` (random id of this record, new at every adoption or recovery), `since` (ms) */
   meta(repo: string): string {
     return `${this.prefix}repo:{${repo}}:meta`;

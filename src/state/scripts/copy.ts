@@ -14,10 +14,24 @@ export interface Standing {
   writing: boolean;
   /** The target's recorded checksum ('' when none): what its copy must hold before anything overwrites it (docs/architecture.md "Verified copies"). */
   checksum: string;
+  /**
+   * What a catch-up of githa's own copied there without being able to record
+   * it (COMMIT_CATCH_UP answered MOVED), while the record is still the one it
+   * found: the copy holds a newer state githa made, not a change from outside.
+   */
+  unrecorded?: string;
 }
 
-function standing(version: unknown, writing: unknown, checksum: unknown): Standing {
-  return { version: Number(version ?? 0), writing: writing === 1, checksum: typeof checksum === 'string' ? checksum : Buffer.isBuffer(checksum) ? checksum.toString() : '' };
+function text(v: unknown): string {
+  return typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString() : '';
+}
+
+function standing(version: unknown, writing: unknown, checksum: unknown, unrecorded?: unknown): Standing {
+  const s: Standing = { version: Number(version ?? 0), writing: writing === 1, checksum: text(checksum) };
+  // "<recorded version> <checksum>": only while the record is still at that version.
+  const [at, sum] = text(unrecorded).split(' ');
+  if (sum && Number(at) === s.version) s.unrecorded = sum;
+  return s;
 }
 
 /**
@@ -29,13 +43,13 @@ export const ACQUIRE_PAIR: ScriptDescriptor<[backend: string, token: string, ttl
   name: 'githaAcquirePair',
   lua: `
 if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return {0} end
-return {1, redis.call('HGET', KEYS[2], ARGV[3]) or '0', redis.call('HGET', KEYS[3], 'backend') == ARGV[3] and 1 or 0, redis.call('HGET', KEYS[4], ARGV[3]) or ''}
+return {1, redis.call('HGET', KEYS[2], ARGV[3]) or '0', redis.call('HGET', KEYS[3], 'backend') == ARGV[3] and 1 or 0, redis.call('HGET', KEYS[4], ARGV[3]) or '', redis.call('HGET', KEYS[5], ARGV[3]) or ''}
 `,
-  keys: (k, repo, backend) => [k.pairLock(repo, backend), k.versions(repo), k.writing(repo), k.checksums(repo)],
+  keys: (k, repo, backend) => [k.pairLock(repo, backend), k.versions(repo), k.writing(repo), k.checksums(repo), k.unrecorded(repo)],
   args: (backend, token, ttlMs) => [token, ttlMs, backend],
   parse: (reply) => {
-    const [held, version, writing, checksum] = replyOf(reply);
-    return held === 1 ? standing(version, writing, checksum) : null;
+    const [held, version, writing, checksum, unrecorded] = replyOf(reply);
+    return held === 1 ? standing(version, writing, checksum, unrecorded) : null;
   },
 };
 
@@ -51,13 +65,13 @@ export const FENCE_PAIR: ScriptDescriptor<[backend: string, token: string, ttlMs
   lua: `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1, redis.call('HGET', KEYS[2], ARGV[3]) or '0', redis.call('HGET', KEYS[3], 'backend') == ARGV[3] and 1 or 0, redis.call('HGET', KEYS[4], ARGV[3]) or ''}
+return {1, redis.call('HGET', KEYS[2], ARGV[3]) or '0', redis.call('HGET', KEYS[3], 'backend') == ARGV[3] and 1 or 0, redis.call('HGET', KEYS[4], ARGV[3]) or '', redis.call('HGET', KEYS[5], ARGV[3]) or ''}
 `,
-  keys: (k, repo, backend) => [k.pairLock(repo, backend), k.versions(repo), k.writing(repo), k.checksums(repo)],
+  keys: (k, repo, backend) => [k.pairLock(repo, backend), k.versions(repo), k.writing(repo), k.checksums(repo), k.unrecorded(repo)],
   args: (backend, token, ttlMs) => [token, ttlMs, backend],
   parse: (reply) => {
-    const [held, version, writing, checksum] = replyOf(reply);
-    return held === 1 ? standing(version, writing, checksum) : null;
+    const [held, version, writing, checksum, unrecorded] = replyOf(reply);
+    return held === 1 ? standing(version, writing, checksum, unrecorded) : null;
   },
 };
 
@@ -121,13 +135,20 @@ local found = false
 for i = 1, #versions, 2 do
   if tonumber(versions[i + 1]) == v and redis.call('HGET', KEYS[2], versions[i]) == c then found = true end
 end
-if not found then return {'MOVED'} end
+if not found then
+  -- The copy landed, its version was superseded before it could be recorded: note that the target now holds
+  -- githa's own state c (read under the next copy lock while the record stays at 'current'), so neither the
+  -- verifier nor the next copy takes it for a change from outside.
+  if current >= 0 then redis.call('HSET', KEYS[5], target, current .. ' ' .. c) end
+  return {'MOVED'}
+end
+redis.call('HDEL', KEYS[5], target)
 redis.call('HSET', KEYS[1], target, v)
 redis.call('HSET', KEYS[2], target, c)
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'version', v, 'backend', target, unpack(ARGV, 6))
 return {'OK', v}
 `,
-  keys: (k, repo) => [k.versions(repo), k.checksums(repo), k.writing(repo), k.log(repo)],
+  keys: (k, repo) => [k.versions(repo), k.checksums(repo), k.writing(repo), k.log(repo), k.unrecorded(repo)],
   args: (a) => [a.target, a.version, a.checksum, a.source, a.logMax, 'event', 'catch-up', 'source', a.source, ...flattenFields(a.log)],
   parse: (reply) => {
     const [s, v] = replyOf(reply);
