@@ -174,8 +174,8 @@ export class Attacks {
     const st = this.stat('3 idle git://');
     const port = this.env.githa.gitPort!;
     const open = new Set<Socket>();
-    while (!this.stopped && st.attempts < 1_000) {
-      while (open.size < 24 && st.attempts < 1_000) {
+    while (!this.stopped && st.attempts < 4_000) {
+      while (open.size < 24 && st.attempts < 4_000) {
         const s = this.socket(port, '127.0.0.5');
         st.attempts++;
         open.add(s);
@@ -243,9 +243,9 @@ export class Attacks {
   private async idlePreauth(): Promise<void> {
     const st = this.stat('6 idle ssh pre-auth');
     const open: Record<string, Set<Socket>> = { '127.0.0.2': new Set(), '127.0.0.3': new Set() };
-    while (!this.stopped && st.attempts < 10_000) {
+    while (!this.stopped && st.attempts < 15_000) {
       for (const [from, set] of Object.entries(open)) {
-        while (set.size < 50 && st.attempts < 10_000) {
+        while (set.size < 50 && st.attempts < 15_000) {
           const s = this.socket(this.env.githa.sshPort, from);
           st.attempts++;
           set.add(s);
