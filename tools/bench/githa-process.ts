@@ -16,6 +16,9 @@ export interface GithaChild {
   readonly pid: number;
   readonly httpPort: number;
   readonly sshPort: number;
+  readonly adminPort: number;
+  /** The git:// port, when config.listen.git was given. */
+  readonly gitPort: number | undefined;
   readonly logFile: string;
   /** http://127.0.0.1:P/<repo>.git */
   url(repo: string): string;
@@ -66,7 +69,7 @@ export async function startGithaChild(o: GithaChildOptions): Promise<GithaChild>
   }
   const untrack = o.cluster.track(proc.pid!);
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  let ports: { http: number; ssh: number } | undefined;
+  let ports: { http: number; ssh: number; admin: number; git: number | undefined } | undefined;
   const until = performance.now() + 30_000;
   while (!ports) {
     if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`githa ${o.name} exited before listening:\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
@@ -75,16 +78,18 @@ export async function startGithaChild(o: GithaChildOptions): Promise<GithaChild>
       .split('\n')
       .find((l) => l.includes('"githa listening"'));
     if (line) {
-      const parsed = JSON.parse(line) as { http: { port: number }; ssh: { port: number } };
-      ports = { http: parsed.http.port, ssh: parsed.ssh.port };
+      const parsed = JSON.parse(line) as { http: { port: number }; ssh: { port: number }; admin: { port: number }; git?: { port: number } };
+      ports = { http: parsed.http.port, ssh: parsed.ssh.port, admin: parsed.admin.port, git: parsed.git?.port };
     } else await sleep(50);
   }
-  const { http, ssh } = ports;
+  const { http, ssh, admin, git } = ports;
   return {
     name: o.name,
     pid: proc.pid!,
     httpPort: http,
     sshPort: ssh,
+    adminPort: admin,
+    gitPort: git,
     logFile,
     url: (repo) => `http://127.0.0.1:${http}/${repo.endsWith('.git') ? repo : `${repo}.git`}`,
     sshUrl: (repo) => `ssh://git@127.0.0.1:${ssh}/${repo.endsWith('.git') ? repo : `${repo}.git`}`,
