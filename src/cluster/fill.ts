@@ -16,7 +16,10 @@
  * the log names the exact command an operator runs there.
  */
 import type { Logger } from 'pino';
-import { parseSshBackendUrl, sqQuote, sshRepositoryPath } from '../backends/ssh-url.js';
+import { sshRepositoryPath } from '../backends/ssh-url.js';
+import { backendAccount, shellWord } from './manual-commands.js';
+
+export { backendAccount } from './manual-commands.js';
 import type { BackendConfig, Config } from '../config/schema.js';
 import { BackendAdminError, BackendUnavailableError, CatchUpError } from '../errors.js';
 import type { RepoState } from '../state/repo-state.js';
@@ -35,24 +38,6 @@ export function fillRefusal(state: RepoState, target: string, o: { managed: bool
   if (!o.enabled) return { reason: 'disabled', detail: `${target} is disabled` };
   if (!o.managed) return { reason: 'unmanaged', detail: `githa may not manage repositories on ${target} (no backends[].admin)` };
   return undefined;
-}
-
-/** The account and repository root githa knows a backend by: its admin URL, else its SSH URL; undefined when neither parses. */
-export function backendAccount(b: Pick<BackendConfig, 'ssh' | 'admin'>): { user: string; root: string } | undefined {
-  const url = typeof b.admin === 'string' ? b.admin : b.ssh;
-  if (url === undefined) return undefined;
-  try {
-    const u = parseSshBackendUrl(url);
-    return { user: u.username, root: u.prefix };
-  } catch {
-    return undefined;
-  }
-}
-
-/** A word for a shell command line an operator pastes: as it is when it is plain, else quoted (a leading `~/` stays unquoted, so it expands). */
-function shellWord(s: string): string {
-  if (s.startsWith('~/')) return `~/${shellWord(s.slice(2))}`;
-  return /^[A-Za-z0-9._/+=:@-]+$/.test(s) ? s : sqQuote(s);
 }
 
 /**

@@ -11,23 +11,28 @@ import type { Backend } from './types.js';
 
 type Repositories = Pick<Config['repositories'], 'trashDir' | 'initialBranch' | 'gitConfig' | 'shared'>;
 
-/** The repository root of a backend: the path of its admin or ssh URL, or a placeholder naming it. */
-export function backendRoot(b: Pick<Backend, 'id' | 'ssh' | 'admin'>): string {
+/** The account and repository root githa knows a backend by: its admin URL, else its SSH URL; undefined when neither parses. */
+export function backendAccount(b: Pick<Backend, 'ssh' | 'admin'>): { user: string; root: string } | undefined {
   const url = typeof b.admin === 'string' ? b.admin : b.ssh;
-  if (url) {
-    try {
-      const prefix = parseSshBackendUrl(url).prefix;
-      if (prefix !== '' && !prefix.startsWith('/~')) return prefix;
-    } catch {
-      // An unparsable URL: the placeholder below.
-    }
+  if (url === undefined) return undefined;
+  try {
+    const u = parseSshBackendUrl(url);
+    return { user: u.username, root: u.prefix };
+  } catch {
+    return undefined;
   }
-  return `<repository root of ${b.id}>`;
 }
 
-/** A path as a shell word: plain when it needs no quoting (so the placeholder stays readable). */
-function word(path: string): string {
-  return /^[A-Za-z0-9._/+@-]+$/.test(path) ? path : sqQuote(path);
+/** The repository root of a backend: the path of its admin or ssh URL, or a placeholder naming it. */
+export function backendRoot(b: Pick<Backend, 'id' | 'ssh' | 'admin'>): string {
+  const root = backendAccount(b)?.root;
+  return root && !root.startsWith('/~') ? root : `<repository root of ${b.id}>`;
+}
+
+/** A word for a command line an operator pastes: as it is when it is plain, else quoted (a leading `~/` stays unquoted, so it expands). */
+export function shellWord(s: string): string {
+  if (s.startsWith('~/')) return `~/${shellWord(s.slice(2))}`;
+  return /^[A-Za-z0-9._/+=:@-]+$/.test(s) ? s : sqQuote(s);
 }
 
 function on(b: Pick<Backend, 'id'>, cmd: string): string {
@@ -36,7 +41,7 @@ function on(b: Pick<Backend, 'id'>, cmd: string): string {
 
 /** `git init --bare` with the configured HEAD, sharing and `git config` lines (as the admin account's `create`). */
 export function createByHand(b: Pick<Backend, 'id' | 'ssh' | 'admin'>, repo: string, r: Repositories, description?: string): string {
-  const path = word(`${backendRoot(b)}/${repo}`);
+  const path = shellWord(`${backendRoot(b)}/${repo}`);
   const init = `git init --bare --initial-branch=${r.initialBranch}${r.shared ? ` --shared=${r.shared}` : ''} ${path}`;
   const config = Object.entries(r.gitConfig).map(([k, v]) => `git --git-dir=${path} config ${k} ${sqQuote(v)}`);
   const desc = description ? [`printf '%s\\n' ${sqQuote(description)} > ${path}/description`] : [];
@@ -47,13 +52,13 @@ export function createByHand(b: Pick<Backend, 'id' | 'ssh' | 'admin'>, repo: str
 export function trashByHand(b: Pick<Backend, 'id' | 'ssh' | 'admin'>, repo: string, stamp: string, r: Repositories): string {
   const root = backendRoot(b);
   const dest = `${root}/${r.trashDir}/${stamp}/${repo}`;
-  return on(b, `mkdir -p ${word(dest.slice(0, dest.lastIndexOf('/')))} && mv ${word(`${root}/${repo}`)} ${word(dest)}`);
+  return on(b, `mkdir -p ${shellWord(dest.slice(0, dest.lastIndexOf('/')))} && mv ${shellWord(`${root}/${repo}`)} ${shellWord(dest)}`);
 }
 
 /** Moving a trashed copy back (as the admin account's `restore`). */
 export function restoreByHand(b: Pick<Backend, 'id' | 'ssh' | 'admin'>, repo: string, stamp: string, r: Repositories): string {
   const root = backendRoot(b);
-  return on(b, `mv ${word(`${root}/${r.trashDir}/${stamp}/${repo}`)} ${word(`${root}/${repo}`)}`);
+  return on(b, `mv ${shellWord(`${root}/${r.trashDir}/${stamp}/${repo}`)} ${shellWord(`${root}/${repo}`)}`);
 }
 
 /** Renaming a copy (as the admin account's `rename`). */
@@ -61,5 +66,5 @@ export function renameByHand(b: Pick<Backend, 'id' | 'ssh' | 'admin'>, from: str
   const root = backendRoot(b);
   const dest = `${root}/${to}`;
   const dir = dest.slice(0, dest.lastIndexOf('/'));
-  return on(b, `${dir === root ? '' : `mkdir -p ${word(dir)} && `}mv ${word(`${root}/${from}`)} ${word(dest)}`);
+  return on(b, `${dir === root ? '' : `mkdir -p ${shellWord(dir)} && `}mv ${shellWord(`${root}/${from}`)} ${shellWord(dest)}`);
 }
