@@ -312,6 +312,12 @@ export class CopyContradictsRecordError extends GithaError {
 /** Copying a repository from a leader to a stale backend failed. */
 export class CatchUpError extends GithaError {
   readonly code = 'GITHA_ERR_CATCH_UP';
+  /** Why, as githa_catchup_failures_total counts it (CatchUpFailure in src/cluster/observer.ts). */
+  readonly reason: 'source-missing' | 'target-missing' | 'lock-lost' | 'unsupported' | 'refused' | 'other';
+  constructor(message: string, options?: { cause?: unknown; reason?: CatchUpError['reason'] }) {
+    super(message, options);
+    this.reason = options?.reason ?? 'other';
+  }
 }
 
 /**
@@ -324,7 +330,7 @@ export class CopyTargetMissingError extends CatchUpError {
     readonly repo: string,
     readonly backendId: string,
   ) {
-    super(`${repo} does not exist on ${backendId}; create it there (stock Git servers cannot create repositories over the Git protocol)`);
+    super(`${repo} does not exist on ${backendId}; create it there (stock Git servers cannot create repositories over the Git protocol)`, { reason: 'target-missing' });
   }
 }
 

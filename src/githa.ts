@@ -153,7 +153,8 @@ export type GithaHooks = HttpFrontendHooks;
 /** The composition root: builds every part from the one config and starts the listeners. */
 export async function startGitha(config: Config, log: Logger, hooks: GithaHooks = {}): Promise<RunningGitha> {
   // Metrics and /status (docs/observability.md): the cluster reports to them from its construction on.
-  const metrics = new Metrics();
+  // The configured backend ids: the only values of the per-backend request counts' label.
+  const metrics = new Metrics({ backends: config.backends.map((b) => b.id) });
   const parts = buildCluster(config, log, metrics, { repairs: true });
   const { cluster, redis, state, resolver, clients, sshClients, gitClients } = parts;
   const access = AccessPolicy.compile(config.access, config.auth.groups, config.auth.anonymousUser);
@@ -181,6 +182,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   metrics.watch({
     status,
     backendHealth: () => cluster.health.snapshot(ids),
+    redisUp: () => state.ping().then(() => true, () => false),
     sshChannels: () => [...sshClients].flatMap(([id, c]) => (c instanceof SshBackendClient ? [{ id, busy: c.busyChannels }] : [])),
   });
   const http = createHttpFrontend(config, cluster, log.child({ frontend: 'http' }), hooks, heldBytes);

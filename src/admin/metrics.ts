@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Observer } from '../cluster/observer.js';
+import { CATCH_UP_FAILURES, type CatchUpFailure, type Observer } from '../cluster/observer.js';
 import type { RepoHealth } from '../cluster/status.js';
 import type { StatusCache } from './status-cache.js';
 
@@ -15,6 +15,8 @@ export interface MetricsSources {
   heldBytes?: () => { held: number; peak: number; limit: number; refused: Record<string, number> };
   /** Channels open now on githa's pooled SSH connections, per backend (src/backends/channel-pool.ts). */
   sshChannels?: () => ReadonlyArray<{ id: string; busy: number }>;
+  /** Whether Redis answers a PING within redis.commandTimeoutMs (what /readyz asks). */
+  redisUp?: () => Promise<boolean>;
 }
 
 const STATES: readonly RepoHealth[] = ['synchronized', 'partial', 'unsynchronized', 'ambiguous', 'frozen'];
@@ -34,11 +36,19 @@ function label(value: string): string {
 export class Metrics implements Observer {
   readonly registry = new Registry();
   private sources: MetricsSources = {};
+  /** The configured backend ids: the only values the `backend` label of request counts takes. */
+  private readonly backendIds: ReadonlySet<string>;
 
   private readonly requests = new Counter({
     name: 'githa_requests_total',
     help: 'Client requests served, by transport (http, ssh, git), Git service and outcome (ok, committed, unchanged, an error code, ...).',
     labelNames: ['transport', 'service', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly backendRequests = new Counter({
+    name: 'githa_backend_requests_total',
+    help: 'Client requests relayed to each backend (the backend that served it: a read\'s copy, a push\'s target), by transport, Git service and outcome.',
+    labelNames: ['backend', 'transport', 'service', 'outcome'] as const,
     registers: [this.registry],
   });
   private readonly requestSeconds = new Histogram({
@@ -69,6 +79,12 @@ export class Metrics implements Observer {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800],
     registers: [this.registry],
   });
+  private readonly catchUpFailures = new Counter({
+    name: 'githa_catchup_failures_total',
+    help: 'Catch-ups that recorded nothing (outcome not-recorded or failed), by reason (CatchUpFailure in src/cluster/observer.ts: current, writing, moved, mismatch, contradicts, source-missing, target-missing, lock-lost, unsupported, refused, backend-unavailable, backend-protocol, state-unavailable, aborted, other).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   private readonly catchUpBytes = new Histogram({
     name: 'githa_catchup_bytes',
     help: 'Pack bytes copied by successful catch-ups.',
@@ -85,6 +101,11 @@ export class Metrics implements Observer {
     name: 'githa_quorum_copies_total',
     help: 'Copies made while a push waits for its write quorum, by outcome (copied, mismatch, failed, timeout).',
     labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly quorumMisses = new Counter({
+    name: 'githa_pushes_quorum_missed_total',
+    help: 'Pushes recorded with fewer copies than replication.writeQuorum (the client was told; the repository is partial or unsynchronized until replication copies it).',
     registers: [this.registry],
   });
   private readonly readRetries = new Counter({
@@ -125,8 +146,11 @@ export class Metrics implements Observer {
     registers: [this.registry],
   });
 
-  constructor() {
+  constructor(opts: { backends?: readonly string[] } = {}) {
+    this.backendIds = new Set(opts.backends ?? []);
     collectDefaultMetrics({ register: this.registry });
+    // Every reason from the start: a rate() over a series that appears with its first failure misses that failure.
+    for (const reason of CATCH_UP_FAILURES) this.catchUpFailures.inc({ reason }, 0);
     // prom-client calls collect() with `this` bound to the gauge, so the sources
     // (replaced by watch()) are read through this arrow function instead.
     const sources = (): MetricsSources => this.sources;
@@ -136,6 +160,15 @@ export class Metrics implements Observer {
       registers: [this.registry],
       collect() {
         this.set(sources().replicationBacklog?.() ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'githa_redis_up',
+      help: 'Whether Redis answered a PING within redis.commandTimeoutMs at scrape time (1) or not (0), as /readyz asks.',
+      registers: [this.registry],
+      async collect() {
+        const up = sources().redisUp;
+        if (up) this.set((await up().catch(() => false)) ? 1 : 0);
       },
     });
     new Gauge({
@@ -270,9 +303,12 @@ export class Metrics implements Observer {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  request(r: { transport: 'http' | 'ssh' | 'git'; service: string; outcome: string; seconds: number; bytes: number }): void {
+  request(r: { transport: 'http' | 'ssh' | 'git'; service: string; outcome: string; seconds: number; bytes: number; backend?: string | undefined }): void {
     const service = label(r.service);
-    this.requests.inc({ transport: r.transport, service, outcome: label(r.outcome) });
+    const outcome = label(r.outcome);
+    this.requests.inc({ transport: r.transport, service, outcome });
+    // Only configured ids name a backend (a bounded label); anything else is `other`.
+    if (r.backend !== undefined) this.backendRequests.inc({ backend: this.backendIds.has(r.backend) ? r.backend : 'other', transport: r.transport, service, outcome });
     this.requestSeconds.observe({ transport: r.transport, service }, r.seconds);
     this.requestBytes.observe({ transport: r.transport, service }, Math.max(0, r.bytes || 0));
   }
@@ -281,8 +317,9 @@ export class Metrics implements Observer {
     this.lockWaitSeconds.observe({ outcome: label(outcome) }, seconds);
   }
 
-  catchUp(r: { outcome: string; seconds: number; bytes: number }): void {
+  catchUp(r: { outcome: string; seconds: number; bytes: number; reason?: CatchUpFailure }): void {
     this.catchUpSeconds.observe({ outcome: label(r.outcome) }, r.seconds);
+    if (r.outcome === 'failed' || r.outcome === 'not-recorded') this.catchUpFailures.inc({ reason: CATCH_UP_FAILURES.includes(r.reason!) ? r.reason! : 'other' });
     if (r.outcome === 'ok') this.catchUpBytes.observe(r.bytes);
   }
 
@@ -292,6 +329,10 @@ export class Metrics implements Observer {
 
   quorumCopy(outcome: string): void {
     this.quorumCopies.inc({ outcome: label(outcome) });
+  }
+
+  quorumMissed(): void {
+    this.quorumMisses.inc();
   }
 
   readRetried(reason: string): void {

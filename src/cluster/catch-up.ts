@@ -1,12 +1,13 @@
 import type { BackendClient, RefTip } from '../backends/types.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { AGENT } from '../version.js';
-import { CatchUpError, CopyTargetMissingError } from '../errors.js';
+import { BackendAuthRequiredError, BackendProtocolError, BackendUnavailableError, CatchUpError, ClusterStateUnavailableError, CopyTargetMissingError, LockLostError, RemoteFatalError } from '../errors.js';
 import { ZERO_OID, type RefCommand } from '../protocol/receive-pack-request.js';
 import type { PairLocks } from '../state/pair-locks.js';
 import type { CommitCatchUpResult } from '../state/repository-store.js';
 import { refsChecksum } from './checksum.js';
 import type { ClusterContext } from './context.js';
+import type { CatchUpFailure } from './observer.js';
 
 export type CatchUpOutcome =
   /** The target now holds `version` and it is recorded. */
@@ -119,7 +120,7 @@ export async function copyRepository(pairs: PairLocks, req: CopyRequest): Promis
       return { status: 'current', code: 'current', reason: `${target.id} is at version ${standing.version} already` };
     }
     const sourceRefs = req.sourceRefs ?? (await source.listRefs(repo, signal));
-    if (!sourceRefs) throw new CatchUpError(`${repo} is missing on ${source.id}, a leader`);
+    if (!sourceRefs) throw new CatchUpError(`${repo} is missing on ${source.id}, a leader`, { reason: 'source-missing' });
     if (refsChecksum(sourceRefs) !== checksum) {
       return { status: 'mismatch', reason: `${source.id} no longer matches the checksum to copy` };
     }
@@ -133,7 +134,7 @@ export async function copyRepository(pairs: PairLocks, req: CopyRequest): Promis
     // this check fails it; a pause after it fails git's compare-and-swap on
     // the old ids read above.
     const fenced = await pairs.fence(repo, target.id, lease, ttlMs);
-    if (!fenced) throw new CatchUpError(`the copy lock on ${repo} → ${target.id} was lost before the push`);
+    if (!fenced) throw new CatchUpError(`the copy lock on ${repo} → ${target.id} was lost before the push`, { reason: 'lock-lost' });
     if (fenced.writing) return { status: 'current', code: 'writing', reason: `${target.id} takes a write` };
     if (fenced.version !== standing.version) {
       return { status: 'mismatch', reason: `${target.id}'s record moved from version ${standing.version} to ${fenced.version} during the copy` };
@@ -151,9 +152,9 @@ export async function copyRepository(pairs: PairLocks, req: CopyRequest): Promis
     let bytes = 0;
     if (commands.length > 0) {
       const caps = WANTED_CAPABILITIES.filter((c) => adv.capabilities.includes(c));
-      if (!caps.includes('report-status')) throw new CatchUpError(`${target.id} does not offer report-status`);
+      if (!caps.includes('report-status')) throw new CatchUpError(`${target.id} does not offer report-status`, { reason: 'unsupported' });
       const deletes = commands.some((c) => c.newOid === ZERO_OID);
-      if (deletes && !caps.includes('delete-refs')) throw new CatchUpError(`${target.id} does not allow deleting refs`);
+      if (deletes && !caps.includes('delete-refs')) throw new CatchUpError(`${target.id} does not allow deleting refs`, { reason: 'unsupported' });
       const wants = [...new Set(commands.filter((c) => c.newOid !== ZERO_OID).map((c) => c.newOid))];
       const haves = [...new Set(adv.refs.map((r) => r.oid))];
       let pack: AsyncIterable<Buffer> | null = null;
@@ -170,7 +171,7 @@ export async function copyRepository(pairs: PairLocks, req: CopyRequest): Promis
       const failed = report.refs.filter((r) => !r.ok);
       if (!report.unpackOk || failed.length > 0) {
         const why = report.unpackOk ? failed.map((r) => `${r.ref}: ${r.reason ?? 'rejected'}`).join(', ') : `unpack ${report.unpackError ?? 'failed'}`;
-        throw new CatchUpError(`${target.id} refused the copy of ${repo}: ${why}`);
+        throw new CatchUpError(`${target.id} refused the copy of ${repo}: ${why}`, { reason: 'refused' });
       }
     }
     const after = await target.listRefs(repo, signal);
@@ -195,11 +196,30 @@ export async function catchUp(ctx: CopyDeps, req: CatchUpRequest): Promise<Catch
   const started = performance.now();
   const seconds = (): number => (performance.now() - started) / 1000;
   const outcome = await catchUpOnce(ctx, req).catch((err: unknown) => {
-    observer.catchUp({ outcome: 'failed', seconds: seconds(), bytes: 0 });
+    observer.catchUp({ outcome: 'failed', seconds: seconds(), bytes: 0, reason: failureReason(err) });
     throw err;
   });
-  observer.catchUp({ outcome: outcome.status, seconds: seconds(), bytes: outcome.status === 'ok' ? outcome.bytes : 0 });
+  if (outcome.status === 'not-recorded') {
+    // The record's refusals keep their word; a copy that did not match carries its explanation instead (catchUpOnce).
+    const reason = NOT_RECORDED.has(outcome.reason) ? (outcome.reason as CatchUpFailure) : 'mismatch';
+    observer.catchUp({ outcome: outcome.status, seconds: seconds(), bytes: 0, reason });
+  } else {
+    observer.catchUp({ outcome: outcome.status, seconds: seconds(), bytes: outcome.status === 'ok' ? outcome.bytes : 0 });
+  }
   return outcome;
+}
+
+const NOT_RECORDED: ReadonlySet<string> = new Set<CatchUpFailure>(['current', 'writing', 'moved', 'contradicts']);
+
+/** A failed catch-up's reason, from its error's class (src/errors.ts): a bounded set for the metrics. */
+export function failureReason(err: unknown): CatchUpFailure {
+  if (err instanceof CatchUpError) return err.reason;
+  if (err instanceof BackendUnavailableError) return 'backend-unavailable';
+  if (err instanceof BackendProtocolError || err instanceof BackendAuthRequiredError || err instanceof RemoteFatalError) return 'backend-protocol';
+  if (err instanceof ClusterStateUnavailableError) return 'state-unavailable';
+  if (err instanceof LockLostError) return 'lock-lost';
+  if (err instanceof Error && err.name === 'AbortError') return 'aborted';
+  return 'other';
 }
 
 /** What a catch-up needs of the cluster. */

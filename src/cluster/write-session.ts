@@ -235,6 +235,7 @@ export class WriteSession {
         .finally(() => void release());
     });
     if (made.length < quorum - 1) {
+      ctx.observer.quorumMissed();
       ctx.log.error({ repo, backend: target.id, copies: made, quorum }, 'push recorded without its write quorum');
       throw new QuorumNotReachedError(quorumNotReached(repo, target.id, made, quorum));
     }

@@ -45,7 +45,7 @@ export class RedisPairLocks implements PairLocks {
     };
     const lease = new Lease(token, driver, ttlMs, sentAt, {
       outer,
-      lostError: (cause) => new CatchUpError(`the copy lock on ${repo} → ${backend} expired`, { cause }),
+      lostError: (cause) => new CatchUpError(`the copy lock on ${repo} → ${backend} expired`, { cause, reason: 'lock-lost' }),
     });
     return { lease, standing };
   }

@@ -69,6 +69,15 @@ describe('/metrics', () => {
     // writeQuorum 2 of 3: at least one copy made while the push waited.
     expect(sample(text, 'githa_quorum_copies_total', { outcome: 'copied' })).toBeGreaterThanOrEqual(1);
     for (const b of ['b1', 'b2', 'b3']) expect(sample(text, 'githa_backend_up', { backend: b })).toBe(1);
+    // Per backend (issue 21): the push's target, and each clone's copy; the configured ids only.
+    const perBackend = (labels: Record<string, string>): number => ['b1', 'b2', 'b3'].reduce((n, backend) => n + (sample(text, 'githa_backend_requests_total', { ...labels, backend }) ?? 0), 0);
+    expect(perBackend({ transport: 'http', service: 'git-receive-pack', outcome: 'committed' })).toBe(1);
+    expect(perBackend({ transport: 'ssh', service: 'git-upload-pack', outcome: 'ok' })).toBe(1);
+    expect(perBackend({ transport: 'git', service: 'git-upload-pack', outcome: 'ok' })).toBe(1);
+    expect(text).not.toMatch(/^githa_backend_requests_total\{backend="other"/m);
+    expect(sample(text, 'githa_redis_up')).toBe(1);
+    expect(sample(text, 'githa_pushes_quorum_missed_total')).toBe(0);
+    expect(sample(text, 'githa_catchup_failures_total', { reason: 'target-missing' })).toBe(0);
     expect(repositoriesTotal(text)).toBe(1);
     expect(sample(text, 'githa_replication_backlog')).toBeGreaterThanOrEqual(0);
     expect(sample(text, 'githa_drifted_copies')).toBe(0);

@@ -50,15 +50,15 @@ export function createHttpFrontend(
   const server = createServer({ maxHeaderSize: config.http.maxHeaderBytes, connectionsCheckingInterval: Math.min(30_000, Math.max(250, config.http.headersTimeoutMs / 4)) }, (req, res) => {
     const started = performance.now();
     const rlog = log.child({ req: randomBytes(6).toString('hex') });
-    const observe = (service: unknown, outcome: unknown, bytes: unknown): void =>
-      cluster.observer.request({ transport: 'http', service: typeof service === 'string' ? service : 'none', outcome: String(outcome ?? 'unknown'), seconds: (performance.now() - started) / 1000, bytes: Number(bytes ?? 0) });
+    const observe = (service: unknown, outcome: unknown, bytes: unknown, backend?: unknown): void =>
+      cluster.observer.request({ transport: 'http', service: typeof service === 'string' ? service : 'none', outcome: String(outcome ?? 'unknown'), seconds: (performance.now() - started) / 1000, bytes: Number(bytes ?? 0), backend: typeof backend === 'string' ? backend : undefined });
     // What this request holds (docs/security.md "Memory budgets"), released when it ends.
     let budget: RequestBudget | undefined;
     const opened = (b: RequestBudget): RequestBudget => (budget = b);
     handle(req, res, rlog, opened).finally(() => budget?.release()).then(
       (fields) => {
         rlog.info({ method: req.method, ...fields, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
-        observe(fields.service, fields.outcome, fields.bytes);
+        observe(fields.service, fields.outcome, fields.bytes, fields.backend);
       },
       (err: unknown) => {
         const e = toClientError(err);

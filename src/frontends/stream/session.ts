@@ -22,11 +22,11 @@ export type { ClientChannel, StreamDeps, StreamRequest } from './relay.js';
  */
 export async function serveStream(deps: StreamDeps, req: StreamRequest, channel: ClientChannel): Promise<Record<string, unknown>> {
   const started = performance.now();
-  const observe = (outcome: string, bytes: number): void =>
-    deps.cluster.observer.request({ transport: req.transport, service: req.service, outcome, seconds: (performance.now() - started) / 1000, bytes });
+  const observe = (outcome: string, bytes: number, backend?: unknown): void =>
+    deps.cluster.observer.request({ transport: req.transport, service: req.service, outcome, seconds: (performance.now() - started) / 1000, bytes, backend: typeof backend === 'string' ? backend : undefined });
   try {
     const fields = await serveStreamOnce(deps, req, channel);
-    observe(String(fields.outcome ?? 'unknown'), Number(fields.bytes ?? 0));
+    observe(String(fields.outcome ?? 'unknown'), Number(fields.bytes ?? 0), fields.backend);
     // The front end's one log line per request names the user on every transport.
     return { user: req.user, bytes: 0, ...fields };
   } catch (err) {
