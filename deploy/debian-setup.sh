@@ -2,8 +2,8 @@
 # Installs what githa's integration tests and `githa demo` need on Debian/Ubuntu:
 # git (with git-http-backend and git daemon), redis-server (also run as Redis
 # Sentinel by the tests), lighttpd and Apache (apache2: the tests run backends
-# under both, src/demo/apache.ts), sshd, the ssh client, and haproxy (to
-# validate deploy/). The test harness starts its own instances on ephemeral ports,
+# under both, src/demo/apache.ts), sshd, the ssh client, haproxy and promtool
+# (to validate deploy/). The test harness starts its own instances on ephemeral ports,
 # so the system services that apt may start are stopped and disabled.
 #
 # Idempotent. Runs as root, or through sudo when available.
@@ -42,6 +42,10 @@ PACKAGES=(
   chromium
   # deploy/haproxy/*.cfg are validated with `haproxy -c` (test/deploy/).
   haproxy
+  # promtool (in Debian's prometheus package) checks and unit-tests
+  # deploy/prometheus/githa.rules.yml (test/deploy/prometheus.test.ts); the
+  # Prometheus server the package may start is stopped below.
+  prometheus
   # Third-party Git clients (test/integration/third-party-clients.test.ts):
   # libgit2 through pygit2 and Dulwich for /usr/bin/python3, JGit with a JRE.
   python3-pygit2
@@ -57,7 +61,7 @@ log "installing: ${PACKAGES[*]}"
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"
 
 log "stopping system services that would hold ports (failures are fine)"
-for service in redis-server lighttpd apache2 apache-htcacheclean ssh haproxy; do
+for service in redis-server lighttpd apache2 apache-htcacheclean ssh haproxy prometheus; do
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     "${SUDO[@]}" systemctl disable --now "$service" >/dev/null 2>&1 || true
   elif command -v service >/dev/null 2>&1; then
@@ -73,7 +77,7 @@ log "creating /run/sshd"
 
 log "checking tools"
 missing=0
-for tool in git redis-server redis-cli lighttpd /usr/sbin/sshd ssh ssh-keygen /usr/lib/git-core/git-http-backend haproxy /usr/sbin/apache2; do
+for tool in git redis-server redis-cli lighttpd /usr/sbin/sshd ssh ssh-keygen /usr/lib/git-core/git-http-backend haproxy promtool /usr/sbin/apache2; do
   if command -v "$tool" >/dev/null 2>&1 || [ -x "$tool" ]; then
     log "  ok: $tool"
   else
@@ -100,5 +104,5 @@ if [ "$missing" -ne 0 ]; then
   exit 1
 fi
 
-log "versions: $(git --version); $(redis-server --version | cut -d' ' -f1-3); $(lighttpd -v | head -n1 | cut -d' ' -f1); $(/usr/sbin/apache2 -v | head -n1 | cut -d' ' -f3); $(ssh -V 2>&1)"
+log "versions: $(git --version); $(redis-server --version | cut -d' ' -f1-3); $(lighttpd -v | head -n1 | cut -d' ' -f1); $(/usr/sbin/apache2 -v | head -n1 | cut -d' ' -f3); $(promtool --version 2>&1 | head -n1 | cut -d' ' -f1-3); $(ssh -V 2>&1)"
 log "done"
