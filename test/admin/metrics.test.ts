@@ -1,7 +1,8 @@
 /**
  * /metrics on the admin listener of a real githa: the request counters carry
- * transport, service and outcome (never a repository or a user), and a
- * scrape reads the cached status snapshot instead of scanning Redis.
+ * transport, service and outcome (never a repository or a user), per
+ * configured backend too, and a scrape reads the cached status snapshot
+ * instead of scanning Redis; githa_redis_up follows a paused Redis.
  */
 import { describe, expect, it } from 'vitest';
 import { useCluster } from '../support/cluster.js';
@@ -104,6 +105,21 @@ describe('/metrics', () => {
     expect(await zscanCalls(cluster().redis.cli.bind(cluster().redis))).toBe(before);
     expect(repositoriesTotal(last)).toBe(1);
     expect(sample(last, 'githa_requests_total', { transport: 'http', service: 'git-receive-pack', outcome: 'committed' })).toBe(2);
+  });
+
+  it('reports Redis unreachable (githa_redis_up 0) while Redis does not answer, and 1 again after', async () => {
+    const githa = await startGitha(cluster(), { config: { redis: { url: cluster().redis.url, commandTimeoutMs: 500 } } });
+    // Right after start githa may still be connecting (no offline queue: a PING then fails at once).
+    const up = async (): Promise<true | undefined> => (sample(await scrape(githa.adminUrl), 'githa_redis_up') === 1 ? true : undefined);
+    await waitFor('githa connected to Redis', up, 10_000, { intervalMs: 100 });
+    // Paused, not stopped: the connection stays open and nothing answers, as with a hung Redis.
+    cluster().redis.pause();
+    try {
+      expect(sample(await scrape(githa.adminUrl), 'githa_redis_up')).toBe(0);
+    } finally {
+      cluster().redis.resume();
+    }
+    await waitFor('githa_redis_up back to 1', up, 10_000, { intervalMs: 100 });
   });
 
   it('refreshes the repository gauges once the snapshot is older than metrics.statusRefreshMs', async () => {
