@@ -18,7 +18,7 @@ export interface PeerCertificateLike {
 }
 
 /** User names as the configuration spells them (src/config/schema.ts userName). */
-const USER_NAME = /^[\w.@+-]{1,128}$/u;
+export const USER_NAME = /^[\w.@+-]{1,128}$/u;
 
 /**
  * The user a client certificate identifies, or undefined: unverified, no

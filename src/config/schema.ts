@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DEFAULTS } from './defaults.js';
 import { parseMaxStartups } from './max-startups.js';
 import { globToRegExp } from '../auth/glob.js';
+import { tlsSchema } from './tls-schema.js';
 
 /** "host:port" or ":port" or "port"; IPv6 hosts in brackets. */
 const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]*):?\d{1,5}$|^\d{1,5}$/, {
@@ -78,20 +79,8 @@ export const configSchema = z
       })
       .strict()
       .default({ http: DEFAULTS.listen.http, admin: DEFAULTS.listen.admin }),
-    /** TLS of listen.https (docs/security.md "TLS"): PEM files, re-read when they change. */
-    tls: z
-      .object({
-        cert: z.string().min(1),
-        key: z.string().min(1),
-        minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default(DEFAULTS.tls.minVersion),
-        /** CA certificates (PEM) that client certificates must chain to; only these, never the system's. */
-        clientCa: z.string().min(1).optional(),
-        clientCertificates: z.enum(['off', 'optional', 'require']).default(DEFAULTS.tls.clientCertificates),
-        /** Subject CN → githa user; when set, only listed CNs identify a user (src/auth/client-cert.ts). */
-        clientUsers: z.record(z.string().min(1).max(256), userName).optional(),
-      })
-      .strict()
-      .optional(),
+    /** TLS of listen.https (docs/security.md "TLS"). */
+    tls: tlsSchema.optional(),
     redis: z
       .object({
         /** One Redis; the default when `sentinels` is absent. */
@@ -358,9 +347,6 @@ export const configSchema = z
     }
     if (c.listen.https && !c.tls) {
       ctx.addIssue({ code: 'custom', path: ['tls'], message: 'listen.https needs tls.cert and tls.key' });
-    }
-    if (c.tls && c.tls.clientCertificates !== 'off' && !c.tls.clientCa) {
-      ctx.addIssue({ code: 'custom', path: ['tls', 'clientCa'], message: `tls.clientCertificates ${c.tls.clientCertificates} needs tls.clientCa (the CA that signs client certificates)` });
     }
     if (c.listen.ssh && (!c.ssh.hostKeys || (!c.ssh.authorizedKeys && !c.ssh.authorizedKeysCommand))) {
       ctx.addIssue({ code: 'custom', path: ['ssh'], message: 'listen.ssh needs ssh.hostKeys and ssh.authorizedKeys or ssh.authorizedKeysCommand' });

@@ -48,7 +48,7 @@ describe('tls configuration', () => {
     [{ listen: { https: ':8443' } }, 'tls: listen.https needs tls.cert and tls.key'],
     [{ tls: { cert: '/c' } }, 'tls.key'],
     [{ tls: { cert: '/c', key: '/k', minVersion: 'TLSv1.1' } }, 'tls.minVersion'],
-    [{ tls: { cert: '/c', key: '/k', clientCertificates: 'optional' } }, 'tls.clientCa: tls.clientCertificates optional needs tls.clientCa'],
+    [{ tls: { cert: '/c', key: '/k', clientCertificates: 'optional' } }, 'tls.clientCa: tls.clientCertificates optional or require needs tls.clientCa'],
     [{ tls: { cert: '/c', key: '/k', clientCertificates: 'sometimes', clientCa: '/ca' } }, 'tls.clientCertificates'],
     [{ tls: { cert: '/c', key: '/k', clientUsers: { 'Alice Example': 'Alice Example' } } }, 'tls.clientUsers.Alice Example'],
     [{ tls: { cert: '/c', key: '/k', ciphers: 'ALL' } }, 'ciphers'],
