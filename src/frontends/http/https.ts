@@ -22,7 +22,7 @@ export interface HttpsFrontend {
  * unidentified; `require` refuses them in the handshake. Which user a
  * verified one is: httpsUser below (src/auth/client-cert.ts).
  */
-export function createHttpsServer(http: HttpServer, config: TlsConfig, log: Logger, limits: { maxConnections: number }): HttpsFrontend {
+export function createHttpsServer(http: HttpServer, config: TlsConfig, log: Logger, limits: { maxConnections: number; headersTimeoutMs: number }): HttpsFrontend {
   const credentials = new TlsCredentials(config, (message) => log.error({ message }, 'tls certificate'));
   const clientCerts = config.clientCertificates !== 'off';
   const server = createServer(
@@ -32,6 +32,8 @@ export function createHttpsServer(http: HttpServer, config: TlsConfig, log: Logg
       rejectUnauthorized: config.clientCertificates === 'require',
       // HTTP/1.1 only: git speaks it, and the handler is node:http's.
       ALPNProtocols: ['http/1.1'],
+      // The handshake is part of the wait for a request's head: no longer than http.headersTimeoutMs (node: 120 s).
+      handshakeTimeout: limits.headersTimeoutMs,
     },
     (socket) => http.emit('connection', socket),
   );
