@@ -26,6 +26,7 @@ import { parseListen } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createGitDaemonFrontend } from './frontends/git-daemon/server.js';
 import { createHttpFrontend, type HttpFrontendHooks } from './frontends/http/server.js';
+import { createHttpsServer } from './frontends/http/https.js';
 import { createSshFrontend } from './frontends/ssh/server.js';
 import type { Logger } from './log.js';
 import { Backends } from './cluster/backends.js';
@@ -44,7 +45,7 @@ export interface RunningGitha {
   replicator: Replicator;
   verifier: Verifier;
   /** Where each listener ended up (port 0 in config picks a free port). */
-  addresses: { http: AddressInfo; admin: AddressInfo; ssh?: AddressInfo; git?: AddressInfo };
+  addresses: { http: AddressInfo; admin: AddressInfo; https?: AddressInfo; ssh?: AddressInfo; git?: AddressInfo };
   close(): Promise<void>;
 }
 
@@ -186,6 +187,8 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
     sshChannels: () => [...sshClients].flatMap(([id, c]) => (c instanceof SshBackendClient ? [{ id, busy: c.busyChannels }] : [])),
   });
   const http = createHttpFrontend(config, cluster, log.child({ frontend: 'http' }), hooks, heldBytes);
+  // listen.https: TLS in front of the same HTTP server (src/frontends/http/https.ts); a certificate that does not load stops the start.
+  const https = config.listen.https && config.tls ? createHttpsServer(http.server, config.tls, log.child({ frontend: 'https' }), config.http) : undefined;
   const admin = createAdminServer(state, { metrics, status, cluster, log: log.child({ component: 'admin' }) });
   const ssh = config.listen.ssh ? createSshFrontend(config, streamDeps(sshClients, gitClients), log.child({ frontend: 'ssh' })) : undefined;
   const git = config.listen.git ? createGitDaemonFrontend(config, streamDeps(gitClients, sshClients), log.child({ frontend: 'git' })) : undefined;
@@ -193,6 +196,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
     http: await listen(http.server, config.listen.http),
     admin: await listen(admin, config.listen.admin),
   };
+  if (https && config.listen.https) addresses.https = await listen(https.server, config.listen.https);
   if (ssh && config.listen.ssh) addresses.ssh = await listen(ssh.server, config.listen.ssh);
   if (git && config.listen.git) addresses.git = await listen(git, config.listen.git);
   // Probes start once githa serves; until the first round, health is what requests show (docs/architecture.md "Health").
@@ -230,6 +234,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
       await overrides.stop();
       admin.close();
       git?.close();
+      https?.close();
       await Promise.all([http.close(), ssh?.close()]);
       await parts.close();
     },

@@ -155,6 +155,11 @@ export class UsersFile {
     return result;
   }
 
+  /** The groups the file gives `user` (a user identified otherwise, by a client certificate); none when it is not listed. */
+  groupsOf(user: string): readonly string[] {
+    return this.file.get().users.get(user)?.groups ?? [];
+  }
+
   /** Stops the verification workers. */
   close(): Promise<void> {
     return this.pool.close();

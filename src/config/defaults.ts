@@ -7,6 +7,12 @@ export const DEFAULTS = {
     http: '127.0.0.1:8080',
     admin: '127.0.0.1:9090',
   },
+  tls: {
+    /** TLS 1.0 and 1.1 are refused (RFC 8996); Node's own default is the same, pinned here so it stays. */
+    minVersion: 'TLSv1.2' as 'TLSv1.2' | 'TLSv1.3',
+    /** `optional`: a verified client certificate identifies a user; `require`: connections without one are refused. */
+    clientCertificates: 'off' as 'off' | 'optional' | 'require',
+  },
   redis: {
     url: 'redis://127.0.0.1:6379',
     prefix: 'githa:',

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DEFAULTS } from './defaults.js';
 import { parseMaxStartups } from './max-startups.js';
 import { globToRegExp } from '../auth/glob.js';
+import { tlsSchema } from './tls-schema.js';
 
 /** "host:port" or ":port" or "port"; IPv6 hosts in brackets. */
 const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]*):?\d{1,5}$|^\d{1,5}$/, {
@@ -73,9 +74,13 @@ export const configSchema = z
         ssh: listenAddress.optional(),
         /** git:// front end; off when absent. */
         git: listenAddress.optional(),
+        /** HTTPS front end (the HTTP front end's handler behind TLS, src/frontends/http/https.ts); off when absent, needs `tls`. */
+        https: listenAddress.optional(),
       })
       .strict()
       .default({ http: DEFAULTS.listen.http, admin: DEFAULTS.listen.admin }),
+    /** TLS of listen.https (docs/security.md "TLS"). */
+    tls: tlsSchema.optional(),
     redis: z
       .object({
         /** One Redis; the default when `sentinels` is absent. */
@@ -339,6 +344,9 @@ export const configSchema = z
     }
     if (c.auth.http.mode === 'githa' && !c.auth.http.usersFile) {
       ctx.addIssue({ code: 'custom', path: ['auth', 'http', 'usersFile'], message: 'auth.http.mode githa needs auth.http.usersFile' });
+    }
+    if (c.listen.https && !c.tls) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: 'listen.https needs tls.cert and tls.key' });
     }
     if (c.listen.ssh && (!c.ssh.hostKeys || (!c.ssh.authorizedKeys && !c.ssh.authorizedKeysCommand))) {
       ctx.addIssue({ code: 'custom', path: ['ssh'], message: 'listen.ssh needs ssh.hostKeys and ssh.authorizedKeys or ssh.authorizedKeysCommand' });

@@ -28,6 +28,10 @@ export interface GithaProcess {
   url(repo: string): string;
   /** Port of the SSH front end (when started with `ssh: true`). */
   readonly sshPort?: number;
+  /** Port of the HTTPS front end (when started with `https`). */
+  readonly httpsPort?: number;
+  /** https://127.0.0.1:PORT/<repo>.git */
+  httpsUrl(repo: string): string;
   /** Port of the git:// front end (when started with `git`). */
   readonly gitPort?: number;
   /** ssh://git@127.0.0.1:PORT/<repo>.git */
@@ -56,6 +60,8 @@ export interface StartGithaOptions {
   proxyId?: string;
   /** Start the SSH front end (host key shared by every githa of the cluster). */
   ssh?: boolean;
+  /** Start the HTTPS front end (listen.https) with this `tls` section. */
+  https?: Record<string, unknown>;
   /** Start the git:// front end; `{ allowPush: true }` enables receive-pack over it. */
   git?: boolean | { allowPush: boolean };
   /** Contents of githa's authorized_keys (default: the cluster's client key as user "tester"). */
@@ -111,7 +117,9 @@ export async function startGitha(cluster: DevCluster, options: StartGithaOptions
       admin: '127.0.0.1:0',
       ...(options.ssh ? { ssh: '127.0.0.1:0' } : {}),
       ...(options.git ? { git: '127.0.0.1:0' } : {}),
+      ...(options.https ? { https: '127.0.0.1:0' } : {}),
     },
+    ...(options.https ? { tls: options.https } : {}),
     ssh: {
       hostKeys: [hostKey],
       authorizedKeys: authorizedKeysPath,
@@ -148,16 +156,16 @@ export async function startGitha(cluster: DevCluster, options: StartGithaOptions
     }),
   );
 
-  const addresses = await new Promise<{ http: number; admin: number; ssh?: number; git?: number }>((res, rej) => {
+  const addresses = await new Promise<{ http: number; admin: number; https?: number; ssh?: number; git?: number }>((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`githa did not start within 15 s:\n${out.slice(-4000)}`)), 15_000);
     const check = (): void => {
       for (const line of out.split('\n')) {
         if (!line.includes('"githa listening"')) continue;
-        const parsed = JSON.parse(line) as Record<'http' | 'admin' | 'ssh' | 'git', { port: number } | undefined>;
+        const parsed = JSON.parse(line) as Record<'http' | 'admin' | 'https' | 'ssh' | 'git', { port: number } | undefined>;
         clearTimeout(timer);
         proc.stdout!.off('data', check);
         proc.stderr!.off('data', check);
-        res({ http: parsed.http!.port, admin: parsed.admin!.port, ssh: parsed.ssh?.port, git: parsed.git?.port });
+        res({ http: parsed.http!.port, admin: parsed.admin!.port, https: parsed.https?.port, ssh: parsed.ssh?.port, git: parsed.git?.port });
         return;
       }
     };
@@ -179,6 +187,8 @@ export async function startGitha(cluster: DevCluster, options: StartGithaOptions
   const githa: GithaProcess = {
     sshPort: addresses.ssh,
     gitPort: addresses.git,
+    httpsPort: addresses.https,
+    httpsUrl: (repo) => `https://127.0.0.1:${addresses.https}/${repoPath(repo)}`,
     sshUrl: (repo) => `ssh://git@127.0.0.1:${addresses.ssh}/${repoPath(repo)}`,
     gitUrl: (repo) => `git://127.0.0.1:${addresses.git}/${repoPath(repo)}`,
     knownHostsPath,

@@ -10,6 +10,7 @@ import { AuthenticationRequiredError, AuthenticationThrottledError, ServerBusyEr
 import type { Service } from '../../protocol/request.js';
 import type { LentCredentials } from '../../backends/types.js';
 import { clientKey } from './limits.js';
+import { httpsUser } from './https.js';
 
 /** Who sent an HTTP request, and the name the logs and the push log record. */
 export interface HttpCaller {
@@ -31,6 +32,11 @@ export interface HttpCaller {
  *   the verified user name (auth.http.userHeader) go instead. Passwords are
  *   verified in worker threads, and failed logins are throttled per client
  *   address and per user name (docs/security.md "Brute force").
+ *
+ * In either mode, a client certificate verified against tls.clientCa
+ * (listen.https) identifies its user (src/auth/client-cert.ts) as verified
+ * Basic credentials would: githa verified it. Basic credentials sent along
+ * are then not checked (in mode githa they never reach a backend anyway).
  */
 export class HttpAuth {
   readonly mode: 'passthrough' | 'githa';
@@ -40,6 +46,8 @@ export class HttpAuth {
   private readonly userHeader: string | undefined;
   private readonly serviceAuth: ReadonlyMap<string, string>;
   private readonly callers = new WeakMap<IncomingMessage, string>();
+  /** Client certificates identify users (tls.clientCertificates not `off`); the CN → user map, when configured. */
+  private readonly certificates: { users: Readonly<Record<string, string>> | undefined } | undefined;
 
   constructor(
     config: Config,
@@ -58,6 +66,7 @@ export class HttpAuth {
             maxQueue: config.auth.http.verifyQueue,
           })
         : undefined;
+    this.certificates = config.tls && config.tls.clientCertificates !== 'off' ? { users: config.tls.clientUsers } : undefined;
     const h = config.auth.http;
     this.throttle = new FailureThrottle({ windowMs: h.failureWindowMs, perAddress: h.maxFailuresPerAddress, perUser: h.maxFailuresPerUser });
     this.serviceAuth = new Map(
@@ -68,8 +77,12 @@ export class HttpAuth {
   /** Establishes the caller; in mode githa, wrong or unusable credentials are a 401. */
   async identify(req: IncomingMessage): Promise<HttpCaller> {
     const creds = parseBasicAuthorization(req.headers.authorization);
+    const certified = this.certificates ? httpsUser(req.socket, this.certificates.users) : undefined;
     let caller: HttpCaller;
-    if (this.mode === 'passthrough' || !this.users) {
+    if (certified !== undefined) {
+      // The users file's groups apply to this name as they would to its Basic login.
+      caller = { identity: this.policy.identify(certified, true, this.users?.groupsOf(certified)), user: certified };
+    } else if (this.mode === 'passthrough' || !this.users) {
       caller = { identity: this.policy.anonymous(), user: creds.kind === 'basic' ? creds.user : 'anonymous' };
     } else if (creds.kind === 'none') {
       caller = { identity: this.policy.anonymous(), user: this.policy.anonymousUser };

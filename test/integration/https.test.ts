@@ -1,0 +1,148 @@
+/**
+ * listen.https (docs/security.md "TLS") with the real git (libcurl), real
+ * backends and a real redis-server, and a CA the test makes with openssl:
+ *
+ * - clone and push over https:// with the test CA; without it git refuses
+ *   githa's certificate;
+ * - TLS 1.1 and a CBC suite are refused in the handshake;
+ * - a renewed certificate is served from the next connection on, without a
+ *   restart; a pair that does not load leaves the old one in service;
+ * - a client certificate verified against tls.clientCa identifies its user
+ *   for the access rules; one from another CA identifies nobody;
+ *   `require` refuses connections without one.
+ */
+import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { connect, type ConnectionOptions, type PeerCertificate } from 'node:tls';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { useCluster } from '../support/cluster.js';
+import { GitClient } from '../support/git.js';
+import { startGitha, type GithaProcess } from '../support/githa.js';
+import { TestCa } from '../support/tls.js';
+import { waitFor } from '../support/wait.js';
+
+/** The outcome of one TLS handshake with githa's HTTPS port. */
+function handshake(port: number, options: ConnectionOptions): Promise<{ ok: true; cert: PeerCertificate; protocol: string | null } | { ok: false; error: string }> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ...options });
+    socket.setTimeout(15_000, () => socket.destroy(new Error('handshake timed out')));
+    socket.once('secureConnect', () => {
+      const cert = socket.getPeerCertificate();
+      const protocol = socket.getProtocol();
+      socket.end();
+      resolve({ ok: true, cert, protocol });
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve({ ok: false, error: `${err.code ?? ''} ${err.message}` }));
+  });
+}
+
+/** No verifier sweep at start, no background copies. */
+const QUIET = { verify: { intervalMs: 0 }, replication: { background: false } };
+
+describe('HTTPS front end', () => {
+  const cluster = useCluster({ backends: 2, repositories: ['tls/app', 'tls/private'] });
+
+  async function setUp(): Promise<{ dir: string; ca: TestCa; server: { cert: string; key: string; serial: string }; git: GitClient; caArgs: string[] }> {
+    const dir = mkdtempSync(join(cluster().dir, 'tls-'));
+    const ca = await TestCa.create(dir);
+    const issued = await ca.issue('server', { cn: 'localhost', server: true });
+    // githa reads copies, so the test can replace them as an operator would.
+    const server = { cert: join(dir, 'githa.crt'), key: join(dir, 'githa.key'), serial: issued.serial };
+    copyFileSync(issued.cert, server.cert);
+    copyFileSync(issued.key, server.key);
+    return { dir, ca, server, git: GitClient.forCluster(cluster()), caArgs: ['-c', `http.sslCAInfo=${ca.cert}`] };
+  }
+
+  it('clone and push over https:// with the test CA; git refuses it without; TLS 1.1 and CBC refused; a renewed certificate is used without a restart', async () => {
+    const { ca, server, git, caArgs } = await setUp();
+    const githa = await startGitha(cluster(), { https: { cert: server.cert, key: server.key }, config: QUIET });
+    const port = githa.httpsPort!;
+    const work = await git.init();
+    const sha = await git.commit(work, { 'README.md': 'over tls\n' }, 'first');
+    await git.run([...caArgs, 'push', githa.httpsUrl('tls/app'), 'main'], { cwd: work });
+    const clone = await git.clone(githa.httpsUrl('tls/app'), caArgs);
+    expect(await git.forEachRef(clone, 'refs/remotes/origin/main')).toEqual({ 'refs/remotes/origin/main': sha });
+
+    // Without the test CA git (libcurl) does not trust githa's certificate.
+    const untrusted = await git.run(['clone', githa.httpsUrl('tls/app'), await git.workdir('untrusted')], { allowFailure: true });
+    expect(untrusted.code).not.toBe(0);
+    expect(untrusted.stderr).toMatch(/certificate verification failed|SSL certificate problem/i);
+
+    const trust = { ca: readFileSync(ca.cert) };
+    const good = await handshake(port, trust);
+    expect(good).toMatchObject({ ok: true, cert: { serialNumber: server.serial } });
+    // RFC 8996: TLS 1.0 and 1.1 are refused, and so is a TLS 1.2 suite without AEAD.
+    const old = await handshake(port, { ...trust, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' });
+    expect(old.ok).toBe(false);
+    const cbc = await handshake(port, { ...trust, maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384' });
+    expect(cbc.ok).toBe(false);
+    expect(await handshake(port, { ...trust, maxVersion: 'TLSv1.2' })).toMatchObject({ ok: true, protocol: 'TLSv1.2' });
+
+    // A renewed certificate: files replaced in place, the next connection gets it.
+    const renewed = await ca.issue('renewed', { cn: 'localhost', server: true });
+    copyFileSync(renewed.key, server.key);
+    copyFileSync(renewed.cert, server.cert);
+    expect(await handshake(port, trust)).toMatchObject({ ok: true, cert: { serialNumber: renewed.serial } });
+    await git.clone(githa.httpsUrl('tls/app'), caArgs);
+
+    // Half a renewal (a new certificate, the old key) does not load: the last good pair stays in service, and githa says why.
+    const third = await ca.issue('third', { cn: 'localhost', server: true });
+    copyFileSync(third.cert, server.cert);
+    expect(await handshake(port, trust)).toMatchObject({ ok: true, cert: { serialNumber: renewed.serial } });
+    await waitFor('the log line of the certificate that did not load', () => githa.logLines().some((l) => l.msg === 'tls certificate' && String(l.message).includes('previous certificate')));
+    expect(await handshake(port, { ...trust, maxVersion: 'TLSv1.1', minVersion: 'TLSv1', ciphers: 'DEFAULT:@SECLEVEL=0' })).toMatchObject({ ok: false });
+    // …and once the key follows, the new pair is used.
+    copyFileSync(third.key, server.key);
+    expect(await handshake(port, trust)).toMatchObject({ ok: true, cert: { serialNumber: third.serial } });
+    expect(githa.proc.exitCode).toBe(null);
+  });
+
+  it('a client certificate verified against tls.clientCa is its CN\'s user for the access rules; one from another CA is nobody', async () => {
+    const { dir, ca, server, git, caArgs } = await setUp();
+    const alice = await ca.issue('alice', { cn: 'alice' });
+    const bob = await ca.issue('bob', { cn: 'bob' });
+    const rogueCa = await TestCa.create(dir, 'rogue');
+    const rogueAlice = await rogueCa.issue('alice', { cn: 'alice' });
+    const access = { default: 'none', rules: [{ repos: 'tls/private', users: ['alice'], access: 'write' }, { repos: 'tls/app', access: 'read' }] };
+    const githa = await startGitha(cluster(), { https: { cert: server.cert, key: server.key, clientCa: ca.cert, clientCertificates: 'optional' }, config: { ...QUIET, access } });
+    const as = (c: { cert: string; key: string }): string[] => [...caArgs, '-c', `http.sslCert=${c.cert}`, '-c', `http.sslKey=${c.key}`];
+    const asAlice = await git.run([...as(alice), 'clone', githa.httpsUrl('tls/private'), await git.workdir('alice')], { allowFailure: true });
+    expect(asAlice.stderr).not.toMatch(/fatal/);
+    expect(asAlice.code).toBe(0);
+    for (const [who, args] of [['nobody', caArgs], ['bob', as(bob)], ['alice of another CA', as(rogueAlice)]] as const) {
+      const r = await git.run([...args, 'clone', githa.httpsUrl('tls/private'), await git.workdir(who.replace(/ /g, '-'))], { allowFailure: true });
+      expect(r.code, who).not.toBe(0);
+      expect(r.stderr, who).toMatch(/not found/i);
+    }
+    // Anonymous callers keep what the rules give them: tls/app is readable without a certificate.
+    await git.clone(githa.httpsUrl('tls/app'), caArgs);
+    const denied = githa.logLines().filter((l) => l.repo === 'tls/private.git' && l.msg === 'request failed').map((l) => l.user);
+    expect(new Set(denied)).toEqual(new Set(['anonymous', 'bob']));
+  });
+
+  it('clientCertificates require: no handshake without a certificate the CA signed', async () => {
+    const { dir, ca, server } = await setUp();
+    const carol = await ca.issue('carol', { cn: 'carol' });
+    const rogue = await (await TestCa.create(dir, 'rogue2')).issue('carol', { cn: 'carol' });
+    const githa: GithaProcess = await startGitha(cluster(), { https: { cert: server.cert, key: server.key, clientCa: ca.cert, clientCertificates: 'require' }, config: QUIET });
+    const trust = { ca: readFileSync(ca.cert) };
+    const port = githa.httpsPort!;
+    // TLS 1.3 sends the refusal after the client's Finished: a request must be made to see it.
+    const request = (options: ConnectionOptions): Promise<string> =>
+      new Promise((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ...trust, ...options });
+        let answer = '';
+        let error = '';
+        socket.on('secureConnect', () => socket.write('GET /tls/app.git/info/refs?service=git-upload-pack HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n'));
+        socket.on('data', (c: Buffer) => (answer += c.toString('latin1')));
+        socket.on('error', (err: NodeJS.ErrnoException) => (error = `error ${err.code ?? err.message}`));
+        // Closed with no answer, or an alert as an error: either way no HTTP status line.
+        socket.on('close', () => resolve(answer.split('\r\n')[0] || error || 'closed'));
+      });
+    expect(await request({ cert: readFileSync(carol.cert), key: readFileSync(carol.key) })).toBe('HTTP/1.1 200 OK');
+    expect(await request({})).toMatch(/^(error|closed)/);
+    expect(await request({ cert: readFileSync(rogue.cert), key: readFileSync(rogue.key) })).toMatch(/^(error|closed)/);
+    // githa saw both handshakes fail (nothing was served to them).
+    await waitFor('two failed handshakes in the log', () => githa.logLines().filter((l) => l.msg === 'tls handshake failed').length >= 2);
+  });
+});
