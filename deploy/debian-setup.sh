@@ -46,6 +46,16 @@ PACKAGES=(
   # deploy/prometheus/githa.rules.yml (test/deploy/prometheus.test.ts); the
   # Prometheus server the package may start is stopped below.
   prometheus
+  # systemd-analyze verifies deploy/systemd/githa.service (test/deploy/systemd.test.ts).
+  systemd
+  # Compilers for the native add-ons npm builds (ssh2's crypto binding,
+  # cpu-features, node-pty), against each Node.js runtime's headers.
+  python3
+  make
+  g++
+  # deploy/compose/docker-compose.yml is validated with `docker-compose config`
+  # (test/deploy/deploy.test.ts) where no `docker compose` plugin is installed.
+  docker-compose
   # Third-party Git clients (test/integration/third-party-clients.test.ts):
   # libgit2 through pygit2 and Dulwich for /usr/bin/python3, JGit with a JRE.
   python3-pygit2

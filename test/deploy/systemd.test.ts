@@ -136,7 +136,11 @@ describe('deploy/systemd/githa.service', () => {
     });
 
     it('githa started by the unit’s ExecStart as its user reads everything and serves', async () => {
-      const [exec, ...args] = unitValues(installed, 'ExecStart')[0]!.replace('/opt/githa/', `${REPO}/`).split(' ');
+      // The unit runs /usr/bin/node (docs/deploy.md: Node.js 24 from a package that installs it there);
+      // the test runs the node it runs on, so each runtime CI proves (.ci/run) starts githa as the unit.
+      const execStart = unitValues(installed, 'ExecStart')[0]!;
+      expect(execStart).toMatch(/^\/usr\/bin\/node \/opt\/githa\/dist\/cli\/main\.js /);
+      const [exec, ...args] = execStart.replace('/usr/bin/node ', `${process.execPath} `).replace('/opt/githa/', `${REPO}/`).split(' ');
       const env: Record<string, string> = { PATH: '/usr/bin:/bin' };
       for (const e of unitValues(installed, 'Environment')) env[e.slice(0, e.indexOf('='))] = e.slice(e.indexOf('=') + 1);
       const child = spawn('setpriv', asUnitUser([exec!, ...args]), { env, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
