@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import type { RefTip } from '../../backends/types.js';
 import { BackendUnavailableError } from '../../errors.js';
 import { applyDemote, applyDemoteAll, DEMOTE_LOG_SCAN, planDemote, planDemoteAll, type DemoteParts, type DemotePlan, type DemoteResult } from '../../cluster/thaw.js';
+import { refLosses, type RefLoss } from '../../cluster/promote-loss.js';
 import { applyPromote, keepOnPromoted, otherCopies, planPromote, promoteRefusal, type PromoteParts } from '../../cluster/thaw-promote.js';
 import type { RepoState } from '../../state/repo-state.js';
 import { EXIT, json, progress } from '../output.js';
@@ -198,15 +199,8 @@ async function promote(ctx: Context, repo: string, backend: string, opts: ThawOp
     if (diff.length === 0) lines.push(`  ${b}: same refs as ${backend} (nothing lost)`);
     else {
       lines.push(`  ${b}: ${diff.length} ref${diff.length === 1 ? '' : 's'} differ${diff.length === 1 ? 's' : ''}:`);
-      for (const d of diff.slice(0, 20)) {
-        lines.push(
-          d.to === undefined
-            ? `    ${d.ref} ${shortOid(d.from)} only on ${b}: deleted`
-            : d.from === undefined
-              ? `    ${d.ref} created at ${shortOid(d.to)}`
-              : `    ${d.ref} ${shortOid(d.from)} -> ${shortOid(d.to)}`,
-        );
-      }
+      const losses = await refLosses(repo, { client: cluster.client(backend), refs }, { client: cluster.client(b), refs: other.refs }, diff.slice(0, 20));
+      for (const d of losses) lines.push(...describeLoss(d, b));
       if (diff.length > 20) lines.push(`    … and ${diff.length - 20} more`);
     }
   }
@@ -240,6 +234,32 @@ function refuseUnlessAmbiguous(repo: string, state: RepoState): void {
     `refusing to promote: ${repo} is not ambiguous: ${leaders.join(', ')} lead${leaders.length === 1 ? 's' : ''} at version ${max}, so githa knows which copy is right. ` +
       `To drop a backend's claim use: githa thaw ${repo} --demote <backend>; to overwrite a stale or drifted copy with the leaders' state use: githa sync ${repo} --to <backend>`,
   );
+}
+
+/** Commits named per ref in the prompt; the rest are counted. */
+const LOST_SHOWN = 5;
+
+/** One ref of a copy that is overwritten: what it becomes, and whether that is a fast-forward or which commits leave it. */
+export function describeLoss(d: RefLoss, copy: string): string[] {
+  const move =
+    d.to === undefined ? `${d.ref} ${shortOid(d.from!)} only on ${copy}: deleted` : d.from === undefined ? `${d.ref} created at ${shortOid(d.to)}` : `${d.ref} ${shortOid(d.from)} -> ${shortOid(d.to)}`;
+  switch (d.kind) {
+    case 'created':
+      return [`    ${move}`];
+    case 'fast-forward':
+      return [`    ${move}: fast-forward, nothing lost`];
+    case 'nothing-lost':
+      return [`    ${move}: nothing lost (the commits stay in the promoted copy)`];
+    case 'unknown':
+      return [`    ${move}: not compared (${d.why})`];
+    case 'lost': {
+      const n = d.lost.length;
+      const lines = [`    ${move}: ${n} commit${n === 1 ? '' : 's'} only on ${copy} leave${n === 1 ? 's' : ''} this ref (kept under refs/githa/kept/${copy}/…):`];
+      for (const c of d.lost.slice(0, LOST_SHOWN)) lines.push(`      ${shortOid(c.oid)} ${c.subject}`);
+      if (n > LOST_SHOWN) lines.push(`      … and ${n - LOST_SHOWN} more`);
+      return lines;
+    }
+  }
 }
 
 async function readCopy(ctx: Context, repo: string, backend: string): Promise<RefTip[]> {
