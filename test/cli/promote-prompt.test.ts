@@ -51,4 +51,22 @@ describe('githa thaw --promote prompt', () => {
     expect(toB1.stderr).toContain(`  b3: 1 ref differs:\n    refs/heads/main ${s(own)} -> ${s(sha)}: 1 commit only on b3 leaves this ref`);
     expect(await redis().hget(repoKey(repo, 'frozen'), 'reason')).toBe('ambiguous');
   });
+
+  it('--demote: per ref of the demoted copy, the commits it holds that the leaders lack', async () => {
+    const c = cluster();
+    const githa = await startGitha(c, { config: { verify: { intervalMs: 0 } } });
+    const git = GitClient.forCluster(c);
+    const repo = 'demote/prompt';
+    const { work, sha } = await synced(git, githa, repo);
+    await githa.stop();
+    const own = await git.commit(work, { 'own.txt': 'b3\n' }, 'by hand on b3');
+    await git.push(work, c.backend('b3').url('http', `${repo}.git`), ['main']);
+    const r = await githaCli(githa.configPath, ['thaw', repo, '--demote', 'b3']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      new RegExp(`b3's copy against b[12]'s, which replication copies over it:\n    refs/heads/main ${own.slice(0, 10)} -> ${sha.slice(0, 10)}: 1 commit only on b3 leaves this ref \\(kept under refs/githa/kept/b3/…\\):\n      ${own.slice(0, 10)} by hand on b3\n`),
+    );
+    const same = await githaCli(githa.configPath, ['thaw', repo, '--demote', 'b2']);
+    expect(same.stderr).toMatch(/b2's copy has the same refs as b[13]'s \(nothing lost\)\./);
+  });
 });

@@ -105,7 +105,7 @@ async function demoteOne(ctx: Context, repo: string, backend: string, opts: Thaw
     ctx.streams.out.write(opts.json ? json({ repo, backend, status: 'not-involved' }) : `${msg}\n`);
     return EXIT.OK;
   }
-  if (!opts.json || !opts.force) ctx.streams.err.write(`${describeDemote(plan)}\n`);
+  if (!opts.json || !opts.force) ctx.streams.err.write(`${describeDemote(plan)}\n${(await demotedRefs(ctx, repo, backend, plan.newLeaders)).join('\n')}`);
   await approve(ctx.streams, `Demote ${backend} in ${repo}?`, opts.force);
   // B's own commits are kept on a leader before replication overwrites it (src/cli/commands/thaw-keep.ts).
   const keeper = await holdDemoted(ctx, repo, backend);
@@ -126,6 +126,30 @@ async function demoteOne(ctx: Context, repo: string, backend: string, opts: Thaw
     ctx.streams.err.write(`githa: ${result.reason}\n`);
   }
   return result.status === 'demoted' ? EXIT.OK : EXIT.ATTENTION;
+}
+
+/**
+ * Per ref of B's copy, what replication's overwrite with a leader's state does
+ * to it (fast-forward, or the commits that leave it); nothing when B or every
+ * leader cannot be read now (the plan above says what is recorded).
+ */
+async function demotedRefs(ctx: Context, repo: string, backend: string, leaders: readonly string[]): Promise<string[]> {
+  const { cluster } = ctx.parts;
+  const read = async (id: string): Promise<RefTip[] | null> => cluster.client(id).listRefs(repo).catch((err: unknown) => {
+    if (err instanceof BackendUnavailableError) return null;
+    throw err;
+  });
+  const own = await read(backend);
+  if (!own) return [];
+  for (const leader of leaders.filter((b) => cluster.isEnabled(b))) {
+    const refs = await read(leader);
+    if (!refs) continue;
+    const diff = refDifferences(own, refs);
+    if (diff.length === 0) return [`${backend}'s copy has the same refs as ${leader}'s (nothing lost).`, ''];
+    const losses = await refLosses(repo, { client: cluster.client(leader), refs }, { client: cluster.client(backend), refs: own }, diff.slice(0, 20));
+    return [`${backend}'s copy against ${leader}'s, which replication copies over it:`, ...losses.flatMap((d) => describeLoss(d, backend, leader)), ...(diff.length > 20 ? [`    … and ${diff.length - 20} more`] : []), ''];
+  }
+  return [];
 }
 
 function demotedLine(r: DemoteResult): string {
@@ -200,7 +224,7 @@ async function promote(ctx: Context, repo: string, backend: string, opts: ThawOp
     else {
       lines.push(`  ${b}: ${diff.length} ref${diff.length === 1 ? '' : 's'} differ${diff.length === 1 ? 's' : ''}:`);
       const losses = await refLosses(repo, { client: cluster.client(backend), refs }, { client: cluster.client(b), refs: other.refs }, diff.slice(0, 20));
-      for (const d of losses) lines.push(...describeLoss(d, b));
+      for (const d of losses) lines.push(...describeLoss(d, b, backend));
       if (diff.length > 20) lines.push(`    … and ${diff.length - 20} more`);
     }
   }
@@ -240,7 +264,7 @@ function refuseUnlessAmbiguous(repo: string, state: RepoState): void {
 const LOST_SHOWN = 5;
 
 /** One ref of a copy that is overwritten: what it becomes, and whether that is a fast-forward or which commits leave it. */
-export function describeLoss(d: RefLoss, copy: string): string[] {
+export function describeLoss(d: RefLoss, copy: string, keeper: string): string[] {
   const move =
     d.to === undefined ? `${d.ref} ${shortOid(d.from!)} only on ${copy}: deleted` : d.from === undefined ? `${d.ref} created at ${shortOid(d.to)}` : `${d.ref} ${shortOid(d.from)} -> ${shortOid(d.to)}`;
   switch (d.kind) {
@@ -249,7 +273,7 @@ export function describeLoss(d: RefLoss, copy: string): string[] {
     case 'fast-forward':
       return [`    ${move}: fast-forward, nothing lost`];
     case 'nothing-lost':
-      return [`    ${move}: nothing lost (the commits stay in the promoted copy)`];
+      return [`    ${move}: nothing lost (${keeper}'s copy holds its commits)`];
     case 'unknown':
       return [`    ${move}: not compared (${d.why})`];
     case 'lost': {
