@@ -17,9 +17,13 @@
  * | thaw --promote refused on a healthy repository (src/cli/commands/thaw.ts)        | githa thaw R --demote B / githa sync R --to B     | test/cli/thaw.test.ts (message), sync.test.ts (command) |
  * | sync: no record (src/cli/commands/sync.ts)                                       | githa recover R                                   | here |
  * | sync: target disabled (src/cli/commands/sync.ts)                                 | githa backend enable B                            | here |
- * | rename/delete of a frozen repository (src/cluster/lifecycle.ts checkRenamable)   | the freeze's own remedy (src/cluster/messages.ts) | names the same commands as the freeze rows above |
+ * | rename of a frozen repository (src/cluster/lifecycle.ts checkRenamable)          | the freeze's own remedy (src/cluster/messages.ts) | here (ambiguous: githa thaw R --promote <backend>) |
+ * | lock: interrupted write (src/cli/commands/lock.ts)                               | githa thaw R --demote B                           | here |
  * | status/inventory: untracked (src/cli/commands/status.ts, inventory.ts)           | githa inventory --track R                         | test/integration/inventory.test.ts |
- * | delete: restore with (src/cli/commands/lifecycle.ts)                             | githa restore R                                   | test/integration/lifecycle*.test.ts |
+ * | delete: restore with (src/cli/commands/lifecycle.ts)                             | githa restore R                                   | test/integration/lifecycle.test.ts |
+ * | push to a missing repository (src/errors.ts RepositoryNotFoundError.missing)     | githa create R                                    | test/integration/lifecycle.test.ts, test/cluster/create-on-push.test.ts |
+ * | read/write with no recorded leader (src/cluster/messages.ts leadersLost)         | githa recover R                                   | test/integration/verified-reads-http.test.ts, recovery.test.ts |
+ * | not tested by running the command: lifecycle.ts "githa delete --purge R" (a name whose trash is not purged), lifecycle.ts "githa rename R S again" / "githa delete again" (a backend unreachable mid-rename), status.ts "githa inventory lists them all" (a listing, not a fix) |
  */
 import { describe, expect, it } from 'vitest';
 import { GitClient } from '../support/git.js';
@@ -119,5 +123,45 @@ describe('fixing commands named by messages', () => {
     expect(enable.code, enable.stdout + enable.stderr).toBe(0);
     const again = await githaCli(githa.configPath, ['sync', repo, '--to', 'b3']);
     expect(again.code, again.stdout + again.stderr).toBe(0);
+  });
+
+  it('lock on a repository with an interrupted write names thaw --demote, after which the lock works', async () => {
+    const c = cluster();
+    const githa = await startGitha(c, { config: NO_VERIFIER });
+    const git = GitClient.forCluster(c);
+    const repo = 'msg/interrupted';
+    await synced(git, githa, repo);
+    await githa.stop();
+    const old = String(Date.now() - 60_000);
+    const recorded = (await redis().hgetall(repoKey(repo, 'checksums'))).b1!;
+    await redis().hset(repoKey(repo, 'writing'), { id: 'dead-write', backend: 'b1', proxy: 'ghost:1', user: 'alice', transport: 'http', started: old, heartbeat: old, preChecksum: recorded });
+    const lock = await githaCli(githa.configPath, ['lock', repo, '--backend', 'b2', '--release-after', '0']);
+    expect(lock.code).toBe(1);
+    const named = /resolve it first \((githa thaw \S+ --demote b1)\); nothing was locked/.exec(lock.stderr)?.[1];
+    expect(named, lock.stderr).toBe('githa thaw msg/interrupted.git --demote b1');
+    const thaw = await githaCli(githa.configPath, [...named!.split(' ').slice(1), '--force']);
+    expect(thaw.code, thaw.stdout + thaw.stderr).toBe(0);
+    expect(await redis().exists(repoKey(repo, 'writing'))).toBe(0);
+    const again = await githaCli(githa.configPath, ['lock', repo, '--backend', 'b2', '--release-after', '0']);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+  });
+
+  it('rename of a frozen (ambiguous) repository names the freeze\'s remedy, thaw --promote, after which the rename works', async () => {
+    const c = cluster();
+    const githa = await startGitha(c, { ssh: true, admin: true, config: NO_VERIFIER });
+    const git = GitClient.forCluster(c);
+    const repo = 'msg/frozen';
+    const { sha } = await synced(git, githa, repo);
+    await githa.stop();
+    await forget(repo);
+    await gitDir(c.backend('b2'), `${repo}.git`, ['update-ref', 'refs/heads/by-hand', sha]);
+    expect((await githaCli(githa.configPath, ['recover', repo])).code).toBe(1);
+    const rename = await githaCli(githa.configPath, ['rename', repo, 'msg/renamed']);
+    expect(rename.code).not.toBe(0);
+    expect(rename.stderr).toContain(`repository ${repo}.git is frozen (ambiguous): resolve that first; an operator must choose the right copy with: githa thaw ${repo}.git --promote <backend>`);
+    const thaw = await githaCli(githa.configPath, ['thaw', `${repo}.git`, '--promote', 'b2', '--force']);
+    expect(thaw.code, thaw.stdout + thaw.stderr).toBe(0);
+    const renamed = await githaCli(githa.configPath, ['rename', repo, 'msg/renamed']);
+    expect(renamed.code, renamed.stdout + renamed.stderr).toBe(0);
   });
 });
