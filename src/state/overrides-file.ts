@@ -43,12 +43,17 @@ export function writeOverridesFile(path: string, stored: ReadonlyMap<string, Sto
   renameSync(tmp, path);
 }
 
+export interface LostOverride {
+  backend: string;
+  override: StoredOverride;
+}
+
 /**
  * The overrides the file records that Redis does not hold (a flag absent or
  * different in Redis): each would be lost silently.
  */
-export function lostOverrides(file: ReadonlyMap<string, StoredOverride>, redis: ReadonlyMap<string, StoredOverride>): Array<{ backend: string; override: StoredOverride }> {
-  const lost: Array<{ backend: string; override: StoredOverride }> = [];
+export function lostOverrides(file: ReadonlyMap<string, StoredOverride>, redis: ReadonlyMap<string, StoredOverride>): LostOverride[] {
+  const lost: LostOverride[] = [];
   for (const [backend, o] of file) {
     const r = redis.get(backend);
     if ((o.enabled !== undefined && r?.enabled !== o.enabled) || (o.writable !== undefined && r?.writable !== o.writable)) lost.push({ backend, override: o });

@@ -4,13 +4,15 @@
  * `githa backend …` change is also written to that file, and `githa status`
  * warns (exit 1) when Redis holds no override the file records, naming the
  * command that applies it again and the one that accepts the configuration;
- * each named command is run here and ends the warning. Real Redis, real
+ * each named command is run here and ends the warning. A serving githa's
+ * /status page shows the same warning. Real Redis, real
  * backends, the CLI as a real process.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startGitha } from '../support/githa.js';
+import { waitFor } from '../support/state.js';
 import { githaCli, githaJson } from './run.js';
 import { useCliCluster } from './setup.js';
 
@@ -41,6 +43,9 @@ describe('backendOverridesFile', () => {
     );
     const m = line.exec(lost.stdout);
     expect(m, lost.stdout).not.toBeNull();
+    // The serving githa's /status says so too, once its watcher has read Redis again (every 5 s, or on a change).
+    const page = async (): Promise<string> => (await fetch(`${githa.adminUrl}/status`)).text();
+    await waitFor('/status shows the lost override of b3', async () => /Overrides lost.*<code>b3<\/code>: recorded disabled by \S+, but Redis holds no such override/s.test(await page()), 15_000);
     const json = await githaJson<{ attention: string[]; lostOverrides: Array<{ backend: string; override: { enabled: boolean } }> }>(githa.configPath, ['status']);
     expect(json.data.attention).toContain('overrides lost: b3');
     expect(json.data.lostOverrides).toMatchObject([{ backend: 'b3', override: { enabled: false } }]);
@@ -51,6 +56,8 @@ describe('backendOverridesFile', () => {
     expect(await redis().hget('githa:backend:b3', 'override.enabled')).toBe('0');
     const applied = await githaCli(githa.configPath, ['status']);
     expect(applied.stdout).not.toMatch(/overrides lost|Redis holds no such override/);
+    // The command returns once every serving githa applied the change: its /status no longer warns.
+    expect(await page()).not.toContain('Overrides lost');
 
     // Lost again; the second command it names: accepts the configuration, and the file forgets the override.
     await redis().flushall();

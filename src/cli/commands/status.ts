@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 import { collectStatus, type ClusterStatus, type CopiesStatus } from '../../cluster/cluster-status.js';
 import type { RepoHealth } from '../../cluster/status.js';
 import { EXIT, json, progress, table } from '../output.js';
-import { lostOverrides, readOverridesFile } from '../../state/overrides-file.js';
+import { lostOverrides, readOverridesFile, type LostOverride } from '../../state/overrides-file.js';
 import { ago, common, isoTime, run, type Context } from './context.js';
 import { createCommandFor } from './kept-refs.js';
 import { inventoryOf } from './recover.js';
@@ -172,8 +172,6 @@ function lostOverridesOf(ctx: Context): LostOverride[] {
   if (!path) return [];
   return lostOverrides(readOverridesFile(path), ctx.stored).filter((l) => ctx.config.backends.some((b) => b.id === l.backend));
 }
-
-type LostOverride = ReturnType<typeof lostOverrides>[number];
 
 /** What was lost, what the backend does now, and the commands that put it back or accept it. */
 function lostOverrideLine(ctx: Context, l: LostOverride): string {
