@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Redis } from 'ioredis';
 import { Metrics } from './admin/metrics.js';
 import { createAdminServer } from './admin/server.js';
+import { lostOverrides, readOverridesFile, type LostOverride } from './state/overrides-file.js';
 import { StatusCache } from './admin/status-cache.js';
 import { HttpBackendClient } from './backends/http.js';
 import { GitDaemonBackendClient } from './backends/git-daemon.js';
@@ -189,7 +190,11 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   const http = createHttpFrontend(config, cluster, log.child({ frontend: 'http' }), hooks, heldBytes);
   // listen.https: TLS in front of the same HTTP server (src/frontends/http/https.ts); a certificate that does not load stops the start.
   const https = config.listen.https && config.tls ? createHttpsServer(http.server, config.tls, log.child({ frontend: 'https' }), config.http) : undefined;
-  const admin = createAdminServer(state, { metrics, status, cluster, log: log.child({ component: 'admin' }) });
+  // Overrides Redis lost that backendOverridesFile records (docs/operations.md "Redis lost or restored from an old snapshot"), once the watcher below has read Redis.
+  const watching: { by?: OverrideWatcher } = {};
+  const lostOverridesNow = (): LostOverride[] =>
+    config.backendOverridesFile && watching.by ? lostOverrides(readOverridesFile(config.backendOverridesFile), watching.by.stored()) : [];
+  const admin = createAdminServer(state, { metrics, status, cluster, lostOverrides: lostOverridesNow, log: log.child({ component: 'admin' }) });
   const ssh = config.listen.ssh ? createSshFrontend(config, streamDeps(sshClients, gitClients), log.child({ frontend: 'ssh' })) : undefined;
   const git = config.listen.git ? createGitDaemonFrontend(config, streamDeps(gitClients, sshClients), log.child({ frontend: 'git' })) : undefined;
   const addresses: RunningGitha['addresses'] = {
@@ -205,6 +210,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   // Operator overrides (`githa backend disable …`), kept current from Redis (pub/sub, plus a reload every 5 s).
   const overrides = new OverrideWatcher({ cluster, keys: state.keys, redis, redisTarget: config.redis, commandTimeoutMs: config.redis.commandTimeoutMs, proxyId: config.proxyId, log: log.child({ component: 'overrides' }) });
   await overrides.start();
+  watching.by = overrides;
   // The replicator follows githa:events on a connection of its own: XREAD BLOCK must not share the request path's.
   const events = connectRedis(config.redis, { commandTimeoutMs: config.redis.commandTimeoutMs + 2_000 });
   const replicator = new Replicator(cluster.ctx, cluster, resolver, { ...config.replication, events, eventsKey: state.keys.events(), blockMs: Math.min(2_000, config.redis.commandTimeoutMs), fill: parts.filler });

@@ -2,6 +2,7 @@ import { createServer, type ServerResponse, type Server } from 'node:http';
 import type { Cluster } from '../cluster/cluster.js';
 import { summarize } from '../cluster/status.js';
 import type { Logger } from '../log.js';
+import type { LostOverride } from '../state/overrides-file.js';
 import type { StateParts } from '../state/state.js';
 import type { Metrics } from './metrics.js';
 import type { StatusCache } from './status-cache.js';
@@ -13,7 +14,19 @@ export interface AdminDeps {
   status?: StatusCache;
   /** For /status/repo/<R>: one repository's state and push log, read live (one repository, never a scan). */
   cluster?: Cluster;
+  /** The overrides backendOverridesFile records that Redis lacks (src/state/overrides-file.ts), shown on /status. */
+  lostOverrides?: () => LostOverride[];
   log?: Logger;
+}
+
+/** The lost overrides, or none when the file cannot be read (the CLI's `githa status` reports that). */
+function lostOverridesNow(deps: AdminDeps): LostOverride[] {
+  try {
+    return deps.lostOverrides?.() ?? [];
+  } catch (err) {
+    deps.log?.warn({ err: (err as Error).message }, 'cannot read backendOverridesFile');
+    return [];
+  }
 }
 
 /** Entries of the push log shown on a repository's page. */
@@ -61,7 +74,7 @@ export function createAdminServer(state: Pick<StateParts, 'ping' | 'repos' | 'in
     if ((path === '/status' || path === '/status/') && deps.status && deps.cluster) {
       const proxyId = deps.cluster.config.proxyId;
       deps.status.get().then(
-        (status) => res.writeHead(200, PAGE_HEADERS).end(renderStatusPage(status, { proxyId })),
+        (status) => res.writeHead(200, PAGE_HEADERS).end(renderStatusPage(status, { proxyId, lostOverrides: lostOverridesNow(deps) })),
         (err: unknown) => fail(res, err, 'text/html'),
       );
       return;

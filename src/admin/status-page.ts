@@ -1,3 +1,4 @@
+import type { LostOverride } from '../state/overrides-file.js';
 import type { ClusterStatus } from '../cluster/cluster-status.js';
 import { driftKind, type RepoHealth, type RepoSummary } from '../cluster/status.js';
 import type { RepoState } from '../state/repo-state.js';
@@ -101,7 +102,7 @@ function table(headers: readonly string[], rows: readonly string[]): string {
 const ORDER: readonly RepoHealth[] = ['frozen', 'ambiguous', 'unsynchronized', 'partial', 'synchronized'];
 
 /** `/status`: every repository's state (as `githa status`) and every backend. */
-export function renderStatusPage(status: ClusterStatus, opts: { proxyId: string; now?: number }): string {
+export function renderStatusPage(status: ClusterStatus, opts: { proxyId: string; now?: number; lostOverrides?: readonly LostOverride[] }): string {
   const counts = ORDER.map((s) => `<li>${badge(s)} <strong>${status.counts[s]}</strong></li>`).join('');
   // Repositories needing attention first, then by name.
   const rank = new Map(ORDER.map((s, i) => [s, i]));
@@ -122,12 +123,23 @@ export function renderStatusPage(status: ClusterStatus, opts: { proxyId: string;
 <h2>Repositories by state</h2>
 <ul class="counts">${counts}</ul>
 <h2>Backends</h2>
-${table(['backend', 'zone', 'enabled', 'writable', 'health', 'leads', 'stale'], backendRows)}
+${lostOverridesSection(opts.lostOverrides ?? [])}${table(['backend', 'zone', 'enabled', 'writable', 'health', 'leads', 'stale'], backendRows)}
 ${copiesSection(status)}
 <h2>Repositories</h2>
 ${table(['repository', 'state', 'version', 'leaders', 'stale', 'frozen reason'], repoRows)}
 `;
   return layout('githa status', body);
+}
+
+/** Overrides Redis lost (backendOverridesFile records them): each backend runs as configured again (docs/operations.md "Redis lost or restored from an old snapshot"). */
+function lostOverridesSection(lost: readonly LostOverride[]): string {
+  if (lost.length === 0) return '';
+  const items = lost.map((l) => {
+    const o = l.override;
+    const what = [o.enabled !== undefined ? (o.enabled ? 'enabled' : 'disabled') : '', o.writable !== undefined ? (o.writable ? 'taking writes' : 'taking no writes') : ''].filter(Boolean).join(' and ');
+    return `<li><code>${esc(l.backend)}</code>: recorded ${esc(what)}${o.by ? ` by ${esc(o.by)}` : ''}, but Redis holds no such override (Redis lost its data?): it runs as configured now; <code>githa status</code> names the commands</li>`;
+  });
+  return `<p class="meta"><strong>Overrides lost</strong> (backendOverridesFile):</p><ul>${items.join('')}</ul>\n`;
 }
 
 /** Missing copies per backend (a new backend's fill progress), untracked repositories, ghosts and leftovers (src/cluster/cluster-status.ts). */

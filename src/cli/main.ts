@@ -6,6 +6,7 @@ import { startGitha } from '../githa.js';
 import { createLogger } from '../log.js';
 import { VERSION } from '../version.js';
 import { runDemo } from './demo.js';
+import { quietOnClosedPipe } from './output.js';
 import { register as registerStatus } from './commands/status.js';
 import { register as registerRepo } from './commands/repo.js';
 import { register as registerLog } from './commands/log.js';
@@ -23,6 +24,7 @@ import { register as registerLifecycle } from './commands/lifecycle.js';
 /**
  * The githa command line: the only place that prints to stdout or exits.
  */
+quietOnClosedPipe();
 const program = new Command();
 program.name('githa').description('A Git-aware reverse proxy that makes several stock Git servers one highly available Git service').version(VERSION);
 

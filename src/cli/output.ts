@@ -15,6 +15,24 @@ export interface Streams {
 export const stdio: Streams = { out: process.stdout, err: process.stderr, in: process.stdin };
 
 /**
+ * A reader that stops early (`githa log R | head`) closes the pipe; the next
+ * write fails with EPIPE, emitted as an 'error' event that would end the
+ * process with a stack trace. Like any Unix filter, githa then stops quietly:
+ * a closed stdout ends the command with status 0 (whoever closed it wanted no
+ * more), a closed stderr only silences it. Installed once, by src/cli/main.ts.
+ */
+export function quietOnClosedPipe(out: NodeJS.EventEmitter = process.stdout, err: NodeJS.EventEmitter = process.stderr, exit: (code: number) => void = (c) => process.exit(c)): void {
+  const closed = (e: NodeJS.ErrnoException): boolean => e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED';
+  out.on('error', (e: NodeJS.ErrnoException) => {
+    if (closed(e)) exit(EXIT.OK);
+    else throw e;
+  });
+  err.on('error', (e: NodeJS.ErrnoException) => {
+    if (!closed(e)) throw e;
+  });
+}
+
+/**
  * Exit statuses of every operator command: 0 all well; 1 the command worked
  * and found (or left) something that needs attention (data at risk, a
  * refusal, "no" at a prompt); 2 the command could not run (bad arguments,

@@ -34,7 +34,11 @@ function value(v: unknown): string {
   return String(v);
 }
 
-/** A stream for createLogger that writes each JSON line to `out` formatted for people. */
+/**
+ * A stream for createLogger that writes each JSON line to `out` formatted for
+ * people. On a terminal each line first clears the current one, so a log line
+ * never lands in the middle of a progress bar (src/cli/output.ts redraws it).
+ */
 export function prettyLogStream(out: NodeJS.WritableStream & { isTTY?: boolean }): Writable {
   let pending = '';
   const colour = out.isTTY === true && !process.env.NO_COLOR;
@@ -43,7 +47,8 @@ export function prettyLogStream(out: NodeJS.WritableStream & { isTTY?: boolean }
       pending += chunk.toString();
       const lines = pending.split('\n');
       pending = lines.pop() ?? '';
-      const text = lines.filter((l) => l.length > 0).map((l) => `${formatLogLine(l, colour)}\n`).join('');
+      const clear = out.isTTY === true ? '\r\x1b[K' : '';
+      const text = lines.filter((l) => l.length > 0).map((l) => `${clear}${formatLogLine(l, colour)}\n`).join('');
       if (text) out.write(text);
       done();
     },

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { RepositoryAdmin } from '../backends/types.js';
 import type { Config } from '../config/schema.js';
 import { BackendNotManagedError, BackendUnavailableError, RepositoryExistsError, RepositoryFrozenError, RepositoryGoneError, RepositoryNotFoundError } from '../errors.js';
+import { freezeRemedy } from './messages.js';
 import type { Held } from '../state/lease.js';
 import type { WriteLockService } from '../state/lock.js';
 import type { Gone, RepoState } from '../state/repo-state.js';
@@ -326,7 +327,7 @@ export class Lifecycle {
   }
 
   private async checkRenamable(repo: string, to: string, state: RepoState): Promise<void> {
-    if (state.frozen) throw new RepositoryFrozenError(`repository ${repo} is frozen (${state.frozen.reason}): resolve that first (githa thaw ${repo})`, state.frozen.reason);
+    if (state.frozen) throw new RepositoryFrozenError(`repository ${repo} is frozen (${state.frozen.reason}): resolve that first; ${freezeRemedy(repo, state.frozen.reason)}`, state.frozen.reason);
     if (state.writing) throw new RepositoryFrozenError(`an interrupted push to ${repo} is not resolved yet: try again once it is (githa status ${repo})`, 'write-interrupted');
     const active = this.ctx.backends.activeBackends();
     if (state.versions.size === 0) {

@@ -17,8 +17,13 @@ const REMEDY: Record<FreezeReason, (repo: string) => string> = {
   maintenance: () => 'an operator is maintaining it; try again later',
 };
 
+/** The command (or wait) that resolves a freeze of `repo`. */
+export function freezeRemedy(repo: string, reason: FreezeReason): string {
+  return (REMEDY[reason] ?? REMEDY.maintenance)(repo);
+}
+
 export function frozenForWrite(repo: string, frozen: FrozenState): string {
-  const remedy = (REMEDY[frozen.reason] ?? REMEDY.maintenance)(repo);
+  const remedy = freezeRemedy(repo, frozen.reason);
   const detail = frozen.detail ? ` (${frozen.detail})` : '';
   return `repository ${repo} is frozen: ${frozen.reason}${detail}; ${remedy}`;
 }

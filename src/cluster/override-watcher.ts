@@ -89,6 +89,11 @@ export class OverrideWatcher {
     await this.loading;
   }
 
+  /** The overrides last read from Redis (and applied). */
+  stored(): ReadonlyMap<string, StoredOverride> {
+    return this.current;
+  }
+
   /** Reads every override and applies them; reloads run one after another. */
   reload(): Promise<void> {
     this.loading = this.loading.then(() => this.load());

@@ -117,6 +117,8 @@ export const configSchema = z
     zone: z.string().min(1).optional(),
     /** This githa's name in markers and logs; defaults to hostname:pid. */
     proxyId: z.string().min(1).optional(),
+    /** A local copy of the backend overrides, so `githa status` can tell when Redis lost them (src/state/overrides-file.ts). */
+    backendOverridesFile: z.string().min(1).optional(),
     locks: z
       .object({ leaseMs: positiveInt.default(DEFAULTS.locks.leaseMs), waitMs: z.number().int().nonnegative().default(DEFAULTS.locks.waitMs) })
       .strict()

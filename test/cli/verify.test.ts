@@ -33,7 +33,7 @@ describe('githa verify', () => {
     expect(drift.code).toBe(1);
     expect(drift.stdout).toMatch(/^verify\/app\.git\s+b2\s+DRIFTED\s+refs\/heads\/main$/m);
     expect(drift.stdout).toMatch(/^verify\/app\.git\s+b1\s+ok/m);
-    expect(drift.stdout).toContain('drift: verify/app.git on b2 changed outside githa; overwrite with githa sync verify/app.git --to b2');
+    expect(drift.stdout).toContain('drift: verify/app.git on b2 changed outside githa; overwrite it with the leaders\' state: githa sync verify/app.git --to b2; or keep it (b2 leads, the others catch up): githa lock verify/app.git --backend b2 --release-after 0');
     expect(await redis().hexists(repoKey(repo, 'drift'), 'b2')).toBe(1);
 
     const j = await githaCli(githa.configPath, ['verify', repo, '--json']);

@@ -9,8 +9,9 @@ import { hostname, userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { connectRedis } from '../../state/redis.js';
 import { effectiveOverrides, listenForAcks, type OverrideFlag } from '../../state/overrides.js';
+import { writeOverridesFile } from '../../state/overrides-file.js';
 import { EXIT, json, table } from '../output.js';
-import { common, isoTime, run, type Context } from './context.js';
+import { common, Exit, isoTime, run, type Context } from './context.js';
 
 /** How long a change waits for every serving githa's answer. */
 const ACK_WAIT_MS = 5_000;
@@ -112,6 +113,14 @@ async function apply(ctx: Context, id: string, flag: OverrideFlag, value: boolea
     // The cluster as the githas now see it.
     ctx.stored = await overrides.readAll();
     ctx.parts.cluster.setOverrides(effectiveOverrides(ctx.stored));
+    // The local copy `githa status` checks Redis against after Redis lost its data (src/state/overrides-file.ts).
+    if (config.backendOverridesFile) {
+      try {
+        writeOverridesFile(config.backendOverridesFile, ctx.stored);
+      } catch (err) {
+        throw new Exit(EXIT.ATTENTION, `${id} ${done} in Redis, but backendOverridesFile ${config.backendOverridesFile} could not be written: ${(err as Error).message}`);
+      }
+    }
     const warning = flag === 'enabled' ? quorumWarning(ctx) : undefined;
     const missing = receivers - appliedBy.length;
     const row = rows(ctx).find((b) => b.id === id)!;

@@ -9,11 +9,12 @@ import { loadConfig } from '../../config/load.js';
 import type { Config } from '../../config/schema.js';
 import { ClusterStateUnavailableError, GithaError } from '../../errors.js';
 import { buildCluster, type ClusterParts } from '../../githa.js';
-import { createLogger } from '../../log.js';
+import { createLogger, type Logger } from '../../log.js';
 import { BackendHealthStore, type SharedHealth } from '../../state/backend-health.js';
 import { effectiveOverrides, OverrideStore, type StoredOverride } from '../../state/overrides.js';
 import { describeRedis, redisReady } from '../../state/redis.js';
 import { EXIT, stdio, type Streams } from '../output.js';
+import { prettyLogStream } from '../pretty-log.js';
 
 export interface Context {
   config: Config;
@@ -56,10 +57,15 @@ export async function run(opts: { config?: string }, fn: (ctx: Context) => Promi
   let parts: ClusterParts | undefined;
   try {
     const config = loadConfig(opts.config);
-    const log = createLogger(['trace', 'debug', 'info'].includes(config.log.level) ? 'warn' : config.log.level);
+    const log = cliLogger(config);
     parts = buildCluster(config, log);
-    const ready = await redisReady(parts.redis, Math.min(config.redis.commandTimeoutMs, 5_000));
-    if (!ready) throw new ClusterStateUnavailableError(`cluster state unavailable: Redis at ${describeRedis(config.redis)} cannot be reached`);
+    // Redis down (refused, or accepting but never answering) fails within redis.commandTimeoutMs, like any Redis call.
+    const ready = await redisReady(parts.redis, config.redis.commandTimeoutMs);
+    if (!ready) {
+      throw new ClusterStateUnavailableError(
+        `cluster state unavailable: Redis at ${describeRedis(config.redis)} did not answer within ${config.redis.commandTimeoutMs} ms (redis.commandTimeoutMs)`,
+      );
+    }
     const overrides = new OverrideStore(parts.redis, parts.state.keys, new Map(config.backends.map((b) => [b.id, { enabled: b.enabled, writable: b.writable }])));
     const stored = await overrides.readAll().catch((err: unknown) => {
       throw new ClusterStateUnavailableError('cluster state unavailable: cannot read the backend overrides', { cause: err });
@@ -86,9 +92,20 @@ export async function run(opts: { config?: string }, fn: (ctx: Context) => Promi
     await parts?.close().catch(() => {});
   }
   process.exitCode = status;
-  // Whatever still holds the event loop (a backend client's socket), the command is done.
+  // Whatever still holds the event loop (a backend client's socket), the command is done once what it printed is written.
+  stdio.out.write('', () => stdio.err.write('', () => process.exit(status)));
   setTimeout(() => process.exit(status), 1_000).unref();
   return new Promise<never>(() => {});
+}
+
+/**
+ * The log of a CLI run: warnings and errors only (a serving githa's info
+ * lines say nothing to the operator), as human lines on stderr
+ * (src/cli/pretty-log.ts), never pino JSON among the command's output or its
+ * progress.
+ */
+function cliLogger(config: Config): Logger {
+  return createLogger(['trace', 'debug', 'info'].includes(config.log.level) ? 'warn' : config.log.level, prettyLogStream(stdio.err));
 }
 
 /** Epoch ms as an ISO time without milliseconds (UTC). */

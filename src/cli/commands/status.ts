@@ -11,7 +11,8 @@ import type { Command } from 'commander';
 import { collectStatus, type ClusterStatus, type CopiesStatus } from '../../cluster/cluster-status.js';
 import type { RepoHealth } from '../../cluster/status.js';
 import { EXIT, json, progress, table } from '../output.js';
-import { ago, common, run, type Context } from './context.js';
+import { lostOverrides, readOverridesFile, type LostOverride } from '../../state/overrides-file.js';
+import { ago, common, isoTime, run, type Context } from './context.js';
 import { createCommandFor } from './kept-refs.js';
 import { inventoryOf } from './recover.js';
 
@@ -63,10 +64,11 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
   const collected = await collectStatus(cluster, st, ctx.health, (done) => bar?.tick(`${done} repositories`), inventoryOf(ctx));
   const s: ClusterStatus = { ...collected, repositories: collected.repositories.map((r) => ({ ...r, leaders: [...r.leaders].sort() })) };
   bar?.done();
-  const why = attention(s);
+  const lost = lostOverridesOf(ctx);
+  const why = [...attention(s), ...(lost.length > 0 ? [`overrides lost: ${lost.map((l) => l.backend).join(', ')}`] : [])];
   const out = ctx.streams.out;
   if (asJson) {
-    out.write(json({ ...s, attention: why }));
+    out.write(json({ ...s, attention: why, lostOverrides: lost }));
     return why.length > 0 ? EXIT.ATTENTION : EXIT.OK;
   }
   // What the listings found, per repository: its missing copies, or a ghost.
@@ -117,6 +119,7 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
   out.write(`replication backlog: ${s.backlog} stale (repository, backend) pair${s.backlog === 1 ? '' : 's'}; write quorum ${s.writeQuorum}\n`);
   if (s.copies) writeCopies(out, s.copies);
   if (why.length > 0) out.write(`attention: ${why.join('; ')}\n`);
+  for (const l of lost) out.write(`${lostOverrideLine(ctx, l)}\n`);
   for (const r of s.repositories) {
     for (const b of r.drifted.filter((d) => r.driftKinds?.[d] === 'missing')) {
       out.write(`missing on ${b}: ${r.repo}; githa cannot create repositories; create it with: ${await createCommandFor(ctx, r.repo, b, await st.repos.read(r.repo))}\n`);
@@ -156,4 +159,46 @@ function writeCopies(out: NodeJS.WritableStream, c: CopiesStatus): void {
   if (c.ghosts.length > 0) out.write(`ghosts (recorded, no copy on any backend): ${c.ghosts.length} (${names(c.ghosts)})\n`);
   if (c.leftovers.length > 0) out.write(`leftovers (deleted or renamed, a copy remains): ${c.leftovers.length} (${names(c.leftovers)})\n`);
   for (const [b, paths] of Object.entries(c.invalid)) out.write(`invalid names on ${b} (left alone): ${names(paths)}\n`);
+}
+
+/**
+ * The overrides backendOverridesFile records that Redis does not hold: Redis
+ * lost its data or was restored from an older snapshot, and each such backend
+ * now runs with its configured flags (docs/operations.md "Redis lost or
+ * restored from an old snapshot").
+ */
+function lostOverridesOf(ctx: Context): LostOverride[] {
+  const path = ctx.config.backendOverridesFile;
+  if (!path) return [];
+  return lostOverrides(readOverridesFile(path), ctx.stored).filter((l) => ctx.config.backends.some((b) => b.id === l.backend));
+}
+
+/** What was lost, what the backend does now, and the commands that put it back or accept it. */
+function lostOverrideLine(ctx: Context, l: LostOverride): string {
+  const { cluster } = ctx.parts;
+  const o = l.override;
+  const recorded = [o.enabled !== undefined ? (o.enabled ? 'enabled' : 'disabled') : '', o.writable !== undefined ? (o.writable ? 'taking writes' : 'taking no writes') : '']
+    .filter(Boolean)
+    .join(' and ');
+  const by = [o.by ? `by ${o.by}` : '', o.at ? `at ${isoTime(o.at)}` : ''].filter(Boolean).join(' ');
+  const fix: string[] = [];
+  const accept: string[] = [];
+  const enabledNow = cluster.isEnabled(l.backend);
+  const writableNow = cluster.isWritable(l.backend);
+  if (o.enabled !== undefined && enabledNow !== o.enabled) {
+    fix.push(`githa backend ${o.enabled ? 'enable' : 'disable'} ${l.backend}`);
+    accept.push(`githa backend ${enabledNow ? 'enable' : 'disable'} ${l.backend}`);
+  }
+  if (o.writable !== undefined && writableNow !== o.writable) {
+    fix.push(`githa backend ${o.writable ? 'allow-writes' : 'prevent-writes'} ${l.backend}`);
+    accept.push(`githa backend ${writableNow ? 'allow-writes' : 'prevent-writes'} ${l.backend}`);
+  }
+  const now = `enabled: ${enabledNow ? 'yes' : 'no'}, writable: ${writableNow ? 'yes' : 'no'}`;
+  return (
+    `warning: ${ctx.config.backendOverridesFile} records ${l.backend} ${recorded}${by ? ` (${by})` : ''}, but Redis holds no such override ` +
+    `(Redis lost its data or was restored from an older snapshot): ${l.backend} runs as configured now (${now}). ` +
+    (fix.length > 0
+      ? `Apply it again with: ${fix.join('; ')}; or keep it as it is (and update the file) with: ${accept.join('; ')}`
+      : `It runs as recorded anyway; any githa backend command on ${l.backend} updates the file`)
+  );
 }

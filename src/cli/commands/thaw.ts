@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import type { RefTip } from '../../backends/types.js';
 import { BackendUnavailableError } from '../../errors.js';
 import { applyDemote, applyDemoteAll, DEMOTE_LOG_SCAN, planDemote, planDemoteAll, type DemoteParts, type DemotePlan, type DemoteResult } from '../../cluster/thaw.js';
+import { refLosses, type RefLoss } from '../../cluster/promote-loss.js';
 import { applyPromote, keepOnPromoted, otherCopies, planPromote, promoteRefusal, type PromoteParts } from '../../cluster/thaw-promote.js';
 import type { RepoState } from '../../state/repo-state.js';
 import { EXIT, json, progress } from '../output.js';
@@ -104,7 +105,7 @@ async function demoteOne(ctx: Context, repo: string, backend: string, opts: Thaw
     ctx.streams.out.write(opts.json ? json({ repo, backend, status: 'not-involved' }) : `${msg}\n`);
     return EXIT.OK;
   }
-  if (!opts.json || !opts.force) ctx.streams.err.write(`${describeDemote(plan)}\n`);
+  if (!opts.json || !opts.force) ctx.streams.err.write(`${describeDemote(plan)}\n${(await demotedRefs(ctx, repo, backend, plan.newLeaders)).join('\n')}`);
   await approve(ctx.streams, `Demote ${backend} in ${repo}?`, opts.force);
   // B's own commits are kept on a leader before replication overwrites it (src/cli/commands/thaw-keep.ts).
   const keeper = await holdDemoted(ctx, repo, backend);
@@ -125,6 +126,30 @@ async function demoteOne(ctx: Context, repo: string, backend: string, opts: Thaw
     ctx.streams.err.write(`githa: ${result.reason}\n`);
   }
   return result.status === 'demoted' ? EXIT.OK : EXIT.ATTENTION;
+}
+
+/**
+ * Per ref of B's copy, what replication's overwrite with a leader's state does
+ * to it (fast-forward, or the commits that leave it); nothing when B or every
+ * leader cannot be read now (the plan above says what is recorded).
+ */
+async function demotedRefs(ctx: Context, repo: string, backend: string, leaders: readonly string[]): Promise<string[]> {
+  const { cluster } = ctx.parts;
+  const read = async (id: string): Promise<RefTip[] | null> => cluster.client(id).listRefs(repo).catch((err: unknown) => {
+    if (err instanceof BackendUnavailableError) return null;
+    throw err;
+  });
+  const own = await read(backend);
+  if (!own) return [];
+  for (const leader of leaders.filter((b) => cluster.isEnabled(b))) {
+    const refs = await read(leader);
+    if (!refs) continue;
+    const diff = refDifferences(own, refs);
+    if (diff.length === 0) return [`${backend}'s copy has the same refs as ${leader}'s (nothing lost).`, ''];
+    const losses = await refLosses(repo, { client: cluster.client(leader), refs }, { client: cluster.client(backend), refs: own }, diff.slice(0, 20));
+    return [`${backend}'s copy against ${leader}'s, which replication copies over it:`, ...losses.flatMap((d) => describeLoss(d, backend, leader)), ...(diff.length > 20 ? [`    … and ${diff.length - 20} more`] : []), ''];
+  }
+  return [];
 }
 
 function demotedLine(r: DemoteResult): string {
@@ -198,15 +223,8 @@ async function promote(ctx: Context, repo: string, backend: string, opts: ThawOp
     if (diff.length === 0) lines.push(`  ${b}: same refs as ${backend} (nothing lost)`);
     else {
       lines.push(`  ${b}: ${diff.length} ref${diff.length === 1 ? '' : 's'} differ${diff.length === 1 ? 's' : ''}:`);
-      for (const d of diff.slice(0, 20)) {
-        lines.push(
-          d.to === undefined
-            ? `    ${d.ref} ${shortOid(d.from)} only on ${b}: deleted`
-            : d.from === undefined
-              ? `    ${d.ref} created at ${shortOid(d.to)}`
-              : `    ${d.ref} ${shortOid(d.from)} -> ${shortOid(d.to)}`,
-        );
-      }
+      const losses = await refLosses(repo, { client: cluster.client(backend), refs }, { client: cluster.client(b), refs: other.refs }, diff.slice(0, 20));
+      for (const d of losses) lines.push(...describeLoss(d, b, backend));
       if (diff.length > 20) lines.push(`    … and ${diff.length - 20} more`);
     }
   }
@@ -240,6 +258,32 @@ function refuseUnlessAmbiguous(repo: string, state: RepoState): void {
     `refusing to promote: ${repo} is not ambiguous: ${leaders.join(', ')} lead${leaders.length === 1 ? 's' : ''} at version ${max}, so githa knows which copy is right. ` +
       `To drop a backend's claim use: githa thaw ${repo} --demote <backend>; to overwrite a stale or drifted copy with the leaders' state use: githa sync ${repo} --to <backend>`,
   );
+}
+
+/** Commits named per ref in the prompt; the rest are counted. */
+const LOST_SHOWN = 5;
+
+/** One ref of a copy that is overwritten: what it becomes, and whether that is a fast-forward or which commits leave it. */
+export function describeLoss(d: RefLoss, copy: string, keeper: string): string[] {
+  const move =
+    d.to === undefined ? `${d.ref} ${shortOid(d.from!)} only on ${copy}: deleted` : d.from === undefined ? `${d.ref} created at ${shortOid(d.to)}` : `${d.ref} ${shortOid(d.from)} -> ${shortOid(d.to)}`;
+  switch (d.kind) {
+    case 'created':
+      return [`    ${move}`];
+    case 'fast-forward':
+      return [`    ${move}: fast-forward, nothing lost`];
+    case 'nothing-lost':
+      return [`    ${move}: nothing lost (${keeper}'s copy holds its commits)`];
+    case 'unknown':
+      return [`    ${move}: not compared (${d.why})`];
+    case 'lost': {
+      const n = d.lost.length;
+      const lines = [`    ${move}: ${n} commit${n === 1 ? '' : 's'} only on ${copy} leave${n === 1 ? 's' : ''} this ref (kept under refs/githa/kept/${copy}/…):`];
+      for (const c of d.lost.slice(0, LOST_SHOWN)) lines.push(`      ${shortOid(c.oid)} ${c.subject}`);
+      if (n > LOST_SHOWN) lines.push(`      … and ${n - LOST_SHOWN} more`);
+      return lines;
+    }
+  }
 }
 
 async function readCopy(ctx: Context, repo: string, backend: string): Promise<RefTip[]> {

@@ -69,7 +69,7 @@ async function verify(ctx: Context, repoArg: string | undefined, opts: VerifyOpt
   }
   ctx.streams.out.write(table(rows, ['repo', 'backend', 'result', 'head']));
   for (const r of results.filter((x) => x.drifted.length > 0)) {
-    ctx.streams.out.write(`drift: ${r.repo} on ${r.drifted.join(', ')} changed outside githa; overwrite with githa sync ${r.repo} --to ${r.drifted[0]}, or keep it with githa thaw\n`);
+    ctx.streams.out.write(`drift: ${r.repo} on ${r.drifted.join(', ')} changed outside githa; overwrite it with the leaders' state: githa sync ${r.repo} --to ${r.drifted[0]}; or keep it (${r.drifted[0]} leads, the others catch up): githa lock ${r.repo} --backend ${r.drifted[0]} --release-after 0\n`);
   }
   for (const r of results.filter((x) => x.headMismatch)) {
     const list = Object.entries(r.head).map(([b, h]) => `${b}=${h || '?'}`).join(' ');
