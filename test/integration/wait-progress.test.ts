@@ -53,7 +53,7 @@ describe('what the Git user sees while githa waits', () => {
   const cluster = useCluster({ backends: 2 });
 
   /** githa with writeQuorum 2 and only b1 writable: every push goes to b1 and is copied to b2 before it is acknowledged. */
-  async function start(): Promise<GithaProcess> {
+  async function start(locks: { waitMs: number } = { waitMs: 60_000 }): Promise<GithaProcess> {
     return startGitha(cluster(), {
       ssh: true,
       git: { allowPush: true },
@@ -61,7 +61,7 @@ describe('what the Git user sees while githa waits', () => {
       config: {
         replication: { writeQuorum: 2 },
         verify: { intervalMs: 0 },
-        locks: { waitMs: 60_000 },
+        locks,
         // No backend marked down by a slow probe on a busy machine while a test holds a wait.
         health: { intervalMs: 60_000 },
       },
@@ -126,6 +126,45 @@ describe('what the Git user sees while githa waits', () => {
     const versions = await cluster().redis.cli('HGETALL', `githa:repo:{${repo}.git}:versions`);
     const [, v1, , v2] = versions.trim().split(/\s+/);
     expect(v2).toBe(v1);
+  }, 90_000);
+
+  it('answers a lock wait that runs out after its progress lines in-band: the 200 is sent, the refusal is a report', async () => {
+    const githa = await start({ waitMs: 2_500 });
+    const repo = 'wait/busy';
+    const { git, work, first } = await seeded(githa, repo);
+    await git.commit(work, { 'a.txt': 'two\n' }, 'two');
+    await holdLock(repo);
+    const push = gitRunning(git, ['push', '--porcelain', '--progress', '--', githa.url(repo), 'main'], work);
+    expect(await push.exit).toBe(1);
+    const stderr = push.text();
+    expect(stderr).toContain(`remote: githa: waiting for another push to ${repo}.git (`);
+    expect(stderr).toContain(`remote: githa: repository ${repo}.git is busy`);
+    // No HTTP error after the status line: git read a report rejecting the ref with githa's reason.
+    expect(stderr).not.toMatch(/RPC failed|HTTP \d{3}|unexpected disconnect/);
+    await freeLock(repo);
+    expect(await remoteMain(git, githa, repo)).toBe(first);
+  }, 90_000);
+
+  it('tells an SSH read that waits for a push to be recorded on stderr; an HTTP read waits silently', async () => {
+    const githa = await start();
+    const repo = 'wait/read';
+    const { git, work } = await seeded(githa, repo);
+    const next = await git.commit(work, { 'a.txt': 'two\n' }, 'two');
+    const pairLock = `githa:sync:{${repo}.git}:b2`;
+    expect(await cluster().redis.cli('SET', pairLock, 'other-githa', 'PX', '120000', 'NX')).toBe('OK');
+    const push = gitRunning(git, ['push', '--porcelain', '--progress', '--', githa.url(repo), 'main'], work);
+    await waitFor('the push to wait for its quorum copy', () => push.stderr().includes(`remote: githa: copying ${repo}.git to 1 backend (`), 30_000, { detail: push.stderr });
+    // Both copies are named in the push's marker: no leader may serve a read until the push is recorded.
+    const sshRead = gitRunning(git, ['ls-remote', githa.sshUrl(repo), 'refs/heads/main'], work);
+    const httpRead = gitRunning(git, ['ls-remote', githa.url(repo), 'refs/heads/main'], work);
+    await waitFor('the SSH read to show its wait', () => sshRead.stderr().includes(`githa: waiting for a push to ${repo}.git to be recorded (`), 30_000, { detail: sshRead.stderr });
+    await cluster().redis.cli('DEL', pairLock);
+    expect(await push.exit).toBe(0);
+    expect(await sshRead.exit).toBe(0);
+    expect(await httpRead.exit).toBe(0);
+    expect(sshRead.text()).toMatch(/to be recorded \(\d+ s\), done\./);
+    expect(httpRead.text()).not.toContain('githa:');
+    expect(await remoteMain(git, githa, repo)).toBe(next);
   }, 90_000);
 
   it('sends no progress line to a client that did not ask for side-band, however long it waits', async () => {
