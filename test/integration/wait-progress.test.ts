@@ -167,31 +167,42 @@ describe('what the Git user sees while githa waits', () => {
     expect(await remoteMain(git, githa, repo)).toBe(next);
   }, 90_000);
 
-  it('sends no progress line to a client that did not ask for side-band, however long it waits', async () => {
+  it('sends no progress line to a client that did not ask for side-band, or asked for quiet, however long it waits', async () => {
     const githa = await start();
     const repo = 'wait/plain';
     const { git, work, first } = await seeded(githa, repo);
     await git.commit(work, { 'a.txt': 'two\n' }, 'two');
     await holdLock(repo);
-    // A raw receive-pack request asking for report-status only: a new ref at an existing commit, an empty pack.
-    const body = Buffer.concat([pkt(`${'0'.repeat(40)} ${first} refs/heads/plain\0report-status\n`), Buffer.from('0000'), emptyPack()]);
-    const url = new URL(`${githa.url(repo)}/git-receive-pack`);
-    const answer = new Promise<Buffer>((resolve, reject) => {
-      const req = request(url, { method: 'POST', headers: { 'content-type': 'application/x-git-receive-pack-request', 'content-length': body.length } }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
-        res.on('end', () => resolve(Buffer.concat(parts)));
-        res.on('error', reject);
+    // Raw receive-pack requests: a new ref at an existing commit, an empty pack.
+    const rawPush = (ref: string, caps: string): Promise<Buffer> => {
+      const body = Buffer.concat([pkt(`${'0'.repeat(40)} ${first} ${ref}\0${caps}\n`), Buffer.from('0000'), emptyPack()]);
+      const url = new URL(`${githa.url(repo)}/git-receive-pack`);
+      return new Promise<Buffer>((resolve, reject) => {
+        const req = request(url, { method: 'POST', headers: { 'content-type': 'application/x-git-receive-pack-request', 'content-length': body.length } }, (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('end', () => resolve(Buffer.concat(parts)));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end(body);
       });
-      req.on('error', reject);
-      req.end(body);
-    });
-    await waitFor('githa to read the raw push', () => githa.logLines().some((l) => l.msg === 'push command list read' && String(l.repo).startsWith(repo)));
-    // A side-band push queued behind it shows its wait: by then the raw push has waited longer than the first report's delay.
+    };
+    const listsRead = (): number => githa.logLines().filter((l) => l.msg === 'push command list read' && String(l.repo).startsWith(repo)).length;
+    const before = listsRead();
+    const plain = rawPush('refs/heads/plain', 'report-status');
+    const quiet = rawPush('refs/heads/quiet', 'report-status side-band-64k quiet');
+    // Awaited below; a test that fails first must not leave them unhandled when githa stops.
+    for (const p of [plain, quiet]) p.catch(() => {});
+    await waitFor('githa to read both raw pushes', () => listsRead() === before + 2);
+    // A side-band push queued behind them shows its wait: by then both have waited longer than the first report's delay.
     const push = gitRunning(git, ['push', '--porcelain', '--progress', '--', githa.url(repo), 'main'], work);
     await waitFor('the side-band push to show its wait', () => push.stderr().includes(`remote: githa: waiting for another push to ${repo}.git (`), 30_000, { detail: push.stderr });
     await freeLock(repo);
-    expect((await answer).toString('latin1')).toBe(Buffer.concat([pkt('unpack ok\n'), pkt('ok refs/heads/plain\n'), Buffer.from('0000')]).toString('latin1'));
+    expect((await plain).toString('latin1')).toBe(Buffer.concat([pkt('unpack ok\n'), pkt('ok refs/heads/plain\n'), Buffer.from('0000')]).toString('latin1'));
+    const quietAnswer = (await quiet).toString('latin1');
+    expect(quietAnswer).toContain('ok refs/heads/quiet\n');
+    expect(quietAnswer).not.toContain('githa:');
     expect(await push.exit).toBe(0);
   }, 90_000);
 });
