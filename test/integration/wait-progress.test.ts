@@ -13,7 +13,8 @@ import { request } from 'node:http';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { useCluster } from '../support/cluster.js';
-import { GitClient } from '../support/git.js';
+import { GitClient, writeRandomFile } from '../support/git.js';
+import { join } from 'node:path';
 import { startGitha, type GithaProcess } from '../support/githa.js';
 import { StopWaiting, waitFor } from '../support/wait.js';
 
@@ -103,6 +104,23 @@ describe('what the Git user sees while githa waits', () => {
     expect(push.text()).toMatch(new RegExp(`githa: waiting for another push to ${repo}\\.git \\(\\d+ s\\), done\\.`));
     expect(await remoteMain(git, githa, repo)).toBe(next);
   }, 90_000);
+
+  it('a large HTTP push (a chunked body still uploading) that waits for the lock gets its 200 and progress early, then lands', async () => {
+    const githa = await start();
+    const repo = 'wait/large';
+    const { git, work } = await seeded(githa, repo);
+    // Over http.postBuffer (1 MiB): git probes first, then streams the pack chunked while githa holds it back for the lock.
+    await writeRandomFile(join(work, 'big.bin'), 8 * 1024 * 1024);
+    await git.run(['add', 'big.bin'], { cwd: work });
+    await git.run(['commit', '-q', '-m', 'big'], { cwd: work });
+    const next = await git.revParse(work, 'HEAD');
+    await holdLock(repo);
+    const push = gitRunning(git, ['push', '--porcelain', '--progress', '--', githa.url(repo), 'main'], work);
+    await waitFor('git to show the lock wait', () => push.stderr().includes(`remote: githa: waiting for another push to ${repo}.git (`), 30_000, { detail: push.stderr });
+    await freeLock(repo);
+    expect(await push.exit, push.text()).toBe(0);
+    expect(await remoteMain(git, githa, repo)).toBe(next);
+  }, 120_000);
 
   it.each([
     ['http', (g: GithaProcess, r: string) => g.url(r)],
