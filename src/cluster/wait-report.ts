@@ -98,13 +98,14 @@ export async function whileWaiting<T>(reporter: WaitReporter | undefined, wait: 
  */
 export function waitMessage(r: WaitReport): string {
   const s = Math.floor(r.elapsedMs / 1000);
+  const n = r.backends ?? 1;
   const text =
     r.kind === 'lock'
       ? `waiting for another push to ${r.repo}`
       : r.kind === 'catch-up'
         ? `waiting for a copy of ${r.repo} to catch up`
         : r.kind === 'copies'
-          ? `copying ${r.repo} to ${r.backends ?? 1} ${r.backends === 1 ? 'backend' : 'backends'}`
+          ? `copying ${r.repo} to ${n} ${n === 1 ? 'backend' : 'backends'}`
           : `waiting for a push to ${r.repo} to be recorded`;
   return `githa: ${text} (${s} s)${r.done ? ', done.\n' : '\r'}`;
 }
