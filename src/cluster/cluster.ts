@@ -25,6 +25,7 @@ import { frozenForRead, frozenForWrite, interruptedWrite, leadersLost, quorumUna
 import { leadership, planRead, planWrite, repoFlags, type ReadPlan, type RepoFlags } from './routing.js';
 import type { Accepts, Backend, BackendOverride, Forward, ReadRoute, WriteOutcome, WriteRequest } from './types.js';
 import { UserWrites } from './user-writes.js';
+import { watchWait, whileWaiting, type WaitReporter } from './wait-report.js';
 import { TargetUnreachable, WriteSession } from './write-session.js';
 
 export type { Accepts, Backend, BackendOverride, Forward, ForwardResult, ReadRoute, WriteOutcome, WriteRequest } from './types.js';
@@ -148,22 +149,29 @@ export class Cluster {
   }
 
   /** Chooses the backends for a read; never takes the write lock (docs/architecture.md "A read"). */
-  async routeRead(repo: string, accepts: Accepts = () => true, lent?: LentCredentials): Promise<ReadRoute> {
+  async routeRead(repo: string, accepts: Accepts = () => true, lent?: LentCredentials, waits?: WaitReporter): Promise<ReadRoute> {
     let state = await this.adoption.known(repo, await this.state(repo), lent);
     const until = performance.now() + this.config.catchUp.readWaitMs;
-    for (;;) {
-      if (state.frozen && frozenForRead(state.frozen.reason)) {
-        throw new RepositoryFrozenError(frozenForWrite(repo, state.frozen), state.frozen.reason);
+    let waiting: ReturnType<typeof watchWait> | undefined;
+    try {
+      for (;;) {
+        if (state.frozen && frozenForRead(state.frozen.reason)) {
+          throw new RepositoryFrozenError(frozenForWrite(repo, state.frozen), state.frozen.reason);
+        }
+        const flags = repoFlags(state);
+        const plan = planRead(state.versions, this.directory.views(), this.config.zone, this.turn++, flags);
+        // Every leader that could serve (over this transport) is taking a push right now: wait for it to be recorded (or to end) rather than serve it unacknowledged.
+        if (this.waitsForPush(plan, flags, accepts) && performance.now() < until) {
+          waiting ??= watchWait(waits, { kind: 'push', repo });
+          await sleep(READ_WAIT_POLL_MS);
+          state = await this.state(repo);
+          continue;
+        }
+        waiting?.stop();
+        return await this.routeFrom(repo, state, flags, plan, accepts, waits);
       }
-      const flags = repoFlags(state);
-      const plan = planRead(state.versions, this.directory.views(), this.config.zone, this.turn++, flags);
-      // Every leader that could serve (over this transport) is taking a push right now: wait for it to be recorded (or to end) rather than serve it unacknowledged.
-      if (this.waitsForPush(plan, flags, accepts) && performance.now() < until) {
-        await sleep(READ_WAIT_POLL_MS);
-        state = await this.state(repo);
-        continue;
-      }
-      return this.routeFrom(repo, state, flags, plan, accepts);
+    } finally {
+      waiting?.stop();
     }
   }
 
@@ -173,7 +181,7 @@ export class Cluster {
     return plan.kind === 'no-leader' || (plan.kind === 'serve' && this.directory.usable(plan.candidates, accepts).length === 0);
   }
 
-  private async routeFrom(repo: string, state: RepoState, flags: RepoFlags, plan: ReadPlan, accepts: Accepts): Promise<ReadRoute> {
+  private async routeFrom(repo: string, state: RepoState, flags: RepoFlags, plan: ReadPlan, accepts: Accepts, waits?: WaitReporter): Promise<ReadRoute> {
     const { max, leaders } = leadership(state.versions, flags.notLeaders);
     switch (plan.kind) {
       case 'no-leader':
@@ -186,11 +194,11 @@ export class Cluster {
         const candidates = this.directory.usable(plan.candidates, accepts);
         // No leader speaks this transport (a drifted one is being repaired): a stale copy that does is caught up first, then serves.
         const stale = candidates.length === 0 ? this.staleFor(state, flags, plan.candidates, accepts) : undefined;
-        if (stale) return this.routeFrom(repo, state, flags, { kind: 'catch-up', target: stale, source: plan.candidates[0]!, fallback: [] }, accepts);
+        if (stale) return this.routeFrom(repo, state, flags, { kind: 'catch-up', target: stale, source: plan.candidates[0]!, fallback: [] }, accepts, waits);
         return { repo, version: max, leaders, candidates, checksums: state.checksums };
       }
       case 'catch-up': {
-        const ok = accepts(this.backend(plan.target)) && (await this.catchUpWithin(repo, state, plan.source, plan.target, this.config.catchUp.readWaitMs));
+        const ok = accepts(this.backend(plan.target)) && (await whileWaiting(waits, { kind: 'catch-up', repo }, () => this.catchUpWithin(repo, state, plan.source, plan.target, this.config.catchUp.readWaitMs)));
         const candidates = this.directory.usable(ok ? [plan.target, ...plan.fallback] : plan.fallback, accepts);
         // The caught-up target now holds the source's recorded refs.
         const checksums = ok ? new Map([...state.checksums, [plan.target, state.checksums.get(plan.source) ?? '']]) : state.checksums;
@@ -280,7 +288,9 @@ export class Cluster {
     const { repo } = req;
     await this.orCreate(repo, req.unverified ? undefined : req.user, () => this.writableState(repo));
     this.checkQuorum(repo);
+    const waiting = watchWait(req.waits, { kind: 'lock', repo });
     return this.ctx.writeLocks.withLock(repo, async (lock) => {
+      waiting.stop();
       // Counted once the lock is held: a push waiting for a lock holds none (docs/security.md "Slow pushes").
       let release: () => void;
       try {
@@ -295,7 +305,7 @@ export class Cluster {
       } finally {
         release();
       }
-    });
+    }).finally(() => waiting.stop());
   }
 
   private async writeLocked(req: WriteRequest, forward: Forward, lock: HeldLock): Promise<WriteOutcome> {
@@ -307,7 +317,8 @@ export class Cluster {
     if (state.frozen || state.writing) throw this.writeRefusal(repo, state);
     let plan = planWrite(state.versions, this.directory.views(), this.config.zone, this.turn++, repoFlags(state));
     if (plan.kind === 'catch-up') {
-      const ok = await this.catchUpWithin(repo, state, plan.source, plan.target, this.config.locks.leaseMs * 3);
+      const { source, target } = plan;
+      const ok = await whileWaiting(req.waits, { kind: 'catch-up', repo }, () => this.catchUpWithin(repo, state, source, target, this.config.locks.leaseMs * 3));
       if (!ok) throw new NoLeaderError(`no writable leader of ${repo}, and ${plan.target} could not be caught up to take the write`);
       plan = { kind: 'write', candidates: [plan.target] };
       state = await this.ctx.repos.read(repo);

@@ -2,6 +2,7 @@ import type { LentCredentials } from '../backends/types.js';
 import type { BackendConfig } from '../config/schema.js';
 import type { RefCommand } from '../protocol/receive-pack-request.js';
 import type { ReportStatus } from '../protocol/report-status.js';
+import type { WaitReporter } from './wait-report.js';
 
 /*
  * What the cluster and its transports exchange (docs/architecture.md): the
@@ -48,6 +49,8 @@ export interface WriteRequest {
    * create would run before any backend authorized it.
    */
   unverified?: boolean | undefined;
+  /** Where the push's waits (lock, catch-up, quorum copies) are told, if the client can be shown them (src/cluster/wait-report.ts). */
+  waits?: WaitReporter | undefined;
 }
 
 /** How the transport's exchange with the target ended. */

@@ -10,6 +10,7 @@ import { noteWrite, type ClusterContext } from './context.js';
 import { quorumNotReached } from './messages.js';
 import { quorumCopies } from './quorum.js';
 import type { Backend, Forward, ForwardResult, WriteOutcome, WriteRequest } from './types.js';
+import { whileWaiting } from './wait-report.js';
 import { allLanded, checksumBefore } from './write-check.js';
 
 /** Thrown when nothing of the push reached the target: the caller tries the next leader. */
@@ -194,7 +195,7 @@ export class WriteSession {
 
     const quorum = ctx.config.replication.writeQuorum;
     const copies = quorumCopies(ctx, { repo, lock, writeId, target, state: this.state, sourceRefs: refs, checksum, needed: quorum - 1 });
-    const made = await copies.settled;
+    const made = await whileWaiting(req.waits, { kind: 'copies', repo, backends: quorum - 1 }, () => copies.settled);
     const lines = commands.filter((c) => okRefs.size === 0 || okRefs.has(c.ref)).slice(0, 200);
     // The copies keep their pair locks until recorded (CopyRequest.hold): a catch-up planned from older state cannot turn them back meanwhile.
     let version: number;

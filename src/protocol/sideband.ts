@@ -61,3 +61,13 @@ export function encodeSideband(band: Band, data: Buffer, maxPayload: number = SI
   }
   return Buffer.concat(parts);
 }
+
+/**
+ * A progress line of githa's own on band 2 (git's client prints it as
+ * "remote: <text>"; sideband.c keeps a line that ends in "\r" on the spot for
+ * the next update, as git's own progress does). Split at plain side-band's
+ * packet size, which both side-band and side-band-64k accept.
+ */
+export function encodeProgress(text: string): Buffer {
+  return encodeSideband(BAND_PROGRESS, Buffer.from(text, 'utf8'), SIDEBAND_MAX_DATA);
+}

@@ -4,6 +4,7 @@ import { LimitExceededError, SidebandError } from '../../src/errors.js';
 import { decodeAll, MAX_PKT_LEN } from '../../src/protocol/pkt-line.js';
 import {
   type Band,
+  encodeProgress,
   encodeSideband,
   parseSidebandPayload,
   SIDEBAND_64K_MAX_DATA,
@@ -72,5 +73,23 @@ describe('encodeSideband', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('encodeProgress', () => {
+  it('is one band-2 pkt-line holding the text as it is', () => {
+    const out = encodeProgress('githa: waiting for another push to team/app.git (3 s)\r');
+    expect(out.toString('latin1')).toBe('003b\x02githa: waiting for another push to team/app.git (3 s)\r');
+  });
+
+  it('splits a long text into packets plain side-band accepts, every one on band 2', () => {
+    const text = 'é'.repeat(SIDEBAND_MAX_DATA);
+    const out = encodeProgress(text);
+    const pkts = decodeAll(out);
+    expect(pkts.length).toBe(2);
+    for (const p of pkts) expect(p.type === 'data' && p.payload.length <= SIDEBAND_MAX_DATA + 1).toBe(true);
+    const { bands, data } = decodeBand(out);
+    expect(bands).toEqual([2, 2]);
+    expect(data.toString('utf8')).toBe(text);
   });
 });

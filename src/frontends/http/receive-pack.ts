@@ -14,6 +14,7 @@ import { readBackendAnswer, sendBackendAnswer, type BackendAnswer } from './back
 import { backendRepositoryName, repositoryUrlPath } from '../../protocol/repository-name.js';
 import { PushPace, pushCutError } from '../push-pace.js';
 import type { RequestBudget } from '../held-bytes.js';
+import { sidebandReporter, wantsProgress } from '../wait-progress.js';
 
 /** The signal of a request that holds no write lock (the empty push's probe): its pace is not watched. */
 const NO_LOCK = new AbortController().signal;
@@ -79,6 +80,16 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
   log.debug({ repo, commands: request.commands.length, capabilities: request.capabilities }, 'push command list read');
   const caps = clientCapabilities(request.capabilities);
   const { sideband } = caps;
+  // githa's waits (lock, catch-up, quorum copies) as band-2 progress, where the client asked for side-band
+  // (docs/architecture.md "What the Git user sees while githa waits"). The first line sends the 200 and its headers:
+  // any failure after it is answered in-band (sendRejection), never as an HTTP error.
+  const waits = wantsProgress(request.capabilities)
+    ? sidebandReporter((bytes) => {
+        if (res.destroyed || res.writableEnded) return;
+        if (!res.headersSent) res.writeHead(200, RESULT_HEADERS);
+        res.write(bytes);
+      })
+    : undefined;
 
   // The body githa sends on: the bytes already read, then the rest, untouched.
   // (Counted on the way in: a 'data' listener on `body` would drain it.)
@@ -188,7 +199,8 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
         return status >= 400 && status < 500 ? { ending: 'complete', noop: true } : { ending: 'complete' };
       }
       const cookies = ctx.relayCookies === true ? fwd.res.headers['set-cookie'] : undefined;
-      res.writeHead(200, { 'content-type': 'application/x-git-receive-pack-result', 'cache-control': 'no-cache', ...(cookies ? { 'set-cookie': cookies } : {}) });
+      // Already sent when a wait was shown: the backend's cookies are then not relayed.
+      if (!res.headersSent) res.writeHead(200, { ...RESULT_HEADERS, ...(cookies ? { 'set-cookie': cookies } : {}) });
       sink = new HeldResponse(res, { sideband });
       const ok = await new Promise<boolean>((resolve) => pipeline(fwd.res, sink!, (err) => resolve(!err)));
       log.debug({ repo, backend: target.id, ok, bytes: sink.bytes }, 'push answer read');
@@ -216,7 +228,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
       const result = await forward(target, NO_LOCK);
       outcome = result.ending === 'complete' ? 'no-op' : 'interrupted';
     } else {
-      const result = await cluster.write({ repo, user: ctx.user, transport: 'http', commands: request.commands, accepts: hasHttp, lent: ctx.lent, unverified: ctx.unverified }, forward);
+      const result = await cluster.write({ repo, user: ctx.user, transport: 'http', commands: request.commands, accepts: hasHttp, lent: ctx.lent, unverified: ctx.unverified, waits }, forward);
       outcome = result.kind;
       if (result.kind === 'interrupted') failure = new WriteInterruptedError(repo, result.backend);
     }
@@ -240,8 +252,10 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
     return { backend, outcome: `client-gone-${outcome}`, bytes: 0 };
   }
   if (failure === undefined && passthrough) {
-    // The backend's refusal as it sent it (a 401 keeps its challenge, so git asks for credentials and retries).
-    sendBackendAnswer(res, passthrough);
+    // The backend's refusal as it sent it (a 401 keeps its challenge, so git asks for credentials and retries);
+    // after a progress line the status is sent already, so the refusal is told in-band.
+    if (res.headersSent) sendRejection(res, request, caps, `backend ${backend ?? ''} answered HTTP ${passthrough.status}`);
+    else sendBackendAnswer(res, passthrough);
     return { backend, outcome: `backend-${passthrough.status}`, bytes: 0 };
   }
   if (failure === undefined && sink) {
@@ -263,9 +277,12 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
   return { backend, outcome: error.code, bytes: 0 };
 }
 
+/** The headers of receive-pack's answer (gitprotocol-http "Smart Service git-receive-pack"). */
+const RESULT_HEADERS = { 'content-type': 'application/x-git-receive-pack-result', 'cache-control': 'no-cache' } as const;
+
 function sendRejection(res: ServerResponse, request: ReceivePackRequest, caps: ClientCapabilities, message: string): void {
   if (res.destroyed || res.writableEnded) return;
-  if (!res.headersSent) res.writeHead(200, { 'content-type': 'application/x-git-receive-pack-result', 'cache-control': 'no-cache' });
+  if (!res.headersSent) res.writeHead(200, RESULT_HEADERS);
   res.end(rejectionBytes(request.commands.map((c) => c.ref), caps, message));
 }
 

@@ -12,6 +12,7 @@ import { clientCapabilities, rejectionBytes } from '../rejection.js';
 import { feed, open, refuse, relay, type ClientChannel, type StreamDeps, type StreamRequest } from './relay.js';
 import { serveUploadPack } from './verified-read.js';
 import type { RequestBudget } from '../held-bytes.js';
+import { sidebandReporter, stderrReporter, wantsProgress } from '../wait-progress.js';
 
 export type { ClientChannel, StreamDeps, StreamRequest } from './relay.js';
 
@@ -62,7 +63,8 @@ async function serveStreamOnce(deps: StreamDeps, req: StreamRequest, channel: Cl
 async function serveRead(deps: StreamDeps, req: StreamRequest, channel: ClientChannel, accepts: (b: Backend) => boolean, budget: RequestBudget | undefined): Promise<Record<string, unknown>> {
   let route;
   try {
-    route = await deps.cluster.routeRead(req.repo, accepts);
+    // A wait before the service's first byte can only be told on SSH's stderr (docs/architecture.md "What the Git user sees while githa waits").
+    route = await deps.cluster.routeRead(req.repo, accepts, undefined, stderrReporter(channel.errors));
   } catch (err) {
     return refuse(deps, channel, err);
   }
@@ -164,8 +166,20 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
     }
   };
 
+  // githa's waits: the lock and a catch-up come before the advertisement (SSH's stderr only); the quorum copies
+  // after the command list, on band 2 where the client asked for side-band (docs/architecture.md "What the Git user sees while githa waits").
+  const onStderr = stderrReporter(channel.errors);
+  const onBand2 = sidebandReporter((bytes) => {
+    if (!channel.output.destroyed) channel.output.write(bytes);
+  });
+  const waits = {
+    onWait: (r: Parameters<typeof onBand2.onWait>[0]) => {
+      if (request && wantsProgress(request.capabilities)) onBand2.onWait(r);
+      else if (!request || !request.capabilities.includes('quiet')) onStderr?.onWait(r);
+    },
+  };
   try {
-    const outcome = await deps.cluster.write({ repo: req.repo, user: req.user, transport: req.transport, accepts }, forward);
+    const outcome = await deps.cluster.write({ repo: req.repo, user: req.user, transport: req.transport, accepts, waits }, forward);
     if (outcome.kind === 'interrupted') throw new WriteInterruptedError(req.repo, outcome.backend);
     // A cut push is never acknowledged, whatever the target held afterwards (docs/architecture.md "A push" 6).
     if (cut) throw cut;
