@@ -82,8 +82,10 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
   const { sideband } = caps;
   // githa's waits (lock, catch-up, quorum copies) as band-2 progress, where the client asked for side-band
   // (docs/architecture.md "What the Git user sees while githa waits"). The first line sends the 200 and its headers:
-  // any failure after it is answered in-band (sendRejection), never as an HTTP error.
-  const waits = wantsProgress(request.capabilities)
+  // any failure after it is answered in-band (sendRejection), never as an HTTP error. A passthrough push that
+  // carries no credentials shows none: its backend may still answer 401, and git retries with credentials only
+  // when that 401 is the HTTP status (docs/security.md "Authentication"), not an in-band refusal.
+  const waits = wantsProgress(request.capabilities) && !(ctx.unverified === true && ctx.lent === undefined)
     ? sidebandReporter((bytes) => {
         if (res.destroyed || res.writableEnded) return;
         if (!res.headersSent) res.writeHead(200, RESULT_HEADERS);
