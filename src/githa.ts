@@ -188,7 +188,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   const ssh = config.listen.ssh ? createSshFrontend(config, streamDeps(sshClients, gitClients), log.child({ frontend: 'ssh' })) : undefined;
   const git = config.listen.git ? createGitDaemonFrontend(config, streamDeps(gitClients, sshClients), log.child({ frontend: 'git' })) : undefined;
   const addresses: RunningGitha['addresses'] = {
-    http: await listen(http.server, config.listen.http),
+    http: await listen(http.listener, config.listen.http),
     admin: await listen(admin, config.listen.admin),
   };
   if (ssh && config.listen.ssh) addresses.ssh = await listen(ssh.server, config.listen.ssh);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULTS } from './defaults.js';
+import { parseCidr } from './cidr.js';
 import { parseMaxStartups } from './max-startups.js';
 import { globToRegExp } from '../auth/glob.js';
 
@@ -73,9 +74,13 @@ export const configSchema = z
         ssh: listenAddress.optional(),
         /** git:// front end; off when absent. */
         git: listenAddress.optional(),
+        /** Peers (CIDR) whose connections start with a PROXY protocol header (src/frontends/proxy-listener.ts); empty: off. */
+        proxyProtocolFrom: z
+          .array(z.string().refine((s) => parseCidr(s) !== undefined, { message: 'expected an IP address or a CIDR range (10.0.0.0/8, 2001:db8::/32)' }))
+          .default([...DEFAULTS.listen.proxyProtocolFrom]),
       })
       .strict()
-      .default({ http: DEFAULTS.listen.http, admin: DEFAULTS.listen.admin }),
+      .default({ http: DEFAULTS.listen.http, admin: DEFAULTS.listen.admin, proxyProtocolFrom: [...DEFAULTS.listen.proxyProtocolFrom] }),
     redis: z
       .object({
         /** One Redis; the default when `sentinels` is absent. */

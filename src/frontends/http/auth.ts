@@ -9,6 +9,7 @@ import type { Config } from '../../config/schema.js';
 import { AuthenticationRequiredError, AuthenticationThrottledError, ServerBusyError, type GithaError } from '../../errors.js';
 import type { Service } from '../../protocol/request.js';
 import type { LentCredentials } from '../../backends/types.js';
+import { clientAddress } from '../proxy-listener.js';
 import { clientKey } from './limits.js';
 
 /** Who sent an HTTP request, and the name the logs and the push log record. */
@@ -76,7 +77,7 @@ export class HttpAuth {
     } else {
       const name = creds.kind === 'basic' ? creds.user : undefined;
       this.callers.set(req, name ?? 'invalid-credentials');
-      const entry = await this.check(clientKey(req.socket.remoteAddress), creds.kind === 'basic' ? creds : undefined);
+      const entry = await this.check(clientKey(clientAddress(req.socket)), creds.kind === 'basic' ? creds : undefined);
       caller = { identity: this.policy.identify(entry.user, true, entry.groups), user: entry.user };
     }
     this.callers.set(req, caller.user);
