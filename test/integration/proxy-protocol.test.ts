@@ -165,8 +165,9 @@ describe('PROXY protocol behind HAProxy', () => {
     await cluster().createRepository(repo);
     const githa = await startGitha(cluster(), {
       git: true,
+      ssh: true,
       config: {
-        listen: { http: '127.0.0.1:0', admin: '127.0.0.1:0', git: '127.0.0.1:0', proxyProtocolFrom: [`${BALANCER}/32`] },
+        listen: { http: '127.0.0.1:0', admin: '127.0.0.1:0', ssh: '127.0.0.1:0', git: '127.0.0.1:0', proxyProtocolFrom: [`${BALANCER}/32`] },
         gitDaemon: { allowPush: false, maxConnectionsPerClient: 1 },
       },
     });
@@ -203,6 +204,12 @@ describe('PROXY protocol behind HAProxy', () => {
     await waitFor('the HTTP answer', () => http.closed(), 20_000, { intervalMs: 50 });
     expect(http.data()).toMatch(/^HTTP\/1\.1 400 /);
     expect(requests(githa, 'malformed HTTP request refused').map((l) => l.ip)).toEqual(['127.0.0.1']);
+    // And over SSH: ssh2 refuses lines before a client's identification; the connection closes, logged.
+    const ssh = await raw(githa.sshPort!, '127.0.0.1', Buffer.from('PROXY TCP4 198.51.100.3 127.0.0.1 40006 22\r\nSSH-2.0-OpenSSH_9.6\r\n'));
+    await waitFor('the SSH connection closed', () => ssh.closed(), 20_000, { intervalMs: 50 });
+    await waitFor('the SSH refusal logged', () => requests(githa, 'ssh connection closed before the SSH handshake').length === 1, 10_000, { intervalMs: 50 });
+    expect(requests(githa, 'ssh connection closed before the SSH handshake')[0]).toMatchObject({ ip: '127.0.0.1' });
+    expect(githa.logs()).not.toContain('198.51.100.3');
     expect(await cluster().redis.cli('HGETALL', `githa:repo:{${repo}.git}:versions`)).toBe(versions);
     expect(await cluster().redis.cli('XLEN', `githa:repo:{${repo}.git}:log`)).toBe(logLength);
 

@@ -95,6 +95,9 @@ export class ConnectionGuard {
     });
     socket.once('close', () => {
       clearTimeout(grace);
+      // ssh2 silences what fails before the client's identification line (garbage, a port scan, a PROXY
+      // header from an address not in listen.proxyProtocolFrom): logged here, as sshd logs a bad banner.
+      if (!entry.client) this.log.info({ ip }, 'ssh connection closed before the SSH handshake');
       entry.slot.release();
       if (this.pending.get(id) === entry) this.pending.delete(id);
     });
