@@ -8,11 +8,11 @@
  * header from an untrusted address is bad input, refused with a log line.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { knownHostsLine } from '../../src/demo/ssh.js';
+import { generateKey, knownHostsLine } from '../../src/demo/ssh.js';
 import { pickFreePort } from '../../src/demo/process.js';
 import { useCluster, type DevCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
@@ -219,5 +219,30 @@ describe('PROXY protocol behind HAProxy', () => {
     expect(bad.data()).toBe('');
     await waitFor('the refusal logged', () => requests(githa, 'PROXY protocol header refused, connection closed').length === 1, 10_000, { intervalMs: 50 });
     expect(requests(githa, 'PROXY protocol header refused, connection closed')[0]).toMatchObject({ peer: BALANCER });
+  });
+
+  it('counts unauthenticated SSH connections per client named in the header (maxStartupsPerClient)', async () => {
+    const hostKey = join(cluster().dir, 'githa_host_ed25519_key');
+    if (!existsSync(hostKey)) await generateKey(hostKey, 'githa-host');
+    const keys = join(cluster().dir, `pp-authorized-keys-${process.pid}`);
+    writeFileSync(keys, `environment="GITHA_USER=tester" ${cluster().ssh.clientPublicKey.trim()}\n`);
+    const githa = await startGitha(cluster(), {
+      ssh: true,
+      config: {
+        listen: { http: '127.0.0.1:0', admin: '127.0.0.1:0', ssh: '127.0.0.1:0', proxyProtocolFrom: [`${BALANCER}/32`] },
+        // startGitha's `config` replaces the whole `ssh` object: its key files, as it makes them, and the limit.
+        ssh: { hostKeys: [hostKey], authorizedKeys: keys, backendKey: cluster().ssh.clientKeyPath, backendKnownHosts: cluster().ssh.knownHostsPath, maxStartupsPerClient: 1 },
+      },
+    });
+    const header = (client: string, port: number): Buffer => Buffer.from(`PROXY TCP4 ${client} 127.0.0.1 ${port} 22\r\n`);
+    // githa's identification line is its first word on an admitted connection.
+    const first = await raw(githa.sshPort!, BALANCER, header('198.51.100.1', 41001));
+    await waitFor('the first client greeted', () => first.data().startsWith('SSH-2.0-githa'), 20_000, { intervalMs: 50 });
+    const second = await raw(githa.sshPort!, BALANCER, header('198.51.100.1', 41002));
+    await waitFor('the second connection dropped', () => second.closed(), 20_000, { intervalMs: 50 });
+    expect(second.data()).toBe('');
+    const other = await raw(githa.sshPort!, BALANCER, header('198.51.100.2', 41003));
+    await waitFor('another client greeted', () => other.data().startsWith('SSH-2.0-githa'), 20_000, { intervalMs: 50 });
+    expect(requests(githa, 'ssh connection dropped').map((l) => l.ip)).toEqual(['198.51.100.1']);
   });
 });
