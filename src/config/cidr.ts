@@ -15,7 +15,7 @@ export interface Cidr {
 
 /** The range `text` names, or undefined when it names none (no host names, no zone ids). */
 export function parseCidr(text: string): Cidr | undefined {
-  const m = /^([0-9a-fA-F:.]+)(?:\/(0|[1-9][0-9]{0,2}))?$/.exec(text.trim());
+  const m = /^([0-9a-fA-F:.]+)(?:\/(0|[1-9][0-9]{0,2}))?$/.exec(text);
   if (!m) return undefined;
   const address = m[1]!;
   const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
