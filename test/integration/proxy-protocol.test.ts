@@ -4,10 +4,13 @@
  * (`source 127.0.0.5 send-proxy-v2`, git:// with `send-proxy`, v1), githa
  * trusts 127.0.0.5/32 only. Git clones and pushes through each transport;
  * githa's log lines and the push log show the client's address (127.0.0.1),
- * never HAProxy's (127.0.0.5). Limits count the header's address; a PROXY
- * header from an untrusted address is bad input, refused with a log line.
+ * never HAProxy's (127.0.0.5). Limits (git:// connections, SSH startups, the
+ * failed-login throttle) count the header's address, sent by hand from the
+ * trusted address; a PROXY header from an untrusted address is bad input,
+ * refused with a log line and no state change.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -219,6 +222,30 @@ describe('PROXY protocol behind HAProxy', () => {
     expect(bad.data()).toBe('');
     await waitFor('the refusal logged', () => requests(githa, 'PROXY protocol header refused, connection closed').length === 1, 10_000, { intervalMs: 50 });
     expect(requests(githa, 'PROXY protocol header refused, connection closed')[0]).toMatchObject({ peer: BALANCER });
+  });
+
+  it('throttles failed HTTP logins per client named in the header', async () => {
+    const usersFile = join(cluster().dir, `pp-users-${process.pid}`);
+    writeFileSync(usersFile, `ci:$sha256$${createHash('sha256').update('right-token').digest('hex')}\n`);
+    const githa = await startGitha(cluster(), {
+      config: {
+        listen: { http: '127.0.0.1:0', admin: '127.0.0.1:0', proxyProtocolFrom: [`${BALANCER}/32`] },
+        auth: { http: { mode: 'githa', usersFile, failureWindowMs: 60_000, maxFailuresPerAddress: 2, maxFailuresPerUser: 0 } },
+        access: { default: 'none', rules: [{ repos: 'pp/**', users: ['*'], access: 'read' }] },
+      },
+    });
+    const port = Number(new URL(githa.httpUrl).port);
+    // Guesses for an unknown user, each a new password (a remembered wrong one is not checked again).
+    let guess = 0;
+    const login = async (client: string): Promise<string> => {
+      const basic = Buffer.from(`mallory:guess${guess++}`).toString('base64');
+      const c = await raw(port, BALANCER, Buffer.from(`PROXY TCP4 ${client} 127.0.0.1 40100 80\r\nGET /pp/app.git/info/refs?service=git-upload-pack HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Basic ${basic}\r\n\r\n`));
+      await waitFor('the answer', () => c.closed(), 20_000, { intervalMs: 20 });
+      return c.data().slice(9, 12);
+    };
+    expect([await login('198.51.100.1'), await login('198.51.100.1'), await login('198.51.100.1')]).toEqual(['401', '401', '429']);
+    // Another client through the same balancer still gets its password checked.
+    expect(await login('198.51.100.2')).toBe('401');
   });
 
   it('counts unauthenticated SSH connections per client named in the header (maxStartupsPerClient)', async () => {
