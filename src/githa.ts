@@ -189,7 +189,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   });
   const http = createHttpFrontend(config, cluster, log.child({ frontend: 'http' }), hooks, heldBytes);
   // listen.https: TLS in front of the same HTTP server (src/frontends/http/https.ts); a certificate that does not load stops the start.
-  const https = config.listen.https && config.tls ? createHttpsServer(http.server, config.tls, log.child({ frontend: 'https' }), config.http) : undefined;
+  const https = config.listen.https && config.tls ? createHttpsServer(http.server, config.tls, log.child({ frontend: 'https' }), config.http, config.listen.proxyProtocolFrom) : undefined;
   // Overrides Redis lost that backendOverridesFile records (docs/operations.md "Redis lost or restored from an old snapshot"), once the watcher below has read Redis.
   const watching: { by?: OverrideWatcher } = {};
   const lostOverridesNow = (): LostOverride[] =>
@@ -198,10 +198,10 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   const ssh = config.listen.ssh ? createSshFrontend(config, streamDeps(sshClients, gitClients), log.child({ frontend: 'ssh' })) : undefined;
   const git = config.listen.git ? createGitDaemonFrontend(config, streamDeps(gitClients, sshClients), log.child({ frontend: 'git' })) : undefined;
   const addresses: RunningGitha['addresses'] = {
-    http: await listen(http.server, config.listen.http),
+    http: await listen(http.listener, config.listen.http),
     admin: await listen(admin, config.listen.admin),
   };
-  if (https && config.listen.https) addresses.https = await listen(https.server, config.listen.https);
+  if (https && config.listen.https) addresses.https = await listen(https.listener, config.listen.https);
   if (ssh && config.listen.ssh) addresses.ssh = await listen(ssh.server, config.listen.ssh);
   if (git && config.listen.git) addresses.git = await listen(git, config.listen.git);
   // Probes start once githa serves; until the first round, health is what requests show (docs/architecture.md "Health").

@@ -35,6 +35,8 @@ export interface WriteRequest {
   repo: string;
   user: string;
   transport: string;
+  /** The client's address (a trusted balancer's PROXY header's, else the TCP peer's), for the push log. */
+  ip?: string | undefined;
   /** The command list, when the transport knows it before forwarding (HTTP). */
   commands?: readonly RefCommand[];
   accepts?: Accepts;

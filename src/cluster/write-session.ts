@@ -210,6 +210,8 @@ export class WriteSession {
           event: 'push',
           user: req.user,
           transport: req.transport,
+          // The client's address (docs/redis.md): behind a trusted balancer, its PROXY header's.
+          ...(req.ip ? { ip: req.ip } : {}),
           proxy: ctx.config.proxyId,
           refs: lines.map((c) => `${c.oldOid} ${c.newOid} ${c.ref}`).join('\n'),
           bytes: result.bytes ?? 0,

@@ -6,6 +6,8 @@ export const DEFAULTS = {
   listen: {
     http: '127.0.0.1:8080',
     admin: '127.0.0.1:9090',
+    /** No peer is trusted to send a PROXY protocol header (docs/security.md "Client addresses behind a load balancer"). */
+    proxyProtocolFrom: [] as readonly string[],
   },
   tls: {
     /** TLS 1.0 and 1.1 are refused (RFC 8996); Node's own default is the same, pinned here so it stays. */

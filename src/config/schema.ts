@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULTS } from './defaults.js';
+import { parseCidr } from './cidr.js';
 import { parseMaxStartups } from './max-startups.js';
 import { globToRegExp } from '../auth/glob.js';
 import { tlsSchema } from './tls-schema.js';
@@ -76,9 +77,13 @@ export const configSchema = z
         git: listenAddress.optional(),
         /** HTTPS front end (the HTTP front end's handler behind TLS, src/frontends/http/https.ts); off when absent, needs `tls`. */
         https: listenAddress.optional(),
+        /** Peers (CIDR) whose connections start with a PROXY protocol header (src/frontends/proxy-listener.ts); empty: off. */
+        proxyProtocolFrom: z
+          .array(z.string().refine((s) => parseCidr(s) !== undefined, { message: 'expected an IP address or a CIDR range (10.0.0.0/8, 2001:db8::/32)' }))
+          .default([...DEFAULTS.listen.proxyProtocolFrom]),
       })
       .strict()
-      .default({ http: DEFAULTS.listen.http, admin: DEFAULTS.listen.admin }),
+      .default({ http: DEFAULTS.listen.http, admin: DEFAULTS.listen.admin, proxyProtocolFrom: [...DEFAULTS.listen.proxyProtocolFrom] }),
     /** TLS of listen.https (docs/security.md "TLS"). */
     tls: tlsSchema.optional(),
     redis: z

@@ -6,6 +6,7 @@ import { ClientTimeoutError, GithaError, ProtocolSyntaxError, UnsupportedRequest
 import { encodePkt, PktLineDecoder } from '../../protocol/pkt-line.js';
 import { parseGitDaemonRequest } from '../../protocol/request.js';
 import { toClientError } from '../error-map.js';
+import { clientAddress, proxyProtocolAcceptor } from '../proxy-listener.js';
 import { ConnectionLimiter } from '../http/limits.js';
 import { serveStream, type ClientChannel, type StreamDeps } from '../stream/session.js';
 
@@ -20,13 +21,16 @@ export function createGitDaemonFrontend(config: Config, deps: StreamDeps, log: L
   const limiter = new ConnectionLimiter(config.gitDaemon);
   const observe = (outcome: string, service: string, started: number): void =>
     deps.cluster.observer.request({ transport: 'git', service, outcome, seconds: (performance.now() - started) / 1000, bytes: 0 });
-  return createServer((socket) => {
-    const clog = log.child({ conn: randomBytes(4).toString('hex'), ip: socket.remoteAddress });
+  // Behind a trusted balancer a socket arrives here once its PROXY header is read, and its
+  // client's address is the header's: for the per-client limit and the log (src/frontends/proxy-listener.ts).
+  const accept = proxyProtocolAcceptor({ trusted: config.listen.proxyProtocolFrom }, log, (socket) => {
+    const ip = clientAddress(socket);
+    const clog = log.child({ conn: randomBytes(4).toString('hex'), ip });
     // A client's reset ends the socket ('close' follows), which the session sees as the
     // channel closing; logged at debug like the SSH frontend's connection errors.
     socket.on('error', (err) => clog.debug({ err: err.message }, 'git:// connection error'));
     const started = performance.now();
-    const admission = limiter.admit(socket.remoteAddress);
+    const admission = limiter.admit(ip);
     if (!admission.ok) {
       refuseConnection(socket, admission.error, clog);
       observe(toClientError(admission.error).code, 'none', started);
@@ -41,7 +45,7 @@ export function createGitDaemonFrontend(config: Config, deps: StreamDeps, log: L
       clog.info({ ms: idleMs }, 'git:// connection idle, closed');
       socket.destroy();
     });
-    handle(socket, clog).then(
+    handle(socket, clog, ip).then(
       (fields) => {
         if (fields.service === undefined) observe(String(fields.outcome), 'none', started);
         clog.info({ ...fields, ms: Math.round(performance.now() - started) }, 'request');
@@ -52,8 +56,9 @@ export function createGitDaemonFrontend(config: Config, deps: StreamDeps, log: L
       },
     );
   });
+  return createServer(accept);
 
-  async function handle(socket: Socket, clog: Logger): Promise<Record<string, unknown>> {
+  async function handle(socket: Socket, clog: Logger, ip: string | undefined): Promise<Record<string, unknown>> {
     const channel = socketChannel(socket);
     let request;
     try {
@@ -78,7 +83,7 @@ export function createGitDaemonFrontend(config: Config, deps: StreamDeps, log: L
     if (push) socket.setTimeout(0);
     const result = await serveStream(
       { ...deps, log: clog, maxHeldListingBytes: config.read.maxHeldListingBytes, maxHeldRequestBytes: config.read.maxReplayBodyBytes },
-      { repo: request.repo, service: request.service, protocol, user: config.auth.anonymousUser, authenticated: false, transport: 'git' },
+      { repo: request.repo, service: request.service, protocol, user: config.auth.anonymousUser, authenticated: false, transport: 'git', ip },
       channel,
     );
     if (push && !socket.destroyed) socket.setTimeout(config.gitDaemon.idleTimeoutMs);

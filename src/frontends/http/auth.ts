@@ -9,6 +9,7 @@ import type { Config } from '../../config/schema.js';
 import { AuthenticationRequiredError, AuthenticationThrottledError, ServerBusyError, type GithaError } from '../../errors.js';
 import type { Service } from '../../protocol/request.js';
 import type { LentCredentials } from '../../backends/types.js';
+import { clientAddress } from '../proxy-listener.js';
 import { clientKey } from './limits.js';
 import { httpsUser } from './https.js';
 
@@ -89,7 +90,7 @@ export class HttpAuth {
     } else {
       const name = creds.kind === 'basic' ? creds.user : undefined;
       this.callers.set(req, name ?? 'invalid-credentials');
-      const entry = await this.check(clientKey(req.socket.remoteAddress), creds.kind === 'basic' ? creds : undefined);
+      const entry = await this.check(clientKey(clientAddress(req.socket)), creds.kind === 'basic' ? creds : undefined);
       caller = { identity: this.policy.identify(entry.user, true, entry.groups), user: entry.user };
     }
     this.callers.set(req, caller.user);

@@ -1,4 +1,5 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
+import { clientAddress } from '../proxy-listener.js';
 import { clientKey } from './limits.js';
 
 /**
@@ -71,12 +72,13 @@ export function headersToStrip(names: readonly string[], connection: string | st
 /**
  * Removes what headersToStrip names from a request to a backend and sets
  * githa's own forwarding headers, from the connection githa accepted: the
- * client's TCP address (never what the client claims), githa's port and
+ * client's address (the TCP peer's, or a trusted balancer's PROXY header's;
+ * never what the client claims in a header), githa's port and
  * scheme, and the Host the client asked for.
  */
 export function cleanBackendRequest(proxyReq: ClientRequest, req: IncomingMessage, extra: readonly string[]): void {
   for (const h of headersToStrip(proxyReq.getHeaderNames(), req.headers.connection, extra)) proxyReq.removeHeader(h);
-  proxyReq.setHeader('x-forwarded-for', clientKey(req.socket.remoteAddress));
+  proxyReq.setHeader('x-forwarded-for', clientKey(clientAddress(req.socket)));
   proxyReq.setHeader('x-forwarded-proto', 'http');
   if (req.socket.localPort !== undefined) proxyReq.setHeader('x-forwarded-port', String(req.socket.localPort));
   if (req.headers.host !== undefined) proxyReq.setHeader('x-forwarded-host', req.headers.host);

@@ -1,12 +1,16 @@
 import type { Server as HttpServer } from 'node:http';
+import type { Server as NetServer } from 'node:net';
 import { createServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { certificateUser } from '../../auth/client-cert.js';
+import { clientAddress, listenerFor } from '../proxy-listener.js';
 import { TlsCredentials, type TlsConfig } from './tls-credentials.js';
 
 export interface HttpsFrontend {
   /** The listener: a TLS server (listen it like the others; a PROXY-protocol wrapper may feed it connections). */
   server: TlsServer;
+  /** What githa listens on: `server`, or with listen.proxyProtocolFrom the PROXY-protocol reader in front of it (the header precedes the handshake). */
+  listener: NetServer;
   close(): void;
 }
 
@@ -22,7 +26,7 @@ export interface HttpsFrontend {
  * unidentified; `require` refuses them in the handshake. Which user a
  * verified one is: httpsUser below (src/auth/client-cert.ts).
  */
-export function createHttpsServer(http: HttpServer, config: TlsConfig, log: Logger, limits: { maxConnections: number; headersTimeoutMs: number }): HttpsFrontend {
+export function createHttpsServer(http: HttpServer, config: TlsConfig, log: Logger, limits: { maxConnections: number; headersTimeoutMs: number }, proxyProtocolFrom: readonly string[] = []): HttpsFrontend {
   const credentials = new TlsCredentials(config, (message) => log.error({ message }, 'tls certificate'));
   const clientCerts = config.clientCertificates !== 'off';
   const server = createServer(
@@ -48,12 +52,17 @@ export function createHttpsServer(http: HttpServer, config: TlsConfig, log: Logg
   });
   // Old protocol versions, unverified client certificates under `require`, port scanners: one debug line each.
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-    log.debug({ client: socket.remoteAddress, err: err.code ?? err.message }, 'tls handshake failed');
+    log.debug({ client: clientAddress(socket), err: err.code ?? err.message }, 'tls handshake failed');
   });
+  const listener = listenerFor(server, { trusted: proxyProtocolFrom }, log);
+  // Connections still reading their PROXY header count against the same cap as handshakes (node enforces it where it accepts).
+  if (listener !== server) listener.maxConnections = limits.maxConnections;
   return {
     server,
+    listener,
     close() {
       server.close();
+      if (listener !== server) listener.close();
     },
   };
 }

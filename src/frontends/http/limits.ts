@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { Transform, type Duplex, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { createGunzip } from 'node:zlib';
+import { clientAddress } from '../proxy-listener.js';
 import { LimitExceededError, ProtocolSyntaxError, ServerBusyError, TooManyConnectionsError, type GithaError } from '../../errors.js';
 
 export interface ConnectionLimits {
@@ -22,9 +23,10 @@ export type Admission = { ok: true; release: () => void } | { ok: false; error: 
  * not counted: the front end answers it with a clear refusal (429 / 503 over
  * HTTP, an ERR packet over git://) and closes it.
  *
- * The address is the TCP peer's: behind a load balancer that does not keep
- * client addresses (PROXY protocol is not supported), every client is the
- * balancer, and maxConnectionsPerClient must be raised to maxConnections.
+ * The address is the client's (src/frontends/proxy-listener.ts clientAddress):
+ * the one a trusted load balancer's PROXY header names, else the TCP peer's.
+ * Behind a balancer that sends no PROXY header every client is the balancer,
+ * and maxConnectionsPerClient must be raised to maxConnections.
  */
 export class ConnectionLimiter {
   private readonly perClient = new Map<string, number>();
@@ -149,7 +151,7 @@ export function guardHttpServer(server: Server, options: HttpGuardOptions, log: 
   // Node closes a socket idle this long in both directions; any byte either way restarts the clock.
   server.timeout = options.idleTimeoutMs;
   server.on('connection', (socket: Socket) => {
-    const admission = limiter.admit(socket.remoteAddress);
+    const admission = limiter.admit(clientAddress(socket));
     if (admission.ok) {
       socket.once('close', admission.release);
       return;
@@ -164,7 +166,7 @@ export function guardHttpServer(server: Server, options: HttpGuardOptions, log: 
       return;
     }
     const [status, text, message] = clientErrorAnswer(err, options);
-    log.info({ ip: (socket as Socket).remoteAddress, code: err.code, status }, 'malformed HTTP request refused');
+    log.info({ ip: clientAddress(socket), code: err.code, status }, 'malformed HTTP request refused');
     const body = `githa: ${message}\n`;
     socket.end(
       `HTTP/1.1 ${status} ${text}\r\ncontent-type: text/plain; charset=utf-8\r\ncache-control: no-cache\r\n` +

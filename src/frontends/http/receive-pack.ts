@@ -10,6 +10,7 @@ import { describeForLog, toClientError } from '../error-map.js';
 import { clientCapabilities, rejectionBytes, type ClientCapabilities } from '../rejection.js';
 import { hasHttp, type Forwarder } from './forward.js';
 import { HeldResponse } from '../held-response.js';
+import { clientAddress } from '../proxy-listener.js';
 import { readBackendAnswer, sendBackendAnswer, type BackendAnswer } from './backend-answer.js';
 import { backendRepositoryName, repositoryUrlPath } from '../../protocol/repository-name.js';
 import { PushPace, pushCutError } from '../push-pace.js';
@@ -230,7 +231,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
       const result = await forward(target, NO_LOCK);
       outcome = result.ending === 'complete' ? 'no-op' : 'interrupted';
     } else {
-      const result = await cluster.write({ repo, user: ctx.user, transport: 'http', commands: request.commands, accepts: hasHttp, lent: ctx.lent, unverified: ctx.unverified, waits }, forward);
+      const result = await cluster.write({ repo, user: ctx.user, transport: 'http', ip: clientAddress(ctx.req.socket), commands: request.commands, accepts: hasHttp, lent: ctx.lent, unverified: ctx.unverified, waits }, forward);
       outcome = result.kind;
       if (result.kind === 'interrupted') failure = new WriteInterruptedError(repo, result.backend);
     }

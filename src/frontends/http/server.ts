@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Server as NetServer } from 'node:net';
 import type { Logger } from 'pino';
 import type { Cluster, ReadRoute } from '../../cluster/cluster.js';
 import type { Config } from '../../config/schema.js';
@@ -15,6 +16,7 @@ import { HttpAuth } from './auth.js';
 import { AccessPolicy } from '../../auth/access.js';
 import { guardHttpServer } from './limits.js';
 import { HeldBytes, type RequestBudget } from '../held-bytes.js';
+import { clientAddress, listenerFor } from '../proxy-listener.js';
 
 /** Seams for the chaos harness only (startGitha's hooks); never set from configuration or the environment. */
 export interface HttpFrontendHooks {
@@ -24,6 +26,11 @@ export interface HttpFrontendHooks {
 
 export interface HttpFrontend {
   server: Server;
+  /**
+   * What to bind: `server` itself, or with listen.proxyProtocolFrom set a net.Server that reads
+   * trusted peers' PROXY headers first and hands each socket on to `server` (src/frontends/proxy-listener.ts).
+   */
+  listener: NetServer;
   close(): Promise<void>;
 }
 
@@ -49,7 +56,8 @@ export function createHttpFrontend(
   // maxHeaderSize: a larger head is refused 431 (guardHttpServer's clientError answer); connectionsCheckingInterval: how often headersTimeout is checked.
   const server = createServer({ maxHeaderSize: config.http.maxHeaderBytes, connectionsCheckingInterval: Math.min(30_000, Math.max(250, config.http.headersTimeoutMs / 4)) }, (req, res) => {
     const started = performance.now();
-    const rlog = log.child({ req: randomBytes(6).toString('hex') });
+    // ip: the client's address (a trusted balancer's PROXY header's, else the TCP peer's).
+    const rlog = log.child({ req: randomBytes(6).toString('hex'), ip: clientAddress(req.socket) });
     const observe = (service: unknown, outcome: unknown, bytes: unknown, backend?: unknown): void =>
       cluster.observer.request({ transport: 'http', service: typeof service === 'string' ? service : 'none', outcome: String(outcome ?? 'unknown'), seconds: (performance.now() - started) / 1000, bytes: Number(bytes ?? 0), backend: typeof backend === 'string' ? backend : undefined });
     // What this request holds (docs/security.md "Memory budgets"), released when it ends.
@@ -169,9 +177,12 @@ export function createHttpFrontend(
     return { ...fields, outcome: e.code, bytes: 0 };
   }
 
+  const listener = listenerFor(server, { trusted: config.listen.proxyProtocolFrom }, log);
   return {
     server,
+    listener,
     async close() {
+      if (listener !== server) await new Promise<void>((resolve) => listener.close(() => resolve()));
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

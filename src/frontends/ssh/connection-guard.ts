@@ -2,6 +2,7 @@ import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type ssh2 from 'ssh2';
 import type { ClientInfo, Connection } from 'ssh2';
+import { clientAddress, proxyProtocolAcceptor, type ProxyProtocolOptions } from '../proxy-listener.js';
 import { ConnectionLimiter, DISCONNECT, disconnectWithMessage, type Slot, type SshLimits } from './limits.js';
 
 /** How long a connection refused over the per-address limit may take to reach the refusal message. */
@@ -16,6 +17,8 @@ export interface GuardOptions extends SshLimits {
   idleTimeoutMs: number;
   /** A connection dropped or refused by a limit (for the githa_ssh_refused_total metric). */
   onRefused?: (limit: string) => void;
+  /** listen.proxyProtocolFrom: connections from these peers start with a PROXY header (src/frontends/proxy-listener.ts). */
+  proxyProtocol?: ProxyProtocolOptions;
 }
 
 /** What the authentication handler of one connection reports back. */
@@ -23,10 +26,13 @@ export interface ConnectionControls {
   /** A failed attempt; true when that was one too many and the connection is being closed (do not answer it). */
   authFailed(): boolean;
   authenticated(): void;
+  /** The client's address: the PROXY header's when a trusted balancer sent one, else the TCP peer's. */
+  readonly ip: string;
 }
 
 interface Pending {
   socket: Socket;
+  ip: string;
   slot: Slot;
   refusal?: string;
   client?: Connection;
@@ -41,7 +47,9 @@ interface Pending {
  * never sends a byte is counted too. Each socket gets a login grace timer and
  * an idle timeout; the ssh2 connection callback calls attach() to tie the
  * SSH connection to its socket (by the client's address and port, which are
- * unique among open connections).
+ * unique among open connections). Behind a trusted load balancer the
+ * socket reaches accept() only once its PROXY header is read, and every limit
+ * and log line counts the address that header names (clientAddress).
  */
 export class ConnectionGuard {
   readonly listener: NetServer;
@@ -54,11 +62,12 @@ export class ConnectionGuard {
     private readonly log: Logger,
   ) {
     this.limiter = new ConnectionLimiter(options);
-    this.listener = createServer({ pauseOnConnect: false }, (socket) => this.accept(socket));
+    const accept = proxyProtocolAcceptor(options.proxyProtocol ?? { trusted: [] }, log, (socket) => this.accept(socket));
+    this.listener = createServer({ pauseOnConnect: false }, accept);
   }
 
   private accept(socket: Socket): void {
-    const ip = socket.remoteAddress ?? '?';
+    const ip = clientAddress(socket) ?? '?';
     const admission = this.limiter.admit(ip);
     if (admission.kind === 'drop') {
       this.log.warn({ ip, reason: admission.reason }, 'ssh connection dropped');
@@ -66,8 +75,9 @@ export class ConnectionGuard {
       socket.destroy();
       return;
     }
-    const id = `${ip}:${socket.remotePort}`;
-    const entry: Pending = { socket, slot: admission.slot, refusal: admission.reason, authenticated: false, failures: 0 };
+    // The TCP peer's address and port: unique among open connections, and what ssh2 reports in attach().
+    const id = `${socket.remoteAddress}:${socket.remotePort}`;
+    const entry: Pending = { socket, ip, slot: admission.slot, refusal: admission.reason, authenticated: false, failures: 0 };
     this.pending.set(id, entry);
     // A refused connection is kept only to say why, right after the client's identification
     // line: one that does not send it soon does not hold a descriptor for loginGraceMs.
@@ -85,6 +95,9 @@ export class ConnectionGuard {
     });
     socket.once('close', () => {
       clearTimeout(grace);
+      // ssh2 silences what fails before the client's identification line (garbage, a port scan, a PROXY
+      // header from an address not in listen.proxyProtocolFrom): logged here, as sshd logs a bad banner.
+      if (!entry.client) this.log.info({ ip }, 'ssh connection closed before the SSH handshake');
       entry.slot.release();
       if (this.pending.get(id) === entry) this.pending.delete(id);
     });
@@ -98,19 +111,21 @@ export class ConnectionGuard {
    */
   attach(client: Connection, info: ClientInfo): ConnectionControls | undefined {
     const entry = this.pending.get(`${info.ip}:${info.port}`);
-    if (!entry) return { authFailed: () => false, authenticated: () => {} };
+    if (!entry) return { authFailed: () => false, authenticated: () => {}, ip: info.ip };
+    const ip = entry.ip;
     entry.client = client;
     if (entry.refusal) {
-      this.log.warn({ ip: info.ip, reason: entry.refusal }, 'ssh connection refused');
+      this.log.warn({ ip, reason: entry.refusal }, 'ssh connection refused');
       this.options.onRefused?.('client-connections');
       this.close(entry, DISCONNECT.TOO_MANY_CONNECTIONS, `githa: ${entry.refusal}`);
       return undefined;
     }
     return {
+      ip,
       authFailed: () => {
         entry.failures++;
         if (entry.failures < this.options.maxAuthTries) return false;
-        this.log.warn({ ip: info.ip, failures: entry.failures }, 'ssh too many authentication failures');
+        this.log.warn({ ip, failures: entry.failures }, 'ssh too many authentication failures');
         this.close(entry, DISCONNECT.NO_MORE_AUTH_METHODS_AVAILABLE, `githa: too many authentication failures (${entry.failures})`);
         return true;
       },

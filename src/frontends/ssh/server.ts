@@ -60,10 +60,11 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
   const sigAlgs = serverSigAlgs(config.ssh.allowSshRsaSignatures);
 
   const server = new ssh2.Server({ hostKeys, ident: 'githa', algorithms: SSH_ALGORITHMS }, (client, info) => {
-    const clog = log.child({ conn: randomBytes(4).toString('hex'), ip: info.ip });
     // Connection limits, login grace time, MaxAuthTries: undefined when this connection is refused.
     const controls = guard.attach(client, info);
     if (!controls) return;
+    // The client's address: a trusted balancer's PROXY header's (src/frontends/proxy-listener.ts), else ssh2's info.ip.
+    const clog = log.child({ conn: randomBytes(4).toString('hex'), ip: controls.ip });
     // A well-formed server-sig-algs naming only what githa accepts (src/frontends/ssh/ext-info.ts).
     if (!replaceServerSigAlgs(client, sigAlgs)) clog.warn('ssh2 internals changed: its own server-sig-algs list is sent');
     const sessions = budget.connection();
@@ -187,7 +188,7 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
             void clientChannel(channel).refuse(`too many requests of user ${user} at once (at most ${config.ssh.maxRequestsPerUser}); try again when some have finished`);
             return;
           }
-          handleExec(command, channel, user, protocol, refusedEnv, clog)
+          handleExec(command, channel, user, protocol, refusedEnv, clog, controls.ip)
             .then(
               (fields) => clog.info({ user, ...fields, ms: Math.round(performance.now() - started) }, 'request'),
               (err: unknown) => clog.error({ err: (err as Error)?.message }, 'ssh exec failed'),
@@ -206,6 +207,7 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
     protocol: string | undefined,
     refusedEnv: readonly string[],
     clog: Logger,
+    ip: string,
   ): Promise<Record<string, unknown>> {
     const ch = clientChannel(channel);
     if (refusedEnv.length > 0) {
@@ -223,7 +225,7 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
     }
     const fields = { repo: parsed.repo, service: parsed.service, protocolVersion: protocolVersionFrom(protocol) };
     try {
-      const result = await serveStream({ ...deps, log: clog, maxHeldListingBytes: config.read.maxHeldListingBytes, maxHeldRequestBytes: config.read.maxReplayBodyBytes }, { repo: parsed.repo, service: parsed.service, protocol, user, authenticated: true, transport: 'ssh' }, ch);
+      const result = await serveStream({ ...deps, log: clog, maxHeldListingBytes: config.read.maxHeldListingBytes, maxHeldRequestBytes: config.read.maxReplayBodyBytes }, { repo: parsed.repo, service: parsed.service, protocol, user, authenticated: true, transport: 'ssh', ip }, ch);
       return { ...fields, ...result };
     } catch (err) {
       const e = toClientError(err);
@@ -245,6 +247,7 @@ export function createSshFrontend(config: Config, deps: StreamDeps, log: Logger)
       maxAuthTries: config.ssh.maxAuthTries,
       idleTimeoutMs: config.ssh.idleTimeoutMs,
       onRefused: (limit) => observer.sshRefused(limit),
+      proxyProtocol: { trusted: config.listen.proxyProtocolFrom },
     },
     log,
   );

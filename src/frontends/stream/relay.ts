@@ -41,6 +41,8 @@ export interface StreamRequest {
   /** True when githa verified `user` (an SSH key); false for git:// (the anonymous identity). */
   authenticated?: boolean;
   transport: 'ssh' | 'git';
+  /** The client's address (src/frontends/proxy-listener.ts clientAddress), for the push log. */
+  ip?: string | undefined;
 }
 
 export interface StreamDeps {

@@ -179,7 +179,7 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
     },
   };
   try {
-    const outcome = await deps.cluster.write({ repo: req.repo, user: req.user, transport: req.transport, accepts, waits }, forward);
+    const outcome = await deps.cluster.write({ repo: req.repo, user: req.user, transport: req.transport, ip: req.ip, accepts, waits }, forward);
     if (outcome.kind === 'interrupted') throw new WriteInterruptedError(req.repo, outcome.backend);
     // A cut push is never acknowledged, whatever the target held afterwards (docs/architecture.md "A push" 6).
     if (cut) throw cut;
