@@ -169,6 +169,8 @@ describe('HTTP password guessing (auth.http.mode githa)', () => {
     expect(Number(throttled.retryAfter)).toBeGreaterThan(0);
     expect(Number(throttled.retryAfter)).toBeLessThanOrEqual(60);
     expect(throttled.body).toContain('githa: too many failed logins');
+    // A guess remembered as wrong is no way around it: the same guess again is refused unchecked too.
+    expect((await login(githa, REPO, 'bob', 'guess0', '127.0.0.3')).status).toBe(429);
     // git shows the refusal.
     const run = await GitClient.forCluster(c).run(['ls-remote', githa.url(REPO).replace('http://', 'http://bob:guess9@')], { allowFailure: true });
     expect(run.code).not.toBe(0);

@@ -106,7 +106,9 @@ export class HttpAuth {
   private async check(address: string, creds: { user: string; password: string } | undefined): Promise<{ user: string; groups: readonly string[] }> {
     const users = this.users!;
     const known = creds && users.remembered(creds.user, creds.password);
-    if (!known) {
+    // Only credentials remembered as right pass a throttled address or user: a remembered wrong guess is refused
+    // unchecked like any other (it would otherwise be a free, unthrottled way to keep guessing).
+    if (!(known && (await known.catch(() => undefined)))) {
       const wait = this.throttle.blockedFor(address, creds?.user);
       if (wait > 0) {
         this.observer.authFailure('throttled');
