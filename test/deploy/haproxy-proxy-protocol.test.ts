@@ -1,10 +1,12 @@
 /**
  * The HAProxy recipes keep client addresses (issue 21): every githa backend
- * server line sends PROXY v2, no frontend relies on X-Forwarded-For, SSH does
- * not bind port 22 on every address (the load balancer's own sshd has it),
- * and the githa configs beside them trust exactly the HAProxy addresses.
- * test/integration/proxy-protocol.test.ts runs the same settings through a
- * real HAProxy; test/deploy/deploy.test.ts has `haproxy -c` accept the files.
+ * server line in every recipe (the TLS ones too) sends PROXY v2, the health
+ * checks go to githa's admin port without one, no frontend relies on
+ * X-Forwarded-For, SSH does not bind port 22 on every address (the load
+ * balancer's own sshd has it), and the githa configs beside them trust
+ * exactly the HAProxy addresses. test/integration/proxy-protocol.test.ts and
+ * test/deploy/haproxy-tls.test.ts run the same settings through a real
+ * HAProxy; test/deploy/deploy.test.ts has `haproxy -c` accept the files.
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -30,14 +32,23 @@ function sections(cfg: string): Map<string, string[]> {
   return out;
 }
 
-describe.each(['haproxy/haproxy.cfg', 'compose/haproxy.cfg'])('%s', (file) => {
+const RECIPES = ['haproxy/haproxy.cfg', 'compose/haproxy.cfg', 'haproxy/haproxy-tls-terminate.cfg', 'haproxy/haproxy-tls-passthrough.cfg'];
+
+describe.each(RECIPES)('%s', (file) => {
   const cfg = sections(read(file));
 
   it('sends PROXY v2 on every server line to githa, and no X-Forwarded-For', () => {
     const servers = [...cfg].filter(([name]) => name.startsWith('backend ')).flatMap(([, lines]) => lines.filter((l) => l.startsWith('server ')));
-    expect(servers.length).toBeGreaterThanOrEqual(6);
+    expect(servers.length).toBeGreaterThanOrEqual(file.includes('-tls-') ? 3 : 6);
     for (const s of servers) expect(s).toMatch(/\ssend-proxy-v2(\s|$)/);
-    for (const [name, lines] of cfg) expect(lines.filter((l) => l.startsWith('option forwardfor')), name).toEqual([]);
+    for (const [name, lines] of cfg) expect(lines.filter((l) => /^option forwardfor\b|^http-request (set|add)-header x-forwarded-/i.test(l)), name).toEqual([]);
+  });
+
+  it('checks githa on its admin port, without a PROXY header', () => {
+    // HAProxy sends the PROXY header with a check only when the check goes to the traffic port, or with check-send-proxy.
+    const defaults = cfg.get('defaults') ?? [];
+    expect(defaults.filter((l) => l.startsWith('default-server ')).join('\n')).toMatch(/\scheck port 9090(\s|$)/);
+    for (const [name, lines] of cfg) expect(lines.filter((l) => /\scheck-send-proxy(\s|$)/.test(l)), name).toEqual([]);
   });
 
   it('binds SSH on port 22 only on a dedicated address', () => {

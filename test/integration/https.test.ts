@@ -9,15 +9,20 @@
  *   restart; a pair that does not load leaves the old one in service;
  * - a client certificate verified against tls.clientCa identifies its user
  *   for the access rules; one from another CA identifies nobody;
- *   `require` refuses connections without one.
+ *   `require` refuses connections without one;
+ * - behind a trusted balancer (listen.proxyProtocolFrom) a PROXY v2 header
+ *   precedes the handshake and names the client; a trusted peer without one
+ *   is closed, and an untrusted peer's header is just a failed handshake.
  */
 import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
 import { connect, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
 import { startGitha, type GithaProcess } from '../support/githa.js';
+import { V2_SIGNATURE } from '../../src/protocol/proxy-protocol.js';
 import { TestCa } from '../support/tls.js';
 import { waitFor } from '../support/wait.js';
 
@@ -33,6 +38,41 @@ function handshake(port: number, options: ConnectionOptions): Promise<{ ok: true
       resolve({ ok: true, cert, protocol });
     });
     socket.once('error', (err: NodeJS.ErrnoException) => resolve({ ok: false, error: `${err.code ?? ''} ${err.message}` }));
+  });
+}
+
+/** The address the tests' balancer connects from (githa trusts it); clients are 127.0.0.1. */
+const BALANCER = '127.0.0.5';
+
+/** A PROXY v2 header (HAProxy's doc/proxy-protocol.txt 2.2): PROXY, TCP over IPv4, from `client`:`port` to 127.0.0.1:443. */
+function v2Header(client: string, port: number): Buffer {
+  const body = Buffer.alloc(12);
+  body.set(client.split('.').map(Number), 0);
+  body.set([127, 0, 0, 1], 4);
+  body.writeUInt16BE(port, 8);
+  body.writeUInt16BE(443, 10);
+  return Buffer.concat([V2_SIGNATURE, Buffer.from([0x21, 0x11, 0x00, 0x0c]), body]);
+}
+
+/**
+ * One GET over TLS on a TCP connection from `from` that first sends `header`:
+ * the answer's status line, or how the connection ended without one.
+ */
+function getAfterHeader(port: number, from: string, header: Buffer, ca: Buffer, path: string): Promise<string> {
+  return new Promise((resolve) => {
+    const tcp = netConnect({ host: '127.0.0.1', port, localAddress: from });
+    tcp.once('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
+    tcp.once('connect', () => {
+      if (header.length > 0) tcp.write(header);
+      const socket = connect({ socket: tcp, servername: 'localhost', ca });
+      socket.setTimeout(15_000, () => socket.destroy(new Error('timed out')));
+      let answer = '';
+      let error = '';
+      socket.on('secureConnect', () => socket.write(`GET ${path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n`));
+      socket.on('data', (c: Buffer) => (answer += c.toString('latin1')));
+      socket.on('error', (err: NodeJS.ErrnoException) => (error = `error ${err.code ?? err.message}`));
+      socket.on('close', () => resolve(answer.split('\r\n')[0] || error || 'closed'));
+    });
   });
 }
 
@@ -144,5 +184,37 @@ describe('HTTPS front end', () => {
     expect(await request({ cert: readFileSync(rogue.cert), key: readFileSync(rogue.key) })).toMatch(/^(error|closed)/);
     // githa saw both handshakes fail (nothing was served to them).
     await waitFor('two failed handshakes in the log', () => githa.logLines().filter((l) => l.msg === 'tls handshake failed').length >= 2);
+  });
+
+  it('behind a trusted balancer the PROXY v2 header precedes the handshake and names the client; without it the balancer is closed; an untrusted peer\'s header fails the handshake', async () => {
+    const { ca, server } = await setUp();
+    // startGitha's `config` replaces its `listen`: listen.https as its `https` option would set it, and the trusted balancer.
+    const listen = { http: '127.0.0.1:0', admin: '127.0.0.1:0', https: '127.0.0.1:0', proxyProtocolFrom: [`${BALANCER}/32`] };
+    const githa = await startGitha(cluster(), { https: { cert: server.cert, key: server.key }, config: { ...QUIET, listen } });
+    const port = githa.httpsPort!;
+    const caPem = readFileSync(ca.cert);
+    const lines = (msg: string): Array<Record<string, unknown>> => githa.logLines().filter((l) => l.msg === msg);
+
+    // The balancer: header, then the client's TLS. githa's certificate, an answer, and the header's address in its log.
+    expect(await getAfterHeader(port, BALANCER, v2Header('198.51.100.7', 40001), caPem, '/tls/app.git/info/refs?service=git-upload-pack')).toBe('HTTP/1.1 200 OK');
+    await waitFor('the request line', () => lines('request').some((l) => l.repo === 'tls/app.git'));
+    expect(lines('request').map((l) => l.ip)).toEqual(['198.51.100.7']);
+
+    // The balancer without a header (a ClientHello first): closed before any handshake, logged with the peer.
+    expect(await getAfterHeader(port, BALANCER, Buffer.alloc(0), caPem, '/tls/app.git/info/refs?service=git-upload-pack')).toMatch(/^(error|closed)/);
+    await waitFor('the refusal logged', () => lines('PROXY protocol header refused, connection closed').length === 1);
+    expect(lines('PROXY protocol header refused, connection closed')[0]).toMatchObject({ peer: BALANCER });
+    expect(lines('tls handshake failed')).toEqual([]);
+
+    // An untrusted peer (127.0.0.1) is never read for a header: its PROXY bytes are a malformed ClientHello, logged with its own address.
+    expect(await getAfterHeader(port, '127.0.0.1', v2Header('198.51.100.8', 40002), caPem, '/tls/private.git/info/refs?service=git-upload-pack')).toMatch(/^(error|closed)/);
+    await waitFor('the failed handshake logged', () => lines('tls handshake failed').length === 1);
+    expect(lines('tls handshake failed')[0]).toMatchObject({ client: '127.0.0.1' });
+    expect(githa.logs()).not.toContain('198.51.100.8');
+    expect(githa.logLines().filter((l) => l.repo === 'tls/private.git')).toEqual([]);
+    // A plain client from 127.0.0.1 still gets through, as itself.
+    expect(await getAfterHeader(port, '127.0.0.1', Buffer.alloc(0), caPem, '/tls/private.git/info/refs?service=git-upload-pack')).toBe('HTTP/1.1 200 OK');
+    await waitFor('the second request line', () => lines('request').some((l) => l.repo === 'tls/private.git'));
+    expect(lines('request').map((l) => l.ip)).toEqual(['198.51.100.7', '127.0.0.1']);
   });
 });
