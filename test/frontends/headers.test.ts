@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cgiName, headersToStrip } from '../../src/frontends/http/headers.js';
+import { cgiName, cleanBackendRequest, headersToStrip } from '../../src/frontends/http/headers.js';
 
 /** Which request headers never reach a backend (src/frontends/http/headers.ts; issue 19 item 7). */
 describe('headersToStrip', () => {
@@ -24,5 +24,22 @@ describe('headersToStrip', () => {
     expect(headersToStrip(names, 'keep-alive, X-Hop-Secret ,x-other, Host, Content-Length, transfer-encoding, content-type, content-encoding').sort()).toEqual(['x-hop-secret', 'x_other']);
     expect(headersToStrip(names, ['close', 'authorization'])).toEqual(['authorization']);
     expect(headersToStrip(names, ', ,')).toEqual([]);
+  });
+});
+
+/** githa's own forwarding headers (cleanBackendRequest): the scheme is the accepted socket's, HTTPS included. */
+describe('cleanBackendRequest', () => {
+  function forwarded(encrypted: boolean): Record<string, string> {
+    const set: Record<string, string> = {};
+    const proxyReq = { getHeaderNames: () => [], removeHeader: () => {}, setHeader: (n: string, v: string) => (set[n] = v) };
+    const socket = { remoteAddress: '192.0.2.9', localPort: 8443, ...(encrypted ? { encrypted: true } : {}) };
+    cleanBackendRequest(proxyReq as never, { socket, headers: { host: 'git.example.com' } } as never, []);
+    return set;
+  }
+
+  it('says https for a request that came over listen.https, http otherwise', () => {
+    expect(forwarded(true)['x-forwarded-proto']).toBe('https');
+    expect(forwarded(false)['x-forwarded-proto']).toBe('http');
+    expect(forwarded(true)['x-forwarded-for']).toBe('192.0.2.9');
   });
 });

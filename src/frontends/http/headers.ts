@@ -79,7 +79,8 @@ export function headersToStrip(names: readonly string[], connection: string | st
 export function cleanBackendRequest(proxyReq: ClientRequest, req: IncomingMessage, extra: readonly string[]): void {
   for (const h of headersToStrip(proxyReq.getHeaderNames(), req.headers.connection, extra)) proxyReq.removeHeader(h);
   proxyReq.setHeader('x-forwarded-for', clientKey(clientAddress(req.socket)));
-  proxyReq.setHeader('x-forwarded-proto', 'http');
+  // listen.https hands its TLS sockets to the same server (src/frontends/http/https.ts): the scheme is the socket's.
+  proxyReq.setHeader('x-forwarded-proto', (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http');
   if (req.socket.localPort !== undefined) proxyReq.setHeader('x-forwarded-port', String(req.socket.localPort));
   if (req.headers.host !== undefined) proxyReq.setHeader('x-forwarded-host', req.headers.host);
 }
