@@ -79,8 +79,9 @@ describe('deploy/systemd/githa.service', () => {
       cred = join(tmp, 'run/credentials/githa.service');
       // The shipped config with this machine's paths, loopback ports and the test's Redis.
       const shipped = readFileSync(join(SYSTEMD, 'githa.yaml'), 'utf8').replaceAll('/etc/githa/', `${etc}/`).replaceAll('/run/credentials/githa.service/', `${cred}/`);
-      const doc = parseYaml(shipped) as { listen: Record<string, string>; redis: Record<string, unknown> };
-      for (const k of Object.keys(doc.listen)) doc.listen[k] = '127.0.0.1:0';
+      const doc = parseYaml(shipped) as { listen: Record<string, unknown>; redis: Record<string, unknown> };
+      // Every listener on a free local port; listen.proxyProtocolFrom (a list of balancers) stays as shipped.
+      for (const k of Object.keys(doc.listen)) if (typeof doc.listen[k] === 'string') doc.listen[k] = '127.0.0.1:0';
       doc.redis = { url: redis.url };
       writeFileSync(join(src, 'githa.yaml'), stringify(doc));
 
