@@ -171,9 +171,9 @@ describe('githa status, repo, log, dataloss', () => {
 
     const human = await githaCli(githa.configPath, ['log', 'team/log']);
     expect(human.code).toBe(0);
-    expect(human.stdout).toMatch(/^TIME\s+VERSION\s+BACKEND\s+EVENT\s+USER\s+TRANSPORT\s+REFS\s+BYTES\s+DURATION/m);
-    expect(human.stdout).toMatch(new RegExp(`\\s3\\s+b\\d\\s+push\\s+tester\\s+ssh\\s+main ${first.slice(0, 7)}→${second.slice(0, 7)}\\s+\\d+\\s+\\d+ms`));
-    expect(human.stdout).toMatch(new RegExp(`\\s4\\s+b\\d\\s+push\\s+tester\\s+ssh\\s+refs/tags/|\\s4\\s+b\\d\\s+push\\s+tester\\s+ssh\\s+topic \\+${second.slice(0, 7)}`));
+    expect(human.stdout).toMatch(/^TIME\s+VERSION\s+BACKEND\s+EVENT\s+USER\s+TRANSPORT\s+IP\s+REFS\s+BYTES\s+DURATION/m);
+    expect(human.stdout).toMatch(new RegExp(`\\s3\\s+b\\d\\s+push\\s+tester\\s+ssh\\s+127\\.0\\.0\\.1\\s+main ${first.slice(0, 7)}→${second.slice(0, 7)}\\s+\\d+\\s+\\d+ms`));
+    expect(human.stdout).toMatch(new RegExp(`\\s4\\s+b\\d\\s+push\\s+tester\\s+ssh\\s+127\\.0\\.0\\.1\\s+refs/tags/|\\s4\\s+b\\d\\s+push\\s+tester\\s+ssh\\s+127\\.0\\.0\\.1\\s+topic \\+${second.slice(0, 7)}`));
     const lines = human.stdout.trim().split('\n');
     expect(lines.at(-1)).toMatch(/\s4\s/); // newest last
 

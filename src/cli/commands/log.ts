@@ -77,13 +77,14 @@ async function log(ctx: Context, raw: string, opts: LogOptions): Promise<number>
           event: f.event,
           user: f.user ?? f.writer,
           transport: f.transport,
+          ip: f.ip,
           refs: f.refs ? refUpdates(f.refs) : undefined,
           bytes: f.bytes,
           duration: f.durationMs !== undefined ? `${f.durationMs}ms` : undefined,
           detail: detail(f),
         };
       }),
-      ['time', 'version', 'backend', 'event', 'user', 'transport', 'refs', 'bytes', 'duration', 'detail'],
+      ['time', 'version', 'backend', 'event', 'user', 'transport', 'ip', 'refs', 'bytes', 'duration', 'detail'],
     ),
   );
   return EXIT.OK;
