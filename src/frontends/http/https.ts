@@ -1,7 +1,9 @@
 import type { Server as HttpServer } from 'node:http';
+import type { Socket } from 'node:net';
 import { createServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { certificateUser } from '../../auth/client-cert.js';
+import { ConnectionLimiter } from './limits.js';
 import { TlsCredentials, type TlsConfig } from './tls-credentials.js';
 
 export interface HttpsFrontend {
@@ -22,7 +24,12 @@ export interface HttpsFrontend {
  * unidentified; `require` refuses them in the handshake. Which user a
  * verified one is: httpsUser below (src/auth/client-cert.ts).
  */
-export function createHttpsServer(http: HttpServer, config: TlsConfig, log: Logger, limits: { maxConnections: number; headersTimeoutMs: number }): HttpsFrontend {
+export function createHttpsServer(
+  http: HttpServer,
+  config: TlsConfig,
+  log: Logger,
+  limits: { maxConnections: number; maxConnectionsPerClient: number; headersTimeoutMs: number },
+): HttpsFrontend {
   const credentials = new TlsCredentials(config, (message) => log.error({ message }, 'tls certificate'));
   const clientCerts = config.clientCertificates !== 'off';
   const server = createServer(
@@ -39,8 +46,28 @@ export function createHttpsServer(http: HttpServer, config: TlsConfig, log: Logg
   );
   // Handshakes in progress count too: the HTTP limits see a connection only once it is through.
   server.maxConnections = limits.maxConnections;
+  // ... so one address's handshakes in progress have a cap of their own (http.maxConnectionsPerClient): an address
+  // that opens connections and never finishes a handshake would otherwise fill maxConnections for every client
+  // until headersTimeoutMs (docs/security.md "Connections"). Over it, the connection is closed: there is no TLS yet
+  // to carry a 429.
+  const handshaking = new ConnectionLimiter(limits);
+  const releases = new WeakMap<Socket, () => void>();
+  server.on('secureConnection', (socket: TLSSocket) => {
+    // The handshake is through: from here the HTTP front end's limiter counts the connection. (`_parent` is the TCP
+    // socket node's TLS server wrapped; without it, the count is released when that socket closes.)
+    const raw = (socket as unknown as { _parent?: Socket })._parent;
+    if (raw) releases.get(raw)?.();
+  });
   // Before node's own 'connection' listener builds the TLS socket: a renewed certificate is used by this connection already.
-  server.prependListener('connection', () => {
+  server.prependListener('connection', (socket: Socket) => {
+    const admission = handshaking.admit(socket.remoteAddress);
+    if (!admission.ok) {
+      log.debug({ client: socket.remoteAddress }, 'tls connection closed: too many handshakes in progress from its address');
+      socket.destroy();
+      return;
+    }
+    releases.set(socket, admission.release);
+    socket.once('close', admission.release);
     const next = credentials.refresh();
     if (!next) return;
     server.setSecureContext(next);

@@ -1,0 +1,81 @@
+/**
+ * listen.https's handshakes (src/frontends/http/https.ts): a connection is
+ * counted by the HTTP front end's per-client limit only once its handshake is
+ * done, so handshakes in progress have a per-address cap of their own. Without
+ * it one address that opens TCP connections and never sends a ClientHello
+ * fills http.maxConnections for everyone until http.headersTimeoutMs.
+ */
+import { createServer as createHttpServer } from 'node:http';
+import { connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHttpsServer, type HttpsFrontend } from '../../src/frontends/http/https.js';
+import { TestCa } from '../support/tls.js';
+
+const opened: Socket[] = [];
+
+function stall(port: number, localAddress = '127.0.0.1'): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = tcpConnect({ host: '127.0.0.1', port, localAddress }, () => resolve(s));
+    // A refused one is reset: its 'close' is what the test waits for.
+    s.on('error', () => {});
+    s.once('close', () => reject(new Error('closed before connecting')));
+    opened.push(s);
+  });
+}
+
+function handshake(port: number, ca: string, localAddress = '127.0.0.1'): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, localAddress, servername: 'localhost', ca }, () => resolve(s));
+    s.once('error', reject);
+    s.once('close', () => reject(new Error('closed before the handshake')));
+    opened.push(s);
+  });
+}
+
+describe('HTTPS handshakes in progress', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'githa-https-'));
+  const http = createHttpServer((_req, res) => res.end('ok'));
+  let https: HttpsFrontend;
+  let port: number;
+  let caPem: string;
+
+  beforeAll(async () => {
+    const ca = await TestCa.create(dir);
+    const server = await ca.issue('server', { cn: 'localhost', server: true });
+    caPem = (await import('node:fs')).readFileSync(ca.cert, 'utf8');
+    https = createHttpsServer(http, { cert: server.cert, key: server.key, minVersion: 'TLSv1.2', clientCertificates: 'off' }, pino({ level: 'silent' }), {
+      maxConnections: 100,
+      maxConnectionsPerClient: 2,
+      headersTimeoutMs: 120_000,
+    });
+    await new Promise<void>((resolve) => https.server.listen(0, '127.0.0.1', resolve));
+    port = (https.server.address() as AddressInfo).port;
+  });
+  afterAll(() => {
+    for (const s of opened) s.destroy();
+    https.close();
+    http.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('closes a connection over the per-address cap of pending handshakes; other addresses and finished handshakes are not counted', async () => {
+    // Finished handshakes are the HTTP limiter's to count: three open at once with a cap of 2.
+    const done = [await handshake(port, caPem), await handshake(port, caPem), await handshake(port, caPem)];
+    expect(done.every((s) => s.authorized && !s.destroyed)).toBe(true);
+
+    await stall(port);
+    await stall(port);
+    const third = await stall(port);
+    // Closed by githa at once, not after headersTimeoutMs.
+    await new Promise<void>((resolve) => (third.destroyed ? resolve() : third.once('close', () => resolve())));
+
+    // Another address still gets through while 127.0.0.1 holds its two.
+    const other = await handshake(port, caPem, '127.0.0.2');
+    expect(other.authorized).toBe(true);
+  });
+});
