@@ -7,7 +7,7 @@
  */
 import { createServer as createHttpServer } from 'node:http';
 import { connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -30,7 +30,8 @@ function stall(port: number, localAddress = '127.0.0.1'): Promise<Socket> {
 
 function handshake(port: number, ca: string, localAddress = '127.0.0.1'): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const s = tlsConnect({ host: '127.0.0.1', port, localAddress, servername: 'localhost', ca }, () => resolve(s));
+    const tcp = tcpConnect({ host: '127.0.0.1', port, localAddress });
+    const s = tlsConnect({ socket: tcp, servername: 'localhost', ca }, () => resolve(s));
     s.once('error', reject);
     s.once('close', () => reject(new Error('closed before the handshake')));
     opened.push(s);
@@ -47,7 +48,7 @@ describe('HTTPS handshakes in progress', () => {
   beforeAll(async () => {
     const ca = await TestCa.create(dir);
     const server = await ca.issue('server', { cn: 'localhost', server: true });
-    caPem = (await import('node:fs')).readFileSync(ca.cert, 'utf8');
+    caPem = readFileSync(ca.cert, 'utf8');
     https = createHttpsServer(http, { cert: server.cert, key: server.key, minVersion: 'TLSv1.2', clientCertificates: 'off' }, pino({ level: 'silent' }), {
       maxConnections: 100,
       maxConnectionsPerClient: 2,
