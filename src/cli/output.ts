@@ -34,6 +34,16 @@ export function quietOnClosedPipe(out: NodeJS.EventEmitter = process.stdout, err
 }
 
 /**
+ * Text others chose (a commit subject any pusher wrote, a backend's error)
+ * as the operator's terminal may show it: control characters (C0, DEL, C1)
+ * spelled out as \u001b etc., so no escape sequence in it can erase or move
+ * over what githa printed, or set the clipboard (OSC 52).
+ */
+export function printable(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
  * Exit statuses of every operator command: 0 all well; 1 the command worked
  * and found (or left) something that needs attention (data at risk, a
  * refusal, "no" at a prompt); 2 the command could not run (bad arguments,
