@@ -40,6 +40,7 @@ export function quietOnClosedPipe(out: NodeJS.EventEmitter = process.stdout, err
  * over what githa printed, or set the clipboard (OSC 52).
  */
 export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what is spelled out
   return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 

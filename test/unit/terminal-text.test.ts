@@ -10,6 +10,7 @@ import { describeLoss } from '../../src/cli/commands/thaw.js';
 import { formatLogLine } from '../../src/cli/pretty-log.js';
 
 // C0 (ESC, CR, BEL), DEL and C1 (CSI as one character).
+// eslint-disable-next-line no-control-regex -- control characters are what is looked for
 const CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
 
 describe('text from others on the operator terminal', () => {
