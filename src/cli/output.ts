@@ -17,19 +17,31 @@ export const stdio: Streams = { out: process.stdout, err: process.stderr, in: pr
 /**
  * A reader that stops early (`githa log R | head`) closes the pipe; the next
  * write fails with EPIPE, emitted as an 'error' event that would end the
- * process with a stack trace. Like any Unix filter, githa then stops quietly:
- * a closed stdout ends the command with status 0 (whoever closed it wanted no
- * more), a closed stderr only silences it. Installed once, by src/cli/main.ts.
+ * process with a stack trace. githa then drops the rest of that stream's
+ * output quietly and the command runs to its end, with its own exit status:
+ * a mutating command (`githa recover | head`) must not stop between two
+ * repositories and report success for work it never did. (A destroyed
+ * stream emits no further errors; later writes are dropped.) Installed once,
+ * by src/cli/main.ts.
  */
-export function quietOnClosedPipe(out: NodeJS.EventEmitter = process.stdout, err: NodeJS.EventEmitter = process.stderr, exit: (code: number) => void = (c) => process.exit(c)): void {
+export function quietOnClosedPipe(out: NodeJS.EventEmitter = process.stdout, err: NodeJS.EventEmitter = process.stderr): void {
   const closed = (e: NodeJS.ErrnoException): boolean => e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED';
-  out.on('error', (e: NodeJS.ErrnoException) => {
-    if (closed(e)) exit(EXIT.OK);
-    else throw e;
-  });
-  err.on('error', (e: NodeJS.ErrnoException) => {
-    if (!closed(e)) throw e;
-  });
+  for (const stream of [out, err]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (!closed(e)) throw e;
+    });
+  }
+}
+
+/**
+ * Text others chose (a commit subject any pusher wrote, a backend's error)
+ * as the operator's terminal may show it: control characters (C0, DEL, C1)
+ * spelled out as \u001b etc., so no escape sequence in it can erase or move
+ * over what githa printed, or set the clipboard (OSC 52).
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what is spelled out
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { printable } from './output.js';
 
 const LEVELS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
 const COLOURS: Record<string, string> = { trace: '90', debug: '90', info: '32', warn: '33', error: '31', fatal: '35' };
@@ -24,8 +25,9 @@ export function formatLogLine(line: string, colour = false): string {
   const shown = colour ? `\x1b[${COLOURS[level] ?? '0'}m${level.padEnd(5)}\x1b[0m` : level.padEnd(5);
   const pairs = Object.entries(entry)
     .filter(([k]) => !DROPPED.has(k))
-    .map(([k, v]) => `${k}=${value(v)}`);
-  return [hhmmss, shown, String(entry.msg ?? ''), ...pairs].join(' ');
+    .map(([k, v]) => printable(`${k}=${value(v)}`));
+  // Messages and values can carry a backend's words: no control character of theirs reaches the terminal.
+  return [hhmmss, shown, printable(String(entry.msg ?? '')), ...pairs].join(' ');
 }
 
 function value(v: unknown): string {

@@ -3,7 +3,8 @@
  * Redis, stock backends and the CLI as a real process (docs/cli.md "Output"):
  *
  * - a reader that closes its end of the pipe early (`githa status | head -1`)
- *   ends the command quietly: exit 0, no stack trace;
+ *   gets no error and no stack trace; the command still does all its work
+ *   (a mutating one does not stop after its first line);
  * - `githa recover` through a pipe prints plain progress lines and human log
  *   lines on stderr, never pino JSON; on a terminal it draws a progress bar;
  * - Redis refusing connections, or accepting them and never answering (a
@@ -83,6 +84,23 @@ describe('CLI output streams', () => {
       expect(r.stderr, `githa ${args.join(' ')}`).not.toMatch(STACK);
       expect(r.stderr, `githa ${args.join(' ')}`).not.toMatch(/EPIPE/);
     }
+  });
+
+  it('a mutating command whose reader closed the pipe still does all its work: recover of two repositories recovers both', async () => {
+    const c = cluster();
+    const githa = await startGitha(c);
+    const git = GitClient.forCluster(c);
+    await synced(git, githa, 'pipe/one');
+    await synced(git, githa, 'pipe/two');
+    await githa.stop();
+    await forget('pipe/one');
+    await forget('pipe/two');
+    // The first result line fails with EPIPE while the second repository is still to be recovered.
+    const r = await closedPipe(githa.configPath, ['recover', 'pipe/one', 'pipe/two']);
+    expect({ code: r.code, signal: r.signal }).toEqual({ code: 0, signal: null });
+    expect(r.stderr).not.toMatch(STACK);
+    expect(await redis().keys('githa:repo:{pipe/one.git}:*')).not.toEqual([]);
+    expect(await redis().keys('githa:repo:{pipe/two.git}:*')).not.toEqual([]);
   });
 
   it('recover through a pipe: plain progress lines and human log lines on stderr, no JSON; on a terminal a progress bar', async () => {

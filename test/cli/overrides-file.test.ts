@@ -69,4 +69,22 @@ describe('backendOverridesFile', () => {
     expect(accepted.code, accepted.stdout).toBe(0);
     expect(accepted.stdout).not.toMatch(/overrides lost|Redis holds no such override/);
   });
+
+  it('a change to another backend after Redis lost an override keeps the lost one in the file, so status still warns', async () => {
+    const c = cluster();
+    const file = join(c.dir, `overrides-other-${process.pid}.json`);
+    const githa = await startGitha(c, { config: { backendOverridesFile: file } });
+    expect((await githaCli(githa.configPath, ['backend', 'disable', 'b3'])).code).toBe(0);
+    await redis().flushall();
+
+    // The operator, not yet aware of the loss, changes b2: the file must not forget b3.
+    const other = await githaCli(githa.configPath, ['backend', 'prevent-writes', 'b2']);
+    expect(other.code, other.stdout + other.stderr).toBe(1);
+    expect(other.stdout).toMatch(/^warning: .*records b3 disabled.*Redis holds no such override.*githa status/m);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ backends: { b2: { writable: false }, b3: { enabled: false } } });
+    const status = await githaCli(githa.configPath, ['status']);
+    expect(status.code).toBe(1);
+    expect(status.stdout).toMatch(/^attention: .*overrides lost: b3$/m);
+    expect(await redis().hget('githa:backend:b3', 'override.enabled')).toBeNull();
+  });
 });

@@ -9,7 +9,7 @@ import { hostname, userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { connectRedis } from '../../state/redis.js';
 import { effectiveOverrides, listenForAcks, type OverrideFlag } from '../../state/overrides.js';
-import { writeOverridesFile } from '../../state/overrides-file.js';
+import { lostOverrides, readOverridesFile, writeOverridesFile, type LostOverride } from '../../state/overrides-file.js';
 import { EXIT, json, table } from '../output.js';
 import { common, Exit, isoTime, run, type Context } from './context.js';
 
@@ -114,9 +114,17 @@ async function apply(ctx: Context, id: string, flag: OverrideFlag, value: boolea
     ctx.stored = await overrides.readAll();
     ctx.parts.cluster.setOverrides(effectiveOverrides(ctx.stored));
     // The local copy `githa status` checks Redis against after Redis lost its data (src/state/overrides-file.ts).
+    // Overrides of other backends the file records and Redis lost (`githa status` warns of them) stay in it: this change
+    // must not erase the only record of them (docs/operations.md "Redis lost or restored from an old snapshot").
+    let kept: LostOverride[] = [];
     if (config.backendOverridesFile) {
       try {
-        writeOverridesFile(config.backendOverridesFile, ctx.stored);
+        kept = lostOverrides(readOverridesFile(config.backendOverridesFile), ctx.stored).filter((l) => l.backend !== id && config.backends.some((b) => b.id === l.backend));
+      } catch {
+        // Not githa's JSON: replaced by what Redis holds.
+      }
+      try {
+        writeOverridesFile(config.backendOverridesFile, new Map([...ctx.stored, ...kept.map((l) => [l.backend, l.override] as const)]));
       } catch (err) {
         throw new Exit(EXIT.ATTENTION, `${id} ${done} in Redis, but backendOverridesFile ${config.backendOverridesFile} could not be written: ${(err as Error).message}`);
       }
@@ -125,7 +133,7 @@ async function apply(ctx: Context, id: string, flag: OverrideFlag, value: boolea
     const missing = receivers - appliedBy.length;
     const row = rows(ctx).find((b) => b.id === id)!;
     if (asJson) {
-      ctx.streams.out.write(json({ backend: row, change: { [flag]: value, by }, githas: { received: receivers, applied: appliedBy }, warning }));
+      ctx.streams.out.write(json({ backend: row, change: { [flag]: value, by }, githas: { received: receivers, applied: appliedBy }, warning, lostOverrides: kept }));
     } else {
       const out = ctx.streams.out;
       out.write(`${id} ${done} (enabled: ${row.enabled ? 'yes' : 'no'}, writable: ${row.writable ? 'yes' : 'no'}; changed by ${by})\n`);
@@ -133,9 +141,15 @@ async function apply(ctx: Context, id: string, flag: OverrideFlag, value: boolea
       else out.write(`in force in ${appliedBy.length} of ${receivers} serving githa process${receivers === 1 ? '' : 'es'}${appliedBy.length > 0 ? ` (${appliedBy.join(', ')})` : ''}\n`);
       if (missing > 0) out.write(`warning: ${missing} githa process${missing === 1 ? '' : 'es'} did not answer within ${ACK_WAIT_MS / 1000} s; they reload overrides every 5 s\n`);
       if (warning) out.write(`warning: ${warning}\n`);
+      for (const l of kept) out.write(`warning: ${config.backendOverridesFile} records ${l.backend} ${describeOverride(l.override)}, but Redis holds no such override; kept in the file (see githa status)\n`);
     }
-    return warning || missing > 0 ? EXIT.ATTENTION : EXIT.OK;
+    return warning || missing > 0 || kept.length > 0 ? EXIT.ATTENTION : EXIT.OK;
   } finally {
     sub.disconnect();
   }
+}
+
+/** An override's flags in words ("disabled and taking no writes"). */
+function describeOverride(o: LostOverride['override']): string {
+  return [o.enabled !== undefined ? (o.enabled ? 'enabled' : 'disabled') : '', o.writable !== undefined ? (o.writable ? 'taking writes' : 'taking no writes') : ''].filter(Boolean).join(' and ');
 }

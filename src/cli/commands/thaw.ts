@@ -12,7 +12,7 @@ import { applyDemote, applyDemoteAll, DEMOTE_LOG_SCAN, planDemote, planDemoteAll
 import { refLosses, type RefLoss } from '../../cluster/promote-loss.js';
 import { applyPromote, keepOnPromoted, otherCopies, planPromote, promoteRefusal, type PromoteParts } from '../../cluster/thaw-promote.js';
 import type { RepoState } from '../../state/repo-state.js';
-import { EXIT, json, progress } from '../output.js';
+import { EXIT, json, printable, progress } from '../output.js';
 import { approve, backendArg, changeOptions, describeRefs, operatorName, operatorStore, refDifferences, repositoryArg, shortOid, type ChangeOptions } from './changes.js';
 import { common, Exit, isoTime, run, type Context } from './context.js';
 import { holdDemoted } from './thaw-keep.js';
@@ -279,7 +279,8 @@ export function describeLoss(d: RefLoss, copy: string, keeper: string): string[]
     case 'lost': {
       const n = d.lost.length;
       const lines = [`    ${move}: ${n} commit${n === 1 ? '' : 's'} only on ${copy} leave${n === 1 ? 's' : ''} this ref (kept under refs/githa/kept/${copy}/…):`];
-      for (const c of d.lost.slice(0, LOST_SHOWN)) lines.push(`      ${shortOid(c.oid)} ${c.subject}`);
+      // A subject is any pusher's text: printed without its control characters (src/cli/output.ts printable).
+      for (const c of d.lost.slice(0, LOST_SHOWN)) lines.push(`      ${shortOid(c.oid)} ${printable(c.subject)}`);
       if (n > LOST_SHOWN) lines.push(`      … and ${n - LOST_SHOWN} more`);
       return lines;
     }
