@@ -16,15 +16,15 @@
  * The write lock is held by a key another githa would hold, and released once
  * git shows a credentialed push's wait (test/integration/wait-progress.test.ts).
  */
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startAuthBackend } from '../support/auth-backend.js';
 import { useCluster } from '../support/cluster.js';
+import { gitRunning } from '../support/git-running.js';
 import { GitClient } from '../support/git.js';
 import { startGitha } from '../support/githa.js';
-import { StopWaiting, waitFor } from '../support/wait.js';
+import { waitFor } from '../support/wait.js';
 
 const cluster = useCluster({ backends: 1 });
 const ALICE = { username: 'alice', password: 'alice-pw' };
@@ -61,27 +61,6 @@ async function setUp(repo: string, protect: string): Promise<{ url: string; git:
       await c.redis.cli('DEL', lockKey);
     },
     logLines: () => githa.logLines(),
-  };
-}
-
-/**
- * A git command whose stderr can be watched while it runs. Pushes pass
- * --progress: without a terminal git sends `quiet`, and githa then shows no progress.
- */
-function gitRunning(git: GitClient, args: string[], cwd: string, env: Record<string, string> = {}): { stderr: () => string; text: () => string; exit: Promise<number | null> } {
-  const child = spawn('git', args, { cwd, env: git.environment(env), stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  let exited = false;
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  void exit.then(() => (exited = true));
-  return {
-    stderr: () => {
-      if (exited) throw new StopWaiting(`git ${args.join(' ')} ended early:\n${stderr}`);
-      return stderr;
-    },
-    text: () => stderr,
-    exit,
   };
 }
 

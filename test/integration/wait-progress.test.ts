@@ -8,37 +8,22 @@
  * would hold, the quorum copy by b2's copy lock; each is released once git
  * has shown the wait.
  */
-import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { useCluster } from '../support/cluster.js';
+import { gitRunning } from '../support/git-running.js';
 import { GitClient, writeRandomFile } from '../support/git.js';
 import { join } from 'node:path';
 import { startGitha, type GithaProcess } from '../support/githa.js';
-import { StopWaiting, waitFor } from '../support/wait.js';
+import { waitFor } from '../support/wait.js';
 
 /**
- * A git command whose stderr can be watched while it runs. The pushes pass
- * --progress: without a terminal git sends `quiet`, and githa then shows no
- * progress on side-band 2, as receive-pack shows none of its own.
+ * Basic credentials sent with every HTTP request (the backends here do not check them). githa's default HTTP auth is
+ * passthrough, where a push that carries no credentials shows no wait: its backend may still answer 401
+ * (test/integration/http-passthrough-progress.test.ts).
  */
-function gitRunning(git: GitClient, args: string[], cwd: string): { stderr: () => string; text: () => string; exit: Promise<number | null> } {
-  const child = spawn('git', args, { cwd, env: git.environment(), stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  let exited = false;
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  void exit.then(() => (exited = true));
-  return {
-    stderr: () => {
-      if (exited) throw new StopWaiting(`git ${args.join(' ')} ended early:\n${stderr}`);
-      return stderr;
-    },
-    text: () => stderr,
-    exit,
-  };
-}
+const CREDENTIALS = ['-c', `http.extraHeader=Authorization: Basic ${Buffer.from('pusher:secret').toString('base64')}`];
 
 function pkt(payload: string): Buffer {
   return Buffer.from(`${(payload.length + 4).toString(16).padStart(4, '0')}${payload}`, 'latin1');
@@ -97,7 +82,7 @@ describe('what the Git user sees while githa waits', () => {
     const { git, work } = await seeded(githa, repo);
     const next = await git.commit(work, { 'a.txt': 'two\n' }, 'two');
     await holdLock(repo);
-    const push = gitRunning(git, ['push', '--porcelain', '--progress', '--', url(githa, repo), 'main'], work);
+    const push = gitRunning(git, [...CREDENTIALS, 'push', '--porcelain', '--progress', '--', url(githa, repo), 'main'], work);
     await waitFor('git to show the lock wait', () => push.stderr().includes(`${shown}${repo}.git (`), 30_000, { detail: push.stderr });
     await freeLock(repo);
     expect(await push.exit).toBe(0);
@@ -115,7 +100,7 @@ describe('what the Git user sees while githa waits', () => {
     await git.run(['commit', '-q', '-m', 'big'], { cwd: work });
     const next = await git.revParse(work, 'HEAD');
     await holdLock(repo);
-    const push = gitRunning(git, ['push', '--porcelain', '--progress', '--', githa.url(repo), 'main'], work);
+    const push = gitRunning(git, [...CREDENTIALS, 'push', '--porcelain', '--progress', '--', githa.url(repo), 'main'], work);
     await waitFor('git to show the lock wait', () => push.stderr().includes(`remote: githa: waiting for another push to ${repo}.git (`), 30_000, { detail: push.stderr });
     await freeLock(repo);
     expect(await push.exit, push.text()).toBe(0);
@@ -134,7 +119,7 @@ describe('what the Git user sees while githa waits', () => {
     // Another githa copying into b2 right now: the quorum copy waits for its copy lock.
     const pairLock = `githa:sync:{${repo}.git}:b2`;
     expect(await cluster().redis.cli('SET', pairLock, 'other-githa', 'PX', '120000', 'NX')).toBe('OK');
-    const push = gitRunning(git, ['push', '--porcelain', '--progress', '--', url(githa, repo), 'main'], work);
+    const push = gitRunning(git, [...CREDENTIALS, 'push', '--porcelain', '--progress', '--', url(githa, repo), 'main'], work);
     await waitFor('git to show the quorum copy', () => push.stderr().includes(`remote: githa: copying ${repo}.git to 1 backend (`), 30_000, { detail: push.stderr });
     await cluster().redis.cli('DEL', pairLock);
     expect(await push.exit).toBe(0);
@@ -152,7 +137,7 @@ describe('what the Git user sees while githa waits', () => {
     const { git, work, first } = await seeded(githa, repo);
     await git.commit(work, { 'a.txt': 'two\n' }, 'two');
     await holdLock(repo);
-    const push = gitRunning(git, ['push', '--porcelain', '--progress', '--', githa.url(repo), 'main'], work);
+    const push = gitRunning(git, [...CREDENTIALS, 'push', '--porcelain', '--progress', '--', githa.url(repo), 'main'], work);
     expect(await push.exit).toBe(1);
     const stderr = push.text();
     expect(stderr).toContain(`remote: githa: waiting for another push to ${repo}.git (`);
@@ -170,7 +155,7 @@ describe('what the Git user sees while githa waits', () => {
     const next = await git.commit(work, { 'a.txt': 'two\n' }, 'two');
     const pairLock = `githa:sync:{${repo}.git}:b2`;
     expect(await cluster().redis.cli('SET', pairLock, 'other-githa', 'PX', '120000', 'NX')).toBe('OK');
-    const push = gitRunning(git, ['push', '--porcelain', '--progress', '--', githa.url(repo), 'main'], work);
+    const push = gitRunning(git, [...CREDENTIALS, 'push', '--porcelain', '--progress', '--', githa.url(repo), 'main'], work);
     await waitFor('the push to wait for its quorum copy', () => push.stderr().includes(`remote: githa: copying ${repo}.git to 1 backend (`), 30_000, { detail: push.stderr });
     // Both copies are named in the push's marker: no leader may serve a read until the push is recorded.
     const sshRead = gitRunning(git, ['ls-remote', githa.sshUrl(repo), 'refs/heads/main'], work);
@@ -214,7 +199,7 @@ describe('what the Git user sees while githa waits', () => {
     for (const p of [plain, quiet]) p.catch(() => {});
     await waitFor('githa to read both raw pushes', () => listsRead() === before + 2);
     // A side-band push queued behind them shows its wait: by then both have waited longer than the first report's delay.
-    const push = gitRunning(git, ['push', '--porcelain', '--progress', '--', githa.url(repo), 'main'], work);
+    const push = gitRunning(git, [...CREDENTIALS, 'push', '--porcelain', '--progress', '--', githa.url(repo), 'main'], work);
     await waitFor('the side-band push to show its wait', () => push.stderr().includes(`remote: githa: waiting for another push to ${repo}.git (`), 30_000, { detail: push.stderr });
     await freeLock(repo);
     expect((await plain).toString('latin1')).toBe(Buffer.concat([pkt('unpack ok\n'), pkt('ok refs/heads/plain\n'), Buffer.from('0000')]).toString('latin1'));
