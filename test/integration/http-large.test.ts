@@ -35,6 +35,13 @@ import { startGitha, type GithaProcess } from '../support/githa.js';
 
 const MB = 1024 * 1024;
 const SIZE = 50 * MB;
+/**
+ * What githa's peak RSS may grow by while a transfer stalls: what is in flight plus garbage the collector has not
+ * returned yet, never the pack. On Node 20 the stalled push grew 8-16 MB; on Node 24 the same run is bimodal, 11 or
+ * 25 MB (V8's young generation; measured 2026-12-06, docs/performance.md), so the bound kept before Node 24,
+ * 0.4 x SIZE, is 0.6 x SIZE: still well short of the 50 MB a buffered pack would add.
+ */
+const MAX_STALLED_GROWTH = 0.6 * SIZE;
 
 /** A field of /proc/<pid>/status in bytes. */
 async function procBytes(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
@@ -270,7 +277,7 @@ describe('large packs through githa', () => {
     );
     expect(settled).toBe(false); // the push really was held up
     expect(readLater - readAtSettle).toBeLessThan(MB); // githa takes in nothing more while the backend reads nothing
-    expect(growth).toBeLessThan(0.4 * SIZE);
+    expect(growth).toBeLessThan(MAX_STALLED_GROWTH);
 
     relay.release();
     await push;
@@ -338,7 +345,7 @@ describe('large packs through githa', () => {
     );
     expect(received).toBe(receivedAtStall); // the client really read nothing meanwhile
     expect(readLater - readAtSettle).toBeLessThan(MB); // githa reads nothing more from the backend while the client reads nothing
-    expect(growth).toBeLessThan(0.4 * SIZE);
+    expect(growth).toBeLessThan(MAX_STALLED_GROWTH);
 
     const done = new Promise<void>((resolve, reject) => {
       res.on('end', resolve);
