@@ -179,9 +179,19 @@ export class Replicator {
     }
   }
 
+  /**
+   * The first queued repository no pass is working on, in queue order. Walks the Set in place: at most the
+   * `concurrency` repositories in both come first, so a free slot costs O(concurrency), where copying the queue
+   * (`[...queue].find`) made every slot O(N) and a scan of N repositories O(N²).
+   */
+  private nextQueued(): string | undefined {
+    for (const repo of this.queue) if (!this.active.has(repo)) return repo;
+    return undefined;
+  }
+
   private pump(): void {
     while (this.running && this.active.size < this.opts.concurrency) {
-      const next = [...this.queue].find((r) => !this.active.has(r));
+      const next = this.nextQueued();
       if (next === undefined) return;
       this.queue.delete(next);
       this.active.add(next);
