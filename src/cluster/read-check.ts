@@ -28,7 +28,11 @@ export interface CopyRepairs {
 
 export const NO_REPAIRS: CopyRepairs = { schedule: () => {} };
 
-export type ReadVerdict = 'serve' | 'retry';
+/**
+ * 'retry': drop this answer, try the next candidate. 'landing': the same, because a push or quorum copy not
+ * acknowledged yet is landing on that copy; once it is recorded the copy leads again, so a caller may route again.
+ */
+export type ReadVerdict = 'serve' | 'retry' | 'landing';
 
 /** Why a read was retried on another leader, for the metric `githa_read_retries_total{reason}` (a bounded set). */
 export type RetryReason = 'missing' | 'empty' | 'contradicts' | 'failed' | 'moved' | 'writing';
@@ -61,7 +65,7 @@ export class ReadChecker {
     return expected === undefined || expected === live.checksum;
   }
 
-  /** Checks a copy's answer; 'retry' means: drop this answer, try the next candidate. */
+  /** Checks a copy's answer (ReadVerdict). */
   async check(route: ReadRoute, backend: string, live: LiveCopy): Promise<ReadVerdict> {
     if (this.agrees(route, backend, live)) return 'serve';
     const reason = await this.judge(route, backend, live).catch((err: unknown) => {
@@ -71,7 +75,7 @@ export class ReadChecker {
     });
     if (reason === 'serve') return 'serve';
     this.deps.observer.readRetried(reason);
-    return 'retry';
+    return reason === 'writing' ? 'landing' : 'retry';
   }
 
   private async judge(route: ReadRoute, backend: string, live: LiveCopy): Promise<RetryReason | 'serve'> {

@@ -87,7 +87,7 @@ describe('ReadChecker', () => {
     for (const marker of [{ backend: 'b2', copies: '' }, { backend: 'b1', copies: 'b2' }]) {
       const { store, checker, route, repairs, retries } = setup();
       store.repo(R).writing = { id: 'w1', proxy: 'p', user: 'u', transport: 'http', started: '1', heartbeat: String(Date.now()), preChecksum: recorded, ...marker };
-      expect(await checker.check(route, 'b2', refs(pushed))).toBe('retry');
+      expect(await checker.check(route, 'b2', refs(pushed))).toBe('landing'); // dropped like a retry; the caller may route again once it is recorded
       expect(store.marks).toEqual([]);
       expect(store.repo(R).drift).toEqual({});
       expect(repairs).toEqual([]);

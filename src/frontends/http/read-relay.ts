@@ -28,7 +28,7 @@ const PEEK_BYTES = 65520;
 export type Body = { kind: 'none' } | { kind: 'held'; bytes: Buffer; inflated: boolean } | { kind: 'stream'; stream: Readable; error: () => Error | undefined; inflated: boolean };
 
 /** One candidate's result: the request is answered, or the next candidate is tried (`rejected`: the check dropped its answer). */
-type Attempt = { kind: 'done'; fields: Record<string, unknown> } | { kind: 'next'; error: Error; rejected?: string };
+type Attempt = { kind: 'done'; fields: Record<string, unknown> } | { kind: 'next'; error: Error; rejected?: string; landing?: boolean };
 
 interface Read {
   req: IncomingMessage;
@@ -77,18 +77,24 @@ export class ReadRelay {
     const rejected: string[] = [];
     let failedOnly = true;
     let route = first;
+    // Pushes landing one after another on the only leaders (not acknowledged yet, so not served) are waited out as the
+    // route waits for one (catchUp.readWaitMs), rather than refused after two rounds.
+    const until = performance.now() + this.d.config.catchUp.readWaitMs;
+    let landingOnly = false;
     // A second route only after an answer was dropped: the record moved, or a copy stopped leading.
-    for (let round = 0; round < 2; round++) {
-      if (round === 1) {
+    for (let round = 0; round < 2 || (landingOnly && performance.now() < until); round++) {
+      if (round >= 1) {
         // Every leader failed alike (a want no copy has): the check moved no copy, so a second round would only ask them all again.
         if (rejected.length === 0 || failedOnly || body.kind === 'stream') break;
         route = await reroute();
       }
+      landingOnly = true;
       for (const backend of route.candidates) {
         if (!backend.http) continue;
         const a = await this.attempt(read, route, backend.id, backend.http);
         if (a.kind === 'done') return lsRefs ? { ...a.fields, command: 'ls-refs' } : a.fields;
         lastError = a.error;
+        if (!a.landing) landingOnly = false;
         if (a.rejected !== undefined) rejected.push(`${backend.id}: ${a.rejected}`);
         else log.warn({ repo: git.repo, backend: backend.id, err: a.error.message }, 'read attempt failed; trying the next leader');
         if (!(a.error instanceof RemoteFatalError)) failedOnly = false;
@@ -96,6 +102,9 @@ export class ReadRelay {
     }
     // Every leader's upload-pack failed alike (an ERR such as "not our ref" for a want no copy has): the client gets that error.
     if (failedOnly && lastError instanceof RemoteFatalError) throw lastError;
+    if (rejected.length > 0 && landingOnly) {
+      throw new NoLeaderError(`every leader of ${git.repo} that could serve this read is taking a push that is not recorded yet; try again`);
+    }
     if (rejected.length > 0) {
       throw new NoLeaderError(`no leader of ${git.repo} answered with its recorded refs (${rejected.join('; ')}); the copies are being repaired; try again`);
     }
@@ -274,9 +283,10 @@ export class ReadRelay {
       return this.relayed(r, route, id, headers, held);
     }
     if (seen.kind === 'v2') return this.relayed(r, route, id, headers, held);
-    if ((await this.verdict(r, route, id, seen.live)) === 'retry') {
+    const verdict = await this.verdict(r, route, id, seen.live);
+    if (verdict !== 'serve') {
       const error = seen.live.kind === 'missing' ? new RepositoryNotFoundError(`repository ${r.git.repo} not found on ${id}`) : new BackendProtocolError(`backend ${id} does not hold the recorded refs of ${r.git.repo}`);
-      return { kind: 'next', error, rejected: describe(seen.live) };
+      return { kind: 'next', error, rejected: describe(seen.live), landing: verdict === 'landing' };
     }
     const out = seen.out ?? held.bytes;
     r.res.writeHead(200, { ...headers, 'content-length': String(out.length) });
@@ -288,14 +298,14 @@ export class ReadRelay {
   private async dropped(r: Read, route: ReadRoute, id: string, live: LiveCopy, error: Error): Promise<Attempt> {
     const verdict = await this.verdict(r, route, id, live);
     // A missing copy is never served; a failed POST whose copy the check found right is an answer to relay no more (it was dropped).
-    return { kind: 'next', error, ...(verdict === 'retry' ? { rejected: describe(live) } : {}) };
+    return { kind: 'next', error, ...(verdict !== 'serve' ? { rejected: describe(live), landing: verdict === 'landing' } : {}) };
   }
 
   private async verdict(r: Read, route: ReadRoute, id: string, live: LiveCopy): Promise<ReadVerdict> {
     const reads = this.d.cluster.reads;
     if (reads.agrees(route, id, live)) return 'serve';
     const verdict = await reads.check(route, id, live);
-    if (verdict === 'retry') r.log.warn({ repo: r.git.repo, backend: id, live: describe(live) }, 'a copy answered what its record does not say; the read goes to another leader');
+    if (verdict !== 'serve') r.log.warn({ repo: r.git.repo, backend: id, live: describe(live) }, 'a copy answered what its record does not say; the read goes to another leader');
     return verdict;
   }
 

@@ -330,7 +330,7 @@ class VerifiedRead {
     const reads = this.deps.cluster.reads;
     const verdict = reads.agrees(this.route, attempt.backend.id, live) ? 'serve' : await reads.check(this.route, attempt.backend.id, live);
     // Nothing of a missing or broken copy can be served, whatever the record says.
-    if (verdict === 'retry' || live.kind !== 'refs') {
+    if (verdict !== 'serve' || live.kind !== 'refs') {
       this.dropped = true;
       this.deps.log.info({ repo: this.route.repo, backend: attempt.backend.id, live: live.kind }, 'read moved to another leader: the copy does not match its record');
       return 'retry';
