@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -26,6 +27,9 @@ const PEEK_BYTES = 65520;
 
 /** The request body as sent to each candidate: held (replayable), streamed (one backend only), or none (GET). */
 export type Body = { kind: 'none' } | { kind: 'held'; bytes: Buffer; inflated: boolean } | { kind: 'stream'; stream: Readable; error: () => Error | undefined; inflated: boolean };
+
+/** Between rounds that only waited for a landing write (catchUp.readWaitMs bounds them all). */
+const LANDING_POLL_MS = 50;
 
 /** One candidate's result: the request is answered, or the next candidate is tried (`rejected`: the check dropped its answer). */
 type Attempt = { kind: 'done'; fields: Record<string, unknown> } | { kind: 'next'; error: Error; rejected?: string; landing?: boolean };
@@ -86,6 +90,9 @@ export class ReadRelay {
       if (round >= 1) {
         // Every leader failed alike (a want no copy has): the check moved no copy, so a second round would only ask them all again.
         if (rejected.length === 0 || failedOnly || body.kind === 'stream') break;
+        // Past the second round only landing writes are waited out: paced, so a marker that stays (an interrupted
+        // write, until it is resolved) costs a listing per LANDING_POLL_MS, not a busy loop.
+        if (round >= 2) await sleep(LANDING_POLL_MS);
         route = await reroute();
       }
       landingOnly = true;
