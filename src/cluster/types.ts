@@ -65,6 +65,28 @@ export interface ForwardResult {
   commands?: readonly RefCommand[];
   /** Nothing can have changed: the client sent an empty command list, or the backend refused the request before receive-pack ran (HTTP 4xx). */
   noop?: boolean;
+  /**
+   * Fan-out (ForwardHooks.copies): how the same push went on each copy, by
+   * backend id. A copy the transport could not send to at all is 'cut'. A
+   * transport without fan-out leaves this out: every named copy then counts
+   * as 'cut' (nothing reached it) and is copied after the push instead.
+   */
+  copies?: ReadonlyMap<string, CopyForward>;
+}
+
+/** How a fan-out push went on one copy (docs/architecture.md "Write quorum"). */
+export interface CopyForward {
+  /**
+   * 'complete': the copy's whole answer arrived. 'cut': githa stopped sending
+   * before the pack's last byte reached it (it could not be opened, it stalled
+   * past replication.fanOutStallMs and was dropped, the client went away, or it
+   * refused the request before receive-pack ran, HTTP 4xx): it cannot have
+   * changed. 'unknown': the whole body went and the answer did not come whole.
+   */
+  ending: 'complete' | 'cut' | 'unknown';
+  report?: ReportStatus | undefined;
+  /** Why it was cut or failed, for the log. */
+  reason?: string | undefined;
 }
 
 /** What a transport may tell the write session while it forwards (docs/architecture.md "SSH and git://"). */
@@ -75,6 +97,17 @@ export interface ForwardHooks {
    * interruption can be resolved by adoption (docs/redis.md `writing`).
    */
   commands(commands: readonly RefCommand[]): Promise<void>;
+  /**
+   * Fan-out: the backends this push is sent to at the same time as the
+   * target, each already named in the write's marker (reads avoid them).
+   * The transport sends them the same bytes it sends the target (the SSH
+   * and git:// advertisement each copy sends is read and dropped), with
+   * backpressure from the slowest, never holding the pack in memory; only
+   * the target's answer reaches the client. Empty when fan-out is off.
+   */
+  readonly copies: readonly Backend[];
+  /** replication.fanOutStallMs: a copy that takes no bytes for this long while the others wait on it is dropped before the pack's end. */
+  readonly stallMs: number;
 }
 
 /**

@@ -64,7 +64,7 @@ export class WriteSession {
       }
       let result: ForwardResult;
       try {
-        result = await forward(this.target, this.lock.signal, { commands: (c) => this.markCommands(c) });
+        result = await forward(this.target, this.lock.signal, { commands: (c) => this.markCommands(c), copies: [], stallMs: this.ctx.config.replication.fanOutStallMs });
       } catch (err) {
         if (err instanceof BackendUnavailableError && !err.bytesSent) {
           // Nothing reached the backend: no ref can have changed.

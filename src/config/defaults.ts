@@ -78,6 +78,14 @@ export const DEFAULTS = {
     retryMaxMs: 60_000,
     /** How long a push waits for its quorum copies before it is refused. */
     quorumTimeoutMs: 30_000,
+    /**
+     * Fan-out writes: the push's commands and pack stream to the target and
+     * writeQuorum − 1 other leaders at once (docs/architecture.md "Write quorum"),
+     * instead of a copy made after the push.
+     */
+    fanOut: true,
+    /** A fan-out copy that takes no bytes for this long while the others wait on it is dropped (before the pack's end: it cannot change) and a copy is made after the push instead. */
+    fanOutStallMs: 5_000,
   },
   interruptions: {
     /** What githa does with a write whose owner died and whose backend changed: adopt it as a new version, or freeze for an operator. */

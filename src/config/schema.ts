@@ -155,6 +155,8 @@ export const configSchema = z
         retryMinMs: positiveInt.default(DEFAULTS.replication.retryMinMs),
         retryMaxMs: positiveInt.default(DEFAULTS.replication.retryMaxMs),
         quorumTimeoutMs: positiveInt.default(DEFAULTS.replication.quorumTimeoutMs),
+        fanOut: z.boolean().default(DEFAULTS.replication.fanOut),
+        fanOutStallMs: positiveInt.default(DEFAULTS.replication.fanOutStallMs),
       })
       .strict()
       .prefault({}),
