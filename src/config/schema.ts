@@ -47,12 +47,11 @@ const gitConfigKey = z.string().regex(/^[A-Za-z][A-Za-z0-9-]*(\.[^\s\0'"\\]+)?\.
 
 /** A positive whole number: durations in ms, counts and byte sizes alike. */
 const positiveInt = z.number().int().positive();
-
 /** A Redis sentinel: "host:port", IPv6 hosts in brackets. */
 const sentinelAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, { message: 'expected "host:port"' });
 
+/** A user or group name. */
 const userName = z.string().regex(/^[\w.@+-]{1,128}$/u, { message: 'letters, digits, "_ . @ + -", up to 128' });
-const groupName = userName;
 const accessLevel = z.enum(['none', 'read', 'write']);
 /** A repository glob of an access rule (src/auth/glob.ts), checked at start-up. */
 const repoPattern = z.string().superRefine((p, ctx) => {
@@ -293,7 +292,7 @@ export const configSchema = z
       .object({
         anonymousUser: userName.default(DEFAULTS.auth.anonymousUser),
         /** group → members; applies to SSH and HTTP users alike. */
-        groups: z.record(groupName, z.array(userName)).default({}),
+        groups: z.record(userName, z.array(userName)).default({}),
         http: z
           .object({
             mode: z.enum(['passthrough', 'githa']).default(DEFAULTS.auth.http.mode),
@@ -328,7 +327,7 @@ export const configSchema = z
               .object({
                 repos: z.union([repoPattern, z.array(repoPattern).min(1)]),
                 users: z.array(z.union([userName, z.literal('*')])).optional(),
-                groups: z.array(groupName).optional(),
+                groups: z.array(userName).optional(),
                 access: accessLevel,
               })
               .strict(),
