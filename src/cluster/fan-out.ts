@@ -70,22 +70,25 @@ export async function chooseFanOut(ctx: ClusterContext, req: WriteRequest, lock:
         state.versions.get(b.id) === max &&
         state.checksums.get(b.id) === pre &&
         (req.accepts?.(b) ?? true),
-    )
-    .slice(0, need);
-  const taken = await Promise.all(
-    candidates.map(async (backend): Promise<FanOutCopy | undefined> => {
-      const lease = await ctx.pairs.acquire(req.repo, backend.id, ctx.config.catchUp.pairLockMs, lock.signal).catch(() => null);
-      if (!lease) return undefined;
-      const s = lease.standing;
-      // Its record moved between the state read and the lock (a repair, a drift): not a leader holding the target's refs.
-      if (s.writing || s.version !== max || s.checksum !== pre) {
-        await lease.lease.release();
-        return undefined;
-      }
-      return { backend, lease, recorded: pre, version: max };
-    }),
-  );
-  return taken.filter((c): c is FanOutCopy => c !== undefined);
+    );
+  const take = async (backend: Backend): Promise<FanOutCopy | undefined> => {
+    const lease = await ctx.pairs.acquire(req.repo, backend.id, ctx.config.catchUp.pairLockMs, lock.signal).catch(() => null);
+    if (!lease) return undefined;
+    const s = lease.standing;
+    // Its record moved between the state read and the lock (a repair, a drift): not a leader holding the target's refs.
+    if (s.writing || s.version !== max || s.checksum !== pre) {
+      await lease.lease.release();
+      return undefined;
+    }
+    return { backend, lease, recorded: pre, version: max };
+  };
+  // The pair locks are taken in parallel; one busy (a catch-up, a repair, the verifier) gives its place to the next candidate.
+  const chosen: FanOutCopy[] = [];
+  while (chosen.length < need && candidates.length > 0 && !lock.signal.aborted) {
+    const round = await Promise.all(candidates.splice(0, need - chosen.length).map(take));
+    chosen.push(...round.filter((c): c is FanOutCopy => c !== undefined));
+  }
+  return chosen;
 }
 
 /** The fan-out copies of one write session, from the push until their pair locks go. */
