@@ -123,7 +123,9 @@ export class FanOut {
     for (const c of this.copies) {
       const f = result?.copies?.get(c.backend.id);
       const updated = f?.report?.unpackOk ? f.report.refs.some((r) => r.ok) : false;
-      const surely = result !== undefined && (f === undefined || f.ending === 'cut' || (f.ending === 'complete' && f.report !== undefined && !updated));
+      // No map at all: a transport without fan-out sent the copies nothing. A map without this copy is not trusted: it is listed.
+      const unsent = result !== undefined && result.copies === undefined;
+      const surely = unsent || (f !== undefined && (f.ending === 'cut' || (f.ending === 'complete' && f.report !== undefined && !updated)));
       listings.set(c.backend.id, surely ? Promise.resolve('unchanged') : this.listOne(c.backend));
     }
     return listings;

@@ -98,6 +98,8 @@ export class WriteSession {
       return await this.finish(result);
     } finally {
       clearInterval(beat);
+      // Whatever ended the session (a throw included), no fan-out pair lock outlives it; those already freed are not freed twice.
+      await this.fan.release();
     }
   }
 

@@ -4,7 +4,7 @@ import type { ClusterContext } from '../../src/cluster/context.js';
 import { NO_OBSERVER } from '../../src/cluster/observer.js';
 import type { CopyForward, ForwardHooks, ForwardResult } from '../../src/cluster/types.js';
 import { WriteSession } from '../../src/cluster/write-session.js';
-import { BackendUnavailableError } from '../../src/errors.js';
+import { BackendUnavailableError, WriteInterruptedError } from '../../src/errors.js';
 import { ZERO_OID, type RefCommand } from '../../src/protocol/receive-pack-request.js';
 import type { ReportStatus } from '../../src/protocol/report-status.js';
 import { memoryCluster } from '../support/memory-store.js';
@@ -239,5 +239,25 @@ describe('fan-out writes', () => {
     expect(m.relayed).toEqual([]);
     expect(refsOf(m, 'b2')).toEqual(REFS);
     expect((await m.store.read(R)).versions.get('b3')).toBe(4);
+  });
+
+  it('frees the fan-out pair locks when the session throws (the target\'s listing fails)', async () => {
+    const m = setup(['b1', 'b2', 'b3'], 2);
+    m.backends.get('b1')!.listRefs = async () => {
+      throw new BackendUnavailableError('connection refused', 'b1', { bytesSent: false });
+    };
+    await expect(session(m, fanForward(m, 'accept', { b2: 'accept' }))).rejects.toThrow(BackendUnavailableError);
+    expect(m.store.pairs.size).toBe(0);
+  });
+
+  it('a target nothing reached while a copy took the push: the marker stays (no other leader takes the push over it)', async () => {
+    const m = setup(['b1', 'b2', 'b3'], 2);
+    const forward = async (_t: { id: string }, _s: AbortSignal, hooks: ForwardHooks): Promise<ForwardResult> => {
+      for (const b of hooks.copies) land(m, b.id, PUSH);
+      throw new BackendUnavailableError('connection refused', 'b1', { bytesSent: false });
+    };
+    await expect(session(m, forward)).rejects.toThrow(WriteInterruptedError);
+    expect((await m.store.read(R)).writing?.copies).toEqual(['b2']);
+    expect(m.store.pairs.size).toBe(0);
   });
 });
