@@ -99,7 +99,7 @@ export class Metrics implements Observer {
   });
   private readonly quorumCopies = new Counter({
     name: 'githa_quorum_copies_total',
-    help: 'Copies made while a push waits for its write quorum, by outcome (copied, mismatch, failed, timeout).',
+    help: 'Copies made while a push waits for its write quorum, by outcome (copied, mismatch, failed, timeout; fan-out-* verdicts).',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });

@@ -3,11 +3,12 @@ import { DEFAULTS } from '../config/defaults.js';
 import { AGENT } from '../version.js';
 import { BackendAuthRequiredError, BackendProtocolError, BackendUnavailableError, CatchUpError, ClusterStateUnavailableError, CopyTargetMissingError, LockLostError, RemoteFatalError } from '../errors.js';
 import { ZERO_OID, type RefCommand } from '../protocol/receive-pack-request.js';
-import type { PairLocks } from '../state/pair-locks.js';
+import type { PairLease, PairLocks } from '../state/pair-locks.js';
 import type { CommitCatchUpResult } from '../state/repository-store.js';
 import { refsChecksum } from './checksum.js';
 import type { ClusterContext } from './context.js';
 import type { CatchUpFailure } from './observer.js';
+import { checksumBefore } from './write-check.js';
 
 export type CatchUpOutcome =
   /** The target now holds `version` and it is recorded. */
@@ -76,6 +77,19 @@ export interface CopyRequest {
    * copies"): the copy answers `contradicts`.
    */
   overwrite?: boolean;
+  /**
+   * A fan-out copy that took part (or all) of a push the outcome does not
+   * keep as it stands on it (docs/architecture.md "Write quorum"): the target
+   * is also accepted when its refs with these commands undone are its recorded
+   * ones. Anything else off its record still answers `contradicts`.
+   */
+  landed?: readonly RefCommand[];
+  /**
+   * The pair lock, when the caller holds it already (a fan-out copy's, taken
+   * before the push): used instead of acquiring one, and released like one
+   * the copy took (kept only on a `hold` copy that succeeded).
+   */
+  held?: PairLease;
 }
 
 /** A copy recorded as a catch-up: `checksum` and `version` are the source's, noted before copying (docs/operations.md "Redis lost or restored from an old snapshot"). */
@@ -105,7 +119,7 @@ export type CopyOutcome =
 export async function copyRepository(pairs: PairLocks, req: CopyRequest): Promise<CopyOutcome> {
   const { repo, source, target, checksum } = req;
   const ttlMs = req.pairLockMs ?? DEFAULTS.catchUp.pairLockMs;
-  const acquired = await pairs.acquire(repo, target.id, ttlMs, req.signal);
+  const acquired = req.held ?? (await pairs.acquire(repo, target.id, ttlMs, req.signal));
   if (!acquired) return { status: 'busy' };
   const { lease, standing } = acquired;
   const { signal } = lease;
@@ -143,7 +157,8 @@ export async function copyRepository(pairs: PairLocks, req: CopyRequest): Promis
     if (req.overwrite !== true && fenced.checksum !== '') {
       const live = refsChecksum(adv.refs.filter((r) => r.name !== '.have'));
       // githa's own earlier copy that could not be recorded (Standing.unrecorded) is not a change from outside.
-      if (live !== fenced.checksum && live !== fenced.unrecorded) {
+      const explained = req.landed !== undefined && req.landed.length > 0 && checksumBefore(adv.refs.filter((r) => r.name !== '.have'), req.landed) === fenced.checksum;
+      if (live !== fenced.checksum && live !== fenced.unrecorded && !explained) {
         return { status: 'contradicts', reason: `${target.id} does not hold its recorded refs`, live, recorded: fenced.checksum, version: fenced.version };
       }
     }

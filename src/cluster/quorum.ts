@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RefTip } from '../backends/types.js';
 import { BackendUnavailableError } from '../errors.js';
+import type { RefCommand } from '../protocol/receive-pack-request.js';
 import type { Held } from '../state/lease.js';
+import type { PairLease } from '../state/pair-locks.js';
 import type { RepoState } from '../state/repo-state.js';
 import { copyRepository, targetContradicts } from './catch-up.js';
 import type { ClusterContext } from './context.js';
@@ -24,6 +26,22 @@ export interface QuorumInput {
   sourceRefs: readonly RefTip[];
   checksum: string;
   needed: number;
+  /**
+   * Fan-out copies the push did not make (src/cluster/fan-out.ts), tried
+   * before any other backend: each with the pair lock it holds since before
+   * the push and the commands it may hold part of (CopyRequest.held, .landed).
+   */
+  front?: readonly FrontCopy[];
+  /** Backends not copied to here: fan-out copies made, found off their record, or whose state is unknown. */
+  exclude?: ReadonlySet<string>;
+  /** Backends the marker names already (the fan-out copies): still named when more are. */
+  named?: readonly string[];
+}
+
+export interface FrontCopy {
+  backend: Backend;
+  held: PairLease;
+  landed?: readonly RefCommand[] | undefined;
 }
 
 export interface QuorumCopies {
@@ -45,19 +63,32 @@ export interface QuorumCopies {
  * Drifted copies are never overwritten (the verifier reported them).
  */
 export function quorumCopies(ctx: ClusterContext, q: QuorumInput): QuorumCopies {
-  if (q.needed <= 0) return { settled: Promise.resolve([]), releaseMade: async () => {}, late: () => {} };
+  const front = q.front ?? [];
+  // A fan-out copy's pair lock not used by a copy (none started, or not its turn) is freed with the made ones, after the commit.
+  const unused = new Map(front.map((f) => [f.backend.id, f.held]));
+  const landedOf = new Map(front.map((f) => [f.backend.id, f.landed]));
+  const releaseUnused = async (): Promise<void> => {
+    const leases = [...unused.values()];
+    unused.clear();
+    await Promise.all(leases.map((l) => l.lease.release()));
+  };
+  if (q.needed <= 0) return { settled: Promise.resolve([]), releaseMade: releaseUnused, late: () => {} };
   const { repo, state } = q;
   const { max } = leadership(state.versions);
-  const queue = ctx.backends
-    .activeBackends()
-    .filter((b) => b.id !== q.target.id && ctx.health.isHealthy(b.id) && !state.drift.has(b.id))
-    .sort((a, b) => Number(state.versions.get(b.id) === max) - Number(state.versions.get(a.id) === max));
+  const skip = new Set([q.target.id, ...front.map((f) => f.backend.id), ...(q.exclude ?? [])]);
+  const queue = [
+    ...front.map((f) => f.backend),
+    ...ctx.backends
+      .activeBackends()
+      .filter((b) => !skip.has(b.id) && ctx.health.isHealthy(b.id) && !state.drift.has(b.id))
+      .sort((a, b) => Number(state.versions.get(b.id) === max) - Number(state.versions.get(a.id) === max)),
+  ];
   // The version this push will be recorded at (the commit script's max + 1;
   // no other version can rise while the write lock is held). A late copy
   // still running after a later push reached its target must not undo it.
   const version = Math.max(0, ...state.versions.values()) + 1;
   const deadline = performance.now() + ctx.config.replication.quorumTimeoutMs;
-  const named: string[] = [];
+  const named: string[] = [...(q.named ?? [])];
   const made: string[] = [];
   const releases = new Map<string, Release>();
   let settledNow = false;
@@ -69,9 +100,15 @@ export function quorumCopies(ctx: ClusterContext, q: QuorumInput): QuorumCopies 
   const copyTo = async (backend: Backend): Promise<boolean> => {
     const source = ctx.backends.client(q.target.id);
     const target = ctx.backends.client(backend.id);
+    const landed = landedOf.get(backend.id);
     while (performance.now() < deadline && !q.lock.signal.aborted) {
+      // A fan-out copy's own pair lock, on its first attempt (the copy releases it or keeps it, as one it took).
+      const held = unused.get(backend.id);
+      unused.delete(backend.id);
       try {
         const r = await copyRepository(ctx.pairs, {
+          ...(held ? { held } : {}),
+          ...(landed ? { landed } : {}),
           repo,
           source,
           target,
@@ -147,13 +184,15 @@ export function quorumCopies(ctx: ClusterContext, q: QuorumInput): QuorumCopies 
       }
       running += next.length;
       // A marker that cannot name the targets (the lock or Redis is gone): no copy may start; the push is then recorded with the copies made, or not at all.
-      const ok = await ctx.repos.markCopies(repo, q.lock.token, q.writeId, [...named, ...next.map((b) => b.id)]).catch(() => false);
+      const fresh = next.map((b) => b.id).filter((id) => !named.includes(id));
+      // Fan-out copies are named since before the push: no Redis turn for them.
+      const ok = fresh.length === 0 || (await ctx.repos.markCopies(repo, q.lock.token, q.writeId, [...named, ...fresh]).catch(() => false));
       if (!ok || settledNow) {
         running -= next.length;
         if (running === 0) settle();
         return;
       }
-      named.push(...next.map((b) => b.id));
+      named.push(...fresh);
       for (const b of next) {
         const finished = (done: boolean): void => {
           running--;
@@ -174,7 +213,7 @@ export function quorumCopies(ctx: ClusterContext, q: QuorumInput): QuorumCopies 
   return {
     settled,
     async releaseMade() {
-      await Promise.all(made.map((id) => releaseOf(id)()));
+      await Promise.all([...made.map((id) => releaseOf(id)()), releaseUnused()]);
     },
     late(fn) {
       underLock = false;

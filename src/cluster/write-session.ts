@@ -7,6 +7,7 @@ import { encodeCommands } from '../state/marker-commands.js';
 import type { RepoState } from '../state/repo-state.js';
 import { refsChecksum } from './checksum.js';
 import { noteWrite, type ClusterContext } from './context.js';
+import { chooseFanOut, FanOut, type CopyVerdict } from './fan-out.js';
 import { quorumNotReached } from './messages.js';
 import { quorumCopies } from './quorum.js';
 import type { Backend, Forward, ForwardResult, WriteOutcome, WriteRequest } from './types.js';
@@ -34,6 +35,8 @@ export class WriteSession {
   private readonly preChecksum: string;
   /** Whether the marker holds the push's whole command list (docs/redis.md `writing` `commands`). */
   private commandsMarked = false;
+  /** The copies the push fans out to (src/cluster/fan-out.ts); none until run() chose them. */
+  private fan: FanOut;
 
   constructor(
     private readonly ctx: ClusterContext,
@@ -44,11 +47,19 @@ export class WriteSession {
     private readonly target: Backend,
   ) {
     this.preChecksum = state.checksums.get(target.id) ?? '';
+    this.fan = new FanOut(ctx, req, lock, []);
   }
 
   async run(forward: Forward): Promise<WriteOutcome> {
     const { repo } = this.req;
-    await this.begin();
+    // Fan-out copies hold their pair locks from before the marker names them until the commit or abort is recorded.
+    this.fan = new FanOut(this.ctx, this.req, this.lock, await chooseFanOut(this.ctx, this.req, this.lock, this.state, this.target));
+    try {
+      await this.begin();
+    } catch (err) {
+      await this.fan.release();
+      throw err;
+    }
     const every = Math.max(250, Math.floor(this.ctx.config.locks.leaseMs / 3));
     const beat = setInterval(() => {
       // A missed beat only ages the marker; the lock's lease, not the beat, guards the commit.
@@ -60,19 +71,26 @@ export class WriteSession {
       if (this.lock.signal.aborted) {
         // The lease may be gone before a byte was sent: take the marker back (guarded, so a lost lock changes nothing) and stop.
         await this.ctx.repos.abortWrite(repo, this.lock.token, this.writeId).catch(() => false);
+        await this.fan.release();
         throw this.lock.signal.reason;
       }
       let result: ForwardResult;
       try {
-        result = await forward(this.target, this.lock.signal, { commands: (c) => this.markCommands(c), copies: [], stallMs: this.ctx.config.replication.fanOutStallMs });
+        result = await forward(this.target, this.lock.signal, {
+          commands: (c) => this.markCommands(c),
+          copies: this.fan.backends,
+          stallMs: this.ctx.config.replication.fanOutStallMs,
+        });
       } catch (err) {
-        if (err instanceof BackendUnavailableError && !err.bytesSent) {
+        if (err instanceof BackendUnavailableError && !err.bytesSent && (await this.copiesUntouched())) {
           // Nothing reached the backend: no ref can have changed.
           this.ctx.health.markDown(this.target.id);
           await this.ctx.repos.abortWrite(repo, this.lock.token, this.writeId);
+          await this.fan.release();
           throw new TargetUnreachable(err);
         }
-        // Bytes reached the backend: whether refs changed is unknown, so the marker stays.
+        await this.fan.release();
+        // Bytes reached the backend (or a copy): whether refs changed is unknown, so the marker stays.
         this.ctx.log.error({ repo, backend: this.target.id, err: (err as Error).message }, 'push interrupted; repository frozen for writes');
         throw new WriteInterruptedError(repo, this.target.id);
       }
@@ -80,6 +98,8 @@ export class WriteSession {
       return await this.finish(result);
     } finally {
       clearInterval(beat);
+      // Whatever ended the session (a throw included), no fan-out pair lock outlives it; those already freed are not freed twice.
+      await this.fan.release();
     }
   }
 
@@ -93,6 +113,7 @@ export class WriteSession {
     const { repo } = this.req;
     // HTTP knows the commands before forwarding: the marker holds them from the start.
     const commands = this.req.commands ? encodeCommands(this.req.commands) : undefined;
+    const copies = this.fan.ids.join(' ');
     try {
       await this.ctx.repos.beginWrite(repo, this.lock.token, {
         id: this.writeId,
@@ -103,6 +124,8 @@ export class WriteSession {
         started: this.started,
         preChecksum: this.preChecksum,
         ...(commands !== undefined ? { commands } : {}),
+        // Named in the same turn as the marker: reads avoid them before a byte goes (docs/redis.md `writing`).
+        ...(copies !== '' ? { copies } : {}),
       });
       this.commandsMarked = commands !== undefined;
     } catch (err) {
@@ -134,6 +157,8 @@ export class WriteSession {
   /** An outcome that leaves the marker: it holds what githa knows of the commands, for the resolver. */
   private async interrupted(result: ForwardResult): Promise<WriteOutcome> {
     await this.markCommands(result.commands);
+    // The marker keeps naming the fan-out copies: the resolver makes them suspect with the push's commands (src/cluster/interruptions.ts).
+    await this.fan.release();
     return { kind: 'interrupted', backend: this.target.id };
   }
 
@@ -143,7 +168,7 @@ export class WriteSession {
    * leads no more, so the next push goes elsewhere) and repaired — the repair
    * keeps the commits it holds, the client's among them.
    */
-  private async refuse(live: string): Promise<never> {
+  private async refuse(live: string, verdicts?: ReadonlyMap<string, CopyVerdict>): Promise<never> {
     const { ctx, req, lock, writeId, target } = this;
     const { repo } = req;
     try {
@@ -153,6 +178,8 @@ export class WriteSession {
     } catch (err) {
       ctx.log.warn({ repo, backend: target.id, err: (err as Error).message }, 'could not record a copy found off its record by a push');
     }
+    // Fan-out copies that took any of a push nothing records hold refs their record lacks: drifted and repaired too.
+    await this.fan.settle(verdicts, new Set(['partial', 'off-record']));
     ctx.log.error(
       { repo, backend: target.id, recorded: this.preChecksum, live },
       'COPY CONTRADICTS RECORD: a push found its target off its record; nothing recorded, the copy leads no more and is repaired',
@@ -166,13 +193,43 @@ export class WriteSession {
     return this.preChecksum !== '' && checksumBefore(refs, commands) === this.preChecksum;
   }
 
+  /** A target nothing reached: a fan-out copy still may have been; the next leader takes the push only when every copy lists as recorded. */
+  private async copiesUntouched(): Promise<boolean> {
+    if (this.fan.copies.length === 0) return true;
+    const verdicts = await this.fan.judge(this.fan.list(undefined), this.req.commands ?? []);
+    return [...verdicts.values()].every((v) => v.kind === 'unchanged');
+  }
+
+  /**
+   * The target kept none of the push (the client is told what it reported).
+   * A fan-out copy that took any of it is brought back to the target's refs
+   * before the marker goes; one that cannot be (or cannot be listed) leaves
+   * the marker for the resolver: no leader keeps refs nobody checked.
+   */
+  private async unchanged(result: ForwardResult, listings: ReturnType<FanOut['list']>, commands: readonly RefCommand[], refs: readonly RefTip[] | undefined): Promise<WriteOutcome> {
+    const { ctx, req, lock, writeId, target, fan } = this;
+    const verdicts = await fan.judge(listings, commands);
+    for (const [id, v] of verdicts) {
+      if (v.kind === 'unknown') return this.interrupted(result);
+      if (v.kind === 'partial' && !(await fan.restore(id, target, this.preChecksum, commands, refs))) return this.interrupted(result);
+    }
+    try {
+      await ctx.repos.abortWrite(req.repo, lock.token, writeId);
+    } finally {
+      await fan.settle(verdicts);
+    }
+    return { kind: 'unchanged', backend: target.id };
+  }
+
   private async finish(result: ForwardResult): Promise<WriteOutcome> {
-    const { ctx, req, lock, writeId, target } = this;
+    const { ctx, req, lock, writeId, target, fan } = this;
     const { repo } = req;
     const updated = result.report?.unpackOk ? result.report.refs.filter((r) => r.ok) : [];
+    const commands = result.commands ?? req.commands ?? [];
+    // The fan-out copies are listed while the target is (docs/architecture.md "Write quorum").
+    const listings = fan.list(result);
     if (result.noop || (result.ending === 'complete' && result.report && updated.length === 0)) {
-      await ctx.repos.abortWrite(repo, lock.token, writeId);
-      return { kind: 'unchanged', backend: target.id };
+      return this.unchanged(result, listings, commands, undefined);
     }
     if (result.ending === 'unknown') return this.interrupted(result);
     // Either the report names updated refs, or the pack was cut, or the backend's answer ended without a report (a 5xx):
@@ -181,21 +238,36 @@ export class WriteSession {
     if (!refs) return this.interrupted(result);
     const checksum = refsChecksum(refs);
     const unreported = result.ending === 'cut' || (result.ending === 'complete' && !result.report);
-    if (unreported && checksum === this.preChecksum) {
-      await ctx.repos.abortWrite(repo, lock.token, writeId);
-      return { kind: 'unchanged', backend: target.id };
-    }
+    if (unreported && checksum === this.preChecksum) return this.unchanged(result, listings, commands, refs);
     const okRefs = new Set(updated.map((r) => r.ref));
-    const commands = result.commands ?? req.commands ?? [];
     // Reported: the `ok` commands landed. Unreported: any of them may have; undoCommands undoes those that did.
     const landed = unreported ? commands : commands.filter((c) => okRefs.has(c.ref));
-    if (!this.agreesWithRecord(refs, landed)) await this.refuse(checksum);
     // A reported update the listing lacks was lost on the target after it was made: never acknowledged from it.
-    if (!unreported && !allLanded(refs, landed)) await this.refuse(checksum);
-
+    if (!this.agreesWithRecord(refs, landed) || (!unreported && !allLanded(refs, landed))) {
+      const verdicts = await fan.judge(listings, commands);
+      // A copy that may hold the push and could not be listed: the marker stays for the resolver, which finds the target off its record.
+      if ([...verdicts.values()].some((v) => v.kind === 'unknown')) return this.interrupted(result);
+      await this.refuse(checksum, verdicts);
+    }
+    const verdicts = await fan.judge(listings, commands, checksum);
+    const fanMade = fan.ids.filter((id) => verdicts.get(id)?.kind === 'same');
+    const front = fan.handOff(verdicts, commands);
     const quorum = ctx.config.replication.writeQuorum;
-    const copies = quorumCopies(ctx, { repo, lock, writeId, target, state: this.state, sourceRefs: refs, checksum, needed: quorum - 1 });
-    const made = await whileWaiting(req.waits, { kind: 'copies', repo, backends: quorum - 1 }, () => copies.settled);
+    // Copies holding part of the push are all relayed to its outcome, even past the quorum (else they would stay off their record).
+    const needed = Math.max(quorum - 1 - fanMade.length, front.filter((f) => verdicts.get(f.backend.id)?.kind === 'partial').length);
+    const copies = quorumCopies(ctx, {
+      repo,
+      lock,
+      writeId,
+      target,
+      state: this.state,
+      sourceRefs: refs,
+      checksum,
+      needed,
+      ...(fan.copies.length > 0 ? { front, exclude: new Set(fan.ids), named: fan.ids } : {}),
+    });
+    const relayed = await whileWaiting(req.waits, { kind: 'copies', repo, backends: needed }, () => copies.settled);
+    const made = [...fanMade, ...relayed];
     const lines = commands.filter((c) => okRefs.size === 0 || okRefs.has(c.ref)).slice(0, 200);
     // The copies keep their pair locks until recorded (CopyRequest.hold): a catch-up planned from older state cannot turn them back meanwhile.
     let version: number;
@@ -224,8 +296,10 @@ export class WriteSession {
       throw err;
     } finally {
       await copies.releaseMade();
+      // After the record: fan-out copies off their record are drifted (MARK_DRIFT waits for no marker), and their pair locks go.
+      await fan.settle(verdicts);
     }
-    ctx.log.info({ repo, backend: target.id, copies: made, version, refs: okRefs.size }, 'push committed');
+    ctx.log.info({ repo, backend: target.id, copies: made, ...(fan.copies.length > 0 ? { fanOut: fanMade } : {}), version, refs: okRefs.size }, 'push committed');
     noteWrite(ctx, repo, target.id, version);
     // Copies that finish after the commit (past the quorum timeout) are recorded as ordinary catch-ups.
     copies.late((backend, release) => {

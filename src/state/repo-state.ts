@@ -23,10 +23,12 @@ export interface MarkerFields {
   preChecksum: string;
   /** The push's command list, encoded (src/state/marker-commands.ts); absent when not known (yet) or over the cap. */
   commands?: string;
+  /** Fan-out copies (space-separated), named in the same turn as the marker itself, before any byte goes (docs/redis.md `writing`). */
+  copies?: string;
 }
 
 /** A marker as read back: what it was written with, its heartbeat (Redis clock), and its quorum-copy targets. */
-export interface WritingMarker extends Omit<MarkerFields, 'commands'> {
+export interface WritingMarker extends Omit<MarkerFields, 'commands' | 'copies'> {
   heartbeat: number;
   /** Backends the write's quorum copies go to (named before any copy starts). */
   copies: readonly string[];
