@@ -1,4 +1,4 @@
-import type { Readable, Writable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 
 /**
  * The tee of a fan-out push (docs/architecture.md "A push (receive-pack)",
@@ -20,6 +20,13 @@ import type { Readable, Writable } from 'node:stream';
 export interface FanOutCopy {
   readonly id: string;
   readonly dest: Writable;
+  /**
+   * `dest` is a PassThrough whose readable side is what is sent on (an HTTP
+   * request's body): its bytes have left githa once that side ended, not
+   * when its writable side finished. (A socket or SSH channel is a Duplex
+   * too, but its readable side is the service's output.)
+   */
+  readonly passThrough?: boolean;
 }
 
 export interface FanOutOptions {
@@ -57,8 +64,8 @@ export class FanOut {
     copies: readonly FanOutCopy[],
     private readonly options: FanOutOptions,
   ) {
-    this.entries.push(this.entry('target', target, true));
-    for (const c of copies) this.entries.push(this.entry(c.id, c.dest, false));
+    this.entries.push(this.entry('target', target, true, false));
+    for (const c of copies) this.entries.push(this.entry(c.id, c.dest, false, c.passThrough === true));
   }
 
   /** Starts reading the source (once the target can take bytes: the source stays whole until then). */
@@ -114,7 +121,7 @@ export class FanOut {
     return this.entries.find((e) => !e.target && e.id === id);
   }
 
-  private entry(id: string, dest: Writable, target: boolean): Entry {
+  private entry(id: string, dest: Writable, target: boolean, duplex: boolean): Entry {
     const onDrain = (): void => this.drained(e);
     const onError = (err: Error): void => {
       if (!e.target) this.drop(e, `failed: ${err.message}`);
@@ -124,7 +131,6 @@ export class FanOut {
       if (!e.flushed && !e.target) this.drop(e, 'closed before the end of the push');
       else this.drained(e);
     };
-    const duplex = typeof (dest as Partial<Readable>).read === 'function';
     const onFinished = (): void => {
       if (dest.writableFinished && (!duplex || (dest as unknown as Readable).readableEnded)) {
         e.flushed = true;
@@ -249,4 +255,13 @@ export class FanOut {
     this.options.onDrop?.(e.id, reason);
     if (this.waiting.size === 0) this.resumeIfFree();
   }
+}
+
+/** Where a copy's answer goes once read: nowhere (only the target's reaches the client; a copy's report is kept by its HeldResponse). */
+export function discard(): Writable {
+  return new Writable({
+    write(_chunk, _enc, callback) {
+      callback();
+    },
+  });
 }
