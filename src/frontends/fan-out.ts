@@ -34,6 +34,13 @@ export interface FanOutOptions {
   readonly stallMs: number;
   /** A copy was dropped (stalled, failed, or cut by the caller) before all of its bytes left githa. */
   readonly onDrop?: (id: string, reason: string) => void;
+  /**
+   * The source's end is the pack's (an HTTP body): a copy dropped before it
+   * was handed the end cannot have had the whole pack. Otherwise (SSH,
+   * git://: the client's input may stay open after its pack) only a copy
+   * dropped with bytes of ours still buffered for it was certainly cut short.
+   */
+  readonly sourceEndIsPackEnd?: boolean;
 }
 
 interface Entry {
@@ -43,6 +50,13 @@ interface Entry {
   /** When it last became full (the source waits on it), or when the source ended with bytes still in it. */
   waitSince: number;
   dropped?: string;
+  /** It closed (on its own, or destroyed): it gets no more bytes. */
+  closed: boolean;
+  /** Bytes of ours still buffered for it when it was dropped. */
+  heldAtDrop: number;
+  /** It was handed the source's end. */
+  gotEnd: boolean;
+  readonly passThrough: boolean;
   /** Every byte of ours has left its buffer (its writable side finished and, for a Duplex, its readable side ended). */
   flushed: boolean;
   readonly cleanup: () => void;
@@ -89,6 +103,16 @@ export class FanOut {
     return this.find(id)?.dropped;
   }
 
+  /**
+   * Whether copy `id` was dropped before the pack's last byte left githa for
+   * it (so it cannot have changed): see FanOutOptions.sourceEndIsPackEnd.
+   */
+  cutShort(id: string): boolean {
+    const e = this.find(id);
+    if (!e || e.dropped === undefined) return false;
+    return e.heldAtDrop > 0 || (this.options.sourceEndIsPackEnd === true && !e.gotEnd);
+  }
+
   /** Whether every byte handed to copy `id` has left its buffer. */
   flushed(id: string): boolean {
     return this.find(id)?.flushed ?? false;
@@ -127,8 +151,10 @@ export class FanOut {
       if (!e.target) this.drop(e, `failed: ${err.message}`);
     };
     const onClose = (): void => {
-      // A destination closed under us before taking all of our bytes: a copy is dropped; the target is left alone (its caller decides).
-      if (!e.flushed && !e.target) this.drop(e, 'closed before the end of the push');
+      e.closed = true;
+      // A destination closed under us with bytes of ours still in it: a copy is dropped; the target is left alone (its caller
+      // decides). One that took all it was given closed on its own (an SSH channel or socket once its service is done).
+      if (!e.target && !e.flushed && (this.waiting.has(e) || dest.writableLength > 0)) this.drop(e, 'closed before taking the push');
       else this.drained(e);
     };
     const onFinished = (): void => {
@@ -148,6 +174,10 @@ export class FanOut {
       target,
       waitSince: 0,
       flushed: false,
+      heldAtDrop: 0,
+      gotEnd: false,
+      closed: false,
+      passThrough: duplex,
       cleanup: () => {
         dest.off('drain', onDrain);
         dest.off('close', onClose);
@@ -160,7 +190,7 @@ export class FanOut {
   }
 
   private live(): Entry[] {
-    return this.entries.filter((e) => e.dropped === undefined && !e.dest.destroyed);
+    return this.entries.filter((e) => e.dropped === undefined && !e.closed && !e.dest.destroyed);
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -183,6 +213,7 @@ export class FanOut {
     const now = Date.now();
     this.targetFreeSince = now;
     for (const e of this.live()) {
+      e.gotEnd = true;
       e.dest.end();
       // Bytes still in it: it is watched until they have left (a copy stuck there is dropped like a full one).
       if (!e.flushed && !e.target) {
@@ -201,7 +232,7 @@ export class FanOut {
 
   private drained(e: Entry): void {
     if (e.target && this.waiting.has(e)) this.targetFreeSince = Date.now();
-    if (this.ended && !e.flushed && e.dropped === undefined && !e.dest.destroyed && !e.target) return;
+    if (this.ended && !e.flushed && e.dropped === undefined && !e.closed && !e.dest.destroyed && !e.target) return;
     this.waiting.delete(e);
     if (this.waiting.size === 0 || this.waitingOnDropped()) this.resumeIfFree();
     else this.schedule();
@@ -250,6 +281,7 @@ export class FanOut {
     // A copy that took all of our bytes is no longer the tee's: its caller judges its answer.
     if (e.dropped !== undefined || e.target || e.flushed) return;
     e.dropped = reason;
+    e.heldAtDrop = e.dest.writableLength + (e.passThrough ? (e.dest as unknown as Readable).readableLength : 0);
     this.waiting.delete(e);
     if (!e.dest.destroyed) e.dest.destroy(new Error(`fan-out copy ${e.id} ${reason}`));
     this.options.onDrop?.(e.id, reason);

@@ -49,6 +49,8 @@ export class HttpCopies {
     for (const c of o.copies) this.cutters.set(c.id, new AbortController());
     this.tee = new FanOut(body, this.targetBody, branches, {
       stallMs: o.stallMs,
+      // The request body ends with the pack.
+      sourceEndIsPackEnd: true,
       onDrop: (id, reason) => {
         o.log.warn({ repo: o.repo, backend: id, reason }, 'fan-out copy dropped before the end of the push');
         this.cutters.get(id)?.abort(new Error(reason));
@@ -77,10 +79,10 @@ export class HttpCopies {
   private async send(copy: Backend, branch: PassThrough): Promise<CopyForward> {
     const { o } = this;
     const fail = (reason: string): CopyForward => {
-      // The whole body left githa: the copy may have run receive-pack.
-      if (this.tee.flushed(copy.id) && this.tee.dropReason(copy.id) === undefined) return { ending: 'unknown', reason };
+      // No more bytes go to it (a no-op once its whole body left githa: it may then have run receive-pack).
       this.tee.dropCopy(copy.id, reason);
-      return { ending: 'cut', reason: this.tee.dropReason(copy.id) ?? reason };
+      const why = this.tee.dropReason(copy.id) ?? reason;
+      return this.tee.cutShort(copy.id) ? { ending: 'cut', reason: why } : { ending: 'unknown', reason: why };
     };
     if (!copy.http) return fail(`backend ${copy.id} has no HTTP endpoint`);
     let fwd;

@@ -111,13 +111,11 @@ export class StreamCopies {
     const ok = await c.answer!;
     await c.stream.exit;
     const dropped = this.tee.dropReason(id);
-    if (dropped !== undefined) return { ending: 'cut', reason: dropped };
-    // Its answer came whole after the whole push went: its report says what it did.
-    if (ok && this.tee.endedTo(id)) return { ending: 'complete', report: c.held!.report() };
-    const reason = ok ? 'its answer ended before the push did' : 'its answer broke off';
-    if (this.tee.endedTo(id) && this.tee.flushed(id)) return { ending: 'unknown', reason };
-    this.tee.dropCopy(id, reason);
-    return { ending: 'cut', reason: this.tee.dropReason(id) ?? reason };
+    // Dropped with bytes of the push still in githa: the pack never reached its end there.
+    if (dropped !== undefined) return this.tee.cutShort(id) ? { ending: 'cut', reason: dropped } : { ending: 'unknown', reason: dropped };
+    // Its answer came whole: its report says what it did (the client's input may stay open after the pack, so its end is no sign).
+    if (ok) return { ending: 'complete', report: c.held!.report() };
+    return { ending: 'unknown', reason: 'its answer broke off' };
   }
 
   private close(c: Copy, reason: string): void {

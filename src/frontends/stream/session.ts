@@ -169,8 +169,8 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
     try {
       const result = await relay(stream, channel, held, upload);
       exitCode = result.exitCode;
-      // The target's exchange ended before the client's input did: no copy may take the rest.
-      if (!inputEnded) copies?.cut(`the target ${target.id} ended its exchange first`);
+      // The target's exchange broke off: no copy may take the rest of the push.
+      if (!result.complete) copies?.cut(`the target ${target.id} broke off`);
       const copied = copies ? { copies: await copies.settled() } : {};
       if (!request) return { ending: inputEnded ? 'complete' : 'cut', noop: inputEnded, ...copied };
       return {
