@@ -235,7 +235,7 @@ describe('fan-out push over SSH and git:// backends (the git:// front end)', () 
     url = `git://127.0.0.1:${(server.address() as AddressInfo).port}/${REPO}`;
   });
   afterAll(async () => {
-    for (const [, cs] of clients) for (const client of cs) client.close?.();
+    for (const [, cs] of clients) for (const client of cs) await client.close();
     await new Promise((r) => server?.close(r));
   });
 
