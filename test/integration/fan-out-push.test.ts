@@ -137,6 +137,18 @@ describe('fan-out push over HTTP', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/${REPO}`;
   });
+  /** What githa took in of the push, once it has stopped taking any (10 polls in a row unchanged). */
+  function stalled(): Promise<number> {
+    let last = -1;
+    let still = 0;
+    return until('the push to stall', () => {
+      const n = lastReq?.socket.bytesRead ?? -1;
+      still = n === last && n > 0 ? still + 1 : 0;
+      last = n;
+      return still >= 10 ? n : undefined;
+    });
+  }
+
   afterAll(async () => {
     forwarder.close();
     await new Promise((r) => server?.close(r));
@@ -183,14 +195,7 @@ describe('fan-out push over HTTP', () => {
     const before = logged.length;
     const push = git.push(work, url, ['HEAD:refs/heads/fan-stall'], [], { timeoutMs: 150_000 });
     // The push stops taking bytes once b3's buffers are full: githa reads no more than its slowest destination takes.
-    let last = -1;
-    let still = 0;
-    const atStall = await until('the push to stall on b3', () => {
-      const n = lastReq?.socket.bytesRead ?? -1;
-      still = n === last && n > 0 ? still + 1 : 0;
-      last = n;
-      return still >= 10 ? n : undefined;
-    });
+    const atStall = await stalled();
     await writeFile('/proc/self/clear_refs', '5');
     const baseline = await procBytes('VmHWM');
     await until('b3 dropped', () => logged.slice(before).some((l) => l.includes('fan-out copy dropped')) || undefined);
@@ -208,6 +213,27 @@ describe('fan-out push over HTTP', () => {
     // Once b3's server answers again it has dealt with the cut request: the ref is not there.
     await git.run(['ls-remote', b3.url('http', REPO)]);
     expect(await holds(b3, git, 'refs/heads/fan-stall')).toBeUndefined();
+  });
+
+  it('a copy whose web server dies mid-pack is cut; the target, the other copy and the client go on', { timeout: 120_000 }, async () => {
+    // A stall limit far beyond the test: the copy is not dropped for its pace, it fails.
+    plan = { target: http('b1'), copies: [http('b2'), http('b3')], stallMs: 600_000, results: [] };
+    const work = await git.init();
+    const sha = await git.commit(work, { 'big.bin': randomData(24 * MB) });
+    const b3 = cluster().backend('b3');
+    b3.pause();
+    lastReq = undefined;
+    const push = git.push(work, url, ['HEAD:refs/heads/fan-dies'], [], { timeoutMs: 100_000 });
+    await stalled();
+    // Mid-pack: b3 holds part of the body when its server is killed.
+    await b3.stop('SIGKILL');
+    const result = await push;
+    expect(result.stdout).toContain('refs/heads/fan-dies');
+    const copies = plan.results[0]!.copies!;
+    expect(copies.get('b3')?.ending).toBe('cut');
+    expect(copies.get('b2')).toEqual(okReport('refs/heads/fan-dies'));
+    expect(await holds(cluster().backend('b1'), git, 'refs/heads/fan-dies')).toBe(sha);
+    expect(await holds(b3, git, 'refs/heads/fan-dies')).toBeUndefined();
   });
 });
 

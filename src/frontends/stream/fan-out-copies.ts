@@ -92,8 +92,14 @@ export class StreamCopies {
 
   /** Cuts every copy that has not taken the whole push (the lock was lost, the push was cut, the client or the target went first). */
   cut(reason: string): void {
-    if (this.tee) this.tee.cutCopies(reason);
-    else for (const c of this.copies) this.close(c, reason);
+    if (this.tee) {
+      this.tee.cutCopies(reason);
+      return;
+    }
+    // Not started: a copy still opening is closed as soon as it opens.
+    this.late = true;
+    this.aborter.abort();
+    for (const c of this.copies) this.close(c, reason);
   }
 
   /** Every copy's outcome, once each has settled. */
