@@ -232,7 +232,12 @@ export class FanOut {
 
   private drained(e: Entry): void {
     if (e.target && this.waiting.has(e)) this.targetFreeSince = Date.now();
-    if (this.ended && !e.flushed && e.dropped === undefined && !e.closed && !e.dest.destroyed && !e.target) return;
+    if (this.ended && !e.flushed && e.dropped === undefined && !e.closed && !e.dest.destroyed && !e.target) {
+      // After the end a copy is watched until its bytes have left; one that took some has its clock start again.
+      e.waitSince = Date.now();
+      this.schedule();
+      return;
+    }
     this.waiting.delete(e);
     if (this.waiting.size === 0 || this.waitingOnDropped()) this.resumeIfFree();
     else this.schedule();
