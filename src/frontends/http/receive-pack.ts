@@ -4,6 +4,7 @@ import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Cluster, ForwardResult } from '../../cluster/cluster.js';
+import type { ForwardHooks } from '../../cluster/types.js';
 import { BackendUnavailableError, type GithaError, LimitExceededError, ProtocolSyntaxError, RepositoryNotFoundError, WriteInterruptedError } from '../../errors.js';
 import { ReceivePackRequestParser, type ReceivePackRequest } from '../../protocol/receive-pack-request.js';
 import { describeForLog, toClientError } from '../error-map.js';
@@ -16,6 +17,7 @@ import { backendRepositoryName, repositoryUrlPath } from '../../protocol/reposit
 import { PushPace, pushCutError } from '../push-pace.js';
 import type { RequestBudget } from '../held-bytes.js';
 import { sidebandReporter, wantsProgress } from '../wait-progress.js';
+import { HttpCopies } from './fan-out-copies.js';
 
 /** The signal of a request that holds no write lock (the empty push's probe): its pace is not watched. */
 const NO_LOCK = new AbortController().signal;
@@ -123,8 +125,24 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
   let passthrough: BackendAnswer | undefined;
   /** The backend the push went to last (for the request's log line). */
   let backend: string | undefined;
+  /** The copies of a fan-out push (ForwardHooks.copies), fed from `body` by a tee. */
+  let fan: HttpCopies | undefined;
+  const path = `${repositoryUrlPath(backendRepositoryName(repo))}/git-receive-pack`;
+  // The same edits for the target's request and each copy's.
+  const editHeaders = (backendId: string) => (p: ClientRequest): void => {
+    ctx.backendHeaders?.(backendId)(p);
+    // githa inflated the body to read the command list: send it plain, and
+    // chunked (its length is unknown). Otherwise the body is the client's own
+    // bytes and keeps its Content-Length: some backends refuse chunked
+    // bodies (411; docs/protocol.md).
+    if (gzip) {
+      p.removeHeader('content-encoding');
+      p.removeHeader('content-length');
+    }
+    p.removeHeader('expect');
+  };
 
-  const forward = async (target: ReturnType<Cluster['backend']>, signal: AbortSignal): Promise<ForwardResult> => {
+  const forward = async (target: ReturnType<Cluster['backend']>, signal: AbortSignal, hooks?: ForwardHooks): Promise<ForwardResult> => {
     if (!target.http) throw new BackendUnavailableError(`backend ${target.id} has no HTTP endpoint`, target.id);
     log.debug({ repo, backend: target.id }, 'forwarding push');
     backend = target.id;
@@ -138,37 +156,55 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
       });
     }
     try {
-      return await forwardTo(target, target.http, signal);
+      if (!hooks || hooks.copies.length === 0) return await forwardTo(target, target.http, signal, body);
+      return await fanOut(target, target.http, signal, hooks);
     } finally {
       pace?.stop();
     }
   };
 
-  const forwardTo = async (target: ReturnType<Cluster['backend']>, baseUrl: string, signal: AbortSignal): Promise<ForwardResult> => {
+  /**
+   * Fan-out (docs/architecture.md "A push (receive-pack)"): the body goes to the target and to every copy at
+   * once; only the target's answer reaches the client. Settles once the target and every copy have.
+   */
+  const fanOut = async (target: ReturnType<Cluster['backend']>, baseUrl: string, signal: AbortSignal, hooks: ForwardHooks): Promise<ForwardResult> => {
+    fan?.detach('a later attempt');
+    const copies = new HttpCopies(body, { req, res, forwarder, log, repo, path, copies: hooks.copies, stallMs: hooks.stallMs, sideband, editHeaders, budget: ctx.budget });
+    fan = copies;
+    // Safety rule 2 for the copies too: a lost lock, or a push cut for its pace, cuts each before the pack's end.
+    const onLost = (): void => copies.cut('the write lock was lost');
+    const onCut = (): void => copies.cut('the push was stopped for its pace');
+    signal.addEventListener('abort', onLost, { once: true });
+    cutter.signal.addEventListener('abort', onCut, { once: true });
+    try {
+      const result = await forwardTo(target, baseUrl, signal, copies.targetBody);
+      // The target's exchange ended before the push did (a refusal, a cut): no copy may take the rest.
+      if (!bodyEnded) copies.cut(`the target ${target.id} ended its exchange first`);
+      return { ...result, copies: await copies.settled() };
+    } catch (err) {
+      copies.detach(`the target ${target.id} failed`);
+      await copies.settled();
+      throw err;
+    } finally {
+      signal.removeEventListener('abort', onLost);
+      cutter.signal.removeEventListener('abort', onCut);
+    }
+  };
+
+  const forwardTo = async (target: ReturnType<Cluster['backend']>, baseUrl: string, signal: AbortSignal, sent: Readable): Promise<ForwardResult> => {
     let fwd;
     try {
       fwd = await forwarder.send(req, res, {
         baseUrl,
         backendId: target.id,
-        path: `${repositoryUrlPath(backendRepositoryName(repo))}/git-receive-pack`,
-        body,
+        path,
+        body: sent,
         signal: cutter.signal,
         // Never a kept-alive connection: one the backend closes just as the POST
         // reaches it would fail with bytes "sent" and freeze the repository
         // (docs/architecture.md "A push (receive-pack)" 5).
         freshConnection: true,
-        editHeaders: (p) => {
-          ctx.backendHeaders?.(target.id)(p);
-          // githa inflated the body to read the command list: send it plain, and
-          // chunked (its length is unknown). Otherwise the body is the client's own
-          // bytes and keeps its Content-Length: some backends refuse chunked
-          // bodies (411; docs/protocol.md).
-          if (gzip) {
-            p.removeHeader('content-encoding');
-            p.removeHeader('content-length');
-          }
-          p.removeHeader('expect');
-        },
+        editHeaders: editHeaders(target.id),
       });
     } catch (err) {
       // The client's side broke off (it went away, or its body could not be
@@ -245,6 +281,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
   // refused or interrupted mid-way) would otherwise stall on a full TCP window
   // and never see the answer.
   if (!bodyEnded) {
+    fan?.detach('the push ended');
     body.unpipe();
     body.resume();
   }

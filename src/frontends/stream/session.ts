@@ -11,6 +11,7 @@ import { PushPace, pushCutError } from '../push-pace.js';
 import { clientCapabilities, rejectionBytes } from '../rejection.js';
 import { feed, open, refuse, relay, type ClientChannel, type StreamDeps, type StreamRequest } from './relay.js';
 import { serveUploadPack } from './verified-read.js';
+import { StreamCopies } from './fan-out-copies.js';
 import type { RequestBudget } from '../held-bytes.js';
 import { sidebandReporter, stderrReporter, wantsProgress } from '../wait-progress.js';
 
@@ -100,7 +101,17 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
   let cut: GithaError | undefined;
 
   const forward = async (target: Backend, signal: AbortSignal, hooks: ForwardHooks): Promise<ForwardResult> => {
-    const stream = await open(deps, target, req);
+    // Fan-out (docs/architecture.md "SSH and git://"): each copy's receive-pack is opened next to the target's.
+    const copies = hooks.copies.length > 0 ? new StreamCopies(deps, req, hooks.copies) : undefined;
+    let stream;
+    try {
+      stream = await open(deps, target, req);
+    } catch (err) {
+      copies?.cut('the target could not be opened');
+      await copies?.settled();
+      throw err;
+    }
+    await copies?.ready(hooks.stallMs);
     advertised = true;
     // The lock is held from the advertisement on (docs/architecture.md "SSH and git://"): so is the client's pace watched,
     // silence before the command list included. A cut tears the backend's service down before the pack's end.
@@ -110,6 +121,7 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
       deps.log.warn({ repo: req.repo, backend: target.id, reason, bytes: pushedBytes }, 'push stopped for its pace; its backend service is cut');
       deps.cluster.observer.pushLimited(reason);
       stream.destroy();
+      copies?.cut('the push was stopped for its pace');
     });
     sink = new HeldResponse(channel.output, { advertisement: true });
     const parser = new ReceivePackRequestParser({ maxCommands: deps.maxCommands });
@@ -125,6 +137,7 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
             request = parser.write(chunk);
             if (request) {
               held.setSideband(clientCapabilities(request.capabilities).sideband);
+              copies?.setSideband(clientCapabilities(request.capabilities).sideband);
               // The marker records the commands before the chunk that ends them (and the pack after it) goes on,
               // so an interruption can be resolved by adoption (docs/architecture.md "Verified copies").
               hooks.commands(request.commands).then(
@@ -143,26 +156,35 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
     // Safety rule 2: a lost lock cuts the backend before the pack's last byte.
     const onAbort = (): void => {
       if (!inputEnded) stream.destroy();
+      copies?.cut('the write lock was lost');
     };
     signal.addEventListener('abort', onAbort, { once: true });
-    const upload = feed(channel.input, stream, watch).then((ok) => {
+    const onClientGone = (): void => copies?.cut('the client went away');
+    channel.input.once('close', onClientGone);
+    const sent = copies ? copies.feed(channel.input, stream, watch, hooks.stallMs, deps.log, req.repo) : feed(channel.input, stream, watch);
+    const upload = sent.then((ok) => {
       inputEnded = ok;
       if (ok) pace.stop();
     });
     try {
       const result = await relay(stream, channel, held, upload);
       exitCode = result.exitCode;
-      if (!request) return { ending: inputEnded ? 'complete' : 'cut', noop: inputEnded };
+      // The target's exchange broke off: no copy may take the rest of the push.
+      if (!result.complete) copies?.cut(`the target ${target.id} broke off`);
+      const copied = copies ? { copies: await copies.settled() } : {};
+      if (!request) return { ending: inputEnded ? 'complete' : 'cut', noop: inputEnded, ...copied };
       return {
         ending: result.complete ? 'complete' : inputEnded ? 'unknown' : 'cut',
         report: held.report(),
         bytes: pushedBytes,
         commands: request.commands,
         noop: request.commands.length === 0,
+        ...copied,
       };
     } finally {
       pace.stop();
       signal.removeEventListener('abort', onAbort);
+      channel.input.off('close', onClientGone);
     }
   };
 
