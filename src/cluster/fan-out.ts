@@ -94,6 +94,8 @@ export async function chooseFanOut(ctx: ClusterContext, req: WriteRequest, lock:
 /** The fan-out copies of one write session, from the push until their pair locks go. */
 export class FanOut {
   private readonly owned: Map<string, PairLease>;
+  /** Copies the transport dropped for taking no bytes (replication.fanOutStallMs): not tried again by this push's relays. */
+  private readonly stalled = new Set<string>();
 
   constructor(
     private readonly ctx: ClusterContext,
@@ -126,6 +128,7 @@ export class FanOut {
       // No map at all: a transport without fan-out sent the copies nothing. A map without this copy is not trusted: it is listed.
       const unsent = result !== undefined && result.copies === undefined;
       const surely = unsent || (f !== undefined && (f.ending === 'cut' || (f.ending === 'complete' && f.report !== undefined && !updated)));
+      if (f?.ending === 'cut' && f.reason === 'stalled') this.stalled.add(c.backend.id);
       listings.set(c.backend.id, surely ? Promise.resolve('unchanged') : this.listOne(c.backend));
     }
     return listings;
@@ -184,12 +187,14 @@ export class FanOut {
   /**
    * The copies not made, for the fallback quorum copies (src/cluster/quorum.ts):
    * those holding part of the push first (they must reach the outcome), then
-   * the unchanged ones. Their pair locks go with them.
+   * the unchanged ones. Their pair locks go with them. A copy dropped as
+   * stalled is not handed on: a relay into it would wait on the same slow
+   * backend until replication.quorumTimeoutMs (its lock goes at settle()).
    */
   handOff(verdicts: ReadonlyMap<string, CopyVerdict>, landed: readonly RefCommand[]): FrontCopy[] {
     const pick = (kind: CopyVerdict['kind']): FrontCopy[] =>
       this.copies
-        .filter((c) => verdicts.get(c.backend.id)?.kind === kind)
+        .filter((c) => verdicts.get(c.backend.id)?.kind === kind && !this.stalled.has(c.backend.id))
         .map((c) => {
           this.owned.delete(c.backend.id);
           return { backend: c.backend, held: c.lease, landed };

@@ -71,9 +71,21 @@ export class HttpCopies {
     this.tee.detach(reason);
   }
 
-  /** Every copy's outcome, once each has settled. */
-  async settled(): Promise<Map<string, CopyForward>> {
-    return new Map(await Promise.all(this.results));
+  /**
+   * Every copy's outcome, once each has settled. With `graceMs` (the target
+   * has answered): a copy whose answer has not come that long after is cut
+   * off ('unknown' once its whole body went), so a copy that hangs after the
+   * pack cannot hold the acknowledgement; the cluster then lists it.
+   */
+  async settled(graceMs?: number): Promise<Map<string, CopyForward>> {
+    const timer = graceMs === undefined ? undefined : setTimeout(() => {
+      for (const c of this.cutters.values()) c.abort(new Error(`no answer within ${graceMs} ms of the target's`));
+    }, graceMs);
+    try {
+      return new Map(await Promise.all(this.results));
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async send(copy: Backend, branch: PassThrough): Promise<CopyForward> {

@@ -180,10 +180,10 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
       const result = await forwardTo(target, baseUrl, signal, copies.targetBody);
       // The target's exchange ended before the push did (a refusal, a cut): no copy may take the rest.
       if (!bodyEnded) copies.cut(`the target ${target.id} ended its exchange first`);
-      return { ...result, copies: await copies.settled() };
+      return { ...result, copies: await copies.settled(hooks.stallMs) };
     } catch (err) {
       copies.detach(`the target ${target.id} failed`);
-      await copies.settled();
+      await copies.settled(hooks.stallMs);
       throw err;
     } finally {
       signal.removeEventListener('abort', onLost);

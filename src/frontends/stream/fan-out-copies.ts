@@ -102,10 +102,22 @@ export class StreamCopies {
     for (const c of this.copies) this.close(c, reason);
   }
 
-  /** Every copy's outcome, once each has settled. */
-  async settled(): Promise<Map<string, CopyForward>> {
-    const entries = await Promise.all(this.copies.map(async (c) => [c.backend.id, await this.outcome(c)] as [string, CopyForward]));
-    return new Map(entries);
+  /**
+   * Every copy's outcome, once each has settled. With `graceMs` (the target
+   * has answered): a copy whose answer has not come that long after is torn
+   * down ('unknown' once it had the whole pack), so a copy that hangs after
+   * the pack cannot hold the acknowledgement; the cluster then lists it.
+   */
+  async settled(graceMs?: number): Promise<Map<string, CopyForward>> {
+    const timer = graceMs === undefined ? undefined : setTimeout(() => {
+      for (const c of this.copies) c.stream?.destroy();
+    }, graceMs);
+    try {
+      const entries = await Promise.all(this.copies.map(async (c) => [c.backend.id, await this.outcome(c)] as [string, CopyForward]));
+      return new Map(entries);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async outcome(c: Copy): Promise<CopyForward> {

@@ -108,7 +108,7 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
       stream = await open(deps, target, req);
     } catch (err) {
       copies?.cut('the target could not be opened');
-      await copies?.settled();
+      await copies?.settled(hooks.stallMs);
       throw err;
     }
     await copies?.ready(hooks.stallMs);
@@ -171,7 +171,7 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
       exitCode = result.exitCode;
       // The target's exchange broke off: no copy may take the rest of the push.
       if (!result.complete) copies?.cut(`the target ${target.id} broke off`);
-      const copied = copies ? { copies: await copies.settled() } : {};
+      const copied = copies ? { copies: await copies.settled(hooks.stallMs) } : {};
       if (!request) return { ending: inputEnded ? 'complete' : 'cut', noop: inputEnded, ...copied };
       return {
         ending: result.complete ? 'complete' : inputEnded ? 'unknown' : 'cut',
