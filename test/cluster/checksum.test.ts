@@ -45,3 +45,27 @@ describe('refsChecksum', () => {
     expect(refsChecksum([{ name: 'refs/heads/main', oid: A }])).not.toBe(refsChecksum([{ name: 'refs/heads/main', oid: B }]));
   });
 });
+
+describe('refsChecksum, fast path', () => {
+  /** The definition, line by line: sorted by UTF-8 bytes, one update per line. */
+  function reference(refs: { name: string; oid: string }[]): string {
+    const lines = refs
+      .filter((r) => r.name !== 'HEAD')
+      .map((r) => ({ key: Buffer.from(r.name, 'utf8'), line: `${r.oid} ${r.name}\n` }))
+      .sort((a, b) => Buffer.compare(a.key, b.key));
+    const hash = createHash('sha256');
+    for (const { line } of lines) hash.update(line, 'utf8');
+    return hash.digest('hex');
+  }
+
+  it('equals the definition for any names, astral characters included', () => {
+    const name = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 8 }), fc.string({ unit: 'binary', maxLength: 8 }), fc.constantFrom('HEAD', 'refs/heads/\uff01', 'refs/heads/\u{1f600}', 'refs/heads/\ue000'));
+    fc.assert(
+      fc.property(fc.uniqueArray(name, { maxLength: 20 }), (names) => {
+        const refs = names.map((n, i) => ({ name: n, oid: String(i % 10).repeat(40) }));
+        expect(refsChecksum(refs)).toBe(reference(refs));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

@@ -7,6 +7,7 @@
 import type { Readable } from 'node:stream';
 import { refsChecksum } from '../../cluster/checksum.js';
 import type { LiveCopy } from '../../cluster/read-check.js';
+import { LISTING_VERDICTS, MemoKind, type VerdictMemo } from '../../cluster/verdict-memo.js';
 import { PktLineError, ProtocolSyntaxError, RemoteFatalError } from '../../errors.js';
 import { parseDiscovery } from '../../protocol/discovery.js';
 import { parseLsRefsResponse } from '../../protocol/ls-refs.js';
@@ -81,7 +82,14 @@ export function errLive(message: string): LiveCopy {
  * repository's `capabilities^{}` left out, as src/cluster/checksum.ts does);
  * a v2 capability advertisement has no refs to check.
  */
-export function discoveryListing(body: Buffer, service: string): HeldListing {
+export function discoveryListing(body: Buffer, service: string, memo: VerdictMemo = LISTING_VERDICTS): HeldListing {
+  return memo.get(DISCOVERY, service, body, () => judgeDiscovery(body, service));
+}
+
+/** discoveryListing's reading: a pure function of the bytes and the service (src/cluster/verdict-memo.ts). */
+const DISCOVERY = new MemoKind<HeldListing>('http-discovery');
+
+function judgeDiscovery(body: Buffer, service: string): HeldListing {
   try {
     const pkts = decodeAll(body);
     // An ERR anywhere (a server that died mid-answer sends no flush after it) speaks for the whole answer.
@@ -106,7 +114,19 @@ export type HeldLsRefs = { kind: 'copy'; live: LiveCopy; out: Buffer } | { kind:
  * `ref-prefix` arguments select, the flush, and whatever the backend sent
  * after it (a response-end packet) byte for byte.
  */
-export function lsRefsListing(body: Buffer, prefixes: readonly string[]): HeldLsRefs {
+export function lsRefsListing(body: Buffer, prefixes: readonly string[], memo: VerdictMemo = LISTING_VERDICTS): HeldLsRefs {
+  const seen = memo.get(LS_REFS, JSON.stringify(prefixes), body, () => {
+    const judged = judgeLsRefs(body, prefixes);
+    // The answer's own bytes are not kept: the caller's identical body stands in for them.
+    return judged.kind === 'copy' && judged.out.equals(body) ? { ...judged, out: 'body' as const } : judged;
+  });
+  return seen.kind === 'copy' && seen.out === 'body' ? { ...seen, out: body } : (seen as HeldLsRefs);
+}
+
+/** lsRefsListing's reading: a pure function of the bytes and the client's prefixes; `out` kept unless it is the answer itself. */
+const LS_REFS = new MemoKind<HeldLsRefs | { kind: 'copy'; live: LiveCopy; out: 'body' }>('http-ls-refs', (v) => (v.kind === 'copy' && v.out !== 'body' ? v.out.length : 0));
+
+function judgeLsRefs(body: Buffer, prefixes: readonly string[]): HeldLsRefs {
   let pkts: Pkt[];
   try {
     pkts = decodeAll(body);

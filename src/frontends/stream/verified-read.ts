@@ -20,16 +20,16 @@
  */
 import type { BackendStream } from '../../backends/types.js';
 import type { Backend, ReadRoute } from '../../cluster/cluster.js';
-import { refsChecksum } from '../../cluster/checksum.js';
 import { saysBackendDown } from '../../cluster/health.js';
 import type { LiveCopy } from '../../cluster/read-check.js';
 import { DEFAULTS } from '../../config/defaults.js';
 import { BackendUnavailableError, NoLeaderError } from '../../errors.js';
 import { parseV2Command } from '../../protocol/command-request.js';
-import { advertisedRefs, classifyFirstMessage, type HeldMessage, leadingErr, type ListedRef, lsRefsListing, sameCapabilities } from '../../protocol/held-listing.js';
+import { classifyFirstMessage, type HeldMessage, leadingErr, sameCapabilities } from '../../protocol/held-listing.js';
 import type { Pkt } from '../../protocol/pkt-line.js';
 import { widenLsRefs } from '../../protocol/ls-refs-widen.js';
 import { holdFirstPacket, holdMessage } from './hold.js';
+import { advertisementLive, lsRefsLive } from './judged-listing.js';
 import { open, refuse, relay, type ClientChannel, type StreamDeps, type StreamRequest } from './relay.js';
 import type { RequestBudget } from '../held-bytes.js';
 
@@ -128,7 +128,7 @@ class VerifiedRead {
         return this.relayFrom(opened.attempt);
       }
       if (opened.kind === 'v2') return this.serveV2(opened.attempt, opened.first);
-      if ((await this.verify(opened.attempt, () => advertisedRefs(opened.first.pkts))) === 'retry') continue;
+      if ((await this.judge(opened.attempt, advertisementLive(opened.first))) === 'retry') continue;
       this.send(opened.first.bytes);
       return this.relayFrom(opened.attempt);
     }
@@ -168,15 +168,12 @@ class VerifiedRead {
         this.send(answer.bytes);
         return this.relayFrom(attempt);
       }
-      let listing: { refs: ListedRef[]; forward: Buffer } | undefined;
-      const verdict =
-        answer.kind === 'message'
-          ? await this.verify(attempt, () => {
-              listing = lsRefsListing(answer.message.pkts, widened.prefixes);
-              return listing.refs;
-            })
-          : await this.judge(attempt, { kind: 'failed', detail: `ls-refs: ${answer.kind === 'broken' ? answer.detail : attempt.detail('ended before the end of its answer')}` });
-      if (verdict === 'serve' && listing) {
+      const listing = answer.kind === 'message' ? lsRefsLive(answer.message, widened.prefixes) : undefined;
+      const verdict = await this.judge(
+        attempt,
+        listing?.live ?? { kind: 'failed', detail: `ls-refs: ${answer.kind === 'broken' ? answer.detail : attempt.detail('ended before the end of its answer')}` },
+      );
+      if (verdict === 'serve' && listing?.forward) {
         this.send(listing.forward);
         return this.relayFrom(attempt);
       }
@@ -313,17 +310,6 @@ class VerifiedRead {
       }
       attempt.drop();
     }
-  }
-
-  /** Checks a held listing; a listing that does not parse is a failed answer. */
-  private verify(attempt: Attempt, refs: () => ListedRef[]): Promise<'serve' | 'retry'> {
-    let live: LiveCopy;
-    try {
-      live = { kind: 'refs', checksum: refsChecksum(refs()) };
-    } catch (err) {
-      live = { kind: 'failed', detail: `listing: ${(err as Error).message}` };
-    }
-    return this.judge(attempt, live);
   }
 
   private async judge(attempt: Attempt, live: LiveCopy): Promise<'serve' | 'retry'> {
