@@ -95,8 +95,12 @@ export interface ForwardHooks {
    * The command list, as soon as the transport has read it and before the
    * pack goes on: recorded in the write's marker (await it), so that an
    * interruption can be resolved by adoption (docs/redis.md `writing`).
+   * Resolves false when the marker does not hold them (Redis failed, or the
+   * list is over the marker's cap): the transport then cuts every fan-out
+   * copy before the chunk that ends the list, so only the target can take a
+   * push whose interruption would be resolved blind (drifted, not adopted).
    */
-  commands(commands: readonly RefCommand[]): Promise<void>;
+  commands(commands: readonly RefCommand[]): Promise<boolean>;
   /**
    * Fan-out: the backends this push is sent to at the same time as the
    * target, each already named in the write's marker (reads avoid them).

@@ -53,7 +53,10 @@ export class WriteSession {
   async run(forward: Forward): Promise<WriteOutcome> {
     const { repo } = this.req;
     // Fan-out copies hold their pair locks from before the marker names them until the commit or abort is recorded.
-    this.fan = new FanOut(this.ctx, this.req, this.lock, await chooseFanOut(this.ctx, this.req, this.lock, this.state, this.target));
+    // A command list the marker cannot hold (over its cap) is never fanned out: an interruption would
+    // leave every copy changed by unknown commands, drifted, and no leader to read from.
+    const markable = this.req.commands === undefined || encodeCommands(this.req.commands) !== undefined;
+    this.fan = new FanOut(this.ctx, this.req, this.lock, markable ? await chooseFanOut(this.ctx, this.req, this.lock, this.state, this.target) : []);
     try {
       await this.begin();
     } catch (err) {
@@ -144,14 +147,15 @@ export class WriteSession {
    * the cap is not recorded: an interruption of this write is then left
    * frozen for an operator rather than adopted blind.
    */
-  private async markCommands(commands: readonly RefCommand[] | undefined): Promise<void> {
-    if (this.commandsMarked || !commands) return;
+  private async markCommands(commands: readonly RefCommand[] | undefined): Promise<boolean> {
+    if (this.commandsMarked || !commands) return this.commandsMarked;
     const encoded = encodeCommands(commands);
-    if (encoded === undefined) return;
+    if (encoded === undefined) return false;
     this.commandsMarked = await this.ctx.repos.markCommands(this.req.repo, this.lock.token, this.writeId, encoded).catch((err: unknown) => {
       this.ctx.log.warn({ repo: this.req.repo, err: (err as Error).message }, 'could not record the push\'s commands in its marker');
       return false;
     });
+    return this.commandsMarked;
   }
 
   /** An outcome that leaves the marker: it holds what githa knows of the commands, for the resolver. */

@@ -140,12 +140,22 @@ describe('fan-out writes', () => {
     expect(m.relayed).toEqual(['b2']);
   });
 
-  it('a copy cut (stalled) gets the push from the fallback relay', async () => {
+  it('a copy cut before the pack\'s end (it answered 401) gets the push from the fallback relay first', async () => {
     const m = setup(['b1', 'b2', 'b3'], 2);
-    const out = await session(m, fanForward(m, 'accept', { b2: 'cut' }));
+    const out = await session(m, fanForward(m, 'accept', { b2: () => ({ ending: 'cut', reason: 'HTTP 401' }) }));
     expect(out).toMatchObject({ kind: 'committed', version: 4 });
     expect(m.relayed).toEqual(['b2']);
     expect((await m.store.read(R)).versions.get('b2')).toBe(4);
+    expect(m.store.pairs.size).toBe(0);
+  });
+
+  it('a copy dropped as stalled is not relayed to by this push (it would wait on the same slow backend): the quorum comes from another', async () => {
+    const m = setup(['b1', 'b2', 'b3'], 2);
+    const out = await session(m, fanForward(m, 'accept', { b2: 'cut' }));
+    expect(out).toMatchObject({ kind: 'committed', version: 4 });
+    expect(m.relayed).toEqual(['b3']);
+    const state = await m.store.read(R);
+    expect([state.versions.get('b2'), state.versions.get('b3')]).toEqual([3, 4]);
     expect(m.store.pairs.size).toBe(0);
   });
 
@@ -259,5 +269,44 @@ describe('fan-out writes', () => {
     await expect(session(m, forward)).rejects.toThrow(WriteInterruptedError);
     expect((await m.store.read(R)).writing?.copies).toEqual(['b2']);
     expect(m.store.pairs.size).toBe(0);
+  });
+  it('tells the transport whether the marker holds the commands (an SSH push): false when Redis failed to record them, so no copy takes the pack', async () => {
+    const m = setup(['b1', 'b2', 'b3'], 2);
+    const answers: boolean[] = [];
+    const fan = fanForward(m, 'accept', { b2: 'cut' });
+    const forward = async (t: { id: string }, signal: AbortSignal, hooks: ForwardHooks): Promise<ForwardResult> => {
+      m.store.failNext('markCommands');
+      answers.push(await hooks.commands(PUSH));
+      return fan(t, signal, hooks);
+    };
+    await m.ctx.writeLocks.withLock(R, async (lock) => {
+      const state = await m.store.read(R);
+      // SSH: the commands are learned while forwarding, not known at the marker.
+      return new WriteSession(m.ctx, { repo: R, user: 'u', transport: 'ssh' }, lock, state, m.directory.backend('b1')).run(forward);
+    });
+    expect(answers).toEqual([false]);
+    const ok: boolean[] = [];
+    await m.ctx.writeLocks.withLock(R, async (lock) => {
+      const state = await m.store.read(R);
+      return new WriteSession(m.ctx, { repo: R, user: 'u', transport: 'ssh' }, lock, state, m.directory.backend('b1')).run(async (t, signal, hooks) => {
+        ok.push(await hooks.commands([{ oldOid: B, newOid: A, ref: 'refs/heads/main' }]));
+        return { ending: 'complete', report: { unpackOk: true, refs: [] }, commands: [] };
+      });
+    });
+    expect(ok).toEqual([true]);
+  });
+
+  it('never fans out a command list the marker cannot hold (over its cap): an interruption would leave every copy changed blind', async () => {
+    const m = setup(['b1', 'b2', 'b3'], 2);
+    const many: RefCommand[] = Array.from({ length: 150 }, (_, i) => ({ oldOid: ZERO_OID, newOid: B, ref: `refs/heads/t${i}` }));
+    const seen: Seen = {};
+    await m.ctx.writeLocks.withLock(R, async (lock) => {
+      const state = await m.store.read(R);
+      return new WriteSession(m.ctx, { repo: R, user: 'u', transport: 'http', commands: many }, lock, state, m.directory.backend('b1')).run(async (_t, _signal, hooks) => {
+        seen.copies = hooks.copies.map((b) => b.id);
+        return { ending: 'complete', report: { unpackOk: true, refs: [] }, commands: many };
+      });
+    });
+    expect(seen.copies).toEqual([]);
   });
 });

@@ -36,6 +36,8 @@ interface Plan {
   copies: Backend[];
   stallMs: number;
   results: ForwardResult[];
+  /** What hooks.commands answers: whether the marker holds the commands (default true). */
+  recorded?: boolean;
 }
 
 function stubCluster(plan: () => Plan): Cluster {
@@ -44,7 +46,7 @@ function stubCluster(plan: () => Plan): Cluster {
     observer: NO_OBSERVER,
     write: async (_w: unknown, forward: (t: Backend, s: AbortSignal, h: unknown) => Promise<ForwardResult>) => {
       const p = plan();
-      const result = await forward(p.target, new AbortController().signal, { commands: async () => {}, copies: p.copies, stallMs: p.stallMs });
+      const result = await forward(p.target, new AbortController().signal, { commands: async () => p.recorded ?? true, copies: p.copies, stallMs: p.stallMs });
       p.results.push(result);
       return { kind: 'committed', version: 1, backend: p.target.id };
     },
@@ -275,6 +277,18 @@ describe('fan-out push over SSH and git:// backends (the git:// front end)', () 
     const result = plan.results[0]!;
     expect(result.ending).toBe('complete');
     expect(Object.fromEntries(result.copies!)).toEqual({ b2: okReport('refs/heads/fan-ssh'), b3: okReport('refs/heads/fan-ssh') });
+  });
+
+  it('a push whose commands the marker could not record goes to the target only: every copy is cut before the pack', async () => {
+    plan = { target: backend('b1'), copies: [backend('b2'), backend('b3')], stallMs: 5_000, results: [], recorded: false };
+    const work = await git.init();
+    const sha = await git.commit(work, { 'u.txt': 'commands not recorded\n' });
+    await git.push(work, url, ['HEAD:refs/heads/fan-unrecorded']);
+    expect(await holds(cluster().backend('b1'), git, 'refs/heads/fan-unrecorded')).toBe(sha);
+    for (const id of ['b2', 'b3']) {
+      expect(await holds(cluster().backend(id), git, 'refs/heads/fan-unrecorded')).toBeUndefined();
+      expect(plan.results[0]!.copies!.get(id)?.ending).toBe('cut');
+    }
   });
 
   it('a copy whose pre-receive hook refuses reports ng while the target and the client succeed', async () => {

@@ -120,6 +120,7 @@ export class MemoryStore implements RepositoryStore {
   async markCommands(repo: string, token: string, writeId: string, commands: string): Promise<boolean> {
     const r = this.guard(repo, token, writeId);
     if (r) r.writing.commands = commands;
+    this.after('markCommands');
     return r !== undefined;
   }
 

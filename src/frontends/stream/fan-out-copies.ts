@@ -90,6 +90,18 @@ export class StreamCopies {
     });
   }
 
+  /**
+   * Cuts every copy before the chunk that ends the command list has gone to
+   * any (the marker does not hold the commands: ForwardHooks.commands): none
+   * can have taken the pack, so each is 'cut', not 'unknown'.
+   */
+  cutBeforePack(reason: string): void {
+    for (const c of this.copies) this.beforePack.add(c.backend.id);
+    this.cut(reason);
+  }
+
+  private readonly beforePack = new Set<string>();
+
   /** Cuts every copy that has not taken the whole push (the lock was lost, the push was cut, the client or the target went first). */
   cut(reason: string): void {
     if (this.tee) {
@@ -130,7 +142,7 @@ export class StreamCopies {
     await c.stream.exit;
     const dropped = this.tee.dropReason(id);
     // Dropped with bytes of the push still in githa: the pack never reached its end there.
-    if (dropped !== undefined) return this.tee.cutShort(id) ? { ending: 'cut', reason: dropped } : { ending: 'unknown', reason: dropped };
+    if (dropped !== undefined) return this.tee.cutShort(id) || this.beforePack.has(id) ? { ending: 'cut', reason: dropped } : { ending: 'unknown', reason: dropped };
     // Its answer came whole: its report says what it did (the client's input may stay open after the pack, so its end is no sign).
     if (ok) return { ending: 'complete', report: c.held!.report() };
     return { ending: 'unknown', reason: 'its answer broke off' };

@@ -140,8 +140,12 @@ async function serveWrite(deps: StreamDeps, req: StreamRequest, channel: ClientC
               copies?.setSideband(clientCapabilities(request.capabilities).sideband);
               // The marker records the commands before the chunk that ends them (and the pack after it) goes on,
               // so an interruption can be resolved by adoption (docs/architecture.md "Verified copies").
+              // Not recorded: no copy may take the pack (ForwardHooks.commands); only the target goes on, as without fan-out.
               hooks.commands(request.commands).then(
-                () => callback(null, chunk),
+                (recorded) => {
+                  if (!recorded) copies?.cutBeforePack('the marker does not hold the push\'s commands');
+                  callback(null, chunk);
+                },
                 (err: unknown) => callback(err as Error),
               );
               return;
