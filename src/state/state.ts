@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { Logger } from '../log.js';
 import { RedisClock } from './clock.js';
 import { Keys } from './keys.js';
 import { WriteLocks, type LockWaitObserver } from './lock.js';
@@ -31,6 +32,8 @@ export interface StateOptions {
   durable?: Durability | undefined;
   locks: { leaseMs: number; waitMs: number };
   onLockWait?: LockWaitObserver | undefined;
+  /** Where a failed lock release is told (it is retried behind). */
+  log?: Pick<Logger, 'warn'> | undefined;
 }
 
 /** Builds every state part on one Redis connection. */
@@ -47,7 +50,7 @@ export function openState(redis: Redis, opts: StateOptions): StateParts {
     pushLog: new PushLog(redis, keys),
     clock: new RedisClock(redis),
     pairs: new RedisPairLocks(scripts),
-    writeLocks: new WriteLocks(redis, keys, opts.locks, opts.onLockWait),
+    writeLocks: new WriteLocks(redis, keys, opts.locks, opts.onLockWait, opts.log),
     async ping() {
       await guarded(() => redis.ping());
     },
