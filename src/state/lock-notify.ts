@@ -10,8 +10,8 @@ import type { Redis } from 'ioredis';
  * channel, on a subscriber connection of its own opened when this githa
  * first waits. A release nobody announces (a holder that died and let its
  * lease run out, a message lost while the subscriber reconnected) is found by
- * the waiter's own timer, which keeps today's pace (RETRY_DELAY_MS) while the
- * channel is heard and starts at a few ms and grows when it is not.
+ * the first waiter's own timer: 100-150 ms while the channel is heard, from a
+ * few ms up to 50 while it is not (src/state/lock.ts).
  */
 export interface LockWaiter {
   /** Whether this waiter is first in this githa's line for the repository (only the first one asks Redis). */

@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
 import Redlock, { ExecutionError, ResourceLockedError, type Lock } from 'redlock';
 import { ClusterStateUnavailableError, LockLostError, RepositoryBusyError } from '../errors.js';
-import type { Logger } from '../log.js';
 import type { Keys } from './keys.js';
 import { Lease, type Held } from './lease.js';
 import { LockHandoff } from './lock-notify.js';
@@ -12,8 +11,9 @@ export type { Held as HeldLock } from './lease.js';
 /** A first waiter's own pace while other githas' releases are heard: it only finds a lease that ran out. */
 const RETRY_DELAY_MS = 100;
 const RETRY_JITTER_MS = 50;
-/** Its pace while they are not (the subscriber is connecting): from a few ms, doubling up to RETRY_DELAY_MS. */
+/** Its pace while they are not (the subscriber is connecting): from a few ms, doubling up to MAX_BACKOFF_MS. */
 const FIRST_BACKOFF_MS = 4;
+const MAX_BACKOFF_MS = 50;
 /** redlock's own settings for one attempt: githa retries itself, timing each attempt. */
 const ONE_ATTEMPT = { retryCount: 0 };
 
@@ -71,7 +71,7 @@ export class WriteLocks implements WriteLockService {
     private readonly keys: Keys,
     private readonly opts: { leaseMs: number; waitMs: number },
     private readonly onWait: LockWaitObserver = () => {},
-    private readonly log?: Pick<Logger, 'warn'>,
+    private readonly log?: { warn(fields: object, msg: string): void },
   ) {
     this.redlock = new Redlock([redis], { retryCount: 0 });
     // Failed attempts surface through acquire's rejection (explained below); the event adds nothing.
@@ -93,12 +93,13 @@ export class WriteLocks implements WriteLockService {
     }
     this.onWait(waited(), 'acquired');
     let lock = acquired.lock;
+    const failed = { logged: false };
     const driver = {
       extend: async (ms: number) => {
         lock = await this.redlock.extend(lock, ms, ONE_ATTEMPT);
         return true;
       },
-      release: () => this.release(repo, lock),
+      release: () => this.release(repo, lock, failed),
     };
     const lease = new Lease(lock.value, driver, this.opts.leaseMs, acquired.sentAt, {
       outer: undefined,
@@ -120,16 +121,22 @@ export class WriteLocks implements WriteLockService {
   /**
    * One release: redlock's script, and right behind it on the connection the
    * announcement to the other githas (one turn). Once both are answered this
-   * githa's next waiter asks, at the same moment as the others hear of it.
+   * githa's next waiter asks, at the same moment as the others hear of it. A
+   * lock no longer this holder's (a retry after a reply that was lost, a lease
+   * run out) is released already. A failure is logged once per lock; the
+   * lease retries it until its end, then Redis lets the lock expire.
    */
-  private async release(repo: string, lock: Lock): Promise<void> {
+  private async release(repo: string, lock: Lock, failed: { logged: boolean }): Promise<void> {
     const released = this.redlock.release(lock, ONE_ATTEMPT);
     const announced = this.handoff.announce(repo).catch(() => {});
     try {
       await released;
     } catch (err) {
-      this.log?.warn({ repo, err: (err as Error).message }, 'write lock release failed; retried until its lease runs out');
-      throw err;
+      if (!(err instanceof ExecutionError) || !(await this.notHeld(err))) {
+        if (!failed.logged) this.log?.warn({ repo, err: (err as Error).message }, 'write lock release failed; retried until its lease runs out');
+        failed.logged = true;
+        throw err;
+      }
     }
     await announced;
     this.handoff.released(repo);
@@ -168,7 +175,7 @@ export class WriteLocks implements WriteLockService {
           );
         }
         const pace = this.handoff.listening ? RETRY_DELAY_MS + Math.random() * RETRY_JITTER_MS : backoff;
-        backoff = Math.min(backoff * 2, RETRY_DELAY_MS);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         // A waiter behind others only looks whether it is first when its timer fires: it asks Redis nothing.
         await waiter.next(Math.min(pace, left));
       }
@@ -190,9 +197,19 @@ export class WriteLocks implements WriteLockService {
 
   /** Busy (someone holds the lock), as opposed to unavailable (Redis refused to answer). */
   private async busy(err: ExecutionError): Promise<boolean> {
-    const stats = await Promise.allSettled(err.attempts);
-    const reasons = stats.flatMap((s) => (s.status === 'fulfilled' ? [...s.value.votesAgainst.values()] : []));
+    const reasons = await this.against(err);
     return reasons.length === 0 || reasons.some((r) => r instanceof ResourceLockedError);
+  }
+
+  /** A release Redis answered, finding the lock not this holder's. */
+  private async notHeld(err: ExecutionError): Promise<boolean> {
+    const reasons = await this.against(err);
+    return reasons.length > 0 && reasons.every((r) => r instanceof ResourceLockedError);
+  }
+
+  private async against(err: ExecutionError): Promise<Error[]> {
+    const stats = await Promise.allSettled(err.attempts);
+    return stats.flatMap((s) => (s.status === 'fulfilled' ? [...s.value.votesAgainst.values()] : []));
   }
 }
 

@@ -1,5 +1,4 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from '../log.js';
 import { RedisClock } from './clock.js';
 import { Keys } from './keys.js';
 import { WriteLocks, type LockWaitObserver } from './lock.js';
@@ -33,7 +32,7 @@ export interface StateOptions {
   locks: { leaseMs: number; waitMs: number };
   onLockWait?: LockWaitObserver | undefined;
   /** Where a failed lock release is told (it is retried behind). */
-  log?: Pick<Logger, 'warn'> | undefined;
+  log?: { warn(fields: object, msg: string): void } | undefined;
 }
 
 /** Builds every state part on one Redis connection. */
