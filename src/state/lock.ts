@@ -186,10 +186,10 @@ export class WriteLocks implements WriteLockService {
 
   /** The state and the lock's holder, read in one pipeline sent right behind an attempt (undefined when Redis failed it). */
   private async readBehind(repo: string, key: string): Promise<{ state: RepoState; holder: string | null } | undefined> {
-    const state = readRepoState(this.redis, this.keys, repo);
-    const holder = this.redis.get(key);
+    // Both handled at once (Promise.all): a GET refused while the pipeline is pending must not go unhandled.
     try {
-      return { state: await state, holder: await holder };
+      const [state, holder] = await Promise.all([readRepoState(this.redis, this.keys, repo), this.redis.get(key)]);
+      return { state, holder };
     } catch {
       return undefined;
     }

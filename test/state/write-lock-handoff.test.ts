@@ -9,7 +9,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
-import { RepositoryBusyError } from '../../src/errors.js';
+import { ClusterStateUnavailableError, RepositoryBusyError } from '../../src/errors.js';
 import { Keys } from '../../src/state/keys.js';
 import { WriteLocks } from '../../src/state/lock.js';
 import { useCluster } from '../support/cluster.js';
@@ -129,6 +129,14 @@ describe('the write lock passes from one holder to the next', () => {
     const waited = performance.now() - started;
     expect(waited).toBeGreaterThanOrEqual(400);
     expect(waited).toBeLessThan(1_000);
+  });
+
+  it('refuses "unavailable" when Redis cannot be reached, its state read behind the attempt refused as well (nothing left unhandled)', async () => {
+    // A connection that is not ready and queues nothing: every command is refused at once, the GET behind the read first.
+    const down = new Redis(cluster().redis.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false, lazyConnect: true });
+    connections.push(down);
+    const locks = new WriteLocks(down, keys, LEASE);
+    await expect(waiter(locks, 'down.git').granted).rejects.toBeInstanceOf(ClusterStateUnavailableError);
   });
 
   it('retries a release that cannot land; unlanded, the lock runs out at its lease, and the late release frees nothing of the next holder', async () => {
