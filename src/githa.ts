@@ -76,6 +76,7 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
     durable: { replicas: config.redis.waitReplicas, timeoutMs: config.redis.waitTimeoutMs },
     locks: config.locks,
     onLockWait: (seconds, outcome) => observer.lockWait(seconds, outcome),
+    log,
   });
   const timeoutMs = config.http.backendTimeoutMs;
   // githa's own Git client of each backend (catch-up, checksums): HTTP where

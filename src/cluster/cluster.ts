@@ -12,7 +12,7 @@ import {
   RepositoryNotFoundError,
   StateRegressionError,
 } from '../errors.js';
-import type { HeldLock } from '../state/lock.js';
+import type { HeldLock, LockOptions } from '../state/lock.js';
 import type { RepoState } from '../state/repo-state.js';
 import { Adoption, goneError } from './adoption.js';
 import type { Backends } from './backends.js';
@@ -21,7 +21,8 @@ import type { ClusterContext } from './context.js';
 import type { Health } from './health.js';
 import type { Observer } from './observer.js';
 import { ReadChecker } from './read-check.js';
-import { frozenForRead, frozenForWrite, interruptedWrite, leadersLost, quorumUnavailable } from './messages.js';
+import { frozenForRead, frozenForWrite, leadersLost, quorumUnavailable } from './messages.js';
+import { checkPlain, interrupted, lostLeaders, NotPlain, notPlain, refusesWrites, writeRefusal } from './plain-state.js';
 import { leadership, planRead, planWrite, repoFlags, type ReadPlan, type RepoFlags } from './routing.js';
 import type { Accepts, Backend, BackendOverride, Forward, ReadRoute, WriteOutcome, WriteRequest } from './types.js';
 import { UserWrites } from './user-writes.js';
@@ -29,21 +30,6 @@ import { watchWait, whileWaiting, type WaitReporter } from './wait-report.js';
 import { TargetUnreachable, WriteSession } from './write-session.js';
 
 export type { Accepts, Backend, BackendOverride, Forward, ForwardResult, ReadRoute, WriteOutcome, WriteRequest } from './types.js';
-
-/**
- * Whether writes are refused, judged without the lock. A marker while the
- * write lock is held is a push in flight, not an interruption: the next push
- * waits for the lock and looks again (under the lock, any marker left over is
- * an interruption).
- */
-function refusesWrites(state: RepoState): boolean {
-  return Boolean(state.frozen) || interrupted(state);
-}
-
-/** A marker with no lock held: its owner is gone (or paused past its lease). */
-function interrupted(state: RepoState): boolean {
-  return state.writing !== undefined && !state.locked;
-}
 
 /** How often a read that waits for a push on every leader looks again. */
 const READ_WAIT_POLL_MS = 25;
@@ -188,7 +174,7 @@ export class Cluster {
         if ((flags.excludeReads?.size ?? 0) > 0) {
           throw new NoLeaderError(`every leader of ${repo} that could serve this read is taking a push that is not recorded yet; try again`);
         }
-        throw new NoLeaderError(leadersLost(repo, this.lostLeaders(state)));
+        throw new NoLeaderError(leadersLost(repo, lostLeaders(state)));
       case 'serve': {
         if (this.waitsForPush(plan, flags, accepts)) throw new NoLeaderError(`every leader of ${repo} that could serve this read is taking a push that is not recorded yet; try again`);
         const candidates = this.directory.usable(plan.candidates, accepts);
@@ -222,12 +208,6 @@ export class Cluster {
     return new NoLeaderError(leadersLost(route.repo, route.leaders));
   }
 
-  /** Backends at the highest version that cannot serve: disabled, drifted, or (when the version sits only on them) all of them. */
-  private lostLeaders(state: RepoState): string[] {
-    const { max } = leadership(state.versions);
-    return [...state.versions].filter(([, v]) => v === max && max > 0).map(([b]) => (state.drift.has(b) ? `${b} (drifted)` : b));
-  }
-
   /** Chooses a writable leader for the advertisement a pushing client reads first. */
   async routeWriteAdvertisement(repo: string, accepts: Accepts = () => true, lent?: LentCredentials, user?: string): Promise<ReadRoute> {
     const state = await this.orCreate(repo, user, () => this.writableState(repo, lent));
@@ -248,7 +228,7 @@ export class Cluster {
       });
       state = await this.state(repo);
     }
-    if (refusesWrites(state)) throw this.writeRefusal(repo, state);
+    if (refusesWrites(state)) throw writeRefusal(repo, state);
     return state;
   }
 
@@ -282,39 +262,63 @@ export class Cluster {
   /**
    * One push (docs/architecture.md "A push"): lock, refuse if frozen, pick a
    * writable leader, and run a WriteSession on it; a leader nothing reached
-   * gives way to the next.
+   * gives way to the next. The short way reads the state with the lock in one
+   * turn; a state not plain (src/cluster/plain-state.ts) goes the long way,
+   * checks before the lock. The release is not waited for (the ack neither).
    */
   async write(req: WriteRequest, forward: Forward): Promise<WriteOutcome> {
-    const { repo } = req;
-    await this.orCreate(repo, req.unverified ? undefined : req.user, () => this.writableState(repo));
-    this.checkQuorum(repo);
-    const waiting = watchWait(req.waits, { kind: 'lock', repo });
-    return this.ctx.writeLocks.withLock(repo, async (lock) => {
-      waiting.stop();
-      // Counted once the lock is held: a push waiting for a lock holds none (docs/security.md "Slow pushes").
-      let release: () => void;
-      try {
-        release = this.userWrites.take(req.user);
-      } catch (err) {
-        this.log.warn({ repo, user: req.user, max: this.config.push.maxLocksPerUser }, 'push refused: the user holds too many write locks');
-        this.observer.pushLimited('user-locks');
-        throw err;
-      }
-      try {
-        return await this.writeLocked(req, forward, lock);
-      } finally {
-        release();
-      }
-    }).finally(() => waiting.stop());
+    const plain = (ours: boolean) => (s: RepoState) => {
+      checkPlain(s, ours);
+      this.checkQuorum(req.repo);
+    };
+    const outcome = await this.locked(req, forward, { releaseAfter: true, readState: { whileBusy: plain(false) } }, plain(true)).catch(notPlain);
+    if (!(outcome instanceof NotPlain)) return outcome;
+    await this.orCreate(req.repo, req.unverified ? undefined : req.user, () => this.writableState(req.repo));
+    this.checkQuorum(req.repo);
+    return this.locked(req, forward, { releaseAfter: true });
   }
 
-  private async writeLocked(req: WriteRequest, forward: Forward, lock: HeldLock): Promise<WriteOutcome> {
+  /** The push under the lock, its wait told to the client; `check` refuses or sends the short way's push the long way. */
+  private async locked(req: WriteRequest, forward: Forward, opts: LockOptions, check?: (state: RepoState) => void): Promise<WriteOutcome> {
     const { repo } = req;
-    let state = await this.state(repo);
+    const waiting = watchWait(req.waits, { kind: 'lock', repo });
+    try {
+      return await this.ctx.writeLocks.withLock(
+        repo,
+        async (lock, read) => {
+          waiting.stop();
+          if (read) this.checkRegression(repo, read);
+          const state = read ?? (await this.state(repo));
+          check?.(state);
+          // Counted once the lock is held: a push waiting for a lock holds none (docs/security.md "Slow pushes").
+          let release: () => void;
+          try {
+            release = this.userWrites.take(req.user);
+          } catch (err) {
+            this.log.warn({ repo, user: req.user, max: this.config.push.maxLocksPerUser }, 'push refused: the user holds too many write locks');
+            this.observer.pushLimited('user-locks');
+            throw err;
+          }
+          try {
+            return await this.writeLocked(req, forward, lock, state);
+          } finally {
+            release();
+          }
+        },
+        opts,
+      );
+    } finally {
+      waiting.stop();
+    }
+  }
+
+  private async writeLocked(req: WriteRequest, forward: Forward, lock: HeldLock, read: RepoState): Promise<WriteOutcome> {
+    const { repo } = req;
+    let state = read;
     // A delete or rename that took the lock first (after the check above): the pusher is told what happened, not that leaders are lost.
     if (state.gone) throw goneError(repo, state.gone);
     // Under the lock, any marker is a write that ended without clearing it: an interruption.
-    if (state.frozen || state.writing) throw this.writeRefusal(repo, state);
+    if (state.frozen || state.writing) throw writeRefusal(repo, state);
     let plan = planWrite(state.versions, this.directory.views(), this.config.zone, this.turn++, repoFlags(state));
     if (plan.kind === 'catch-up') {
       const { source, target } = plan;
@@ -323,7 +327,7 @@ export class Cluster {
       plan = { kind: 'write', candidates: [plan.target] };
       state = await this.ctx.repos.read(repo);
     }
-    if (plan.kind === 'no-leader') throw new NoLeaderError(leadersLost(repo, this.lostLeaders(state)));
+    if (plan.kind === 'no-leader') throw new NoLeaderError(leadersLost(repo, lostLeaders(state)));
     let lastError: unknown;
     for (const target of this.directory.usable(plan.candidates, req.accepts ?? (() => true))) {
       try {
@@ -384,11 +388,6 @@ export class Cluster {
       if (performance.now() + READ_WAIT_POLL_MS > until) return false;
       await sleep(READ_WAIT_POLL_MS * 4);
     }
-  }
-
-  private writeRefusal(repo: string, state: RepoState): GithaError {
-    if (state.frozen) return new RepositoryFrozenError(frozenForWrite(repo, state.frozen), state.frozen.reason);
-    return new RepositoryFrozenError(interruptedWrite(repo, state.writing!), 'write-interrupted');
   }
 
   usable(ids: readonly string[], accepts: Accepts): Backend[] {

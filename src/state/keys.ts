@@ -90,6 +90,10 @@ export class Keys {
   backend(id: string): string {
     return `${this.prefix}backend:${id}`;
   }
+  /** pub/sub channel: "a write lock was released" (`<githa id> <repo>`; src/state/lock-notify.ts) */
+  lockReleased(): string {
+    return `${this.prefix}lock-released`;
+  }
   /** pub/sub channel: "backend overrides changed" (src/state/overrides.ts) */
   overrides(): string {
     return `${this.prefix}overrides`;

@@ -31,6 +31,8 @@ export interface StateOptions {
   durable?: Durability | undefined;
   locks: { leaseMs: number; waitMs: number };
   onLockWait?: LockWaitObserver | undefined;
+  /** Where a failed lock release is told (it is retried behind). */
+  log?: { warn(fields: object, msg: string): void } | undefined;
 }
 
 /** Builds every state part on one Redis connection. */
@@ -47,7 +49,7 @@ export function openState(redis: Redis, opts: StateOptions): StateParts {
     pushLog: new PushLog(redis, keys),
     clock: new RedisClock(redis),
     pairs: new RedisPairLocks(scripts),
-    writeLocks: new WriteLocks(redis, keys, opts.locks, opts.onLockWait),
+    writeLocks: new WriteLocks(redis, keys, opts.locks, opts.onLockWait, opts.log),
     async ping() {
       await guarded(() => redis.ping());
     },
