@@ -1,12 +1,12 @@
 /**
- * githa's own HTTP/1.1 client for fetch answers (src/frontends/http/wire.ts):
+ * githa's own HTTP/1.1 client for fetch answers (src/frontends/http/wire-framing.ts):
  * the chunked scanner finds the payload and the message's end however the
  * bytes are cut into reads, and refuses broken framing; the header bag
  * refuses what node's ClientRequest refuses.
  */
 import { describe, expect, it } from 'vitest';
 import { BackendProtocolError } from '../../src/errors.js';
-import { ChunkedScanner, HeaderBag } from '../../src/frontends/http/wire.js';
+import { ChunkedScanner, HeaderBag } from '../../src/frontends/http/wire-framing.js';
 
 function chunked(parts: string[], trailer = ''): Buffer {
   return Buffer.from(parts.map((p) => `${Buffer.byteLength(p).toString(16)}\r\n${p}\r\n`).join('') + `0\r\n${trailer}\r\n`);

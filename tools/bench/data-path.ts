@@ -5,8 +5,9 @@
  *
  *   direct    backend b1's lighttpd
  *   githa     this tree's build (dist/)
- *   before    another build given by --before DIR (its cli/main.js), e.g. a copy
- *             of dist/ made at the commit before a change
+ *   before    another build given by --before DIR (DIR/cli/main.js): a copy of
+ *             dist/ made at the commit before a change, with githa's package.json
+ *             in DIR/.. (githa reads its version there) and node_modules above
  *   http      the minimal node:http proxy (floor-proxy.ts)
  *   undici    the same proxy on undici's `stream` (floor-proxy.ts)
  *   tcp       the plain TCP relay (floor-proxy.ts)
@@ -16,7 +17,7 @@
  * the median wall time and its ratio to direct's.
  *
  *   npm run build && npx tsc -p tsconfig.tools.json
- *   node dist-tools/tools/bench/data-path.js [--runs 5] [--size 200] [--before bench/.cache/dist-before]
+ *   node dist-tools/tools/bench/data-path.js [--runs 5] [--size 200] [--before DIR]
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';

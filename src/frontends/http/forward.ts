@@ -3,7 +3,8 @@ import { PassThrough, type Readable } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { BackendUnavailableError } from '../../errors.js';
 import { cleanBackendRequest, type HeaderEditor } from './headers.js';
-import { HeaderBag, sendWire, type WireAnswer } from './wire.js';
+import { HeaderBag } from './wire-framing.js';
+import { sendWire, type WireAnswer } from './wire.js';
 
 /**
  * One forwarded request to one backend, on http-proxy (which is unmaintained:

@@ -92,19 +92,13 @@ export class HeldWire {
     }
   }
 
-  /** Everything read so far (one piece), then the rest of the answer. */
-  async *pieces(): AsyncGenerator<WirePiece> {
-    if (this.raw.length > 0) {
-      const payload = this.length > 0 ? [this.bytes] : [];
-      yield { raw: this.raw.length === 1 ? this.raw[0]! : Buffer.concat(this.raw), payload };
-      this.raw = [];
-      this.payload = [];
-    }
-    while (!this.ended) {
-      const p = await this.wire.next();
-      if (p === undefined) this.ended = true;
-      else yield p;
-    }
+  /** What was read so far, as one piece (then forgotten: the rest is relayed by wire.pump). */
+  take(): WirePiece | undefined {
+    if (this.raw.length === 0) return undefined;
+    const piece = { raw: this.raw.length === 1 ? this.raw[0]! : Buffer.concat(this.raw), payload: this.length > 0 ? [this.bytes] : [] };
+    this.raw = [];
+    this.payload = [];
+    return piece;
   }
 }
 
@@ -144,16 +138,15 @@ export async function relayWire(req: IncomingMessage, res: ServerResponse, heade
     res.chunkedEncoding = false;
   } else res.writeHead(200, out);
   let bytes = 0;
-  async function* wire(): AsyncGenerator<Buffer> {
-    for await (const p of held.pieces()) {
-      for (const c of p.payload) {
-        bytes += c.length;
-        watch?.write(c);
-      }
-      if (passed) yield p.raw;
-      else yield* p.payload;
+  const each = (p: WirePiece): Buffer[] => {
+    for (const c of p.payload) {
+      bytes += c.length;
+      watch?.write(c);
     }
-  }
-  await pipeline(wire(), res);
+    return passed ? [p.raw] : p.payload;
+  };
+  const first = held.take();
+  if (first) for (const b of each(first)) res.write(b);
+  await held.wire.pump(res, each);
   return bytes;
 }

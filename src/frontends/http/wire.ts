@@ -11,51 +11,13 @@
  * through http-proxy (src/frontends/http/forward.ts).
  */
 import { connect, type Socket } from 'node:net';
-import { type IncomingHttpHeaders, validateHeaderName, validateHeaderValue } from 'node:http';
-import { Readable } from 'node:stream';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable, type Writable } from 'node:stream';
 import { BackendProtocolError, BackendUnavailableError } from '../../errors.js';
+import { ChunkedScanner, type HeaderBag } from './wire-framing.js';
 
 /** A backend's head larger than this is refused (Node's own client allows 16 KB). */
 const MAX_HEAD_BYTES = 64 * 1024;
-/** A chunk-size line or trailer line longer than this is not HTTP (RFC 9112 7.1). */
-const MAX_LINE_BYTES = 4096;
-
-/** Request headers being edited before they go: the part of ClientRequest that githa's header edits use. */
-export class HeaderBag {
-  private readonly map = new Map<string, string | string[]>();
-
-  constructor(initial: IncomingHttpHeaders = {}) {
-    for (const [k, v] of Object.entries(initial)) if (v !== undefined) this.setHeader(k, v);
-  }
-
-  getHeaderNames(): string[] {
-    return [...this.map.keys()];
-  }
-
-  getHeader(name: string): string | string[] | undefined {
-    return this.map.get(name.toLowerCase());
-  }
-
-  /** Validated as node's ClientRequest does (no CR, LF or other control bytes reach the backend's head). */
-  setHeader(name: string, value: string | number | readonly string[]): this {
-    validateHeaderName(name);
-    const v = Array.isArray(value) ? (value as readonly string[]).map(String) : String(value as string | number);
-    for (const one of Array.isArray(v) ? v : [v]) validateHeaderValue(name, one);
-    this.map.set(name.toLowerCase(), v);
-    return this;
-  }
-
-  removeHeader(name: string): void {
-    this.map.delete(name.toLowerCase());
-  }
-
-  /** The header lines, each ended by CRLF. */
-  lines(): string {
-    let out = '';
-    for (const [k, v] of this.map) for (const one of Array.isArray(v) ? v : [v]) out += `${k}: ${one}\r\n`;
-    return out;
-  }
-}
 
 /** One socket read of the answer's body: its bytes as received, and the payload slices inside them. */
 export interface WirePiece {
@@ -67,66 +29,12 @@ export interface WirePiece {
 export type Framing = 'chunked' | 'length' | 'close';
 
 /**
- * Finds the payload in a chunked body (RFC 9112 7.1) as it passes, without
- * copying it: the size lines, the CRLF after each chunk and the trailers are
- * read, the data is sliced.
+ * A backend's answer: its head parsed, its body read piece by piece as it
+ * came, with backpressure (nothing is read ahead of what the relay took):
+ * next() pulls one socket read (the held first part), pump() relays the rest
+ * in flowing mode (one write per socket read, paused while the client's
+ * socket is full), as cheap per read as piping two sockets.
  */
-export class ChunkedScanner {
-  private state: 'size' | 'data' | 'crlf' | 'trailer' | 'done' = 'size';
-  private line = '';
-  private left = 0;
-
-  get done(): boolean {
-    return this.state === 'done';
-  }
-
-  /** The payload slices of `buf`, and where the message ended in it (buf.length if it did not). */
-  scan(buf: Buffer, payload: Buffer[]): number {
-    let i = 0;
-    while (i < buf.length && this.state !== 'done') {
-      if (this.state === 'data') {
-        const n = Math.min(this.left, buf.length - i);
-        payload.push(buf.subarray(i, i + n));
-        i += n;
-        this.left -= n;
-        if (this.left === 0) this.state = 'crlf';
-        continue;
-      }
-      if (this.state === 'crlf') {
-        // Exactly CRLF after the data; `line` counts what was seen of it.
-        const want = this.line.length === 0 ? 0x0d : 0x0a;
-        if (buf[i] !== want) throw new BackendProtocolError('bad chunked framing in a backend answer (no CRLF after a chunk)');
-        i++;
-        this.line += '.';
-        if (this.line.length === 2) {
-          this.line = '';
-          this.state = 'size';
-        }
-        continue;
-      }
-      const lf = buf.indexOf(0x0a, i);
-      const end = lf < 0 ? buf.length : lf;
-      this.line += buf.toString('latin1', i, end);
-      if (this.line.length > MAX_LINE_BYTES) throw new BackendProtocolError('bad chunked framing in a backend answer (a line too long)');
-      i = end;
-      if (lf < 0) break;
-      i++;
-      const text = this.line.endsWith('\r') ? this.line.slice(0, -1) : this.line;
-      this.line = '';
-      if (this.state === 'trailer') {
-        if (text === '') this.state = 'done';
-        continue;
-      }
-      const hex = (text.split(';', 1)[0] ?? '').trim();
-      if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new BackendProtocolError('bad chunked framing in a backend answer (a chunk size that is no number)');
-      this.left = Number.parseInt(hex, 16);
-      this.state = this.left === 0 ? 'trailer' : 'data';
-    }
-    return i;
-  }
-}
-
-/** A backend's answer: its head parsed, its body read piece by piece as it came (with backpressure: nothing is read ahead). */
 export class WireAnswer {
   readonly statusCode: number;
   readonly headers: IncomingHttpHeaders;
@@ -137,7 +45,6 @@ export class WireAnswer {
 
   constructor(
     private readonly socket: Socket,
-    private readonly it: AsyncIterator<Buffer>,
     head: { status: number; headers: IncomingHttpHeaders },
     private rest: Buffer | undefined,
     private readonly backendId: string,
@@ -164,32 +71,72 @@ export class WireAnswer {
     let buf = this.rest;
     this.rest = undefined;
     if (buf === undefined || buf.length === 0) {
-      const r = await this.it.next();
-      if (r.done === true) {
+      buf = await readOnce(this.socket);
+      if (buf === undefined) {
         if (this.framing === 'close') {
           this.finish();
           return undefined;
         }
-        throw new BackendProtocolError(`backend ${this.backendId} closed the connection in the middle of its answer`);
+        throw this.cutShort();
       }
-      buf = r.value;
     }
-    const payload: Buffer[] = [];
-    if (this.chunked) {
-      const end = this.chunked.scan(buf, payload);
-      if (this.chunked.done) {
-        buf = buf.subarray(0, end);
+    return this.piece(buf);
+  }
+
+  /**
+   * Relays the rest of the body to `out` in flowing mode: each socket read is
+   * cut into a piece, `each` says what to write of it (its bytes, or its payload),
+   * and the socket is paused while `out` is full. Ends `out` after the
+   * message's end; resolves once `out` has finished, rejects when either side
+   * breaks off (the caller then destroys the answer).
+   */
+  pump(out: Writable, each: (p: WirePiece) => Buffer[]): Promise<void> {
+    const socket = this.socket;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (err?: Error): void => {
+        if (settled) return;
+        settled = true;
+        socket.off('data', onData).off('end', onEnd).off('close', onClose).off('error', onError);
+        out.off('drain', onDrain).off('close', onOutClose).off('finish', onFinish).off('error', onError);
+        if (err) reject(err);
+        else resolve();
+      };
+      const take = (buf: Buffer): void => {
+        let ok = true;
+        try {
+          for (const b of each(this.piece(buf))) ok = out.write(b) && ok;
+        } catch (err) {
+          return settle(err as Error);
+        }
+        if (this.ended) out.end();
+        else if (!ok) socket.pause();
+      };
+      const onData = (buf: Buffer): void => take(buf);
+      const onEnd = (): void => {
+        if (this.framing !== 'close') return settle(this.cutShort());
         this.finish();
+        out.end();
+      };
+      const onClose = (): void => {
+        if (!this.ended) settle(this.cutShort());
+      };
+      const onError = (err: Error): void => settle(err);
+      const onDrain = (): void => void socket.resume();
+      const onOutClose = (): void => settle(Object.assign(new Error('the client went away while its answer was relayed'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+      const onFinish = (): void => settle();
+      out.on('drain', onDrain).on('close', onOutClose).on('finish', onFinish).on('error', onError);
+      const rest = this.rest;
+      this.rest = undefined;
+      if (rest !== undefined && rest.length > 0) take(rest);
+      if (this.ended) {
+        if (!out.writableEnded) out.end();
+        return;
       }
-    } else if (this.framing === 'length') {
-      if (buf.length >= this.left) {
-        buf = buf.subarray(0, this.left);
-        this.left = 0;
-        this.finish();
-      } else this.left -= buf.length;
-      payload.push(buf);
-    } else payload.push(buf);
-    return { raw: buf, payload };
+      if (socket.readableEnded) return onEnd();
+      socket.on('data', onData).on('end', onEnd).on('close', onClose).on('error', onError);
+      socket.resume();
+    });
   }
 
   /** The body decoded, as a stream (an answer read whole: a refusal, an error page). */
@@ -211,11 +158,66 @@ export class WireAnswer {
     this.socket.destroy(err);
   }
 
+  /** One socket read as a piece: its payload, and its bytes up to the message's end. */
+  private piece(read: Buffer): WirePiece {
+    let buf = read;
+    const payload: Buffer[] = [];
+    if (this.chunked) {
+      const end = this.chunked.scan(buf, payload);
+      if (this.chunked.done) {
+        buf = buf.subarray(0, end);
+        this.finish();
+      }
+    } else if (this.framing === 'length') {
+      if (buf.length >= this.left) {
+        buf = buf.subarray(0, this.left);
+        this.left = 0;
+        this.finish();
+      } else this.left -= buf.length;
+      payload.push(buf);
+    } else payload.push(buf);
+    return { raw: buf, payload };
+  }
+
+  private cutShort(): Error {
+    return new BackendProtocolError(`backend ${this.backendId} closed the connection in the middle of its answer`);
+  }
+
   private finish(): void {
     this.ended = true;
     // One request per connection: the next one opens its own (nothing is left to read on this one).
     this.socket.destroy();
   }
+}
+
+/** One socket read (the socket is left paused), or undefined at its end. */
+function readOnce(socket: Socket): Promise<Buffer | undefined> {
+  if (socket.readableEnded) return Promise.resolve(undefined);
+  if (socket.destroyed) return Promise.reject(socket.errored ?? new Error('the backend connection is closed'));
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      socket.off('data', onData).off('end', onEnd).off('close', onClose).off('error', onError);
+      socket.pause();
+    };
+    const onData = (buf: Buffer): void => {
+      done();
+      resolve(buf);
+    };
+    const onEnd = (): void => {
+      done();
+      resolve(undefined);
+    };
+    const onClose = (): void => {
+      done();
+      reject(socket.errored ?? new Error('the backend connection closed'));
+    };
+    const onError = (err: Error): void => {
+      done();
+      reject(err);
+    };
+    socket.on('data', onData).on('end', onEnd).on('close', onClose).on('error', onError);
+    socket.resume();
+  });
 }
 
 export interface WireRequest {
@@ -255,10 +257,9 @@ export function sendWire(q: WireRequest, started: () => void): Promise<WireAnswe
       q.headers.removeHeader('transfer-encoding');
       const head = `${q.method} ${url.pathname}${url.search} HTTP/1.1\r\n${q.headers.lines()}\r\n`;
       socket.write(Buffer.concat([Buffer.from(head, 'latin1'), q.body]));
-      const it = socket[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-      readHead(it, q.backendId).then(({ head, rest }) => {
+      readHead(socket, q.backendId).then(({ head, rest }) => {
         try {
-          resolve(new WireAnswer(socket, it, head, rest, q.backendId));
+          resolve(new WireAnswer(socket, head, rest, q.backendId));
         } catch (err) {
           fail(err as Error);
         }
@@ -274,15 +275,15 @@ export function sendWire(q: WireRequest, started: () => void): Promise<WireAnswe
 }
 
 /** Reads the status line and headers (RFC 9112 4, 5), skipping interim 1xx answers; `rest`: the body bytes read with them. */
-async function readHead(it: AsyncIterator<Buffer>, backendId: string): Promise<{ head: { status: number; headers: IncomingHttpHeaders }; rest: Buffer | undefined }> {
+async function readHead(socket: Socket, backendId: string): Promise<{ head: { status: number; headers: IncomingHttpHeaders }; rest: Buffer | undefined }> {
   let buf: Buffer = Buffer.alloc(0);
   for (;;) {
     let end = buf.indexOf('\r\n\r\n');
     while (end < 0) {
       if (buf.length > MAX_HEAD_BYTES) throw new BackendProtocolError(`backend ${backendId} sent a head over ${MAX_HEAD_BYTES} bytes`);
-      const r = await it.next();
-      if (r.done === true) throw new BackendUnavailableError(`backend ${backendId} closed the connection before answering`, backendId, { bytesSent: true });
-      buf = buf.length === 0 ? r.value : Buffer.concat([buf, r.value]);
+      const r = await readOnce(socket);
+      if (r === undefined) throw new BackendUnavailableError(`backend ${backendId} closed the connection before answering`, backendId, { bytesSent: true });
+      buf = buf.length === 0 ? r : Buffer.concat([buf, r]);
       end = buf.indexOf('\r\n\r\n');
     }
     const lines = buf.toString('latin1', 0, end).split('\r\n');
