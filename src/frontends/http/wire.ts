@@ -99,6 +99,8 @@ export class WireAnswer {
         settled = true;
         socket.off('data', onData).off('end', onEnd).off('close', onClose).off('error', onError);
         out.off('drain', onDrain).off('close', onOutClose).off('finish', onFinish).off('error', onError);
+        // Nothing more is read for nobody: the caller destroys the answer.
+        if (err) socket.pause();
         if (err) reject(err);
         else resolve();
       };
