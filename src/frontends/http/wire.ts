@@ -105,6 +105,8 @@ export class WireAnswer {
         else resolve();
       };
       const take = (buf: Buffer): void => {
+        // Past the message's end nothing is relayed (the socket is destroyed; a read it had buffered may still come).
+        if (this.ended) return;
         let ok = true;
         try {
           for (const b of each(this.piece(buf))) ok = out.write(b) && ok;
@@ -116,6 +118,7 @@ export class WireAnswer {
       };
       const onData = (buf: Buffer): void => take(buf);
       const onEnd = (): void => {
+        if (this.ended) return;
         if (this.framing !== 'close') return settle(this.cutShort());
         this.finish();
         out.end();
