@@ -12,9 +12,11 @@
  *   undici    the same proxy on undici's `stream` (floor-proxy.ts)
  *   tcp       the plain TCP relay (floor-proxy.ts)
  *
- * round-robin, --runs rounds, each process's CPU (utime + stime, procstat.ts)
- * around each fetch. Prints, per path, the median CPU seconds per GB relayed,
- * the median wall time and its ratio to direct's.
+ * round-robin, --runs rounds, each process's CPU (utime + stime, proc(5))
+ * around each fetch. Prints, per path, the median CPU seconds per GB relayed
+ * (and the user part: the JavaScript, where the paths differ; the system part
+ * is mostly the socket reads and writes every path makes), the median wall
+ * time and its ratio to direct's.
  *
  *   npm run build && npx tsc -p tsconfig.tools.json
  *   node dist-tools/tools/bench/data-path.js [--runs 5] [--size 200] [--before DIR]
@@ -24,16 +26,24 @@ import { parseArgs } from 'node:util';
 import { fetchOnce, fetchRequest } from './concurrent.js';
 import { startBenchEnv } from './env.js';
 import { startGithaChild } from './githa-process.js';
-import { cpuTimes } from './procstat.js';
+import { readFileSync } from 'node:fs';
+import { statFields } from './procstat.js';
 import { bigRepo, install } from './repos.js';
 import { median } from './stats.js';
 import { REPO_ROOT } from '../support/paths.js';
+
+/** utime and stime of a process, seconds (proc(5) /proc/PID/stat fields 14 and 15). */
+function userSys(pid: number): { user: number; sys: number } {
+  const f = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  return { user: Number(f[14 - 3]) / 100, sys: Number(f[15 - 3]) / 100 };
+}
 
 interface Path {
   name: string;
   url: string;
   pid: number | undefined;
   cpu: number[];
+  user: number[];
   wall: number[];
   bytes: number;
 }
@@ -61,7 +71,7 @@ async function main(): Promise<void> {
       { name: 'http', url: env.floor.url('http', 'big'), pid: env.floor.pid },
       { name: 'undici', url: env.floor.url('undici', 'big'), pid: env.floor.pid },
       { name: 'tcp', url: env.floor.url('tcp', 'big'), pid: env.floor.pid },
-    ].map((p) => ({ ...p, cpu: [], wall: [], bytes: 0 }));
+    ].map((p) => ({ ...p, cpu: [], user: [], wall: [], bytes: 0 }));
     const wants = [
       ...new Set(
         (await env.git(['ls-remote', direct]))
@@ -74,23 +84,34 @@ async function main(): Promise<void> {
     for (const p of paths) await fetchOnce(p.url, body); // warm-up: adoption, pools, page cache
     for (let r = 0; r < runs; r++) {
       for (const p of r % 2 === 0 ? paths : [...paths].reverse()) {
-        const c0 = p.pid ? cpuTimes(p.pid).self : 0;
+        const c0 = p.pid ? userSys(p.pid) : undefined;
         const t0 = performance.now();
         p.bytes = await fetchOnce(p.url, body);
         p.wall.push((performance.now() - t0) / 1000);
-        if (p.pid) p.cpu.push(cpuTimes(p.pid).self - c0);
+        if (p.pid && c0) {
+          const c1 = userSys(p.pid);
+          p.cpu.push(c1.user + c1.sys - c0.user - c0.sys);
+          p.user.push(c1.user - c0.user);
+        }
       }
       out(`round ${r + 1}/${runs}: ${paths.map((p) => `${p.name} ${p.wall.at(-1)!.toFixed(2)} s${p.pid ? ` ${p.cpu.at(-1)!.toFixed(2)} cpu` : ''}`).join(', ')}`);
     }
     const d = median(paths[0]!.wall);
     out('');
-    out('| path | CPU s/GB, median (min–max) | wall s, median | wall / direct |');
-    out('|---|---|---|---|');
+    out('| path | CPU s/GB, median (min–max) | of which user | wall s, median | wall / direct |');
+    out('|---|---|---|---|---|');
     for (const p of paths) {
       const gb = p.bytes / 1e9;
       const perGb = p.cpu.map((c) => c / gb);
       const cpu = p.pid ? `${median(perGb).toFixed(2)} (${Math.min(...perGb).toFixed(2)}–${Math.max(...perGb).toFixed(2)})` : '—';
-      out(`| ${p.name} | ${cpu} | ${median(p.wall).toFixed(2)} | ${(median(p.wall) / d).toFixed(2)} |`);
+      const user = p.pid ? median(p.user.map((c) => c / gb)).toFixed(2) : '—';
+      out(`| ${p.name} | ${cpu} | ${user} | ${median(p.wall).toFixed(2)} | ${(median(p.wall) / d).toFixed(2)} |`);
+    }
+    // The paths ran back to back in each round, under the same load: the per-round ratio is the steadier figure.
+    const g = paths.find((p) => p.name === 'githa')!;
+    for (const other of paths.filter((p) => p.pid !== undefined && p !== g)) {
+      const r = g.cpu.map((c, i) => c / other.cpu[i]!);
+      out(`githa / ${other.name} CPU, per round: median ${median(r).toFixed(2)} (${Math.min(...r).toFixed(2)}–${Math.max(...r).toFixed(2)}); githa less in ${r.filter((x) => x < 1).length} of ${r.length}`);
     }
     await before?.stop();
   } finally {
