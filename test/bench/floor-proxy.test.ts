@@ -46,7 +46,7 @@ function post(port: number, body: Buffer): Promise<{ status: number; path: strin
 }
 
 describe('floor proxies', () => {
-  it.each(['tcp', 'http'] as const)('the %s proxy passes the request and a 1 MB chunked answer through unchanged', async (kind) => {
+  it.each(['tcp', 'http', 'undici'] as const)('the %s proxy passes the request and a 1 MB chunked answer through unchanged', async (kind) => {
     const r = await post(ports[kind], Buffer.alloc(3000, 7));
     expect(r.status).toBe(200);
     expect(r.path).toBe('/git/r.git/git-upload-pack');

@@ -34,7 +34,7 @@ export function fetchRequest(wants: readonly string[]): Buffer {
 }
 
 /** POSTs one fetch; resolves with the bytes of the answer, which must end with a flush-pkt. */
-function fetchOnce(url: string, body: Buffer): Promise<number> {
+export function fetchOnce(url: string, body: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = request(
       `${url}/git-upload-pack`,

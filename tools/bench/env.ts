@@ -72,18 +72,18 @@ export interface BenchEnv {
 export interface FloorProxies {
   readonly pid: number;
   /** b1's URL of `repo` through the TCP relay, or through the minimal HTTP proxy. */
-  url(kind: 'tcp' | 'http', repo: string): string;
+  url(kind: 'tcp' | 'http' | 'undici', repo: string): string;
 }
 
 /** Starts floor-proxy.js as a child process in front of `backend`'s web server. */
 async function startFloor(cluster: DevCluster, backend: DevBackend): Promise<FloorProxies> {
   const proc = spawn(process.execPath, [join(import.meta.dirname, 'floor-proxy.js'), String(backend.ports.http)], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
   cluster.track(proc.pid!);
-  const ports = await new Promise<{ tcp: number; http: number }>((resolve, reject) => {
+  const ports = await new Promise<{ tcp: number; http: number; undici: number }>((resolve, reject) => {
     let text = '';
     proc.stdout!.on('data', (c: Buffer) => {
       text += c.toString('utf8');
-      if (text.includes('\n')) resolve(JSON.parse(text.slice(0, text.indexOf('\n'))) as { tcp: number; http: number });
+      if (text.includes('\n')) resolve(JSON.parse(text.slice(0, text.indexOf('\n'))) as { tcp: number; http: number; undici: number });
     });
     proc.once('exit', (code) => reject(new Error(`floor-proxy exited (${code}) before listening`)));
   });

@@ -38,6 +38,8 @@ export interface GithaChildOptions {
   config?: Record<string, unknown>;
   /** Write a V8 CPU profile (node --cpu-prof) into this directory when githa stops. */
   cpuProfDir?: string | undefined;
+  /** Another build's dist/cli/main.js (tools/bench/data-path.ts compares two builds side by side); default this tree's. */
+  main?: string | undefined;
 }
 
 export async function startGithaChild(o: GithaChildOptions): Promise<GithaChild> {
@@ -58,7 +60,7 @@ export async function startGithaChild(o: GithaChildOptions): Promise<GithaChild>
   let proc: ChildProcess;
   try {
     const prof = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`, `--cpu-prof-name=githa-${o.name}-${process.pid}.cpuprofile`] : [];
-    proc = spawn(process.execPath, [...prof, MAIN, 'serve', '--config', configPath], {
+    proc = spawn(process.execPath, [...prof, o.main ?? MAIN, 'serve', '--config', configPath], {
       stdio: ['ignore', fd, fd],
       env: { ...process.env, GITHA_CONFIG: '', GITHA_REDIS_URL: '' },
       // Its own process group, killed with the cluster (and by its watchdog if the driver dies).

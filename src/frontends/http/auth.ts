@@ -1,4 +1,4 @@
-import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { AccessPolicy, type Identity } from '../../auth/access.js';
 import { basicChallenge, parseBasicAuthorization } from '../../auth/http-basic.js';
@@ -11,6 +11,7 @@ import type { Service } from '../../protocol/request.js';
 import type { LentCredentials } from '../../backends/types.js';
 import { clientAddress } from '../proxy-listener.js';
 import { clientKey } from './limits.js';
+import type { HeaderEditor } from './headers.js';
 import { httpsUser } from './https.js';
 
 /** Who sent an HTTP request, and the name the logs and the push log record. */
@@ -178,7 +179,7 @@ export class HttpAuth {
   }
 
   /** Edits a request to a backend: in mode githa, githa's service credentials and the verified user replace the client's. */
-  backendHeaders(caller: HttpCaller, backendId: string): (proxyReq: ClientRequest) => void {
+  backendHeaders(caller: HttpCaller, backendId: string): (proxyReq: HeaderEditor) => void {
     return (proxyReq) => {
       if (this.userHeader) proxyReq.removeHeader(this.userHeader);
       if (this.mode !== 'githa') return;

@@ -1,5 +1,8 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+
+/** A backend's answer body with its head: node's IncomingMessage, or one read by githa's own client (src/frontends/http/wire.ts). */
+export type AnswerStream = Readable & { statusCode?: number | undefined; headers: IncomingHttpHeaders };
 
 /** Largest body of a backend's non-200 answer that githa relays (an error page; anything longer is cut and replaced). */
 const MAX_RELAYED_BODY = 64 * 1024;
@@ -22,7 +25,7 @@ export interface BackendAnswer {
  * computed from the bytes relayed: a copied `content-length` next to a body
  * githa changed leaves git waiting for bytes that never come.
  */
-export async function readBackendAnswer(res: IncomingMessage, fallback: string, opts: { cookies: boolean }): Promise<BackendAnswer> {
+export async function readBackendAnswer(res: AnswerStream, fallback: string, opts: { cookies: boolean }): Promise<BackendAnswer> {
   const headers: Record<string, string | string[]> = {};
   for (const k of opts.cookies ? [...RELAYED_HEADERS, 'set-cookie'] : RELAYED_HEADERS) {
     const v = res.headers[k];

@@ -2,7 +2,9 @@ import { Agent, type ClientRequest, type IncomingMessage, type ServerResponse } 
 import { PassThrough, type Readable } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { BackendUnavailableError } from '../../errors.js';
-import { cleanBackendRequest } from './headers.js';
+import { cleanBackendRequest, type HeaderEditor } from './headers.js';
+import { HeaderBag } from './wire-framing.js';
+import { sendWire, type WireAnswer } from './wire.js';
 
 /**
  * One forwarded request to one backend, on http-proxy (which is unmaintained:
@@ -46,6 +48,21 @@ export interface ForwardedResponse {
   bodyStarted(): boolean;
 }
 
+/** A request with a held body, sent through githa's own HTTP/1.1 client (src/frontends/http/wire.ts). */
+export interface WireAttempt {
+  baseUrl: string;
+  backendId: string;
+  path: string;
+  body: Buffer;
+  editHeaders?: ((headers: HeaderEditor) => void) | undefined;
+}
+
+export interface WireForward {
+  answer: WireAnswer;
+  /** Whether any byte of the request was handed to the backend. */
+  bodyStarted(): boolean;
+}
+
 type Pending = {
   attempt: ForwardAttempt;
   resolve: (r: ForwardedResponse) => void;
@@ -61,10 +78,12 @@ export class Forwarder {
   private readonly pending = new WeakMap<IncomingMessage, Pending>();
   private readonly agent: Agent;
   private readonly stripHeaders: readonly string[];
+  private readonly timeoutMs: number;
 
   /** `stripHeaders`: more header names no client may send a backend (auth.http.userHeader), in any spelling (src/frontends/http/headers.ts). */
   constructor(opts: { timeoutMs: number; stripHeaders?: readonly string[] }) {
     this.stripHeaders = opts.stripHeaders ?? [];
+    this.timeoutMs = opts.timeoutMs;
     // Idle sockets close after 4 s, before the common server limits (5 s), so a
     // request is rarely sent on a connection the backend is closing.
     this.agent = new Agent({ keepAlive: true, maxFreeSockets: 64, timeout: 4_000 });
@@ -150,6 +169,27 @@ export class Forwarder {
         },
       );
     });
+  }
+
+  /** Whether githa's own client can reach this backend (plain HTTP; an HTTPS backend goes through send()). */
+  static wireable(baseUrl: string): boolean {
+    return baseUrl.startsWith('http://');
+  }
+
+  /**
+   * Sends a POST whose body is held (an upload-pack request) through githa's
+   * own HTTP/1.1 client, with the headers send() would give it; resolves with
+   * the answer's head, its body read as it comes on the wire
+   * (docs/architecture.md "The fetch answer's data path").
+   */
+  sendWire(req: IncomingMessage, attempt: WireAttempt): Promise<WireForward> {
+    const headers = new HeaderBag(req.headers);
+    cleanBackendRequest(headers, req, this.stripHeaders);
+    headers.setHeader('accept-encoding', 'identity');
+    attempt.editHeaders?.(headers);
+    let started = false;
+    const q = { baseUrl: attempt.baseUrl, backendId: attempt.backendId, method: req.method ?? 'POST', path: attempt.path, headers, body: attempt.body, timeoutMs: this.timeoutMs };
+    return sendWire(q, () => (started = true)).then((answer) => ({ answer, bodyStarted: () => started }));
   }
 
   close(): void {

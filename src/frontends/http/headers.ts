@@ -1,4 +1,4 @@
-import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { clientAddress } from '../proxy-listener.js';
 import { clientKey } from './limits.js';
 
@@ -69,6 +69,13 @@ export function headersToStrip(names: readonly string[], connection: string | st
   return names.filter((n) => drop.has(cgiName(n)));
 }
 
+/** The headers of a request to a backend as githa edits them: node's ClientRequest (http-proxy), or githa's own HeaderBag (src/frontends/http/wire.ts). */
+export interface HeaderEditor {
+  getHeaderNames(): string[];
+  removeHeader(name: string): void;
+  setHeader(name: string, value: string | number | readonly string[]): unknown;
+}
+
 /**
  * Removes what headersToStrip names from a request to a backend and sets
  * githa's own forwarding headers, from the connection githa accepted: the
@@ -76,7 +83,7 @@ export function headersToStrip(names: readonly string[], connection: string | st
  * never what the client claims in a header), githa's port and
  * scheme, and the Host the client asked for.
  */
-export function cleanBackendRequest(proxyReq: ClientRequest, req: IncomingMessage, extra: readonly string[]): void {
+export function cleanBackendRequest(proxyReq: HeaderEditor, req: IncomingMessage, extra: readonly string[]): void {
   for (const h of headersToStrip(proxyReq.getHeaderNames(), req.headers.connection, extra)) proxyReq.removeHeader(h);
   proxyReq.setHeader('x-forwarded-for', clientKey(clientAddress(req.socket)));
   // listen.https hands its TLS sockets to the same server (src/frontends/http/https.ts): the scheme is the socket's.

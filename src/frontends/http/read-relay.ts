@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Cluster, ReadRoute } from '../../cluster/cluster.js';
 import type { LiveCopy, ReadVerdict } from '../../cluster/read-check.js';
@@ -14,7 +13,9 @@ import { backendRepositoryName, repositoryUrlPath } from '../../protocol/reposit
 import type { HttpAuth, HttpCaller } from './auth.js';
 import { readBackendAnswer, sendBackendAnswer } from './backend-answer.js';
 import { FailureWatch, HeldStream, discoveryListing, firstPktComplete, firstPktError, lsRefsListing } from './held-answer.js';
-import type { Forwarder } from './forward.js';
+import { Forwarder } from './forward.js';
+import type { HeaderEditor } from './headers.js';
+import { type HeldWire, type Upstream, proxyUpstream, relayAnswer, wireUpstream } from './wire-relay.js';
 import { inflateCapped, isGzip } from './limits.js';
 import type { RequestBudget } from '../held-bytes.js';
 
@@ -178,19 +179,27 @@ export class ReadRelay {
     const { body } = r;
     const replayable = body.kind !== 'stream';
     const sent = r.lsRefs?.request ?? (body.kind === 'held' ? body.bytes : undefined);
-    let fwd;
+    let up: Upstream;
     try {
       const authHeaders = auth.backendHeaders(r.caller, id);
-      fwd = await forwarder.send(r.req, r.res, {
-        baseUrl,
-        backendId: id,
-        path: r.path,
-        body: sent !== undefined ? Readable.from([sent]) : body.kind === 'stream' ? body.stream : undefined,
-        editHeaders: (p) => {
-          editBodyHeaders(p, body, sent);
-          authHeaders(p);
-        },
-      });
+      const editHeaders = (p: HeaderEditor): void => {
+        editBodyHeaders(p, body, sent);
+        authHeaders(p);
+      };
+      // An upload-pack POST with a held body (the fetch, whose answer is the pack) goes through githa's own client, whose
+      // answer is relayed with its chunked framing untouched (docs/architecture.md "The fetch answer's data path").
+      up =
+        r.git.kind === 'rpc' && r.lsRefs === undefined && sent !== undefined && Forwarder.wireable(baseUrl)
+          ? wireUpstream(await forwarder.sendWire(r.req, { baseUrl, backendId: id, path: r.path, body: sent, editHeaders }))
+          : proxyUpstream(
+              await forwarder.send(r.req, r.res, {
+                baseUrl,
+                backendId: id,
+                path: r.path,
+                body: sent !== undefined ? Readable.from([sent]) : body.kind === 'stream' ? body.stream : undefined,
+                editHeaders,
+              }),
+            );
     } catch (err) {
       // The body failed (too large inflated, not gzip): the client's fault, whatever the backend saw.
       const bodyError = body.kind === 'stream' ? body.error() : undefined;
@@ -201,24 +210,24 @@ export class ReadRelay {
       }
       throw err;
     }
-    const status = fwd.res.statusCode ?? 502;
+    const status = up.statusCode;
     const bodyError = body.kind === 'stream' ? body.error() : undefined;
     if (bodyError) {
-      fwd.res.resume();
+      up.body().resume();
       throw bodyError;
     }
     // The client may go while its answer is held or relayed: the backend's request goes too.
     const cut = (): void => {
-      if (!r.res.writableFinished) fwd.upstream.destroy();
+      if (!r.res.writableFinished) up.destroy();
     };
     r.res.on('close', cut);
     try {
-      if (status !== 200) return await this.refused(r, route, id, status, fwd);
+      if (status !== 200) return await this.refused(r, route, id, status, up);
       cluster.health.markUp(id);
-      return await this.answered(r, route, id, fwd.res, () => fwd.upstream.destroy());
+      return await this.answered(r, route, id, up);
     } catch (err) {
       // Refused mid-answer (a memory budget) or cut: the backend's request goes too.
-      fwd.upstream.destroy();
+      up.destroy();
       throw err;
     } finally {
       r.res.off('close', cut);
@@ -226,15 +235,15 @@ export class ReadRelay {
   }
 
   /** A non-200 answer: relayed (passthrough authentication), checked (404: the copy is missing; a failed POST), or the next candidate. */
-  private async refused(r: Read, route: ReadRoute, id: string, status: number, fwd: { res: IncomingMessage; bodyStarted(): boolean }): Promise<Attempt> {
+  private async refused(r: Read, route: ReadRoute, id: string, status: number, up: Upstream): Promise<Attempt> {
     const { cluster, auth } = this.d;
     if ((status === 401 || status === 403) && auth.mode !== 'githa') {
       // The backend's own authentication decides (passthrough): relay its answer whole,
       // challenge and body, with a length that matches the bytes sent.
-      sendBackendAnswer(r.res, await readBackendAnswer(fwd.res, `githa: backend refused: HTTP ${status}\n`, { cookies: auth.relaysCookies }));
+      sendBackendAnswer(r.res, await readBackendAnswer(up.body(), `githa: backend refused: HTTP ${status}\n`, { cookies: auth.relaysCookies }));
       return { kind: 'done', fields: { backend: id, outcome: `backend-${status}`, bytes: 0 } };
     }
-    fwd.res.resume();
+    up.body().resume();
     if (status === 401 || status === 403) {
       // githa authenticated the client: a backend refusing githa's service credentials is a backend fault, never the client's challenge.
       return { kind: 'next', error: new BackendProtocolError(`backend ${id} refused githa's service credentials (HTTP ${status}); check backends[].httpAuth`) };
@@ -242,24 +251,24 @@ export class ReadRelay {
     const replayable = r.body.kind !== 'stream';
     if (status === 404) {
       const error = new RepositoryNotFoundError(`repository ${r.git.repo} not found on ${id}`);
-      if (!replayable && fwd.bodyStarted()) throw error;
+      if (!replayable && up.bodyStarted()) throw error;
       // Passthrough: the backend judged the client's own credentials, and a 404 may be its "no access" (hosting
       // products hide a private repository so): it says nothing of the copy, or any client could mark every copy missing.
       if (auth.mode !== 'githa' && (r.req.headers.authorization !== undefined || r.req.headers.cookie !== undefined)) return { kind: 'next', error };
       return this.dropped(r, route, id, { kind: 'missing', detail: 'HTTP 404' }, error);
     }
     const error = new BackendProtocolError(`backend ${id} answered HTTP ${status}`);
-    if (!replayable && fwd.bodyStarted()) throw error;
+    if (!replayable && up.bodyStarted()) throw error;
     if (status >= 500) cluster.health.markDown(id);
     if (r.git.kind === 'rpc' && status >= 500) return this.dropped(r, route, id, { kind: 'failed', detail: `HTTP ${status}` }, error);
     return { kind: 'next', error };
   }
 
   /** A 200 answer: a listing is held and checked; an upload-pack answer's first packet is looked at; then it is relayed. */
-  private async answered(r: Read, route: ReadRoute, id: string, answer: IncomingMessage, drop: () => void): Promise<Attempt> {
+  private async answered(r: Read, route: ReadRoute, id: string, answer: Upstream): Promise<Attempt> {
     const { config } = this.d;
     const headers = pick(answer.headers, this.d.auth.relaysCookies ? WITH_COOKIES : PASSED_RESPONSE_HEADERS);
-    const held = new HeldStream(answer, r.budget && ((n) => r.budget?.hold(n)));
+    const held = answer.hold(r.budget && ((n) => r.budget?.hold(n)));
     const listing = r.git.kind === 'advertisement' || r.lsRefs !== undefined;
     if (answer.headers['content-encoding'] !== undefined && answer.headers['content-encoding'] !== 'identity') {
       if (listing) r.log.warn({ repo: r.git.repo, backend: id, encoding: answer.headers['content-encoding'] }, 'an encoded listing is relayed unchecked');
@@ -270,7 +279,7 @@ export class ReadRelay {
       const err = firstPktError(held.bytes);
       const empty = held.ended && held.bytes.length === 0;
       if ((err !== undefined || empty) && r.body.kind !== 'stream') {
-        drop();
+        answer.destroy();
         const detail = err !== undefined ? `ERR ${err}` : 'an empty answer';
         const error = err !== undefined ? new RemoteFatalError(err, { backendId: id }) : new BackendProtocolError(`backend ${id} answered ${detail}`);
         return this.dropped(r, route, id, { kind: 'failed', detail }, error);
@@ -317,18 +326,9 @@ export class ReadRelay {
   }
 
   /** Relays the held bytes and the rest of the answer; a relayed ERR or fatal side-band packet makes the outcome `backend-error`, never `ok`. */
-  private async relayed(r: Read, route: ReadRoute, id: string, headers: Record<string, string | string[]>, held: HeldStream): Promise<Attempt> {
-    r.res.writeHead(200, headers);
+  private async relayed(r: Read, route: ReadRoute, id: string, headers: Record<string, string | string[]>, held: HeldStream | HeldWire): Promise<Attempt> {
     const watch = r.git.kind === 'rpc' ? new FailureWatch() : undefined;
-    let bytes = 0;
-    async function* counted(): AsyncGenerator<Buffer> {
-      for await (const c of held.all()) {
-        bytes += c.length;
-        watch?.write(c);
-        yield c;
-      }
-    }
-    await pipeline(counted(), r.res);
+    const bytes = await relayAnswer(r.req, r.res, headers, held, watch);
     if (watch?.failure !== undefined) {
       r.log.warn({ repo: r.git.repo, backend: id, failure: watch.failure }, 'the backend answered the read with an error');
       return { kind: 'done', fields: { backend: id, version: route.version, bytes, outcome: 'backend-error', failure: watch.failure } };
@@ -357,7 +357,7 @@ function widenedLsRefs(bytes: Buffer): WidenedLsRefs | undefined {
 }
 
 /** The body's headers: a held body is sent with its own length; an inflated one no longer says gzip. */
-function editBodyHeaders(p: ClientRequest, body: Body, sent: Buffer | undefined): void {
+function editBodyHeaders(p: HeaderEditor, body: Body, sent: Buffer | undefined): void {
   if (body.kind === 'none') return;
   if (body.inflated) p.removeHeader('content-encoding');
   if (sent !== undefined) {
