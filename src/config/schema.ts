@@ -44,7 +44,6 @@ export const backendSchema = z
 
 /** A `git config` key githa sets on repositories it creates (repositories.gitConfig). */
 const gitConfigKey = z.string().regex(/^[A-Za-z][A-Za-z0-9-]*(\.[^\s\0'"\\]+)?\.[A-Za-z][A-Za-z0-9-]*$/, { message: 'expected a git config key such as http.receivepack' });
-
 /** A positive whole number: durations in ms, counts and byte sizes alike. */
 const positiveInt = z.number().int().positive();
 /** A Redis sentinel: "host:port", IPv6 hosts in brackets. */
