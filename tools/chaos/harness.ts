@@ -48,6 +48,8 @@ export interface ChaosOptions {
    */
   ackBeforeCommit?: boolean;
   convergeTimeoutMs?: number;
+  /** replication.fanOut of every githa (default true, the product's default). */
+  fanOut?: boolean;
   /** Progress lines (the CLI prints them to stderr). */
   progress?: (line: string) => void;
 }
@@ -61,6 +63,8 @@ export interface ChaosResult {
   /** The temporary directory, when kept (a violation, or `keep`). */
   keptDir?: string;
   durationMs: number;
+  /** replication.fanOut of the run, and the pushes the githas' logs show committed (with fan-out copies made: `fanOut`). */
+  writes?: { fanOut: boolean; committed: number; fannedOut: number };
 }
 
 const PREFIX = 'githa:';
@@ -68,7 +72,7 @@ const LEASE_MS = 1_500;
 const PAIR_LOCK_MS = 5_000;
 
 /** githa's settings for the run: short leases and intervals, so faults resolve within seconds. */
-function githaConfig(cluster: DevCluster, name: string, hostKey: string, authorizedKeys: string, redisUrl: string): Record<string, unknown> {
+function githaConfig(cluster: DevCluster, name: string, hostKey: string, authorizedKeys: string, redisUrl: string, fanOut: boolean): Record<string, unknown> {
   const [b1, b2, b3] = cluster.backends;
   return {
     ssh: { hostKeys: [hostKey], authorizedKeys, backendKey: cluster.ssh.clientKeyPath, backendKnownHosts: cluster.ssh.knownHostsPath },
@@ -83,7 +87,7 @@ function githaConfig(cluster: DevCluster, name: string, hostKey: string, authori
     locks: { leaseMs: LEASE_MS, waitMs: 8_000 },
     catchUp: { readWaitMs: 3_000, pairLockMs: PAIR_LOCK_MS },
     health: { intervalMs: 300, timeoutMs: 1_000, failuresToDown: 2, successesToUp: 1, ttlMs: 3_000, downForMs: 1_500 },
-    replication: { writeQuorum: 2, scanIntervalMs: 500, retryMinMs: 100, retryMaxMs: 1_000, quorumTimeoutMs: 5_000 },
+    replication: { writeQuorum: 2, scanIntervalMs: 500, retryMinMs: 100, retryMaxMs: 1_000, quorumTimeoutMs: 5_000, fanOut },
     interruptions: { staleAfterMs: 1_500, suspectGraceMs: 3_000 },
     // Copy faults change a copy behind githa's back: the verifier should find it within seconds in a run this short.
     verify: { intervalMs: 5_000, perSecond: 50 },
@@ -127,7 +131,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     // Each githa reaches Redis through a relay of its own, so the "slow Redis replies" fault can hold that githa's replies alone.
     for (let i = 0; i < count; i++) relays.push(await startDelayRelay(cluster.redis.port));
     for (let i = 0; i < count; i++) {
-      const config = githaConfig(cluster, `g${i + 1}`, hostKey, authorizedKeys, `redis://127.0.0.1:${relays[i]!.port}`);
+      const config = githaConfig(cluster, `g${i + 1}`, hostKey, authorizedKeys, `redis://127.0.0.1:${relays[i]!.port}`, options.fanOut ?? true);
       githas.push(new GithaProc(i, `g${i + 1}`, cluster, config, env, options.ackBeforeCommit === true));
     }
     await Promise.all(githas.map((g) => g.start()));
@@ -209,10 +213,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await Promise.allSettled(relays.map((r) => r.close()));
     await cluster.stop();
   }
+  const writes = { fanOut: options.fanOut ?? true, ...countCommits(dir, options.githas ?? 3) };
   const keep = options.keep === true || violations.length > 0 || history === undefined;
   if (keep) writeFileSync(join(dir, 'history.json'), JSON.stringify({ seed: options.seed, violations, known, history }, null, 1));
   else rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
-  return { seed: options.seed, history: history!, violations, known, ...(keep ? { keptDir: dir } : {}), durationMs: performance.now() - started };
+  return { seed: options.seed, history: history!, violations, known, ...(keep ? { keptDir: dir } : {}), durationMs: performance.now() - started, writes };
 }
 
 /**
@@ -300,4 +305,24 @@ async function finalStates(cluster: DevCluster, redis: Redis, repos: readonly st
     out[repo] = { refs, fsck: fsckResults, versions, frozen, writing };
   }
   return out;
+}
+
+/** Pushes the githas' logs show committed, and those with fan-out copies made ("push committed" lines, `fanOut`). */
+function countCommits(dir: string, githas: number): { committed: number; fannedOut: number } {
+  let committed = 0;
+  let fannedOut = 0;
+  for (let i = 1; i <= githas; i++) {
+    let text: string;
+    try {
+      text = readFileSync(join(dir, `g${i}.log`), 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n')) {
+      if (!line.includes('"msg":"push committed"')) continue;
+      committed++;
+      if (/"fanOut":\["/.test(line)) fannedOut++;
+    }
+  }
+  return { committed, fannedOut };
 }

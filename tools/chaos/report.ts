@@ -50,6 +50,7 @@ export function formatReport(result: ChaosResult): string {
     ...Object.entries(c.byKind)
       .sort()
       .map(([kind, row]) => `  ${kind.padEnd(12)} ${Object.entries(row).sort().map(([r, n]) => `${r} ${n}`).join(', ')}`),
+    ...(result.writes ? [`fan-out writes: ${result.writes.fanOut ? 'on' : 'off'}; pushes committed (githa logs): ${result.writes.committed}, with fan-out copies: ${result.writes.fannedOut}`] : []),
     `faults: ${c.faults}`,
     ...Object.entries(c.faultsByKind)
       .sort()

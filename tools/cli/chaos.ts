@@ -17,19 +17,21 @@ async function main(): Promise<number> {
       githas: { type: 'string', default: '3' },
       keep: { type: 'boolean', default: false },
       faults: { type: 'string', default: 'all' },
+      'fan-out': { type: 'string', default: 'on' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
       [
-        'usage: node dist-tools/tools/cli/chaos.js [--seed N] [--duration S] [--githas 2|3] [--faults LIST] [--keep]',
+        'usage: node dist-tools/tools/cli/chaos.js [--seed N] [--duration S] [--githas 2|3] [--faults LIST] [--fan-out on|off] [--keep]',
         '  --seed N      the fault and workload schedule (default: random; the report names it)',
         '  --duration S  seconds of workload and faults (default 60)',
         '  --githas N    githa processes (default 3)',
         '  --faults LIST comma-separated fault kinds, or the groups all, outage, copy (default all);',
         `                outage: ${OUTAGE_FAULTS.join(', ')}`,
         `                copy:   ${COPY_FAULTS.join(', ')}`,
+        '  --fan-out X   replication.fanOut of every githa: on (default) or off',
         '  --keep        keep the temporary directory even without a violation',
         '',
       ].join('\n'),
@@ -43,12 +45,14 @@ async function main(): Promise<number> {
   if (!Number.isInteger(seed) || seed < 0) throw new Error('--seed must be a non-negative integer');
   if (!(duration > 0 && duration <= 24 * 3600)) throw new Error('--duration must be a number of seconds');
   if (!Number.isInteger(githas) || githas < 2 || githas > 3) throw new Error('--githas must be 2 or 3');
+  if (values['fan-out'] !== 'on' && values['fan-out'] !== 'off') throw new Error('--fan-out must be on or off');
   const result = await runChaos({
     seed,
     durationMs: duration * 1000,
     githas,
     keep: values.keep,
     faults,
+    fanOut: values['fan-out'] === 'on',
     progress: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(`${formatReport(result)}\n`);
