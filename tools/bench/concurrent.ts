@@ -34,6 +34,12 @@ export function fetchRequest(wants: readonly string[]): Buffer {
 }
 
 /** POSTs one fetch; resolves with the bytes of the answer, which must end with a flush-pkt. */
+/** Every tip `url` advertises (HEAD aside), once each: what a full fetch wants. */
+export async function advertisedTips(env: Pick<BenchEnv, 'git'>, url: string): Promise<string[]> {
+  const lines = (await env.git(['ls-remote', url])).split('\n').filter((l) => l && !l.endsWith('\tHEAD'));
+  return [...new Set(lines.map((l) => l.slice(0, l.indexOf('\t'))))];
+}
+
 export function fetchOnce(url: string, body: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = request(
@@ -76,15 +82,7 @@ export async function concurrentFigure(env: BenchEnv, opts: BenchOptions, repo: 
   const g = env.githa.a;
   const directUrls = env.cluster.backends.map((b) => b.url('http', repo));
   const direct = directUrls[0]!;
-  const wants = [
-    ...new Set(
-      (await env.git(['ls-remote', direct]))
-        .split('\n')
-        .filter((l) => l && !l.endsWith('\tHEAD'))
-        .map((l) => l.slice(0, l.indexOf('\t'))),
-    ),
-  ];
-  const body = fetchRequest(wants);
+  const body = fetchRequest(await advertisedTips(env, direct));
   const round = async (urls: readonly string[]): Promise<{ seconds: number; bytes: number }> => {
     const t0 = performance.now();
     const sizes = await Promise.all(Array.from({ length: clients }, (_, i) => fetchOnce(urls[i % urls.length]!, body)));

@@ -23,7 +23,7 @@
  */
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { fetchOnce, fetchRequest } from './concurrent.js';
+import { advertisedTips, fetchOnce, fetchRequest } from './concurrent.js';
 import { startBenchEnv } from './env.js';
 import { startGithaChild } from './githa-process.js';
 import { readFileSync } from 'node:fs';
@@ -72,15 +72,7 @@ async function main(): Promise<void> {
       { name: 'undici', url: env.floor.url('undici', 'big'), pid: env.floor.pid },
       { name: 'tcp', url: env.floor.url('tcp', 'big'), pid: env.floor.pid },
     ].map((p) => ({ ...p, cpu: [], user: [], wall: [], bytes: 0 }));
-    const wants = [
-      ...new Set(
-        (await env.git(['ls-remote', direct]))
-          .split('\n')
-          .filter((l) => l && !l.endsWith('\tHEAD'))
-          .map((l) => l.slice(0, l.indexOf('\t'))),
-      ),
-    ];
-    const body = fetchRequest(wants);
+    const body = fetchRequest(await advertisedTips(env, direct));
     for (const p of paths) await fetchOnce(p.url, body); // warm-up: adoption, pools, page cache
     for (let r = 0; r < runs; r++) {
       for (const p of r % 2 === 0 ? paths : [...paths].reverse()) {
