@@ -96,6 +96,11 @@ export class FanOut {
   private readonly owned: Map<string, PairLease>;
   /** Copies the transport dropped for taking no bytes (replication.fanOutStallMs): not tried again by this push's relays. */
   private readonly stalled = new Set<string>();
+  /**
+   * Copies that took the push and whose answer did not come whole: their
+   * receive-pack may still change their refs after they are listed, so a listing is no proof they stay as listed.
+   */
+  private readonly unsettled = new Set<string>();
 
   constructor(
     private readonly ctx: ClusterContext,
@@ -129,6 +134,7 @@ export class FanOut {
       const unsent = result !== undefined && result.copies === undefined;
       const surely = unsent || (f !== undefined && (f.ending === 'cut' || (f.ending === 'complete' && f.report !== undefined && !updated)));
       if (f?.ending === 'cut' && f.reason === 'stalled') this.stalled.add(c.backend.id);
+      if (result !== undefined && !surely && (f === undefined || f.ending === 'unknown')) this.unsettled.add(c.backend.id);
       listings.set(c.backend.id, surely ? Promise.resolve('unchanged') : this.listOne(c.backend));
     }
     return listings;
@@ -168,6 +174,8 @@ export class FanOut {
       let v: CopyVerdict;
       if (listed === 'unchanged') v = { kind: 'unchanged' };
       else if (!Array.isArray(listed)) v = { kind: 'unknown', why: listed.why };
+      // An outcome that keeps nothing cannot rest on such a copy's listing: the push may still land on it after.
+      else if (post === undefined && commands.length > 0 && this.unsettled.has(c.backend.id)) v = { kind: 'unknown', why: 'its answer did not come whole: its receive-pack may still land the push' };
       else {
         const live = refsChecksum(listed);
         if (post !== undefined && live === post) v = { kind: 'same', live };

@@ -111,6 +111,25 @@ export class HttpCopies {
     } catch (err) {
       return fail(err instanceof Error ? err.message : String(err));
     }
+    // The forwarder's signal stops a request only until its head arrives: a cut after that (the grace after the target's
+    // answer, a lost lock) tears the exchange down here, so a copy that answers its head and then hangs holds nothing.
+    const cutter = this.cutters.get(copy.id)!.signal;
+    const tearDown = (): void => {
+      const why = cutter.reason instanceof Error ? cutter.reason : new Error('the copy was cut');
+      fwd.upstream.destroy(why);
+      fwd.res.destroy(why);
+    };
+    if (cutter.aborted) tearDown();
+    else cutter.addEventListener('abort', tearDown, { once: true });
+    try {
+      return await this.answer(copy, fwd, fail);
+    } finally {
+      cutter.removeEventListener('abort', tearDown);
+    }
+  }
+
+  private async answer(copy: Backend, fwd: { res: IncomingMessage }, fail: (reason: string) => CopyForward): Promise<CopyForward> {
+    const { o } = this;
     const status = fwd.res.statusCode ?? 502;
     if (status !== 200) {
       await readCapped(fwd.res, 64 * 1024).catch(() => Buffer.alloc(0));

@@ -12,6 +12,10 @@ interface Copy {
   held?: HeldResponse;
   /** Its stdout read to its end (true) or broken off (false). */
   answer?: Promise<boolean>;
+  /** Torn down for no answer within the grace after the target's: its stdout's end is then no sign that receive-pack is done. */
+  unanswered?: boolean;
+  /** Its stdout ended or broke off. */
+  answered?: boolean;
 }
 
 /**
@@ -121,30 +125,38 @@ export class StreamCopies {
    * the pack cannot hold the acknowledgement; the cluster then lists it.
    */
   async settled(graceMs?: number): Promise<Map<string, CopyForward>> {
+    // sshd closes a channel only once its service exited: a copy hanging after the pack (a hook, a paused disk) would hold
+    // its answer and exit status, so past the grace they are not waited for (its channel is torn down and drained as it ends).
+    let giveUp: () => void = () => {};
+    const gaveUp = new Promise<void>((resolve) => (giveUp = resolve));
     const timer = graceMs === undefined ? undefined : setTimeout(() => {
-      for (const c of this.copies) c.stream?.destroy();
+      for (const c of this.copies) {
+        if (!c.answered) c.unanswered = true;
+        c.stream?.destroy();
+      }
+      giveUp();
     }, graceMs);
     try {
-      const entries = await Promise.all(this.copies.map(async (c) => [c.backend.id, await this.outcome(c)] as [string, CopyForward]));
+      const entries = await Promise.all(this.copies.map(async (c) => [c.backend.id, await this.outcome(c, gaveUp)] as [string, CopyForward]));
       return new Map(entries);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  private async outcome(c: Copy): Promise<CopyForward> {
+  private async outcome(c: Copy, gaveUp: Promise<void>): Promise<CopyForward> {
     const id = c.backend.id;
     if (!c.stream || !this.tee) {
       this.close(c, c.failed ?? 'the push never started');
       return { ending: 'cut', reason: c.failed ?? 'the push never started' };
     }
-    const ok = await c.answer!;
-    await c.stream.exit;
+    const ok = await Promise.race([c.answer!, gaveUp.then(() => false)]);
+    await Promise.race([c.stream.exit, gaveUp]);
     const dropped = this.tee.dropReason(id);
     // Dropped with bytes of the push still in githa: the pack never reached its end there.
     if (dropped !== undefined) return this.tee.cutShort(id) || this.beforePack.has(id) ? { ending: 'cut', reason: dropped } : { ending: 'unknown', reason: dropped };
     // Its answer came whole: its report says what it did (the client's input may stay open after the pack, so its end is no sign).
-    if (ok) return { ending: 'complete', report: c.held!.report() };
+    if (ok && !c.unanswered) return { ending: 'complete', report: c.held!.report() };
     return { ending: 'unknown', reason: 'its answer broke off' };
   }
 
@@ -170,6 +182,11 @@ export class StreamCopies {
     // The advertisement is read and dropped; the answer after it is held for its report.
     const held = new HeldResponse(discard(), { advertisement: true });
     c.held = held;
-    c.answer = new Promise((resolve) => pipeline(stream.stdout, held, (err) => resolve(!err)));
+    c.answer = new Promise((resolve) =>
+      pipeline(stream.stdout, held, (err) => {
+        c.answered = true;
+        resolve(!err);
+      }),
+    );
   }
 }
