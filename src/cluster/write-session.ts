@@ -214,7 +214,9 @@ export class WriteSession {
     const { ctx, req, lock, writeId, target, fan } = this;
     const verdicts = await fan.judge(listings, commands);
     for (const [id, v] of verdicts) {
-      if (v.kind === 'unknown') return this.interrupted(result);
+      // Off its record beyond the push: MARK_DRIFT waits for the marker to go, and until it lands the copy would lead
+      // with refs nobody recorded. The marker stays instead; the resolver drifts it (src/cluster/interruptions.ts).
+      if (v.kind === 'unknown' || v.kind === 'off-record') return this.interrupted(result);
       if (v.kind === 'partial' && !(await fan.restore(id, target, this.preChecksum, commands, refs))) return this.interrupted(result);
     }
     try {
@@ -249,8 +251,9 @@ export class WriteSession {
     // A reported update the listing lacks was lost on the target after it was made: never acknowledged from it.
     if (!this.agreesWithRecord(refs, landed) || (!unreported && !allLanded(refs, landed))) {
       const verdicts = await fan.judge(listings, commands);
-      // A copy that may hold the push and could not be listed: the marker stays for the resolver, which finds the target off its record.
-      if ([...verdicts.values()].some((v) => v.kind === 'unknown')) return this.interrupted(result);
+      // A copy that may hold the push and could not be listed, or holds any of it: the marker stays for the resolver, which
+      // finds the target off its record and settles the copies (suspect), so no copy leads meanwhile with refs nobody recorded.
+      if ([...verdicts.values()].some((v) => v.kind !== 'unchanged')) return this.interrupted(result);
       await this.refuse(checksum, verdicts);
     }
     const verdicts = await fan.judge(listings, commands, checksum);

@@ -218,6 +218,25 @@ describe('fan-out writes', () => {
     expect(refsOf(m, 'b2')['refs/heads/rogue']).toBe(C);
   });
 
+  it('the target rejects and a copy is off its record beyond the push: interrupted, the marker stays until the resolver drifts it (never a leader with unrecorded refs)', async () => {
+    const m = setup(['b1', 'b2', 'b3'], 2);
+    m.backends.get('b2')!.refs.get(R)!.set('refs/heads/rogue', C);
+    const out = await session(m, fanForward(m, 'reject', { b2: 'accept' }));
+    expect(out).toEqual({ kind: 'interrupted', backend: 'b1' });
+    expect((await m.store.read(R)).writing?.copies).toEqual(['b2']);
+    expect(m.store.pairs.size).toBe(0);
+  });
+
+  it('the target is off its record and a copy took the push: interrupted, the marker stays naming the copy', async () => {
+    const m = setup(['b1', 'b2', 'b3'], 2);
+    // b1 lost a ref its record has (a rollback): the push lands on a target off its record.
+    m.backends.get('b1')!.refs.get(R)!.delete('refs/heads/dev');
+    const out = await session(m, fanForward(m, 'main-only', { b2: 'accept' }));
+    expect(out).toEqual({ kind: 'interrupted', backend: 'b1' });
+    expect((await m.store.read(R)).writing?.copies).toEqual(['b2']);
+    expect(m.store.pairs.size).toBe(0);
+  });
+
   it('a transport that returns no copies map: every named copy counts as cut and is relayed to', async () => {
     const m = setup(['b1', 'b2', 'b3', 'b4'], 3);
     const seen: Seen = {};

@@ -27,6 +27,8 @@ export interface HttpCopiesOptions {
   /** The target's header edits, for a copy's request (credentials, user header, the gzip rules). */
   editHeaders: (backendId: string) => (proxyReq: ClientRequest) => void;
   budget?: RequestBudget | undefined;
+  /** The client's body is gzip, inflated on its way (the pack ends before the body does). */
+  gzip?: boolean;
 }
 
 /**
@@ -49,8 +51,9 @@ export class HttpCopies {
     for (const c of o.copies) this.cutters.set(c.id, new AbortController());
     this.tee = new FanOut(body, this.targetBody, branches, {
       stallMs: o.stallMs,
-      // The request body ends with the pack.
-      sourceEndIsPackEnd: true,
+      // A plain request body ends with the pack. An inflated one (gzip) has the gzip trailer after it: a copy
+      // dropped between the pack's end and the body's may still have the whole pack, so only held bytes say 'cut'.
+      sourceEndIsPackEnd: o.gzip !== true,
       onDrop: (id, reason) => {
         o.log.warn({ repo: o.repo, backend: id, reason }, 'fan-out copy dropped before the end of the push');
         this.cutters.get(id)?.abort(new Error(reason));

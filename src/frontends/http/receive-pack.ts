@@ -169,7 +169,7 @@ export async function handleReceivePack(ctx: ReceivePackContext): Promise<{ back
    */
   const fanOut = async (target: ReturnType<Cluster['backend']>, baseUrl: string, signal: AbortSignal, hooks: ForwardHooks): Promise<ForwardResult> => {
     fan?.detach('a later attempt');
-    const copies = new HttpCopies(body, { req, res, forwarder, log, repo, path, copies: hooks.copies, stallMs: hooks.stallMs, sideband, editHeaders, budget: ctx.budget });
+    const copies = new HttpCopies(body, { req, res, forwarder, log, repo, path, copies: hooks.copies, stallMs: hooks.stallMs, sideband, editHeaders, budget: ctx.budget, gzip });
     fan = copies;
     // Safety rule 2 for the copies too: a lost lock, or a push cut for its pace, cuts each before the pack's end.
     const onLost = (): void => copies.cut('the write lock was lost');
