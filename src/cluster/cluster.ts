@@ -147,7 +147,7 @@ export class Cluster {
         const flags = repoFlags(state);
         const plan = planRead(state.versions, this.directory.views(), this.config.zone, this.turn++, flags);
         // Every leader that could serve (over this transport) is taking a push right now: wait for it to be recorded (or to end) rather than serve it unacknowledged.
-        if (this.waitsForPush(plan, flags, accepts) && performance.now() < until) {
+        if (this.waitsForPush(plan, flags, accepts, true) && performance.now() < until) {
           waiting ??= watchWait(waits, { kind: 'push', repo });
           await sleep(READ_WAIT_POLL_MS);
           state = await this.state(repo);
@@ -162,9 +162,11 @@ export class Cluster {
   }
 
   /** Whether a read finds no leader to serve it only because a live push holds the others (excludeReads). */
-  private waitsForPush(plan: ReadPlan, flags: RepoFlags, accepts: Accepts): boolean {
+  private waitsForPush(plan: ReadPlan, flags: RepoFlags, accepts: Accepts, upOnly = false): boolean {
     if ((flags.excludeReads?.size ?? 0) === 0) return false;
-    return plan.kind === 'no-leader' || (plan.kind === 'serve' && this.directory.usable(plan.candidates, accepts).length === 0);
+    // While waiting (upOnly), a usable leader that is down counts for nothing: the read waits for the push rather than try only it.
+    const usable = plan.kind === 'serve' ? this.directory.usable(plan.candidates, accepts).filter((b) => !upOnly || this.health.isHealthy(b.id)) : [];
+    return plan.kind === 'no-leader' || (plan.kind === 'serve' && usable.length === 0);
   }
 
   private async routeFrom(repo: string, state: RepoState, flags: RepoFlags, plan: ReadPlan, accepts: Accepts, waits?: WaitReporter): Promise<ReadRoute> {

@@ -90,7 +90,10 @@ export class ReadRelay {
     for (let round = 0; round < 2 || (landingOnly && performance.now() < until); round++) {
       if (round >= 1) {
         // Every leader failed alike (a want no copy has): the check moved no copy, so a second round would only ask them all again.
-        if (rejected.length === 0 || failedOnly || body.kind === 'stream') break;
+        // Every leader refused the connection (none answered): one more route, which waits for a push in flight on
+        // the others (Cluster.routeRead) now that the failed ones are down.
+        const unreachableOnly = rejected.length === 0 && lastError instanceof BackendUnavailableError && round === 1;
+        if ((rejected.length === 0 && !unreachableOnly) || failedOnly || body.kind === 'stream') break;
         // Past the second round only landing writes are waited out: paced, so a marker that stays (an interrupted
         // write, until it is resolved) costs a listing per LANDING_POLL_MS, not a busy loop.
         if (round >= 2) await sleep(LANDING_POLL_MS);
