@@ -81,9 +81,11 @@ export const DEFAULTS = {
     /**
      * Fan-out writes: the push's commands and pack stream to the target and
      * writeQuorum − 1 other leaders at once (docs/architecture.md "Write quorum"),
-     * instead of a copy made after the push.
+     * instead of a copy made after the push. Off by default: an interrupted
+     * fan-out push can land late on every copy it reached (docs/architecture.md
+     * "Fan-out writes", "Why fan-out is not the default").
      */
-    fanOut: true,
+    fanOut: false,
     /** A fan-out copy that takes no bytes for this long while the others wait on it is dropped (before the pack's end: it cannot change) and a copy is made after the push instead. */
     fanOutStallMs: 5_000,
   },

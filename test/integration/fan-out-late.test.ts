@@ -26,7 +26,7 @@ describe('a fan-out copy that answers after githa listed it', () => {
       const githa = await startGitha(cluster(), {
         ssh: true,
         backends: { b2: { writable: false }, b3: { writable: false } },
-        config: { replication: { writeQuorum: 2, background: false, fanOutStallMs: 500 } },
+        config: { replication: { writeQuorum: 2, background: false, fanOut: true, fanOutStallMs: 500 } },
       });
       const git = GitClient.forCluster(cluster(), { knownHostsPath: githa.knownHostsPath });
       const url = (): string => (transport === 'http' ? githa.url(`${repo}.git`) : githa.sshUrl(repo));
@@ -71,7 +71,7 @@ describe('a fan-out copy that answers after githa listed it', () => {
       const githa = await startGitha(cluster(), {
         ssh: true,
         backends: { b2: { writable: false }, b3: { writable: false } },
-        config: { replication: { writeQuorum: 2, background: false, fanOutStallMs: 500 } },
+        config: { replication: { writeQuorum: 2, background: false, fanOut: true, fanOutStallMs: 500 } },
       });
       const git = GitClient.forCluster(cluster(), { knownHostsPath: githa.knownHostsPath });
       const url = (): string => (transport === 'http' ? githa.url(`${repo}.git`) : githa.sshUrl(repo));

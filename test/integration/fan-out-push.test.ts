@@ -206,7 +206,8 @@ describe('fan-out push over HTTP', () => {
     expect(result.stdout).toContain('refs/heads/fan-stall');
     // Far short of the pack: githa holds what its destinations buffer, never the pack.
     expect(atStall).toBeLessThan(SIZE / 2);
-    expect(peak - baseline).toBeLessThan(0.4 * SIZE);
+    // 0.6: Node 24's heap grows in a second mode under a stall (docs/performance.md "Node 24 and memory under a stall").
+    expect(peak - baseline).toBeLessThan(0.6 * SIZE);
     const copies = plan.results[0]!.copies!;
     expect(copies.get('b3')).toEqual({ ending: 'cut', reason: 'stalled' });
     expect(copies.get('b2')).toEqual(okReport('refs/heads/fan-stall'));

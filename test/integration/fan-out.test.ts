@@ -27,7 +27,7 @@ describe('fan-out writes through githa', () => {
     return startGitha(cluster(), {
       ssh: true,
       backends: { b2: { writable: false }, b3: { writable: false } },
-      config: { replication: { writeQuorum, background: false, fanOutStallMs: 500, ...extra }, health: FAST_HEALTH },
+      config: { replication: { writeQuorum, background: false, fanOut: true, fanOutStallMs: 500, ...extra }, health: FAST_HEALTH },
     });
   }
 

@@ -5,7 +5,7 @@
  *
  * githas:
  *   a, b  writeQuorum 1 (F1, F2, F3 q=1, F4 with both, F6, F7)
- *   c     writeQuorum 2 (F3 q=2)
+ *   c     writeQuorum 2, fan-out writes on (F3 q=2)
  *   r     the default writeQuorum (a majority, 2 of 3), no background
  *         replication, talking to Redis through the round-trip counter
  *         (redis-counter.ts), used for nothing else
@@ -110,7 +110,7 @@ export async function startBenchEnv(opts: BenchOptions): Promise<BenchEnv> {
     const [a, b, c, r] = await Promise.all([
       startGithaChild({ ...common, name: 'a', config: q1 }),
       startGithaChild({ ...common, name: 'b', config: q1 }),
-      startGithaChild({ ...common, name: 'c', config: { replication: { writeQuorum: 2 } } }),
+      startGithaChild({ ...common, name: 'c', config: { replication: { writeQuorum: 2, fanOut: true } } }),
       // No background replicator in r: its copies would share the request path's connection and keys.
       startGithaChild({ ...common, name: 'r', redisUrl: `redis://127.0.0.1:${counterPort}`, config: { replication: { background: false } } }),
     ]);
