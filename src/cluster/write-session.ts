@@ -33,6 +33,8 @@ export class WriteSession {
   readonly writeId = randomUUID();
   private readonly started = Date.now();
   private readonly preChecksum: string;
+  /** The command list as the marker holds it, when the transport knows it before forwarding (HTTP); undefined over the marker's cap. */
+  private readonly encoded: string | undefined;
   /** Whether the marker holds the push's whole command list (docs/redis.md `writing` `commands`). */
   private commandsMarked = false;
   /** The copies the push fans out to (src/cluster/fan-out.ts); none until run() chose them. */
@@ -47,6 +49,7 @@ export class WriteSession {
     private readonly target: Backend,
   ) {
     this.preChecksum = state.checksums.get(target.id) ?? '';
+    this.encoded = req.commands ? encodeCommands(req.commands) : undefined;
     this.fan = new FanOut(ctx, req, lock, []);
   }
 
@@ -55,7 +58,7 @@ export class WriteSession {
     // Fan-out copies hold their pair locks from before the marker names them until the commit or abort is recorded.
     // A command list the marker cannot hold (over its cap) is never fanned out: an interruption would
     // leave every copy changed by unknown commands, drifted, and no leader to read from.
-    const markable = this.req.commands === undefined || encodeCommands(this.req.commands) !== undefined;
+    const markable = this.req.commands === undefined || this.encoded !== undefined;
     this.fan = new FanOut(this.ctx, this.req, this.lock, markable ? await chooseFanOut(this.ctx, this.req, this.lock, this.state, this.target) : []);
     try {
       await this.begin();
@@ -115,7 +118,7 @@ export class WriteSession {
   private async begin(): Promise<void> {
     const { repo } = this.req;
     // HTTP knows the commands before forwarding: the marker holds them from the start.
-    const commands = this.req.commands ? encodeCommands(this.req.commands) : undefined;
+    const commands = this.encoded;
     const copies = this.fan.ids.join(' ');
     try {
       await this.ctx.repos.beginWrite(repo, this.lock.token, {

@@ -98,6 +98,13 @@ function session(m: M, forward: ReturnType<typeof fanForward>) {
   });
 }
 
+/** Interrupted: the marker stays naming b2 for the resolver, and no fan-out pair lock outlives the session. */
+async function expectLeftForResolver(m: M, out: unknown): Promise<void> {
+  expect(out).toEqual({ kind: 'interrupted', backend: 'b1' });
+  expect((await m.store.read(R)).writing?.copies).toEqual(['b2']);
+  expect(m.store.pairs.size).toBe(0);
+}
+
 const refsOf = (m: M, id: string): Record<string, string> => Object.fromEntries(m.backends.get(id)!.refs.get(R)!);
 const pushed = { 'refs/heads/main': B, 'refs/heads/dev': C };
 
@@ -198,9 +205,7 @@ describe('fan-out writes', () => {
       throw new BackendUnavailableError('connection refused', 'b2', { bytesSent: false });
     };
     const out = await session(m, fanForward(m, 'reject', { b2: 'die' }));
-    expect(out).toEqual({ kind: 'interrupted', backend: 'b1' });
-    expect((await m.store.read(R)).writing?.copies).toEqual(['b2']);
-    expect(m.store.pairs.size).toBe(0);
+    await expectLeftForResolver(m, out);
   });
 
   it('a copy off its record beyond the push is drifted and repaired; the push is acknowledged from the quorum elsewhere', async () => {
@@ -222,9 +227,7 @@ describe('fan-out writes', () => {
     const m = setup(['b1', 'b2', 'b3'], 2);
     m.backends.get('b2')!.refs.get(R)!.set('refs/heads/rogue', C);
     const out = await session(m, fanForward(m, 'reject', { b2: 'accept' }));
-    expect(out).toEqual({ kind: 'interrupted', backend: 'b1' });
-    expect((await m.store.read(R)).writing?.copies).toEqual(['b2']);
-    expect(m.store.pairs.size).toBe(0);
+    await expectLeftForResolver(m, out);
   });
 
   it('the target is off its record and a copy took the push: interrupted, the marker stays naming the copy', async () => {
@@ -232,9 +235,7 @@ describe('fan-out writes', () => {
     // b1 lost a ref its record has (a rollback): the push lands on a target off its record.
     m.backends.get('b1')!.refs.get(R)!.delete('refs/heads/dev');
     const out = await session(m, fanForward(m, 'main-only', { b2: 'accept' }));
-    expect(out).toEqual({ kind: 'interrupted', backend: 'b1' });
-    expect((await m.store.read(R)).writing?.copies).toEqual(['b2']);
-    expect(m.store.pairs.size).toBe(0);
+    await expectLeftForResolver(m, out);
   });
 
   it('a transport that returns no copies map: every named copy counts as cut and is relayed to', async () => {

@@ -21,20 +21,26 @@ import { cliVersions, repoKey, waitFor } from '../support/state.js';
 describe('a fan-out copy that answers after githa listed it', () => {
   const cluster = useCluster({ backends: 3 });
 
+  /** githa fanning out (b1 the target: b2 and b3 take no writes), and `repo` with one commit pushed through it. */
+  async function seeded(repo: string, transport: 'http' | 'ssh') {
+    const githa = await startGitha(cluster(), {
+      ssh: true,
+      backends: { b2: { writable: false }, b3: { writable: false } },
+      config: { replication: { writeQuorum: 2, background: false, fanOut: true, fanOutStallMs: 500 } },
+    });
+    const git = GitClient.forCluster(cluster(), { knownHostsPath: githa.knownHostsPath });
+    const url = (): string => (transport === 'http' ? githa.url(`${repo}.git`) : githa.sshUrl(repo));
+    await cluster().createRepository(`${repo}.git`);
+    const work = await git.init(repo);
+    await git.commit(work, { 'README.md': `${repo}\n` }, 'first');
+    await git.push(work, githa.url(`${repo}.git`), ['main']);
+    return { githa, git, url, work };
+  }
+
   for (const transport of ['http', 'ssh'] as const) {
     it(`${transport}: the target refuses, a copy holding the whole pack lands it late: it is never left a leader holding it unrecorded`, { timeout: 180_000 }, async () => {
-      const githa = await startGitha(cluster(), {
-        ssh: true,
-        backends: { b2: { writable: false }, b3: { writable: false } },
-        config: { replication: { writeQuorum: 2, background: false, fanOut: true, fanOutStallMs: 500 } },
-      });
-      const git = GitClient.forCluster(cluster(), { knownHostsPath: githa.knownHostsPath });
-      const url = (): string => (transport === 'http' ? githa.url(`${repo}.git`) : githa.sshUrl(repo));
       const repo = `fan-late-${transport}`;
-      await cluster().createRepository(`${repo}.git`);
-      const work = await git.init(repo);
-      await git.commit(work, { 'README.md': `${repo}\n` }, 'first');
-      await git.push(work, githa.url(`${repo}.git`), ['main']);
+      const { git, url, work } = await seeded(repo, transport);
       const first = await refOnDisk(cluster().backend('b1'), `${repo}.git`, 'refs/heads/main');
 
       const dir = (id: string): string => cluster().backend(id).repoPath(`${repo}.git`);
@@ -68,18 +74,8 @@ describe('a fan-out copy that answers after githa listed it', () => {
       expect(recorded).not.toEqual({ marker: '0', suspect: '0', drift: '0' });
     });
     it(`${transport}: a copy that answers its head and then hangs after the pack does not hold the acknowledgement past fanOutStallMs`, { timeout: 180_000 }, async () => {
-      const githa = await startGitha(cluster(), {
-        ssh: true,
-        backends: { b2: { writable: false }, b3: { writable: false } },
-        config: { replication: { writeQuorum: 2, background: false, fanOut: true, fanOutStallMs: 500 } },
-      });
-      const git = GitClient.forCluster(cluster(), { knownHostsPath: githa.knownHostsPath });
-      const url = (): string => (transport === 'http' ? githa.url(`${repo}.git`) : githa.sshUrl(repo));
       const repo = `fan-hangs-${transport}`;
-      await cluster().createRepository(`${repo}.git`);
-      const work = await git.init(repo);
-      await git.commit(work, { 'README.md': `${repo}\n` }, 'first');
-      await git.push(work, githa.url(`${repo}.git`), ['main']);
+      const { git, url, work } = await seeded(repo, transport);
       const dir = (id: string): string => cluster().backend(id).repoPath(`${repo}.git`);
       // Each possible copy hangs in its first pre-receive (after the whole pack, its HTTP head long sent) until released
       // (or a minute passes, so a githa that waits on it ends the test); later pushes (the relay) pass.
