@@ -4,50 +4,20 @@ import { parseCidr } from './cidr.js';
 import { parseMaxStartups } from './max-startups.js';
 import { globToRegExp } from '../auth/glob.js';
 import { tlsSchema } from './tls-schema.js';
+import { backendSchema } from './backend-schema.js';
+import { redisSchema } from './redis-schema.js';
+
+export { backendSchema };
 
 /** "host:port" or ":port" or "port"; IPv6 hosts in brackets. */
 const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]*):?\d{1,5}$|^\d{1,5}$/, {
   message: 'expected "host:port"',
 });
 
-const httpUrl = z
-  .string()
-  .url()
-  .refine((u) => /^https?:\/\//.test(u), { message: 'expected an http:// or https:// URL' })
-  // <base>/<repo>/info/refs is the smart endpoint: normalise to a trailing slash.
-  .transform((u) => (u.endsWith('/') ? u : `${u}/`));
-
-const backendId = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, { message: 'letters, digits, "_", "." and "-", up to 63' });
-
-export const backendSchema = z
-  .object({
-    id: backendId,
-    http: httpUrl.optional(),
-    ssh: z.string().optional(),
-    git: z.string().optional(),
-    zone: z.string().min(1).optional(),
-    enabled: z.boolean().default(DEFAULTS.backendDefaults.enabled),
-    writable: z.boolean().default(DEFAULTS.backendDefaults.writable),
-    /** Service credentials githa uses for its own requests (catch-up, checksums). */
-    httpAuth: z.object({ username: z.string(), password: z.string() }).strict().optional(),
-    /**
-     * githa may create, list, trash and rename repositories here (docs/operations.md "Repository lifecycle"):
-     * `true` uses the `ssh` URL's account and root; a string names another account `ssh://user@host[:port]/root`.
-     */
-    admin: z.union([z.literal(true), z.string().regex(/^ssh:\/\/[^\s]+$/, { message: 'expected true or "ssh://user@host[:port]/root"' })]).optional(),
-  })
-  .strict()
-  .refine((b) => b.http || b.ssh || b.git, { message: 'a backend needs at least one endpoint (http, ssh or git)' })
-  .refine((b) => b.admin !== true || b.ssh !== undefined, { path: ['admin'], message: 'admin: true uses the backend\'s ssh URL: set ssh, or name the admin account ("ssh://user@host/root")' });
-
 /** A `git config` key githa sets on repositories it creates (repositories.gitConfig). */
 const gitConfigKey = z.string().regex(/^[A-Za-z][A-Za-z0-9-]*(\.[^\s\0'"\\]+)?\.[A-Za-z][A-Za-z0-9-]*$/, { message: 'expected a git config key such as http.receivepack' });
 /** A positive whole number: durations in ms, counts and byte sizes alike. */
 const positiveInt = z.number().int().positive();
-/** A Redis sentinel: "host:port", IPv6 hosts in brackets. */
-const sentinelAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, { message: 'expected "host:port"' });
 
 /** A user or group name. */
 const userName = z.string().regex(/^[\w.@+-]{1,128}$/u, { message: 'letters, digits, "_ . @ + -", up to 128' });
@@ -84,35 +54,7 @@ export const configSchema = z
       .default({ http: DEFAULTS.listen.http, admin: DEFAULTS.listen.admin, proxyProtocolFrom: [...DEFAULTS.listen.proxyProtocolFrom] }),
     /** TLS of listen.https (docs/security.md "TLS"). */
     tls: tlsSchema.optional(),
-    redis: z
-      .object({
-        /** One Redis; the default when `sentinels` is absent. */
-        url: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// URL' }).optional(),
-        /** Redis Sentinel instead of `url`: "host:port" of each sentinel (docs/deploy.md#redis-sentinel). */
-        sentinels: z.array(sentinelAddress).min(1).optional(),
-        name: z.string().min(1).default(DEFAULTS.redis.name),
-        password: z.string().min(1).optional(),
-        sentinelPassword: z.string().min(1).optional(),
-        prefix: z.string().regex(/^[A-Za-z0-9_.:-]*$/).default(DEFAULTS.redis.prefix),
-        commandTimeoutMs: positiveInt.default(DEFAULTS.redis.commandTimeoutMs),
-        /** Absent: 1 with `sentinels` (a failover must not lose an acknowledged push), else 0. */
-        waitReplicas: z.number().int().nonnegative().optional(),
-        waitTimeoutMs: positiveInt.default(DEFAULTS.redis.waitTimeoutMs),
-        /** The explicit opt-out that `waitReplicas: 0` with `sentinels` needs (docs/deploy.md#redis-sentinel). */
-        acceptFailoverLoss: z.boolean().default(DEFAULTS.redis.acceptFailoverLoss),
-      })
-      .strict()
-      .refine((r) => !(r.url && r.sentinels), { message: 'set either redis.url or redis.sentinels, not both' })
-      .refine((r) => !(r.sentinels && r.waitReplicas === 0 && !r.acceptFailoverLoss), {
-        path: ['waitReplicas'],
-        message:
-          '0 with redis.sentinels lets a failover lose acknowledged pushes (Redis replicates asynchronously); use 1 (the default with sentinels), or set redis.acceptFailoverLoss: true to run so anyway',
-      })
-      .transform((r) => {
-        const waitReplicas = r.waitReplicas ?? (r.sentinels ? DEFAULTS.redis.waitReplicasWithSentinels : DEFAULTS.redis.waitReplicas);
-        return r.sentinels ? { ...r, waitReplicas } : { ...r, waitReplicas, url: r.url ?? DEFAULTS.redis.url };
-      })
-      .prefault({}),
+    redis: redisSchema,
     backends: z
       .array(backendSchema)
       .min(1, { message: 'at least one backend is required' })
