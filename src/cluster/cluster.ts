@@ -10,7 +10,6 @@ import {
   RepositoryExistsError,
   RepositoryFrozenError,
   RepositoryNotFoundError,
-  StateRegressionError,
 } from '../errors.js';
 import type { HeldLock, LockOptions } from '../state/lock.js';
 import type { RepoState } from '../state/repo-state.js';
@@ -21,7 +20,9 @@ import type { ClusterContext } from './context.js';
 import type { Health } from './health.js';
 import type { Observer } from './observer.js';
 import { ReadChecker } from './read-check.js';
-import { frozenForRead, frozenForWrite, leadersLost, quorumUnavailable } from './messages.js';
+import { repairedForTransport } from './read-wait.js';
+import { RegressionGuard } from './regression-guard.js';
+import { frozenForRead, frozenForWrite, leadersElsewhere, leadersLost, quorumUnavailable } from './messages.js';
 import { checkPlain, interrupted, lostLeaders, NotPlain, notPlain, refusesWrites, writeRefusal } from './plain-state.js';
 import { leadership, planRead, planWrite, repoFlags, type ReadPlan, type RepoFlags } from './routing.js';
 import type { Accepts, Backend, BackendOverride, Forward, ReadRoute, WriteOutcome, WriteRequest } from './types.js';
@@ -33,9 +34,6 @@ export type { Accepts, Backend, BackendOverride, Forward, ForwardResult, ReadRou
 
 /** How often a read that waits for a push on every leader looks again. */
 const READ_WAIT_POLL_MS = 25;
-
-/** Remembered versions per repository, to notice Redis going back in time. */
-const SEEN_MAX = 50_000;
 
 /** Creates a repository a push found nowhere (src/cluster/lifecycle.ts; `repositories.createOnPush`). */
 export interface RepositoryCreating {
@@ -59,7 +57,7 @@ export class Cluster {
   readonly health: Health;
   readonly observer: Observer;
   private turn = 0;
-  private readonly seen = new Map<string, { epoch: string; max: number }>();
+  private readonly regression: RegressionGuard;
   private readonly adoption: Adoption;
   /** Write locks held per user in this githa (push.maxLocksPerUser). */
   private readonly userWrites: UserWrites;
@@ -77,6 +75,7 @@ export class Cluster {
     this.health = ctx.health;
     this.observer = ctx.observer;
     this.adoption = new Adoption(ctx);
+    this.regression = new RegressionGuard(ctx.log);
     this.userWrites = new UserWrites(ctx.config.push.maxLocksPerUser);
     this.reads = new ReadChecker({ repos: ctx.repos, log: ctx.log, observer: ctx.observer, repairs: ctx.repairs });
   }
@@ -88,25 +87,8 @@ export class Cluster {
    */
   async state(repo: string): Promise<RepoState> {
     const state = await this.ctx.repos.read(repo);
-    this.checkRegression(repo, state);
+    this.regression.check(repo, state);
     return state;
-  }
-
-  private checkRegression(repo: string, state: RepoState): void {
-    if (state.versions.size === 0) return;
-    const { max } = leadership(state.versions);
-    const epoch = state.epoch ?? '';
-    const prev = this.seen.get(repo);
-    if (prev && prev.epoch === epoch && max < prev.max) {
-      this.log.error({ repo, seen: prev.max, now: max, epoch }, 'STATE REGRESSION: Redis holds an older version than githa saw; refusing');
-      throw new StateRegressionError(
-        `cluster state of ${repo} went back from version ${prev.max} to ${max} (Redis restored from an old snapshot?); ` +
-          `githa refuses it until an operator runs: githa recover ${repo}`,
-      );
-    }
-    if (prev) this.seen.delete(repo);
-    else if (this.seen.size >= SEEN_MAX) this.seen.delete(this.seen.keys().next().value as string);
-    this.seen.set(repo, { epoch, max: prev && prev.epoch === epoch ? Math.max(prev.max, max) : max });
   }
 
   /** Replaces the runtime overrides (called by the watcher whenever they change in Redis). */
@@ -146,9 +128,12 @@ export class Cluster {
         }
         const flags = repoFlags(state);
         const plan = planRead(state.versions, this.directory.views(), this.config.zone, this.turn++, flags);
-        // Every leader that could serve (over this transport) is taking a push right now: wait for it to be recorded (or to end) rather than serve it unacknowledged.
-        if (this.waitsForPush(plan, flags, accepts, true) && performance.now() < until) {
-          waiting ??= watchWait(waits, { kind: 'push', repo });
+        // Every leader that could serve (over this transport) is taking a push right now: wait for it to be recorded (or to end) rather than serve it
+        // unacknowledged; or none speaks this transport and a copy that does is being repaired (src/cluster/read-wait.ts): wait for it to lead again.
+        const repairing = this.repairing(state, plan, flags, accepts);
+        if ((this.waitsForPush(plan, flags, accepts, true) || repairing.length > 0) && performance.now() < until) {
+          if (!waiting && repairing.length > 0) this.log.info({ repo, repairing }, 'read waits for a repaired copy: no leader speaks its transport');
+          waiting ??= watchWait(waits, { kind: repairing.length > 0 ? 'catch-up' : 'push', repo });
           await sleep(READ_WAIT_POLL_MS);
           state = await this.state(repo);
           continue;
@@ -160,6 +145,9 @@ export class Cluster {
       waiting?.stop();
     }
   }
+
+  private repairing = (state: RepoState, plan: ReadPlan, flags: RepoFlags, accepts: Accepts): string[] =>
+    plan.kind !== 'serve' || this.staleFor(state, flags, plan.candidates, accepts) ? [] : repairedForTransport(plan, this.directory.views(), flags, (id) => accepts(this.backend(id)));
 
   /** Whether a read finds no leader to serve it only because a live push holds the others (excludeReads). */
   private waitsForPush(plan: ReadPlan, flags: RepoFlags, accepts: Accepts, upOnly = false): boolean {
@@ -183,6 +171,8 @@ export class Cluster {
         // No leader speaks this transport (a drifted one is being repaired): a stale copy that does is caught up first, then serves.
         const stale = candidates.length === 0 ? this.staleFor(state, flags, plan.candidates, accepts) : undefined;
         if (stale) return this.routeFrom(repo, state, flags, { kind: 'catch-up', target: stale, source: plan.candidates[0]!, fallback: [] }, accepts, waits);
+        const repairing = candidates.length === 0 ? this.repairing(state, plan, flags, accepts) : [];
+        if (repairing.length > 0) throw new NoLeaderError(leadersElsewhere(repo, leaders, repairing));
         return { repo, version: max, leaders, candidates, checksums: state.checksums };
       }
       case 'catch-up': {
@@ -289,7 +279,7 @@ export class Cluster {
         repo,
         async (lock, read) => {
           waiting.stop();
-          if (read) this.checkRegression(repo, read);
+          if (read) this.regression.check(repo, read);
           const state = read ?? (await this.state(repo));
           check?.(state);
           // Counted once the lock is held: a push waiting for a lock holds none (docs/security.md "Slow pushes").
@@ -345,9 +335,7 @@ export class Cluster {
   }
 
   /** Every enabled backend's checksum of `repo` (src/cluster/adoption.ts). */
-  compareCopies(repo: string): ReturnType<Adoption['compareCopies']> {
-    return this.adoption.compareCopies(repo);
-  }
+  compareCopies = (repo: string): ReturnType<Adoption['compareCopies']> => this.adoption.compareCopies(repo);
 
   /** Catches `target` up from `source`, waiting at most `waitMs` (the copy goes on after that). */
   async catchUpWithin(repo: string, state: RepoState, sourceId: string, targetId: string, waitMs: number): Promise<boolean> {
@@ -392,7 +380,5 @@ export class Cluster {
     }
   }
 
-  usable(ids: readonly string[], accepts: Accepts): Backend[] {
-    return this.directory.usable(ids, accepts);
-  }
+  usable = (ids: readonly string[], accepts: Accepts): Backend[] => this.directory.usable(ids, accepts);
 }

@@ -57,6 +57,14 @@ export function leadersLost(repo: string, leaders: readonly string[]): string {
   );
 }
 
+/** The leaders speak none of this client's transport and the copies that do are being repaired (src/cluster/read-wait.ts). */
+export function leadersElsewhere(repo: string, leaders: readonly string[], repairing: readonly string[]): string {
+  return (
+    `no leader of ${repo} can serve this transport (leaders: ${leaders.join(', ')}); the copies that can ` +
+    `(${repairing.join(', ')}) are being repaired from them; try again`
+  );
+}
+
 export function quorumUnavailable(repo: string, up: readonly string[], total: number, quorum: number): string {
   return (
     `writes to ${repo} are refused: ${up.length} of ${total} backends ${up.length === 1 ? 'is' : 'are'} up` +

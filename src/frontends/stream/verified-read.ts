@@ -18,6 +18,7 @@
  * - After that, and for any other first command, bytes flow both ways
  *   unparsed: packs are never held.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackendStream } from '../../backends/types.js';
 import type { Backend, ReadRoute } from '../../cluster/cluster.js';
 import { saysBackendDown } from '../../cluster/health.js';
@@ -32,6 +33,9 @@ import { holdFirstPacket, holdMessage } from './hold.js';
 import { advertisementLive, lsRefsLive } from './judged-listing.js';
 import { open, refuse, relay, type ClientChannel, type StreamDeps, type StreamRequest } from './relay.js';
 import type { RequestBudget } from '../held-bytes.js';
+
+/** Between routes that only waited for a landing write (catchUp.readWaitMs bounds them all), as over HTTP (read-relay.ts). */
+const LANDING_POLL_MS = 50;
 
 /** stderr of a backend kept while its listing is held (passed on once it serves; its tail names a missing repository). */
 const MAX_HELD_STDERR = 8 * 1024;
@@ -98,6 +102,10 @@ class VerifiedRead {
   private readonly requestCap: number;
   /** Bytes the client got before the relay started. */
   private written = 0;
+  /** Whether every answer dropped since the last route was a write landing on the copy (ReadVerdict 'landing'). */
+  private landingOnly = true;
+  /** Until when landing writes are waited out (catchUp.readWaitMs from the read's start). */
+  private readonly until: number;
 
   constructor(
     private readonly deps: StreamDeps,
@@ -110,6 +118,7 @@ class VerifiedRead {
     this.queue = [...route.candidates];
     this.cap = deps.maxHeldListingBytes ?? DEFAULTS.read.maxHeldListingBytes;
     this.requestCap = deps.maxHeldRequestBytes ?? DEFAULTS.read.maxReplayBodyBytes;
+    this.until = performance.now() + deps.cluster.config.catchUp.readWaitMs;
   }
 
   async serve(): Promise<Record<string, unknown>> {
@@ -181,11 +190,10 @@ class VerifiedRead {
       const next = await this.nextWithCapabilities(caps.pkts);
       if (next === 'gone') return { outcome: 'client-gone' };
       if (next === undefined) {
-        return refuse(
-          this.deps,
-          this.channel,
-          new NoLeaderError(`${this.route.repo}: the copy on ${attempt.backend.id} does not match its record and no other leader can take over this session; try again`),
-        );
+        const why = this.landingOnly
+          ? `every leader of ${this.route.repo} that could take over this session is taking a push that is not recorded yet; try again`
+          : `${this.route.repo}: the copy on ${attempt.backend.id} does not match its record and no other leader can take over this session; try again`;
+        return refuse(this.deps, this.channel, new NoLeaderError(why));
       }
       attempt = next;
     }
@@ -249,11 +257,19 @@ class VerifiedRead {
   /**
    * Every candidate was tried and an answer was dropped: the record may have
    * moved meanwhile (a push committed on a copy whose listing looked newer
-   * than the route), so the read is routed once more, as over HTTP.
+   * than the route), so the read is routed once more, as over HTTP. Past
+   * that second route only writes landing on the copies are waited out
+   * (pushes one after another on the only leaders this transport reaches),
+   * paced, until catchUp.readWaitMs.
    */
   private async rerouted(): Promise<Backend | undefined> {
-    if (this.routedAgain || !this.dropped) return undefined;
+    if (!this.dropped) return undefined;
+    if (this.routedAgain) {
+      if (!this.landingOnly || performance.now() >= this.until || this.gone.aborted) return undefined;
+      await sleep(LANDING_POLL_MS);
+    }
     this.routedAgain = true;
+    this.landingOnly = true;
     const accepts = (b: Backend): boolean => (this.deps.clients.get(b.id)?.length ?? 0) > 0;
     this.route = await this.deps.cluster.routeRead(this.req.repo, accepts);
     this.queue.push(...this.route.candidates);
@@ -280,6 +296,7 @@ class VerifiedRead {
         if (this.gone.aborted) return 'gone';
         if (!(err instanceof BackendUnavailableError && !err.bytesSent)) throw err;
         // A busy backend (a timeout, a reset) is not down for everyone: the probes decide.
+        this.landingOnly = false;
         if (saysBackendDown(err)) this.deps.cluster.health.markDown(backend.id);
         else this.deps.log.info({ backend: backend.id, err: err.message }, 'backend busy or slow; trying the next copy');
         continue;
@@ -318,6 +335,7 @@ class VerifiedRead {
     // Nothing of a missing or broken copy can be served, whatever the record says.
     if (verdict !== 'serve' || live.kind !== 'refs') {
       this.dropped = true;
+      if (verdict !== 'landing') this.landingOnly = false;
       this.deps.log.info({ repo: this.route.repo, backend: attempt.backend.id, live: live.kind }, 'read moved to another leader: the copy does not match its record');
       return 'retry';
     }
