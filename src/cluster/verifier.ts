@@ -4,6 +4,7 @@ import { BackendUnavailableError } from '../errors.js';
 import { refsChecksum } from './checksum.js';
 import type { ClusterContext } from './context.js';
 import { liveKind } from './repair.js';
+import { boundedEach } from './bounded.js';
 
 export interface VerifyReport {
   repo: string;
@@ -40,31 +41,6 @@ export const SWEEP_SHARE = 0.8;
 export function sweepRate(perSecond: number, listings: number, intervalMs: number): number {
   if (intervalMs <= 0) return perSecond;
   return Math.max(perSecond, listings / ((intervalMs * SWEEP_SHARE) / 1000));
-}
-
-/**
- * Runs `work` for each item, at most `limit` at once, in order of the items;
- * the first failure stops new work and is thrown once the running ones ended.
- */
-export async function boundedEach<T>(items: AsyncIterable<readonly T[]>, limit: number, work: (item: T) => Promise<void>, stop: () => boolean = () => false): Promise<void> {
-  const running = new Set<Promise<void>>();
-  let failure: { err: unknown } | undefined;
-  outer: for await (const page of items) {
-    for (const item of page) {
-      if (failure || stop()) break outer;
-      const p: Promise<void> = work(item).then(
-        () => undefined,
-        (err: unknown) => {
-          failure ??= { err };
-        },
-      );
-      running.add(p);
-      void p.finally(() => running.delete(p));
-      if (running.size >= limit) await Promise.race(running);
-    }
-  }
-  await Promise.all(running);
-  if (failure) throw failure.err;
 }
 
 /**

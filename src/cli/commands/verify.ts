@@ -8,7 +8,8 @@
  * HEAD mismatch is a warning, not drift.
  */
 import type { Command } from 'commander';
-import { boundedEach, Verifier } from '../../cluster/verifier.js';
+import { boundedEach } from '../../cluster/bounded.js';
+import { Verifier } from '../../cluster/verifier.js';
 import { BackendUnavailableError } from '../../errors.js';
 import { EXIT, json, progress, table } from '../output.js';
 import { repositoryArg } from './changes.js';
