@@ -19,6 +19,7 @@ const INTEGRATION = [
   'test/deploy/**/*.test.ts',
   'test/admin/metrics.test.ts',
   'test/admin/status-page.test.ts',
+  'test/admin/status-paging.test.ts',
   'test/chaos/chaos.test.ts',
 ];
 

@@ -6,6 +6,7 @@ import type { LostOverride } from '../state/overrides-file.js';
 import type { StateParts } from '../state/state.js';
 import type { Metrics } from './metrics.js';
 import type { StatusCache } from './status-cache.js';
+import { parseStatusQuery, statusListing } from './status-listing.js';
 import { renderMessagePage, renderRepoPage, renderStatusPage, type RepoDetail } from './status-page.js';
 
 export interface AdminDeps {
@@ -72,11 +73,16 @@ export function createAdminServer(state: Pick<StateParts, 'ping' | 'repos' | 'in
       return;
     }
     if ((path === '/status' || path === '/status/') && deps.status && deps.cluster) {
-      const proxyId = deps.cluster.config.proxyId;
-      deps.status.get().then(
-        (status) => res.writeHead(200, PAGE_HEADERS).end(renderStatusPage(status, { proxyId, lostOverrides: lostOverridesNow(deps) })),
-        (err: unknown) => fail(res, err, 'text/html'),
-      );
+      const cluster = deps.cluster;
+      const query = parseStatusQuery((req.url ?? '').slice(path.length));
+      // One page: the snapshot's counts and backends, and only this page's repositories read (src/admin/status-listing.ts).
+      deps.status
+        .get()
+        .then(async (status) => renderStatusPage(status, await statusListing(cluster, state, status, query), { proxyId: cluster.config.proxyId, lostOverrides: lostOverridesNow(deps) }))
+        .then(
+          (html) => res.writeHead(200, PAGE_HEADERS).end(html),
+          (err: unknown) => fail(res, err, 'text/html'),
+        );
       return;
     }
     if (path.startsWith('/status/repo/') && deps.cluster) {

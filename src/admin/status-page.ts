@@ -2,6 +2,7 @@ import type { LostOverride } from '../state/overrides-file.js';
 import type { ClusterStatus } from '../cluster/cluster-status.js';
 import { driftKind, type RepoHealth, type RepoSummary } from '../cluster/status.js';
 import type { RepoState } from '../state/repo-state.js';
+import { HEALTH_ORDER, statusHref, type StatusListing, type StatusRow } from './status-listing.js';
 
 /**
  * The admin listener's status pages (docs/observability.md): plain
@@ -99,34 +100,67 @@ function table(headers: readonly string[], rows: readonly string[]): string {
   return `<div class="wrap"><table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
 }
 
-const ORDER: readonly RepoHealth[] = ['frozen', 'ambiguous', 'unsynchronized', 'partial', 'synchronized'];
-
-/** `/status`: every repository's state (as `githa status`) and every backend. */
-export function renderStatusPage(status: ClusterStatus, opts: { proxyId: string; now?: number; lostOverrides?: readonly LostOverride[] }): string {
-  const counts = ORDER.map((s) => `<li>${badge(s)} <strong>${status.counts[s]}</strong></li>`).join('');
-  // Repositories needing attention first, then by name.
-  const rank = new Map(ORDER.map((s, i) => [s, i]));
-  const repos = [...status.repositories].sort((a, b) => rank.get(a.state)! - rank.get(b.state)! || (a.repo < b.repo ? -1 : a.repo > b.repo ? 1 : 0));
-  const repoRows = repos.map(
-    (r) =>
-      `<tr><td><a href="${esc(repoHref(r.repo))}"><code>${esc(r.repo)}</code></a></td><td>${badge(r.state)}</td><td class="num">${r.version}</td>` +
-      `<td>${list(r.leaders)}</td><td>${list(r.stale)}</td><td>${r.reason ? esc(r.reason) : r.drifted.length ? `drifted: ${r.drifted.map((b) => `${esc(b)} (${esc(r.driftKinds?.[b] ?? 'changed')})`).join(', ')}` : '–'}</td></tr>`,
+/** One repository's row (its link, state, version, leaders, stale copies, why it is frozen or drifted). */
+function repoRow(r: StatusRow): string {
+  return (
+    `<tr><td><a href="${esc(repoHref(r.repo))}"><code>${esc(r.repo)}</code></a></td><td>${badge(r.state)}</td><td class="num">${r.version}</td>` +
+    `<td>${list(r.leaders)}</td><td>${list(r.stale)}</td><td>${r.reason ? esc(r.reason) : r.drifted.length ? `drifted: ${r.drifted.map((b) => `${esc(b)} (${esc(r.driftKinds?.[b] ?? 'changed')})`).join(', ')}` : '–'}</td></tr>`
   );
+}
+
+const REPO_HEADERS = ['repository', 'state', 'version', 'leaders', 'stale', 'frozen reason'] as const;
+
+/** "page N of M" with links to the first, previous, next and last pages. */
+function pager(l: StatusListing): string {
+  const { page, state } = l.query;
+  const link = (p: number, text: string) => `<a href="${esc(statusHref({ page: p, state }))}">${esc(text)}</a>`;
+  const parts = [
+    page > 1 ? `${link(1, '« first')} · ${link(page - 1, '‹ previous')}` : '',
+    `page ${page} of ${l.pages}`,
+    page < l.pages ? `${link(page + 1, 'next ›')} · ${link(l.pages, 'last »')}` : '',
+  ].filter(Boolean);
+  return `<p class="meta pager">${parts.join(' · ')}</p>`;
+}
+
+/**
+ * `/status`: the counts and every backend from the shared snapshot, then one
+ * page of repositories (docs/observability.md "/status"): unfiltered, those
+ * needing attention first in a box, then STATUS_PAGE_SIZE repositories most
+ * recently written first; `?state=S`, only those in state S, by name.
+ */
+export function renderStatusPage(status: ClusterStatus, listing: StatusListing, opts: { proxyId: string; now?: number; lostOverrides?: readonly LostOverride[] }): string {
+  const counts = HEALTH_ORDER.map((s) => {
+    const n = `<strong>${status.counts[s]}</strong>`;
+    return `<li>${badge(s)} ${s !== 'synchronized' && status.counts[s] > 0 ? `<a href="${esc(statusHref({ page: 1, state: s }))}">${n}</a>` : n}</li>`;
+  }).join('');
   const backendRows = status.backends.map(
     (b) =>
       `<tr><td><code>${esc(b.id)}</code></td><td>${esc(b.zone ?? '–')}</td><td>${yesNo(b.enabled)}</td><td>${yesNo(b.writable)}</td>` +
       `<td>${healthBadge(b.health)}${b.detail && b.health !== 'up' ? ` <span class="meta">${esc(b.detail)}</span>` : ''}</td><td class="num">${b.leads}</td><td class="num">${b.stale}</td></tr>`,
   );
+  const { state } = listing.query;
+  const attention =
+    state || listing.attention.length === 0
+      ? ''
+      : `<section id="attention"><h2>Needing attention (${listing.attentionTotal})</h2>
+${table(REPO_HEADERS, listing.attention.map(repoRow))}
+${listing.attentionTotal > listing.attention.length ? `<p class="meta">${listing.attentionTotal - listing.attention.length} more: follow a state's count above</p>` : ''}</section>`;
+  const heading = state
+    ? `<h2>Repositories ${esc(state)} (${listing.total}) <a class="meta" href="/status">all repositories</a></h2>`
+    : `<h2>Repositories (${listing.total}, most recently written first)</h2>`;
   const body = `
 <h1>githa cluster status</h1>
-<p class="meta">Snapshot ${time(status.at)} by ${esc(opts.proxyId)} · write quorum ${status.writeQuorum} · ${status.repositories.length} repositories · ${status.backlog} stale copies · refreshes every 10 s</p>
+<p class="meta">Snapshot ${time(status.at)} by ${esc(opts.proxyId)} · write quorum ${status.writeQuorum} · ${listing.total} repositories${state ? ` ${esc(state)}` : ''} · ${status.backlog} stale copies · refreshes every 10 s</p>
 <h2>Repositories by state</h2>
 <ul class="counts">${counts}</ul>
 <h2>Backends</h2>
 ${lostOverridesSection(opts.lostOverrides ?? [])}${table(['backend', 'zone', 'enabled', 'writable', 'health', 'leads', 'stale'], backendRows)}
 ${copiesSection(status)}
-<h2>Repositories</h2>
-${table(['repository', 'state', 'version', 'leaders', 'stale', 'frozen reason'], repoRows)}
+${attention}
+<section id="repositories">${heading}
+${pager(listing)}
+${table(REPO_HEADERS, listing.rows.map(repoRow))}
+${pager(listing)}</section>
 `;
   return layout('githa status', body);
 }

@@ -21,7 +21,7 @@ export interface ClusterContext {
   readonly config: Config;
   readonly log: Logger;
   readonly repos: RepositoryStore;
-  readonly index: Pick<RepositoryIndex, 'noteWrite' | 'repositories' | 'claimVerify' | 'contains' | 'noteKept'>;
+  readonly index: Pick<RepositoryIndex, 'noteWrite' | 'repositories' | 'claimVerify' | 'contains' | 'noteKept' | 'count'>;
   readonly clock: Clock;
   readonly pairs: PairLocks;
   readonly writeLocks: WriteLockService;

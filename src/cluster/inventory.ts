@@ -1,6 +1,7 @@
 import { BackendUnavailableError } from '../errors.js';
 import type { Gone } from '../state/repo-state.js';
 import { Adoption, goneError } from './adoption.js';
+import { boundedEach } from './bounded.js';
 import type { ClusterContext } from './context.js';
 import { recoverRepository, type RecoveryResult } from './recovery.js';
 
@@ -86,6 +87,9 @@ export type TrackResult = RecoveryResult | { repo: string; status: 'already'; ve
 
 /** Listing probes of backends without admin run this many at a time. */
 const PROBES = 8;
+
+/** Untracked repositories `trackAll` adopts at a time (each: its own write lock, one listing per backend, one script). */
+export const TRACK_CONCURRENCY = 16;
 
 /** One backend's answer about a name: true/false, or undefined when it could not say. */
 type Answer = (repo: string) => boolean | undefined;
@@ -243,11 +247,26 @@ export class Inventory {
     return recoverRepository(this.ctx, this.copiesOf, repo);
   }
 
-  /** Adopts every untracked repository of `report` (a fresh survey when not given). */
-  async trackAll(report?: InventoryReport): Promise<TrackResult[]> {
+  /**
+   * Adopts every untracked repository of `report` (a fresh survey when not
+   * given), `concurrency` at a time: each adoption waits on three backend
+   * listings and a few Redis round trips, so one at a time took 120-190 s
+   * for 10,000 repositories (docs/performance.md "Adoption"). Results in the
+   * report's order.
+   */
+  async trackAll(report?: InventoryReport, concurrency = TRACK_CONCURRENCY): Promise<TrackResult[]> {
     const r = report ?? (await this.survey());
-    const results: TrackResult[] = [];
-    for (const row of r.rows.filter((x) => x.class === 'untracked')) results.push(await this.track(row.repo));
+    const rows = r.rows.filter((x) => x.class === 'untracked').map((x, i) => [i, x.repo] as const);
+    const results: TrackResult[] = new Array<TrackResult>(rows.length);
+    await boundedEach(
+      (async function* () {
+        yield rows;
+      })(),
+      concurrency,
+      async ([i, repo]) => {
+        results[i] = await this.track(repo);
+      },
+    );
     return results;
   }
 }

@@ -129,8 +129,13 @@ export const DEFAULTS = {
      * idle repository is found within about this long, or one sweep's time when that is longer (docs/config.md "verify").
      */
     intervalMs: 300_000,
-    /** At most this many backend ref listings per second for verification, per githa (a sweep takes copies ÷ this). */
+    /**
+     * Backend ref listings per second for verification, per githa, when that finishes a sweep within 0.8 ×
+     * intervalMs; a larger installation is paced faster, to fit (docs/config.md "verify").
+     */
     perSecond: 10,
+    /** Repositories one githa verifies at once (each lists its copies one by one): bounds the load a fast sweep puts on the backends. */
+    concurrency: 8,
   },
   read: {
     /**

@@ -146,6 +146,7 @@ export const configSchema = z
       .object({
         intervalMs: z.number().int().nonnegative().default(DEFAULTS.verify.intervalMs),
         perSecond: z.number().positive().default(DEFAULTS.verify.perSecond),
+        concurrency: z.number().int().positive().default(DEFAULTS.verify.concurrency),
       })
       .strict()
       .prefault({}),

@@ -7,6 +7,8 @@
  * first so callers can tell refusals apart.
  */
 
+import { compactNewLog } from './script.js';
+
 /** Lua: `local <name> = the highest version in the hash <key>` (0 when none). */
 function maxVersion(name: string, key: string): string {
   return `local ${name} = 0
@@ -53,6 +55,7 @@ ${maxVersion('after', 'KEYS[2]')}
 if after < before then redis.call('HSET', KEYS[8], 'epoch', ARGV[7], 'since', ARGV[8]) end
 redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[6], '*', 'version', after, 'backend', b, 'event', 'thaw-demote',
   'removed', mine, 'previousMax', before, 'marker', marker, 'lifted', lifted, unpack(ARGV, 9))
+${compactNewLog('KEYS[9]')}
 return {'OK', after, marker, lifted}
 `;
 
@@ -86,6 +89,7 @@ redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 if redis.call('EXISTS', KEYS[8]) == 0 then redis.call('HSET', KEYS[8], 'epoch', ARGV[5], 'since', ARGV[6]) end
 redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[4], '*', 'version', version, 'backend', ARGV[2], 'event', 'thaw-promote',
   'checksum', ARGV[3], 'lifted', reason, 'marker', marker, unpack(ARGV, 7))
+${compactNewLog('KEYS[9]')}
 return {'OK', version}
 `;
 
@@ -106,6 +110,7 @@ if redis.call('EXISTS', KEYS[3]) == 1 then return {'WRITING', redis.call('HGET',
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'reason', 'maintenance', 'detail', ARGV[2], 'since', ARGV[3], 'backends', ARGV[5])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'backend', ARGV[5], 'event', 'maintenance', 'phase', 'lock', unpack(ARGV, 6))
+${compactNewLog('KEYS[4]')}
 return {'OK'}
 `;
 
@@ -135,6 +140,7 @@ if redis.call('HGET', KEYS[4], 'reason') == 'maintenance' then
 end
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[4], '*', 'version', version, 'backend', ARGV[2], 'event', 'maintenance',
   'phase', 'release', 'checksum', ARGV[3], unpack(ARGV, 5))
+${compactNewLog('KEYS[7]')}
 return {'OK', version, lifted}
 `;
 
@@ -162,5 +168,6 @@ redis.call('HSET', KEYS[3], target, c)
 local drifted = redis.call('HDEL', KEYS[5], target)
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], '*', 'version', v, 'backend', target, 'event', 'sync',
   'source', ARGV[5], 'drift', drifted, unpack(ARGV, 7))
+${compactNewLog('KEYS[6]')}
 return {'OK', v}
 `;

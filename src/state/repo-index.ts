@@ -32,6 +32,20 @@ export class RepositoryIndex {
     return guarded(() => this.redis.zrevrange(this.keys.repos(), 0, limit - 1));
   }
 
+  /** How many repositories githa knows (ZCARD: O(1), for /status's totals). */
+  async count(): Promise<number> {
+    return guarded(() => this.redis.zcard(this.keys.repos()));
+  }
+
+  /** One page of the index, most recently written first (ZREVRANGE: O(log N + count), for a /status page). */
+  async newest(offset: number, count: number): Promise<Array<{ repo: string; lastWrite: number }>> {
+    if (count <= 0) return [];
+    const flat = await guarded(() => this.redis.zrevrange(this.keys.repos(), offset, offset + count - 1, 'WITHSCORES'));
+    const page: Array<{ repo: string; lastWrite: number }> = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) page.push({ repo: flat[i]!, lastWrite: Number(flat[i + 1]) });
+    return page;
+  }
+
   /** The last write (ms since epoch, 0 when never) of each repository, from the repos scores. */
   async lastWrites(repos: readonly string[]): Promise<number[]> {
     if (repos.length === 0) return [];

@@ -68,3 +68,16 @@ ${name} = ${name} + 1`;
 export function flattenFields(fields: Record<string, string | number>): string[] {
   return Object.entries(fields).flatMap(([f, v]) => [f, String(v)]);
 }
+
+/**
+ * Lua, right after a push-log XADD into `key`: a stream XADD just created
+ * holds one entry in a listpack node Redis 7 pre-sized to 4 KB
+ * (`stream-node-max-bytes`), ~4.7 KB of memory for ~100 bytes of entry, in
+ * every repository (docs/redis.md "The push log"). DUMP and RESTORE rebuild it
+ * at its real size (~0.7 KB); later XADDs grow that node by reallocation, so
+ * the log stays compact until a node fills. Once per log (XLEN 1); `pcall`: a
+ * Redis whose ACL denies DUMP/RESTORE keeps the large node, the write goes on.
+ */
+export function compactNewLog(key: string): string {
+  return `if redis.call('XLEN', ${key}) == 1 then local d = redis.pcall('DUMP', ${key}) if type(d) == 'string' then redis.pcall('RESTORE', ${key}, 0, d, 'REPLACE') end end`;
+}

@@ -51,7 +51,8 @@ describe('/status in a browser', () => {
     });
 
     // The snapshot refreshes every 500 ms here: wait until it shows the freeze.
-    const row = page.locator('tr', { has: page.locator('a', { hasText: 'web/held.git' }) });
+    // Shown in the box of repositories needing attention (and in the paged list below it).
+    const row = page.locator('#attention tr', { has: page.locator('a', { hasText: 'web/held.git' }) });
     await waitFor('the status page shows web/held.git as frozen', async () => {
       const res = await page.goto(`${githa.adminUrl}/status`);
       expect(res?.status()).toBe(200);
@@ -60,7 +61,7 @@ describe('/status in a browser', () => {
     expect(await page.locator('meta[http-equiv="refresh"]').getAttribute('content')).toBe('10');
     expect(await page.locator('meta[name="viewport"]').count()).toBe(1);
     expect(await row.innerText()).toContain('maintenance');
-    const ok = page.locator('tr', { has: page.locator('a', { hasText: 'web/ok.git' }) });
+    const ok = page.locator('#repositories tr', { has: page.locator('a', { hasText: 'web/ok.git' }) });
     expect(await ok.innerText()).toMatch(/synchronized|partial/);
     expect(await page.locator('body').innerText()).toMatch(/b1[\s\S]*b2[\s\S]*b3/);
     const dir = mkdtempSync(join(tmpdir(), 'githa-status-'));

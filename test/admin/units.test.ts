@@ -8,6 +8,7 @@ import { formatLogLine } from '../../src/cli/pretty-log.js';
 import { Metrics } from '../../src/admin/metrics.js';
 import { StatusCache } from '../../src/admin/status-cache.js';
 import { esc, renderStatusPage, repoHref } from '../../src/admin/status-page.js';
+import { attentionFirst, parseStatusQuery, statusHref, type StatusRow } from '../../src/admin/status-listing.js';
 import type { ClusterStatus } from '../../src/cluster/cluster-status.js';
 
 function status(repos: string[], at = Date.now()): ClusterStatus {
@@ -79,7 +80,8 @@ describe('StatusCache', () => {
 
 describe('status page', () => {
   it('escapes repository names and details, and links with the URL-encoded name', () => {
-    const html = renderStatusPage(status(['a/<script>x</script>.git']), { proxyId: 'p"1' });
+    const snap = status(['a/<script>x</script>.git']);
+    const html = renderStatusPage(snap, { query: { page: 1 }, rows: snap.repositories, total: 1, pages: 1, attention: [], attentionTotal: 0 }, { proxyId: 'p"1' });
     expect(html).not.toContain('<script>');
     expect(html).not.toContain('<b>refused');
     expect(html).toContain('a/&#60;script&#62;x&#60;/script&#62;.git');
@@ -87,6 +89,29 @@ describe('status page', () => {
     expect(repoHref('team/app.git')).toBe('/status/repo/team%2Fapp.git');
     // States in words, not colour alone.
     expect(html).toMatch(/class="state s-frozen"[^>]*>frozen</);
+  });
+  it('orders repositories needing attention first (frozen, ambiguous, unsynchronized, partial), then by name, without the synchronized', () => {
+    const row = (repo: string, state: StatusRow['state']): StatusRow => ({ repo, state, version: 1, leaders: [], stale: [], drifted: [], suspect: [] });
+    const rows = [row('a.git', 'synchronized'), row('b.git', 'partial'), row('c.git', 'frozen'), row('d.git', 'unsynchronized'), row('e.git', 'ambiguous'), row('a2.git', 'frozen')];
+    expect(attentionFirst(rows).map((r) => `${r.state} ${r.repo}`)).toEqual(['frozen a2.git', 'frozen c.git', 'ambiguous e.git', 'unsynchronized d.git', 'partial b.git']);
+  });
+
+  it('reads ?page=N&state=S, anything invalid as the first page of the whole list, and links back to it', () => {
+    expect(parseStatusQuery('?page=3')).toEqual({ page: 3 });
+    expect(parseStatusQuery('?page=2&state=frozen')).toEqual({ page: 2, state: 'frozen' });
+    for (const bad of ['', '?page=0', '?page=-1', '?page=1.5', '?page=x', '?state=synchronized', '?state=<b>']) expect(parseStatusQuery(bad)).toEqual({ page: 1 });
+    expect(statusHref({ page: 1 })).toBe('/status');
+    expect(statusHref({ page: 4, state: 'partial' })).toBe('/status?state=partial&page=4');
+  });
+
+  it('shows the page it is given with links to the pages around it, and the attention box above the list', () => {
+    const snap = status(['held.git']);
+    const html = renderStatusPage(snap, { query: { page: 2 }, rows: [{ ...snap.repositories[0]!, repo: 'p2.git', state: 'synchronized', reason: undefined }], total: 250, pages: 3, attention: snap.repositories, attentionTotal: 1 }, { proxyId: 'p' });
+    expect(html).toContain('page 2 of 3');
+    expect(html).toContain('href="/status?page=3"');
+    expect(html).toContain('href="/status"');
+    expect(html.indexOf('held.git')).toBeLessThan(html.indexOf('p2.git'));
+    expect(html).toContain('<section id="attention">');
   });
 });
 

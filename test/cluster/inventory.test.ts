@@ -201,6 +201,30 @@ describe('Inventory.track', () => {
     expect(store.repo('l.git').versions).toEqual({});
   });
 
+  it('trackAll adopts many untracked repositories a bounded number at a time, each once, results in order', async () => {
+    const s = setup();
+    const names = Array.from({ length: 12 }, (_, i) => `bulk${String(i).padStart(2, '0')}.git`);
+    for (const n of names) s.place(n, ['b1', 'b2', 'b3']);
+    let inFlight = 0;
+    let most = 0;
+    const b1 = s.backends.get('b1') as FakeBackend;
+    const list = b1.listRefs.bind(b1);
+    b1.listRefs = async (...args: Parameters<typeof list>) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      try {
+        for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+        return await list(...args);
+      } finally {
+        inFlight--;
+      }
+    };
+    const results = await s.inventory.trackAll(undefined, 4);
+    expect(results.map((r) => [r.repo, r.status])).toEqual([...names, 'u.git'].sort().map((n) => [n, 'recovered']));
+    // b1 is listed once per adoption: 4 adoptions at a time, never more.
+    expect(most).toBe(4);
+  });
+
   it('trackAll adopts every untracked repository and nothing else', async () => {
     const { inventory, place } = setup();
     place('v.git', ['b1', 'b2']);

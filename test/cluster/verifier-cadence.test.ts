@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { refsChecksum } from '../../src/cluster/checksum.js';
-import { Verifier } from '../../src/cluster/verifier.js';
+import { sweepRate, Verifier } from '../../src/cluster/verifier.js';
 import type { ClusterContext } from '../../src/cluster/context.js';
 import { memoryCluster } from '../support/memory-store.js';
 
@@ -47,7 +47,7 @@ function setup(repos: string[], list: () => Promise<void> = async () => {}, reco
 describe('verifier cadence', () => {
   it('a sweep verifies every repository it claims, one listing per copy, and holds each claim for less than the interval', async () => {
     const m = setup(['a.git', 'b.git']);
-    const verifier = new Verifier({ ...m.ctx, config: { ...m.config, verify: { intervalMs: 300_000, perSecond: 1_000 } } });
+    const verifier = new Verifier({ ...m.ctx, config: { ...m.config, verify: { intervalMs: 300_000, perSecond: 1_000, concurrency: 1 } } });
     const stats = await verifier.sweepOnce();
     expect(stats).toMatchObject({ repositories: 2, verified: 2, listings: 6 });
     // The claim lapses before the next sweep, 300 s later, reaches the repository again: no sweep skips it.
@@ -66,7 +66,7 @@ describe('verifier cadence', () => {
       sweeps++;
       await new Promise((resolve) => setTimeout(resolve, 400_000));
     }, false);
-    const verifier = new Verifier({ ...m.ctx, config: { ...m.config, verify: { intervalMs: 300_000, perSecond: 1_000 } } });
+    const verifier = new Verifier({ ...m.ctx, config: { ...m.config, verify: { intervalMs: 300_000, perSecond: 1_000, concurrency: 1 } } });
     verifier.start();
     await vi.advanceTimersByTimeAsync(1);
     expect(sweeps).toBe(1);
@@ -86,7 +86,7 @@ describe('verifier cadence', () => {
       sweeps++;
       await new Promise((resolve) => setTimeout(resolve, 10_000));
     }, false);
-    const verifier = new Verifier({ ...m.ctx, config: { ...m.config, verify: { intervalMs: 300_000, perSecond: 1_000 } } });
+    const verifier = new Verifier({ ...m.ctx, config: { ...m.config, verify: { intervalMs: 300_000, perSecond: 1_000, concurrency: 1 } } });
     verifier.start();
     await vi.advanceTimersByTimeAsync(299_000);
     expect(sweeps).toBe(1);
@@ -95,5 +95,39 @@ describe('verifier cadence', () => {
     verifier.stop();
     await vi.advanceTimersByTimeAsync(900_000);
     expect(sweeps).toBe(2);
+  });
+  it('verifies verify.concurrency repositories at a time, never more, and still every copy of each', async () => {
+    const repos = Array.from({ length: 12 }, (_, i) => `c${i}.git`);
+    const m = setup(repos);
+    let inFlight = 0;
+    let most = 0;
+    for (const b of m.backends.values()) {
+      const list = b.listRefs.bind(b);
+      b.listRefs = async (...args: Parameters<typeof list>) => {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        try {
+          // A listing that takes a few turns of the event loop, so the verifications overlap.
+          for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+          return await list(...args);
+        } finally {
+          inFlight--;
+        }
+      };
+    }
+    const verifier = new Verifier({ ...m.ctx, config: { ...m.config, verify: { intervalMs: 300_000, perSecond: 1_000_000, concurrency: 3 } } });
+    const stats = await verifier.sweepOnce();
+    expect(stats).toMatchObject({ repositories: 12, verified: 12, listings: 36 });
+    // Each repository lists its copies one by one: at most 3 listings at once, one per repository verified.
+    expect(most).toBe(3);
+  });
+
+  it('paces a sweep to end within 0.8 of the interval when verify.perSecond would not', () => {
+    // 10,000 repositories on 3 backends, hourly, at 5 a second: 100 minutes; paced to fit: 48 minutes.
+    expect(sweepRate(5, 30_000, 3_600_000)).toBeCloseTo(30_000 / 2_880, 6);
+    expect(30_000 / sweepRate(5, 30_000, 3_600_000)).toBeCloseTo(2_880, 6);
+    // Small installations keep verify.perSecond.
+    expect(sweepRate(5, 3_000, 3_600_000)).toBe(5);
+    expect(sweepRate(5, 30_000, 0)).toBe(5);
   });
 });

@@ -388,7 +388,7 @@ export function memoryCluster(ids: string[], overrides: { writeQuorum?: number; 
     config,
     log: createLogger('silent'),
     repos: store,
-    index: { noteWrite: async () => {}, repositories: async function* () {}, claimVerify: async () => true, contains: async (r) => r.map(() => false), noteKept: async () => {} },
+    index: { noteWrite: async () => {}, repositories: async function* () {}, claimVerify: async () => true, count: async () => 0, contains: async (r) => r.map(() => false), noteKept: async () => {} },
     clock: { now: async () => Date.now() },
     pairs: new MemoryPairLocks(store),
     writeLocks: new MemoryWriteLocks(store),

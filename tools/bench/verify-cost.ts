@@ -26,6 +26,8 @@ export interface VerifyCostOptions {
   repos: number;
   /** verify.perSecond for the sweep (default: githa's default). */
   perSecond?: number;
+  /** verify.concurrency for the sweep (default: githa's default). */
+  concurrency?: number;
   out: (line: string) => void;
 }
 
@@ -72,7 +74,7 @@ export async function measureVerifyCost(o: VerifyCostOptions): Promise<VerifyCos
       {
         redis: { url: `redis://127.0.0.1:${port}` },
         backends: cluster.backends.map((b) => ({ id: b.id, http: b.httpUrl })),
-        verify: { intervalMs: DEFAULTS.verify.intervalMs, perSecond },
+        verify: { intervalMs: DEFAULTS.verify.intervalMs, perSecond, concurrency: o.concurrency ?? DEFAULTS.verify.concurrency },
         log: { level: 'warn' },
       },
       {},
@@ -108,7 +110,7 @@ export function formatVerifyCost(c: VerifyCost): string[] {
   const per1000 = (n: number): string => ((n * 1000) / c.repos).toFixed(0);
   const listingsPerSecond = c.sweep.listings / (c.sweep.ms / 1000);
   return [
-    `one verifier sweep: ${c.repos} repositories × ${c.backends} backends, verify.perSecond ${c.perSecond}`,
+    `one verifier sweep: ${c.repos} repositories × ${c.backends} backends, verify.perSecond ${c.perSecond} (paced at ${c.sweep.listingsPerSecond.toFixed(1)}/s)`,
     `  repositories verified:      ${c.sweep.verified} of ${c.sweep.repositories}`,
     `  backend ref listings:       ${c.sweep.listings} (${per1000(c.sweep.listings)} per 1,000 repositories); backend HTTP requests ${c.backendHttpRequests}`,
     `  Redis round trips:          ${c.redisRoundTrips} (${per1000(c.redisRoundTrips)} per 1,000 repositories; ${(c.redisRoundTrips / Math.max(1, c.sweep.verified)).toFixed(1)} per repository)`,

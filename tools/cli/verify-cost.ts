@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { formatVerifyCost, measureVerifyCost } from '../bench/verify-cost.js';
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { repos: { type: 'string', default: '1000' }, 'per-second': { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } } });
+  const { values } = parseArgs({ options: { repos: { type: 'string', default: '1000' }, 'per-second': { type: 'string' }, concurrency: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } } });
   if (values.help) {
     process.stdout.write('usage: node dist-tools/tools/cli/verify-cost.js [--repos N (default 1000)] [--per-second X (default: verify.perSecond\'s default)]\n');
     return 0;
@@ -19,7 +19,8 @@ async function main(): Promise<number> {
     process.stderr.write('verify-cost: --repos takes a positive integer, --per-second a positive number\n');
     return 2;
   }
-  const cost = await measureVerifyCost({ repos, perSecond, out: (l) => process.stderr.write(`${l}\n`) });
+  const concurrency = values.concurrency !== undefined ? Number(values.concurrency) : undefined;
+  const cost = await measureVerifyCost({ repos, perSecond, concurrency, out: (l) => process.stderr.write(`${l}\n`) });
   process.stdout.write(`${formatVerifyCost(cost).join('\n')}\n`);
   return 0;
 }

@@ -8,6 +8,7 @@
  * HEAD mismatch is a warning, not drift.
  */
 import type { Command } from 'commander';
+import { boundedEach } from '../../cluster/bounded.js';
 import { Verifier } from '../../cluster/verifier.js';
 import { BackendUnavailableError } from '../../errors.js';
 import { EXIT, json, progress, table } from '../output.js';
@@ -41,17 +42,18 @@ async function verify(ctx: Context, repoArg: string | undefined, opts: VerifyOpt
   if (repoArg !== undefined) names.push(repositoryArg(repoArg));
   else for await (const page of ctx.parts.state.index.repositories()) names.push(...page);
   names.sort();
-  const verifier = new Verifier(ctx.parts.cluster.ctx);
+  // An operator's command: unpaced, verify.concurrency repositories at a time (src/cluster/verifier.ts boundedEach).
+  const verifier = new Verifier(ctx.parts.cluster.ctx, { unpaced: true });
   const bar = names.length > 1 ? progress(ctx.streams, names.length, 'verifying') : undefined;
-  const results: RepoResult[] = [];
-  for (const repo of names) {
-    const report = await verifier.verify(repo);
-    const head = await heads(ctx, repo);
+  const byName = new Map<string, RepoResult>();
+  await boundedEach(one(names), ctx.parts.cluster.config.verify.concurrency, async (repo) => {
+    const [report, head] = await Promise.all([verifier.verify(repo), heads(ctx, repo)]);
     const distinct = new Set(Object.values(head).filter((h) => h !== ''));
-    results.push({ repo, ok: report.ok, drifted: report.drifted, skipped: report.skipped, head, headMismatch: distinct.size > 1 });
+    byName.set(repo, { repo, ok: report.ok, drifted: report.drifted, skipped: report.skipped, head, headMismatch: distinct.size > 1 });
     bar?.tick(repo);
-  }
+  });
   bar?.done();
+  const results = names.map((repo) => byName.get(repo)!);
   const drift = results.reduce((n, r) => n + r.drifted.length, 0);
   if (opts.json) {
     ctx.streams.out.write(json({ repositories: results, drifted: drift, headMismatches: results.filter((r) => r.headMismatch).map((r) => r.repo) }));
@@ -77,6 +79,10 @@ async function verify(ctx: Context, repoArg: string | undefined, opts: VerifyOpt
   }
   ctx.streams.out.write(drift > 0 ? `${drift} drifted cop${drift === 1 ? 'y' : 'ies'}\n` : 'no drift\n');
   return drift > 0 ? EXIT.ATTENTION : EXIT.OK;
+}
+
+async function* one<T>(items: readonly T[]): AsyncGenerator<readonly T[]> {
+  yield items;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { flattenFields, replyOf, type ScriptDescriptor } from '../script.js';
+import { compactNewLog, flattenFields, replyOf, type ScriptDescriptor } from '../script.js';
 
 /*
  * The scripts of a copy between backends (docs/architecture.md "Catch-up
@@ -146,6 +146,7 @@ redis.call('HDEL', KEYS[5], target)
 redis.call('HSET', KEYS[1], target, v)
 redis.call('HSET', KEYS[2], target, c)
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'version', v, 'backend', target, unpack(ARGV, 6))
+${compactNewLog('KEYS[4]')}
 return {'OK', v}
 `,
   keys: (k, repo) => [k.versions(repo), k.checksums(repo), k.writing(repo), k.log(repo), k.unrecorded(repo)],

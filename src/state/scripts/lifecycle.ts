@@ -1,5 +1,5 @@
 import type { Keys } from '../keys.js';
-import { flattenFields, replyOf, type ScriptDescriptor } from '../script.js';
+import { compactNewLog, flattenFields, replyOf, type ScriptDescriptor } from '../script.js';
 
 /*
  * The scripts of the repository lifecycle (docs/operations.md "Repository
@@ -59,6 +59,7 @@ for i = 1, n do
 end
 redis.call('HSET', KEYS[5], 'epoch', ARGV[2], 'since', ARGV[3])
 redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[1], '*', 'version', 1, unpack(ARGV, 6 + n))
+${compactNewLog('KEYS[6]')}
 return {'OK'}
 `,
   keys: (k: Keys, repo: string) => [k.versions(repo), k.checksums(repo), k.frozen(repo), k.gone(repo), k.meta(repo), k.log(repo)],
@@ -118,6 +119,7 @@ redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8],
 redis.call('HSET', KEYS[10], unpack(ARGV, 4, 3 + n * 2))
 if record then redis.call('HSET', KEYS[10], 'record', record) end
 redis.call('XADD', KEYS[11], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 4 + n * 2))
+${compactNewLog('KEYS[11]')}
 return {'OK'}
 `,
   keys: (k, repo) => [
@@ -170,6 +172,7 @@ if ARGV[2] == 'record' then
 end
 redis.call('DEL', KEYS[2])
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[after], '*', unpack(ARGV, after + 1))
+${compactNewLog('KEYS[7]')}
 return {'OK'}
 `,
   keys: (k, repo) => [k.lock(repo), k.gone(repo), k.versions(repo), k.checksums(repo), k.frozen(repo), k.meta(repo), k.log(repo)],
@@ -197,6 +200,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[4]) == 1 or r
 ${putTriples(4, 2, 3)}
 redis.call('HSET', KEYS[6], 'epoch', ARGV[2], 'since', ARGV[3])
 redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[after], '*', unpack(ARGV, after + 1))
+${compactNewLog('KEYS[7]')}
 return {'OK'}
 `,
   keys: (k, repo) => [k.lock(repo), k.versions(repo), k.checksums(repo), k.frozen(repo), k.gone(repo), k.meta(repo), k.log(repo)],

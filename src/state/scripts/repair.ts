@@ -1,4 +1,4 @@
-import { flattenFields, nextVersion, replyOf, type ScriptDescriptor } from '../script.js';
+import { compactNewLog, flattenFields, nextVersion, replyOf, type ScriptDescriptor } from '../script.js';
 import type { FreezeReason } from '../repo-state.js';
 
 /*
@@ -37,6 +37,7 @@ for i = 4, #ARGV, 2 do
 end
 redis.call('HSET', KEYS[5], 'epoch', ARGV[2], 'since', ARGV[3])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'version', 1, 'event', 'adopt')
+${compactNewLog('KEYS[4]')}
 return {'OK'}
 `,
   keys: (k, repo) => [k.versions(repo), k.checksums(repo), k.frozen(repo), k.log(repo), k.meta(repo)],
@@ -97,6 +98,7 @@ for _, b in ipairs(holders) do
 end
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'version', version, 'backend', backend,
   'event', ARGV[3] .. '-interrupted', unpack(ARGV, 7))
+${compactNewLog('KEYS[5]')}
 redis.call('DEL', KEYS[2])
 return {'OK', version}
 `,
@@ -156,12 +158,14 @@ if ARGV[6] == '' or recorded ~= ARGV[6] then
   local t = redis.call('TIME')
   redis.call('HSET', KEYS[6], ARGV[2], ARGV[3] .. ' ' .. tostring(t[1] * 1000 + math.floor(t[2] / 1000)))
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'version', redis.call('HGET', KEYS[3], ARGV[2]), 'backend', ARGV[2], 'event', 'drift', 'checksum', ARGV[3])
+  ${compactNewLog('KEYS[5]')}
   return {'DRIFTED', 0}
 end
 redis.call('HSET', KEYS[3], ARGV[2], version)
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
 redis.call('HDEL', KEYS[6], ARGV[2])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'version', version, 'backend', ARGV[2], 'event', 'adopt-late-write')
+${compactNewLog('KEYS[5]')}
 return {'ADOPTED', version}
 `,
   keys: (k, repo) => [k.lock(repo), k.suspect(repo), k.versions(repo), k.checksums(repo), k.log(repo), k.drift(repo), k.suspectWrites(repo)],
@@ -196,6 +200,7 @@ if ARGV[7] ~= '' then kind = ' ' .. ARGV[7] end
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[4] .. ' ' .. ARGV[5] .. kind)
 if fresh then
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'version', ARGV[2], 'backend', ARGV[1], 'event', 'drift', 'checksum', ARGV[4])
+  ${compactNewLog('KEYS[5]')}
 end
 return {'OK'}
 `,
@@ -252,6 +257,7 @@ if ARGV[5] == 'ambiguous' then
   redis.call('DEL', KEYS[5])
   redis.call('HSET', KEYS[5], 'reason', 'ambiguous', 'detail', ARGV[6], 'since', ARGV[4], 'backends', table.concat(ids, ' '))
   redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[2], '*', 'event', 'recover-ambiguous', 'detail', ARGV[6])
+  ${compactNewLog('KEYS[9]')}
   return {'AMBIGUOUS', 0}
 end
 ${nextVersion('version', 'KEYS[2]')}
@@ -262,6 +268,7 @@ for i = 7, #ARGV, 2 do
 end
 redis.call('HSET', KEYS[8], 'epoch', ARGV[3], 'since', ARGV[4])
 redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[2], '*', 'version', version, 'event', 'recover', 'detail', ARGV[6])
+${compactNewLog('KEYS[9]')}
 return {'OK', version}
 `,
   keys: (k, repo) => [k.lock(repo), k.versions(repo), k.checksums(repo), k.writing(repo), k.frozen(repo), k.suspect(repo), k.drift(repo), k.meta(repo), k.log(repo)],

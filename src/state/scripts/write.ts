@@ -1,6 +1,6 @@
 import type { Keys } from '../keys.js';
 import type { MarkerFields } from '../repo-state.js';
-import { flattenFields, nextVersion, replyOf, type ScriptDescriptor } from '../script.js';
+import { compactNewLog, flattenFields, nextVersion, replyOf, type ScriptDescriptor } from '../script.js';
 
 /*
  * The scripts of one push (docs/architecture.md "A push"). Each is guarded by
@@ -138,6 +138,7 @@ for _, b in ipairs(holders) do
 end
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'version', version, 'backend', ARGV[3],
   'copies', table.concat(holders, ',', 2), unpack(ARGV, 7 + n))
+${compactNewLog('KEYS[5]')}
 redis.call('DEL', KEYS[2])
 return {'OK', version}
 `,
