@@ -89,6 +89,20 @@ export class MemoryStore implements RepositoryStore {
     }
   }
 
+  /** Each backend's use (docs/redis.md `placement`). */
+  readonly usage = new Map<string, { repos: number; bytes: number }>();
+
+  async placementUsage(): Promise<ReadonlyMap<string, { repos: number; bytes: number }>> {
+    return new Map([...this.usage].map(([b, u]) => [b, { ...u }]));
+  }
+
+  async notePlacement(deltas: readonly { backend: string; repos?: number; bytes?: number }[]): Promise<void> {
+    for (const d of deltas) {
+      const u = this.usage.get(d.backend) ?? { repos: 0, bytes: 0 };
+      this.usage.set(d.backend, { repos: u.repos + (d.repos ?? 0), bytes: u.bytes + (d.bytes ?? 0) });
+    }
+  }
+
   /** Records the assignment (docs/redis.md `assigned`), as the create and move scripts do. */
   assign(name: string, backends: readonly string[]): void {
     this.repo(name).assigned = Object.fromEntries(backends.map((b) => [b, String(Date.now())]));
@@ -252,7 +266,9 @@ export class MemoryStore implements RepositoryStore {
   }
 
   async create(repo: string, backends: readonly string[], log: LogFields, opts: CreateOptions = {}): Promise<'ok' | 'exists' | 'gone'> {
-    return memCreate(this, repo, backends, log, opts);
+    const status = memCreate(this, repo, backends, log, opts);
+    if (status === 'ok' && opts.assigned) await this.notePlacement(opts.assigned.map((backend) => ({ backend, repos: 1 })));
+    return status;
   }
   async markGone(repo: string, token: string, gone: Gone): Promise<'ok' | 'lock'> {
     return memMarkGone(this, repo, token, gone);
