@@ -49,8 +49,11 @@ export class PlacementUsage {
     const p = this.redis.pipeline();
     let n = 0;
     for (const d of deltas) {
-      if (d.repos) (n++, p.hincrby(this.keys.placement(), `repos:${d.backend}`, d.repos));
-      if (d.bytes) (n++, p.hincrby(this.keys.placement(), `bytes:${d.backend}`, d.bytes));
+      for (const [kind, by] of [['repos', d.repos], ['bytes', d.bytes]] as const) {
+        if (!by) continue;
+        p.hincrby(this.keys.placement(), `${kind}:${d.backend}`, by);
+        n++;
+      }
     }
     if (n > 0) await guarded(() => p.exec());
   }

@@ -68,7 +68,8 @@ export interface RepositoryStore {
   /** `backend` and the quorum copies become max + 1; the new version, or CommitRefusedError. */
   commitWrite(repo: string, c: CommitWrite): Promise<number>;
   commitCatchUp(repo: string, c: CatchUpRecord): Promise<CommitCatchUpResult>;
-  adopt(repo: string, copies: ReadonlyMap<string, string>): Promise<boolean>;
+  /** Records a repository found on backends; `placed`: its assignment and factor, in the same step (docs/architecture.md "Placement"). */
+  adopt(repo: string, copies: ReadonlyMap<string, string>, placed?: { assigned: readonly string[]; factor: number }): Promise<boolean>;
   resolveInterrupted(repo: string, r: Omit<ResolveArgs, 'logMax'>): Promise<Versioned<'ok' | 'lock' | 'marker'>>;
   settleSuspect(repo: string, s: Omit<SettleArgs, 'logMax'>): Promise<Versioned<SettleStatus>>;
   /** The commands of the interrupted write that made `backend` suspect until `until`; undefined when unknown. */
@@ -177,9 +178,10 @@ export class RedisRepositoryStore implements RepositoryStore {
     return this.scripts.run(COMMIT_CATCH_UP, repo, { ...c, logMax: this.logMax });
   }
 
-  async adopt(repo: string, copies: ReadonlyMap<string, string>): Promise<boolean> {
-    const status = await this.scripts.run(ADOPT, repo, this.logMax, randomUUID(), Date.now(), copies);
+  async adopt(repo: string, copies: ReadonlyMap<string, string>, placed?: { assigned: readonly string[]; factor: number }): Promise<boolean> {
+    const status = await this.scripts.run(ADOPT, repo, this.logMax, randomUUID(), Date.now(), copies, placed);
     if (status === 'ok') await this.index.noteRepository(repo, 0);
+    if (status === 'ok' && placed) await this.notePlacement(placed.assigned.map((backend) => ({ backend, repos: 1 })));
     return status === 'ok';
   }
 

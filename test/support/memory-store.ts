@@ -178,10 +178,12 @@ export class MemoryStore implements RepositoryStore {
     return { kind: 'ok', version: c.version };
   }
 
-  async adopt(repo: string, copies: ReadonlyMap<string, string>): Promise<boolean> {
+  async adopt(repo: string, copies: ReadonlyMap<string, string>, placed?: { assigned: readonly string[]; factor: number }): Promise<boolean> {
     const r = this.repo(repo);
     if (Object.keys(r.versions).length > 0) return false;
     for (const [b, c] of copies) this.seed(repo, { [b]: [1, c] });
+    if (placed) this.assign(repo, placed.assigned);
+    if (placed) r.meta.factor = String(placed.factor);
     return true;
   }
 
@@ -391,7 +393,7 @@ export class FakeBackend implements BackendClient {
 }
 
 /** A ClusterContext of in-memory parts over `ids` backends. */
-export function memoryCluster(ids: string[], overrides: { writeQuorum?: number; admins?: ReadonlyMap<string, RepositoryAdmin> } = {}): {
+export function memoryCluster(ids: string[], overrides: { writeQuorum?: number; factor?: number; admins?: ReadonlyMap<string, RepositoryAdmin> } = {}): {
   ctx: ClusterContext;
   store: MemoryStore;
   backends: Map<string, FakeBackend>;
@@ -402,7 +404,7 @@ export function memoryCluster(ids: string[], overrides: { writeQuorum?: number; 
     {
       redis: { url: 'redis://127.0.0.1:1' },
       backends: ids.map((id, i) => ({ id, http: `http://127.0.0.1:${10_000 + i}/` })),
-      replication: { writeQuorum: overrides.writeQuorum ?? 1, background: false },
+      replication: { writeQuorum: overrides.writeQuorum ?? 1, background: false, ...(overrides.factor ? { factor: overrides.factor } : {}) },
     },
     {},
   );
