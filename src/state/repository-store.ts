@@ -9,6 +9,7 @@ import type { ScriptRunner } from './script.js';
 import { COMMIT_CATCH_UP, type CommitCatchUpResult } from './scripts/copy.js';
 import { ADOPT, FREEZE, MARK_DRIFT, NOTE_DRIFT, RECOVER, RESOLVE_INTERRUPTED, SETTLE_SUSPECT, type ResolveArgs, type SettleArgs, type SettleStatus, type Versioned } from './scripts/repair.js';
 import type { BackendUsage, PlacementUsage, UsageDelta } from './placement-usage.js';
+import { REASSIGN } from './scripts/assignment.js';
 import { CREATE, MARK_GONE, RETIRE, REVIVE, TRANSFER } from './scripts/lifecycle.js';
 import { ABORT_WRITE, BEGIN_WRITE, COMMIT_WRITE, HEARTBEAT, MARK_COMMANDS, MARK_COPIES, type MarkerFields } from './scripts/write.js';
 
@@ -91,6 +92,8 @@ export interface RepositoryStore {
   create(repo: string, backends: readonly string[], log: LogFields, opts?: CreateOptions): Promise<'ok' | 'exists' | 'gone'>;
   /** Each backend's use as placement reads it (docs/redis.md `placement`). */
   placementUsage(): Promise<ReadonlyMap<string, BackendUsage>>;
+  /** `githa repo factor`: the assignment gains `add`, loses `remove` (their records go), `meta` takes `factor`. Under the write lock. */
+  reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock'>;
   /** Notes a change of use (a hint written after the script that made it; failures ignored). */
   notePlacement(deltas: readonly UsageDelta[]): Promise<void>;
   /** Writes the tombstone, records untouched (a delete or rename begins: every read and push is refused from now). Under the write lock `token`. */
@@ -122,6 +125,12 @@ export class RedisRepositoryStore implements RepositoryStore {
   ) {}
 
   /** Each backend's use (docs/redis.md `placement`); empty without a usage store. */
+  async reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock'> {
+    const status = await this.scripts.run(REASSIGN, repo, { token, now: Date.now(), factor, add, remove, logMax: this.logMax, log });
+    if (status === 'ok') await this.notePlacement([...add.map((backend) => ({ backend, repos: 1 })), ...remove.map((backend) => ({ backend, repos: -1 }))]);
+    return status;
+  }
+
   async placementUsage(): Promise<ReadonlyMap<string, BackendUsage>> {
     return this.usage ? this.usage.read() : new Map();
   }

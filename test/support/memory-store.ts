@@ -103,6 +103,17 @@ export class MemoryStore implements RepositoryStore {
     }
   }
 
+  async reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock'> {
+    if (this.locks.get(repo) !== token) return 'lock';
+    const r = this.repo(repo);
+    for (const b of add) r.assigned[b] = String(Date.now());
+    for (const b of remove) for (const h of [r.assigned, r.versions, r.checksums, r.drift, r.suspect]) delete h[b];
+    r.meta.factor = String(factor);
+    r.log.push(log);
+    await this.notePlacement([...add.map((backend) => ({ backend, repos: 1 })), ...remove.map((backend) => ({ backend, repos: -1 }))]);
+    return 'ok';
+  }
+
   /** Records the assignment (docs/redis.md `assigned`), as the create and move scripts do. */
   assign(name: string, backends: readonly string[]): void {
     this.repo(name).assigned = Object.fromEntries(backends.map((b) => [b, String(Date.now())]));
