@@ -111,7 +111,15 @@ export interface RepositoryStore {
    * takes the old one's record), a new epoch, in the index. 'exists': it has a
    * record or a tombstone already. Under the write lock `token` of `repo`.
    */
-  transfer(repo: string, token: string, versions: ReadonlyMap<string, number>, checksums: ReadonlyMap<string, string>, log: LogFields): Promise<'ok' | 'exists' | 'lock'>;
+  transfer(
+    repo: string,
+    token: string,
+    versions: ReadonlyMap<string, number>,
+    checksums: ReadonlyMap<string, string>,
+    log: LogFields,
+    /** The old name's assignment (docs/redis.md `assigned`), taken in the same step. */
+    assigned?: readonly string[],
+  ): Promise<'ok' | 'exists' | 'lock'>;
 }
 
 export class RedisRepositoryStore implements RepositoryStore {
@@ -258,6 +266,7 @@ export class RedisRepositoryStore implements RepositoryStore {
   async revive(repo: string, token: string, log: LogFields, record?: SavedRecord): Promise<'ok' | 'lock' | 'exists'> {
     const status = await this.scripts.run(REVIVE, repo, { token, record, epoch: randomUUID(), now: Date.now(), logMax: this.logMax, log });
     if (status === 'ok' && record) await this.index.noteRepository(repo, Date.now());
+    if (status === 'ok' && record?.assigned) await this.notePlacement(record.assigned.map((backend) => ({ backend, repos: 1 })));
     return status;
   }
 
@@ -267,9 +276,11 @@ export class RedisRepositoryStore implements RepositoryStore {
     versions: ReadonlyMap<string, number>,
     checksums: ReadonlyMap<string, string>,
     log: LogFields,
+    assigned?: readonly string[],
   ): Promise<'ok' | 'exists' | 'lock'> {
-    const status = await this.scripts.run(TRANSFER, repo, { token, versions, checksums, epoch: randomUUID(), now: Date.now(), logMax: this.logMax, log });
+    const status = await this.scripts.run(TRANSFER, repo, { token, versions, checksums, assigned, epoch: randomUUID(), now: Date.now(), logMax: this.logMax, log });
     if (status === 'ok') await this.index.noteRepository(repo, Date.now());
+    if (status === 'ok' && assigned) await this.notePlacement(assigned.map((backend) => ({ backend, repos: 1 })));
     return status;
   }
 }

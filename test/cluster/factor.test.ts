@@ -85,3 +85,17 @@ describe('githa repo factor', () => {
     await expect(changeFactor(t.ctx, R, 6, 'op')).rejects.toBeInstanceOf(ReplicationFactorError);
   });
 });
+
+describe('rename keeps the assignment', () => {
+  it('a renamed repository keeps its assignment', async () => {
+    const t = setup();
+    await t.life.create(R, { by: 'op' });
+    const assigned = (await t.store.read(R)).assigned;
+    expect(assigned).toHaveLength(3);
+    // The memory admins hold the copies the create made; the Git clients see them too.
+    for (const id of assigned!) t.backends.get(id)!.set(R, {});
+    await t.life.rename(R, 'team/moved.git', { by: 'op' });
+    expect((await t.store.read('team/moved.git')).assigned).toEqual(assigned);
+    expect((await t.store.read(R)).assigned).toBeUndefined();
+  });
+});

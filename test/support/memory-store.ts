@@ -290,10 +290,14 @@ export class MemoryStore implements RepositoryStore {
     return memRetire(this, repo, token, gone, log);
   }
   async revive(repo: string, token: string, log: LogFields, record?: SavedRecord): Promise<'ok' | 'lock' | 'exists'> {
-    return memRevive(this, repo, token, log, record);
+    const status = memRevive(this, repo, token, log, record);
+    if (status === 'ok' && record?.assigned) this.assign(repo, record.assigned);
+    return status;
   }
-  async transfer(repo: string, token: string, v: ReadonlyMap<string, number>, c: ReadonlyMap<string, string>, log: LogFields): Promise<'ok' | 'exists' | 'lock'> {
-    return memTransfer(this, repo, token, v, c, log);
+  async transfer(repo: string, token: string, v: ReadonlyMap<string, number>, c: ReadonlyMap<string, string>, log: LogFields, assigned?: readonly string[]): Promise<'ok' | 'exists' | 'lock'> {
+    const status = memTransfer(this, repo, token, v, c, log);
+    if (status === 'ok' && assigned) this.assign(repo, assigned);
+    return status;
   }
 }
 
