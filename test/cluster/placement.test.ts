@@ -51,7 +51,7 @@ describe('place', () => {
     expect(firsts.size).toBeGreaterThan(2);
   });
 
-  it('property: deterministic, eligible, distinct hosts, within the factor, zone cap when avoidable', () => {
+  it('property: deterministic, eligible, distinct hosts, as many as the factor and the distinct hosts allow', () => {
     fc.assert(
       fc.property(cluster, fc.integer({ min: 1, max: 5 }), fc.string({ maxLength: 12 }), (backends, factor, repo) => {
         const chosen = place(repo, factor, backends);
