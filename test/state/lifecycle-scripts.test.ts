@@ -43,6 +43,36 @@ describe('lifecycle scripts', () => {
     expect(log.map((e) => e.fields)).toEqual([{ version: '1', event: 'create', user: 'op' }]);
   });
 
+  it('the assignment: written by create with the factor and counted in githa:placement, kept through delete and restore, carried by a rename, changed by REASSIGN', async () => {
+    const repo = name();
+    expect(await state.repos.create(repo, ['b1', 'b3'], { event: 'create', user: 'op' }, { assigned: ['b1', 'b2', 'b3'], factor: 3 })).toBe('ok');
+    expect((await state.repos.read(repo)).assigned).toEqual(['b1', 'b2', 'b3']);
+    expect(await redis.hget(state.keys.meta(repo), 'factor')).toBe('3');
+    expect(Object.fromEntries([...(await state.usage.read())].map(([b, u]) => [b, u.repos]))).toMatchObject({ b1: 1, b2: 1, b3: 1 });
+    expect(await state.repos.create(repo, ['b1'], { event: 'create' }, { assigned: ['b4'] })).toBe('exists');
+    expect((await state.repos.read(repo)).assigned).toEqual(['b1', 'b2', 'b3']);
+
+    let token = await lock(repo);
+    expect(await state.repos.reassign(repo, token, 2, [], ['b3'], { event: 'factor' })).toBe('ok');
+    let s = await state.repos.read(repo);
+    expect(s.assigned).toEqual(['b1', 'b2']);
+    expect([...s.versions.keys()]).toEqual(['b1']);
+    expect(await redis.hget(state.keys.meta(repo), 'factor')).toBe('2');
+
+    expect(await state.repos.retire(repo, token, { kind: 'deleted', at: 2, by: 'op', stamp: '20261206T000000Z' }, { event: 'delete' })).toBe('ok');
+    s = await state.repos.read(repo);
+    expect(s.assigned).toBeUndefined();
+    expect(s.gone?.record?.assigned).toEqual(['b1', 'b2']);
+    expect(await state.repos.revive(repo, token, { event: 'restore' }, s.gone!.record)).toBe('ok');
+    expect((await state.repos.read(repo)).assigned).toEqual(['b1', 'b2']);
+
+    const to = name();
+    token = await lock(to);
+    const r = await state.repos.read(repo);
+    expect(await state.repos.transfer(to, token, r.versions, r.checksums, { event: 'rename' }, r.assigned)).toBe('ok');
+    expect((await state.repos.read(to)).assigned).toEqual(['b1', 'b2']);
+  });
+
   it('a delete: the tombstone first (records kept), then retire keeps the record in the tombstone and leaves the index; create refuses "gone"', async () => {
     const repo = name();
     await state.repos.create(repo, ['b1', 'b2'], { event: 'create' });

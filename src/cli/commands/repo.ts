@@ -8,8 +8,9 @@ import type { Command } from 'commander';
 import { driftKind, summarize } from '../../cluster/status.js';
 import { canonicalRepositoryName } from '../../protocol/repository-name.js';
 import { EXIT, json, table } from '../output.js';
-import { ago, common, isoTime, run, type Context } from './context.js';
+import { ago, common, Exit, isoTime, run, type Context } from './context.js';
 import { createCommandFor, keptLines, keptOf } from './kept-refs.js';
+import { repoFactor } from './repo-factor.js';
 import { STATE_LABEL } from './status.js';
 
 /** Push-log entries read to find each backend's last push. */
@@ -20,9 +21,17 @@ const CHANGES_COPY = new Set(['push', 'catch-up', 'adopt-interrupted', 'adopt-la
 
 export function register(program: Command): void {
   common(program.command('repo'))
-    .description('one repository on every backend: versions, checksums, leaders, writes, health, drift')
-    .argument('<repository>', 'repository, e.g. team/app.git')
-    .action((name: string, opts: { config?: string; json?: boolean }) => run(opts, (ctx) => repo(ctx, name, opts.json === true)));
+    .description('one repository on every backend: versions, checksums, leaders, writes, health, drift; `repo factor R N` changes its replication factor')
+    .argument('<repository>', 'repository, e.g. team/app.git (or `factor`)')
+    .argument('[factor...]', 'after `factor`: the repository and its new replication factor')
+    .option('--as <name>', 'with factor: operator name recorded in the push log (default: $USER)')
+    .action((name: string, more: string[], opts: { config?: string; json?: boolean; as?: string }) =>
+      run(opts, (ctx) => {
+        if (name === 'factor' && more.length > 0) return repoFactor(ctx, more, opts);
+        if (more.length > 0) throw new Exit(EXIT.FAILED, `unexpected arguments after ${name}: ${more.join(' ')}`);
+        return repo(ctx, name, opts.json === true);
+      }),
+    );
 }
 
 async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number> {
@@ -40,7 +49,7 @@ async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number>
   }
   const now = Date.now();
   const active = cluster.activeBackends().map((b) => b.id);
-  const summary = summarize(state, active, ctx.config.replication.writeQuorum, lastWrite || undefined, now);
+  const summary = summarize(state, active, ctx.config.replication, lastWrite || undefined, now);
   summary.leaders.sort();
   // Each backend's newest change (as the written backend, a quorum copy, or a
   // catch-up) and the user of the push that made that version.
@@ -108,7 +117,8 @@ async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number>
         version: summary.version,
         leaders: summary.leaders,
         stale: summary.stale,
-        writeQuorum: ctx.config.replication.writeQuorum,
+        writeQuorum: summary.writeQuorum ?? ctx.config.replication.writeQuorum,
+        assigned: state.assigned,
         lastWriteAt: lastWrite || undefined,
         epoch: state.epoch,
         backends,
@@ -142,7 +152,7 @@ async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number>
   out.write('\n');
   const leaders = summary.leaders.length > 0 ? `leaders ${summary.leaders.join(',')}` : 'no leader';
   const stale = summary.stale.length > 0 ? `; stale ${summary.stale.join(',')}` : '';
-  out.write(`${name}: ${STATE_LABEL[summary.state]}, version ${summary.version}, ${leaders}${stale}; write quorum ${ctx.config.replication.writeQuorum}\n`);
+  out.write(`${name}: ${STATE_LABEL[summary.state]}, version ${summary.version}, ${leaders}${stale}; write quorum ${summary.writeQuorum ?? ctx.config.replication.writeQuorum}${state.assigned ? `; assigned ${state.assigned.join(',')}` : ''}\n`);
   if (lastWrite) out.write(`last write: ${isoTime(lastWrite)} (${ago(lastWrite, now)})\n`);
   if (state.frozen) {
     out.write(`frozen: ${state.frozen.reason}${state.frozen.detail ? `: ${state.frozen.detail}` : ''} (since ${isoTime(state.frozen.since)})\n`);
