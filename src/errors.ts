@@ -199,6 +199,11 @@ export class RepositoryExistsError extends GithaError {
   readonly code = 'GITHA_ERR_REPOSITORY_EXISTS';
 }
 
+/** A move (`githa move`, `rebalance`, a drain) cannot run or cannot switch: the message says why (docs/architecture.md "Moves"). */
+export class MoveRefusedError extends GithaError {
+  readonly code = 'GITHA_ERR_MOVE_REFUSED';
+}
+
 /**
  * A lifecycle command needs a backend githa may not manage (no `admin`, or
  * unreachable): refused before anything changes; the message names what an

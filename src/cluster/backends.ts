@@ -14,6 +14,8 @@ export interface BackendDirectory {
   activeBackends(): Backend[];
   isEnabled(id: string): boolean;
   isWritable(id: string): boolean;
+  /** Being drained (`githa backend drain`): placement gives it no new repository. */
+  isDraining?(id: string): boolean;
   views(): BackendView[];
   usable(ids: readonly string[], accepts: Accepts): Backend[];
   /**
@@ -71,6 +73,11 @@ export class Backends implements BackendDirectory {
 
   isWritable(id: string): boolean {
     return (this.overrides.get(id)?.writable ?? this.byId.get(id)?.writable) === true;
+  }
+
+  /** Being drained (`githa backend drain`): placement gives it no new repository (docs/architecture.md "Moves"). */
+  isDraining(id: string): boolean {
+    return this.overrides.get(id)?.drain === true;
   }
 
   activeBackends(): Backend[] {
