@@ -9,7 +9,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { githaCli } from '../cli/run.js';
 import { diskRefs, gitDir } from '../support/backend-refs.js';
 import { useCluster, type DevCluster } from '../support/cluster.js';
@@ -41,6 +41,9 @@ describe('moves', () => {
   let git: GitClient;
   const work = new Map<string, string>();
   const acked = new Map<string, string[]>();
+  afterAll(async () => {
+    await g?.stop();
+  });
 
   it('rebalance after adding 2 empty backends, with pushes going on: no acknowledged push lost, 3 copies each, old copies in the trash', async () => {
     const c = cluster();
@@ -58,12 +61,13 @@ describe('moves', () => {
     }
     await first.stop();
 
-    g = await startGitha(c, { admin: true, config: factor3 });
+    // Kept for the next tests (stopped in afterAll).
+    g = await startGitha(c, { admin: true, config: factor3, keep: true });
     const plan = await githaCli(g.configPath, ['rebalance', '--dry-run', '--json']);
     expect(plan.code, plan.stderr).toBe(0);
     const planned = (JSON.parse(plan.stdout) as { plan: { repo: string; from: string; to: string }[] }).plan;
-    // 18 copies over 5 backends: 3 or 4 each, so 7 copies leave b1-b3 for b4 and b5.
-    expect(planned).toHaveLength(7);
+    // 18 copies over 5 backends: 4, 4, 4, 3, 3, so 6 copies leave b1-b3 for b4 and b5.
+    expect(planned).toHaveLength(6);
     expect(planned.every((m) => FIRST.includes(m.from) && ['b4', 'b5'].includes(m.to))).toBe(true);
 
     // Pushes to every repository, one after another per repository, until the rebalance is done.
@@ -90,8 +94,8 @@ describe('moves', () => {
     expect(run.code, run.stderr).toBe(0);
     const report = JSON.parse(run.stdout) as { moved: { repo: string; from: string; to: string; stamp: string; trash: string }[]; failed: unknown[] };
     expect(report.failed).toEqual([]);
-    expect(report.moved).toHaveLength(7);
-    expect(run.stderr).toMatch(/\[7\/7\] mv\/.\.git: on b[45] at version \d+/);
+    expect(report.moved).toHaveLength(6);
+    expect(run.stderr).toMatch(/\[6\/6\] mv\/.\.git: on b[45] at version \d+/);
     expect(during).toBeGreaterThan(0);
 
     const copies: Record<string, number> = {};
@@ -113,9 +117,9 @@ describe('moves', () => {
       expect(existsSync(b.repoPath(m.repo))).toBe(false);
       expect(existsSync(join(b.root, '.githa-trash', m.stamp, m.repo, 'HEAD'))).toBe(true);
       const versions = await cliHash(c, repoKey(m.repo, 'versions'));
-        expect(versions[m.from]).toBeUndefined();
+      expect(versions[m.from]).toBeUndefined();
     }
-  });
+  }, 400_000);
 
   it('githa move R --from B --to C: copied, switched with a push-log entry `move`, B\'s copy to its trash', async () => {
     const c = cluster();
@@ -154,13 +158,13 @@ describe('moves', () => {
     }
     const status = await githaCli(g.configPath, ['status']);
     expect(status.stdout).toContain('draining b4: 0 repositories left');
-    expect(await cliHash(c, 'githa:backend:b4')).toMatchObject({ 'override.drain': '1' });
+    expect((await c.redis.cli('HGET', 'githa:backend:b4', 'override.drain')).trim()).toBe('1');
     // A rebalance while b4 is drained gives it nothing.
     const plan = await githaCli(g.configPath, ['rebalance', '--dry-run', '--json']);
     expect((JSON.parse(plan.stdout) as { plan: { to: string }[] }).plan.every((m) => m.to !== 'b4')).toBe(true);
 
     const undrained = await githaCli(g.configPath, ['backend', 'undrain', 'b4']);
     expect(undrained.code, undrained.stderr).toBe(0);
-    expect((await cliHash(c, 'githa:backend:b4'))['override.drain']).toBeUndefined();
+    expect((await c.redis.cli('HGET', 'githa:backend:b4', 'override.drain')).trim()).toBe('');
   }, 300_000);
 });
