@@ -47,7 +47,7 @@ function count(text: string | undefined, option: string): number | undefined {
 }
 
 function mover(ctx: Context): Mover {
-  return new Mover(ctx.parts.cluster.ctx, new MoveStore(ctx.parts.state.scripts, ctx.config.pushLog.maxLength));
+  return new Mover(ctx.parts.cluster.ctx, new MoveStore(ctx.parts.state.scripts, ctx.config.pushLog.maxLength, ctx.parts.state.usage));
 }
 
 function runOptions(cmd: Command): Command {
