@@ -24,6 +24,8 @@ export function only(r: SavedRecord, ids: readonly string[]): SavedRecord {
   return {
     versions: new Map([...r.versions].filter(([b]) => keep.has(b))),
     checksums: new Map([...r.checksums].filter(([b]) => keep.has(b))),
+    // The assignment goes with the record whole (docs/architecture.md "Replication factor"): a copy not kept is filled again.
+    ...(r.assigned ? { assigned: r.assigned } : {}),
   };
 }
 

@@ -260,7 +260,7 @@ export class Lifecycle {
         throw new BackendUnavailableError(`cannot restore ${repo} while ${pending.sort().join(', ')} cannot be reached (its copy may be in its trash); nothing recorded yet: run the command again`, pending[0]!);
       }
       const back = [...copies.keys()].sort();
-      const missing = this.ctx.backends.activeBackends().map((b) => b.id).filter((b) => !copies.has(b));
+      const missing = this.ctx.backends.activeBackends().map((b) => b.id).filter((b) => !copies.has(b) && (!saved?.assigned || saved.assigned.includes(b)));
       if (back.length === 0) throw new RepositoryNotFoundError(`no backend has a trashed copy of ${repo} (from ${stamp || 'its delete'}): purged?`);
       const log = { event: 'restore', user: who.by, stamp, backends: back.join(',') };
       const record = gone.kind === 'deleted' && saved ? only(saved, back) : undefined;
@@ -318,7 +318,9 @@ export class Lifecycle {
     if (typeof record === 'string') throw new BackendNotManagedError(`cannot rename ${repo}: ${record}`);
     if (record && record.versions.size > 0) {
       const log = { event: 'rename', user: who.by, from: repo, backends: moved.sort().join(',') };
-      const status = await this.guard(to, this.ctx.repos.transfer(to, toLock.token, record.versions, record.checksums, log));
+      // The new name keeps the old one's assignment (docs/architecture.md "Replication factor").
+      const assigned = state.assigned ?? state.gone?.record?.assigned;
+      const status = await this.guard(to, this.ctx.repos.transfer(to, toLock.token, record.versions, record.checksums, log, assigned));
       if (status === 'exists' && !resuming) throw new RepositoryExistsError(`repository ${to} was recorded meanwhile; ${repo} stays unreachable: run the rename again once resolved`);
     }
     await this.guard(repo, this.ctx.repos.retire(repo, lock.token, { kind: 'renamed', to, at, by: who.by }, { event: 'rename', user: who.by, to }));

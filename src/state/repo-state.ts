@@ -93,20 +93,25 @@ export interface Gone {
 export interface SavedRecord {
   versions: ReadonlyMap<string, number>;
   checksums: ReadonlyMap<string, string>;
+  /** The assignment it had (docs/redis.md `assigned`); absent: none (every backend). */
+  assigned?: readonly string[] | undefined;
 }
 
 /** The JSON of a saved record (`{"versions":{"b1":"3"},"checksums":{"b1":"…"}}`, as the RETIRE script writes it). */
 export function savedRecordJson(r: SavedRecord): string {
-  return JSON.stringify({ versions: Object.fromEntries([...r.versions].map(([b, v]) => [b, String(v)])), checksums: Object.fromEntries(r.checksums) });
+  const assigned = r.assigned && r.assigned.length > 0 ? { assigned: [...r.assigned] } : {};
+  return JSON.stringify({ versions: Object.fromEntries([...r.versions].map(([b, v]) => [b, String(v)])), checksums: Object.fromEntries(r.checksums), ...assigned });
 }
 
 function parseSavedRecord(json: string): SavedRecord | undefined {
   try {
-    const o = JSON.parse(json) as { versions?: unknown; checksums?: unknown };
+    const o = JSON.parse(json) as { versions?: unknown; checksums?: unknown; assigned?: unknown };
     const obj = (x: unknown): Record<string, unknown> => (x && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>) : {});
+    const assigned = Array.isArray(o.assigned) ? o.assigned.filter((b): b is string => typeof b === 'string').sort() : [];
     return {
       versions: new Map(Object.entries(obj(o.versions)).map(([b, v]) => [b, Number(v)] as const).filter(([, v]) => Number.isInteger(v) && v > 0)),
       checksums: new Map(Object.entries(obj(o.checksums)).filter((e): e is [string, string] => typeof e[1] === 'string')),
+      ...(assigned.length > 0 ? { assigned } : {}),
     };
   } catch {
     return undefined;

@@ -9,6 +9,7 @@ import type { ScriptRunner } from './script.js';
 import { COMMIT_CATCH_UP, type CommitCatchUpResult } from './scripts/copy.js';
 import { ADOPT, FREEZE, MARK_DRIFT, NOTE_DRIFT, RECOVER, RESOLVE_INTERRUPTED, SETTLE_SUSPECT, type ResolveArgs, type SettleArgs, type SettleStatus, type Versioned } from './scripts/repair.js';
 import type { BackendUsage, PlacementUsage, UsageDelta } from './placement-usage.js';
+import { REASSIGN } from './scripts/assignment.js';
 import { CREATE, MARK_GONE, RETIRE, REVIVE, TRANSFER } from './scripts/lifecycle.js';
 import { ABORT_WRITE, BEGIN_WRITE, COMMIT_WRITE, HEARTBEAT, MARK_COMMANDS, MARK_COPIES, type MarkerFields } from './scripts/write.js';
 
@@ -91,6 +92,8 @@ export interface RepositoryStore {
   create(repo: string, backends: readonly string[], log: LogFields, opts?: CreateOptions): Promise<'ok' | 'exists' | 'gone'>;
   /** Each backend's use as placement reads it (docs/redis.md `placement`). */
   placementUsage(): Promise<ReadonlyMap<string, BackendUsage>>;
+  /** `githa repo factor`: the assignment gains `add`, loses `remove` (their records go), `meta` takes `factor`. Under the write lock. */
+  reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock'>;
   /** Notes a change of use (a hint written after the script that made it; failures ignored). */
   notePlacement(deltas: readonly UsageDelta[]): Promise<void>;
   /** Writes the tombstone, records untouched (a delete or rename begins: every read and push is refused from now). Under the write lock `token`. */
@@ -108,7 +111,15 @@ export interface RepositoryStore {
    * takes the old one's record), a new epoch, in the index. 'exists': it has a
    * record or a tombstone already. Under the write lock `token` of `repo`.
    */
-  transfer(repo: string, token: string, versions: ReadonlyMap<string, number>, checksums: ReadonlyMap<string, string>, log: LogFields): Promise<'ok' | 'exists' | 'lock'>;
+  transfer(
+    repo: string,
+    token: string,
+    versions: ReadonlyMap<string, number>,
+    checksums: ReadonlyMap<string, string>,
+    log: LogFields,
+    /** The old name's assignment (docs/redis.md `assigned`), taken in the same step. */
+    assigned?: readonly string[],
+  ): Promise<'ok' | 'exists' | 'lock'>;
 }
 
 export class RedisRepositoryStore implements RepositoryStore {
@@ -122,6 +133,12 @@ export class RedisRepositoryStore implements RepositoryStore {
   ) {}
 
   /** Each backend's use (docs/redis.md `placement`); empty without a usage store. */
+  async reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock'> {
+    const status = await this.scripts.run(REASSIGN, repo, { token, now: Date.now(), factor, add, remove, logMax: this.logMax, log });
+    if (status === 'ok') await this.notePlacement([...add.map((backend) => ({ backend, repos: 1 })), ...remove.map((backend) => ({ backend, repos: -1 }))]);
+    return status;
+  }
+
   async placementUsage(): Promise<ReadonlyMap<string, BackendUsage>> {
     return this.usage ? this.usage.read() : new Map();
   }
@@ -249,6 +266,7 @@ export class RedisRepositoryStore implements RepositoryStore {
   async revive(repo: string, token: string, log: LogFields, record?: SavedRecord): Promise<'ok' | 'lock' | 'exists'> {
     const status = await this.scripts.run(REVIVE, repo, { token, record, epoch: randomUUID(), now: Date.now(), logMax: this.logMax, log });
     if (status === 'ok' && record) await this.index.noteRepository(repo, Date.now());
+    if (status === 'ok' && record?.assigned) await this.notePlacement(record.assigned.map((backend) => ({ backend, repos: 1 })));
     return status;
   }
 
@@ -258,9 +276,11 @@ export class RedisRepositoryStore implements RepositoryStore {
     versions: ReadonlyMap<string, number>,
     checksums: ReadonlyMap<string, string>,
     log: LogFields,
+    assigned?: readonly string[],
   ): Promise<'ok' | 'exists' | 'lock'> {
-    const status = await this.scripts.run(TRANSFER, repo, { token, versions, checksums, epoch: randomUUID(), now: Date.now(), logMax: this.logMax, log });
+    const status = await this.scripts.run(TRANSFER, repo, { token, versions, checksums, assigned, epoch: randomUUID(), now: Date.now(), logMax: this.logMax, log });
     if (status === 'ok') await this.index.noteRepository(repo, Date.now());
+    if (status === 'ok' && assigned) await this.notePlacement(assigned.map((backend) => ({ backend, repos: 1 })));
     return status;
   }
 }

@@ -77,5 +77,5 @@ describe('replication factor 3 over 5 backends', () => {
     for (const [r, ids] of assigned) {
       for (const b of c.backends) expect(existsSync(join(b.root, `${r}.git`)), `${r} on ${b.id}`).toBe(ids.includes(b.id));
     }
-  });
+  }, 300_000);
 });

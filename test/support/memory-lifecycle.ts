@@ -35,6 +35,7 @@ function recordOf(r: LifecycleRepo): SavedRecord {
   return {
     versions: new Map(Object.entries(r.versions).map(([b, v]) => [b, Number(v)])),
     checksums: new Map(Object.entries(r.checksums)),
+    ...(Object.keys(r.assigned).length > 0 ? { assigned: Object.keys(r.assigned).sort() } : {}),
   };
 }
 

@@ -103,6 +103,17 @@ export class MemoryStore implements RepositoryStore {
     }
   }
 
+  async reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock'> {
+    if (this.locks.get(repo) !== token) return 'lock';
+    const r = this.repo(repo);
+    for (const b of add) r.assigned[b] = String(Date.now());
+    for (const b of remove) for (const h of [r.assigned, r.versions, r.checksums, r.drift, r.suspect]) delete h[b];
+    r.meta.factor = String(factor);
+    r.log.push(log);
+    await this.notePlacement([...add.map((backend) => ({ backend, repos: 1 })), ...remove.map((backend) => ({ backend, repos: -1 }))]);
+    return 'ok';
+  }
+
   /** Records the assignment (docs/redis.md `assigned`), as the create and move scripts do. */
   assign(name: string, backends: readonly string[]): void {
     this.repo(name).assigned = Object.fromEntries(backends.map((b) => [b, String(Date.now())]));
@@ -279,10 +290,14 @@ export class MemoryStore implements RepositoryStore {
     return memRetire(this, repo, token, gone, log);
   }
   async revive(repo: string, token: string, log: LogFields, record?: SavedRecord): Promise<'ok' | 'lock' | 'exists'> {
-    return memRevive(this, repo, token, log, record);
+    const status = memRevive(this, repo, token, log, record);
+    if (status === 'ok' && record?.assigned) this.assign(repo, record.assigned);
+    return status;
   }
-  async transfer(repo: string, token: string, v: ReadonlyMap<string, number>, c: ReadonlyMap<string, string>, log: LogFields): Promise<'ok' | 'exists' | 'lock'> {
-    return memTransfer(this, repo, token, v, c, log);
+  async transfer(repo: string, token: string, v: ReadonlyMap<string, number>, c: ReadonlyMap<string, string>, log: LogFields, assigned?: readonly string[]): Promise<'ok' | 'exists' | 'lock'> {
+    const status = memTransfer(this, repo, token, v, c, log);
+    if (status === 'ok' && assigned) this.assign(repo, assigned);
+    return status;
   }
 }
 

@@ -132,7 +132,10 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   end
   local versions = map(KEYS[2])
   local checksums = map(KEYS[3])
-  record = cjson.encode({versions = versions, checksums = checksums})
+  local saved = {versions = versions, checksums = checksums}
+  local assigned = redis.call('HKEYS', KEYS[12])
+  if #assigned > 0 then saved.assigned = assigned end
+  record = cjson.encode(saved)
 end
 local n = tonumber(ARGV[3])
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[12])
@@ -162,7 +165,7 @@ return {'OK'}
 export interface ReviveArgs {
   token: string;
   /** A restore: the record put back in the same step (refused 'exists' when the repository has one already). */
-  record?: { versions: ReadonlyMap<string, number>; checksums: ReadonlyMap<string, string> } | undefined;
+  record?: { versions: ReadonlyMap<string, number>; checksums: ReadonlyMap<string, string>; assigned?: readonly string[] | undefined } | undefined;
   epoch: string;
   now: number;
   logMax: number;
@@ -189,13 +192,24 @@ if ARGV[2] == 'record' then
     redis.call('HSET', KEYS[4], ARGV[j], ARGV[j + 2])
   end
   redis.call('HSET', KEYS[6], 'epoch', ARGV[3], 'since', ARGV[4])
+  for id in string.gmatch(ARGV[after], '%S+') do redis.call('HSET', KEYS[8], id, ARGV[4]) end
 end
 redis.call('DEL', KEYS[2])
-redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[after], '*', unpack(ARGV, after + 1))
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[after + 1], '*', unpack(ARGV, after + 2))
 return {'OK'}
 `,
-  keys: (k, repo) => [k.lock(repo), k.gone(repo), k.versions(repo), k.checksums(repo), k.frozen(repo), k.meta(repo), k.log(repo)],
-  args: (a) => [a.token, a.record ? 'record' : '', a.epoch, a.now, ...(a.record ? triples(a.record.versions, a.record.checksums) : [0]), a.logMax, ...flattenFields(a.log)],
+  keys: (k, repo) => [k.lock(repo), k.gone(repo), k.versions(repo), k.checksums(repo), k.frozen(repo), k.meta(repo), k.log(repo), k.assigned(repo)],
+  args: (a) => [
+    a.token,
+    a.record ? 'record' : '',
+    a.epoch,
+    a.now,
+    ...(a.record ? triples(a.record.versions, a.record.checksums) : [0]),
+    // The assignment the record had (space-separated; '' none), written back with it.
+    a.record?.assigned?.join(' ') ?? '',
+    a.logMax,
+    ...flattenFields(a.log),
+  ],
   parse: status({ OK: 'ok', LOCK: 'lock', EXISTS: 'exists' }, 'lock'),
 };
 
@@ -203,13 +217,15 @@ export interface TransferArgs {
   token: string;
   versions: ReadonlyMap<string, number>;
   checksums: ReadonlyMap<string, string>;
+  /** The old name's assignment, which the new name takes (docs/redis.md `assigned`); absent: none. */
+  assigned?: readonly string[] | undefined;
   epoch: string;
   now: number;
   logMax: number;
   log: Fields;
 }
 
-/** A rename's new name takes the old one's versions and checksums, under a new epoch; refused when it has a record, a freeze or a tombstone. */
+/** A rename's new name takes the old one's versions, checksums and assignment, under a new epoch; refused when it has a record, a freeze or a tombstone. */
 export const TRANSFER: ScriptDescriptor<[TransferArgs], 'ok' | 'exists' | 'lock'> = {
   name: 'githaTransfer',
   durable: true,
@@ -218,10 +234,11 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
 if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[4]) == 1 or redis.call('EXISTS', KEYS[5]) == 1 then return {'EXISTS'} end
 ${putTriples(4, 2, 3)}
 redis.call('HSET', KEYS[6], 'epoch', ARGV[2], 'since', ARGV[3])
-redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[after], '*', unpack(ARGV, after + 1))
+for id in string.gmatch(ARGV[after], '%S+') do redis.call('HSET', KEYS[8], id, ARGV[3]) end
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[after + 1], '*', unpack(ARGV, after + 2))
 return {'OK'}
 `,
-  keys: (k, repo) => [k.lock(repo), k.versions(repo), k.checksums(repo), k.frozen(repo), k.gone(repo), k.meta(repo), k.log(repo)],
-  args: (a) => [a.token, a.epoch, a.now, ...triples(a.versions, a.checksums), a.logMax, ...flattenFields(a.log)],
+  keys: (k, repo) => [k.lock(repo), k.versions(repo), k.checksums(repo), k.frozen(repo), k.gone(repo), k.meta(repo), k.log(repo), k.assigned(repo)],
+  args: (a) => [a.token, a.epoch, a.now, ...triples(a.versions, a.checksums), a.assigned?.join(' ') ?? '', a.logMax, ...flattenFields(a.log)],
   parse: status({ OK: 'ok', LOCK: 'lock', EXISTS: 'exists' }, 'lock'),
 };
