@@ -199,6 +199,11 @@ export class RepositoryExistsError extends GithaError {
   readonly code = 'GITHA_ERR_REPOSITORY_EXISTS';
 }
 
+/** A move (`githa move`, `rebalance`, a drain) cannot run or cannot switch: the message says why (docs/architecture.md "Moves"). */
+export class MoveRefusedError extends GithaError {
+  readonly code = 'GITHA_ERR_MOVE_REFUSED';
+}
+
 /** `githa repo factor R N` cannot do what it is asked (no room on distinct hosts, or no current copy would stay assigned). */
 export class ReplicationFactorError extends GithaError {
   readonly code = 'GITHA_ERR_REPLICATION_FACTOR';

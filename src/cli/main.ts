@@ -20,6 +20,7 @@ import { register as registerSync } from './commands/sync.js';
 import { register as registerVerify } from './commands/verify.js';
 import { register as registerInventory } from './commands/inventory.js';
 import { register as registerLifecycle } from './commands/lifecycle.js';
+import { register as registerMove } from './commands/move.js';
 
 /**
  * The githa command line: the only place that prints to stdout or exits.
@@ -66,6 +67,8 @@ registerSync(program);
 registerVerify(program);
 registerInventory(program);
 registerLifecycle(program);
+// After registerBackend: it adds `backend drain|undrain`.
+registerMove(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof GithaError) {

@@ -75,6 +75,11 @@ export class Backends implements BackendDirectory {
     return (this.overrides.get(id)?.writable ?? this.byId.get(id)?.writable) === true;
   }
 
+  /** Being drained (`githa backend drain`): placement gives it no new repository (docs/architecture.md "Moves"). */
+  isDraining(id: string): boolean {
+    return this.overrides.get(id)?.drain === true;
+  }
+
   activeBackends(): Backend[] {
     return this.config.backends.filter((b) => this.isEnabled(b.id)) as Backend[];
   }

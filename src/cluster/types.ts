@@ -15,6 +15,8 @@ export type Backend = BackendConfig;
 export interface BackendOverride {
   enabled?: boolean;
   writable?: boolean;
+  /** Drained (`githa backend drain`): placement gives it nothing new (docs/architecture.md "Moves"). */
+  drain?: boolean;
 }
 
 /** Where a read goes: try `candidates` in order. */

@@ -7,6 +7,9 @@
  * - `override.enabled`, `override.writable`: '1' or '0'; absent = the
  *   configuration's value. A change back to the configured value removes the
  *   field, so `enable` after `disable` returns the backend to its config.
+ * - `override.drain`: '1' while the backend is drained (`githa backend
+ *   drain`): placement gives it no new repository and moves empty it
+ *   (docs/architecture.md "Moves"); absent otherwise.
  * - `override.by`, `override.at` (ms): who changed them last, and when.
  *
  * After a change the CLI publishes `{ nonce, backend }` on `<prefix>overrides`;
@@ -28,13 +31,15 @@ export class UnknownBackendError extends GithaError {
 export interface StoredOverride {
   enabled?: boolean;
   writable?: boolean;
+  /** Being drained (`githa backend drain`). */
+  drain?: boolean;
   by?: string;
   at?: number;
 }
 
-export type OverrideFlag = 'enabled' | 'writable';
+export type OverrideFlag = 'enabled' | 'writable' | 'drain';
 
-const FIELDS = ['override.enabled', 'override.writable', 'override.by', 'override.at'] as const;
+const FIELDS = ['override.enabled', 'override.writable', 'override.by', 'override.at', 'override.drain'] as const;
 
 /** What a change message carries (JSON on the overrides channel). */
 export interface OverrideMessage {
@@ -66,11 +71,12 @@ export class OverrideStore {
     ids.forEach((id, i) => {
       const [err, value] = rows[i] ?? [null, null];
       if (err) throw err;
-      const [enabled, writable, by, at] = (value ?? []) as Array<string | null>;
+      const [enabled, writable, by, at, drain] = (value ?? []) as Array<string | null>;
       const o: StoredOverride = {};
       if (enabled === '1' || enabled === '0') o.enabled = enabled === '1';
       if (writable === '1' || writable === '0') o.writable = writable === '1';
-      if (o.enabled === undefined && o.writable === undefined) return;
+      if (drain === '1') o.drain = true;
+      if (o.enabled === undefined && o.writable === undefined && o.drain === undefined) return;
       if (by) o.by = by;
       if (at && Number.isFinite(Number(at))) o.at = Number(at);
       out.set(id, o);
@@ -95,7 +101,9 @@ export class OverrideStore {
     const key = this.keys.backend(id);
     const field = `override.${flag}`;
     const tx = this.redis.multi();
-    if (this.configured.get(id)![flag] === value) tx.hdel(key, field);
+    // A drain is never configured: off is the field's absence.
+    const configured = flag === 'drain' ? false : this.configured.get(id)![flag];
+    if (configured === value) tx.hdel(key, field);
     else tx.hset(key, field, value ? '1' : '0');
     tx.hset(key, 'override.by', by, 'override.at', String(Date.now()));
     await tx.exec();
@@ -107,12 +115,13 @@ export class OverrideStore {
 }
 
 /** The overrides as the cluster uses them (Cluster.setOverrides). */
-export function effectiveOverrides(stored: ReadonlyMap<string, StoredOverride>): Map<string, { enabled?: boolean; writable?: boolean }> {
-  const out = new Map<string, { enabled?: boolean; writable?: boolean }>();
+export function effectiveOverrides(stored: ReadonlyMap<string, StoredOverride>): Map<string, { enabled?: boolean; writable?: boolean; drain?: boolean }> {
+  const out = new Map<string, { enabled?: boolean; writable?: boolean; drain?: boolean }>();
   for (const [id, o] of stored) {
-    const e: { enabled?: boolean; writable?: boolean } = {};
+    const e: { enabled?: boolean; writable?: boolean; drain?: boolean } = {};
     if (o.enabled !== undefined) e.enabled = o.enabled;
     if (o.writable !== undefined) e.writable = o.writable;
+    if (o.drain) e.drain = true;
     out.set(id, e);
   }
   return out;

@@ -18,6 +18,7 @@ import { fillFigure } from './fill.js';
 import { latencyFigures } from './latency.js';
 import { pushLatency, pushThroughput, replicationLag } from './push.js';
 import { bigRepo, install, manyRefsRepo, type CachedRepo } from './repos.js';
+import { rebalanceFigure } from './rebalance.js';
 import { roundTripFigure } from './roundtrips.js';
 import { markdownTable, type FigureRow } from './stats.js';
 import { REPO_ROOT } from '../support/paths.js';
@@ -104,6 +105,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     if (wanted('F1') || wanted('F1s')) await figure(['F1', 'F1s'], () => cloneFigures(env, opts, 'big.git', sizeLabel, { http: wanted('F1'), ssh: wanted('F1s') }));
     if (wanted('F5')) await figure(['F5'], () => fillFigure(env, opts, 'fill.git', sizeLabel));
     if (wanted('F7')) await figure(['F7'], () => concurrentFigure(env, opts, 'big.git', sizeLabel));
+    // A dev cluster of its own (five backends).
+    if (wanted('REB')) await figure(['REB'], () => rebalanceFigure(opts));
   } finally {
     await env.stop();
   }

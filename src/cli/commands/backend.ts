@@ -1,5 +1,6 @@
 /**
- * `githa backend list | prevent-writes B | allow-writes B | disable B | enable B`:
+ * `githa backend list | prevent-writes B | allow-writes B | disable B | enable B`
+ * (`drain B` / `undrain B`: src/cli/commands/move.ts):
  * runtime overrides of a backend's configured `enabled` / `writable`, stored
  * in Redis (src/state/overrides.ts) and applied by every serving githa at
  * once: the command publishes the change and waits (bounded) until every
@@ -46,6 +47,7 @@ function rows(ctx: Context) {
       zone: b.zone,
       enabled: cluster.isEnabled(b.id),
       writable: cluster.isWritable(b.id),
+      draining: o?.drain === true,
       configured: { enabled: b.enabled, writable: b.writable },
       override: o ? { enabled: o.enabled, writable: o.writable, by: o.by, at: o.at } : undefined,
       health: h ? (h.up ? 'up' : 'down') : 'unknown',
@@ -68,13 +70,14 @@ async function list(ctx: Context, asJson: boolean): Promise<number> {
           zone: b.zone,
           enabled: flag(b.enabled, b.override?.enabled),
           writable: flag(b.writable, b.override?.writable),
+          drained: b.draining ? 'yes' : undefined,
           health: b.health,
           endpoints: b.endpoints.join(','),
           'changed by': b.override?.by,
           'changed at': isoTime(b.override?.at),
           detail: b.healthDetail,
         })),
-        ['backend', 'zone', 'enabled', 'writable', 'health', 'endpoints', 'changed by', 'changed at', 'detail'],
+        ['backend', 'zone', 'enabled', 'writable', 'drained', 'health', 'endpoints', 'changed by', 'changed at', 'detail'],
       ),
     );
   }
@@ -101,7 +104,7 @@ function operator(): string {
   return `${user}@${hostname()}`;
 }
 
-async function apply(ctx: Context, id: string, flag: OverrideFlag, value: boolean, done: string, asJson: boolean): Promise<number> {
+export async function apply(ctx: Context, id: string, flag: OverrideFlag, value: boolean, done: string, asJson: boolean): Promise<number> {
   const { overrides, config } = ctx;
   overrides.check(id);
   const sub = connectRedis(config.redis, { commandTimeoutMs: config.redis.commandTimeoutMs });

@@ -15,6 +15,7 @@ import { lostOverrides, readOverridesFile, type LostOverride } from '../../state
 import { ago, common, isoTime, run, type Context } from './context.js';
 import { createCommandFor } from './kept-refs.js';
 import { inventoryOf } from './recover.js';
+import { holding, planInput } from '../../cluster/rebalance.js';
 
 /** Above this many repositories, `status` shows its progress while reading. */
 const PROGRESS_ABOVE = 200;
@@ -67,8 +68,11 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
   const lost = lostOverridesOf(ctx);
   const why = [...attention(s), ...(lost.length > 0 ? [`overrides lost: ${lost.map((l) => l.backend).join(', ')}`] : [])];
   const out = ctx.streams.out;
+  // Drained backends and how many repositories each still holds (read only while one is drained: docs/architecture.md "Moves").
+  const drains = [...ctx.stored].filter(([, o]) => o.drain === true).map(([id]) => id);
+  const draining = drains.length > 0 ? Object.fromEntries(holding((await planInput(cluster.ctx, new Set(drains))).repos, drains)) : undefined;
   if (asJson) {
-    out.write(json({ ...s, attention: why, lostOverrides: lost }));
+    out.write(json({ ...s, attention: why, lostOverrides: lost, ...(draining ? { draining } : {}) }));
     return why.length > 0 ? EXIT.ATTENTION : EXIT.OK;
   }
   // What the listings found, per repository: its missing copies, or a ghost.
@@ -118,6 +122,7 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
   out.write(`${s.repositories.length} ${s.repositories.length === 1 ? 'repository' : 'repositories'}: ${counts}\n`);
   out.write(`replication backlog: ${s.backlog} stale (repository, backend) pair${s.backlog === 1 ? '' : 's'}; write quorum ${s.writeQuorum}\n`);
   if (s.copies) writeCopies(out, s.copies);
+  for (const [b, left] of Object.entries(draining ?? {})) out.write(`draining ${b}: ${left} repositor${left === 1 ? 'y' : 'ies'} left${left > 0 ? ` (githa backend drain ${b} moves them)` : ''}\n`);
   if (why.length > 0) out.write(`attention: ${why.join('; ')}\n`);
   for (const l of lost) out.write(`${lostOverrideLine(ctx, l)}\n`);
   for (const r of s.repositories) {
