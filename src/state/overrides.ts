@@ -7,6 +7,10 @@
  * - `override.enabled`, `override.writable`: '1' or '0'; absent = the
  *   configuration's value. A change back to the configured value removes the
  *   field, so `enable` after `disable` returns the backend to its config.
+ * - `override.maintenance`: '1' when `githa backend disable B --maintenance`
+ *   said B is coming back: its repositories are not re-replicated elsewhere
+ *   while it is down (docs/architecture.md "Re-replication"). Any other
+ *   `disable` or `enable` removes it.
  * - `override.by`, `override.at` (ms): who changed them last, and when.
  *
  * After a change the CLI publishes `{ nonce, backend }` on `<prefix>overrides`;
@@ -28,13 +32,15 @@ export class UnknownBackendError extends GithaError {
 export interface StoredOverride {
   enabled?: boolean;
   writable?: boolean;
+  /** Disabled for planned maintenance: coming back, not re-replicated. */
+  maintenance?: boolean;
   by?: string;
   at?: number;
 }
 
 export type OverrideFlag = 'enabled' | 'writable';
 
-const FIELDS = ['override.enabled', 'override.writable', 'override.by', 'override.at'] as const;
+const FIELDS = ['override.enabled', 'override.writable', 'override.by', 'override.at', 'override.maintenance'] as const;
 
 /** What a change message carries (JSON on the overrides channel). */
 export interface OverrideMessage {
@@ -66,11 +72,12 @@ export class OverrideStore {
     ids.forEach((id, i) => {
       const [err, value] = rows[i] ?? [null, null];
       if (err) throw err;
-      const [enabled, writable, by, at] = (value ?? []) as Array<string | null>;
+      const [enabled, writable, by, at, maintenance] = (value ?? []) as Array<string | null>;
       const o: StoredOverride = {};
       if (enabled === '1' || enabled === '0') o.enabled = enabled === '1';
       if (writable === '1' || writable === '0') o.writable = writable === '1';
-      if (o.enabled === undefined && o.writable === undefined) return;
+      if (maintenance === '1') o.maintenance = true;
+      if (o.enabled === undefined && o.writable === undefined && !o.maintenance) return;
       if (by) o.by = by;
       if (at && Number.isFinite(Number(at))) o.at = Number(at);
       out.set(id, o);
@@ -88,15 +95,19 @@ export class OverrideStore {
   /**
    * Sets one flag of one backend (removing the override when `value` is the
    * configured value), then publishes the change. Returns the nonce of the
-   * message and how many subscribers (serving githas) received it.
+   * message and how many subscribers (serving githas) received it. A change
+   * of `enabled` sets `override.maintenance` when `maintenance` (a disable
+   * for planned maintenance) and removes it otherwise.
    */
-  async set(id: string, flag: OverrideFlag, value: boolean, by: string): Promise<{ nonce: string; receivers: number }> {
+  async set(id: string, flag: OverrideFlag, value: boolean, by: string, maintenance = false): Promise<{ nonce: string; receivers: number }> {
     this.check(id);
     const key = this.keys.backend(id);
     const field = `override.${flag}`;
     const tx = this.redis.multi();
     if (this.configured.get(id)![flag] === value) tx.hdel(key, field);
     else tx.hset(key, field, value ? '1' : '0');
+    if (flag === 'enabled' && maintenance && !value) tx.hset(key, 'override.maintenance', '1');
+    else if (flag === 'enabled') tx.hdel(key, 'override.maintenance');
     tx.hset(key, 'override.by', by, 'override.at', String(Date.now()));
     await tx.exec();
     const nonce = randomUUID();

@@ -68,7 +68,8 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
   const why = [...attention(s), ...(lost.length > 0 ? [`overrides lost: ${lost.map((l) => l.backend).join(', ')}`] : [])];
   const out = ctx.streams.out;
   if (asJson) {
-    out.write(json({ ...s, attention: why, lostOverrides: lost }));
+    const maintenance = ctx.config.backends.filter((b) => ctx.stored.get(b.id)?.maintenance).map((b) => b.id);
+    out.write(json({ ...s, attention: why, lostOverrides: lost, maintenance }));
     return why.length > 0 ? EXIT.ATTENTION : EXIT.OK;
   }
   // What the listings found, per repository: its missing copies, or a ghost.
@@ -102,7 +103,8 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
         return {
           backend: b.id,
           zone: b.zone,
-          enabled: b.enabled ? 'yes' : o?.enabled === false ? 'no (override)' : 'no',
+          // A backend disabled for planned maintenance is coming back: not re-replicated (docs/architecture.md "Re-replication").
+          enabled: (b.enabled ? 'yes' : o?.enabled === false ? 'no (override)' : 'no') + (o?.maintenance ? ', maintenance' : ''),
           writable: b.writable ? 'yes' : o?.writable === false ? 'no (override)' : 'no',
           health: b.health,
           leads: b.leads,
