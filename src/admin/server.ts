@@ -122,6 +122,6 @@ async function repoDetail(cluster: Cluster, parts: Pick<StateParts, 'repos' | 'i
   ]);
   if (state.versions.size === 0 && !state.frozen && !state.writing && log.length === 0) return undefined;
   const active = cluster.activeBackends().map((b) => b.id);
-  const summary = summarize(state, active, config.replication.writeQuorum, lastWrite || undefined, Date.now());
+  const summary = summarize(state, active, config.replication, lastWrite || undefined, Date.now());
   return { repo, state, summary, backends: config.backends.map((b) => b.id), log };
 }

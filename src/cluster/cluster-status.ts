@@ -1,4 +1,5 @@
 import type { SharedHealth } from '../state/backend-health.js';
+import { isAssigned, scoped } from './assignment.js';
 import type { Cluster } from './cluster.js';
 import type { RepositoryIndex } from '../state/repo-index.js';
 import type { RepositoryStore } from '../state/repository-store.js';
@@ -82,16 +83,18 @@ export async function collectStatus(
   names.sort();
   const gone = new Map<string, Gone>();
   const knownMissing = new Map<string, Set<string>>();
+  const assigned = new Map<string, readonly string[]>();
   for (let i = 0; i < names.length; i += PAGE) {
     const slice = names.slice(i, i + PAGE);
     const [states, scores] = await Promise.all([Promise.all(slice.map((r) => repos.read(r))), index.lastWrites(slice)]);
     slice.forEach((repo, j) => {
       const st = states[j]!;
       if (st.gone) gone.set(repo, st.gone);
-      const lost = [...st.drift].filter(([, d]) => d.checksum === 'missing' || d.kind === 'missing').map(([b]) => b);
+      if (st.assigned) assigned.set(repo, st.assigned);
+      const lost = [...st.drift].filter(([b, d]) => isAssigned(st, b) && (d.checksum === 'missing' || d.kind === 'missing')).map(([b]) => b);
       if (lost.length > 0) knownMissing.set(repo, new Set(lost));
       const lastWriteAt = scores[j] || undefined;
-      repositories.push({ repo, lastWriteAt, ...summarize(states[j]!, active, config.replication.writeQuorum, lastWriteAt, now) });
+      repositories.push({ repo, lastWriteAt, ...summarize(states[j]!, active, config.replication, lastWriteAt, now) });
     });
     onPage?.(Math.min(names.length, i + PAGE));
   }
@@ -113,7 +116,7 @@ export async function collectStatus(
       stale: repositories.filter((r) => r.stale.includes(b.id)).length,
     };
   });
-  const copies = await copiesStatus(cluster, names, gone, knownMissing, inventory);
+  const copies = await copiesStatus(cluster, names, gone, knownMissing, assigned, inventory);
   return { at: now, writeQuorum: config.replication.writeQuorum, repositories, backends, counts, backlog: repositories.reduce((n, r) => n + r.stale.length, 0), copies };
 }
 
@@ -123,6 +126,7 @@ async function copiesStatus(
   names: readonly string[],
   gone: ReadonlyMap<string, Gone>,
   knownMissing: ReadonlyMap<string, ReadonlySet<string>>,
+  assigned: ReadonlyMap<string, readonly string[]>,
   inventory: Pick<Inventory, 'survey'> | undefined,
 ): Promise<CopiesStatus> {
   const active = cluster.activeBackends().map((b) => b.id);
@@ -136,12 +140,13 @@ async function copiesStatus(
       const lost = knownMissing.get(repo);
       if (!lost) continue;
       // A ghost has no copy to fill the others from: named as a ghost, not as missing copies.
-      if (active.length > 0 && active.every((id) => lost.has(id))) status.ghosts.push(repo);
-      else for (const b of active.filter((id) => lost.has(id))) missing[b]!.push(repo);
+      const mine = scoped({ assigned: assigned.get(repo) }, active);
+      if (mine.length > 0 && mine.every((id) => lost.has(id))) status.ghosts.push(repo);
+      else for (const b of mine.filter((id) => lost.has(id))) missing[b]!.push(repo);
     }
     return status;
   }
-  const report = await inventory.survey({ probe: false, tracked: names, gone, scanTombstones: false, knownMissing });
+  const report = await inventory.survey({ probe: false, tracked: names, gone, scanTombstones: false, knownMissing, assigned });
   for (const b of report.backends) {
     if (b.how === 'listed') status.listed.push(b.backend);
     if (b.how === 'unreachable') status.unlisted.push({ backend: b.backend, error: b.error ?? 'unreachable' });

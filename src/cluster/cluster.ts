@@ -15,6 +15,7 @@ import {
 import type { HeldLock, LockOptions } from '../state/lock.js';
 import type { RepoState } from '../state/repo-state.js';
 import { Adoption, goneError } from './adoption.js';
+import { scoped, scopedState, writeQuorumOf } from './assignment.js';
 import type { Backends } from './backends.js';
 import { catchUp } from './catch-up.js';
 import type { ClusterContext } from './context.js';
@@ -136,7 +137,8 @@ export class Cluster {
 
   /** Chooses the backends for a read; never takes the write lock (docs/architecture.md "A read"). */
   async routeRead(repo: string, accepts: Accepts = () => true, lent?: LentCredentials, waits?: WaitReporter): Promise<ReadRoute> {
-    let state = await this.adoption.known(repo, await this.state(repo), lent);
+    // Routing counts only the assigned backends (docs/architecture.md "Replication factor").
+    let state = scopedState(await this.adoption.known(repo, await this.state(repo), lent));
     const until = performance.now() + this.config.catchUp.readWaitMs;
     let waiting: ReturnType<typeof watchWait> | undefined;
     try {
@@ -145,12 +147,12 @@ export class Cluster {
           throw new RepositoryFrozenError(frozenForWrite(repo, state.frozen), state.frozen.reason);
         }
         const flags = repoFlags(state);
-        const plan = planRead(state.versions, this.directory.views(), this.config.zone, this.turn++, flags);
+        const plan = planRead(state.versions, scoped(state, this.directory.views()), this.config.zone, this.turn++, flags);
         // Every leader that could serve (over this transport) is taking a push right now: wait for it to be recorded (or to end) rather than serve it unacknowledged.
         if (this.waitsForPush(plan, flags, accepts, true) && performance.now() < until) {
           waiting ??= watchWait(waits, { kind: 'push', repo });
           await sleep(READ_WAIT_POLL_MS);
-          state = await this.state(repo);
+          state = scopedState(await this.state(repo));
           continue;
         }
         waiting?.stop();
@@ -199,8 +201,7 @@ export class Cluster {
   private staleFor(state: RepoState, flags: RepoFlags, leaders: readonly string[], accepts: Accepts): string | undefined {
     if (leaders.length === 0) return undefined;
     const { max } = leadership(state.versions, flags.notLeaders);
-    return this.directory
-      .views()
+    return scoped(state, this.directory.views())
       .filter((b) => b.enabled && b.healthy && (state.versions.get(b.id) ?? 0) < max && !flags.notLeaders?.has(b.id) && accepts(this.backend(b.id)))
       .map((b) => b.id)[0];
   }
@@ -212,10 +213,10 @@ export class Cluster {
 
   /** Chooses a writable leader for the advertisement a pushing client reads first. */
   async routeWriteAdvertisement(repo: string, accepts: Accepts = () => true, lent?: LentCredentials, user?: string): Promise<ReadRoute> {
-    const state = await this.orCreate(repo, user, () => this.writableState(repo, lent));
-    this.checkQuorum(repo);
+    const state = scopedState(await this.orCreate(repo, user, () => this.writableState(repo, lent)));
+    this.checkQuorum(repo, state);
     const flags = repoFlags(state);
-    const plan = planWrite(state.versions, this.directory.views(), this.config.zone, this.turn++, flags);
+    const plan = planWrite(state.versions, scoped(state, this.directory.views()), this.config.zone, this.turn++, flags);
     const { max, leaders } = leadership(state.versions, flags.notLeaders);
     if (plan.kind === 'write') return { repo, version: max, leaders, candidates: this.directory.usable(plan.candidates, accepts), checksums: state.checksums };
     return this.routeRead(repo, accepts, lent);
@@ -254,11 +255,11 @@ export class Cluster {
     }
   }
 
-  /** Refuses writes while fewer backends are up than the write quorum; reads go on. */
-  checkQuorum(repo: string): void {
-    const quorum = this.config.replication.writeQuorum;
-    const up = this.activeBackends().filter((b) => this.health.isHealthy(b.id)).map((b) => b.id);
-    if (up.length < quorum) throw new QuorumUnavailableError(quorumUnavailable(repo, up, this.config.backends.length, quorum));
+  /** Refuses writes while fewer assigned backends are up than the repository's write quorum; reads go on. */
+  checkQuorum(repo: string, state: RepoState): void {
+    const quorum = writeQuorumOf(this.config.replication, state);
+    const up = scoped(state, this.activeBackends()).filter((b) => this.health.isHealthy(b.id)).map((b) => b.id);
+    if (up.length < quorum) throw new QuorumUnavailableError(quorumUnavailable(repo, up, state.assigned?.length ?? this.config.backends.length, quorum));
   }
 
   /**
@@ -271,12 +272,11 @@ export class Cluster {
   async write(req: WriteRequest, forward: Forward): Promise<WriteOutcome> {
     const plain = (ours: boolean) => (s: RepoState) => {
       checkPlain(s, ours);
-      this.checkQuorum(req.repo);
+      this.checkQuorum(req.repo, s);
     };
     const outcome = await this.locked(req, forward, { releaseAfter: true, readState: { whileBusy: plain(false) } }, plain(true)).catch(notPlain);
     if (!(outcome instanceof NotPlain)) return outcome;
-    await this.orCreate(req.repo, req.unverified ? undefined : req.user, () => this.writableState(req.repo));
-    this.checkQuorum(req.repo);
+    this.checkQuorum(req.repo, await this.orCreate(req.repo, req.unverified ? undefined : req.user, () => this.writableState(req.repo)));
     return this.locked(req, forward, { releaseAfter: true });
   }
 
@@ -321,7 +321,8 @@ export class Cluster {
     if (state.gone) throw goneError(repo, state.gone);
     // Under the lock, any marker is a write that ended without clearing it: an interruption.
     if (state.frozen || state.writing) throw writeRefusal(repo, state);
-    let plan = planWrite(state.versions, this.directory.views(), this.config.zone, this.turn++, repoFlags(state));
+    const mine = scopedState(state);
+    let plan = planWrite(mine.versions, scoped(state, this.directory.views()), this.config.zone, this.turn++, repoFlags(mine));
     if (plan.kind === 'catch-up') {
       const { source, target } = plan;
       const ok = await whileWaiting(req.waits, { kind: 'catch-up', repo }, () => this.catchUpWithin(repo, state, source, target, this.config.locks.leaseMs * 3));

@@ -8,6 +8,7 @@ import { copyRepository, targetContradicts } from './catch-up.js';
 import { refsChecksum } from './checksum.js';
 import type { ClusterContext } from './context.js';
 import type { FrontCopy } from './quorum.js';
+import { scoped, scopedState, writeQuorumOf } from './assignment.js';
 import { leadership } from './routing.js';
 import type { Backend, ForwardResult, WriteRequest } from './types.js';
 import { checksumBefore } from './write-check.js';
@@ -55,12 +56,12 @@ type Listed = RefTip[] | 'unchanged' | { why: string };
  * standing checked) before the push; a busy one is not fanned out to.
  */
 export async function chooseFanOut(ctx: ClusterContext, req: WriteRequest, lock: Held, state: RepoState, target: Backend): Promise<FanOutCopy[]> {
-  const need = ctx.config.replication.writeQuorum - 1;
+  // Only assigned backends take copies (docs/architecture.md "Replication factor").
+  const need = writeQuorumOf(ctx.config.replication, state) - 1;
   const pre = state.checksums.get(target.id) ?? '';
   if (!ctx.config.replication.fanOut || need <= 0 || pre === '') return [];
-  const { max } = leadership(state.versions, new Set(state.drift.keys()));
-  const candidates = ctx.backends
-    .activeBackends()
+  const { max } = leadership(scopedState(state).versions, new Set(state.drift.keys()));
+  const candidates = scoped(state, ctx.backends.activeBackends())
     .filter(
       (b) =>
         b.id !== target.id &&

@@ -23,9 +23,10 @@ export { backendAccount } from './manual-commands.js';
 import type { BackendConfig, Config } from '../config/schema.js';
 import { BackendAdminError, BackendUnavailableError, CatchUpError } from '../errors.js';
 import type { RepoState } from '../state/repo-state.js';
+import { isAssigned } from './assignment.js';
 import type { ClusterContext } from './context.js';
 
-export type FillRefusal = 'gone' | 'unrecorded' | 'frozen' | 'disabled' | 'unmanaged';
+export type FillRefusal = 'gone' | 'unrecorded' | 'frozen' | 'unassigned' | 'disabled' | 'unmanaged';
 
 export type CreateOutcome = { status: 'created' | 'exists' } | { status: 'refused'; reason: FillRefusal; detail: string };
 
@@ -35,6 +36,8 @@ export function fillRefusal(state: RepoState, target: string, o: { managed: bool
   if (state.gone) return { reason: 'gone', detail: `the repository is ${state.gone.kind}${state.gone.to ? ` to ${state.gone.to}` : ''}` };
   if (state.versions.size === 0) return { reason: 'unrecorded', detail: 'the repository has no record' };
   if (state.frozen) return { reason: 'frozen', detail: `the repository is frozen (${state.frozen.reason})` };
+  // A backend outside the assignment never gets a copy (docs/architecture.md "Replication factor").
+  if (!isAssigned(state, target)) return { reason: 'unassigned', detail: `${target} is not assigned to hold the repository` };
   if (!o.enabled) return { reason: 'disabled', detail: `${target} is disabled` };
   if (!o.managed) return { reason: 'unmanaged', detail: `githa may not manage repositories on ${target} (no backends[].admin)` };
   return undefined;

@@ -79,6 +79,8 @@ export interface SurveyOptions {
   gone?: ReadonlyMap<string, Gone>;
   /** Repository → backends the record itself shows without a copy (drift `missing`): counted as missing even unlisted. */
   knownMissing?: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Repository → its assignment (docs/redis.md `assigned`): a backend outside it is neither missing a copy nor counted as holding one. */
+  assigned?: ReadonlyMap<string, readonly string[]>;
 }
 
 /** `--track R`: the record rebuilt from the copies, or `already`: R had a record. */
@@ -100,13 +102,16 @@ export function classify(
   gone: ReadonlyMap<string, Gone>,
   answers: ReadonlyMap<string, Answer>,
   knownMissing: ReadonlyMap<string, ReadonlySet<string>> = new Map(),
+  assigned: ReadonlyMap<string, readonly string[]> = new Map(),
 ): InventoryRow[] {
   const rows: InventoryRow[] = [];
   for (const repo of [...new Set(names)].sort()) {
     const copies: string[] = [];
     const missing: string[] = [];
     const unknown: string[] = [];
+    const only = tracked.has(repo) && !gone.has(repo) ? assigned.get(repo) : undefined;
     for (const [backend, answer] of answers) {
+      if (only && !only.includes(backend)) continue;
       const has = knownMissing.get(repo)?.has(backend) ? false : answer(repo);
       (has === true ? copies : has === false ? missing : unknown).push(backend);
     }
@@ -191,7 +196,7 @@ export class Inventory {
     }
     // Answers in configuration order, so every row names its backends alike.
     const ordered = new Map(enabled.map((id) => [id, answers.get(id)!]));
-    const rows = classify(names, tracked, gone, ordered, opts.knownMissing);
+    const rows = classify(names, tracked, gone, ordered, opts.knownMissing, opts.assigned);
     return {
       at: Date.now(),
       rows,

@@ -7,6 +7,7 @@ import type { PairLease } from '../state/pair-locks.js';
 import type { RepoState } from '../state/repo-state.js';
 import { copyRepository, targetContradicts } from './catch-up.js';
 import type { ClusterContext } from './context.js';
+import { scoped } from './assignment.js';
 import { leadership } from './routing.js';
 import type { Backend } from './types.js';
 
@@ -78,8 +79,8 @@ export function quorumCopies(ctx: ClusterContext, q: QuorumInput): QuorumCopies 
   const skip = new Set([q.target.id, ...front.map((f) => f.backend.id), ...(q.exclude ?? [])]);
   const queue = [
     ...front.map((f) => f.backend),
-    ...ctx.backends
-      .activeBackends()
+    // Only assigned backends are copied to (docs/architecture.md "Replication factor").
+    ...scoped(state, ctx.backends.activeBackends())
       .filter((b) => !skip.has(b.id) && ctx.health.isHealthy(b.id) && !state.drift.has(b.id))
       .sort((a, b) => Number(state.versions.get(b.id) === max) - Number(state.versions.get(a.id) === max)),
   ];

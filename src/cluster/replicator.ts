@@ -8,6 +8,7 @@ import type { ClusterContext, StateReader } from './context.js';
 import { EventFeed } from './event-feed.js';
 import type { CopyFiller } from './fill.js';
 import type { InterruptionResolver } from './interruptions.js';
+import { scoped, scopedState } from './assignment.js';
 import { leadership, repoFlags } from './routing.js';
 
 export interface ReplicatorOptions {
@@ -228,7 +229,9 @@ export class Replicator {
     await Promise.all(this.stalePairs(state).map(({ target, source }) => this.copy(repo, state, source, target)));
   }
 
-  private stalePairs(state: RepoState): { target: string; source: string }[] {
+  /** Only assigned backends are copied from or filled (docs/architecture.md "Replication factor"). */
+  private stalePairs(all: RepoState): { target: string; source: string }[] {
+    const state = scopedState(all);
     const flags = repoFlags(state);
     const { max, leaders } = leadership(state.versions, flags.notLeaders);
     const health = this.ctx.health;
@@ -236,8 +239,7 @@ export class Replicator {
     const preferred = [...sources.filter((b) => !flags.avoid?.has(b)), ...sources.filter((b) => flags.avoid?.has(b))];
     const source = preferred[0];
     if (!source) return [];
-    return this.ctx.backends
-      .activeBackends()
+    return scoped(state, this.ctx.backends.activeBackends())
       .filter((b) => health.isHealthy(b.id))
       .filter((b) => (state.versions.get(b.id) ?? 0) < max && !state.drift.has(b.id) && state.writing?.backend !== b.id)
       .map((b) => ({ target: b.id, source }));

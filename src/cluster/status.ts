@@ -1,4 +1,5 @@
 import type { Drift, DriftKind, RepoState } from '../state/repo-state.js';
+import { scoped, scopedState, writeQuorumOf, type QuorumConfig } from './assignment.js';
 import { EMPTY_CHECKSUM } from './checksum.js';
 import { leadership } from './routing.js';
 
@@ -20,6 +21,9 @@ export function driftKind(d: Drift): CopyKind {
  * - ambiguous: githa cannot tell which copy is right;
  * - frozen: writes (or reads) refused for another reason (write-interrupted,
  *   maintenance, …).
+ * Only assigned backends count (docs/architecture.md "Replication factor"): an
+ * unassigned holder is neither a leader nor stale, and the write quorum is the
+ * repository's own (`writeQuorum` given as the replication config).
  * Pure: callers read the state; unit-tested in test/cluster/status.test.ts.
  */
 export type RepoHealth = 'synchronized' | 'partial' | 'unsynchronized' | 'ambiguous' | 'frozen';
@@ -38,18 +42,25 @@ export interface RepoSummary {
   suspect: string[];
   /** A write in flight (lock held) or interrupted (no lock). */
   writing?: { backend: string; interrupted: boolean };
+  /** The backends that should hold it, when it has an assignment (docs/redis.md `assigned`). */
+  assigned?: string[];
+  /** Its write quorum (a majority of the assignment unless replication.writeQuorum is set). */
+  writeQuorum?: number;
 }
 
 /** A push younger than this counts as replication in progress, not as data at risk. */
 export const RECENT_PUSH_MS = 60_000;
 
 export function summarize(
-  state: RepoState,
-  active: readonly string[],
-  writeQuorum: number,
+  all: RepoState,
+  allActive: readonly string[],
+  quorum: number | QuorumConfig,
   lastWriteAt: number | undefined,
   now: number,
 ): RepoSummary {
+  const state = scopedState(all);
+  const active = scoped(all, allActive);
+  const writeQuorum = writeQuorumOf(typeof quorum === 'number' ? { writeQuorum: quorum } : quorum, all);
   const notLeaders = new Set(state.drift.keys());
   const { max, leaders } = leadership(state.versions, notLeaders);
   const activeSet = new Set(active);
@@ -62,6 +73,8 @@ export function summarize(
     driftKinds: Object.fromEntries([...state.drift].map(([b, d]) => [b, driftKind(d)])),
     suspect: [...state.suspect.keys()].sort(),
     ...(state.writing ? { writing: { backend: state.writing.backend, interrupted: !state.locked } } : {}),
+    ...(all.assigned ? { assigned: [...all.assigned] } : {}),
+    writeQuorum,
   };
   if (state.frozen?.reason === 'ambiguous') return { ...base, state: 'ambiguous', reason: state.frozen.detail || 'ambiguous' };
   if (state.frozen) return { ...base, state: 'frozen', reason: state.frozen.reason };

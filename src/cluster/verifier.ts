@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { BackendUnavailableError } from '../errors.js';
+import { scopedState } from './assignment.js';
 import { refsChecksum } from './checksum.js';
 import type { ClusterContext } from './context.js';
 import { liveKind } from './repair.js';
@@ -122,7 +123,8 @@ export class Verifier {
     const { repos, pairs } = this.ctx;
     const report: VerifyReport = { repo, ok: [], drifted: [], skipped: [] };
     const before = await repos.read(repo);
-    for (const [backend, version] of before.versions) {
+    // Only assigned copies are verified (docs/architecture.md "Replication factor").
+    for (const [backend, version] of scopedState(before).versions) {
       const recorded = before.checksums.get(backend);
       // A suspect copy is verified when its grace period ends (the resolver's settle), not taken for drift before.
       const busy = before.writing?.backend === backend || before.writing?.copies.includes(backend) || before.suspect.has(backend);

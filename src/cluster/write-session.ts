@@ -5,6 +5,7 @@ import type { RefCommand } from '../protocol/receive-pack-request.js';
 import type { Held } from '../state/lease.js';
 import { encodeCommands } from '../state/marker-commands.js';
 import type { RepoState } from '../state/repo-state.js';
+import { writeQuorumOf } from './assignment.js';
 import { refsChecksum } from './checksum.js';
 import { noteWrite, type ClusterContext } from './context.js';
 import { chooseFanOut, FanOut, type CopyVerdict } from './fan-out.js';
@@ -262,7 +263,7 @@ export class WriteSession {
     const verdicts = await fan.judge(listings, commands, checksum);
     const fanMade = fan.ids.filter((id) => verdicts.get(id)?.kind === 'same');
     const front = fan.handOff(verdicts, commands);
-    const quorum = ctx.config.replication.writeQuorum;
+    const quorum = writeQuorumOf(ctx.config.replication, this.state);
     // Copies holding part of the push are all relayed to its outcome, even past the quorum (else they would stay off their record).
     const needed = Math.max(quorum - 1 - fanMade.length, front.filter((f) => verdicts.get(f.backend.id)?.kind === 'partial').length);
     const copies = quorumCopies(ctx, {

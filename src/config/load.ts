@@ -24,10 +24,12 @@ export function buildConfig(input: unknown, env: NodeJS.ProcessEnv = process.env
   const { onInterruptedWrite, ...data } = result.data;
   const proxyId = data.proxyId ?? `${hostname()}:${process.pid}`;
   // docs/architecture.md "Write quorum": default a majority, so one lost backend never loses an acknowledged push.
+  // Derived (not set): a repository with an assignment takes a majority of its assignment instead (src/cluster/assignment.ts).
+  const writeQuorumDerived = data.replication.writeQuorum === undefined;
   const writeQuorum = data.replication.writeQuorum ?? Math.floor(data.backends.length / 2) + 1;
   const interruptions = onInterruptedWrite ? { ...data.interruptions, onInterruptedWrite } : data.interruptions;
   const file = configFile ? { configFile } : {};
-  return deepFreeze({ ...data, ...file, proxyId, interruptions, replication: { ...data.replication, writeQuorum } }) as Config;
+  return deepFreeze({ ...data, ...file, proxyId, interruptions, replication: { ...data.replication, writeQuorum, writeQuorumDerived } }) as Config;
 }
 
 /** Reads the file named by `path`, or by GITHA_CONFIG when `path` is absent. */

@@ -334,7 +334,11 @@ type Resolved = Omit<Parsed, 'replication' | 'onInterruptedWrite'> & {
   /** The file loadConfig read (absolute), for the operator console's CLI commands; not a config key. */
   configFile?: string;
   /** writeQuorum resolved: the configured value, or a majority of the backends. */
-  replication: Parsed['replication'] & { writeQuorum: number };
+  replication: Parsed['replication'] & {
+    writeQuorum: number;
+    /** True when writeQuorum was not configured (derived): a repository's quorum is then a majority of its assignment (docs/architecture.md "Replication factor"). */
+    writeQuorumDerived?: boolean;
+  };
 };
 export type Config = DeepReadonly<Resolved>;
 

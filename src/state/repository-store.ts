@@ -38,6 +38,14 @@ export interface CatchUpRecord {
   log: LogFields;
 }
 
+/** A create's placement (docs/architecture.md "Placement"): written in the same script as the versions. */
+export interface CreateOptions {
+  /** The backends that should hold it (docs/redis.md `assigned`); absent: every backend. */
+  assigned?: readonly string[] | undefined;
+  /** Its replication factor (docs/redis.md `meta` `factor`). */
+  factor?: number | undefined;
+}
+
 /**
  * The repository state the cluster reads and changes (docs/redis.md), as
  * Praefect's `RepositoryStore`: every read is one round trip, every
@@ -78,7 +86,7 @@ export interface RepositoryStore {
    * the empty checksum, a new epoch, in the index. 'exists': a record (or a
    * freeze) is there already; 'gone': a tombstone is (restore or purge it first).
    */
-  create(repo: string, backends: readonly string[], log: LogFields): Promise<'ok' | 'exists' | 'gone'>;
+  create(repo: string, backends: readonly string[], log: LogFields, opts?: CreateOptions): Promise<'ok' | 'exists' | 'gone'>;
   /** Writes the tombstone, records untouched (a delete or rename begins: every read and push is refused from now). Under the write lock `token`. */
   markGone(repo: string, token: string, gone: Gone): Promise<'ok' | 'lock'>;
   /** Writes the tombstone and removes every record of the repository but its push log (which gets `log`); out of the index. Under the write lock. */
@@ -193,8 +201,8 @@ export class RedisRepositoryStore implements RepositoryStore {
     await this.index.noteRepository(repo, 0);
   }
 
-  async create(repo: string, backends: readonly string[], log: LogFields): Promise<'ok' | 'exists' | 'gone'> {
-    const args = { backends, emptyChecksum: EMPTY_CHECKSUM, epoch: randomUUID(), now: Date.now(), logMax: this.logMax, log };
+  async create(repo: string, backends: readonly string[], log: LogFields, opts: CreateOptions = {}): Promise<'ok' | 'exists' | 'gone'> {
+    const args = { backends, emptyChecksum: EMPTY_CHECKSUM, epoch: randomUUID(), now: Date.now(), logMax: this.logMax, log, ...opts };
     const status = await this.scripts.run(CREATE, repo, args);
     if (status === 'ok') await this.index.noteRepository(repo, Date.now());
     return status;

@@ -5,7 +5,7 @@
  */
 import { EMPTY_CHECKSUM } from '../../src/cluster/checksum.js';
 import { goneFields, parseGone, type Gone, type SavedRecord } from '../../src/state/repo-state.js';
-import type { LogFields } from '../../src/state/repository-store.js';
+import type { CreateOptions, LogFields } from '../../src/state/repository-store.js';
 
 type Hash = Record<string, string>;
 
@@ -19,6 +19,8 @@ export interface LifecycleRepo {
   drift: Hash;
   suspectWrites: Hash;
   gone: Hash;
+  assigned: Hash;
+  meta: Hash;
   log: Record<string, string | number>[];
 }
 
@@ -43,7 +45,7 @@ function put(r: LifecycleRepo, versions: ReadonlyMap<string, number>, checksums:
   }
 }
 
-export function memCreate(host: LifecycleHost, repo: string, backends: readonly string[], log: LogFields): 'ok' | 'exists' | 'gone' {
+export function memCreate(host: LifecycleHost, repo: string, backends: readonly string[], log: LogFields, opts: CreateOptions = {}): 'ok' | 'exists' | 'gone' {
   const r = host.repo(repo);
   if (r.gone.kind) return 'gone';
   if (Object.keys(r.versions).length > 0 || r.frozen.reason) return 'exists';
@@ -51,6 +53,9 @@ export function memCreate(host: LifecycleHost, repo: string, backends: readonly 
     r.versions[b] = '1';
     r.checksums[b] = EMPTY_CHECKSUM;
   }
+  // The assignment and factor in the same step as the versions (src/state/scripts/lifecycle.ts CREATE).
+  if (opts.assigned) r.assigned = Object.fromEntries(opts.assigned.map((b) => [b, String(Date.now())]));
+  if (opts.factor !== undefined) r.meta.factor = String(opts.factor);
   r.log.push({ version: 1, ...log });
   host.index.add(repo);
   return 'ok';
@@ -78,6 +83,8 @@ export function memRetire(host: LifecycleHost, repo: string, token: string, gone
   r.suspect = {};
   r.drift = {};
   r.suspectWrites = {};
+  r.assigned = {};
+  r.meta = {};
   r.log.push(log);
   host.index.delete(repo);
   return 'ok';

@@ -22,6 +22,7 @@ import {
   type CatchUpRecord,
   type CommitCatchUpResult,
   type CommitWrite,
+  type CreateOptions,
   type LogFields,
   type MarkerFields,
   type RepositoryStore,
@@ -43,6 +44,10 @@ interface Repo {
   suspectWrites: Hash;
   /** The tombstone (docs/redis.md `gone`; test/support/memory-lifecycle.ts). */
   gone: Hash;
+  /** backend → ms since assigned (docs/redis.md `assigned`); empty: every backend. */
+  assigned: Hash;
+  /** `factor` of `githa repo factor` / create (docs/redis.md `meta`). */
+  meta: Hash;
   log: Record<string, string | number>[];
 }
 
@@ -72,7 +77,7 @@ export class MemoryStore implements RepositoryStore {
 
   repo(name: string): Repo {
     let r = this.repos.get(name);
-    if (!r) this.repos.set(name, (r = { versions: {}, checksums: {}, writing: {}, frozen: {}, suspect: {}, drift: {}, suspectWrites: {}, gone: {}, log: [] }));
+    if (!r) this.repos.set(name, (r = { versions: {}, checksums: {}, writing: {}, frozen: {}, suspect: {}, drift: {}, suspectWrites: {}, gone: {}, assigned: {}, meta: {}, log: [] }));
     return r;
   }
 
@@ -82,6 +87,11 @@ export class MemoryStore implements RepositoryStore {
       r.versions[b] = String(v);
       r.checksums[b] = c;
     }
+  }
+
+  /** Records the assignment (docs/redis.md `assigned`), as the create and move scripts do. */
+  assign(name: string, backends: readonly string[]): void {
+    this.repo(name).assigned = Object.fromEntries(backends.map((b) => [b, String(Date.now())]));
   }
 
   private max(r: Repo): number {
@@ -241,8 +251,8 @@ export class MemoryStore implements RepositoryStore {
     if (!r.frozen.reason) r.frozen = { reason, detail, since: String(Date.now()), backends: backends.join(' ') };
   }
 
-  async create(repo: string, backends: readonly string[], log: LogFields): Promise<'ok' | 'exists' | 'gone'> {
-    return memCreate(this, repo, backends, log);
+  async create(repo: string, backends: readonly string[], log: LogFields, opts: CreateOptions = {}): Promise<'ok' | 'exists' | 'gone'> {
+    return memCreate(this, repo, backends, log, opts);
   }
   async markGone(repo: string, token: string, gone: Gone): Promise<'ok' | 'lock'> {
     return memMarkGone(this, repo, token, gone);

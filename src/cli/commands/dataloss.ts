@@ -8,6 +8,7 @@
  * exit status.
  */
 import type { Command } from 'commander';
+import { scoped } from '../../cluster/assignment.js';
 import { collectStatus } from '../../cluster/cluster-status.js';
 import { EXIT, json, table } from '../output.js';
 import { common, isoTime, run, type Context } from './context.js';
@@ -50,7 +51,9 @@ async function dataloss(ctx: Context, asJson: boolean): Promise<number> {
   for (const r of status.repositories) {
     if (r.version === 0) continue; // no version recorded (ambiguous before adoption): `githa status` shows it
     const holders = r.leaders.filter((b) => cluster.isEnabled(b)).sort();
-    if (holders.length >= quorum) continue;
+    // Its own quorum: a majority of its assignment unless set (docs/architecture.md "Replication factor").
+    const need = r.writeQuorum ?? quorum;
+    if (holders.length >= need) continue;
     const state = await st.repos.read(r.repo);
     const entries = await st.pushLog.read(r.repo, { oldestFirst: true });
     /** When the first version above `v` was recorded. */
@@ -59,7 +62,8 @@ async function dataloss(ctx: Context, asJson: boolean): Promise<number> {
       return undefined;
     };
     const lacking: Lack[] = [];
-    for (const b of ctx.config.backends) {
+    // Only assigned backends can lack it.
+    for (const b of scoped(state, ctx.config.backends)) {
       if (holders.includes(b.id)) continue;
       const version = state.versions.get(b.id) ?? 0;
       const drift = state.drift.get(b.id);
@@ -68,7 +72,7 @@ async function dataloss(ctx: Context, asJson: boolean): Promise<number> {
       else if (!cluster.isEnabled(b.id)) continue; // neither holds it nor counts
       else lacking.push({ backend: b.id, kind: version === 0 ? 'missing' : 'stale', version, since: firstAbove(version), health: health(b.id) });
     }
-    found.push({ repo: r.repo, version: r.version, holders, writeQuorum: quorum, lacking });
+    found.push({ repo: r.repo, version: r.version, holders, writeQuorum: need, lacking });
   }
   // Kept commits: githa:kept names the repositories a repair kept refs in; a leader's listing says which are still there.
   const kept: { repo: string; refs: { ref: string; oid: string }[] }[] = [];
@@ -85,7 +89,7 @@ async function dataloss(ctx: Context, asJson: boolean): Promise<number> {
   const out = ctx.streams.out;
   const keptText = kept.flatMap((k) => keptLines(k.repo, k.refs.map((r) => ({ name: r.ref, oid: r.oid })))).map((l) => `${l}\n`).join('');
   if (found.length === 0) {
-    out.write(`no repository at risk: every newest version is on at least ${quorum} enabled backend${quorum === 1 ? '' : 's'} (${status.repositories.length} repositories)\n`);
+    out.write(`no repository at risk: every newest version is on at least its write quorum of enabled backends (${status.repositories.length} repositories)\n`);
     out.write(keptText);
     return EXIT.OK;
   }
@@ -94,7 +98,7 @@ async function dataloss(ctx: Context, asJson: boolean): Promise<number> {
       found.map((r) => ({
         repository: r.repo,
         version: r.version,
-        'only on': r.holders.length > 0 ? `${r.holders.join(',')} (${r.holders.length} of ${quorum})` : `none (0 of ${quorum})`,
+        'only on': r.holders.length > 0 ? `${r.holders.join(',')} (${r.holders.length} of ${r.writeQuorum})` : `none (0 of ${r.writeQuorum})`,
         lacking: r.lacking
           .map((l) => {
             const what = l.kind === 'stale' ? `stale at v${l.version}` : l.kind === 'missing' ? 'no copy recorded' : l.kind === 'disabled' ? 'leads but disabled' : `drifted from v${l.version}`;
@@ -105,7 +109,7 @@ async function dataloss(ctx: Context, asJson: boolean): Promise<number> {
       ['repository', 'version', 'only on', 'lacking'],
     ),
   );
-  out.write(`\n${found.length} repositor${found.length === 1 ? 'y has its' : 'ies have their'} newest version on fewer than ${quorum} backend${quorum === 1 ? '' : 's'}\n`);
+  out.write(`\n${found.length} repositor${found.length === 1 ? 'y has its' : 'ies have their'} newest version on fewer backends than its write quorum\n`);
   out.write(keptText);
   return EXIT.ATTENTION;
 }

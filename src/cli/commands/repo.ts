@@ -40,7 +40,7 @@ async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number>
   }
   const now = Date.now();
   const active = cluster.activeBackends().map((b) => b.id);
-  const summary = summarize(state, active, ctx.config.replication.writeQuorum, lastWrite || undefined, now);
+  const summary = summarize(state, active, ctx.config.replication, lastWrite || undefined, now);
   summary.leaders.sort();
   // Each backend's newest change (as the written backend, a quorum copy, or a
   // catch-up) and the user of the push that made that version.
@@ -108,7 +108,8 @@ async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number>
         version: summary.version,
         leaders: summary.leaders,
         stale: summary.stale,
-        writeQuorum: ctx.config.replication.writeQuorum,
+        writeQuorum: summary.writeQuorum ?? ctx.config.replication.writeQuorum,
+        assigned: state.assigned,
         lastWriteAt: lastWrite || undefined,
         epoch: state.epoch,
         backends,
@@ -142,7 +143,7 @@ async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number>
   out.write('\n');
   const leaders = summary.leaders.length > 0 ? `leaders ${summary.leaders.join(',')}` : 'no leader';
   const stale = summary.stale.length > 0 ? `; stale ${summary.stale.join(',')}` : '';
-  out.write(`${name}: ${STATE_LABEL[summary.state]}, version ${summary.version}, ${leaders}${stale}; write quorum ${ctx.config.replication.writeQuorum}\n`);
+  out.write(`${name}: ${STATE_LABEL[summary.state]}, version ${summary.version}, ${leaders}${stale}; write quorum ${summary.writeQuorum ?? ctx.config.replication.writeQuorum}${state.assigned ? `; assigned ${state.assigned.join(',')}` : ''}\n`);
   if (lastWrite) out.write(`last write: ${isoTime(lastWrite)} (${ago(lastWrite, now)})\n`);
   if (state.frozen) {
     out.write(`frozen: ${state.frozen.reason}${state.frozen.detail ? `: ${state.frozen.detail}` : ''} (since ${isoTime(state.frozen.since)})\n`);

@@ -39,12 +39,18 @@ export interface CreateArgs {
   now: number;
   logMax: number;
   log: Fields;
+  /** The assignment (docs/redis.md `assigned`), written with the versions; absent: every backend. */
+  assigned?: readonly string[] | undefined;
+  /** Its replication factor, in `meta` `factor`. */
+  factor?: number | undefined;
 }
 
 /**
  * A repository just created on `backends` (`githa create`): each at version
- * 1 with the empty checksum, under a new epoch. Refused when a record or a
- * freeze is there ('exists') or a tombstone ('gone').
+ * 1 with the empty checksum, under a new epoch, with its assignment and
+ * factor (docs/architecture.md "Placement") in the same step, so no read
+ * sees it without them. Refused when a record or a freeze is there
+ * ('exists') or a tombstone ('gone').
  */
 export const CREATE: ScriptDescriptor<[CreateArgs], 'ok' | 'exists' | 'gone'> = {
   name: 'githaCreate',
@@ -58,11 +64,26 @@ for i = 1, n do
   redis.call('HSET', KEYS[2], ARGV[5 + i], ARGV[4])
 end
 redis.call('HSET', KEYS[5], 'epoch', ARGV[2], 'since', ARGV[3])
-redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[1], '*', 'version', 1, unpack(ARGV, 6 + n))
+local m = tonumber(ARGV[6 + n])
+redis.call('DEL', KEYS[7])
+for i = 1, m do redis.call('HSET', KEYS[7], ARGV[6 + n + i], ARGV[3]) end
+if ARGV[7 + n + m] ~= '' then redis.call('HSET', KEYS[5], 'factor', ARGV[7 + n + m]) end
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[1], '*', 'version', 1, unpack(ARGV, 8 + n + m))
 return {'OK'}
 `,
-  keys: (k: Keys, repo: string) => [k.versions(repo), k.checksums(repo), k.frozen(repo), k.gone(repo), k.meta(repo), k.log(repo)],
-  args: (a) => [a.logMax, a.epoch, a.now, a.emptyChecksum, a.backends.length, ...a.backends, ...flattenFields(a.log)],
+  keys: (k: Keys, repo: string) => [k.versions(repo), k.checksums(repo), k.frozen(repo), k.gone(repo), k.meta(repo), k.log(repo), k.assigned(repo)],
+  args: (a) => [
+    a.logMax,
+    a.epoch,
+    a.now,
+    a.emptyChecksum,
+    a.backends.length,
+    ...a.backends,
+    a.assigned?.length ?? 0,
+    ...(a.assigned ?? []),
+    a.factor ?? '',
+    ...flattenFields(a.log),
+  ],
   parse: status({ OK: 'ok', EXISTS: 'exists', GONE: 'gone' }, 'exists'),
 };
 
@@ -114,7 +135,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   record = cjson.encode({versions = versions, checksums = checksums})
 end
 local n = tonumber(ARGV[3])
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[12])
 redis.call('HSET', KEYS[10], unpack(ARGV, 4, 3 + n * 2))
 if record then redis.call('HSET', KEYS[10], 'record', record) end
 redis.call('XADD', KEYS[11], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 4 + n * 2))
@@ -132,6 +153,7 @@ return {'OK'}
     k.meta(repo),
     k.gone(repo),
     k.log(repo),
+    k.assigned(repo),
   ],
   args: (a) => [a.token, a.logMax, Object.keys(a.gone).length, ...flattenFields(a.gone), ...flattenFields(a.log)],
   parse: status({ OK: 'ok', LOCK: 'lock' }, 'lock'),
