@@ -3,8 +3,8 @@
  * "Re-replication"): which backends are lost, what to do next for one
  * repository that a lost backend holds, and which backend replaces it.
  */
-import { createHash } from 'node:crypto';
 import type { RepoState } from '../state/repo-state.js';
+import { place, type PlacementCandidate } from './placement.js';
 
 /** What the re-replicating githa knows of one configured backend. */
 export interface BackendView {
@@ -40,18 +40,15 @@ function hostOf(b: Pick<BackendView, 'id' | 'host'>): string {
   return b.host ?? `\0${b.id}`;
 }
 
-/** A stable per-repository order among equals (rendezvous hashing), so equal choices spread over backends. */
-function rank(repo: string, id: string): string {
-  return createHash('sha256').update(`${repo}\0${id}`).digest('hex');
-}
-
 /**
- * The replacement of `lost` in `repo`'s assignment: an eligible backend not
- * assigned, never on the host of an assigned one (the lost one included: a
- * machine that went away takes all its backends), preferring a zone none of
- * the remaining copies is in, then the least used (`usage`: assigned
- * repositories per backend), then a per-repository hash. Undefined when no
- * backend qualifies. Deterministic given the same inputs.
+ * The replacement of the lost backend(s) in `repo`'s assignment, by the
+ * placement rules of new repositories (src/cluster/placement.ts: least used,
+ * spread over zones, never two copies on one `backends[].host`, a
+ * per-repository hash among equals), with the assigned backends that are
+ * not down kept: an eligible backend that is not assigned and not on the
+ * host of an assigned one (the lost one included: a machine that went away
+ * takes all its backends). Undefined when no backend qualifies.
+ * Deterministic given the same inputs.
  */
 export function chooseReplacement(
   repo: string,
@@ -62,17 +59,11 @@ export function chooseReplacement(
   const byId = new Map(backends.map((b) => [b.id, b]));
   const taken = new Set(assigned);
   const hosts = new Set(assigned.map((id) => hostOf(byId.get(id) ?? { id })));
+  const keep = assigned.filter((id) => byId.get(id)?.up !== false);
+  const candidate = (b: BackendView): PlacementCandidate => ({ id: b.id, zone: b.zone, host: b.host, enabled: true, repos: usage.get(b.id) ?? 0, bytes: 0 });
   const pool = backends.filter((b) => eligible(b) && !taken.has(b.id) && !hosts.has(hostOf(b)));
-  // The lost backend's zone counts as free: its copy is the one being replaced.
-  const keep = (id: string): boolean => byId.get(id)?.up !== false;
-  const liveZones = new Set(assigned.filter(keep).flatMap((id) => (byId.get(id) ? [byId.get(id)!.zone] : [])));
-  const score = (b: BackendView): [number, number, string] => [liveZones.has(b.zone) ? 1 : 0, usage.get(b.id) ?? 0, rank(repo, b.id)];
-  pool.sort((a, b) => {
-    const [za, ua, ra] = score(a);
-    const [zb, ub, rb] = score(b);
-    return za - zb || ua - ub || (ra < rb ? -1 : ra > rb ? 1 : 0);
-  });
-  return pool[0]?.id;
+  const kept = keep.flatMap((id) => (byId.get(id) ? [byId.get(id)!] : []));
+  return place(repo, kept.length + 1, [...kept, ...pool].map(candidate), { keep }).find((id) => !taken.has(id));
 }
 
 export type Step =
