@@ -93,8 +93,8 @@ export function caughtUp(state: RepoState, backend: string): boolean {
 }
 
 /**
- * The next step for `repo`, whose state and `replacing` hash were just read,
- * for the lost backend `lost`. `mayStart`: whether a new replacement may be
+ * The next step for `repo`, whose state was just read (with its `replacing`
+ * hash), for the lost backend `lost`. `mayStart`: whether a new replacement may be
  * added (false once the backend came back or the operator put it under
  * maintenance: replacements already added still finish, so the factor is
  * kept).
@@ -102,7 +102,6 @@ export function caughtUp(state: RepoState, backend: string): boolean {
 export function planRepo(
   repo: string,
   state: RepoState,
-  replacing: ReadonlyMap<string, string>,
   lost: string,
   o: { mayStart: boolean; backends: readonly BackendView[]; usage: ReadonlyMap<string, number> },
 ): Step {
@@ -110,7 +109,7 @@ export function planRepo(
   const assigned = state.assigned;
   if (!assigned) return { kind: 'done', why: 'no assignment: every backend holds it' };
   if (!assigned.includes(lost)) return { kind: 'done', why: `${lost} is no longer assigned` };
-  const replacement = [...replacing].find(([r, l]) => l === lost && assigned.includes(r))?.[0];
+  const replacement = [...(state.replacing ?? [])].find(([r, l]) => l === lost && assigned.includes(r))?.[0];
   if (replacement) return caughtUp(state, replacement) ? { kind: 'drop', replacement } : { kind: 'wait', replacement };
   if (!o.mayStart) return { kind: 'hold' };
   if (state.versions.size === 0) return { kind: 'done', why: 'the repository has no record' };

@@ -165,8 +165,8 @@ export class ReReplicator {
     let seen = 0;
     for (const repo of [...job.pending]) {
       if (signal.aborted || seen++ >= PER_TICK) return;
-      const [state, replacing] = await Promise.all([this.deps.repos.read(repo), this.deps.store.replacing(repo)]);
-      const step = planRepo(repo, state, replacing, lost, { mayStart, backends, usage: this.usage });
+      const state = await this.deps.repos.read(repo);
+      const step = planRepo(repo, state, lost, { mayStart, backends, usage: this.usage });
       switch (step.kind) {
         case 'done':
           job.pending.delete(repo);

@@ -1,7 +1,8 @@
 /**
  * What re-replication keeps in Redis (docs/architecture.md "Re-replication",
  * docs/redis.md): the two guarded steps on a repository's assignment
- * (src/state/scripts/re-replicate.ts), the `replacing` hash they keep, when
+ * (src/state/scripts/re-replicate.ts: they keep the `replacing` hash, read
+ * with the repository's state), when
  * the re-replicating githa first saw each backend down (`down-since`), and
  * the one paged read of every repository's assignment made per loss event
  * (no per-backend index: a key shared by many repositories could not be
@@ -23,8 +24,6 @@ export interface Assignment {
 export interface ReReplicationStore {
   /** Every known repository's assignment, a page at a time (one HKEYS per repository, pipelined). */
   assignments(): AsyncIterable<readonly Assignment[]>;
-  /** Replacement → the lost backend it replaces, of one repository. */
-  replacing(repo: string): Promise<ReadonlyMap<string, string>>;
   addReplacement(repo: string, a: Omit<AddReplacementArgs, 'logMax'>): Promise<'ok' | 'changed' | 'gone'>;
   dropLost(repo: string, a: Omit<DropLostArgs, 'logMax'>): Promise<'ok' | 'behind' | 'changed'>;
   /** Backend → ms since it has been seen down by the re-replicating githa. */
@@ -53,10 +52,6 @@ export class RedisReReplicationStore implements ReReplicationStore {
         return { repo, assigned: [...((value as string[] | null) ?? [])].sort() };
       });
     }
-  }
-
-  async replacing(repo: string): Promise<ReadonlyMap<string, string>> {
-    return new Map(Object.entries(await guarded(() => this.redis.hgetall(this.keys.replacing(repo)))));
   }
 
   addReplacement(repo: string, a: Omit<AddReplacementArgs, 'logMax'>): Promise<'ok' | 'changed' | 'gone'> {

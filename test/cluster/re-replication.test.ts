@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { chooseReplacement, isLost, planRepo, type BackendView } from '../../src/cluster/re-replication-plan.js';
 import { ReReplicator } from '../../src/cluster/re-replication.js';
+import { writeQuorumOf } from '../../src/cluster/assignment.js';
 import { buildConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import type { StoredOverride } from '../../src/state/overrides.js';
@@ -17,6 +18,19 @@ describe('isLost', () => {
     expect(isLost({ ...down, maintenance: true }, 1_000, 1_000 + 10 * AFTER, AFTER)).toBe(false);
     expect(isLost(view('b3', { up: undefined }), 1_000, 1_000 + 10 * AFTER, AFTER)).toBe(false);
     expect(isLost(view('b3'), 1_000, 1_000 + 10 * AFTER, AFTER)).toBe(false);
+  });
+});
+
+describe('the write quorum while a replacement catches up', () => {
+  it('counts a lost backend and its replacement once', () => {
+    const derived = { writeQuorum: 2, writeQuorumDerived: true };
+    const four = ['b1', 'b2', 'b3', 'b4'];
+    expect(writeQuorumOf(derived, { assigned: four })).toBe(3);
+    // b4 replaces b3 (down): two live leaders still make the quorum, as before b4 was added.
+    expect(writeQuorumOf(derived, { assigned: four, replacing: new Map([['b4', 'b3']]) })).toBe(2);
+    // Once b3 left the assignment the entry is gone; a stale one naming an unassigned backend counts nothing.
+    expect(writeQuorumOf(derived, { assigned: ['b1', 'b2', 'b4'], replacing: new Map([['b4', 'b3']]) })).toBe(2);
+    expect(writeQuorumOf({ writeQuorum: 3 }, { assigned: four, replacing: new Map([['b4', 'b3']]) })).toBe(3);
   });
 });
 
@@ -53,13 +67,13 @@ describe('planRepo', () => {
   it('adds a replacement, waits for it to catch up, then drops the lost backend', async () => {
     const m = new MemoryReReplication();
     m.put('r', { b1: 4, b2: 4, b3: 4 }, ['b1', 'b2', 'b3']);
-    expect(planRepo('r', await m.read('r'), new Map(), 'b3', o)).toEqual({ kind: 'add', target: 'b4' });
+    expect(planRepo('r', await m.read('r'), 'b3', o)).toEqual({ kind: 'add', target: 'b4' });
     await m.addReplacement('r', { expected: ['b1', 'b2', 'b3'], lost: 'b3', target: 'b4', now: 0, log: {} });
-    expect(planRepo('r', await m.read('r'), await m.replacing('r'), 'b3', o)).toEqual({ kind: 'wait', replacement: 'b4' });
+    expect(planRepo('r', await m.read('r'), 'b3', o)).toEqual({ kind: 'wait', replacement: 'b4' });
     m.rec('r').versions.set('b4', 3);
-    expect(planRepo('r', await m.read('r'), await m.replacing('r'), 'b3', o)).toEqual({ kind: 'wait', replacement: 'b4' });
+    expect(planRepo('r', await m.read('r'), 'b3', o)).toEqual({ kind: 'wait', replacement: 'b4' });
     m.rec('r').versions.set('b4', 4);
-    expect(planRepo('r', await m.read('r'), await m.replacing('r'), 'b3', { ...o, mayStart: false })).toEqual({ kind: 'drop', replacement: 'b4' });
+    expect(planRepo('r', await m.read('r'), 'b3', { ...o, mayStart: false })).toEqual({ kind: 'drop', replacement: 'b4' });
   });
 
   it('starts nothing once the backend is back or under maintenance; leaves repositories without the backend alone', async () => {
@@ -67,9 +81,9 @@ describe('planRepo', () => {
     m.put('r', { b1: 1, b2: 1, b3: 1 }, ['b1', 'b2', 'b3']);
     m.put('s', { b1: 1, b2: 1 }, ['b1', 'b2']);
     m.put('t', { b1: 1, b2: 1, b3: 1 });
-    expect(planRepo('r', await m.read('r'), new Map(), 'b3', { ...o, mayStart: false })).toEqual({ kind: 'hold' });
-    expect(planRepo('s', await m.read('s'), new Map(), 'b3', o).kind).toBe('done');
-    expect(planRepo('t', await m.read('t'), new Map(), 'b3', o).kind).toBe('done');
+    expect(planRepo('r', await m.read('r'), 'b3', { ...o, mayStart: false })).toEqual({ kind: 'hold' });
+    expect(planRepo('s', await m.read('s'), 'b3', o).kind).toBe('done');
+    expect(planRepo('t', await m.read('t'), 'b3', o).kind).toBe('done');
   });
 
   it('does not drop the lost backend while it alone holds the highest version', async () => {
@@ -77,7 +91,7 @@ describe('planRepo', () => {
     m.put('r', { b1: 3, b2: 3, b3: 5 }, ['b1', 'b2', 'b3']);
     await m.addReplacement('r', { expected: ['b1', 'b2', 'b3'], lost: 'b3', target: 'b4', now: 0, log: {} });
     m.rec('r').versions.set('b4', 3);
-    expect(planRepo('r', await m.read('r'), await m.replacing('r'), 'b3', o)).toEqual({ kind: 'wait', replacement: 'b4' });
+    expect(planRepo('r', await m.read('r'), 'b3', o)).toEqual({ kind: 'wait', replacement: 'b4' });
     expect(await m.dropLost('r', { lost: 'b3', replacement: 'b4', log: {} })).toBe('behind');
   });
 });

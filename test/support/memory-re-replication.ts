@@ -47,6 +47,7 @@ export class MemoryReReplication implements ReReplicationStore {
       drift: new Map([...r.drift].map((b) => [b, { checksum: 'x', at: 0 }])),
     };
     if (r.assigned.size > 0) state.assigned = [...r.assigned].sort();
+    if (r.replacing.size > 0) state.replacing = new Map(r.replacing);
     if (r.gone) state.gone = { kind: 'deleted', at: 0, by: 'op' };
     return state;
   }
@@ -54,10 +55,6 @@ export class MemoryReReplication implements ReReplicationStore {
   async *assignments(): AsyncGenerator<Assignment[]> {
     this.scans++;
     yield [...this.repos].map(([repo, r]) => ({ repo, assigned: [...r.assigned].sort() }));
-  }
-
-  async replacing(repo: string): Promise<ReadonlyMap<string, string>> {
-    return new Map(this.repos.get(repo)?.replacing ?? []);
   }
 
   async addReplacement(repo: string, a: Omit<AddReplacementArgs, 'logMax'>): Promise<'ok' | 'changed' | 'gone'> {
