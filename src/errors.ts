@@ -199,6 +199,11 @@ export class RepositoryExistsError extends GithaError {
   readonly code = 'GITHA_ERR_REPOSITORY_EXISTS';
 }
 
+/** `githa repo factor R N` cannot do what it is asked (no room on distinct hosts, or no current copy would stay assigned). */
+export class ReplicationFactorError extends GithaError {
+  readonly code = 'GITHA_ERR_REPLICATION_FACTOR';
+}
+
 /**
  * A lifecycle command needs a backend githa may not manage (no `admin`, or
  * unreachable): refused before anything changes; the message names what an

@@ -14,6 +14,8 @@ export interface BackendDirectory {
   activeBackends(): Backend[];
   isEnabled(id: string): boolean;
   isWritable(id: string): boolean;
+  /** Being drained (`githa backend drain`): placement gives it no new repository. */
+  isDraining?(id: string): boolean;
   views(): BackendView[];
   usable(ids: readonly string[], accepts: Accepts): Backend[];
   /**

@@ -13,6 +13,7 @@ import { EMPTY_CHECKSUM, refsChecksum } from './checksum.js';
 import type { Health } from './health.js';
 import { createByHand, renameByHand, restoreByHand, trashByHand } from './manual-commands.js';
 import { only, outerRepository, renameRecord, settled } from './lifecycle-checks.js';
+import { placeNew } from './placer.js';
 import { trashStamp } from '../backends/admin.js';
 
 export { trashStamp } from '../backends/admin.js';
@@ -33,11 +34,11 @@ export type PurgeResult = {
 
 /** The parts of a ClusterContext the lifecycle needs. */
 export interface LifecycleParts {
-  readonly config: Pick<Config, 'repositories'>;
+  readonly config: Pick<Config, 'repositories' | 'backends' | 'replication'>;
   readonly log: Logger;
   readonly repos: RepositoryStore;
   readonly writeLocks: WriteLockService;
-  readonly backends: Pick<BackendDirectory, 'activeBackends' | 'client' | 'admin'>;
+  readonly backends: Pick<BackendDirectory, 'activeBackends' | 'client' | 'admin' | 'isEnabled' | 'isDraining'>;
   readonly health: Pick<Health, 'markDown'>;
 }
 
@@ -78,11 +79,11 @@ export class Lifecycle {
     return this.ctx.config.repositories;
   }
 
-  /** The enabled backends, split by whether githa may manage them. */
-  private split(): { managed: [Backend, RepositoryAdmin][]; unmanaged: Backend[] } {
+  /** The enabled backends (of `only`, when given: a new repository's assignment), split by whether githa may manage them. */
+  private split(only?: readonly string[]): { managed: [Backend, RepositoryAdmin][]; unmanaged: Backend[] } {
     const managed: [Backend, RepositoryAdmin][] = [];
     const unmanaged: Backend[] = [];
-    for (const b of this.ctx.backends.activeBackends()) {
+    for (const b of this.ctx.backends.activeBackends().filter((x) => !only || only.includes(x.id))) {
       const admin = this.ctx.backends.admin(b.id);
       if (admin) managed.push([b, admin]);
       else unmanaged.push(b);
@@ -125,7 +126,9 @@ export class Lifecycle {
   }
 
   /**
-   * A new, empty repository on every enabled backend, recorded at version 1.
+   * A new, empty repository on every enabled backend (with `replication.factor`:
+   * on the backends placement chooses, docs/architecture.md "Placement"; their
+   * assignment is recorded with the versions), recorded at version 1.
    * Refused when it has a record, a tombstone, or a copy with refs anywhere
    * (an empty copy is one an interrupted create made: it is kept).
    */
@@ -135,7 +138,9 @@ export class Lifecycle {
       if (state.gone) throw this.goneForCreate(repo, state.gone);
       if (state.versions.size > 0 || state.frozen) throw new RepositoryExistsError(`repository ${repo} exists already`);
       await this.refuseNested(repo);
-      const { managed, unmanaged } = this.split();
+      const placed = await placeNew(this.ctx, repo);
+      if (placed && placed.assigned.length === 0) throw new BackendUnavailableError(`cannot create ${repo}: no backend can take a new repository (each is disabled or drained)`, '');
+      const { managed, unmanaged } = this.split(placed?.assigned);
       const found = await this.survey(repo, this.ctx.backends.activeBackends());
       const full = [...found.copies].filter(([, c]) => c !== EMPTY_CHECKSUM).map(([b]) => b).sort();
       if (full.length > 0) throw new RepositoryExistsError(`repository ${repo} exists already on ${full.join(', ')} (not recorded: githa inventory --track ${repo} adopts it)`);
@@ -154,7 +159,9 @@ export class Lifecycle {
       created.push(...unmanaged.map((b) => b.id));
       created.sort();
       if (created.length === 0) throw new BackendUnavailableError(`cannot create ${repo}: no backend could be reached (${pending.join(', ')})`, pending[0] ?? '');
-      const status = await this.ctx.repos.create(repo, created, { event: 'create', user: who.by, via: who.via ?? 'cli', backends: created.join(',') });
+      const log = { event: 'create', user: who.by, via: who.via ?? 'cli', backends: created.join(',') };
+      // A chosen backend not reached now (pending) stays assigned: the fill creates its copy (docs/architecture.md "Filling a missing copy").
+      const status = await this.ctx.repos.create(repo, created, log, placed ? { assigned: placed.assigned, factor: placed.factor } : {});
       if (status === 'gone') throw new RepositoryGoneError(`repository ${repo} was deleted or renamed meanwhile`);
       if (status === 'exists') throw new RepositoryExistsError(`repository ${repo} exists already`);
       this.log.info({ repo, backends: created, pending, by: who.by, via: who.via }, 'repository created');

@@ -8,9 +8,10 @@ import { createHash } from 'node:crypto';
  *
  * - Only enabled backends that are not being drained are chosen.
  * - Least used first: by bytes (in units of BYTES_UNIT, so that a few pushed
- *   packs do not outweigh the repository count), then by repository count,
- *   then by a hash of the repository name and the backend id, so that ties
- *   spread different repositories over different backends.
+ *   packs do not outweigh the repository count), then by repository count
+ *   (both per backend of its host: see byUsage), then by a hash of the
+ *   repository name and the backend id, so that ties spread different
+ *   repositories over different backends.
  * - Spread over zones: at most ceil(factor / zones) copies in one zone while
  *   another zone can take one; when none can, the limit is lifted.
  * - Never two copies on one `backends[].host` (a backend without `host` is
@@ -51,13 +52,30 @@ function zoneOf(b: Pick<PlacementCandidate, 'zone'>): string {
   return b.zone ?? '';
 }
 
-/** Least used first (bytes in BYTES_UNIT, then repositories, then the hash). */
+/**
+ * Least used first: by the use of the backend's host per backend (bytes in
+ * BYTES_UNIT, then repositories: backends sharing a host take at most one
+ * copy of a repository between them, so a host is ranked by its backends'
+ * average), then the backend's own repositories, then the hash.
+ */
 export function byUsage(repo: string, backends: readonly PlacementCandidate[]): PlacementCandidate[] {
   const key = new Map(backends.map((b) => [b.id, tie(repo, b.id)]));
+  const hosts = new Map<string, { n: number; repos: number; bytes: number }>();
+  for (const b of backends) {
+    const h = hosts.get(hostOf(b)) ?? { n: 0, repos: 0, bytes: 0 };
+    hosts.set(hostOf(b), { n: h.n + 1, repos: h.repos + b.repos, bytes: h.bytes + b.bytes });
+  }
+  const host = (b: PlacementCandidate): { n: number; repos: number; bytes: number } => hosts.get(hostOf(b))!;
   return [...backends].sort((a, b) => {
-    const ua = Math.floor(a.bytes / BYTES_UNIT);
-    const ub = Math.floor(b.bytes / BYTES_UNIT);
+    const ha = host(a);
+    const hb = host(b);
+    const ua = Math.floor(ha.bytes / ha.n / BYTES_UNIT);
+    const ub = Math.floor(hb.bytes / hb.n / BYTES_UNIT);
     if (ua !== ub) return ua - ub;
+    // Compared without dividing: repos_a / n_a against repos_b / n_b.
+    if (ha.repos * hb.n !== hb.repos * ha.n) return ha.repos * hb.n - hb.repos * ha.n;
+    // A tie goes to the host with more backends: it has the more room, and takes at most one copy at a time.
+    if (ha.n !== hb.n) return hb.n - ha.n;
     if (a.repos !== b.repos) return a.repos - b.repos;
     const ka = key.get(a.id)!;
     const kb = key.get(b.id)!;

@@ -88,6 +88,10 @@ export class Keys {
   pairLock(repo: string, backend: string): string {
     return `${this.prefix}sync:{${repo}}:${backend}`;
   }
+  /** hash: `repos:<backend>` and `bytes:<backend>`: each backend's use, as placement reads it (a hint written after the scripts; docs/redis.md `placement`) */
+  placement(): string {
+    return `${this.prefix}placement`;
+  }
   /** sorted set: every known repository, scored by last write (ms since epoch) */
   repos(): string {
     return `${this.prefix}repos`;

@@ -8,6 +8,8 @@ import { goneFields, readRepoState, type DriftKind, type FreezeReason, type Gone
 import type { ScriptRunner } from './script.js';
 import { COMMIT_CATCH_UP, type CommitCatchUpResult } from './scripts/copy.js';
 import { ADOPT, FREEZE, MARK_DRIFT, NOTE_DRIFT, RECOVER, RESOLVE_INTERRUPTED, SETTLE_SUSPECT, type ResolveArgs, type SettleArgs, type SettleStatus, type Versioned } from './scripts/repair.js';
+import type { BackendUsage, PlacementUsage, UsageDelta } from './placement-usage.js';
+import { REASSIGN } from './scripts/assignment.js';
 import { CREATE, MARK_GONE, RETIRE, REVIVE, TRANSFER } from './scripts/lifecycle.js';
 import { ABORT_WRITE, BEGIN_WRITE, COMMIT_WRITE, HEARTBEAT, MARK_COMMANDS, MARK_COPIES, type MarkerFields } from './scripts/write.js';
 
@@ -67,7 +69,8 @@ export interface RepositoryStore {
   /** `backend` and the quorum copies become max + 1; the new version, or CommitRefusedError. */
   commitWrite(repo: string, c: CommitWrite): Promise<number>;
   commitCatchUp(repo: string, c: CatchUpRecord): Promise<CommitCatchUpResult>;
-  adopt(repo: string, copies: ReadonlyMap<string, string>): Promise<boolean>;
+  /** Records a repository found on backends; `placed`: its assignment and factor, in the same step (docs/architecture.md "Placement"). */
+  adopt(repo: string, copies: ReadonlyMap<string, string>, placed?: { assigned: readonly string[]; factor: number }): Promise<boolean>;
   resolveInterrupted(repo: string, r: Omit<ResolveArgs, 'logMax'>): Promise<Versioned<'ok' | 'lock' | 'marker'>>;
   settleSuspect(repo: string, s: Omit<SettleArgs, 'logMax'>): Promise<Versioned<SettleStatus>>;
   /** The commands of the interrupted write that made `backend` suspect until `until`; undefined when unknown. */
@@ -87,6 +90,12 @@ export interface RepositoryStore {
    * freeze) is there already; 'gone': a tombstone is (restore or purge it first).
    */
   create(repo: string, backends: readonly string[], log: LogFields, opts?: CreateOptions): Promise<'ok' | 'exists' | 'gone'>;
+  /** Each backend's use as placement reads it (docs/redis.md `placement`). */
+  placementUsage(): Promise<ReadonlyMap<string, BackendUsage>>;
+  /** `githa repo factor`: the assignment gains `add`, loses `remove` (their records go), `meta` takes `factor`. Under the write lock. */
+  reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock'>;
+  /** Notes a change of use (a hint written after the script that made it; failures ignored). */
+  notePlacement(deltas: readonly UsageDelta[]): Promise<void>;
   /** Writes the tombstone, records untouched (a delete or rename begins: every read and push is refused from now). Under the write lock `token`. */
   markGone(repo: string, token: string, gone: Gone): Promise<'ok' | 'lock'>;
   /** Writes the tombstone and removes every record of the repository but its push log (which gets `log`); out of the index. Under the write lock. */
@@ -111,7 +120,25 @@ export class RedisRepositoryStore implements RepositoryStore {
     private readonly index: Pick<RepositoryIndex, 'noteRepository' | 'forget'>,
     /** Push-log entries kept per repository (XADD MAXLEN ~): config pushLog.maxLength. */
     private readonly logMax: number,
+    /** Each backend's use for placement (a hint after the scripts; docs/architecture.md "Placement"). */
+    private readonly usage?: Pick<PlacementUsage, 'read' | 'note'>,
   ) {}
+
+  /** Each backend's use (docs/redis.md `placement`); empty without a usage store. */
+  async reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock'> {
+    const status = await this.scripts.run(REASSIGN, repo, { token, now: Date.now(), factor, add, remove, logMax: this.logMax, log });
+    if (status === 'ok') await this.notePlacement([...add.map((backend) => ({ backend, repos: 1 })), ...remove.map((backend) => ({ backend, repos: -1 }))]);
+    return status;
+  }
+
+  async placementUsage(): Promise<ReadonlyMap<string, BackendUsage>> {
+    return this.usage ? this.usage.read() : new Map();
+  }
+
+  /** Notes a change of use; a hint, so a failure is ignored (`githa placement --recount` repairs the counts). */
+  async notePlacement(deltas: readonly UsageDelta[]): Promise<void> {
+    await this.usage?.note(deltas).catch(() => {});
+  }
 
   read(repo: string): Promise<RepoState> {
     return readRepoState(this.scripts.redis, this.scripts.keys, repo);
@@ -147,6 +174,9 @@ export class RedisRepositoryStore implements RepositoryStore {
 
   async commitWrite(repo: string, c: CommitWrite): Promise<number> {
     const r = await this.scripts.run(COMMIT_WRITE, repo, { ...c, logMax: this.logMax });
+    const bytes = Number(c.log.bytes ?? 0);
+    // The pack's bytes, for placement: a hint not waited for (docs/architecture.md "Placement").
+    if (r.kind === 'ok' && bytes > 0) void this.notePlacement([c.backend, ...c.copies].map((backend) => ({ backend, bytes })));
     if (r.kind === 'ok') return r.version;
     throw new CommitRefusedError(
       r.kind === 'lock' ? `the write lock on ${repo} expired before the push could be recorded` : `the write marker of ${repo} is no longer this push's`,
@@ -157,9 +187,10 @@ export class RedisRepositoryStore implements RepositoryStore {
     return this.scripts.run(COMMIT_CATCH_UP, repo, { ...c, logMax: this.logMax });
   }
 
-  async adopt(repo: string, copies: ReadonlyMap<string, string>): Promise<boolean> {
-    const status = await this.scripts.run(ADOPT, repo, this.logMax, randomUUID(), Date.now(), copies);
+  async adopt(repo: string, copies: ReadonlyMap<string, string>, placed?: { assigned: readonly string[]; factor: number }): Promise<boolean> {
+    const status = await this.scripts.run(ADOPT, repo, this.logMax, randomUUID(), Date.now(), copies, placed);
     if (status === 'ok') await this.index.noteRepository(repo, 0);
+    if (status === 'ok' && placed) await this.notePlacement(placed.assigned.map((backend) => ({ backend, repos: 1 })));
     return status === 'ok';
   }
 
@@ -205,6 +236,7 @@ export class RedisRepositoryStore implements RepositoryStore {
     const args = { backends, emptyChecksum: EMPTY_CHECKSUM, epoch: randomUUID(), now: Date.now(), logMax: this.logMax, log, ...opts };
     const status = await this.scripts.run(CREATE, repo, args);
     if (status === 'ok') await this.index.noteRepository(repo, Date.now());
+    if (status === 'ok' && opts.assigned) await this.notePlacement(opts.assigned.map((backend) => ({ backend, repos: 1 })));
     return status;
   }
 
@@ -215,8 +247,11 @@ export class RedisRepositoryStore implements RepositoryStore {
   async retire(repo: string, token: string, gone: Gone, log: LogFields): Promise<'ok' | 'lock'> {
     // The script keeps the record itself (the one in Redis at that moment, or the one saved by an earlier run).
     const { record: _ignored, ...rest } = gone;
+    // The assignment the script removes, for the placement counts (a hint: read just before; a retire is rare).
+    const assigned = this.usage ? await this.scripts.redis.hkeys(this.scripts.keys.assigned(repo)).catch(() => []) : [];
     const status = await this.scripts.run(RETIRE, repo, { token, gone: goneFields(rest), logMax: this.logMax, log });
     if (status === 'ok') await this.index.forget(repo);
+    if (status === 'ok') await this.notePlacement(assigned.map((backend) => ({ backend, repos: -1 })));
     return status;
   }
 

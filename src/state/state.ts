@@ -5,6 +5,7 @@ import { WriteLocks, type LockWaitObserver } from './lock.js';
 import { RedisPairLocks } from './pair-locks.js';
 import { PushLog } from './push-log.js';
 import { guarded, type Durability } from './redis-call.js';
+import { PlacementUsage } from './placement-usage.js';
 import { RepositoryIndex } from './repo-index.js';
 import { RedisRepositoryStore } from './repository-store.js';
 import { ScriptRunner } from './script.js';
@@ -20,6 +21,7 @@ export interface StateParts {
   readonly clock: RedisClock;
   readonly pairs: RedisPairLocks;
   readonly writeLocks: WriteLocks;
+  readonly usage: PlacementUsage;
   ping(): Promise<void>;
 }
 
@@ -40,12 +42,14 @@ export function openState(redis: Redis, opts: StateOptions): StateParts {
   const keys = new Keys(opts.prefix);
   const scripts = new ScriptRunner(redis, keys, opts.durable);
   const index = new RepositoryIndex(redis, keys);
+  const usage = new PlacementUsage(redis, keys);
   return {
     redis,
     keys,
     scripts,
     index,
-    repos: new RedisRepositoryStore(scripts, index, opts.logMax),
+    repos: new RedisRepositoryStore(scripts, index, opts.logMax, usage),
+    usage,
     pushLog: new PushLog(redis, keys),
     clock: new RedisClock(redis),
     pairs: new RedisPairLocks(scripts),

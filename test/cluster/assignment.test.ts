@@ -93,3 +93,26 @@ describe('routing with an assignment', () => {
     await expect(cluster.routeWriteAdvertisement(R)).rejects.toBeInstanceOf(QuorumUnavailableError);
   });
 });
+
+describe('adoption with a factor', () => {
+  const found = (m: ReturnType<typeof memoryCluster>, on: string[]): void => {
+    for (const b of on) m.backends.get(b)!.set(R, { 'refs/heads/main': A });
+  };
+
+  it('assigns the copies found, and placement adds the rest up to the factor', async () => {
+    const m = memoryCluster(['b1', 'b2', 'b3', 'b4', 'b5'], { factor: 3 });
+    found(m, ['b4']);
+    const state = await new Cluster(m.ctx, m.directory).routeRead(R).then(() => m.store.read(R));
+    expect(state.assigned).toHaveLength(3);
+    expect(state.assigned).toContain('b4');
+    expect(m.store.repo(R).meta.factor).toBe('3');
+  });
+
+  it('assigns factor of the copies found when more hold it, the least used first', async () => {
+    const m = memoryCluster(['b1', 'b2', 'b3', 'b4', 'b5'], { factor: 3 });
+    found(m, ['b1', 'b2', 'b3', 'b4']);
+    await m.store.notePlacement([{ backend: 'b2', repos: 7 }]);
+    await new Cluster(m.ctx, m.directory).routeRead(R);
+    expect((await m.store.read(R)).assigned).toEqual(['b1', 'b3', 'b4']);
+  });
+});

@@ -84,6 +84,22 @@ describe('place', () => {
       }),
     );
   });
+
+  it('property: two backends on one host still leave no backend more than 2 copies over the mean (5 backends, factor 3)', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.string({ minLength: 1, maxLength: 10 }), { minLength: 30, maxLength: 30 }), (names) => {
+        const count = new Map(['b1', 'b2', 'b3', 'b4', 'b5'].map((id) => [id, 0]));
+        for (const name of names) {
+          const chosen = place(name, 3, [...count].map(([id, c]) => b(id, { repos: c, ...(id === 'b4' || id === 'b5' ? { host: 'shared' } : {}) })));
+          expect(chosen).toHaveLength(3);
+          expect(chosen.includes('b4') && chosen.includes('b5')).toBe(false);
+          for (const id of chosen) count.set(id, count.get(id)! + 1);
+        }
+        expect(Math.max(...count.values())).toBeLessThanOrEqual((30 * 3) / 5 + 2);
+      }),
+      { numRuns: 50 },
+    );
+  });
 });
 
 describe('toUnassign', () => {

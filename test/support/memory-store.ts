@@ -89,6 +89,31 @@ export class MemoryStore implements RepositoryStore {
     }
   }
 
+  /** Each backend's use (docs/redis.md `placement`). */
+  readonly usage = new Map<string, { repos: number; bytes: number }>();
+
+  async placementUsage(): Promise<ReadonlyMap<string, { repos: number; bytes: number }>> {
+    return new Map([...this.usage].map(([b, u]) => [b, { ...u }]));
+  }
+
+  async notePlacement(deltas: readonly { backend: string; repos?: number; bytes?: number }[]): Promise<void> {
+    for (const d of deltas) {
+      const u = this.usage.get(d.backend) ?? { repos: 0, bytes: 0 };
+      this.usage.set(d.backend, { repos: u.repos + (d.repos ?? 0), bytes: u.bytes + (d.bytes ?? 0) });
+    }
+  }
+
+  async reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock'> {
+    if (this.locks.get(repo) !== token) return 'lock';
+    const r = this.repo(repo);
+    for (const b of add) r.assigned[b] = String(Date.now());
+    for (const b of remove) for (const h of [r.assigned, r.versions, r.checksums, r.drift, r.suspect]) delete h[b];
+    r.meta.factor = String(factor);
+    r.log.push(log);
+    await this.notePlacement([...add.map((backend) => ({ backend, repos: 1 })), ...remove.map((backend) => ({ backend, repos: -1 }))]);
+    return 'ok';
+  }
+
   /** Records the assignment (docs/redis.md `assigned`), as the create and move scripts do. */
   assign(name: string, backends: readonly string[]): void {
     this.repo(name).assigned = Object.fromEntries(backends.map((b) => [b, String(Date.now())]));
@@ -164,10 +189,12 @@ export class MemoryStore implements RepositoryStore {
     return { kind: 'ok', version: c.version };
   }
 
-  async adopt(repo: string, copies: ReadonlyMap<string, string>): Promise<boolean> {
+  async adopt(repo: string, copies: ReadonlyMap<string, string>, placed?: { assigned: readonly string[]; factor: number }): Promise<boolean> {
     const r = this.repo(repo);
     if (Object.keys(r.versions).length > 0) return false;
     for (const [b, c] of copies) this.seed(repo, { [b]: [1, c] });
+    if (placed) this.assign(repo, placed.assigned);
+    if (placed) r.meta.factor = String(placed.factor);
     return true;
   }
 
@@ -252,7 +279,9 @@ export class MemoryStore implements RepositoryStore {
   }
 
   async create(repo: string, backends: readonly string[], log: LogFields, opts: CreateOptions = {}): Promise<'ok' | 'exists' | 'gone'> {
-    return memCreate(this, repo, backends, log, opts);
+    const status = memCreate(this, repo, backends, log, opts);
+    if (status === 'ok' && opts.assigned) await this.notePlacement(opts.assigned.map((backend) => ({ backend, repos: 1 })));
+    return status;
   }
   async markGone(repo: string, token: string, gone: Gone): Promise<'ok' | 'lock'> {
     return memMarkGone(this, repo, token, gone);
@@ -375,7 +404,7 @@ export class FakeBackend implements BackendClient {
 }
 
 /** A ClusterContext of in-memory parts over `ids` backends. */
-export function memoryCluster(ids: string[], overrides: { writeQuorum?: number; admins?: ReadonlyMap<string, RepositoryAdmin> } = {}): {
+export function memoryCluster(ids: string[], overrides: { writeQuorum?: number; factor?: number; admins?: ReadonlyMap<string, RepositoryAdmin> } = {}): {
   ctx: ClusterContext;
   store: MemoryStore;
   backends: Map<string, FakeBackend>;
@@ -386,7 +415,7 @@ export function memoryCluster(ids: string[], overrides: { writeQuorum?: number; 
     {
       redis: { url: 'redis://127.0.0.1:1' },
       backends: ids.map((id, i) => ({ id, http: `http://127.0.0.1:${10_000 + i}/` })),
-      replication: { writeQuorum: overrides.writeQuorum ?? 1, background: false },
+      replication: { writeQuorum: overrides.writeQuorum ?? 1, background: false, ...(overrides.factor ? { factor: overrides.factor } : {}) },
     },
     {},
   );

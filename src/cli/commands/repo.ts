@@ -8,8 +8,9 @@ import type { Command } from 'commander';
 import { driftKind, summarize } from '../../cluster/status.js';
 import { canonicalRepositoryName } from '../../protocol/repository-name.js';
 import { EXIT, json, table } from '../output.js';
-import { ago, common, isoTime, run, type Context } from './context.js';
+import { ago, common, Exit, isoTime, run, type Context } from './context.js';
 import { createCommandFor, keptLines, keptOf } from './kept-refs.js';
+import { repoFactor } from './repo-factor.js';
 import { STATE_LABEL } from './status.js';
 
 /** Push-log entries read to find each backend's last push. */
@@ -20,9 +21,17 @@ const CHANGES_COPY = new Set(['push', 'catch-up', 'adopt-interrupted', 'adopt-la
 
 export function register(program: Command): void {
   common(program.command('repo'))
-    .description('one repository on every backend: versions, checksums, leaders, writes, health, drift')
-    .argument('<repository>', 'repository, e.g. team/app.git')
-    .action((name: string, opts: { config?: string; json?: boolean }) => run(opts, (ctx) => repo(ctx, name, opts.json === true)));
+    .description('one repository on every backend: versions, checksums, leaders, writes, health, drift; `repo factor R N` changes its replication factor')
+    .argument('<repository>', 'repository, e.g. team/app.git (or `factor`)')
+    .argument('[factor...]', 'after `factor`: the repository and its new replication factor')
+    .option('--as <name>', 'with factor: operator name recorded in the push log (default: $USER)')
+    .action((name: string, more: string[], opts: { config?: string; json?: boolean; as?: string }) =>
+      run(opts, (ctx) => {
+        if (name === 'factor' && more.length > 0) return repoFactor(ctx, more, opts);
+        if (more.length > 0) throw new Exit(EXIT.FAILED, `unexpected arguments after ${name}: ${more.join(' ')}`);
+        return repo(ctx, name, opts.json === true);
+      }),
+    );
 }
 
 async function repo(ctx: Context, raw: string, asJson: boolean): Promise<number> {

@@ -25,13 +25,22 @@ function versioned<S extends string>(words: Record<string, S>, fallback: S) {
  * leader at version 1, under a new epoch (so no githa mistakes the fresh
  * record for a regression of an older one).
  */
-export const ADOPT: ScriptDescriptor<[logMax: number, epoch: string, now: number, copies: ReadonlyMap<string, string>], 'ok' | 'exists' | 'frozen'> = {
+export const ADOPT: ScriptDescriptor<
+  [logMax: number, epoch: string, now: number, copies: ReadonlyMap<string, string>, placed?: { assigned: readonly string[]; factor: number }],
+  'ok' | 'exists' | 'frozen'
+> = {
   name: 'githaAdopt',
   durable: true,
+  // With a factor, the assignment (docs/architecture.md "Placement") is written in the same step: ARGV[4] its backends (space-separated), ARGV[5] the factor.
   lua: `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'EXISTS'} end
 if redis.call('EXISTS', KEYS[3]) == 1 then return {'FROZEN'} end
-for i = 4, #ARGV, 2 do
+if ARGV[4] ~= '' then
+  redis.call('DEL', KEYS[6])
+  for id in string.gmatch(ARGV[4], '%S+') do redis.call('HSET', KEYS[6], id, ARGV[3]) end
+  redis.call('HSET', KEYS[5], 'factor', ARGV[5])
+end
+for i = 6, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], 1)
   redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
 end
@@ -39,8 +48,8 @@ redis.call('HSET', KEYS[5], 'epoch', ARGV[2], 'since', ARGV[3])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', 'version', 1, 'event', 'adopt')
 return {'OK'}
 `,
-  keys: (k, repo) => [k.versions(repo), k.checksums(repo), k.frozen(repo), k.log(repo), k.meta(repo)],
-  args: (logMax, epoch, now, copies) => [logMax, epoch, now, ...[...copies].flat()],
+  keys: (k, repo) => [k.versions(repo), k.checksums(repo), k.frozen(repo), k.log(repo), k.meta(repo), k.assigned(repo)],
+  args: (logMax, epoch, now, copies, placed) => [logMax, epoch, now, placed?.assigned.join(' ') ?? '', placed?.factor ?? '', ...[...copies].flat()],
   parse: (reply) => {
     const s = replyOf(reply)[0];
     return s === 'OK' ? 'ok' : s === 'EXISTS' ? 'exists' : 'frozen';

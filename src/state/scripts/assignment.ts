@@ -1,0 +1,55 @@
+import type { Keys } from '../keys.js';
+import { flattenFields, replyOf, type ScriptDescriptor } from '../script.js';
+
+export interface ReassignArgs {
+  token: string;
+  now: number;
+  factor: number;
+  /** Backends the repository is assigned to from now. */
+  add: readonly string[];
+  /** Backends it is no longer assigned to: their records of the copy go too. */
+  remove: readonly string[];
+  logMax: number;
+  log: Record<string, string | number>;
+}
+
+/**
+ * `githa repo factor` (docs/architecture.md "Replication factor"): under the
+ * write lock `token`, the assignment gains `add` and loses `remove`, `meta`
+ * takes the new factor, and each removed backend's version, checksum, drift,
+ * suspect and unrecorded entries go (its copy is trashed after), so a backend
+ * assigned again later starts as a missing copy to fill. Refused ('lock')
+ * when the lock is not the caller's. All keys carry `{R}`: one slot.
+ */
+export const REASSIGN: ScriptDescriptor<[ReassignArgs], 'ok' | 'lock'> = {
+  name: 'githaReassign',
+  durable: true,
+  lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
+local na = tonumber(ARGV[4])
+for i = 1, na do redis.call('HSET', KEYS[2], ARGV[4 + i], ARGV[2]) end
+local nr = tonumber(ARGV[5 + na])
+for i = 1, nr do
+  local b = ARGV[5 + na + i]
+  redis.call('HDEL', KEYS[2], b)
+  for k = 4, 8 do redis.call('HDEL', KEYS[k], b) end
+end
+redis.call('HSET', KEYS[3], 'factor', ARGV[3])
+local after = 6 + na + nr
+redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[after], '*', unpack(ARGV, after + 1))
+return {'OK'}
+`,
+  keys: (k: Keys, repo: string) => [
+    k.lock(repo),
+    k.assigned(repo),
+    k.meta(repo),
+    k.versions(repo),
+    k.checksums(repo),
+    k.drift(repo),
+    k.suspect(repo),
+    k.unrecorded(repo),
+    k.log(repo),
+  ],
+  args: (a) => [a.token, a.now, a.factor, a.add.length, ...a.add, a.remove.length, ...a.remove, a.logMax, ...flattenFields(a.log)],
+  parse: (reply) => (replyOf(reply)[0] === 'OK' ? 'ok' : 'lock'),
+};
