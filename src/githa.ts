@@ -42,6 +42,7 @@ import { Tombstones } from './state/tombstones.js';
 import { ReReplicator } from './cluster/re-replication.js';
 import { RedisReReplicationStore } from './state/re-replication-store.js';
 import { RedisRoleLeases } from './state/role-lease.js';
+import { PlacementUsage } from './state/placement-usage.js';
 import { HeldBytes } from './frontends/held-bytes.js';
 
 export interface RunningGitha {
@@ -235,6 +236,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
     health: shared,
     overrides: { readAll: async () => new Map(overrides.stored()) },
     replicator,
+    usage: new PlacementUsage(redis, state.keys),
   });
   reReplicator.start();
   // Only a hint for the log line below: an unreachable Redis is reported by /readyz and every request.

@@ -35,6 +35,8 @@ export interface ReReplicatorDeps {
   overrides: { readAll(): Promise<Map<string, StoredOverride>> };
   /** The replicator: a queued repository gets its stale and missing assigned copies created and caught up. */
   replicator?: { enqueue(repo: string): void };
+  /** The per-backend repository counts placement reads (docs/redis.md `placement`): a hint, written after each step. */
+  usage?: { note(deltas: ReadonlyArray<{ backend: string; repos?: number }>): Promise<void> };
   /** Whether an operator is draining a backend (it gets nothing new). */
   draining?: (id: string) => boolean;
   /** Wall clock (ms). */
@@ -146,6 +148,11 @@ export class ReReplicator {
     });
   }
 
+  /** A hint: a failure is logged only (placement's recount repairs it). */
+  private noteUsage(backend: string, repos: number): void {
+    this.deps.usage?.note([{ backend, repos }]).catch((err: unknown) => this.log.debug({ backend, err: (err as Error).message }, 'could not note the placement usage'));
+  }
+
   /** The repositories `lost` is assigned (one paged read of every assignment), counting every backend's for the chooser. */
   private async holding(lost: string): Promise<Set<string>> {
     const out = new Set<string>();
@@ -189,6 +196,7 @@ export class ReReplicator {
           });
           if (r === 'ok') {
             this.usage.set(step.target, (this.usage.get(step.target) ?? 0) + 1);
+            this.noteUsage(step.target, 1);
             this.log.info({ repo, backend: step.target, lost }, 'replacement assigned; it is created and caught up from a leader');
             this.deps.replicator?.enqueue(repo);
           } else if (r === 'gone') job.pending.delete(repo);
@@ -202,6 +210,7 @@ export class ReReplicator {
           if (r === 'ok') {
             this.log.info({ repo, backend: step.replacement, lost }, 'replacement caught up; the lost backend left the assignment (its copy is left on disk)');
             job.pending.delete(repo);
+            this.noteUsage(lost, -1);
           }
           break;
         }

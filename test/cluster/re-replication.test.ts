@@ -116,6 +116,7 @@ function cluster(o: { maintenance?: boolean } = {}) {
   if (o.maintenance) overrides.set('b3', { enabled: false, maintenance: true });
   let now = 1_000_000;
   const enqueued: string[] = [];
+  const notes: Array<{ backend: string; repos?: number }> = [];
   const leases = new MemoryRoleLeases();
   const githa = () =>
     new ReReplicator({
@@ -127,9 +128,10 @@ function cluster(o: { maintenance?: boolean } = {}) {
       health: healthOf(up),
       overrides: overridesOf(overrides),
       replicator: { enqueue: (repo) => enqueued.push(repo) },
+      usage: { note: async (d) => void notes.push(...d) },
       now: () => now,
     });
-  return { m, up, enqueued, githa, advance: (ms: number) => (now += ms) };
+  return { m, up, enqueued, notes, githa, advance: (ms: number) => (now += ms) };
 }
 
 /** The replicator's catch-up of every replacement, as its copy would record it. */
@@ -170,6 +172,9 @@ describe('ReReplicator', () => {
       expect(new Set(assigned.map((b) => c.m.rec(repo).versions.get(b))).size).toBe(1);
     }
     expect(c.m.rec('a').log[1]).toMatchObject({ event: 're-replicate', step: 'drop', lost: 'b3', version: 2 });
+    // The placement usage hint follows: +1 for each replacement, -1 for b3 twice.
+    expect(c.notes.filter((n) => n.backend === 'b3')).toEqual([{ backend: 'b3', repos: -1 }, { backend: 'b3', repos: -1 }]);
+    expect(c.notes.filter((n) => n.repos === 1)).toHaveLength(2);
     await g.tick();
     await g.tick();
     expect(c.m.scans).toBe(1);
