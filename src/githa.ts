@@ -39,6 +39,10 @@ import { connectRedis } from './state/redis.js';
 import { openState, type StateParts } from './state/state.js';
 import { OperatorStore } from './state/operator-store.js';
 import { Tombstones } from './state/tombstones.js';
+import { ReReplicator } from './cluster/re-replication.js';
+import { RedisReReplicationStore } from './state/re-replication-store.js';
+import { RedisRoleLeases } from './state/role-lease.js';
+import { PlacementUsage } from './state/placement-usage.js';
 import { HeldBytes } from './frontends/held-bytes.js';
 
 export interface RunningGitha {
@@ -222,6 +226,19 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   // A backend is verified before it leads again: at start, up again, enabled (docs/architecture.md "Verified copies").
   const returning = new ReturningCopies(cluster.ctx, state.index);
   returning.start();
+  // A backend lost past replication.reReplicateAfterMs gets its repositories copied elsewhere, by one githa (docs/architecture.md "Re-replication").
+  const reReplicator = new ReReplicator({
+    config,
+    log,
+    store: new RedisReReplicationStore(redis, state.keys, state.scripts, state.index, config.pushLog.maxLength),
+    repos: state.repos,
+    leases: new RedisRoleLeases(redis, state.keys),
+    health: shared,
+    overrides: { readAll: async () => new Map(overrides.stored()) },
+    replicator,
+    usage: new PlacementUsage(redis, state.keys),
+  });
+  reReplicator.start();
   // Only a hint for the log line below: an unreachable Redis is reported by /readyz and every request.
   if (!(await redis.exists(state.keys.repos()).catch(() => 1))) {
     // docs/operations.md "Redis lost or restored from an old snapshot". Stock servers cannot list their repositories, so each record is rebuilt when the repository is first used (adoption), or at once with `githa recover R…`.
@@ -236,6 +253,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
     async close() {
       verifier.stop();
       returning.stop();
+      await reReplicator.stop();
       await replicator.stop();
       await checker.stop();
       await overrides.stop();

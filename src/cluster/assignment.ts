@@ -12,7 +12,21 @@ import type { RepoState } from '../state/repo-state.js';
  * test/cluster/assignment.test.ts.
  */
 
-type Assigned = Pick<RepoState, 'assigned'>;
+type Assigned = Pick<RepoState, 'assigned' | 'replacing'>;
+
+/**
+ * How many copies the assignment stands for: a backend being replaced
+ * (re-replication: docs/architecture.md "Re-replication") and its
+ * replacement count once, so adding the replacement does not raise the
+ * write quorum while the lost backend is down and the replacement not yet
+ * caught up.
+ */
+function copiesOf(state: Assigned): number | undefined {
+  const assigned = state.assigned;
+  if (assigned === undefined) return undefined;
+  const pairs = [...(state.replacing ?? [])].filter(([r, lost]) => assigned.includes(r) && assigned.includes(lost)).length;
+  return assigned.length - pairs;
+}
 
 /** Whether `id` is one of the backends that should hold the repository. */
 export function isAssigned(state: Assigned, id: string): boolean {
@@ -60,7 +74,7 @@ export type QuorumConfig = Pick<Config['replication'], 'writeQuorum'> & { readon
  * it is the configured (or derived: a majority of every backend) value.
  */
 export function writeQuorumOf(replication: QuorumConfig, state: Assigned): number {
-  const n = state.assigned?.length;
+  const n = copiesOf(state);
   if (n === undefined) return replication.writeQuorum;
   if (replication.writeQuorumDerived === true) return Math.floor(n / 2) + 1;
   return Math.max(1, Math.min(replication.writeQuorum, n));

@@ -79,6 +79,12 @@ export const DEFAULTS = {
     /** How long a push waits for its quorum copies before it is refused. */
     quorumTimeoutMs: 30_000,
     /**
+     * An assigned backend down (shared health) this long, and not disabled with
+     * `--maintenance`, gets its repositories copied to other backends, keeping
+     * each repository's factor (docs/architecture.md "Re-replication").
+     */
+    reReplicateAfterMs: 300_000,
+    /**
      * Fan-out writes: the push's commands and pack stream to the target and
      * writeQuorum − 1 other leaders at once (docs/architecture.md "Write quorum"),
      * instead of a copy made after the push. Off by default: an interrupted

@@ -99,6 +99,8 @@ export const configSchema = z
         quorumTimeoutMs: positiveInt.default(DEFAULTS.replication.quorumTimeoutMs),
         fanOut: z.boolean().default(DEFAULTS.replication.fanOut),
         fanOutStallMs: positiveInt.default(DEFAULTS.replication.fanOutStallMs),
+        /** An assigned backend down this long gets its repositories re-replicated elsewhere (docs/architecture.md "Re-replication"). */
+        reReplicateAfterMs: positiveInt.default(DEFAULTS.replication.reReplicateAfterMs),
       })
       .strict()
       .prefault({}),

@@ -65,6 +65,13 @@ export class Keys {
   assigned(repo: string): string {
     return `${this.prefix}repo:{${repo}}:assigned`;
   }
+  /**
+   * hash: replacement backend id → the lost backend it replaces, while a re-replication runs (docs/architecture.md
+   * "Re-replication"): the lost backend leaves the assignment once the replacement caught up to the leaders.
+   */
+  replacing(repo: string): string {
+    return `${this.prefix}repo:{${repo}}:replacing`;
+  }
   /** string: short lock so one githa verifies a repository per interval */
   verifyLock(repo: string): string {
     return `${this.prefix}verify:{${repo}}`;
@@ -98,6 +105,14 @@ export class Keys {
     return `${this.prefix}events`;
   }
   /** hash: health and operator overrides of one backend */
+  /** string: the lease of a cluster-wide job one githa runs at a time (`re-replicate`): the holder's token */
+  roleLease(name: string): string {
+    return `${this.prefix}lease:${name}`;
+  }
+  /** hash: backend id → ms since the re-replicating githa has seen it down (docs/architecture.md "Re-replication") */
+  downSince(): string {
+    return `${this.prefix}down-since`;
+  }
   backend(id: string): string {
     return `${this.prefix}backend:${id}`;
   }

@@ -10,6 +10,10 @@
  * - `override.drain`: '1' while the backend is drained (`githa backend
  *   drain`): placement gives it no new repository and moves empty it
  *   (docs/architecture.md "Moves"); absent otherwise.
+ * - `override.maintenance`: '1' when `githa backend disable B --maintenance`
+ *   said B is coming back: its repositories are not re-replicated elsewhere
+ *   while it is down (docs/architecture.md "Re-replication"). Any other
+ *   `disable` or `enable` removes it.
  * - `override.by`, `override.at` (ms): who changed them last, and when.
  *
  * After a change the CLI publishes `{ nonce, backend }` on `<prefix>overrides`;
@@ -33,13 +37,15 @@ export interface StoredOverride {
   writable?: boolean;
   /** Being drained (`githa backend drain`). */
   drain?: boolean;
+  /** Disabled for planned maintenance: coming back, not re-replicated. */
+  maintenance?: boolean;
   by?: string;
   at?: number;
 }
 
 export type OverrideFlag = 'enabled' | 'writable' | 'drain';
 
-const FIELDS = ['override.enabled', 'override.writable', 'override.by', 'override.at', 'override.drain'] as const;
+const FIELDS = ['override.enabled', 'override.writable', 'override.by', 'override.at', 'override.drain', 'override.maintenance'] as const;
 
 /** What a change message carries (JSON on the overrides channel). */
 export interface OverrideMessage {
@@ -71,12 +77,13 @@ export class OverrideStore {
     ids.forEach((id, i) => {
       const [err, value] = rows[i] ?? [null, null];
       if (err) throw err;
-      const [enabled, writable, by, at, drain] = (value ?? []) as Array<string | null>;
+      const [enabled, writable, by, at, drain, maintenance] = (value ?? []) as Array<string | null>;
       const o: StoredOverride = {};
       if (enabled === '1' || enabled === '0') o.enabled = enabled === '1';
       if (writable === '1' || writable === '0') o.writable = writable === '1';
       if (drain === '1') o.drain = true;
-      if (o.enabled === undefined && o.writable === undefined && o.drain === undefined) return;
+      if (maintenance === '1') o.maintenance = true;
+      if (o.enabled === undefined && o.writable === undefined && o.drain === undefined && !o.maintenance) return;
       if (by) o.by = by;
       if (at && Number.isFinite(Number(at))) o.at = Number(at);
       out.set(id, o);
@@ -94,9 +101,11 @@ export class OverrideStore {
   /**
    * Sets one flag of one backend (removing the override when `value` is the
    * configured value), then publishes the change. Returns the nonce of the
-   * message and how many subscribers (serving githas) received it.
+   * message and how many subscribers (serving githas) received it. A change
+   * of `enabled` sets `override.maintenance` when `maintenance` (a disable
+   * for planned maintenance) and removes it otherwise.
    */
-  async set(id: string, flag: OverrideFlag, value: boolean, by: string): Promise<{ nonce: string; receivers: number }> {
+  async set(id: string, flag: OverrideFlag, value: boolean, by: string, maintenance = false): Promise<{ nonce: string; receivers: number }> {
     this.check(id);
     const key = this.keys.backend(id);
     const field = `override.${flag}`;
@@ -105,6 +114,8 @@ export class OverrideStore {
     const configured = flag === 'drain' ? false : this.configured.get(id)![flag];
     if (configured === value) tx.hdel(key, field);
     else tx.hset(key, field, value ? '1' : '0');
+    if (flag === 'enabled' && maintenance && !value) tx.hset(key, 'override.maintenance', '1');
+    else if (flag === 'enabled') tx.hdel(key, 'override.maintenance');
     tx.hset(key, 'override.by', by, 'override.at', String(Date.now()));
     await tx.exec();
     const nonce = randomUUID();

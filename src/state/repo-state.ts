@@ -164,6 +164,11 @@ export interface RepoState {
    * recorded: then every configured backend does (today's behaviour, `replication.factor` unset).
    */
   assigned?: readonly string[];
+  /**
+   * Replacement → the lost backend it replaces, while a re-replication runs (docs/redis.md `replacing`,
+   * docs/architecture.md "Re-replication"); absent when none runs.
+   */
+  replacing?: ReadonlyMap<string, string>;
 }
 
 export const EMPTY_STATE: RepoState = { versions: new Map(), checksums: new Map(), suspect: new Map(), drift: new Map() };
@@ -186,6 +191,7 @@ export function parseRepoState(h: {
   epoch: string | null;
   gone?: Hash;
   assigned?: Hash;
+  replacing?: Hash;
 }): RepoState {
   const state: RepoState = {
     versions: new Map(Object.entries(h.versions).map(([b, v]) => [b, Number(v)])),
@@ -199,6 +205,8 @@ export function parseRepoState(h: {
   if (gone) state.gone = gone;
   const assigned = Object.keys(h.assigned ?? {});
   if (assigned.length > 0) state.assigned = assigned.sort();
+  const replacing = Object.entries(h.replacing ?? {});
+  if (replacing.length > 0) state.replacing = new Map(replacing);
   const w = h.writing;
   if (w.id) {
     state.writing = {
@@ -236,6 +244,7 @@ export async function readRepoState(redis: Redis, k: Keys, repo: string): Promis
     epoch: (p: ReturnType<Redis['pipeline']>) => p.hget(k.meta(repo), 'epoch'),
     gone: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.gone(repo)),
     assigned: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.assigned(repo)),
+    replacing: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.replacing(repo)),
   };
   const names = Object.keys(parts) as (keyof typeof parts)[];
   const pipeline = redis.pipeline();
@@ -258,5 +267,6 @@ export async function readRepoState(redis: Redis, k: Keys, repo: string): Promis
     epoch: typeof by.epoch === 'string' ? by.epoch : null,
     gone: (by.gone ?? {}) as Hash,
     assigned: (by.assigned ?? {}) as Hash,
+    replacing: (by.replacing ?? {}) as Hash,
   });
 }

@@ -17,7 +17,7 @@ describe('githa backend', () => {
   const { cluster, redis } = useCliCluster();
   // A failed test must not leave a backend disabled for the next one.
   afterEach(async () => {
-    for (const b of ['b1', 'b2', 'b3']) await redis().hdel(`githa:backend:${b}`, 'override.enabled', 'override.writable');
+    for (const b of ['b1', 'b2', 'b3']) await redis().hdel(`githa:backend:${b}`, 'override.enabled', 'override.writable', 'override.maintenance');
     await redis().publish('githa:overrides', '{}');
   });
   const cliHash = (_c: unknown, key: string): Promise<Record<string, string>> => redis().hgetall(key);
@@ -155,5 +155,24 @@ describe('githa backend', () => {
     expect(list.code).toBe(1);
     for (const b of ['b1', 'b2']) expect((await githaCli(g1.configPath, ['backend', 'enable', b])).code).toBe(0);
     expect((await githaCli(g1.configPath, ['backend', 'list'])).code).toBe(0);
+  });
+
+  it('disable --maintenance marks the backend as coming back (no re-replication), shown by list and status; enable removes the mark', async () => {
+    const g1 = await startGitha(cluster(), { logLevel: 'info' });
+    const disabled = await githaCli(g1.configPath, ['backend', 'disable', 'b3', '--maintenance']);
+    expect(disabled.code).toBe(0);
+    expect(disabled.stdout).toMatch(/^b3 disabled for maintenance \(enabled: no, writable: yes; changed by \S+@\S+\)$/m);
+    expect(await cliHash(cluster(), 'githa:backend:b3')).toMatchObject({ 'override.enabled': '0', 'override.maintenance': '1' });
+    const list = await githaJson(g1.configPath, ['backend', 'list']);
+    expect(list.data.backends.find((b) => b.id === 'b3')).toMatchObject({ enabled: false, maintenance: true });
+    expect((await githaCli(g1.configPath, ['status'])).stdout).toMatch(/^b3 .*no \(override\), maintenance/m);
+    // A plain disable is no maintenance; enable clears both.
+    expect((await githaCli(g1.configPath, ['backend', 'disable', 'b3'])).code).toBe(0);
+    expect(await cliHash(cluster(), 'githa:backend:b3')).not.toHaveProperty('override.maintenance');
+    expect((await githaCli(g1.configPath, ['backend', 'disable', 'b3', '--maintenance'])).code).toBe(0);
+    expect((await githaCli(g1.configPath, ['backend', 'enable', 'b3'])).code).toBe(0);
+    const after = await cliHash(cluster(), 'githa:backend:b3');
+    expect(after).not.toHaveProperty('override.maintenance');
+    expect(after).not.toHaveProperty('override.enabled');
   });
 });

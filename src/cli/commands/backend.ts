@@ -1,5 +1,5 @@
 /**
- * `githa backend list | prevent-writes B | allow-writes B | disable B | enable B`
+ * `githa backend list | prevent-writes B | allow-writes B | disable B [--maintenance] | enable B`
  * (`drain B` / `undrain B`: src/cli/commands/move.ts):
  * runtime overrides of a backend's configured `enabled` / `writable`, stored
  * in Redis (src/state/overrides.ts) and applied by every serving githa at
@@ -30,10 +30,12 @@ export function register(program: Command): void {
     .description('every backend: configured and effective flags, overrides, health')
     .action((opts: { config?: string; json?: boolean }) => run(opts, (ctx) => list(ctx, opts.json === true)));
   for (const [name, change] of Object.entries(CHANGES)) {
-    common(backend.command(name))
-      .description(change.help)
-      .argument('<backend>', 'backend id')
-      .action((id: string, opts: { config?: string; json?: boolean }) => run(opts, (ctx) => apply(ctx, id, change.flag, change.value, change.done, opts.json === true)));
+    const cmd = common(backend.command(name)).description(change.help).argument('<backend>', 'backend id');
+    // docs/architecture.md "Re-replication": a backend disabled for maintenance is coming back; its repositories are not copied elsewhere.
+    if (name === 'disable') cmd.option('--maintenance', 'planned maintenance: the backend is coming back, so its repositories are not re-replicated elsewhere while it is away');
+    cmd.action((id: string, opts: { config?: string; json?: boolean; maintenance?: boolean }) =>
+      run(opts, (ctx) => apply(ctx, id, change.flag, change.value, change.done + (opts.maintenance ? ' for maintenance' : ''), opts.json === true, opts.maintenance === true)),
+    );
   }
 }
 
@@ -50,6 +52,7 @@ function rows(ctx: Context) {
       draining: o?.drain === true,
       configured: { enabled: b.enabled, writable: b.writable },
       override: o ? { enabled: o.enabled, writable: o.writable, by: o.by, at: o.at } : undefined,
+      maintenance: o?.maintenance === true,
       health: h ? (h.up ? 'up' : 'down') : 'unknown',
       healthDetail: h?.detail,
       endpoints: [b.http ? 'http' : '', b.ssh ? 'ssh' : '', b.git ? 'git' : ''].filter((e) => e.length > 0),
@@ -68,7 +71,7 @@ async function list(ctx: Context, asJson: boolean): Promise<number> {
         all.map((b) => ({
           backend: b.id,
           zone: b.zone,
-          enabled: flag(b.enabled, b.override?.enabled),
+          enabled: flag(b.enabled, b.override?.enabled) + (b.maintenance ? ', maintenance' : ''),
           writable: flag(b.writable, b.override?.writable),
           drained: b.draining ? 'yes' : undefined,
           health: b.health,
@@ -104,14 +107,14 @@ function operator(): string {
   return `${user}@${hostname()}`;
 }
 
-export async function apply(ctx: Context, id: string, flag: OverrideFlag, value: boolean, done: string, asJson: boolean): Promise<number> {
+export async function apply(ctx: Context, id: string, flag: OverrideFlag, value: boolean, done: string, asJson: boolean, maintenance = false): Promise<number> {
   const { overrides, config } = ctx;
   overrides.check(id);
   const sub = connectRedis(config.redis, { commandTimeoutMs: config.redis.commandTimeoutMs });
   try {
     const acks = await listenForAcks(sub, overrides.keys, Math.min(config.redis.commandTimeoutMs, 5_000));
     const by = operator();
-    const { nonce, receivers } = await overrides.set(id, flag, value, by);
+    const { nonce, receivers } = await overrides.set(id, flag, value, by, maintenance);
     const appliedBy = receivers > 0 ? await acks.wait(nonce, receivers, ACK_WAIT_MS) : [];
     // The cluster as the githas now see it.
     ctx.stored = await overrides.readAll();

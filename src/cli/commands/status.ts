@@ -72,7 +72,8 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
   const drains = [...ctx.stored].filter(([, o]) => o.drain === true).map(([id]) => id);
   const draining = drains.length > 0 ? Object.fromEntries(holding((await planInput(cluster.ctx, new Set(drains))).repos, drains)) : undefined;
   if (asJson) {
-    out.write(json({ ...s, attention: why, lostOverrides: lost, ...(draining ? { draining } : {}) }));
+    const maintenance = ctx.config.backends.filter((b) => ctx.stored.get(b.id)?.maintenance).map((b) => b.id);
+    out.write(json({ ...s, attention: why, lostOverrides: lost, maintenance, ...(draining ? { draining } : {}) }));
     return why.length > 0 ? EXIT.ATTENTION : EXIT.OK;
   }
   // What the listings found, per repository: its missing copies, or a ghost.
@@ -106,7 +107,8 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
         return {
           backend: b.id,
           zone: b.zone,
-          enabled: b.enabled ? 'yes' : o?.enabled === false ? 'no (override)' : 'no',
+          // A backend disabled for planned maintenance is coming back: not re-replicated (docs/architecture.md "Re-replication").
+          enabled: (b.enabled ? 'yes' : o?.enabled === false ? 'no (override)' : 'no') + (o?.maintenance ? ', maintenance' : ''),
           writable: b.writable ? 'yes' : o?.writable === false ? 'no (override)' : 'no',
           health: b.health,
           leads: b.leads,

@@ -1,0 +1,224 @@
+/**
+ * Re-replication (docs/architecture.md "Re-replication"): a backend down in
+ * the shared health for `replication.reReplicateAfterMs`, and not disabled
+ * for maintenance, has its repositories copied to other backends, keeping
+ * each one's number of copies, as HDFS re-replicates a dead DataNode's blocks
+ * and Spokes a lost replica.
+ *
+ * One githa at a time does it (the `re-replicate` lease). Per loss event it
+ * reads every repository's assignment once (a paged scan, one HKEYS each),
+ * keeps the repositories the lost backend holds, and then visits only those
+ * on each tick: adds a replacement to the assignment (ADD_REPLACEMENT), has
+ * the replicator create and fill it (src/cluster/fill.ts, catch-up), and
+ * drops the lost backend once the replacement caught up to the leaders
+ * (DROP_LOST). The lost backend's copy is never deleted.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { Lease } from '../state/lease.js';
+import type { SharedHealth } from '../state/backend-health.js';
+import type { StoredOverride } from '../state/overrides.js';
+import type { ReReplicationStore } from '../state/re-replication-store.js';
+import type { RepoState } from '../state/repo-state.js';
+import type { RoleLeases } from '../state/role-lease.js';
+import { isLost, planRepo, type BackendView } from './re-replication-plan.js';
+
+export const LEASE_NAME = 're-replicate';
+
+export interface ReReplicatorDeps {
+  config: Pick<Config, 'backends' | 'replication' | 'proxyId'>;
+  log: Logger;
+  store: ReReplicationStore;
+  repos: { read(repo: string): Promise<RepoState> };
+  leases: RoleLeases;
+  health: { readFresh(ids: readonly string[]): Promise<Map<string, SharedHealth>> };
+  overrides: { readAll(): Promise<Map<string, StoredOverride>> };
+  /** The replicator: a queued repository gets its stale and missing assigned copies created and caught up. */
+  replicator?: { enqueue(repo: string): void };
+  /** The per-backend repository counts placement reads (docs/redis.md `placement`): a hint, written after each step. */
+  usage?: { note(deltas: ReadonlyArray<{ backend: string; repos?: number }>): Promise<void> };
+  /** Whether an operator is draining a backend (it gets nothing new). */
+  draining?: (id: string) => boolean;
+  /** Wall clock (ms). */
+  now?: () => number;
+}
+
+/** Repositories one tick looks at, per lost backend (the rest wait for the next tick). */
+const PER_TICK = 200;
+
+interface Job {
+  /** The loss event: when the backend was first seen down. */
+  since: number;
+  pending: Set<string>;
+  stuck: Set<string>;
+  /** Its end was logged (an empty job is kept, so the same loss event is not scanned again). */
+  finished: boolean;
+}
+
+export class ReReplicator {
+  private lease: Lease | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private readonly jobs = new Map<string, Job>();
+  /** Assigned repositories per backend, from the last scan (the chooser's "least used"). */
+  private usage = new Map<string, number>();
+  private readonly log: Logger;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: ReReplicatorDeps) {
+    this.log = deps.log.child({ component: 're-replication' });
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** How often the loop looks: a fifth of the threshold, between 0.2 and 5 s. */
+  intervalMs(): number {
+    return Math.min(5_000, Math.max(200, Math.floor(this.deps.config.replication.reReplicateAfterMs / 5)));
+  }
+
+  start(): void {
+    if (this.timer) return;
+    const loop = (): void => {
+      this.ticking = this.tick()
+        .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 're-replication pass failed; retrying'))
+        .finally(() => {
+          this.ticking = undefined;
+          if (this.timer) this.timer = setTimeout(loop, this.intervalMs()).unref();
+        });
+    };
+    this.timer = setTimeout(loop, this.intervalMs()).unref();
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.ticking;
+    await this.lease?.release();
+    this.lease = undefined;
+  }
+
+  /** One pass (exported for tests): take or keep the lease, find lost backends, advance their repositories. */
+  async tick(): Promise<void> {
+    if (!(await this.holdLease())) return;
+    const signal = this.lease!.signal;
+    const backends = await this.view();
+    const downSince = await this.deps.store.downSince();
+    const now = this.now();
+    const after = this.deps.config.replication.reReplicateAfterMs;
+    for (const b of backends) {
+      if (signal.aborted) return;
+      const since = downSince.get(b.id);
+      if (b.up === false && since === undefined) await this.deps.store.setDownSince(b.id, now);
+      if (b.up !== false && since !== undefined) await this.deps.store.setDownSince(b.id, undefined);
+      const lost = isLost(b, since, now, after);
+      let job = this.jobs.get(b.id);
+      if (lost && since !== undefined && job?.since !== since) {
+        this.log.warn({ backend: b.id, downForMs: now - since }, 'backend lost: re-replicating its repositories to other backends');
+        job = { since, pending: await this.holding(b.id), stuck: new Set(), finished: false };
+        this.jobs.set(b.id, job);
+      }
+      if (job) await this.advance(b.id, job, lost, backends, signal);
+    }
+  }
+
+  private async holdLease(): Promise<boolean> {
+    if (this.lease && !this.lease.signal.aborted) return true;
+    if (this.lease) {
+      this.log.info('re-replication lease lost; another githa may take over');
+      this.jobs.clear();
+    }
+    this.lease = await this.deps.leases.acquire(LEASE_NAME, Math.max(10_000, this.intervalMs() * 4));
+    if (this.lease) this.log.info('this githa re-replicates the repositories of lost backends');
+    return this.lease !== undefined;
+  }
+
+  private async view(): Promise<BackendView[]> {
+    const ids = this.deps.config.backends.map((b) => b.id);
+    const [health, overrides] = await Promise.all([this.deps.health.readFresh(ids), this.deps.overrides.readAll()]);
+    return this.deps.config.backends.map((b) => {
+      const o = overrides.get(b.id);
+      return {
+        id: b.id,
+        zone: b.zone,
+        host: b.host,
+        enabled: o?.enabled ?? b.enabled,
+        up: health.get(b.id)?.up,
+        maintenance: o?.maintenance === true,
+        draining: this.deps.draining?.(b.id) ?? false,
+      };
+    });
+  }
+
+  /** A hint: a failure is logged only (placement's recount repairs it). */
+  private noteUsage(backend: string, repos: number): void {
+    this.deps.usage?.note([{ backend, repos }]).catch((err: unknown) => this.log.debug({ backend, err: (err as Error).message }, 'could not note the placement usage'));
+  }
+
+  /** The repositories `lost` is assigned (one paged read of every assignment), counting every backend's for the chooser. */
+  private async holding(lost: string): Promise<Set<string>> {
+    const out = new Set<string>();
+    const usage = new Map<string, number>();
+    for await (const page of this.deps.store.assignments()) {
+      for (const { repo, assigned } of page) {
+        for (const b of assigned) usage.set(b, (usage.get(b) ?? 0) + 1);
+        if (assigned.includes(lost)) out.add(repo);
+      }
+    }
+    this.usage = usage;
+    this.log.info({ backend: lost, repositories: out.size }, 'repositories assigned to the lost backend');
+    return out;
+  }
+
+  private async advance(lost: string, job: Job, mayStart: boolean, backends: readonly BackendView[], signal: AbortSignal): Promise<void> {
+    let seen = 0;
+    for (const repo of [...job.pending]) {
+      if (signal.aborted || seen++ >= PER_TICK) return;
+      const state = await this.deps.repos.read(repo);
+      const step = planRepo(repo, state, lost, { mayStart, backends, usage: this.usage });
+      switch (step.kind) {
+        case 'done':
+          job.pending.delete(repo);
+          break;
+        case 'hold':
+          // The backend came back or is under maintenance before a replacement started: it keeps its place.
+          job.pending.delete(repo);
+          break;
+        case 'stuck':
+          if (!job.stuck.has(repo)) this.log.warn({ repo, backend: lost, why: step.why }, 'cannot re-replicate');
+          job.stuck.add(repo);
+          break;
+        case 'add': {
+          const r = await this.deps.store.addReplacement(repo, {
+            expected: state.assigned ?? [],
+            lost,
+            target: step.target,
+            now: this.now(),
+            log: { version: Math.max(0, ...state.versions.values()), event: 're-replicate', step: 'add', backend: step.target, lost, proxy: this.deps.config.proxyId },
+          });
+          if (r === 'ok') {
+            this.usage.set(step.target, (this.usage.get(step.target) ?? 0) + 1);
+            this.noteUsage(step.target, 1);
+            this.log.info({ repo, backend: step.target, lost }, 'replacement assigned; it is created and caught up from a leader');
+            this.deps.replicator?.enqueue(repo);
+          } else if (r === 'gone') job.pending.delete(repo);
+          break;
+        }
+        case 'wait':
+          this.deps.replicator?.enqueue(repo);
+          break;
+        case 'drop': {
+          const r = await this.deps.store.dropLost(repo, { lost, replacement: step.replacement, log: { event: 're-replicate', step: 'drop', backend: step.replacement, lost, proxy: this.deps.config.proxyId } });
+          if (r === 'ok') {
+            this.log.info({ repo, backend: step.replacement, lost }, 'replacement caught up; the lost backend left the assignment (its copy is left on disk)');
+            job.pending.delete(repo);
+            this.noteUsage(lost, -1);
+          }
+          break;
+        }
+      }
+    }
+    if (job.pending.size === 0 && !job.finished) {
+      job.finished = true;
+      this.log.info({ backend: lost }, 're-replication of the lost backend finished');
+    }
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * What re-replication keeps in Redis (docs/architecture.md "Re-replication",
+ * docs/redis.md): the two guarded steps on a repository's assignment
+ * (src/state/scripts/re-replicate.ts: they keep the `replacing` hash, read
+ * with the repository's state), when
+ * the re-replicating githa first saw each backend down (`down-since`), and
+ * the one paged read of every repository's assignment made per loss event
+ * (no per-backend index: a key shared by many repositories could not be
+ * written in their scripts on Redis Cluster).
+ */
+import type { Redis } from 'ioredis';
+import type { Keys } from './keys.js';
+import { guarded } from './redis-call.js';
+import type { RepositoryIndex } from './repo-index.js';
+import type { ScriptRunner } from './script.js';
+import { ADD_REPLACEMENT, DROP_LOST, type AddReplacementArgs, type DropLostArgs } from './scripts/re-replicate.js';
+
+export interface Assignment {
+  repo: string;
+  /** Sorted; empty when R has none (every configured backend holds it). */
+  assigned: readonly string[];
+}
+
+export interface ReReplicationStore {
+  /** Every known repository's assignment, a page at a time (one HKEYS per repository, pipelined). */
+  assignments(): AsyncIterable<readonly Assignment[]>;
+  addReplacement(repo: string, a: Omit<AddReplacementArgs, 'logMax'>): Promise<'ok' | 'changed' | 'gone'>;
+  dropLost(repo: string, a: Omit<DropLostArgs, 'logMax'>): Promise<'ok' | 'behind' | 'changed'>;
+  /** Backend → ms since it has been seen down by the re-replicating githa. */
+  downSince(): Promise<Map<string, number>>;
+  setDownSince(backend: string, since: number | undefined): Promise<void>;
+}
+
+export class RedisReReplicationStore implements ReReplicationStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly scripts: ScriptRunner,
+    private readonly index: Pick<RepositoryIndex, 'repositories'>,
+    /** Push-log entries kept per repository (pushLog.maxLength). */
+    private readonly logMax: number,
+  ) {}
+
+  async *assignments(): AsyncGenerator<Assignment[]> {
+    for await (const page of this.index.repositories()) {
+      const pipeline = this.redis.pipeline();
+      for (const repo of page) pipeline.hkeys(this.keys.assigned(repo));
+      const rows = (await guarded(() => pipeline.exec())) ?? [];
+      yield page.map((repo, i) => {
+        const [err, value] = rows[i] ?? [null, []];
+        if (err) throw err;
+        return { repo, assigned: [...((value as string[] | null) ?? [])].sort() };
+      });
+    }
+  }
+
+  addReplacement(repo: string, a: Omit<AddReplacementArgs, 'logMax'>): Promise<'ok' | 'changed' | 'gone'> {
+    return this.scripts.run(ADD_REPLACEMENT, repo, { ...a, logMax: this.logMax });
+  }
+
+  dropLost(repo: string, a: Omit<DropLostArgs, 'logMax'>): Promise<'ok' | 'behind' | 'changed'> {
+    return this.scripts.run(DROP_LOST, repo, { ...a, logMax: this.logMax });
+  }
+
+  async downSince(): Promise<Map<string, number>> {
+    const h = await guarded(() => this.redis.hgetall(this.keys.downSince()));
+    return new Map(Object.entries(h).map(([b, ms]) => [b, Number(ms)]));
+  }
+
+  async setDownSince(backend: string, since: number | undefined): Promise<void> {
+    const key = this.keys.downSince();
+    await guarded(() => (since === undefined ? this.redis.hdel(key, backend) : this.redis.hset(key, backend, String(since))));
+  }
+}
