@@ -21,6 +21,7 @@ import { HealthChecker } from './cluster/health-checker.js';
 import { OverrideWatcher } from './cluster/override-watcher.js';
 import { InterruptionResolver } from './cluster/interruptions.js';
 import { Replicator } from './cluster/replicator.js';
+import { WorkSweep } from './cluster/work-sweep.js';
 import { ReturningCopies } from './cluster/returning.js';
 import { Verifier } from './cluster/verifier.js';
 import { parseListen } from './config/load.js';
@@ -77,6 +78,7 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
     locks: config.locks,
     onLockWait: (seconds, outcome) => observer.lockWait(seconds, outcome),
     log,
+    backends: config.backends.map((b) => b.id),
   });
   const timeoutMs = config.http.backendTimeoutMs;
   // githa's own Git client of each backend (catch-up, checksums): HTTP where
@@ -214,7 +216,17 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   watching.by = overrides;
   // The replicator follows githa:events on a connection of its own: XREAD BLOCK must not share the request path's.
   const events = connectRedis(config.redis, { commandTimeoutMs: config.redis.commandTimeoutMs + 2_000 });
-  const replicator = new Replicator(cluster.ctx, cluster, resolver, { ...config.replication, events, eventsKey: state.keys.events(), blockMs: Math.min(2_000, config.redis.commandTimeoutMs), fill: parts.filler });
+  // The scan reads the work index; the full sweep that rebuilds it is shared: one githa per sweepIntervalMs (src/cluster/work-sweep.ts).
+  const sweep = new WorkSweep({ index: state.index, repos: state.repos, owner: config.proxyId, backends: ids, intervalMs: config.replication.sweepIntervalMs, log: log.child({ component: 'replicator' }) });
+  const replicator = new Replicator(cluster.ctx, cluster, resolver, {
+    ...config.replication,
+    events,
+    eventsKey: state.keys.events(),
+    blockMs: Math.min(2_000, config.redis.commandTimeoutMs),
+    fill: parts.filler,
+    work: state.index,
+    sweep,
+  });
   if (config.replication.background) replicator.start();
   metrics.watch({ replicationBacklog: () => replicator.backlog() });
   const verifier = new Verifier(cluster.ctx);
