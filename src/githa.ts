@@ -16,6 +16,7 @@ import { Cluster } from './cluster/cluster.js';
 import { Lifecycle } from './cluster/lifecycle.js';
 import { AccessPolicy } from './auth/access.js';
 import { collectStatus } from './cluster/cluster-status.js';
+import { collectWorkStatus } from './cluster/work-status.js';
 import { Inventory } from './cluster/inventory.js';
 import { HealthChecker } from './cluster/health-checker.js';
 import { OverrideWatcher } from './cluster/override-watcher.js';
@@ -177,15 +178,25 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   });
   const healthLog = log.child({ component: 'health' });
   const shared = new BackendHealthStore(redis, state.keys, { proxyId: config.proxyId, ttlMs: config.health.ttlMs, log: healthLog });
-  // One status snapshot shared by metrics and /status, refreshed at most every metrics.statusRefreshMs.
+  // The full status snapshot behind /status, refreshed at most every metrics.statusRefreshMs.
   const ids = config.backends.map((b) => b.id);
   // The snapshot lists the managed backends too (missing copies, untracked repositories, ghosts: docs/observability.md).
   const inventory = new Inventory(cluster.ctx, new Tombstones(redis, state.keys), cluster);
   const status = new StatusCache(async () => collectStatus(cluster, state, await shared.readFresh(ids), undefined, inventory), config.metrics.statusRefreshMs, (err) =>
     log.warn({ err: (err as Error).message }, 'cluster status snapshot failed'),
   );
+  // /metrics reads a snapshot of the work index only (O(work), src/cluster/work-status.ts); the full one above is
+  // collected only when /status is viewed.
+  const workStatus = new StatusCache(async () => collectWorkStatus(cluster, state, await shared.readFresh(ids)), config.metrics.statusRefreshMs, (err) =>
+    log.warn({ err: (err as Error).message }, 'work status snapshot failed'),
+  );
+  // The listings' gauges (untracked, ghost, leftover, missing copies) need every repository and listing: rarely.
+  const inventorySnapshot = new StatusCache(async () => collectStatus(cluster, state, await shared.readFresh(ids), undefined, inventory), config.metrics.inventoryRefreshMs, (err) =>
+    log.warn({ err: (err as Error).message }, 'inventory snapshot failed'),
+  );
   metrics.watch({
-    status,
+    status: workStatus,
+    fullStatus: () => inventorySnapshot.peek(),
     backendHealth: () => cluster.health.snapshot(ids),
     redisUp: () => state.ping().then(() => true, () => false),
     sshChannels: () => [...sshClients].flatMap(([id, c]) => (c instanceof SshBackendClient ? [{ id, busy: c.busyChannels }] : [])),

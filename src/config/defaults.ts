@@ -246,6 +246,8 @@ export const DEFAULTS = {
   metrics: {
     /** /metrics and /status read every repository's state from a snapshot at most this old (one scan of githa:repos per refresh, never one per scrape). */
     statusRefreshMs: 15_000,
+    /** The copies gauges that need every managed backend's listing (untracked, ghost, leftover, missing) come from a full snapshot at most this old. */
+    inventoryRefreshMs: 600_000,
   },
   gitDaemon: {
     /** git:// has no authentication: pushes over it are off unless enabled. */

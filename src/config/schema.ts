@@ -230,7 +230,10 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    metrics: z.object({ statusRefreshMs: positiveInt.default(DEFAULTS.metrics.statusRefreshMs) }).strict().prefault({}),
+    metrics: z
+      .object({ statusRefreshMs: positiveInt.default(DEFAULTS.metrics.statusRefreshMs), inventoryRefreshMs: positiveInt.default(DEFAULTS.metrics.inventoryRefreshMs) })
+      .strict()
+      .prefault({}),
     /** Authentication (docs/security.md "Authentication"). */
     auth: z
       .object({
