@@ -9,7 +9,7 @@
  * work. The window starts once githa settled: its start-up work (the work
  * index's first sweep, logged as "work index swept") is timed on its own.
  * BENCH_GITHA_MAIN=<other tree>/dist/cli/main.js measures another build (the
- * "before" of docs/performance.md).
+ * "before" of docs/performance.md); BENCH_IDLE_SIZES=1000000 one size only.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -48,7 +48,9 @@ export interface IdlePoint {
 }
 
 export async function idleFigure(opts: Pick<BenchOptions, 'quick' | 'out'>): Promise<FigureOutput> {
-  const sizes = opts.quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
+  // BENCH_IDLE_SIZES=1000000 measures only that size (comma-separated).
+  const asked = (process.env.BENCH_IDLE_SIZES ?? '').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  const sizes = asked.length > 0 ? asked : opts.quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
   const windowMs = opts.quick ? 20_000 : 60_000;
   const main = process.env.BENCH_GITHA_MAIN || undefined;
   const cluster = await startDevCluster({ backends: 3 });
