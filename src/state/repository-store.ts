@@ -9,7 +9,7 @@ import type { ScriptRunner } from './script.js';
 import { COMMIT_CATCH_UP, type CommitCatchUpResult } from './scripts/copy.js';
 import { ADOPT, FREEZE, MARK_DRIFT, NOTE_DRIFT, RECOVER, RESOLVE_INTERRUPTED, SETTLE_SUSPECT, type ResolveArgs, type SettleArgs, type SettleStatus, type Versioned } from './scripts/repair.js';
 import { CREATE, MARK_GONE, RETIRE, REVIVE, TRANSFER } from './scripts/lifecycle.js';
-import { REINDEX } from './scripts/work.js';
+import { REINDEX } from './scripts/reindex.js';
 import { ABORT_WRITE, BEGIN_WRITE, COMMIT_WRITE, HEARTBEAT, MARK_COMMANDS, MARK_COPIES, type MarkerFields } from './scripts/write.js';
 
 export type { CommitCatchUpResult } from './scripts/copy.js';

@@ -1,5 +1,4 @@
 import type { Keys } from '../keys.js';
-import type { ScriptDescriptor } from '../script.js';
 
 /**
  * The index of work (docs/redis.md `work`; docs/architecture.md "Background
@@ -87,15 +86,3 @@ return githa_reply`;
 export function wrapsWork(name: string): boolean {
   return !UNWRAPPED.has(name);
 }
-
-/**
- * Judges one repository again and nothing else (its body is empty): the replicator after a visit that found
- * nothing to copy, and the full sweep (src/cluster/work-sweep.ts). Answers 1 when it needs work.
- */
-export const REINDEX: ScriptDescriptor<[], number> = {
-  name: 'githaReindex',
-  lua: "return 'githa-reindex'",
-  keys: () => [],
-  args: () => [],
-  parse: (reply) => Number(reply),
-};
