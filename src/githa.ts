@@ -16,11 +16,13 @@ import { Cluster } from './cluster/cluster.js';
 import { Lifecycle } from './cluster/lifecycle.js';
 import { AccessPolicy } from './auth/access.js';
 import { collectStatus } from './cluster/cluster-status.js';
+import { collectWorkStatus } from './cluster/work-status.js';
 import { Inventory } from './cluster/inventory.js';
 import { HealthChecker } from './cluster/health-checker.js';
 import { OverrideWatcher } from './cluster/override-watcher.js';
 import { InterruptionResolver } from './cluster/interruptions.js';
 import { Replicator } from './cluster/replicator.js';
+import { WorkSweep } from './cluster/work-sweep.js';
 import { ReturningCopies } from './cluster/returning.js';
 import { Verifier } from './cluster/verifier.js';
 import { parseListen } from './config/load.js';
@@ -81,6 +83,7 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
     locks: config.locks,
     onLockWait: (seconds, outcome) => observer.lockWait(seconds, outcome),
     log,
+    backends: config.backends.map((b) => b.id),
   });
   const timeoutMs = config.http.backendTimeoutMs;
   // githa's own Git client of each backend (catch-up, checksums): HTTP where
@@ -179,15 +182,25 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   });
   const healthLog = log.child({ component: 'health' });
   const shared = new BackendHealthStore(redis, state.keys, { proxyId: config.proxyId, ttlMs: config.health.ttlMs, log: healthLog });
-  // One status snapshot shared by metrics and /status, refreshed at most every metrics.statusRefreshMs.
+  // The full status snapshot behind /status, refreshed at most every metrics.statusRefreshMs.
   const ids = config.backends.map((b) => b.id);
   // The snapshot lists the managed backends too (missing copies, untracked repositories, ghosts: docs/observability.md).
   const inventory = new Inventory(cluster.ctx, new Tombstones(redis, state.keys), cluster);
   const status = new StatusCache(async () => collectStatus(cluster, state, await shared.readFresh(ids), undefined, inventory), config.metrics.statusRefreshMs, (err) =>
     log.warn({ err: (err as Error).message }, 'cluster status snapshot failed'),
   );
+  // /metrics reads a snapshot of the work index only (O(work), src/cluster/work-status.ts); the full one above is
+  // collected only when /status is viewed.
+  const workStatus = new StatusCache(async () => collectWorkStatus(cluster, state, await shared.readFresh(ids)), config.metrics.statusRefreshMs, (err) =>
+    log.warn({ err: (err as Error).message }, 'work status snapshot failed'),
+  );
+  // The listings' gauges (untracked, ghost, leftover, missing copies) need every repository and listing: rarely.
+  const inventorySnapshot = new StatusCache(async () => collectStatus(cluster, state, await shared.readFresh(ids), undefined, inventory), config.metrics.inventoryRefreshMs, (err) =>
+    log.warn({ err: (err as Error).message }, 'inventory snapshot failed'),
+  );
   metrics.watch({
-    status,
+    status: workStatus,
+    fullStatus: () => inventorySnapshot.peek(),
     backendHealth: () => cluster.health.snapshot(ids),
     redisUp: () => state.ping().then(() => true, () => false),
     sshChannels: () => [...sshClients].flatMap(([id, c]) => (c instanceof SshBackendClient ? [{ id, busy: c.busyChannels }] : [])),
@@ -218,7 +231,17 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   watching.by = overrides;
   // The replicator follows githa:events on a connection of its own: XREAD BLOCK must not share the request path's.
   const events = connectRedis(config.redis, { commandTimeoutMs: config.redis.commandTimeoutMs + 2_000 });
-  const replicator = new Replicator(cluster.ctx, cluster, resolver, { ...config.replication, events, eventsKey: state.keys.events(), blockMs: Math.min(2_000, config.redis.commandTimeoutMs), fill: parts.filler });
+  // The scan reads the work index; the full sweep that rebuilds it is shared: one githa per sweepIntervalMs (src/cluster/work-sweep.ts).
+  const sweep = new WorkSweep({ index: state.index, repos: state.repos, owner: config.proxyId, backends: ids, intervalMs: config.replication.sweepIntervalMs, log: log.child({ component: 'replicator' }) });
+  const replicator = new Replicator(cluster.ctx, cluster, resolver, {
+    ...config.replication,
+    events,
+    eventsKey: state.keys.events(),
+    blockMs: Math.min(2_000, config.redis.commandTimeoutMs),
+    fill: parts.filler,
+    work: state.index,
+    sweep,
+  });
   if (config.replication.background) replicator.start();
   metrics.watch({ replicationBacklog: () => replicator.backlog() });
   const verifier = new Verifier(cluster.ctx);

@@ -1,12 +1,19 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { CATCH_UP_FAILURES, type CatchUpFailure, type Observer } from '../cluster/observer.js';
+import type { ClusterStatus } from '../cluster/cluster-status.js';
+import type { WorkCounts } from '../cluster/work-status.js';
 import type { RepoHealth } from '../cluster/status.js';
 import type { StatusCache } from './status-cache.js';
 
 /** Where the gauges read from at scrape time; set once the parts exist (see src/githa.ts). */
 export interface MetricsSources {
-  /** The shared cluster-status snapshot (repository states, drift, stale copies). */
+  /**
+   * The cluster-status snapshot the repository gauges come from (repository states, drift, stale copies): a work-scoped
+   * one (src/cluster/work-status.ts: O(work), never all N) in a serving githa.
+   */
   status?: StatusCache;
+  /** A full snapshot (every listing; refreshed at metrics.inventoryRefreshMs, undefined until the first): the listings' gauges' source when `status` is work-scoped. */
+  fullStatus?: () => ClusterStatus | undefined;
   /** This githa's view of each backend's health (Health.snapshot). */
   backendHealth?: () => ReadonlyArray<{ id: string; up: boolean }>;
   /** Repositories queued or being worked on by this githa's replicator. */
@@ -254,6 +261,19 @@ export class Metrics implements Observer {
       registers: [this.registry],
       collect: () => this.fillSnapshotGauges(),
     });
+    const work = new Gauge({
+      name: 'githa_work_repositories',
+      help: 'Repositories in the work index (they need work: a write marker, a freeze, a suspect or drifted copy, a stale or missing copy), by the first such reason.',
+      labelNames: ['reason'] as const,
+      registers: [this.registry],
+      collect: () => this.fillSnapshotGauges(),
+    });
+    const known = new Gauge({
+      name: 'githa_known_repositories',
+      help: 'Repositories githa has a record of (githa:repos).',
+      registers: [this.registry],
+      collect: () => this.fillSnapshotGauges(),
+    });
     const snapshotAt = new Gauge({
       name: 'githa_status_snapshot_timestamp_seconds',
       help: 'When the status snapshot the repository gauges come from was taken (Unix time).',
@@ -276,12 +296,19 @@ export class Metrics implements Observer {
       }
       drifted.set(status.repositories.reduce((n, r) => n + r.drifted.length, 0));
       stale.set(status.backlog);
+      // A work-scoped snapshot lists no backend: the listings' classes come from the last full one, when there is one.
+      const listed = status.scope === 'work' ? (this.sources.fullStatus?.() ?? status) : status;
       copiesMissing.reset();
-      for (const [backend, repos] of Object.entries(status.copies?.missing ?? {})) copiesMissing.set({ backend }, repos.length);
-      if (status.copies) {
-        unrecorded.set({ class: 'untracked' }, status.copies.untracked.length);
-        unrecorded.set({ class: 'ghost' }, status.copies.ghosts.length);
-        unrecorded.set({ class: 'leftover' }, status.copies.leftovers.length);
+      for (const [backend, repos] of Object.entries(listed.copies?.missing ?? {})) copiesMissing.set({ backend }, repos.length);
+      if (listed.copies && (listed.scope !== 'work' || listed.copies.listed.length > 0)) {
+        unrecorded.set({ class: 'untracked' }, listed.copies.untracked.length);
+        unrecorded.set({ class: 'ghost' }, listed.copies.ghosts.length);
+        unrecorded.set({ class: 'leftover' }, listed.copies.leftovers.length);
+      }
+      const counts = (status as ClusterStatus & { work?: WorkCounts }).work;
+      if (counts) {
+        for (const [reason, n] of Object.entries(counts.reasons)) work.set({ reason }, n);
+        known.set(counts.known);
       }
       snapshotAt.set(status.at / 1000);
     };

@@ -30,6 +30,11 @@ export interface ClusterStatus {
   backlog: number;
   /** Absent in a snapshot built elsewhere (tests). */
   copies?: CopiesStatus;
+  /**
+   * `work`: a snapshot of the work index only (src/cluster/work-status.ts, behind /metrics): `repositories` names the
+   * repositories that need work, every other one is whole and only counted. Absent: every repository is listed.
+   */
+  scope?: 'work';
 }
 
 /**

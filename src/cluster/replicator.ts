@@ -10,6 +10,8 @@ import type { CopyFiller } from './fill.js';
 import type { InterruptionResolver } from './interruptions.js';
 import { scoped, scopedState } from './assignment.js';
 import { leadership, repoFlags } from './routing.js';
+import type { RepositoryIndex } from '../state/repo-index.js';
+import type { WorkSweep } from './work-sweep.js';
 
 export interface ReplicatorOptions {
   concurrency: number;
@@ -26,6 +28,11 @@ export interface ReplicatorOptions {
   claimIdleMs?: number;
   /** Creates a copy a catch-up found missing, on a backend githa may manage (src/cluster/fill.ts); without it the catch-up fails and backs off. */
   fill?: Pick<CopyFiller, 'fill'>;
+  /** The work index the scan reads (src/state/scripts/work.ts). */
+  work: Pick<RepositoryIndex, 'work'>;
+  /** The shared full sweep that rebuilds the index (src/cluster/work-sweep.ts); tried at start and every sweepIntervalMs. */
+  sweep?: Pick<WorkSweep, 'maybeSweep'>;
+  sweepIntervalMs?: number;
 }
 
 /** The consumer group of githa:events every githa's replicator reads in; consumers are named by proxyId (docs/redis.md). */
@@ -41,13 +48,17 @@ interface Backoff {
  * Background replication in every githa (docs/architecture.md "Background
  * replication"): takes its share of githa:events through the consumer group
  * (src/cluster/event-feed.ts: each event goes to one githa and is acknowledged
- * once its repository was looked at), scans every known repository at start
- * and every scanIntervalMs, and catches every stale (repository, backend) pair up from
+ * once its repository was looked at), scans the work index (the repositories
+ * that need work, kept by the scripts: src/state/scripts/work.ts) at start and
+ * every scanIntervalMs, and catches every stale (repository, backend) pair up from
  * a leader with the catch-up relay. The per-pair lock in Redis keeps two
  * githa processes from copying the same pair at once; a failing pair backs
  * off exponentially; at most `concurrency` repositories are worked on at once.
  * It also resolves interrupted writes of dead owners and settles suspect
- * backends, since it visits every repository anyway.
+ * backends, which put the repository in the index too. A visit from the scan
+ * that finds nothing to copy judges the repository again (REINDEX), so an entry
+ * leaves the index once nothing is left to do; the rare shared full sweep
+ * (src/cluster/work-sweep.ts) repairs what no script could know.
  */
 export class Replicator {
   private readonly queue = new Set<string>();
@@ -63,6 +74,8 @@ export class Replicator {
   private readonly committed = new Map<string, { version: number; at: number }>();
   /** githa:events entries per queued repository, acknowledged once a pass over it has run. */
   private readonly delivered = new Map<string, string[]>();
+  /** Repositories queued by the scan (found in the work index): judged again after a visit with nothing to copy. */
+  private readonly fromIndex = new Set<string>();
   private feed: EventFeed | undefined;
 
   constructor(
@@ -83,6 +96,11 @@ export class Replicator {
     const every = setInterval(() => this.scan(), this.opts.scanIntervalMs);
     every.unref();
     this.timers.add(every);
+    if (this.opts.sweep) {
+      const sweeps = setInterval(() => void this.sweep(), this.opts.sweepIntervalMs ?? 3_600_000);
+      sweeps.unref();
+      this.timers.add(sweeps);
+    }
     // A backend that comes back (up again, or enabled or made writable by an operator) is caught up at once, not at the next scan.
     this.unsubscribe = [
       this.ctx.health.onChange((id, up) => {
@@ -105,6 +123,7 @@ export class Replicator {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.queue.clear();
+    this.fromIndex.clear();
     // Unacknowledged events stay pending: re-read at our next start, or taken over by another githa.
     this.delivered.clear();
     this.opts.events.disconnect();
@@ -122,7 +141,16 @@ export class Replicator {
     this.pump();
   }
 
-  /** Queues every known repository (a scan of githa:repos); asked for during a scan, another follows it. */
+  /** The shared full sweep, when it is this githa's turn; a sweep is followed by a scan of what it found. */
+  private async sweep(): Promise<void> {
+    try {
+      if (await this.opts.sweep?.maybeSweep()) this.scan();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'work index sweep failed; retrying at the next interval');
+    }
+  }
+
+  /** Queues every repository of the work index; asked for during a scan, another follows it. */
   scan(): void {
     if (!this.running) return;
     if (this.scanning) {
@@ -132,7 +160,13 @@ export class Replicator {
     this.rescan = false;
     this.scanning = (async () => {
       try {
-        for await (const page of this.ctx.index.repositories()) for (const repo of page) this.enqueue(repo);
+        for await (const page of this.opts.work.work()) {
+          for (const repo of page) {
+            if (!this.running) return;
+            this.fromIndex.add(repo);
+            this.enqueue(repo);
+          }
+        }
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'scan failed; retrying at the next interval');
       } finally {
@@ -161,6 +195,7 @@ export class Replicator {
           await feed.open();
           scanned = true;
           this.scan();
+          void this.sweep();
         }
         for (const e of await feed.next()) {
           if (!this.running) return;
@@ -199,7 +234,8 @@ export class Replicator {
       // Events delivered from here on are acknowledged after the next pass, which sees their versions.
       const delivered = this.delivered.get(next);
       this.delivered.delete(next);
-      this.replicate(next)
+      const indexed = this.fromIndex.delete(next);
+      this.replicate(next, indexed)
         .catch((err: unknown) => {
           const level = err instanceof GithaError ? 'warn' : 'error';
           this.log[level]({ repo: next, err: (err as Error).message }, 'replication of repository failed');
@@ -214,7 +250,7 @@ export class Replicator {
   }
 
   /** Brings every stale, healthy, enabled backend of `repo` up to its leaders. */
-  private async replicate(repo: string): Promise<void> {
+  private async replicate(repo: string, indexed: boolean): Promise<void> {
     let state = await this.states.state(repo);
     if (state.writing && !state.locked) {
       const r = await this.resolver.resolve(repo);
@@ -225,8 +261,11 @@ export class Replicator {
       await this.resolver.settleSuspects(repo, state);
       if ([...state.suspect.values()].some((until) => until > Date.now())) this.retryAt(repo, Math.min(...state.suspect.values()) - Date.now());
     }
-    if (state.frozen?.reason === 'ambiguous' || state.versions.size === 0) return;
-    await Promise.all(this.stalePairs(state).map(({ target, source }) => this.copy(repo, state, source, target)));
+    const pairs = state.frozen?.reason === 'ambiguous' || state.versions.size === 0 ? [] : this.stalePairs(state);
+    // Nothing to copy for an entry of the index: judged again, so a repository made whole by no script (a backend
+    // removed from the config, a drift cleared) leaves it; one still needing work (a target down) stays.
+    if (pairs.length === 0 && indexed) await this.ctx.repos.reindex(repo);
+    await Promise.all(pairs.map(({ target, source }) => this.copy(repo, state, source, target)));
   }
 
   /** Only assigned backends are copied from or filled (docs/architecture.md "Replication factor"). */

@@ -71,8 +71,10 @@ export const DEFAULTS = {
     background: true,
     /** Background copies one githa runs at once. */
     concurrency: 4,
-    /** Full scan for stale (repository, backend) pairs, besides following githa:events. */
+    /** Scan of the work index (the repositories that need work), besides following githa:events. */
     scanIntervalMs: 30_000,
+    /** Full sweep of every repository that rebuilds the work index, by one githa per interval (docs/architecture.md "Background replication"). */
+    sweepIntervalMs: 3_600_000,
     /** Back-off of a failing pair: first delay, doubled up to the maximum. */
     retryMinMs: 500,
     retryMaxMs: 60_000,
@@ -255,6 +257,8 @@ export const DEFAULTS = {
   metrics: {
     /** /metrics and /status read every repository's state from a snapshot at most this old (one scan of githa:repos per refresh, never one per scrape). */
     statusRefreshMs: 15_000,
+    /** The copies gauges that need every managed backend's listing (untracked, ghost, leftover, missing) come from a full snapshot at most this old. */
+    inventoryRefreshMs: 600_000,
   },
   gitDaemon: {
     /** git:// has no authentication: pushes over it are off unless enabled. */

@@ -94,6 +94,7 @@ export const configSchema = z
         background: z.boolean().default(DEFAULTS.replication.background),
         concurrency: positiveInt.default(DEFAULTS.replication.concurrency),
         scanIntervalMs: positiveInt.default(DEFAULTS.replication.scanIntervalMs),
+        sweepIntervalMs: positiveInt.default(DEFAULTS.replication.sweepIntervalMs),
         retryMinMs: positiveInt.default(DEFAULTS.replication.retryMinMs),
         retryMaxMs: positiveInt.default(DEFAULTS.replication.retryMaxMs),
         quorumTimeoutMs: positiveInt.default(DEFAULTS.replication.quorumTimeoutMs),
@@ -232,7 +233,10 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    metrics: z.object({ statusRefreshMs: positiveInt.default(DEFAULTS.metrics.statusRefreshMs) }).strict().prefault({}),
+    metrics: z
+      .object({ statusRefreshMs: positiveInt.default(DEFAULTS.metrics.statusRefreshMs), inventoryRefreshMs: positiveInt.default(DEFAULTS.metrics.inventoryRefreshMs) })
+      .strict()
+      .prefault({}),
     /** Authentication (docs/security.md "Authentication"). */
     auth: z
       .object({

@@ -5,7 +5,11 @@
  * Cluster. Canonical repository names cannot contain `{` or `}`.
  */
 export class Keys {
-  constructor(readonly prefix: string) {}
+  constructor(
+    readonly prefix: string,
+    /** Redis Cluster: the work index is one shard per slot (`work:{<tag>}`, docs/redis.md `work`); one key otherwise. */
+    readonly shardWork = false,
+  ) {}
 
   /** hash: backend id → version */
   versions(repo: string): string {
@@ -96,6 +100,21 @@ export class Keys {
   repos(): string {
     return `${this.prefix}repos`;
   }
+  /**
+   * sorted set: the repositories that need work (src/state/scripts/work.ts), scored by when they first did;
+   * written inside the repository's scripts, so on Redis Cluster it is the shard in R's slot.
+   */
+  work(repo: string): string {
+    return this.shardWork ? `${this.prefix}work:{${slotTag(repo)}}` : `${this.prefix}work`;
+  }
+  /** set: the work shards that may be non-empty (Redis Cluster only; a hint written after the script, repaired by the sweep). */
+  workShards(): string {
+    return `${this.prefix}work-shards`;
+  }
+  /** string: the claim of the githa that runs a shared periodic task this interval (`sweep`, …; src/state/repo-index.ts). */
+  periodic(task: string): string {
+    return `${this.prefix}periodic:${task}`;
+  }
   /** sorted set: repositories that got kept refs (refs/githa/kept/…), scored by when; a hint for `githa dataloss` */
   kept(): string {
     return `${this.prefix}kept`;
@@ -128,4 +147,39 @@ export class Keys {
   overridesAck(): string {
     return `${this.prefix}overrides:ack`;
   }
+}
+
+/** CRC16-CCITT (XMODEM) as Redis Cluster hashes keys (cluster spec, "Keys distribution model"). */
+export function crc16(s: string): number {
+  let crc = 0;
+  for (const byte of Buffer.from(s)) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc;
+}
+
+/** The slot of a key whose hash tag is `tag`. */
+export function slotOf(tag: string): number {
+  return crc16(tag) % 16384;
+}
+
+let tags: string[] | undefined;
+
+/** A short tag in the same slot as `repo` (built once: the first tag `w<n>` found for each of the 16384 slots). */
+export function slotTag(repo: string): string {
+  if (!tags) {
+    const found: string[] = new Array<string>(16384);
+    let left = 16384;
+    for (let n = 0; left > 0; n++) {
+      const t = `w${n}`;
+      const slot = slotOf(t);
+      if (found[slot] === undefined) {
+        found[slot] = t;
+        left--;
+      }
+    }
+    tags = found;
+  }
+  return tags[slotOf(repo)]!;
 }

@@ -26,6 +26,49 @@ export class RepositoryIndex {
     } while (cursor !== '0');
   }
 
+  /**
+   * The repositories that need work (src/state/scripts/work.ts), in pages: what the replicator's scan reads. On
+   * Redis Cluster every shard the hint set names (an empty one costs one ZSCAN round trip).
+   */
+  async *work(pageSize = 500): AsyncGenerator<string[]> {
+    for (const key of await this.workKeys()) {
+      let cursor = '0';
+      do {
+        const [next, flat] = await guarded(() => this.redis.zscan(key, cursor, 'COUNT', pageSize));
+        cursor = next;
+        const names = flat.filter((_, i) => i % 2 === 0);
+        if (names.length > 0) yield names;
+      } while (cursor !== '0');
+    }
+  }
+
+  /** How many repositories need work, and how many are known (ZCARDs: the cheap gauges of /metrics). */
+  async sizes(): Promise<{ work: number; repositories: number }> {
+    const keys = await this.workKeys();
+    const [repositories, ...work] = await guarded(() => Promise.all([this.redis.zcard(this.keys.repos()), ...keys.map((k) => this.redis.zcard(k))]));
+    return { repositories: repositories!, work: work.reduce((a, b) => a + b, 0) };
+  }
+
+  private async workKeys(): Promise<string[]> {
+    if (!this.keys.shardWork) return [this.keys.work('')];
+    return guarded(() => this.redis.smembers(this.keys.workShards()));
+  }
+
+  /**
+   * Takes the claim on a shared periodic task for `ttlMs` (docs/architecture.md "Background replication"): one githa
+   * runs it this interval, the others skip it. Never released: it lapses, and the next interval's first asker takes it.
+   */
+  async claimPeriodic(task: string, owner: string, ttlMs: number): Promise<boolean> {
+    const r = await guarded(() => this.redis.set(this.keys.periodic(task), owner, 'PX', ttlMs, 'NX'));
+    return r === 'OK';
+  }
+
+  /** Stores the configured backend list the sweep judged with; true when it differs from the one stored (or none was). */
+  async swapSweepBackends(list: string): Promise<boolean> {
+    const before = await guarded(() => this.redis.set(this.keys.periodic('sweep-backends'), list, 'GET'));
+    return before !== list;
+  }
+
   /** The `limit` most recently written repositories, newest first. */
   async recent(limit: number): Promise<string[]> {
     if (limit <= 0) return [];

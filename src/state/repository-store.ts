@@ -11,6 +11,7 @@ import { ADOPT, FREEZE, MARK_DRIFT, NOTE_DRIFT, RECOVER, RESOLVE_INTERRUPTED, SE
 import type { BackendUsage, PlacementUsage, UsageDelta } from './placement-usage.js';
 import { REASSIGN } from './scripts/assignment.js';
 import { CREATE, MARK_GONE, RETIRE, REVIVE, TRANSFER } from './scripts/lifecycle.js';
+import { REINDEX } from './scripts/reindex.js';
 import { ABORT_WRITE, BEGIN_WRITE, COMMIT_WRITE, HEARTBEAT, MARK_COMMANDS, MARK_COPIES, type MarkerFields } from './scripts/write.js';
 
 export type { CommitCatchUpResult } from './scripts/copy.js';
@@ -82,6 +83,8 @@ export interface RepositoryStore {
   clearDrift(repo: string, backend: string): Promise<void>;
   recover(repo: string, token: string, copies: ReadonlyMap<string, string>, detail: string): Promise<Versioned<'ok' | 'ambiguous' | 'lock'>>;
   freeze(repo: string, reason: FreezeReason, detail: string, backends: readonly string[]): Promise<void>;
+  /** Judges the repository again for the work index (src/state/scripts/work.ts): entered or taken out; true when it needs work. */
+  reindex(repo: string): Promise<boolean>;
 
   // ---- Lifecycle (docs/operations.md "Repository lifecycle"; src/cluster/lifecycle.ts) ----
   /**
@@ -238,6 +241,10 @@ export class RedisRepositoryStore implements RepositoryStore {
   async freeze(repo: string, reason: FreezeReason, detail: string, backends: readonly string[]): Promise<void> {
     await this.scripts.run(FREEZE, repo, reason, detail, Date.now(), backends);
     await this.index.noteRepository(repo, 0);
+  }
+
+  async reindex(repo: string): Promise<boolean> {
+    return (await this.scripts.run(REINDEX, repo)) === 1;
   }
 
   async create(repo: string, backends: readonly string[], log: LogFields, opts: CreateOptions = {}): Promise<'ok' | 'exists' | 'gone'> {

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
 import { guarded, replicated, type Durability } from './redis-call.js';
+import { workKeys, wrapLua, wrapsWork } from './scripts/work.js';
 
 /**
  * A Lua script as a typed descriptor, as ioredis's own `lib/Script.ts` keeps
@@ -33,24 +34,39 @@ export function replyOf(reply: unknown): unknown[] {
  */
 export class ScriptRunner {
   private readonly defined = new Set<string>();
+  /** Work shards this process already named in the hint set (Redis Cluster). */
+  private readonly hinted = new Set<string>();
 
   constructor(
     readonly redis: Redis,
     readonly keys: Keys,
     /** Replicas that must hold durable changes (redis.waitReplicas, redis.waitTimeoutMs). */
     private readonly durability?: Durability,
+    /** The configured backend ids, which a repository without an assignment should be on (the work index's "missing" pairs). */
+    private readonly backends: readonly string[] = [],
   ) {}
 
   async run<A extends readonly unknown[], R>(script: ScriptDescriptor<A, R>, repo: string, ...args: A): Promise<R> {
-    const keys = script.keys(this.keys, repo, ...args);
+    // Every script that changes a record keeps the work index (src/state/scripts/work.ts): its keys and arguments appended.
+    const wrap = wrapsWork(script.name);
+    const keys = [...script.keys(this.keys, repo, ...args), ...(wrap ? workKeys(this.keys, repo) : [])];
     if (!this.defined.has(script.name)) {
-      this.redis.defineCommand(script.name, { numberOfKeys: keys.length, lua: script.lua });
+      this.redis.defineCommand(script.name, { numberOfKeys: keys.length, lua: wrap ? wrapLua(script.lua) : script.lua });
       this.defined.add(script.name);
     }
     const fn = (this.redis as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[script.name]!;
-    const reply = await guarded(() => fn.call(this.redis, ...keys, ...script.args(...args)));
+    const argv = [...script.args(...args), ...(wrap ? [Date.now(), this.backends.join(' ')] : [])];
+    const reply = await guarded(() => fn.call(this.redis, ...keys, ...argv));
+    if (wrap && this.keys.shardWork) await this.hint(this.keys.work(repo));
     if (script.durable && this.durability && this.durability.replicas > 0) await replicated(this.redis, this.durability);
     return script.parse(reply);
+  }
+
+  /** Redis Cluster: names the shard in the hint set once per process (the sweep repairs a hint lost to a crash). */
+  private async hint(shard: string): Promise<void> {
+    if (this.hinted.has(shard)) return;
+    await guarded(() => this.redis.sadd(this.keys.workShards(), shard));
+    this.hinted.add(shard);
   }
 }
 

@@ -33,14 +33,18 @@ export interface StateOptions {
   durable?: Durability | undefined;
   locks: { leaseMs: number; waitMs: number };
   onLockWait?: LockWaitObserver | undefined;
+  /** The configured backend ids (the work index's "missing" pairs; src/state/scripts/work.ts). */
+  backends?: readonly string[] | undefined;
+  /** Redis Cluster: the work index sharded per slot (Keys.work). */
+  shardWork?: boolean | undefined;
   /** Where a failed lock release is told (it is retried behind). */
   log?: { warn(fields: object, msg: string): void } | undefined;
 }
 
 /** Builds every state part on one Redis connection. */
 export function openState(redis: Redis, opts: StateOptions): StateParts {
-  const keys = new Keys(opts.prefix);
-  const scripts = new ScriptRunner(redis, keys, opts.durable);
+  const keys = new Keys(opts.prefix, opts.shardWork ?? false);
+  const scripts = new ScriptRunner(redis, keys, opts.durable, opts.backends ?? []);
   const index = new RepositoryIndex(redis, keys);
   const usage = new PlacementUsage(redis, keys);
   return {

@@ -43,6 +43,8 @@ describe('interrupted writes of a dead githa', () => {
       // The marker holds the push's commands (docs/redis.md): a changed copy is adopted only when they explain the change.
       ...(commands !== undefined ? ['commands', commands] : []),
     );
+    // BEGIN_WRITE enters the repository in the work index with its marker (docs/redis.md `work`): the replicators' scan finds it there.
+    await cluster().redis.cli('ZADD', 'githa:work', 'NX', old, `${repo}.git`);
   }
 
   it('unreachable backend: writes stay frozen naming it, reads go on from the others; once it is back and unchanged the marker is cleared and it is suspect', async () => {
@@ -148,6 +150,8 @@ describe('interrupted writes of a dead githa', () => {
     await git.commit(other, { 'stray.txt': 'never acknowledged\n' }, 'stray');
     await git.push(other, b1.repoPath(`${repo}.git`), ['HEAD:refs/heads/main'], ['--force']);
     await cluster().redis.cli('HSET', key(repo, 'suspect'), 'b1', String(Date.now() - 1_000));
+    // As RESOLVE_INTERRUPTED would have, with the suspect entry: in the work index.
+    await cluster().redis.cli('ZADD', 'githa:work', 'NX', String(Date.now()), `${repo}.git`);
     await b1.start();
 
     await waitFor('b1 caught up to the acknowledged push', async () => (await refOnDisk(b1, `${repo}.git`, 'refs/heads/main')) === acked, 20_000);

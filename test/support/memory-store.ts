@@ -16,6 +16,7 @@ import { Lease, type Held } from '../../src/state/lease.js';
 import type { WriteLockService } from '../../src/state/lock.js';
 import type { PairLease, PairLocks, Standing } from '../../src/state/pair-locks.js';
 import { parseRepoState, type DriftKind, type FreezeReason, type Gone, type RepoState, type SavedRecord } from '../../src/state/repo-state.js';
+import { workReason } from '../../src/state/needs-work.js';
 import { memCreate, memMarkGone, memRetire, memRevive, memTransfer } from './memory-lifecycle.js';
 import {
   suspectEntryCommands,
@@ -271,6 +272,11 @@ export class MemoryStore implements RepositoryStore {
 
   async recover(): Promise<Versioned<'ok' | 'ambiguous' | 'lock'>> {
     throw new Error('not used by these unit tests');
+  }
+
+  /** The work index's judgement (src/state/scripts/work.ts; memoryWorkIndex in memory-work.ts lists the index). */
+  async reindex(repo: string): Promise<boolean> {
+    return workReason(await this.read(repo), []) !== 'none';
   }
 
   async freeze(repo: string, reason: FreezeReason, detail: string, backends: readonly string[]): Promise<void> {

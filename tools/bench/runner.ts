@@ -5,7 +5,8 @@
  * fails is reported as failed and the others still run.
  *
  * Figures: F1 F1s (clone.ts), F2 (latency.ts), F3 F4 F6 (push.ts),
- * F5 (fill.ts), F7 (concurrent.ts), RT Redis round trips (roundtrips.ts).
+ * F5 (fill.ts), F7 (concurrent.ts), RT Redis round trips (roundtrips.ts),
+ * IDLE an idle githa's CPU and Redis commands at 10k-1M repositories (idle.ts, a cluster of its own).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -15,6 +16,7 @@ import { cloneFigures } from './clone.js';
 import { concurrentFigure } from './concurrent.js';
 import { startBenchEnv, type BenchEnv, type BenchOptions, type FigureOutput } from './env.js';
 import { fillFigure } from './fill.js';
+import { idleFigure } from './idle.js';
 import { latencyFigures } from './latency.js';
 import { pushLatency, pushThroughput, replicationLag } from './push.js';
 import { bigRepo, install, manyRefsRepo, type CachedRepo } from './repos.js';
@@ -23,7 +25,7 @@ import { roundTripFigure } from './roundtrips.js';
 import { markdownTable, type FigureRow } from './stats.js';
 import { REPO_ROOT } from '../support/paths.js';
 
-export const FIGURES = ['F1', 'F1s', 'F2', 'F3', 'F4', 'F5', 'F6', 'F7', 'RT'] as const;
+export const FIGURES = ['F1', 'F1s', 'F2', 'F3', 'F4', 'F5', 'F6', 'F7', 'RT', 'IDLE'] as const;
 
 /** bench/ at the top of the repository (results, cache; the sources are in tools/bench/). */
 export const BENCH_DIR = join(REPO_ROOT, 'bench');
@@ -74,7 +76,23 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
 
   const rows: FigureRow[] = [];
   const data: Record<string, unknown> = {};
-  const env: BenchEnv = await startBenchEnv(opts);
+  if (wanted('IDLE')) {
+    // A cluster of its own (millions of records, one githa alone): before the four-githa environment starts.
+    const t0 = performance.now();
+    try {
+      const out = await idleFigure(opts);
+      rows.push(...out.rows);
+      Object.assign(data, out.data);
+    } catch (err) {
+      const message = (err as Error)?.message ?? String(err);
+      opts.out(`IDLE FAILED: ${message}`);
+      rows.push({ figure: 'IDLE', measured: 'failed', result: `FAILED: ${message.split('\n')[0]!.slice(0, 200)}`, goal: '', met: undefined });
+    }
+    opts.out(`  (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  }
+  const envFigures = FIGURES.filter((f) => f !== 'IDLE');
+  const env: BenchEnv | undefined = envFigures.some(wanted) ? await startBenchEnv(opts) : undefined;
+  if (env) {
   try {
     opts.out(`cluster: ${env.cluster.dir} (3 backends, 4 githa processes)`);
     if (big) {
@@ -109,6 +127,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     if (wanted('REB')) await figure(['REB'], () => rebalanceFigure(opts));
   } finally {
     await env.stop();
+  }
   }
 
   const json = {

@@ -6,7 +6,7 @@
  * docs/performance.md). Prints a table and writes bench/results.json.
  *
  *   --quick     about 2 minutes: a ~20 MB repository, fewer runs, every figure
- *   --only L    comma-separated figures: F1 F1s F2 F3 F4 F5 F6 F7 RT
+ *   --only L    comma-separated figures: F1 F1s F2 F3 F4 F5 F6 F7 RT IDLE
  *   --runs N    interleaved pairs for F1, F1s, F3, F5 (default 5; quick 2)
  *   --size MB   packed size of the synthetic repository (default 200; quick 20)
  *   --keep      keep the cluster directory (configs, githa and server logs)
@@ -30,7 +30,7 @@ async function main(): Promise<number> {
     },
   });
   if (values.help) {
-    process.stdout.write('usage: npm run bench -- [--quick] [--only F1,F1s,F2,F3,F4,F5,F6,F7,RT] [--runs N] [--size MB] [--keep] [--cpu-prof]\n');
+    process.stdout.write('usage: npm run bench -- [--quick] [--only F1,F1s,F2,F3,F4,F5,F6,F7,RT,IDLE] [--runs N] [--size MB] [--keep] [--cpu-prof]\n');
     return 0;
   }
   const quick = values.quick ?? false;
