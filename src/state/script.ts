@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
 import { guarded, replicated, type Durability } from './redis-call.js';
 
@@ -35,7 +35,7 @@ export class ScriptRunner {
   private readonly defined = new Set<string>();
 
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     readonly keys: Keys,
     /** Replicas that must hold durable changes (redis.waitReplicas, redis.waitTimeoutMs). */
     private readonly durability?: Durability,
@@ -49,7 +49,7 @@ export class ScriptRunner {
     }
     const fn = (this.redis as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[script.name]!;
     const reply = await guarded(() => fn.call(this.redis, ...keys, ...script.args(...args)));
-    if (script.durable && this.durability && this.durability.replicas > 0) await replicated(this.redis, this.durability);
+    if (script.durable && this.durability && this.durability.replicas > 0) await replicated(this.redis, this.durability, keys[0]!);
     return script.parse(reply);
   }
 }

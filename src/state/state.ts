@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { RedisClock } from './clock.js';
 import { Keys } from './keys.js';
 import { WriteLocks, type LockWaitObserver } from './lock.js';
@@ -11,7 +11,7 @@ import { ScriptRunner } from './script.js';
 
 /** The parts of githa's state in Redis, each with one job (docs/architecture.md "State"). */
 export interface StateParts {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly keys: Keys;
   readonly scripts: ScriptRunner;
   readonly repos: RedisRepositoryStore;
@@ -36,7 +36,7 @@ export interface StateOptions {
 }
 
 /** Builds every state part on one Redis connection. */
-export function openState(redis: Redis, opts: StateOptions): StateParts {
+export function openState(redis: RedisClient, opts: StateOptions): StateParts {
   const keys = new Keys(opts.prefix);
   const scripts = new ScriptRunner(redis, keys, opts.durable);
   const index = new RepositoryIndex(redis, keys);
@@ -47,7 +47,7 @@ export function openState(redis: Redis, opts: StateOptions): StateParts {
     index,
     repos: new RedisRepositoryStore(scripts, index, opts.logMax),
     pushLog: new PushLog(redis, keys),
-    clock: new RedisClock(redis),
+    clock: new RedisClock(redis, keys),
     pairs: new RedisPairLocks(scripts),
     writeLocks: new WriteLocks(redis, keys, opts.locks, opts.onLockWait, opts.log),
     async ping() {
