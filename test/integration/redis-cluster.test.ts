@@ -10,6 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Keys } from '../../src/state/keys.js';
+import { replicated } from '../../src/state/redis-call.js';
 import { connectRedis, redisReady, type RedisClient } from '../../src/state/redis.js';
 import { Tombstones } from '../../src/state/tombstones.js';
 import { githaCli, githaJson } from '../cli/run.js';
@@ -99,7 +100,8 @@ describe('githa on a Redis Cluster', () => {
     const found = await new Tombstones(state, keys).all();
     expect([...found.keys()]).toEqual(['rc/b.git']);
     expect(found.get('rc/b.git')?.kind).toBe('deleted');
-  });
+    // Nine git runs and five CLI processes: a minute on a loaded machine.
+  }, 180_000);
 
   it('catches a stale backend up through the githa:events consumer group', async () => {
     const c = cluster();
@@ -134,5 +136,21 @@ describe('githa on a Redis Cluster', () => {
     expect(Object.values(await versions('rc/c'))).toEqual(['3', '3', '3']);
     expect(await rc.node(to).exists(key)).toBe(1);
     await g.stop();
+  });
+
+  it('sends WAIT to the master of the key just written: its replicas count, another master\'s do not', async () => {
+    // Keys outside githa's prefix, in the slots of rc/a and rc/b (two different masters).
+    const [withReplica, without] = ['test-wait:{rc/a.git}', 'test-wait:{rc/b.git}'];
+    const [m1, m2] = [await rc.masterOf(withReplica), await rc.masterOf(without)];
+    expect(m1).not.toBe(m2);
+    await rc.addReplica(m1);
+    const durable = { replicas: 1, timeoutMs: 500 };
+    // Several rounds: a WAIT sent to a random node would pass both checks only by luck, each time.
+    for (let i = 0; i < 4; i++) {
+      await state.set(withReplica, String(i));
+      await replicated(state, durable, withReplica);
+      await state.set(without, String(i));
+      await expect(replicated(state, durable, without)).rejects.toThrow('0 of the 1 Redis replica(s) required');
+    }
   });
 });

@@ -67,7 +67,7 @@ const delta = (a: Map<string, number>, b: Map<string, number>): Map<string, numb
 
 async function measure(g: GithaProcess, state: RedisClient, masters: Redis[], tag: string): Promise<Figures> {
   const c = cluster();
-  const git = GitClient.forCluster(c);
+  const git = GitClient.forCluster(c, { knownHostsPath: g.knownHostsPath });
   const names = Array.from({ length: REPOS }, (_, i) => `fp-${tag}/r${i}`);
   const work = await git.init();
   await git.commit(work, { 'a.txt': 'a\n' }, 'first');
@@ -81,7 +81,8 @@ async function measure(g: GithaProcess, state: RedisClient, masters: Redis[], ta
     }
   };
   const before = await info(masters);
-  for (const n of names) await git.push(work, g.url(n), ['HEAD:refs/heads/main']);
+  // Created by the push (over SSH: githa knows the pusher, docs/operations.md "Repository lifecycle"), then pushed once more.
+  for (const n of names) await git.push(work, g.sshUrl(n), ['HEAD:refs/heads/main']);
   await git.commit(work, { 'b.txt': 'b\n' }, 'second');
   for (const n of names) await git.push(work, g.url(n), ['HEAD:refs/heads/main']);
   await settled();
@@ -125,7 +126,7 @@ async function measure(g: GithaProcess, state: RedisClient, masters: Redis[], ta
 describe('Redis footprint of githa', () => {
   it('memory per repository and Redis work per push, one Redis and a 3-master Redis Cluster', async () => {
     const c = cluster();
-    const common = { admin: true as const, config: { repositories: { createOnPush: true }, verify: { intervalMs: 0 } } };
+    const common = { ssh: true, admin: true as const, config: { repositories: { createOnPush: true }, verify: { intervalMs: 0 } } };
     const single = await startGitha(c, { ...common, config: { ...common.config, redis: { url: c.redis.url } } });
     const one = new Redis({ host: LOCALHOST, port: c.redis.port });
     const alone = await measure(single, one, [one], 'single');

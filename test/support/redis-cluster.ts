@@ -28,6 +28,8 @@ export interface TestRedisCluster {
   node(port: number): Redis;
   /** The port of the master that serves `key`'s slot now. */
   masterOf(key: string): Promise<number>;
+  /** Starts one more node as a replica of the master on `masterPort` (`redis-cli --cluster add-node … --cluster-slave`); resolves once the master counts it. */
+  addReplica(masterPort: number): Promise<PortServer>;
   /** Moves the slot of `key` (and its keys) to the master on `toPort`, as `redis-cli --cluster reshard` does for one slot. */
   moveSlotOf(key: string, toPort: number): Promise<void>;
   stop(): Promise<void>;
@@ -49,32 +51,32 @@ export async function startRedisCluster(cluster: DevCluster, masters = 3): Promi
   const tracker: PidTracker = { add: (pid) => void untrack.set(pid, cluster.track(pid)), remove: (pid) => untrack.get(pid)?.() };
   const nodes: PortServer[] = [];
   const clients = new Map<number, Redis>();
-  for (let i = 1; i <= masters; i++) {
+  const server = (i: number): PortServer => {
     const dir = join(cluster.dir, `redis-cluster-${process.pid}-${i}`);
     mkdirSync(dir, { recursive: true });
-    nodes.push(
-      new PortServer({
-        name: `redis-cluster${i}`,
-        logFile: join(dir, 'redis.log'),
-        tracker,
-        build: async (port) => ({
-          command: 'redis-server',
-          // The bus port is picked apart: port + 10000 (Redis's default) may be taken or above 65535.
-          // prettier-ignore
-          args: ['--port', String(port), '--bind', LOCALHOST, '--protected-mode', 'no', '--save', '', '--appendonly', 'no', '--dir', dir,
-            '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-port', String(await pickFreePort()),
-            '--cluster-node-timeout', '5000'],
-          env: minimalEnv(),
-          cwd: dir,
-        }),
-        probe: pingProbe,
+    return new PortServer({
+      name: `redis-cluster${i}`,
+      logFile: join(dir, 'redis.log'),
+      tracker,
+      build: async (port) => ({
+        command: 'redis-server',
+        // The bus port is picked apart: port + 10000 (Redis's default) may be taken or above 65535.
+        // prettier-ignore
+        args: ['--port', String(port), '--bind', LOCALHOST, '--protected-mode', 'no', '--save', '', '--appendonly', 'no', '--dir', dir,
+          '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-port', String(await pickFreePort()),
+          '--cluster-node-timeout', '5000'],
+        env: minimalEnv(),
+        cwd: dir,
       }),
-    );
-  }
+      probe: pingProbe,
+    });
+  };
+  for (let i = 1; i <= masters; i++) nodes.push(server(i));
+  const replicas: PortServer[] = [];
   const stop = async (): Promise<void> => {
     for (const c of clients.values()) c.disconnect();
     clients.clear();
-    await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+    await Promise.all([...nodes, ...replicas].map((n) => n.stop('SIGKILL')));
   };
   const node = (port: number): Redis => {
     let c = clients.get(port);
@@ -113,6 +115,20 @@ export async function startRedisCluster(cluster: DevCluster, masters = 3): Promi
       seeds,
       node,
       masterOf,
+      async addReplica(masterPort) {
+        const replica = server(masters + replicas.length + 1);
+        replicas.push(replica);
+        await replica.start();
+        // prettier-ignore
+        await run('redis-cli', ['--cluster', 'add-node', `${LOCALHOST}:${replica.port}`, `${LOCALHOST}:${masterPort}`,
+          '--cluster-slave', '--cluster-master-id', await nodeId(masterPort)]);
+        await waitFor(
+          `the master on ${masterPort} to count its replica as online`,
+          async () => /slave0:.*state=online/.test(await node(masterPort).info('replication')),
+          30_000,
+        );
+        return replica;
+      },
       async moveSlotOf(key, toPort) {
         const fromPort = await masterOf(key);
         if (fromPort === toPort) return;
