@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './state/redis.js';
 import { Metrics } from './admin/metrics.js';
 import { createAdminServer } from './admin/server.js';
 import { lostOverrides, readOverridesFile, type LostOverride } from './state/overrides-file.js';
@@ -59,7 +59,7 @@ export interface RunningGitha {
 /** The cluster core without listeners: what `githa serve` runs on, and what CLI commands (recover, …) use. */
 export interface ClusterParts {
   cluster: Cluster;
-  redis: Redis;
+  redis: RedisClient;
   state: StateParts;
   resolver: InterruptionResolver;
   clients: Map<string, BackendClient>;

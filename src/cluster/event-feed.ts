@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../state/redis.js';
 
 /** One githa:events entry: "repository `repo` reached `version`", committed at `at` (ms, from the entry id). */
 export interface FeedEvent {
@@ -10,7 +10,7 @@ export interface FeedEvent {
 
 export interface EventFeedOptions {
   /** A connection of its own: XREADGROUP BLOCK holds it for up to blockMs. */
-  redis: Redis;
+  redis: RedisClient;
   /** The stream (githa:events). */
   key: string;
   /** The consumer group every githa reads in (docs/redis.md). */

@@ -38,7 +38,7 @@ export class InterruptionResolver {
     const { repos, config, log } = this.ctx;
     const first = await repos.read(repo);
     if (!first.writing || first.locked) return 'none';
-    const age = (await this.ctx.clock.now()) - first.writing.heartbeat;
+    const age = (await this.ctx.clock.now(repo)) - first.writing.heartbeat;
     if (age < config.interruptions.staleAfterMs) return 'waiting';
     return this.ctx.writeLocks.withLock(repo, async (lock) => {
       const state = await repos.read(repo);

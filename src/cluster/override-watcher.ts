@@ -9,7 +9,7 @@
  * change is in force here. Redis failures keep the last overrides (one warn
  * per outage).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../state/redis.js';
 import type { Logger } from '../log.js';
 import { connectRedis, redisReady, type RedisTarget } from '../state/redis.js';
 import { effectiveOverrides, OverrideStore, type OverrideAck, type OverrideMessage, type StoredOverride } from '../state/overrides.js';
@@ -21,7 +21,7 @@ export interface OverrideWatcherOptions {
   /** The Redis key names (the override hashes and channels). */
   keys: Keys;
   /** The cluster's own connection (reads and acks). */
-  redis: Redis;
+  redis: RedisClient;
   /** Where the subscriber connects: the same Redis (or Sentinel master) as `redis`. */
   redisTarget: string | RedisTarget;
   commandTimeoutMs: number;
@@ -32,7 +32,7 @@ export interface OverrideWatcherOptions {
 
 export class OverrideWatcher {
   private readonly store: OverrideStore;
-  private sub: Redis | undefined;
+  private sub: RedisClient | undefined;
   private timer: NodeJS.Timeout | undefined;
   private current = new Map<string, StoredOverride>();
   private failing = false;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../state/redis.js';
 import type { Logger } from 'pino';
 import { BackendUnavailableError, CopyTargetMissingError, GithaError } from '../errors.js';
 import { redisReady } from '../state/redis.js';
@@ -19,7 +19,7 @@ export interface ReplicatorOptions {
   retryMinMs: number;
   retryMaxMs: number;
   /** A dedicated connection for the blocking XREADGROUP on githa:events. */
-  events: Redis;
+  events: RedisClient;
   /** The events stream's key (Keys.events()). */
   eventsKey: string;
   /** How long one XREADGROUP blocks (must stay under the connection's command timeout). */

@@ -15,8 +15,8 @@ export function buildConfig(input: unknown, env: NodeJS.ProcessEnv = process.env
   const raw = (typeof input === 'object' && input !== null ? structuredClone(input) : input) as Record<string, unknown>;
   if (env.GITHA_REDIS_URL && typeof raw === 'object' && raw !== null) {
     const redis = (typeof raw.redis === 'object' && raw.redis !== null ? raw.redis : {}) as Record<string, unknown>;
-    // The environment names one Redis: it replaces a configured Sentinel set too.
-    const { sentinels: _sentinels, ...rest } = redis;
+    // The environment names one Redis: it replaces a configured Sentinel set or Redis Cluster too.
+    const { sentinels: _sentinels, cluster: _cluster, ...rest } = redis;
     raw.redis = { ...rest, url: env.GITHA_REDIS_URL };
   }
   const result = configSchema.safeParse(raw);

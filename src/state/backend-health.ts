@@ -10,11 +10,11 @@
  * the TTL (seconds) is far above the clock skew of NTP-synchronised hosts.
  *
  * Writes are one HSET (all five fields, `health.detail` empty when there is
- * none), reads one pipelined HMGET per backend. Redis failures never reach the
+ * none), reads one HMGET per backend, sent together. Redis failures never reach the
  * caller: the checker keeps probing and routing keeps its local view; one warn
  * per outage, one info when writes work again.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { Logger } from '../log.js';
 import type { Keys } from './keys.js';
 import { redisReady } from './redis.js';
@@ -51,7 +51,7 @@ export class BackendHealthStore {
   private failing = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly opts: BackendHealthStoreOptions,
   ) {
@@ -88,9 +88,9 @@ export class BackendHealthStore {
     let rows: Array<[Error | null, unknown]> | null;
     try {
       if (waitReadyMs > 0) await redisReady(this.redis, waitReadyMs);
-      const pipeline = this.redis.pipeline();
-      for (const id of ids) pipeline.hmget(this.keys.backend(id), ...FIELDS);
-      rows = await pipeline.exec();
+      // One HMGET per backend, sent together: each backend's hash is in a slot of its own (no pipeline on a Redis Cluster).
+      const settled = await Promise.allSettled(ids.map((id) => this.redis.hmget(this.keys.backend(id), ...FIELDS)));
+      rows = settled.map((s): [Error | null, unknown] => (s.status === 'fulfilled' ? [null, s.value] : [s.reason as Error, null]));
       const firstError = rows?.find(([e]) => e)?.[0];
       if (firstError && rows?.every(([e]) => e)) throw firstError;
       this.recovered();

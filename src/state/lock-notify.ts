@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { duplicateClient, type RedisClient } from './redis.js';
 
 /**
  * How a write lock passes from one push to the next (docs/architecture.md
@@ -80,11 +80,11 @@ export class LockHandoff {
   private readonly lines = new Map<string, Waiter[]>();
   /** This githa's name on the channel: its own announcements are not heard twice. */
   private readonly id = randomUUID();
-  private sub: Redis | undefined;
+  private sub: RedisClient | undefined;
   private subscribed = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly channel: string,
   ) {}
 
@@ -132,7 +132,7 @@ export class LockHandoff {
   /** Subscribes on first use, on a connection of its own (a subscriber connection takes no other command). */
   private listen(): void {
     if (this.sub) return;
-    const sub = this.redis.duplicate();
+    const sub = duplicateClient(this.redis);
     this.sub = sub;
     // Connection errors end in a reconnect; meanwhile the waiters' own timers find releases.
     sub.on('error', () => {});

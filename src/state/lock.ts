@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import Redlock, { ExecutionError, ResourceLockedError, type Lock } from 'redlock';
 import { ClusterStateUnavailableError, LockLostError, RepositoryBusyError } from '../errors.js';
 import type { Keys } from './keys.js';
@@ -67,7 +67,7 @@ export class WriteLocks implements WriteLockService {
   private readonly handoff: LockHandoff;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly opts: { leaseMs: number; waitMs: number },
     private readonly onWait: LockWaitObserver = () => {},

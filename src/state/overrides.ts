@@ -22,7 +22,7 @@
  * tell when every githa applies the change.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { GithaError } from '../errors.js';
 import type { Keys } from './keys.js';
 import { redisReady } from './redis.js';
@@ -60,7 +60,7 @@ export interface OverrideAck {
 
 export class OverrideStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     readonly keys: Keys,
     /** Configured backends: id → configured flags. */
     private readonly configured: ReadonlyMap<string, { enabled: boolean; writable: boolean }>,
@@ -71,13 +71,10 @@ export class OverrideStore {
     const ids = [...this.configured.keys()];
     const out = new Map<string, StoredOverride>();
     if (ids.length === 0) return out;
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hmget(this.keys.backend(id), ...FIELDS);
-    const rows = (await pipeline.exec()) ?? [];
+    // One HMGET per backend, sent together: each backend's hash is in a slot of its own (no pipeline on a Redis Cluster).
+    const rows = await Promise.all(ids.map((id) => this.redis.hmget(this.keys.backend(id), ...FIELDS)));
     ids.forEach((id, i) => {
-      const [err, value] = rows[i] ?? [null, null];
-      if (err) throw err;
-      const [enabled, writable, by, at, drain, maintenance] = (value ?? []) as Array<string | null>;
+      const [enabled, writable, by, at, drain, maintenance] = rows[i] ?? [];
       const o: StoredOverride = {};
       if (enabled === '1' || enabled === '0') o.enabled = enabled === '1';
       if (writable === '1' || writable === '0') o.writable = writable === '1';
@@ -144,7 +141,7 @@ export function effectiveOverrides(stored: ReadonlyMap<string, StoredOverride>):
  * Subscribe before publishing, so no ack is missed.
  */
 export async function listenForAcks(
-  sub: Redis,
+  sub: RedisClient,
   keys: Keys,
   readyMs: number,
 ): Promise<{ wait(nonce: string, count: number, timeoutMs: number): Promise<string[]>; close(): void }> {

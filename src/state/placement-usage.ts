@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
 import { guarded } from './redis-call.js';
 
@@ -26,7 +26,7 @@ export interface UsageDelta {
 
 export class PlacementUsage {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
   ) {}
 
@@ -62,10 +62,9 @@ export class PlacementUsage {
   async recount(repos: AsyncIterable<readonly string[]>): Promise<Map<string, number>> {
     const counts = new Map<string, number>();
     for await (const page of repos) {
-      const p = this.redis.pipeline();
-      for (const r of page) p.hkeys(this.keys.assigned(r));
-      const replies = (await guarded(() => p.exec())) ?? [];
-      for (const [err, ids] of replies) if (!err) for (const id of ids as string[]) counts.set(id, (counts.get(id) ?? 0) + 1);
+      // Sent together, not in one pipeline: each repository's keys are in a slot of their own (Redis Cluster).
+      const replies = await guarded(() => Promise.all(page.map((r) => this.redis.hkeys(this.keys.assigned(r)))));
+      for (const ids of replies) for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
     }
     const fields = (await guarded(() => this.redis.hkeys(this.keys.placement()))).filter((f) => f.startsWith('repos:'));
     const p = this.redis.pipeline();

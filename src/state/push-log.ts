@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
 import { guarded } from './redis-call.js';
 
@@ -12,7 +12,7 @@ export interface LogEntry {
 /** Reads a repository's push log (docs/redis.md `log`); the scripts append to it. */
 export class PushLog {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
   ) {}
 

@@ -8,7 +8,7 @@
  * (no per-backend index: a key shared by many repositories could not be
  * written in their scripts on Redis Cluster).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
 import { guarded } from './redis-call.js';
 import type { RepositoryIndex } from './repo-index.js';
@@ -33,7 +33,7 @@ export interface ReReplicationStore {
 
 export class RedisReReplicationStore implements ReReplicationStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly scripts: ScriptRunner,
     private readonly index: Pick<RepositoryIndex, 'repositories'>,
@@ -43,14 +43,9 @@ export class RedisReReplicationStore implements ReReplicationStore {
 
   async *assignments(): AsyncGenerator<Assignment[]> {
     for await (const page of this.index.repositories()) {
-      const pipeline = this.redis.pipeline();
-      for (const repo of page) pipeline.hkeys(this.keys.assigned(repo));
-      const rows = (await guarded(() => pipeline.exec())) ?? [];
-      yield page.map((repo, i) => {
-        const [err, value] = rows[i] ?? [null, []];
-        if (err) throw err;
-        return { repo, assigned: [...((value as string[] | null) ?? [])].sort() };
-      });
+      // Sent together, not in one pipeline: each repository's keys are in a slot of their own (Redis Cluster).
+      const rows = await guarded(() => Promise.all(page.map((repo) => this.redis.hkeys(this.keys.assigned(repo)))));
+      yield page.map((repo, i) => ({ repo, assigned: [...(rows[i] ?? [])].sort() }));
     }
   }
 

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { isCluster, type RedisClient } from './redis.js';
 import { ClusterStateUnavailableError } from '../errors.js';
 
 /**
@@ -12,7 +12,7 @@ export async function guarded<T>(op: () => Promise<T>): Promise<T> {
   try {
     return await op();
   } catch (err) {
-    throw new ClusterStateUnavailableError('cluster state unavailable: Redis cannot be reached', { cause: err });
+    throw new ClusterStateUnavailableError('cluster state unavailable: RedisClient cannot be reached', { cause: err });
   }
 }
 
@@ -28,9 +28,21 @@ export interface Durability {
  * after an acknowledged push could promote a replica that never saw the
  * version bump (https://redis.io/docs/latest/commands/wait/). Fewer replicas
  * in time: ClusterStateUnavailableError, so the push is not acknowledged.
+ *
+ * WAIT counts the replicas of the connection it is sent on, and covers that
+ * connection's writes. On a Redis Cluster it goes to the master of `key`
+ * (the key the script just wrote: one of the repository's, all in one slot),
+ * on the very connection the script went through: a pipeline of a keyed
+ * command and WAIT is routed by the key (docs/deploy.md "Redis Cluster").
  */
-export async function replicated(redis: Redis, durable: Durability): Promise<void> {
-  const acked = await guarded(() => redis.wait(durable.replicas, durable.timeoutMs));
+export async function replicated(redis: RedisClient, durable: Durability, key: string): Promise<void> {
+  const acked = await guarded(async () => {
+    if (!isCluster(redis)) return redis.wait(durable.replicas, durable.timeoutMs);
+    const rows = (await redis.pipeline().exists(key).wait(durable.replicas, durable.timeoutMs).exec()) ?? [];
+    const [err, n] = rows[1] ?? [new Error('no reply to WAIT'), 0];
+    if (err) throw err;
+    return Number(n);
+  });
   if (acked < durable.replicas) {
     throw new ClusterStateUnavailableError(
       `cluster state unavailable: ${acked} of the ${durable.replicas} Redis replica(s) required (redis.waitReplicas) confirmed the change within ${durable.timeoutMs} ms`,

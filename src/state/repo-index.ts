@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
 import { guarded } from './redis-call.js';
 
@@ -11,7 +11,7 @@ const EVENTS_MAX = 100_000;
  */
 export class RepositoryIndex {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
   ) {}
 
@@ -103,14 +103,17 @@ export class RepositoryIndex {
     return scores.map((s) => s !== null);
   }
 
-  /** A version reached a backend: bump the repository's score and tell the replicators. */
+  /**
+   * A version reached a backend: bump the repository's score and tell the
+   * replicators. Two commands sent together, not one pipeline: the two keys
+   * live in different slots, on a Redis Cluster on different masters (docs/redis.md).
+   */
   async noteWrite(repo: string, backend: string, version: number): Promise<void> {
     await guarded(() =>
-      this.redis
-        .pipeline()
-        .zadd(this.keys.repos(), Date.now(), repo)
-        .xadd(this.keys.events(), 'MAXLEN', '~', EVENTS_MAX, '*', 'repo', repo, 'version', String(version), 'backend', backend)
-        .exec(),
+      Promise.all([
+        this.redis.zadd(this.keys.repos(), Date.now(), repo),
+        this.redis.xadd(this.keys.events(), 'MAXLEN', '~', EVENTS_MAX, '*', 'repo', repo, 'version', String(version), 'backend', backend),
+      ]),
     );
   }
 

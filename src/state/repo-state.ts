@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { ClusterStateUnavailableError } from '../errors.js';
 import type { Keys } from './keys.js';
 import { decodeCommands } from './marker-commands.js';
@@ -232,19 +232,19 @@ export function parseRepoState(h: {
 }
 
 /** Versions, checksums, marker, freeze state and whether the write lock is held: one round trip (a pipeline). */
-export async function readRepoState(redis: Redis, k: Keys, repo: string): Promise<RepoState> {
+export async function readRepoState(redis: RedisClient, k: Keys, repo: string): Promise<RepoState> {
   const parts = {
-    versions: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.versions(repo)),
-    checksums: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.checksums(repo)),
-    writing: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.writing(repo)),
-    frozen: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.frozen(repo)),
-    locked: (p: ReturnType<Redis['pipeline']>) => p.exists(k.lock(repo)),
-    suspect: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.suspect(repo)),
-    drift: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.drift(repo)),
-    epoch: (p: ReturnType<Redis['pipeline']>) => p.hget(k.meta(repo), 'epoch'),
-    gone: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.gone(repo)),
-    assigned: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.assigned(repo)),
-    replacing: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.replacing(repo)),
+    versions: (p: ReturnType<RedisClient['pipeline']>) => p.hgetall(k.versions(repo)),
+    checksums: (p: ReturnType<RedisClient['pipeline']>) => p.hgetall(k.checksums(repo)),
+    writing: (p: ReturnType<RedisClient['pipeline']>) => p.hgetall(k.writing(repo)),
+    frozen: (p: ReturnType<RedisClient['pipeline']>) => p.hgetall(k.frozen(repo)),
+    locked: (p: ReturnType<RedisClient['pipeline']>) => p.exists(k.lock(repo)),
+    suspect: (p: ReturnType<RedisClient['pipeline']>) => p.hgetall(k.suspect(repo)),
+    drift: (p: ReturnType<RedisClient['pipeline']>) => p.hgetall(k.drift(repo)),
+    epoch: (p: ReturnType<RedisClient['pipeline']>) => p.hget(k.meta(repo), 'epoch'),
+    gone: (p: ReturnType<RedisClient['pipeline']>) => p.hgetall(k.gone(repo)),
+    assigned: (p: ReturnType<RedisClient['pipeline']>) => p.hgetall(k.assigned(repo)),
+    replacing: (p: ReturnType<RedisClient['pipeline']>) => p.hgetall(k.replacing(repo)),
   };
   const names = Object.keys(parts) as (keyof typeof parts)[];
   const pipeline = redis.pipeline();
@@ -253,7 +253,7 @@ export async function readRepoState(redis: Redis, k: Keys, repo: string): Promis
   const by: Record<string, unknown> = {};
   names.forEach((n, i) => {
     const [err, value] = results?.[i] ?? [new Error('no reply'), undefined];
-    if (err) throw new ClusterStateUnavailableError('cluster state unavailable: Redis answered with an error', { cause: err });
+    if (err) throw new ClusterStateUnavailableError('cluster state unavailable: RedisClient answered with an error', { cause: err });
     by[n] = value;
   });
   return parseRepoState({

@@ -6,7 +6,7 @@
  * lease discipline of src/state/lease.ts (docs/architecture.md "Leases").
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import { LockLostError } from '../errors.js';
 import type { Keys } from './keys.js';
 import { Lease } from './lease.js';
@@ -22,7 +22,7 @@ export interface RoleLeases {
 
 export class RedisRoleLeases implements RoleLeases {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
   ) {}
 

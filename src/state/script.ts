@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
 import { guarded, replicated, type Durability } from './redis-call.js';
 import { workKeys, wrapLua, wrapsWork } from './scripts/work.js';
@@ -38,7 +38,7 @@ export class ScriptRunner {
   private readonly hinted = new Set<string>();
 
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     readonly keys: Keys,
     /** Replicas that must hold durable changes (redis.waitReplicas, redis.waitTimeoutMs). */
     private readonly durability?: Durability,
@@ -58,7 +58,7 @@ export class ScriptRunner {
     const argv = [...script.args(...args), ...(wrap ? [Date.now(), this.backends.join(' ')] : [])];
     const reply = await guarded(() => fn.call(this.redis, ...keys, ...argv));
     if (wrap && this.keys.shardWork) await this.hint(this.keys.work(repo));
-    if (script.durable && this.durability && this.durability.replicas > 0) await replicated(this.redis, this.durability);
+    if (script.durable && this.durability && this.durability.replicas > 0) await replicated(this.redis, this.durability, keys[0]!);
     return script.parse(reply);
   }
 

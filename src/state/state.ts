@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { isCluster, type RedisClient } from './redis.js';
 import { RedisClock } from './clock.js';
 import { Keys } from './keys.js';
 import { WriteLocks, type LockWaitObserver } from './lock.js';
@@ -12,7 +12,7 @@ import { ScriptRunner } from './script.js';
 
 /** The parts of githa's state in Redis, each with one job (docs/architecture.md "State"). */
 export interface StateParts {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly keys: Keys;
   readonly scripts: ScriptRunner;
   readonly repos: RedisRepositoryStore;
@@ -42,8 +42,9 @@ export interface StateOptions {
 }
 
 /** Builds every state part on one Redis connection. */
-export function openState(redis: Redis, opts: StateOptions): StateParts {
-  const keys = new Keys(opts.prefix, opts.shardWork ?? false);
+export function openState(redis: RedisClient, opts: StateOptions): StateParts {
+  // On Redis Cluster the work index is sharded per slot (docs/redis.md "githa:work"): a script may touch only its repository's slot.
+  const keys = new Keys(opts.prefix, opts.shardWork ?? isCluster(redis));
   const scripts = new ScriptRunner(redis, keys, opts.durable, opts.backends ?? []);
   const index = new RepositoryIndex(redis, keys);
   const usage = new PlacementUsage(redis, keys);
@@ -55,7 +56,7 @@ export function openState(redis: Redis, opts: StateOptions): StateParts {
     repos: new RedisRepositoryStore(scripts, index, opts.logMax, usage),
     usage,
     pushLog: new PushLog(redis, keys),
-    clock: new RedisClock(redis),
+    clock: new RedisClock(redis, keys),
     pairs: new RedisPairLocks(scripts),
     writeLocks: new WriteLocks(redis, keys, opts.locks, opts.onLockWait, opts.log),
     async ping() {

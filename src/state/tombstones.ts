@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { masters, type RedisClient } from './redis.js';
 import { ClusterStateUnavailableError } from '../errors.js';
 import type { Keys } from './keys.js';
 import { guarded } from './redis-call.js';
@@ -19,7 +19,7 @@ function globEscape(s: string): string {
  */
 export class Tombstones {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
   ) {}
 
@@ -27,28 +27,30 @@ export class Tombstones {
     const sample = this.keys.gone('\u0000');
     const [head, tail] = sample.split('\u0000') as [string, string];
     const found: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, keys] = await guarded(() => this.redis.scan(cursor, 'MATCH', `${globEscape(head)}*${globEscape(tail)}`, 'COUNT', pageSize));
-      cursor = next;
-      found.push(...keys);
-    } while (cursor !== '0');
+    // A SCAN sees one node's keys: on a Redis Cluster, every master is scanned.
+    for (const node of masters(this.redis)) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await guarded(() => node.scan(cursor, 'MATCH', `${globEscape(head)}*${globEscape(tail)}`, 'COUNT', pageSize));
+        cursor = next;
+        found.push(...keys);
+      } while (cursor !== '0');
+    }
     const names = [...new Set(found)].map((k) => k.slice(head.length, k.length - tail.length)).filter((r) => r.length > 0);
     return this.of(names, pageSize);
   }
 
-  /** The tombstones of `names` only (pipelined): what `githa status` reads for the copies its listings found unrecorded. */
+  /** The tombstones of `names` only (sent together): what `githa status` reads for the copies its listings found unrecorded. */
   async of(names: readonly string[], pageSize = 1_000): Promise<Map<string, Gone>> {
     const out = new Map<string, Gone>();
     for (let i = 0; i < names.length; i += pageSize) {
       const slice = names.slice(i, i + pageSize);
-      const pipe = this.redis.pipeline();
-      for (const r of slice) pipe.hgetall(this.keys.gone(r));
-      const replies = (await guarded(() => pipe.exec())) ?? [];
+      // Sent together, not as one pipeline: each name's tombstone is in its own slot (Redis Cluster).
+      const replies = await Promise.allSettled(slice.map((r) => this.redis.hgetall(this.keys.gone(r))));
       slice.forEach((r, j) => {
-        const [err, h] = replies[j] ?? [null, {}];
-        if (err) throw new ClusterStateUnavailableError('cluster state unavailable: cannot read the tombstones', { cause: err });
-        const gone = parseGone(h as Record<string, string>);
+        const reply = replies[j]!;
+        if (reply.status === 'rejected') throw new ClusterStateUnavailableError('cluster state unavailable: cannot read the tombstones', { cause: reply.reason });
+        const gone = parseGone(reply.value);
         if (gone) out.set(r, gone);
       });
     }

@@ -2,7 +2,9 @@
 // hides them from NodeNext resolution. This declares the part githa uses.
 declare module 'redlock' {
   import { EventEmitter } from 'node:events';
-  import type { Redis } from 'ioredis';
+  import type { Cluster, Redis } from 'ioredis';
+  /** A Redis or a Redis Cluster: redlock runs its scripts with EVALSHA/EVAL, which a Cluster routes by the key. */
+  type Client = Redis | Cluster;
 
   export interface Settings {
     readonly driftFactor: number;
@@ -14,8 +16,8 @@ declare module 'redlock' {
   export interface ExecutionStats {
     readonly membershipSize: number;
     readonly quorumSize: number;
-    readonly votesFor: Set<Redis>;
-    readonly votesAgainst: Map<Redis, Error>;
+    readonly votesFor: Set<Client>;
+    readonly votesAgainst: Map<Client, Error>;
   }
   export class ResourceLockedError extends Error {}
   export class ExecutionError extends Error {
@@ -29,7 +31,7 @@ declare module 'redlock' {
     extend(duration: number): Promise<Lock>;
   }
   export default class Redlock extends EventEmitter {
-    constructor(clients: Iterable<Redis>, settings?: Partial<Settings>);
+    constructor(clients: Iterable<Client>, settings?: Partial<Settings>);
     acquire(resources: string[], duration: number, settings?: Partial<Settings>): Promise<Lock>;
     release(lock: Lock, settings?: Partial<Settings>): Promise<unknown>;
     extend(existing: Lock, duration: number, settings?: Partial<Settings>): Promise<Lock>;

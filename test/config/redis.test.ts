@@ -41,8 +41,13 @@ describe('redis config', () => {
   });
 
   it.each([
-    [{ sentinels: ['s:26379'], waitReplicas: 0 }, 'redis.waitReplicas: 0 with redis.sentinels lets a failover lose acknowledged pushes'],
-    [{ url: 'redis://r:1', sentinels: ['s:26379'] }, 'redis: set either redis.url or redis.sentinels, not both'],
+    [{ sentinels: ['s:26379'], waitReplicas: 0 }, 'redis.waitReplicas: 0 with redis.sentinels or redis.cluster lets a failover lose acknowledged pushes'],
+    [{ url: 'redis://r:1', sentinels: ['s:26379'] }, 'redis: set one of redis.url, redis.sentinels and redis.cluster'],
+    [{ url: 'redis://r:1', cluster: ['n:6379'] }, 'redis: set one of redis.url, redis.sentinels and redis.cluster'],
+    [{ sentinels: ['s:26379'], cluster: ['n:6379'] }, 'redis: set one of redis.url, redis.sentinels and redis.cluster'],
+    [{ cluster: ['n:6379'], waitReplicas: 0 }, 'redis.waitReplicas: 0 with redis.sentinels or redis.cluster lets a failover lose acknowledged pushes'],
+    [{ cluster: [] }, 'redis.cluster'],
+    [{ cluster: ['n'] }, 'redis.cluster.0: expected "host:port"'],
     [{ sentinels: [] }, 'redis.sentinels'],
     [{ sentinels: ['s'] }, 'redis.sentinels.0: expected "host:port"'],
     [{ sentinels: ['s:26379'], waitReplicas: -1 }, 'redis.waitReplicas'],
@@ -50,6 +55,16 @@ describe('redis config', () => {
   ])('refuses %j', (redis, message) => {
     expect(() => buildConfig({ backends, redis }, {})).toThrow(ConfigError);
     expect(() => buildConfig({ backends, redis }, {})).toThrow(message);
+  });
+
+  it('redis.cluster: the seed nodes, WAIT for 1 replica by default, 0 only with acceptFailoverLoss; GITHA_REDIS_URL replaces it', () => {
+    const c = buildConfig({ backends, redis: { cluster: ['10.0.0.1:6379', '[::1]:7000'] } }, {});
+    expect(c.redis).toMatchObject({ cluster: ['10.0.0.1:6379', '[::1]:7000'], waitReplicas: 1 });
+    expect(c.redis.url).toBeUndefined();
+    expect(buildConfig({ backends, redis: { cluster: ['n:1'], waitReplicas: 0, acceptFailoverLoss: true } }, {}).redis.waitReplicas).toBe(0);
+    const env = buildConfig({ backends, redis: { cluster: ['n:1'] } }, { GITHA_REDIS_URL: 'redis://r:1' });
+    expect(env.redis).toMatchObject({ url: 'redis://r:1', waitReplicas: 0 });
+    expect(env.redis.cluster).toBeUndefined();
   });
 
   it('GITHA_REDIS_URL replaces a configured Sentinel set', () => {

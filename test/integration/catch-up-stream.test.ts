@@ -9,7 +9,6 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GitDaemonBackendClient } from '../../src/backends/git-daemon.js';
 import { SshBackendClient } from '../../src/backends/ssh.js';
@@ -19,7 +18,7 @@ import { EMPTY_CHECKSUM, refsChecksum } from '../../src/cluster/checksum.js';
 import { BackendUnavailableError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { PktLineDecoder, pktText } from '../../src/protocol/pkt-line.js';
-import { connectRedis, redisReady } from '../../src/state/redis.js';
+import { connectRedis, redisReady, type RedisClient } from '../../src/state/redis.js';
 import { copyDeps, testState } from '../support/copy-deps.js';
 import type { StateParts } from '../../src/state/state.js';
 import { useCluster, type DevBackend } from '../support/cluster.js';
@@ -164,7 +163,7 @@ describe.each(['ssh', 'git'] as const)('%s client against a stock backend', (tra
 // ---- catch-up over SSH and git:// ---------------------------------------------
 
 describe('catchUp() over SSH and git://', () => {
-  let redis: Redis;
+  let redis: RedisClient;
   let store: StateParts;
   const clients: StreamGitClient[] = [];
 

@@ -11,13 +11,12 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpBackendClient } from '../../src/backends/http.js';
 import { catchUp } from '../../src/cluster/catch-up.js';
 import { EMPTY_CHECKSUM, refsChecksum } from '../../src/cluster/checksum.js';
 import { createLogger } from '../../src/log.js';
-import { connectRedis, redisReady } from '../../src/state/redis.js';
+import { connectRedis, redisReady, type RedisClient } from '../../src/state/redis.js';
 import { copyDeps, testState } from '../support/copy-deps.js';
 import type { StateParts } from '../../src/state/state.js';
 import { useCluster, type DevBackend } from '../support/cluster.js';
@@ -166,7 +165,7 @@ describe('read-time catch-up through githa (zone preference)', () => {
 // ---- catchUp() directly ---------------------------------------------------------
 
 describe('catchUp() between two stock backends', () => {
-  let redis: Redis;
+  let redis: RedisClient;
   let store: StateParts;
   const log = createLogger('silent');
   const clients = new Map<string, HttpBackendClient>();

@@ -1,9 +1,8 @@
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { refsChecksum } from '../../src/cluster/checksum.js';
 import { InterruptionResolver } from '../../src/cluster/interruptions.js';
 import { planRead, repoFlags } from '../../src/cluster/routing.js';
-import { connectRedis, redisReady } from '../../src/state/redis.js';
+import { connectRedis, redisReady, type RedisClient } from '../../src/state/redis.js';
 import type { StateParts } from '../../src/state/state.js';
 import { useCluster } from '../support/cluster.js';
 import { testState } from '../support/copy-deps.js';
@@ -21,7 +20,7 @@ const B = 'b'.repeat(40);
 const R = 'settle/app.git';
 
 describe('settling a suspect backend', () => {
-  let redis: Redis;
+  let redis: RedisClient;
   let state: StateParts;
 
   beforeAll(async () => {

@@ -2,11 +2,11 @@ import type { Logger } from 'pino';
 import type { CopyDeps } from '../../src/cluster/catch-up.js';
 import { NO_OBSERVER } from '../../src/cluster/observer.js';
 import { NO_REPAIRS } from '../../src/cluster/read-check.js';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../src/state/redis.js';
 import { openState, type StateParts } from '../../src/state/state.js';
 
 /** The state parts a test drives copies with, on prefix githa: (as the harness's githa uses). */
-export function testState(redis: Redis, prefix = 'githa:'): StateParts {
+export function testState(redis: RedisClient, prefix = 'githa:'): StateParts {
   return openState(redis, { prefix, logMax: 1000, locks: { leaseMs: 15_000, waitMs: 5_000 } });
 }
 
