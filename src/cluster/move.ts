@@ -88,6 +88,7 @@ export class Mover {
     const started = performance.now();
     const say = (line: string): void => o.progress?.(line);
     this.check(await this.ctx.repos.read(repo), repo, from, to);
+    say(`${repo}: ${from} → ${to}: looking for ${to}'s copy`);
     await this.ensureCopy(repo, to, say);
     let bytes = await this.copyRounds(repo, from, to, o, ROUNDS_UNLOCKED, undefined);
     const switched = await this.ctx.writeLocks.withLock(repo, async (lock) => {

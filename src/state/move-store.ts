@@ -1,3 +1,4 @@
+import type { PlacementUsage } from './placement-usage.js';
 import type { ScriptRunner } from './script.js';
 import { SWITCH_ASSIGNMENT, type SwitchArgs, type SwitchResult } from './scripts/move.js';
 
@@ -14,9 +15,17 @@ export class MoveStore {
     private readonly scripts: ScriptRunner,
     /** Push-log entries kept per repository (pushLog.maxLength). */
     private readonly logMax: number,
+    /** Placement's per-backend counts (`githa:placement`), noted after a switch. */
+    private readonly usage?: Pick<PlacementUsage, 'note'>,
   ) {}
 
-  switchAssignment(repo: string, a: Omit<SwitchArgs, 'logMax' | 'now'>): Promise<SwitchResult> {
-    return this.scripts.run(SWITCH_ASSIGNMENT, repo, { ...a, now: Date.now(), logMax: this.logMax });
+  async switchAssignment(repo: string, a: Omit<SwitchArgs, 'logMax' | 'now'>): Promise<SwitchResult> {
+    const r = await this.scripts.run(SWITCH_ASSIGNMENT, repo, { ...a, now: Date.now(), logMax: this.logMax });
+    if (r.kind === 'ok' && this.usage) {
+      // A key shared by every repository: written right after the script, a hint (docs/redis.md `placement`; its recount repairs it).
+      const deltas = r.materialised ? [...a.every.filter((b) => b !== a.from).map((backend) => ({ backend, repos: 1 })), { backend: a.to, repos: 1 }] : [{ backend: a.from, repos: -1 }, { backend: a.to, repos: 1 }];
+      await this.usage.note(deltas).catch(() => {});
+    }
+    return r;
   }
 }

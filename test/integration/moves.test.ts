@@ -7,8 +7,9 @@
  * old copy in its backend's trash directory — then `githa move` alone and
  * `githa backend drain`.
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { githaCli } from '../cli/run.js';
 import { diskRefs, gitDir } from '../support/backend-refs.js';
@@ -18,6 +19,30 @@ import { startGitha, type GithaProcess } from '../support/githa.js';
 import { cliHash, repoKey, waitFor } from '../support/state.js';
 
 const cluster = useCluster({ backends: 5 });
+const MAIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
+
+/** The githa CLI as a child whose stderr lines can be waited for (progress), and its end. */
+function spawnCli(configPath: string, args: string[]): { line(text: string): Promise<void>; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
+  const child = spawn(process.execPath, [MAIN, ...args, '--config', configPath], { env: { ...process.env, GITHA_CONFIG: '' } });
+  let stdout = '';
+  let stderr = '';
+  const waiting: { text: string; resolve: () => void }[] = [];
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString();
+    for (const w of waiting.filter((x) => stderr.includes(x.text))) w.resolve();
+  });
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => child.on('close', (code) => res({ code, stdout, stderr })));
+  return {
+    line: (text) =>
+      new Promise<void>((resolve, reject) => {
+        if (stderr.includes(text)) return resolve();
+        waiting.push({ text, resolve });
+        void done.then((r) => reject(new Error(`the command ended (${r.code}) before printing ${JSON.stringify(text)}:\n${r.stderr}`)));
+      }),
+    done,
+  };
+}
 const REPOS = ['mv/a', 'mv/b', 'mv/c', 'mv/d', 'mv/e', 'mv/f'].map((r) => `${r}.git`);
 const FIRST = ['b1', 'b2', 'b3'];
 const factor3 = { replication: { factor: 3 } };
@@ -121,13 +146,23 @@ describe('moves', () => {
     }
   }, 400_000);
 
-  it('githa move R --from B --to C: copied, switched with a push-log entry `move`, B\'s copy to its trash', async () => {
+  it('githa move R --from B --to C with a push while the move waits on C: the push is on C after the switch (push-log `move`), B\'s copy in its trash', async () => {
     const c = cluster();
     const repo = REPOS[0]!;
     const assigned = await assignedOf(c, repo);
     const from = assigned[0]!;
     const to = c.backends.map((b) => b.id).find((b) => !assigned.includes(b))!;
-    const moved = await githaCli(g.configPath, ['move', repo, '--from', from, '--to', to, '--as', 'op-mo'], 120_000);
+    // C hung (SIGSTOP) while the move starts: it waits on C before any copy or switch, and a push lands meanwhile.
+    const target = c.backends.find((b) => b.id === to)!;
+    target.pause();
+    const moving = spawnCli(g.configPath, ['move', repo, '--from', from, '--to', to, '--as', 'op-mo']);
+    await moving.line(`looking for ${to}'s copy`);
+    const w = work.get(repo)!;
+    const during = await git.commit(w, { 'during-move.txt': 'x\n' }, 'during the move');
+    await git.push(w, g.url(repo), ['HEAD:refs/heads/main']);
+    acked.get(repo)!.push(during);
+    target.resume();
+    const moved = await moving.done;
     expect(moved.code, moved.stderr).toBe(0);
     expect(moved.stdout).toMatch(new RegExp(`^${repo.replace('/', '\\/')} moved from ${from} to ${to} \\(version \\d+, .* relayed, [\\d.]+ s\\); ${from}'s copy in its trash \\(\\d{8}T\\d{6}Z\\)\\n$`));
     expect(await assignedOf(c, repo)).toEqual([...assigned.filter((b) => b !== from), to].sort());

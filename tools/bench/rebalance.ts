@@ -100,7 +100,7 @@ export async function measureRebalance(o: { repos: number; bigMb: number; out: (
       }
       const mirrorMs = performance.now() - t0;
 
-      const mover = new Mover(parts.cluster.ctx, new MoveStore(parts.state.scripts, config.pushLog.maxLength));
+      const mover = new Mover(parts.cluster.ctx, new MoveStore(parts.state.scripts, config.pushLog.maxLength, parts.state.usage));
       const t1 = performance.now();
       const report = await runMoves(mover, plan, { by: 'bench', progress: () => {} });
       const githaMs = performance.now() - t1;

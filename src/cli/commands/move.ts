@@ -47,7 +47,7 @@ function count(text: string | undefined, option: string): number | undefined {
 }
 
 function mover(ctx: Context): Mover {
-  return new Mover(ctx.parts.cluster.ctx, new MoveStore(ctx.parts.state.scripts, ctx.config.pushLog.maxLength));
+  return new Mover(ctx.parts.cluster.ctx, new MoveStore(ctx.parts.state.scripts, ctx.config.pushLog.maxLength, ctx.parts.state.usage));
 }
 
 function runOptions(cmd: Command): Command {
@@ -156,8 +156,10 @@ function summary(ctx: Context, opts: RunOpts, plan: readonly PlannedMove[], r: R
 async function drain(ctx: Context, id: string, opts: RunOpts): Promise<number> {
   backendArg(ctx, id, 'backend');
   if (!opts.dryRun) {
-    const set = await apply(ctx, id, 'drain', true, 'is drained: it gets no new repository', opts.json === true);
+    // With --json the change's lines go to stderr: stdout carries one document, the drain's.
+    const set = await apply(opts.json ? { ...ctx, streams: { ...ctx.streams, out: ctx.streams.err } } : ctx, id, 'drain', true, 'is drained: it gets no new repository', false);
     if (set === EXIT.FAILED) return set;
+    ctx.stored = await ctx.overrides.readAll();
   } else if (!draining(ctx).has(id)) {
     // The plan as the drain would make it.
     ctx.stored = new Map([...ctx.stored, [id, { ...ctx.stored.get(id), drain: true }]]);
