@@ -93,7 +93,8 @@ async function mayLeave(ctx: MoveContext, repo: string, from: string, assigned: 
   return true;
 }
 
-async function oneMove(ctx: MoveContext): Promise<void> {
+/** Whether a copy was moved (undefined: no move was tried). */
+async function oneMove(ctx: MoveContext): Promise<boolean | undefined> {
   const { rec, rng } = ctx;
   const all = ctx.backends.map((b) => b.id);
   for (const repo of rng.shuffle(ctx.repos)) {
@@ -101,7 +102,7 @@ async function oneMove(ctx: MoveContext): Promise<void> {
     ctx.busy.add(repo);
     try {
       const assigned = await assignedOf(ctx.redis, repo, all);
-      if (!assigned) return;
+      if (!assigned) return undefined;
       const free = all.filter((b) => !assigned.includes(b));
       if (free.length === 0) continue;
       const from = rng.pick(assigned);
@@ -110,11 +111,12 @@ async function oneMove(ctx: MoveContext): Promise<void> {
       const start = rec.now();
       const r = await githaCli(ctx.configPath, ['move', repo, '--from', from, '--to', to, '--as', 'chaos'], 90_000);
       rec.fault({ kind: 'move', target: `${from}→${to}`, start, end: rec.now(), repo, detail: `exit ${r.code ?? 'killed'}: ${lastLine(r)}` });
-      return;
+      return r.code === 0;
     } finally {
       ctx.busy.delete(repo);
     }
   }
+  return undefined;
 }
 
 async function oneRebalance(ctx: MoveContext): Promise<void> {
@@ -131,13 +133,32 @@ async function oneRebalance(ctx: MoveContext): Promise<void> {
   }
 }
 
-/** Moves (and a rebalance now and then) until the deadline, one at a time. */
+/** After the deadline, moves go on this long at most while none has been made yet. */
+const NONE_MADE_GRACE_MS = 30_000;
+
+/**
+ * Moves (and a rebalance now and then) until the deadline, one at a time.
+ * A move refused (C down, Redis restarting, an interrupted write not
+ * resolved: exit 1 or 2) is tried again after a short pause. While no move
+ * has been made, moves go on up to NONE_MADE_GRACE_MS past the deadline
+ * (clients and faults have stopped; the run waits for them before it heals),
+ * so that a short run still moves a copy.
+ */
 export async function runMoves(ctx: MoveContext): Promise<void> {
   const { rec, rng } = ctx;
-  while (rec.now() + ctx.gapMs[0] < ctx.deadline) {
-    await sleep(rng.int(ctx.gapMs[0], ctx.gapMs[1]));
-    if (rec.now() >= ctx.deadline) break;
-    if (rng.chance(ctx.rebalance ?? 0.2)) await oneRebalance(ctx);
-    else await oneMove(ctx);
+  let made = false;
+  let refused = false;
+  const until = (): number => (made ? ctx.deadline : ctx.deadline + NONE_MADE_GRACE_MS);
+  while (rec.now() + ctx.gapMs[0] < until()) {
+    await sleep(refused ? rng.int(300, 1_000) : rng.int(ctx.gapMs[0], ctx.gapMs[1]));
+    if (rec.now() >= until()) break;
+    if (rec.now() < ctx.deadline && rng.chance(ctx.rebalance ?? 0.2)) {
+      await oneRebalance(ctx);
+      refused = false;
+      continue;
+    }
+    const moved = await oneMove(ctx);
+    refused = moved === false;
+    if (moved) made = true;
   }
 }
