@@ -1,6 +1,7 @@
 /**
  * The chaos harness in CI (issue 8): a 60-second run with every kind of
- * fault must find no violation, and a short run against a githa whose write
+ * fault must find no violation, a 45-second one with replication factor 3
+ * over 5 backends and `githa move` during it too (issue 22), and a short run against a githa whose write
  * path acknowledges before it commits (tools/chaos/githa-ack-before-commit.ts,
  * which only the harness runs) must be caught. Real git, redis-server, backends and
  * githa processes (tools/chaos/harness.ts). On failure the report names the
@@ -28,6 +29,20 @@ describe('chaos', () => {
     expect(Object.keys(c.faultsByKind).length, report).toBeGreaterThanOrEqual(3);
     expect(Object.keys(c.faultsByKind).every((k) => (ALL_FAULTS as readonly string[]).includes(k))).toBe(true);
     expect(result.history.final?.converged, report).toBe(true);
+  });
+
+  it('45 s with factor 3 over 5 backends and moves during the run: no violation, 3 copies each, at least one move made', { timeout: 200_000 }, async () => {
+    const result = await runChaos({ seed, durationMs: 45_000, githas: 3, backends: 5, factor: 3, moves: true });
+    const report = formatReport(result);
+    const c = counts(result);
+    expect(result.violations, report).toEqual([]);
+    expect(c.movesMade, report).toBeGreaterThanOrEqual(1);
+    expect(result.history.ops.filter((o) => o.kind === 'push' && o.result === 'ok').length, report).toBeGreaterThan(10);
+    expect(result.history.ops.filter((o) => o.kind === 'read' && o.result === 'ok').length, report).toBeGreaterThan(30);
+    expect(c.faults, report).toBeGreaterThanOrEqual(4);
+    expect(result.history.final?.converged, report).toBe(true);
+    // Only the assigned copies were judged at the end: 3 of the 5 backends for each repository.
+    for (const s of Object.values(result.history.final!.repos)) expect(s.assigned, report).toHaveLength(3);
   });
 
   it('catches a write path that acknowledges before it commits the version', { timeout: 120_000 }, async () => {

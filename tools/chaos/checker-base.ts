@@ -37,7 +37,9 @@ export type ViolationKind =
   /** A read through githa passed on a commit a fault added behind githa's back (a copy contradicting its record). */
   | 'read-divergent'
   /** A commit a fault added on one copy is reachable from no ref on any backend after the run. */
-  | 'divergent-commit-lost';
+  | 'divergent-commit-lost'
+  /** Under a replication factor, a repository does not end assigned to exactly that many backends (a move lost or added a copy). */
+  | 'wrong-copies';
 
 export interface Violation {
   readonly kind: ViolationKind;

@@ -59,7 +59,11 @@ export function checkVersions(history: History): Violation[] {
   return out;
 }
 
-/** After healing: converged, identical refs, fsck clean, equal versions, nothing frozen without reason. */
+/**
+ * After healing: converged, identical refs, fsck clean, equal versions, nothing frozen without reason.
+ * Under a replication factor only the assigned copies count (the harness reads refs and fsck of those
+ * only): their versions, and no other backend's, are recorded, and there are exactly `factor` of them.
+ */
 export function checkFinal(final: FinalState | undefined): Violation[] {
   if (!final) return [];
   const out: Violation[] = [];
@@ -76,6 +80,11 @@ export function checkFinal(final: FinalState | undefined): Violation[] {
     const versions = new Set(Object.values(s.versions));
     if (versions.size !== 1 || Object.keys(s.versions).length !== outputs.length) {
       out.push({ kind: 'not-converged', repo, ops: [], message: `${repo}: versions not all equal after healing: ${JSON.stringify(s.versions)}` });
+    } else if (s.assigned && Object.keys(s.versions).some((b) => !s.assigned!.includes(b))) {
+      out.push({ kind: 'not-converged', repo, ops: [], message: `${repo}: versions recorded for backends not assigned (${s.assigned.join(', ')}): ${JSON.stringify(s.versions)}` });
+    }
+    if (final.factor !== undefined && s.assigned && s.assigned.length !== final.factor) {
+      out.push({ kind: 'wrong-copies', repo, ops: [], message: `${repo}: assigned to ${s.assigned.length} backends (${s.assigned.join(', ')}), not replication.factor ${final.factor}` });
     }
     const justified = final.justifiedFrozen?.[repo];
     if (s.frozen !== null && justified !== s.frozen) {

@@ -38,6 +38,10 @@ export interface CopyFaultContext {
    * between: a second before the first is repaired is a double failure).
    */
   readonly settled?: (repo: string) => Promise<boolean>;
+  /** The backends assigned to hold a repository (issue 22; every backend when absent or unknown): only their copies are changed. */
+  readonly assigned?: (repo: string) => Promise<readonly string[] | undefined>;
+  /** Repositories a copy fault or a move is working on (moves.ts): skipped, and marked while a fault runs. */
+  readonly busy?: Set<string>;
 }
 
 export interface CopyFaultResult {
@@ -85,9 +89,12 @@ async function recreate(b: DevBackend, repo: string): Promise<void> {
 async function pickCopy(ctx: CopyFaultContext): Promise<{ b: DevBackend; repo: string } | undefined> {
   const { rng } = ctx;
   for (const [b, repo] of rng.shuffle(ctx.backends.flatMap((b) => ctx.repos.map((repo) => [b, repo] as const)))) {
+    if (ctx.busy?.has(repo)) continue;
+    const assigned = (await ctx.assigned?.(repo)) ?? ctx.backends.map((x) => x.id);
+    if (!assigned.includes(b.id)) continue;
     if (ctx.settled && !(await ctx.settled(repo))) continue;
     const own = ctx.rec.divergent.filter((d) => d.repo === repo && d.backend === b.id);
-    const others = ctx.backends.filter((x) => x !== b);
+    const others = ctx.backends.filter((x) => x !== b && assigned.includes(x.id));
     let safe = true;
     for (const d of own) if ((await refsReaching(others, repo, d.oid)).length === 0) safe = false;
     if (safe) return { b, repo };
@@ -96,10 +103,20 @@ async function pickCopy(ctx: CopyFaultContext): Promise<{ b: DevBackend; repo: s
 }
 
 export async function injectCopyFault(ctx: CopyFaultContext, kind: FaultKind): Promise<CopyFaultResult> {
-  const { rng } = ctx;
   const picked = await pickCopy(ctx);
-  if (!picked) return { target: '-', repo: '-', detail: 'skipped: no repository is repaired since the last copy fault, or every copy holds a fault-added commit no other backend has yet' };
+  // A move may have started on it while pickCopy looked (moves.ts marks it at once).
+  if (!picked || ctx.busy?.has(picked.repo)) return { target: '-', repo: '-', detail: 'skipped: no repository is repaired since the last copy fault, or every copy holds a fault-added commit no other backend has yet' };
   const { b, repo } = picked;
+  ctx.busy?.add(repo);
+  try {
+    return await inject(ctx, kind, b, repo);
+  } finally {
+    ctx.busy?.delete(repo);
+  }
+}
+
+async function inject(ctx: CopyFaultContext, kind: FaultKind, b: DevBackend, repo: string): Promise<CopyFaultResult> {
+  const { rng } = ctx;
   const gitDir = b.repoPath(repo);
   const at = { target: b.id, repo };
   switch (kind) {
@@ -152,8 +169,10 @@ export async function injectCopyFault(ctx: CopyFaultContext, kind: FaultKind): P
 }
 
 /**
- * Which refs reach `oid` on each backend's copy of `repo` ("b1 refs/…");
- * none where the commit is missing or unreachable.
+ * Which refs reach `oid` on each given backend's copy of `repo` ("b1
+ * refs/…"); none where the commit is missing or unreachable. The end of a
+ * run asks the assigned backends only: a copy moved away is in its
+ * backend's trash, which does not count (docs/chaos.md "Under a factor").
  */
 export async function refsReaching(backends: readonly DevBackend[], repo: string, oid: string): Promise<string[]> {
   const out: string[] = [];

@@ -36,6 +36,10 @@ export interface FaultContext {
   readonly afterRedisStart: () => Promise<void>;
   /** Whether a repository is repaired since the last copy fault (copy faults hit only such ones). */
   readonly settled?: (repo: string) => Promise<boolean>;
+  /** A repository's assigned backends (copy faults change only those copies; issue 22). */
+  readonly assigned?: (repo: string) => Promise<readonly string[] | undefined>;
+  /** Repositories a copy fault or a move is working on (moves.ts): one at a time per repository. */
+  readonly busy?: Set<string>;
 }
 
 export async function runFaults(ctx: FaultContext): Promise<void> {
@@ -46,7 +50,8 @@ export async function runFaults(ctx: FaultContext): Promise<void> {
     const kind = rng.pick(ctx.kinds);
     const start = rec.now();
     if (COPY_FAULTS.includes(kind)) {
-      const { target, detail, repo } = await injectCopyFault({ backends: ctx.cluster.backends, repos: ctx.repos, rec, rng, ...(ctx.settled ? { settled: ctx.settled } : {}) }, kind);
+      const copy = { backends: ctx.cluster.backends, repos: ctx.repos, rec, rng, settled: ctx.settled, assigned: ctx.assigned, busy: ctx.busy };
+      const { target, detail, repo } = await injectCopyFault(copy, kind);
       rec.fault({ kind, target, start, end: rec.now(), repo, ...(detail ? { detail } : {}) });
       continue;
     }

@@ -1,6 +1,7 @@
 /**
- * The chaos harness (issue 8; docs/chaos.md): Redis with AOF, three stock
- * backends reached over mixed transports, two or three githa processes,
+ * The chaos harness (issue 8; docs/chaos.md): Redis with AOF, three (or up
+ * to five, with a replication factor and moves: issue 22) stock backends
+ * reached over mixed transports, two or three githa processes,
  * concurrent clients and randomly scheduled faults for a bounded time; then
  * everything is healed, the run waits for quiescence, and the checker judges
  * the recorded history and the final state. Everything listens on 127.0.0.1.
@@ -15,11 +16,13 @@ import { run } from '../../src/demo/process.js';
 import { generateKey, knownHostsLine } from '../../src/demo/ssh.js';
 import { KNOWN_ISSUES, checkHistory, type Violation } from './checker.js';
 import { startDelayRelay, type DelayRelay } from './delay-relay.js';
+import { LEASE_MS, PAIR_LOCK_MS, githaConfig } from './cluster-config.js';
 import { COPY_FAULTS, refsReaching } from './copy-faults.js';
 import { healAll, runFaults } from './faults.js';
 import { Git } from './git.js';
 import { GithaProc } from './githa-proc.js';
 import { HistoryRecorder, type DivergentCommit, type FaultKind, type FinalRepoState, type FinalState, type History } from './history.js';
+import { assignedOf, githaCli, runMoves } from './moves.js';
 import { Rng } from './rng.js';
 import { Client, type Transport } from './workload.js';
 
@@ -50,6 +53,14 @@ export interface ChaosOptions {
   convergeTimeoutMs?: number;
   /** replication.fanOut of every githa (default true, the product's default). */
   fanOut?: boolean;
+  /** Stock backends (default 3; 3 to 5). */
+  backends?: number;
+  /** replication.factor (default: none, every backend holds every repository); repositories are then made with `githa create`. */
+  factor?: number;
+  /** Run `githa move` (and now and then `githa rebalance --max-moves 1`) during the run (moves.ts; needs `factor`). */
+  moves?: boolean;
+  /** Pause between two moves (default 2–6 s). */
+  moveGapMs?: readonly [number, number];
   /** Progress lines (the CLI prints them to stderr). */
   progress?: (line: string) => void;
 }
@@ -68,40 +79,16 @@ export interface ChaosResult {
 }
 
 const PREFIX = 'githa:';
-const LEASE_MS = 1_500;
-const PAIR_LOCK_MS = 5_000;
-
-/** githa's settings for the run: short leases and intervals, so faults resolve within seconds. */
-function githaConfig(cluster: DevCluster, name: string, hostKey: string, authorizedKeys: string, redisUrl: string, fanOut: boolean): Record<string, unknown> {
-  const [b1, b2, b3] = cluster.backends;
-  return {
-    ssh: { hostKeys: [hostKey], authorizedKeys, backendKey: cluster.ssh.clientKeyPath, backendKnownHosts: cluster.ssh.knownHostsPath },
-    redis: { url: redisUrl, commandTimeoutMs: 2_000 },
-    // Mixed transports: githa's own client uses HTTP for b1 and b2 and SSH for b3; SSH clients are served by b1 (ssh), b2 (git://), b3 (ssh).
-    backends: [
-      { id: b1!.id, http: b1!.httpUrl, ssh: b1!.sshUrl },
-      { id: b2!.id, http: b2!.httpUrl, git: b2!.gitUrl },
-      { id: b3!.id, ssh: b3!.sshUrl, git: b3!.gitUrl },
-    ],
-    proxyId: name,
-    locks: { leaseMs: LEASE_MS, waitMs: 8_000 },
-    catchUp: { readWaitMs: 3_000, pairLockMs: PAIR_LOCK_MS },
-    health: { intervalMs: 300, timeoutMs: 1_000, failuresToDown: 2, successesToUp: 1, ttlMs: 3_000, downForMs: 1_500 },
-    replication: { writeQuorum: 2, scanIntervalMs: 500, retryMinMs: 100, retryMaxMs: 1_000, quorumTimeoutMs: 5_000, fanOut },
-    interruptions: { staleAfterMs: 1_500, suspectGraceMs: 3_000 },
-    // Copy faults change a copy behind githa's back: the verifier should find it within seconds in a run this short.
-    verify: { intervalMs: 5_000, perSecond: 50 },
-    http: { backendTimeoutMs: 5_000 },
-    log: { level: 'info' },
-  };
-}
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const progress = options.progress ?? (() => {});
   const rng = new Rng(options.seed);
   const dir = mkdtempSync(join(tmpdir(), 'githa-chaos-'));
   const started = performance.now();
-  const cluster = await startDevCluster({ backends: 3, dir, redisAof: true, maxLifetimeMs: options.durationMs + 15 * 60_000 });
+  const backendCount = options.backends ?? 3;
+  if (options.moves && options.factor === undefined) throw new Error('moves need a replication factor (a copy moves to a backend not assigned)');
+  if (options.factor !== undefined && !(options.factor >= 2 && options.factor <= backendCount)) throw new Error(`factor ${options.factor}: 2 to ${backendCount} (writeQuorum is 2)`);
+  const cluster = await startDevCluster({ backends: backendCount, dir, redisAof: true, maxLifetimeMs: options.durationMs + 15 * 60_000 });
   const githas: GithaProc[] = [];
   const relays: DelayRelay[] = [];
   const redis = new Redis(cluster.redis.url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, retryStrategy: () => 200, commandTimeout: 2_000 });
@@ -120,25 +107,40 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await afterRedisStart();
     await redis.connect();
     const repos = Array.from({ length: options.repos ?? 2 }, (_, i) => `chaos/r${i + 1}.git`);
-    for (const repo of repos) await cluster.createRepository(repo);
-
     const hostKey = join(dir, 'githa_host_ed25519_key');
     await generateKey(hostKey, 'githa-chaos-host');
     const authorizedKeys = join(dir, 'githa_authorized_keys');
     writeFileSync(authorizedKeys, `environment="GITHA_USER=chaos" ${cluster.ssh.clientPublicKey.trim()}\n`);
+    const fanOut = options.fanOut ?? true;
+    const base = { hostKey, authorizedKeys, fanOut, factor: options.factor };
+    // The operator's CLI (`githa create`, `githa move`) reaches Redis directly, not through a githa's relay.
+    const cliConfig = join(dir, 'cli.json');
+    writeFileSync(cliConfig, JSON.stringify(githaConfig(cluster, { ...base, name: 'chaos-cli', redisUrl: cluster.redis.url }), null, 2));
+    if (options.factor === undefined) for (const repo of repos) await cluster.createRepository(repo);
+    else {
+      // Placement chooses each repository's backends (replication.factor), as for an operator's `githa create`.
+      for (const repo of repos) {
+        const r = await githaCli(cliConfig, ['create', repo, '--as', 'chaos'], 60_000);
+        if (r.code !== 0) throw new Error(`githa create ${repo}: exit ${r.code}: ${r.stderr.slice(-1000)}`);
+      }
+    }
+    const backendIds = cluster.backends.map((b) => b.id);
+    const assigned = (repo: string): Promise<string[] | undefined> => assignedOf(redis, repo, backendIds);
+    const busy = new Set<string>();
     const env: NodeJS.ProcessEnv = { ...process.env, GITHA_CONFIG: '' };
     const count = options.githas ?? 3;
     // Each githa reaches Redis through a relay of its own, so the "slow Redis replies" fault can hold that githa's replies alone.
     for (let i = 0; i < count; i++) relays.push(await startDelayRelay(cluster.redis.port));
     for (let i = 0; i < count; i++) {
-      const config = githaConfig(cluster, `g${i + 1}`, hostKey, authorizedKeys, `redis://127.0.0.1:${relays[i]!.port}`, options.fanOut ?? true);
+      const config = githaConfig(cluster, { ...base, name: `g${i + 1}`, redisUrl: `redis://127.0.0.1:${relays[i]!.port}` });
       githas.push(new GithaProc(i, `g${i + 1}`, cluster, config, env, options.ackBeforeCommit === true));
     }
     await Promise.all(githas.map((g) => g.start()));
     const hostPub = readFileSync(`${hostKey}.pub`, 'utf8');
     const knownHostsPath = join(dir, 'clients_known_hosts');
     writeFileSync(knownHostsPath, githas.map((g) => `${knownHostsLine(g.ports.ssh, hostPub)}\n`).join(''));
-    progress(`chaos: seed ${options.seed}, ${count} githa, 3 backends, redis AOF; temp dir ${dir}`);
+    const factorWords = options.factor === undefined ? '' : `, factor ${options.factor}${options.moves ? ', moves' : ''}`;
+    progress(`chaos: seed ${options.seed}, ${count} githa, ${backendCount} backends${factorWords}, redis AOF; temp dir ${dir}`);
 
     const rec = new HistoryRecorder();
     const deadline = rec.now() + options.durationMs;
@@ -188,15 +190,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
           repos,
           gapMs: options.faultGapMs ?? [1_000, 3_000],
           afterRedisStart,
-          settled: (repo) => settled(redis, repo, cluster.backends.length),
+          settled: (repo) => settled(redis, repo, backendIds),
+          assigned,
+          busy,
         }),
+        ...(options.moves
+          ? [runMoves({ backends: cluster.backends, repos, rec, rng: rng.fork(2000), redis, deadline, configPath: cliConfig, gapMs: options.moveGapMs ?? [2_000, 6_000], busy })]
+          : []),
       ]);
     } finally {
       clearInterval(ticker);
     }
     progress(`chaos: workload done after ${Math.round(rec.now() / 1000)} s; healing and waiting for quiescence`);
     await healAll(cluster, githas, afterRedisStart, relays);
-    const final = await quiesce(cluster, redis, repos, options.convergeTimeoutMs ?? 60_000, rec.divergent);
+    const quiet = await quiesce(cluster, redis, repos, options.convergeTimeoutMs ?? 60_000, rec.divergent);
+    const final = { ...quiet, ...(options.factor !== undefined ? { factor: options.factor } : {}) };
     sampling = false;
     await sampler;
     await sampleVersions(redis, rec, repos);
@@ -221,20 +229,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 }
 
 /**
- * Whether githa has repaired `repo` since the last copy fault: every backend
- * at the highest version, no drift, no marker. A copy fault hits only such a
+ * Whether githa has repaired `repo` since the last copy fault: every
+ * assigned backend at the highest version, no drift, no marker. A copy fault hits only such a
  * repository: a second one before the first is repaired is a double failure,
  * beyond what a write quorum of 2 survives (docs/chaos.md "Copy faults").
  */
-async function settled(redis: Redis, repo: string, backends: number): Promise<boolean> {
+async function settled(redis: Redis, repo: string, backends: readonly string[]): Promise<boolean> {
   try {
-    const [versions, drift, writing] = await Promise.all([
+    const [versions, drift, writing, assigned] = await Promise.all([
       redis.hgetall(`${PREFIX}repo:{${repo}}:versions`),
       redis.hlen(`${PREFIX}repo:{${repo}}:drift`),
       redis.exists(`${PREFIX}repo:{${repo}}:writing`),
+      assignedOf(redis, repo, backends),
     ]);
-    const v = Object.values(versions);
-    return v.length === backends && new Set(v).size === 1 && drift === 0 && writing === 0;
+    if (!assigned) return false;
+    const v = assigned.map((b) => versions[b]);
+    return v.every((x) => x !== undefined) && new Set(v).size === 1 && drift === 0 && writing === 0;
   } catch {
     return false;
   }
@@ -260,7 +270,7 @@ async function quiesce(cluster: DevCluster, redis: Redis, repos: readonly string
     const states = await finalStates(cluster, redis, repos, false);
     converged = Object.values(states).every((s) => {
       const versions = new Set(Object.values(s.versions));
-      return versions.size === 1 && Object.keys(s.versions).length === cluster.backends.length && !s.frozen && !s.writing && new Set(Object.values(s.refs)).size === 1;
+      return versions.size === 1 && Object.keys(s.versions).length === (s.assigned?.length ?? cluster.backends.length) && !s.frozen && !s.writing && new Set(Object.values(s.refs)).size === 1;
     });
     if (converged) break;
     await sleep(300);
@@ -270,7 +280,8 @@ async function quiesce(cluster: DevCluster, redis: Redis, repos: readonly string
   for (const repo of repos) {
     const mine = divergent.filter((d) => d.repo === repo);
     const reachable: Record<string, string[]> = {};
-    for (const d of mine) reachable[d.oid] = await refsReaching(cluster.backends, repo, d.oid);
+    const holders = cluster.backends.filter((b) => repoStates[repo]!.assigned?.includes(b.id) ?? true);
+    for (const d of mine) reachable[d.oid] = await refsReaching(holders, repo, d.oid);
     repoStates[repo] = { ...repoStates[repo]!, reachable };
   }
   return { converged, convergenceMs, repos: repoStates };
@@ -278,10 +289,13 @@ async function quiesce(cluster: DevCluster, redis: Redis, repos: readonly string
 
 async function finalStates(cluster: DevCluster, redis: Redis, repos: readonly string[], fsck: boolean): Promise<Record<string, FinalRepoState>> {
   const out: Record<string, FinalRepoState> = {};
+  const ids = cluster.backends.map((b) => b.id);
   for (const repo of repos) {
     const refs: Record<string, string> = {};
     const fsckResults: Record<string, string | null> = {};
-    for (const b of cluster.backends) {
+    // Only the assigned copies must hold the repository (a moved-away copy is in its backend's trash).
+    const assigned = await assignedOf(redis, repo, ids);
+    for (const b of cluster.backends.filter((x) => assigned?.includes(x.id) ?? true)) {
       const gitDir = b.repoPath(repo);
       refs[b.id] = await run('git', ['--git-dir', gitDir, 'for-each-ref', '--format=%(objectname) %(refname)']).catch((e: Error) => `error: ${e.message}`);
       if (fsck) fsckResults[b.id] = await run('git', ['--git-dir', gitDir, 'fsck', '--no-progress', '--no-dangling'], { timeoutMs: 60_000 }).then(() => null, (e: Error) => e.message.slice(0, 500));
@@ -302,7 +316,7 @@ async function finalStates(cluster: DevCluster, redis: Redis, repos: readonly st
       // Redis not answering: the state stays "not converged".
       frozen = 'redis unreachable';
     }
-    out[repo] = { refs, fsck: fsckResults, versions, frozen, writing };
+    out[repo] = { ...(assigned ? { assigned } : {}), refs, fsck: fsckResults, versions, frozen, writing };
   }
   return out;
 }

@@ -88,7 +88,11 @@ export type FaultKind =
   | 'copy-reinit'
   | 'copy-rollback'
   | 'copy-divergent'
-  | 'copy-delete';
+  | 'copy-delete'
+  /** `githa move R --from B --to C` run by the harness (moves.ts): an operation, not an outage. */
+  | 'move'
+  /** `githa rebalance --max-moves 1` run by the harness (moves.ts). */
+  | 'rebalance';
 
 export interface VersionSample {
   readonly t: number;
@@ -100,7 +104,9 @@ export interface VersionSample {
 }
 
 export interface FinalRepoState {
-  /** Backend id → its `git for-each-ref` output (oid refname per line, sorted). */
+  /** The backends assigned to hold the repository at the end (`githa:repo:{R}:assigned`; every backend without one). */
+  readonly assigned?: readonly string[];
+  /** Assigned backend id → its `git for-each-ref` output (oid refname per line, sorted). */
   readonly refs: Readonly<Record<string, string>>;
   /** Backend id → null when `git fsck` passed, else its complaint. */
   readonly fsck: Readonly<Record<string, string | null>>;
@@ -109,7 +115,7 @@ export interface FinalRepoState {
   readonly frozen: string | null;
   /** A write marker left behind. */
   readonly writing: boolean;
-  /** Each divergent commit of this repository → the refs that reach it ("b1 refs/…"), on any backend. */
+  /** Each divergent commit of this repository → the refs that reach it ("b1 refs/…"), on any assigned backend. */
   readonly reachable?: Readonly<Record<string, readonly string[]>>;
 }
 
@@ -118,6 +124,8 @@ export interface FinalState {
   readonly converged: boolean;
   readonly convergenceMs: number;
   readonly repos: Readonly<Record<string, FinalRepoState>>;
+  /** replication.factor of the run: every repository must end assigned to exactly this many backends (issue 22). */
+  readonly factor?: number;
   /** Frozen states the harness caused on purpose and considers justified (repo → reason). */
   readonly justifiedFrozen?: Readonly<Record<string, string>>;
 }

@@ -11,7 +11,13 @@ export interface Counts {
   byKind: Record<string, Record<string, number>>;
   faults: number;
   faultsByKind: Record<string, number>;
+  /** `githa move` and `githa rebalance --max-moves 1` runs (moves.ts), by exit status: "move exit 0" → n. Not counted as faults. */
+  moves: Record<string, number>;
+  /** Moves that finished (exit 0). */
+  movesMade: number;
 }
+
+const OPERATIONS: ReadonlySet<string> = new Set(['move', 'rebalance']);
 
 export function counts(result: ChaosResult): Counts {
   const byKind: Record<string, Record<string, number>> = {};
@@ -21,8 +27,18 @@ export function counts(result: ChaosResult): Counts {
     row[op.result] = (row[op.result] ?? 0) + 1;
   }
   const faultsByKind: Record<string, number> = {};
-  for (const f of result.history.faults) faultsByKind[f.kind] = (faultsByKind[f.kind] ?? 0) + 1;
-  return { operations: result.history.ops.length, byKind, faults: result.history.faults.length, faultsByKind };
+  const moves: Record<string, number> = {};
+  let movesMade = 0;
+  const faults = result.history.faults.filter((f) => !OPERATIONS.has(f.kind));
+  for (const f of faults) faultsByKind[f.kind] = (faultsByKind[f.kind] ?? 0) + 1;
+  for (const f of result.history.faults.filter((x) => OPERATIONS.has(x.kind))) {
+    const status = /^exit (\S+):/.exec(f.detail ?? '')?.[1] ?? '?';
+    const k = `${f.kind} exit ${status}`;
+    moves[k] = (moves[k] ?? 0) + 1;
+    // A move that finished exits 0; a rebalance says "N of M planned moves made" (src/cli/commands/move.ts).
+    if (status === '0') movesMade += f.kind === 'move' ? 1 : Number(/^exit 0: (\d+) of /.exec(f.detail ?? '')?.[1] ?? 0);
+  }
+  return { operations: result.history.ops.length, byKind, faults: faults.length, faultsByKind, moves, movesMade };
 }
 
 /** " (stale-read 3, read-failed 1)": violations by kind, most first. */
@@ -55,6 +71,14 @@ export function formatReport(result: ChaosResult): string {
     ...Object.entries(c.faultsByKind)
       .sort()
       .map(([kind, n]) => `  ${kind.padEnd(20)} ${n}`),
+    ...(Object.keys(c.moves).length > 0
+      ? [
+          `moves and rebalances: ${Object.values(c.moves).reduce((a, b) => a + b, 0)} (copies moved: ${c.movesMade})`,
+          ...Object.entries(c.moves)
+            .sort()
+            .map(([kind, n]) => `  ${kind.padEnd(20)} ${n}`),
+        ]
+      : []),
     ...divergentLine(result),
     `convergence after healing: ${final ? `${(final.convergenceMs / 1000).toFixed(1)} s${final.converged ? '' : ' (NOT converged)'}` : 'n/a'}`,
     `violations: ${result.violations.length}${byKind(result.violations)}`,
