@@ -260,6 +260,8 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
     overrides: { readAll: async () => new Map(overrides.stored()) },
     replicator,
     usage: new PlacementUsage(redis, state.keys),
+    // A drained backend gets no replacement copy (docs/architecture.md "Moves").
+    draining: (id) => overrides.stored().get(id)?.drain === true,
   });
   reReplicator.start();
   // Only a hint for the log line below: an unreachable Redis is reported by /readyz and every request.
