@@ -118,8 +118,9 @@ describe('work index kept by the scripts', () => {
 
   it('an assignment replaces the configured backends: a pair outside it is not missing', async () => {
     const repo = name();
-    await redis.hset(state.keys.assigned(repo), { b1: '1', b2: '1' });
-    await state.repos.create(repo, ['b1', 'b2'], { event: 'create' });
+    // CREATE writes the assignment with the versions (docs/redis.md `assigned`).
+    await state.repos.create(repo, ['b1', 'b2'], { event: 'create' }, { assigned: ['b1', 'b2'] });
+    expect(await redis.hkeys(state.keys.assigned(repo))).toEqual(expect.arrayContaining(['b1', 'b2']));
     expect(await inWork(repo)).toBe(false);
     await agrees(repo);
     // A record put in without a script (a tool, a restore) is found by the sweep's REINDEX.
