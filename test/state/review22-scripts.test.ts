@@ -49,4 +49,24 @@ describe('issue 22 scripts under review', () => {
     await redis.hset(k.writing(repo), 'id', 'w1', 'backend', 'b3', 'proxy', 'p1', 'heartbeat', '1', 'started', '1', 'preChecksum', 's5');
     expect(await rerep.dropLost(repo, { lost: 'b3', replacement: 'b4', log: {} })).not.toBe('ok');
   });
+
+  it('a push in flight with a quorum copy on the lost backend keeps its write quorum among the assigned backends', async () => {
+    const repo = 'd2.git';
+    const k = state.keys;
+    // Factor 3, write quorum 2: b1, b2, b3 assigned; b3 lost (to the re-replicating githa), b4 its replacement, caught up.
+    await redis.hset(k.versions(repo), 'b1', '5', 'b2', '5', 'b3', '5', 'b4', '5');
+    await redis.hset(k.checksums(repo), 'b1', 's5', 'b2', 's5', 'b3', 's5', 'b4', 's5');
+    await redis.hset(k.assigned(repo), 'b1', '1', 'b2', '1', 'b3', '1', 'b4', '1');
+    await redis.hset(k.replacing(repo), 'b4', 'b3');
+    // Another githa (which saw b3 up) pushes to b1 with its quorum copy on b3; the marker names b3.
+    await redis.set(k.lock(repo), 'tok');
+    await redis.hset(k.writing(repo), 'id', 'w2', 'backend', 'b1', 'proxy', 'p1', 'heartbeat', '1', 'started', '1', 'preChecksum', 's5', 'copies', 'b3');
+    await rerep.dropLost(repo, { lost: 'b3', replacement: 'b4', log: {} });
+    // The push is acknowledged with its quorum (b1 + b3).
+    await state.repos.commitWrite(repo, { token: 'tok', writeId: 'w2', backend: 'b1', checksum: 's6', copies: ['b3'], log: {} });
+    const s = await state.repos.read(repo);
+    const holders = (s.assigned ?? []).filter((b) => s.versions.get(b) === 6);
+    expect(holders.length).toBeGreaterThanOrEqual(2);
+  });
 });
+
