@@ -21,7 +21,7 @@ type Assigned = Pick<RepoState, 'assigned' | 'replacing'>;
  * write quorum while the lost backend is down and the replacement not yet
  * caught up.
  */
-function copiesOf(state: Assigned): number | undefined {
+export function copiesOf(state: Assigned): number | undefined {
   const assigned = state.assigned;
   if (assigned === undefined) return undefined;
   const pairs = [...(state.replacing ?? [])].filter(([r, lost]) => assigned.includes(r) && assigned.includes(lost)).length;

@@ -1,7 +1,7 @@
 import { trashStamp } from '../backends/admin.js';
 import { RepositoryFrozenError, RepositoryNotFoundError, ReplicationFactorError } from '../errors.js';
 import { goneError } from './adoption.js';
-import { scopedState } from './assignment.js';
+import { copiesOf, scopedState } from './assignment.js';
 import type { ClusterContext } from './context.js';
 import { trashByHand } from './manual-commands.js';
 import { place, toUnassign } from './placement.js';
@@ -43,14 +43,22 @@ export async function changeFactor(ctx: ClusterContext, repo: string, factor: nu
     const all = ctx.config.backends.map((b) => b.id);
     const current = state.assigned ? [...state.assigned] : all;
     const known = await candidates(ctx);
+    // A backend being re-replicated and its replacement count as one copy, as in the write quorum (copiesOf).
+    const copies = (assigned: readonly string[]): number => copiesOf({ assigned: [...assigned], replacing: state.replacing }) ?? assigned.length;
+    const pairs = current.length - copies(current);
     let next: string[];
-    if (factor >= current.length) {
-      next = place(repo, factor, known, { keep: current });
-      if (next.length < factor) throw new ReplicationFactorError(`cannot place ${factor} copies of ${repo}: only ${next.length} enabled, undrained backends on distinct hosts can hold it`);
+    if (factor >= copies(current)) {
+      next = place(repo, factor + pairs, known, { keep: current });
+      if (copies(next) < factor) throw new ReplicationFactorError(`cannot place ${factor} copies of ${repo}: only ${copies(next)} enabled, undrained backends on distinct hosts can hold it`);
     } else {
       const { leaders } = leadership(scopedState(state).versions, new Set(state.drift.keys()));
-      const gone = new Set(toUnassign(repo, current, factor, new Set(leaders), known));
-      next = current.filter((b) => !gone.has(b));
+      // Keeping every pair whole first; fewer backends when the ones unassigned break a pair (it then counts twice).
+      next = current;
+      for (let n = factor + pairs; n >= factor; n--) {
+        const gone = new Set(toUnassign(repo, current, n, new Set(leaders), known));
+        next = current.filter((b) => !gone.has(b));
+        if (copies(next) <= factor) break;
+      }
       if (!next.some((b) => leaders.includes(b))) throw new ReplicationFactorError(`lowering ${repo} to ${factor} would leave no current copy assigned`);
     }
     const added = next.filter((b) => !state.assigned?.includes(b));

@@ -24,8 +24,8 @@ export interface Assignment {
 export interface ReReplicationStore {
   /** Every known repository's assignment, a page at a time (one HKEYS per repository, pipelined). */
   assignments(): AsyncIterable<readonly Assignment[]>;
-  addReplacement(repo: string, a: Omit<AddReplacementArgs, 'logMax'>): Promise<'ok' | 'changed' | 'gone'>;
-  dropLost(repo: string, a: Omit<DropLostArgs, 'logMax'>): Promise<'ok' | 'behind' | 'changed'>;
+  addReplacement(repo: string, a: Omit<AddReplacementArgs, 'logMax'>): Promise<'ok' | 'changed' | 'gone' | 'busy'>;
+  dropLost(repo: string, a: Omit<DropLostArgs, 'logMax'>): Promise<'ok' | 'behind' | 'changed' | 'busy'>;
   /** Backend → ms since it has been seen down by the re-replicating githa. */
   downSince(): Promise<Map<string, number>>;
   setDownSince(backend: string, since: number | undefined): Promise<void>;
@@ -49,11 +49,11 @@ export class RedisReReplicationStore implements ReReplicationStore {
     }
   }
 
-  addReplacement(repo: string, a: Omit<AddReplacementArgs, 'logMax'>): Promise<'ok' | 'changed' | 'gone'> {
+  addReplacement(repo: string, a: Omit<AddReplacementArgs, 'logMax'>): Promise<'ok' | 'changed' | 'gone' | 'busy'> {
     return this.scripts.run(ADD_REPLACEMENT, repo, { ...a, logMax: this.logMax });
   }
 
-  dropLost(repo: string, a: Omit<DropLostArgs, 'logMax'>): Promise<'ok' | 'behind' | 'changed'> {
+  dropLost(repo: string, a: Omit<DropLostArgs, 'logMax'>): Promise<'ok' | 'behind' | 'changed' | 'busy'> {
     return this.scripts.run(DROP_LOST, repo, { ...a, logMax: this.logMax });
   }
 

@@ -18,7 +18,10 @@ export interface ReassignArgs {
  * write lock `token`, the assignment gains `add` and loses `remove`, `meta`
  * takes the new factor, and each removed backend's version, checksum, drift,
  * suspect and unrecorded entries go (its copy is trashed after), so a backend
- * assigned again later starts as a missing copy to fill. Refused ('lock')
+ * assigned again later starts as a missing copy to fill; a `replacing`
+ * entry naming a removed backend (as the replacement or as the lost one)
+ * goes as well, so a pair that is no longer assigned is not counted as one
+ * copy. Refused ('lock')
  * when the lock is not the caller's. All keys carry `{R}`: one slot.
  */
 export const REASSIGN: ScriptDescriptor<[ReassignArgs], 'ok' | 'lock'> = {
@@ -37,6 +40,12 @@ end
 redis.call('HSET', KEYS[3], 'factor', ARGV[3])
 local after = 6 + na + nr
 redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[after], '*', unpack(ARGV, after + 1))
+for i = 1, nr do
+  local b = ARGV[5 + na + i]
+  redis.call('HDEL', KEYS[10], b)
+  local rep = redis.call('HGETALL', KEYS[10])
+  for j = 1, #rep, 2 do if rep[j + 1] == b then redis.call('HDEL', KEYS[10], rep[j]) end end
+end
 return {'OK'}
 `,
   keys: (k: Keys, repo: string) => [
@@ -49,6 +58,7 @@ return {'OK'}
     k.suspect(repo),
     k.unrecorded(repo),
     k.log(repo),
+    k.replacing(repo),
   ],
   args: (a) => [a.token, a.now, a.factor, a.add.length, ...a.add, a.remove.length, ...a.remove, a.logMax, ...flattenFields(a.log)],
   parse: (reply) => (replyOf(reply)[0] === 'OK' ? 'ok' : 'lock'),

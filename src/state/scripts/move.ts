@@ -45,7 +45,9 @@ export type SwitchResult =
  * assigned backends' and its checksum every leader's (the leaders: assigned
  * backends at that max, drifted ones left out; `to` not drifted). Then
  * `from`'s version, checksum, drift, suspect, suspect-writes and unrecorded
- * entries go (it no longer counts), and a push-log entry `event move`.
+ * entries go (it no longer counts), and a push-log entry `event move`;
+ * a `replacing` entry naming `from` (as the replacement or as the lost
+ * backend) goes too: the pair it describes is no longer assigned.
  * Every key is R's (one slot: Redis Cluster).
  */
 export const SWITCH_ASSIGNMENT: ScriptDescriptor<[SwitchArgs], SwitchResult> = {
@@ -94,6 +96,9 @@ for i = 3, 4 do redis.call('HDEL', KEYS[i], from) end
 for i = 7, 10 do redis.call('HDEL', KEYS[i], from) end
 local after = 7 + tonumber(ARGV[6])
 redis.call('XADD', KEYS[11], 'MAXLEN', '~', ARGV[5], '*', 'version', max, 'event', 'move', 'from', from, 'to', to, 'materialised', materialised, unpack(ARGV, after))
+redis.call('HDEL', KEYS[13], from)
+local rep = redis.call('HGETALL', KEYS[13])
+for i = 1, #rep, 2 do if rep[i + 1] == from then redis.call('HDEL', KEYS[13], rep[i]) end end
 return {'OK', max, materialised}
 `,
   keys: (k, repo) => [
@@ -109,6 +114,7 @@ return {'OK', max, materialised}
     k.unrecorded(repo),
     k.log(repo),
     k.gone(repo),
+    k.replacing(repo),
   ],
   args: (a) => [a.token, a.from, a.to, a.now, a.logMax, a.every.length, ...a.every, ...flattenFields(a.log)],
   parse: (reply) => {

@@ -8,7 +8,21 @@ import { flattenFields, replyOf, type ScriptDescriptor } from '../script.js';
  * Between the two the repository has one copy more assigned than its factor,
  * never one fewer. Each step writes its push-log entry (`event re-replicate`)
  * in the same turn. Every key is one of R's (`{R}`): one slot.
+ *
+ * Neither runs while a write may be in flight: each is refused ('busy')
+ * while R's write lock is held or a write marker (`writing`) is there, and
+ * the re-replication loop tries again on a later tick. A push chooses its
+ * fan-out copies and counts its write quorum from the assignment it read
+ * under the lock; dropping a backend under it could leave an acknowledged
+ * push on fewer assigned copies than its quorum, and a marker naming the
+ * dropped backend could never be resolved. The script is one atomic step,
+ * so "no lock key" stands for holding the lock for that step (a push that
+ * takes the lock after it reads the new assignment).
  */
+
+/** Refused while R's write lock is held (KEYS[l]) or a write marker is there (KEYS[w]). */
+const idle = (l: number, w: number): string =>
+  `if redis.call('EXISTS', KEYS[${l}]) == 1 or redis.call('EXISTS', KEYS[${w}]) == 1 then return {'BUSY'} end`;
 
 type Fields = Record<string, string | number>;
 
@@ -26,14 +40,16 @@ export interface AddReplacementArgs {
  * `target` joins R's assignment, recorded in `replacing` as the replacement
  * of `lost`. A version the target kept from an earlier assignment is
  * forgotten: it is stale (no version) until a catch-up records it, so it
- * neither leads nor serves before then. Refused when R is gone ('gone') or
- * its assignment is not `expected` ('changed').
+ * neither leads nor serves before then. Refused when R is gone ('gone'),
+ * its assignment is not `expected` ('changed'), or a write may be in flight
+ * ('busy').
  */
-export const ADD_REPLACEMENT: ScriptDescriptor<[AddReplacementArgs], 'ok' | 'changed' | 'gone'> = {
+export const ADD_REPLACEMENT: ScriptDescriptor<[AddReplacementArgs], 'ok' | 'changed' | 'gone' | 'busy'> = {
   name: 'githaAddReplacement',
   durable: true,
   lua: `
 if redis.call('EXISTS', KEYS[3]) == 1 then return {'GONE'} end
+${idle(7, 8)}
 local cur = redis.call('HKEYS', KEYS[1])
 table.sort(cur)
 if table.concat(cur, ' ') ~= ARGV[5] then return {'CHANGED'} end
@@ -45,9 +61,18 @@ redis.call('HDEL', KEYS[6], ARGV[4])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 6))
 return {'OK'}
 `,
-  keys: (k: Keys, repo: string) => [k.assigned(repo), k.replacing(repo), k.gone(repo), k.log(repo), k.versions(repo), k.checksums(repo)],
+  keys: (k: Keys, repo: string) => [
+    k.assigned(repo),
+    k.replacing(repo),
+    k.gone(repo),
+    k.log(repo),
+    k.versions(repo),
+    k.checksums(repo),
+    k.lock(repo),
+    k.writing(repo),
+  ],
   args: (a) => [a.logMax, a.now, a.lost, a.target, [...a.expected].sort().join(' '), ...flattenFields(a.log)],
-  parse: (reply) => ({ OK: 'ok', GONE: 'gone' })[String(replyOf(reply)[0])] as 'ok' | 'gone' | undefined ?? 'changed',
+  parse: (reply) => ({ OK: 'ok', GONE: 'gone', BUSY: 'busy' })[String(replyOf(reply)[0])] as 'ok' | 'gone' | 'busy' | undefined ?? 'changed',
 };
 
 export interface DropLostArgs {
@@ -63,14 +88,17 @@ export interface DropLostArgs {
  * replacement) is at the highest version of any assigned backend and not
  * drifted. Its copy on disk is not touched: a backend that comes back holds
  * a repository githa no longer routes to. 'behind': not caught up yet;
- * 'changed': the replacement or the lost backend left the assignment.
+ * 'changed': the replacement or the lost backend left the assignment;
+ * 'busy': a write may be in flight (the write lock is held or a marker is
+ * there, which may name the lost backend as its backend or a quorum copy).
  */
-export const DROP_LOST: ScriptDescriptor<[DropLostArgs], 'ok' | 'behind' | 'changed'> = {
+export const DROP_LOST: ScriptDescriptor<[DropLostArgs], 'ok' | 'behind' | 'changed' | 'busy'> = {
   name: 'githaDropLost',
   durable: true,
   lua: `
 if redis.call('HGET', KEYS[2], ARGV[3]) ~= ARGV[2] then return {'CHANGED'} end
 if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 or redis.call('HEXISTS', KEYS[1], ARGV[3]) == 0 then return {'CHANGED'} end
+${idle(10, 11)}
 local max = 0
 for _, b in ipairs(redis.call('HKEYS', KEYS[1])) do
   local v = tonumber(redis.call('HGET', KEYS[3], b))
@@ -94,7 +122,9 @@ return {'OK'}
     k.suspect(repo),
     k.suspectWrites(repo),
     k.unrecorded(repo),
+    k.lock(repo),
+    k.writing(repo),
   ],
   args: (a) => [a.logMax, a.lost, a.replacement, ...flattenFields(a.log)],
-  parse: (reply) => ({ OK: 'ok', BEHIND: 'behind' })[String(replyOf(reply)[0])] as 'ok' | 'behind' | undefined ?? 'changed',
+  parse: (reply) => ({ OK: 'ok', BEHIND: 'behind', BUSY: 'busy' })[String(replyOf(reply)[0])] as 'ok' | 'behind' | 'busy' | undefined ?? 'changed',
 };
