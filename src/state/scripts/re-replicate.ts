@@ -63,14 +63,18 @@ export interface DropLostArgs {
  * replacement) is at the highest version of any assigned backend and not
  * drifted. Its copy on disk is not touched: a backend that comes back holds
  * a repository githa no longer routes to. 'behind': not caught up yet;
- * 'changed': the replacement or the lost backend left the assignment.
+ * 'changed': the replacement or the lost backend left the assignment;
+ * 'unsettled': the lost backend is drifted or suspect, so its copy may hold
+ * commits no other has: it stays until repaired or settled (the loop tries
+ * again on a later tick).
  */
-export const DROP_LOST: ScriptDescriptor<[DropLostArgs], 'ok' | 'behind' | 'changed'> = {
+export const DROP_LOST: ScriptDescriptor<[DropLostArgs], 'ok' | 'behind' | 'changed' | 'unsettled'> = {
   name: 'githaDropLost',
   durable: true,
   lua: `
 if redis.call('HGET', KEYS[2], ARGV[3]) ~= ARGV[2] then return {'CHANGED'} end
 if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 or redis.call('HEXISTS', KEYS[1], ARGV[3]) == 0 then return {'CHANGED'} end
+if redis.call('HEXISTS', KEYS[5], ARGV[2]) == 1 or redis.call('HEXISTS', KEYS[7], ARGV[2]) == 1 then return {'UNSETTLED'} end
 local max = 0
 for _, b in ipairs(redis.call('HKEYS', KEYS[1])) do
   local v = tonumber(redis.call('HGET', KEYS[3], b))
@@ -96,5 +100,5 @@ return {'OK'}
     k.unrecorded(repo),
   ],
   args: (a) => [a.logMax, a.lost, a.replacement, ...flattenFields(a.log)],
-  parse: (reply) => ({ OK: 'ok', BEHIND: 'behind' })[String(replyOf(reply)[0])] as 'ok' | 'behind' | undefined ?? 'changed',
+  parse: (reply) => ({ OK: 'ok', BEHIND: 'behind', UNSETTLED: 'unsettled' })[String(replyOf(reply)[0])] as 'ok' | 'behind' | 'unsettled' | undefined ?? 'changed',
 };
