@@ -95,6 +95,8 @@ export interface CopyRequest {
 /** A copy recorded as a catch-up: `checksum` and `version` are the source's, noted before copying (docs/operations.md "Redis lost or restored from an old snapshot"). */
 export interface CatchUpRequest extends CopyRequest {
   version: number;
+  /** The target is a move's, outside the assignment on purpose (COMMIT_CATCH_UP records no other unassigned target). */
+  moveTarget?: boolean;
 }
 
 export type CopyOutcome =
@@ -224,7 +226,7 @@ export async function catchUp(ctx: CopyDeps, req: CatchUpRequest): Promise<Catch
   return outcome;
 }
 
-const NOT_RECORDED: ReadonlySet<string> = new Set<CatchUpFailure>(['current', 'writing', 'moved', 'contradicts']);
+const NOT_RECORDED: ReadonlySet<string> = new Set<CatchUpFailure>(['current', 'writing', 'moved', 'unassigned', 'contradicts']);
 
 /** A failed catch-up's reason, from its error's class (src/errors.ts): a bounded set for the metrics. */
 export function failureReason(err: unknown): CatchUpFailure {
@@ -261,7 +263,7 @@ async function catchUpOnce(ctx: CopyDeps, req: CatchUpRequest): Promise<CatchUpO
   if (copy.status !== 'copied') return { status: 'not-recorded', reason: copy.reason };
   let recorded: CommitCatchUpResult;
   try {
-    recorded = await ctx.repos.commitCatchUp(repo, { target: target.id, version, checksum, source: source.id, log: { bytes: copy.bytes, durationMs: copy.ms } });
+    recorded = await ctx.repos.commitCatchUp(repo, { target: target.id, version, checksum, source: source.id, moveTarget: req.moveTarget, log: { bytes: copy.bytes, durationMs: copy.ms } });
   } finally {
     await copy.release();
   }

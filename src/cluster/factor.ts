@@ -64,7 +64,12 @@ export async function changeFactor(ctx: ClusterContext, repo: string, factor: nu
     const added = next.filter((b) => !state.assigned?.includes(b));
     const removed = current.filter((b) => !next.includes(b));
     const log = { event: 'factor', user: who, factor, assigned: [...next].sort().join(','), ...(removed.length ? { removed: removed.join(',') } : {}) };
-    if ((await ctx.repos.reassign(repo, lock.token, factor, added, removed, log)) === 'lock') throw new ReplicationFactorError(`the write lock on ${repo} was lost; run the command again`);
+    // A drifted or suspect copy may hold commits no other has: repaired or settled before it is unassigned (REASSIGN refuses too).
+    const unsettled = removed.filter((b) => state.drift.has(b) || state.suspect.has(b));
+    if (unsettled.length > 0) throw new ReplicationFactorError(unsettledCopies(repo, unsettled));
+    const status = await ctx.repos.reassign(repo, lock.token, factor, added, removed, log);
+    if (status === 'lock') throw new ReplicationFactorError(`the write lock on ${repo} was lost; run the command again`);
+    if (status === 'unsettled') throw new ReplicationFactorError(unsettledCopies(repo, removed));
     const result: FactorResult = { repo, factor, assigned: [...next].sort(), added: added.filter((b) => !current.includes(b)).sort(), removed: removed.sort(), trashed: [], left: [] };
     if (removed.length === 0) return result;
     const stamp = trashStamp(now());
@@ -88,4 +93,8 @@ export async function changeFactor(ctx: ClusterContext, repo: string, factor: nu
     ctx.log.info({ repo, factor, assigned: result.assigned, added: result.added, removed: result.removed, trashed: result.trashed }, 'replication factor changed');
     return result;
   });
+}
+
+function unsettledCopies(repo: string, backends: readonly string[]): string {
+  return `cannot unassign ${repo} from ${backends.join(', ')}: a drifted or suspect copy is repaired or settled first (it may hold commits no other copy has); run the command again once \`githa repo ${repo}\` shows it neither drifted nor suspect`;
 }

@@ -81,6 +81,8 @@ export class Mover {
       const why = state.assigned ? '' : ' (no assignment is recorded: replication.factor is unset, so every configured backend holds it; set one with githa repo factor first)';
       throw new MoveRefusedError(`${to} already holds ${repo}${why}`);
     }
+    // A drifted or suspect copy may hold commits no other has: its repair or settling runs before it is trashed (SWITCH_ASSIGNMENT refuses too).
+    if (state.drift.has(from) || state.suspect.has(from)) throw new MoveRefusedError(unsettled(repo, from));
     return assigned;
   }
 
@@ -112,6 +114,7 @@ export class Mover {
         'no-record': 'no leader is recorded',
         behind: `${to} is behind the leaders`,
         mismatch: `${to}'s recorded checksum is not the leaders'`,
+        unsettled: `${from}'s copy is drifted or suspect`,
       };
       throw new MoveRefusedError(`cannot switch ${repo} from ${from} to ${to}: ${why[r.kind] ?? r.kind}; nothing switched (run the move again)`);
     });
@@ -178,6 +181,8 @@ export class Mover {
         target: this.ctx.backends.client(to),
         version: max,
         checksum: state.checksums.get(source)!,
+        // C is outside the assignment until the switch, on purpose.
+        moveTarget: true,
         signal,
         pairLockMs: this.ctx.config.catchUp.pairLockMs,
       });
@@ -188,4 +193,8 @@ export class Mover {
     if (signal) throw new MoveRefusedError(`${to} could not be caught up with ${repo} under its write lock (${rounds} tries): nothing switched`);
     return bytes;
   }
+}
+
+function unsettled(repo: string, from: string): string {
+  return `${from}'s copy of ${repo} is drifted or suspect (it may hold commits no other copy has): it is repaired or settled first; run the move again once \`githa repo ${repo}\` shows it neither`;
 }

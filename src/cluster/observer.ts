@@ -3,7 +3,8 @@
  * `reason` label of githa_catchup_failures_total (docs/observability.md).
  * Not recorded: `current` (the target records that version already),
  * `writing` (a write is in flight on it), `moved` (no backend records the
- * copied version any more), `mismatch` (the source or the target changed
+ * copied version any more), `unassigned` (the target left the assignment
+ * during the copy: a move switched it out), `mismatch` (the source or the target changed
  * during the copy), `contradicts` (the target is off its record: drifted and
  * repaired). Failed: `source-missing`, `target-missing` (a new or replaced
  * backend; a fill creates it), `lock-lost` (the copy lock expired),
@@ -15,6 +16,7 @@ export const CATCH_UP_FAILURES = [
   'current',
   'writing',
   'moved',
+  'unassigned',
   'mismatch',
   'contradicts',
   'source-missing',

@@ -211,6 +211,8 @@ export class ReReplicator {
             this.log.info({ repo, backend: step.replacement, lost }, 'replacement caught up; the lost backend left the assignment (its copy is left on disk)');
             job.pending.delete(repo);
             this.noteUsage(lost, -1);
+          } else if (r === 'unsettled') {
+            this.log.debug({ repo, backend: lost }, 'the lost backend is drifted or suspect: it leaves the assignment once repaired or settled');
           }
           break;
         }

@@ -25,7 +25,7 @@ export interface ReReplicationStore {
   /** Every known repository's assignment, a page at a time (one HKEYS per repository, pipelined). */
   assignments(): AsyncIterable<readonly Assignment[]>;
   addReplacement(repo: string, a: Omit<AddReplacementArgs, 'logMax'>): Promise<'ok' | 'changed' | 'gone' | 'busy'>;
-  dropLost(repo: string, a: Omit<DropLostArgs, 'logMax'>): Promise<'ok' | 'behind' | 'changed' | 'busy'>;
+  dropLost(repo: string, a: Omit<DropLostArgs, 'logMax'>): Promise<'ok' | 'behind' | 'changed' | 'busy' | 'unsettled'>;
   /** Backend → ms since it has been seen down by the re-replicating githa. */
   downSince(): Promise<Map<string, number>>;
   setDownSince(backend: string, since: number | undefined): Promise<void>;
@@ -53,7 +53,7 @@ export class RedisReReplicationStore implements ReReplicationStore {
     return this.scripts.run(ADD_REPLACEMENT, repo, { ...a, logMax: this.logMax });
   }
 
-  dropLost(repo: string, a: Omit<DropLostArgs, 'logMax'>): Promise<'ok' | 'behind' | 'changed' | 'busy'> {
+  dropLost(repo: string, a: Omit<DropLostArgs, 'logMax'>): Promise<'ok' | 'behind' | 'changed' | 'busy' | 'unsettled'> {
     return this.scripts.run(DROP_LOST, repo, { ...a, logMax: this.logMax });
   }
 

@@ -38,6 +38,8 @@ export interface CatchUpRecord {
   version: number;
   checksum: string;
   source: string;
+  /** The target is a move's, outside the assignment on purpose (COMMIT_CATCH_UP records it all the same). */
+  moveTarget?: boolean | undefined;
   log: LogFields;
 }
 
@@ -96,7 +98,7 @@ export interface RepositoryStore {
   /** Each backend's use as placement reads it (docs/redis.md `placement`). */
   placementUsage(): Promise<ReadonlyMap<string, BackendUsage>>;
   /** `githa repo factor`: the assignment gains `add`, loses `remove` (their records go), `meta` takes `factor`. Under the write lock. */
-  reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock'>;
+  reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock' | 'unsettled'>;
   /** Notes a change of use (a hint written after the script that made it; failures ignored). */
   notePlacement(deltas: readonly UsageDelta[]): Promise<void>;
   /** Writes the tombstone, records untouched (a delete or rename begins: every read and push is refused from now). Under the write lock `token`. */
@@ -136,7 +138,7 @@ export class RedisRepositoryStore implements RepositoryStore {
   ) {}
 
   /** Each backend's use (docs/redis.md `placement`); empty without a usage store. */
-  async reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock'> {
+  async reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock' | 'unsettled'> {
     const status = await this.scripts.run(REASSIGN, repo, { token, now: Date.now(), factor, add, remove, logMax: this.logMax, log });
     if (status === 'ok') await this.notePlacement([...add.map((backend) => ({ backend, repos: 1 })), ...remove.map((backend) => ({ backend, repos: -1 }))]);
     return status;

@@ -43,17 +43,30 @@ describe('the move switch script', () => {
 
   it('replaces B by C, drops B\'s record and logs `move`', async () => {
     const { repo, token } = await seed([4, 's4']);
-    await redis.hset(state.keys.drift(repo), 'b3', 'x 1');
-    await redis.hset(state.keys.suspect(repo), 'b3', '99');
+    await redis.hset(state.keys.unrecorded(repo), 'b3', '3 s4');
     expect(await moves.switchAssignment(repo, args(token))).toEqual({ kind: 'ok', version: 4, materialised: false });
     const s = await state.repos.read(repo);
     expect(s.assigned).toEqual(['b1', 'b2', 'b4']);
     expect(Object.fromEntries(s.versions)).toEqual({ b1: 4, b2: 4, b4: 4 });
     expect(s.checksums.has('b3')).toBe(false);
-    expect(s.drift.has('b3')).toBe(false);
-    expect(await redis.hexists(state.keys.suspect(repo), 'b3')).toBe(0);
+    expect(await redis.hexists(state.keys.unrecorded(repo), 'b3')).toBe(0);
     const log = await state.pushLog.read(repo);
     expect(log.map((e) => e.fields)).toEqual([{ version: '4', event: 'move', from: 'b3', to: 'b4', materialised: '0', user: 'op' }]);
+  });
+
+  it('refuses while B is drifted or suspect (its copy may hold commits no other has), and changes nothing', async () => {
+    const drifted = await seed([4, 's4']);
+    await redis.hset(state.keys.drift(drifted.repo), 'b3', 'x 1');
+    const suspect = await seed([4, 's4']);
+    await redis.hset(state.keys.suspect(suspect.repo), 'b3', '99');
+    for (const r of [drifted, suspect]) {
+      expect(await moves.switchAssignment(r.repo, args(r.token))).toEqual({ kind: 'unsettled' });
+      const s = await state.repos.read(r.repo);
+      expect(s.assigned).toEqual(['b1', 'b2', 'b3']);
+      expect(s.versions.get('b3')).toBe(3);
+    }
+    expect(await redis.hexists(state.keys.drift(drifted.repo), 'b3')).toBe(1);
+    expect(await redis.hexists(state.keys.suspect(suspect.repo), 'b3')).toBe(1);
   });
 
   it('refuses without the lock token, and changes nothing', async () => {

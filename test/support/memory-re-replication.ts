@@ -69,9 +69,10 @@ export class MemoryReReplication implements ReReplicationStore {
     return 'ok';
   }
 
-  async dropLost(repo: string, a: Omit<DropLostArgs, 'logMax'>): Promise<'ok' | 'behind' | 'changed'> {
+  async dropLost(repo: string, a: Omit<DropLostArgs, 'logMax'>): Promise<'ok' | 'behind' | 'changed' | 'unsettled'> {
     const r = this.rec(repo);
     if (r.replacing.get(a.replacement) !== a.lost || !r.assigned.has(a.lost) || !r.assigned.has(a.replacement)) return 'changed';
+    if (r.drift.has(a.lost)) return 'unsettled';
     const max = Math.max(0, ...[...r.assigned].map((b) => r.versions.get(b) ?? 0));
     const mine = r.versions.get(a.replacement);
     if (mine === undefined || mine < max || r.drift.has(a.replacement)) return 'behind';

@@ -104,10 +104,15 @@ export class MemoryStore implements RepositoryStore {
     }
   }
 
-  async reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock'> {
+  async reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock' | 'unsettled'> {
     if (this.locks.get(repo) !== token) return 'lock';
     const r = this.repo(repo);
-    for (const b of add) r.assigned[b] = String(Date.now());
+    if (remove.some((b) => r.drift[b] !== undefined || r.suspect[b] !== undefined)) return 'unsettled';
+    const recorded = Object.keys(r.assigned).length > 0;
+    for (const b of add) {
+      if (recorded && r.assigned[b] === undefined) for (const h of [r.versions, r.checksums, r.drift, r.suspect]) delete h[b];
+      r.assigned[b] = String(Date.now());
+    }
     for (const b of remove) for (const h of [r.assigned, r.versions, r.checksums, r.drift, r.suspect]) delete h[b];
     r.meta.factor = String(factor);
     r.log.push(log);
@@ -182,6 +187,7 @@ export class MemoryStore implements RepositoryStore {
   async commitCatchUp(repo: string, c: CatchUpRecord): Promise<CommitCatchUpResult> {
     const r = this.repo(repo);
     if (r.writing.backend === c.target) return { kind: 'writing' };
+    if (!c.moveTarget && Object.keys(r.assigned).length > 0 && r.assigned[c.target] === undefined) return { kind: 'unassigned' };
     const current = Number(r.versions[c.target] ?? -1);
     if (current >= c.version) return { kind: 'current', version: current };
     if (!Object.keys(r.versions).some((b) => Number(r.versions[b]) === c.version && r.checksums[b] === c.checksum)) return { kind: 'moved' };

@@ -21,17 +21,34 @@ export interface ReassignArgs {
  * assigned again later starts as a missing copy to fill; a `replacing`
  * entry naming a removed backend (as the replacement or as the lost one)
  * goes as well, so a pair that is no longer assigned is not counted as one
- * copy. Refused ('lock')
- * when the lock is not the caller's. All keys carry `{R}`: one slot.
+ * copy. An added backend
+ * outside a recorded assignment loses those entries too: a record it kept
+ * from before (a catch-up recorded after a move switched it out) describes a
+ * copy that was trashed, and must not make it a leader. Refused ('lock') when
+ * the lock is not the caller's; refused ('unsettled') when a removed backend
+ * is drifted or suspect: its copy may hold commits no other has, and the
+ * repair or settling that keeps them runs first (docs/architecture.md
+ * "Replication factor"). All keys carry `{R}`: one slot.
  */
-export const REASSIGN: ScriptDescriptor<[ReassignArgs], 'ok' | 'lock'> = {
+export const REASSIGN: ScriptDescriptor<[ReassignArgs], 'ok' | 'lock' | 'unsettled'> = {
   name: 'githaReassign',
   durable: true,
   lua: `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
 local na = tonumber(ARGV[4])
-for i = 1, na do redis.call('HSET', KEYS[2], ARGV[4 + i], ARGV[2]) end
 local nr = tonumber(ARGV[5 + na])
+for i = 1, nr do
+  local b = ARGV[5 + na + i]
+  if redis.call('HEXISTS', KEYS[6], b) == 1 or redis.call('HEXISTS', KEYS[7], b) == 1 then return {'UNSETTLED', b} end
+end
+local recorded = redis.call('EXISTS', KEYS[2]) == 1
+for i = 1, na do
+  local b = ARGV[4 + i]
+  if recorded and redis.call('HEXISTS', KEYS[2], b) == 0 then
+    for k = 4, 8 do redis.call('HDEL', KEYS[k], b) end
+  end
+  redis.call('HSET', KEYS[2], b, ARGV[2])
+end
 for i = 1, nr do
   local b = ARGV[5 + na + i]
   redis.call('HDEL', KEYS[2], b)
@@ -61,5 +78,5 @@ return {'OK'}
     k.replacing(repo),
   ],
   args: (a) => [a.token, a.now, a.factor, a.add.length, ...a.add, a.remove.length, ...a.remove, a.logMax, ...flattenFields(a.log)],
-  parse: (reply) => (replyOf(reply)[0] === 'OK' ? 'ok' : 'lock'),
+  parse: (reply) => ({ OK: 'ok', UNSETTLED: 'unsettled' })[String(replyOf(reply)[0])] as 'ok' | 'unsettled' | undefined ?? 'lock',
 };

@@ -104,6 +104,8 @@ export interface CommitCatchUpArgs {
   version: number;
   checksum: string;
   source: string;
+  /** The target is a move's (src/cluster/move.ts), outside the assignment on purpose: recorded all the same. */
+  moveTarget?: boolean | undefined;
   logMax: number;
   log: Record<string, string | number>;
 }
@@ -115,12 +117,18 @@ export type CommitCatchUpResult =
   /** No backend records that version with that checksum any more. */
   | { kind: 'moved' }
   /** A write is in flight on the target. */
-  | { kind: 'writing' };
+  | { kind: 'writing' }
+  /** The repository has an assignment the target is not in (switched out by a move meanwhile), and no move copies into it. */
+  | { kind: 'unassigned' };
 
 /**
  * A catch-up is recorded only while its version is still recorded with its
  * checksum on some backend (the copy equals a real version), never lowers
  * the target's version, and never touches the backend a write is in flight on.
+ * With an assignment, only an assigned target is recorded, or a move's target
+ * (the caller says so): a copy that was running when a move switched its
+ * target out must not record a copy the move trashes (docs/architecture.md
+ * "Moving a repository").
  */
 export const COMMIT_CATCH_UP: ScriptDescriptor<[CommitCatchUpArgs], CommitCatchUpResult> = {
   name: 'githaCommitCatchUp',
@@ -128,6 +136,7 @@ export const COMMIT_CATCH_UP: ScriptDescriptor<[CommitCatchUpArgs], CommitCatchU
   lua: `
 local target, v, c = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 if redis.call('HGET', KEYS[3], 'backend') == target then return {'WRITING'} end
+if ARGV[6] ~= '1' and redis.call('EXISTS', KEYS[6]) == 1 and redis.call('HEXISTS', KEYS[6], target) == 0 then return {'UNASSIGNED'} end
 local current = tonumber(redis.call('HGET', KEYS[1], target) or '-1')
 if current >= v then return {'CURRENT', current} end
 local versions = redis.call('HGETALL', KEYS[1])
@@ -145,16 +154,17 @@ end
 redis.call('HDEL', KEYS[5], target)
 redis.call('HSET', KEYS[1], target, v)
 redis.call('HSET', KEYS[2], target, c)
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'version', v, 'backend', target, unpack(ARGV, 6))
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'version', v, 'backend', target, unpack(ARGV, 7))
 ${compactNewLog('KEYS[4]')}
 return {'OK', v}
 `,
-  keys: (k, repo) => [k.versions(repo), k.checksums(repo), k.writing(repo), k.log(repo), k.unrecorded(repo)],
-  args: (a) => [a.target, a.version, a.checksum, a.source, a.logMax, 'event', 'catch-up', 'source', a.source, ...flattenFields(a.log)],
+  keys: (k, repo) => [k.versions(repo), k.checksums(repo), k.writing(repo), k.log(repo), k.unrecorded(repo), k.assigned(repo)],
+  args: (a) => [a.target, a.version, a.checksum, a.source, a.logMax, a.moveTarget ? '1' : '0', 'event', 'catch-up', 'source', a.source, ...flattenFields(a.log)],
   parse: (reply) => {
     const [s, v] = replyOf(reply);
     if (s === 'OK') return { kind: 'ok', version: Number(v) };
     if (s === 'CURRENT') return { kind: 'current', version: Number(v) };
+    if (s === 'UNASSIGNED') return { kind: 'unassigned' };
     return s === 'WRITING' ? { kind: 'writing' } : { kind: 'moved' };
   },
 };

@@ -36,12 +36,16 @@ export type SwitchResult =
   /** C's recorded version is not the leaders' max (`version`: C's, `max`: the leaders'). */
   | { kind: 'behind'; version: number; max: number }
   /** C's recorded checksum differs from a leader's, or C is drifted. */
-  | { kind: 'mismatch' };
+  | { kind: 'mismatch' }
+  /** B is drifted or suspect: its copy may hold commits no other has, so it is repaired or settled before it goes. */
+  | { kind: 'unsettled' };
 
 /**
  * Replaces `from` by `to` in `githa:repo:{R}:assigned` when: the lock token
  * is the caller's; R is not tombstoned, frozen or being written; `from` is
- * assigned and `to` is not; `to`'s recorded version is the max of the
+ * assigned and `to` is not; `from` is neither drifted nor suspect (its copy,
+ * trashed after, may hold commits no other has: the repair or settling that
+ * keeps them runs first); `to`'s recorded version is the max of the
  * assigned backends' and its checksum every leader's (the leaders: assigned
  * backends at that max, drifted ones left out; `to` not drifted). Then
  * `from`'s version, checksum, drift, suspect, suspect-writes and unrecorded
@@ -73,6 +77,7 @@ for _, b in ipairs(assigned) do
 end
 if not hasFrom then return {'NOT_ASSIGNED'} end
 if hasTo then return {'ASSIGNED'} end
+if redis.call('HEXISTS', KEYS[7], from) == 1 or redis.call('HEXISTS', KEYS[8], from) == 1 then return {'UNSETTLED'} end
 local max = 0
 for _, b in ipairs(assigned) do
   local v = tonumber(redis.call('HGET', KEYS[3], b) or '0') or 0
@@ -138,6 +143,8 @@ return {'OK', max, materialised}
         return { kind: 'behind', version: Number(x), max: Number(y) };
       case 'MISMATCH':
         return { kind: 'mismatch' };
+      case 'UNSETTLED':
+        return { kind: 'unsettled' };
       default:
         return { kind: 'lock' };
     }

@@ -91,14 +91,18 @@ export interface DropLostArgs {
  * 'changed': the replacement or the lost backend left the assignment;
  * 'busy': a write may be in flight (the write lock is held or a marker is
  * there, which may name the lost backend as its backend or a quorum copy).
+ * 'unsettled': the lost backend is drifted or suspect, so its copy may hold
+ * commits no other has: it stays until repaired or settled (the loop tries
+ * again on a later tick).
  */
-export const DROP_LOST: ScriptDescriptor<[DropLostArgs], 'ok' | 'behind' | 'changed' | 'busy'> = {
+export const DROP_LOST: ScriptDescriptor<[DropLostArgs], 'ok' | 'behind' | 'changed' | 'busy' | 'unsettled'> = {
   name: 'githaDropLost',
   durable: true,
   lua: `
 if redis.call('HGET', KEYS[2], ARGV[3]) ~= ARGV[2] then return {'CHANGED'} end
 if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 or redis.call('HEXISTS', KEYS[1], ARGV[3]) == 0 then return {'CHANGED'} end
 ${idle(10, 11)}
+if redis.call('HEXISTS', KEYS[5], ARGV[2]) == 1 or redis.call('HEXISTS', KEYS[7], ARGV[2]) == 1 then return {'UNSETTLED'} end
 local max = 0
 for _, b in ipairs(redis.call('HKEYS', KEYS[1])) do
   local v = tonumber(redis.call('HGET', KEYS[3], b))
@@ -126,5 +130,5 @@ return {'OK'}
     k.writing(repo),
   ],
   args: (a) => [a.logMax, a.lost, a.replacement, ...flattenFields(a.log)],
-  parse: (reply) => ({ OK: 'ok', BEHIND: 'behind', BUSY: 'busy' })[String(replyOf(reply)[0])] as 'ok' | 'behind' | 'busy' | undefined ?? 'changed',
+  parse: (reply) => ({ OK: 'ok', BEHIND: 'behind', BUSY: 'busy', UNSETTLED: 'unsettled' })[String(replyOf(reply)[0])] as 'ok' | 'behind' | 'busy' | 'unsettled' | undefined ?? 'changed',
 };

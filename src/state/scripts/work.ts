@@ -24,7 +24,8 @@ const WORK_KEY_COUNT = 7;
 /**
  * Lua: `githa_needs_work(wk, backends)`: whether the repository whose keys are `wk` (workKeys' order) needs work.
  * `backends`: the configured backend ids, space-separated; the repository's `assigned` hash replaces them when
- * present; with neither (a tool without the config), the recorded backends. No versions recorded (not yet known,
+ * present (and then the max is taken over the assigned backends only: a higher version recorded outside the
+ * assignment is nothing the replicator copies); with neither (a tool without the config), the recorded backends. No versions recorded (not yet known,
  * or retired): nothing to do.
  */
 export const NEEDS_WORK_LUA = `local function githa_needs_work(wk, backends)
@@ -39,6 +40,13 @@ export const NEEDS_WORK_LUA = `local function githa_needs_work(wk, backends)
     if n > max then max = n end
   end
   local targets = redis.call('HKEYS', wk[6])
+  if #targets > 0 then
+    -- With an assignment, only the assigned backends count, for the max too: the replicator copies among them only.
+    max = 0
+    for _, b in ipairs(targets) do
+      if (v[b] or 0) > max then max = v[b] or 0 end
+    end
+  end
   if #targets == 0 then
     for id in string.gmatch(backends, '%S+') do targets[#targets + 1] = id end
   end

@@ -1,5 +1,5 @@
 /**
- * Review of issue 22: a catch-up (or a late quorum copy) to B that was running
+ * A record of a backend outside the assignment (found in the review of issue 22): a catch-up (or a late quorum copy) to B that was running
  * when a move switched B out records B's version after the switch
  * (COMMIT_CATCH_UP checks no assignment), while the move then trashes B's copy.
  * A later `githa repo factor` raise that assigns B again (REASSIGN clears no
@@ -47,6 +47,16 @@ describe('a record of a backend outside the assignment', () => {
     expect((await state.repos.read(repo)).versions.has('b3')).toBe(false);
   });
 
+  it("is written for a move's target, which the Mover copies into before it is assigned", async () => {
+    const repo = 'movec.git';
+    await seed(repo);
+    await redis.hset(state.keys.versions(repo), 'b5', '2');
+    await redis.hset(state.keys.checksums(repo), 'b5', 's2');
+    expect(await state.repos.commitCatchUp(repo, { target: 'b5', version: 4, checksum: 's4', source: 'b1', log: {} })).toEqual({ kind: 'unassigned' });
+    expect(await state.repos.commitCatchUp(repo, { target: 'b5', version: 4, checksum: 's4', source: 'b1', moveTarget: true, log: {} })).toEqual({ kind: 'ok', version: 4 });
+    expect((await state.repos.read(repo)).versions.get('b5')).toBe(4);
+  });
+
   it('does not make a backend assigned again by a factor raise a leader before it was copied to', async () => {
     const repo = 'stale2.git';
     const token = await seed(repo);
@@ -56,5 +66,19 @@ describe('a record of a backend outside the assignment', () => {
     expect(await state.repos.reassign(repo, token, 4, ['b3'], [], { event: 'factor' })).toBe('ok');
     const s = scopedState(await state.repos.read(repo));
     expect(leadership(s.versions).leaders).not.toContain('b3');
+  });
+
+  it('is kept for a backend that was assigned already, and when no assignment was recorded', async () => {
+    const repo = 'keep.git';
+    const token = await seed(repo);
+    expect(await state.repos.reassign(repo, token, 3, ['b2'], [], { event: 'factor' })).toBe('ok');
+    expect((await state.repos.read(repo)).versions.get('b2')).toBe(4);
+    const bare = 'bare.git';
+    const k = state.keys;
+    await redis.hset(k.versions(bare), 'b1', '4', 'b2', '4');
+    await redis.hset(k.checksums(bare), 'b1', 's4', 'b2', 's4');
+    await redis.set(k.lock(bare), 'tok-bare');
+    expect(await state.repos.reassign(bare, 'tok-bare', 2, ['b1', 'b2'], [], { event: 'factor' })).toBe('ok');
+    expect(Object.fromEntries((await state.repos.read(bare)).versions)).toEqual({ b1: 4, b2: 4 });
   });
 });
