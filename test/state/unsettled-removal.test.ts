@@ -57,6 +57,8 @@ describe('a drifted or suspect backend leaves no assignment', () => {
     it(`DROP_LOST keeps a ${unsettled === 'drift' ? 'drifted' : 'suspect'} lost backend`, async () => {
       const repo = `drop-${unsettled}.git`;
       await seed(repo, unsettled);
+      // No write in flight: DROP_LOST runs only while the lock is free (it answers 'busy' otherwise).
+      await redis.del(state.keys.lock(repo));
       await redis.hset(state.keys.replacing(repo), 'b4', 'b3');
       expect(await rerep.dropLost(repo, { lost: 'b3', replacement: 'b4', log: {} })).toBe('unsettled');
       await unchanged(repo, unsettled);
