@@ -129,6 +129,7 @@ export async function measureAdminAdoptCost(o: { repos: number; out: (line: stri
       const results = await inv.trackAll(report);
       const trackMs = performance.now() - t;
       const recovered = results.filter((r) => r.status === 'recovered').length;
+      o.out(`adopt-cost: ${recovered} of ${results.length} adopted in ${(trackMs / 1000).toFixed(1)} s (the cluster is then stopped and its ${o.repos * 3} repositories removed)`);
       return { repos: o.repos, backends: cluster.backends.length, makeMs, surveyMs, trackMs, recovered, other: results.length - recovered };
     } finally {
       await parts.close();
