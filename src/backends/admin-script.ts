@@ -17,6 +17,7 @@ export const ADMIN_SCRIPT = `# githa-admin: the program githa runs on the admin 
 # data (a positional parameter, never evaluated) and is checked again here.
 # Exit: 0 done, 2 usage or a refused argument, 3 absent, 4 exists, else failed.
 # Stock tools only: sh, git, mv, mkdir, find, rm, printf.
+# refs reads repository names on stdin; every other operation reads nothing.
 set -eu
 
 die() { printf "githa-admin: %s\\n" "$1" >&2; exit "\${2:-2}"; }
@@ -102,8 +103,17 @@ linked() {
   return 1
 }
 free() { if [ -e "$1" ] || [ -L "$1" ]; then return 1; fi; }
+# Whether a config file may make the Git services show other refs than
+# for-each-ref does (hideRefs, an include, a namespace): githa lists that
+# copy over the Git protocol instead.
+hides() {
+  while IFS= read -r l || [ -n "$l" ]; do
+    case $l in *[Hh][Ii][Dd][Ee][Rr][Ee][Ff][Ss]* | *[Ii][Nn][Cc][Ll][Uu][Dd][Ee]* | *[Nn][Aa][Mm][Ee][Ss][Pp][Aa][Cc][Ee]*) return 0 ;; esac
+  done < "$1"
+  return 1
+}
 
-[ $# -ge 2 ] || die "usage: githa-admin list|create|trash|restore|rename|trashed|purge ROOT ..."
+[ $# -ge 2 ] || die "usage: githa-admin list|refs|create|trash|restore|rename|trashed|purge ROOT ..."
 op=$1 root=$2
 absroot "$root"
 shift 2
@@ -112,6 +122,20 @@ case $op in
     [ $# -eq 1 ] || die "usage: list ROOT TRASHDIR"
     trashdir "$1"
     walk "$root" repo ;;
+  refs)
+    # Names on stdin, one a line (data, never arguments). Per name, in order:
+    # "absent NAME"; "ask NAME" (list it over the Git protocol); or "repo NAME"
+    # then "ref OID REFNAME" for every ref (HEAD is not one), and "ask NAME"
+    # after them when for-each-ref failed.
+    [ $# -eq 0 ] || die "usage: refs ROOT (names on stdin)"
+    while IFS= read -r r; do
+      name "$r"
+      copy "$root" "$r" || { out "absent $r"; continue; }
+      g=$root/$LAYOUT
+      if [ -f "$g/config" ] && hides "$g/config"; then out "ask $r"; continue; fi
+      out "repo $r"
+      git --git-dir="$g" for-each-ref "--format=ref %(objectname) %(refname)" < /dev/null || out "ask $r"
+    done ;;
   create)
     [ $# -ge 4 ] || die "usage: create ROOT REL BRANCH SHARED DESCRIPTION [KEY VALUE]..."
     name "$1"; rel "$2"

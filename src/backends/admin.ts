@@ -17,10 +17,10 @@ import { canonicalRepositoryName } from '../protocol/repository-name.js';
 import { ADMIN_SCRIPT } from './admin-script.js';
 import { SshBackendClient, type SshRunResult } from './ssh.js';
 import { parseSshBackendUrl, sqQuote } from './ssh-url.js';
-import type { AdminListing, RepositoryAdmin, TrashEntry } from './types.js';
+import type { AdminListing, AdminRefs, RefTip, RepositoryAdmin, TrashEntry } from './types.js';
 
 /** Runs one command line on the backend (SshBackendClient.run, or a recording fake in unit tests). */
-export type AdminExec = (command: string, signal?: AbortSignal) => Promise<SshRunResult>;
+export type AdminExec = (command: string, signal?: AbortSignal, input?: string) => Promise<SshRunResult>;
 
 export interface RepositoryAdminOptions {
   backend: string;
@@ -86,6 +86,56 @@ export function parseListing(stdout: string): AdminListing {
   return { repositories: [...repositories].sort(), invalid };
 }
 
+const OID = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+
+/**
+ * The `refs` answer (admin-script.ts) for `names`: per name its refs
+ * (`repo NAME` then `ref OID REFNAME` lines, HEAD not among them), null
+ * (`absent NAME`), or undefined (`ask NAME`: list it over the Git protocol).
+ * Every name must be answered once, in order; anything else is a broken program.
+ */
+export function parseRefs(stdout: string, names: readonly string[]): AdminRefs {
+  const answers = new Map<string, RefTip[] | null | undefined>();
+  const lines = stdout.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  let current: { name: string; refs: RefTip[] } | undefined;
+  let next = 0;
+  const answered = (name: string): void => {
+    if (names[next] !== name) throw new Error(`unexpected answer for ${JSON.stringify(name)} (expected ${JSON.stringify(names[next] ?? 'nothing')})`);
+    next++;
+  };
+  for (const line of lines) {
+    const space = line.indexOf(' ');
+    const word = space < 0 ? line : line.slice(0, space);
+    const rest = line.slice(space + 1);
+    if (word === 'ref' && current) {
+      const sp = rest.indexOf(' ');
+      const oid = rest.slice(0, sp);
+      const ref = rest.slice(sp + 1);
+      if (sp < 0 || !OID.test(oid) || !ref.startsWith('refs/')) throw new Error(`unexpected line ${JSON.stringify(line)}`);
+      current.refs.push({ name: ref, oid });
+    } else if (word === 'repo' && space > 0) {
+      answered(rest);
+      current = { name: rest, refs: [] };
+      answers.set(rest, current.refs);
+    } else if (word === 'absent' && space > 0) {
+      answered(rest);
+      current = undefined;
+      answers.set(rest, null);
+    } else if (word === 'ask' && space > 0) {
+      // After a `repo` block: for-each-ref failed there; its refs are dropped.
+      if (current?.name === rest) answers.set(rest, undefined);
+      else {
+        answered(rest);
+        answers.set(rest, undefined);
+      }
+      current = undefined;
+    } else throw new Error(`unexpected line ${JSON.stringify(line)}`);
+  }
+  if (next !== names.length) throw new Error(`no answer for ${JSON.stringify(names[next])}`);
+  return answers;
+}
+
 /** `<word> STAMP <path>` lines (`trash`, `purged`) → entries, oldest first; a path without a valid name is left out (it cannot be named). */
 export function parseTrash(stdout: string, word: 'trash' | 'purged'): TrashEntry[] {
   const entries: TrashEntry[] = [];
@@ -122,6 +172,14 @@ export class SshRepositoryAdmin implements RepositoryAdmin {
   async list(signal?: AbortSignal): Promise<AdminListing> {
     const r = await this.run('list', [this.o.repositories.trashDir], [0], signal);
     return this.parsed(() => parseListing(r.stdout));
+  }
+
+  /** The refs of each of `repos` (canonical names, checked before anything is sent), read on the backend itself: one exec for all. */
+  async refs(repos: readonly string[], signal?: AbortSignal): Promise<AdminRefs> {
+    const names = repos.map(checkedName);
+    if (names.length === 0) return new Map();
+    const r = await this.run('refs', [], [0], signal, names.map((n) => `${n}\n`).join(''));
+    return this.parsed(() => parseRefs(r.stdout, names));
   }
 
   async create(repo: string, o: { description?: string | undefined; headBranch?: string | undefined } = {}, signal?: AbortSignal): Promise<'created' | 'exists'> {
@@ -168,9 +226,9 @@ export class SshRepositoryAdmin implements RepositoryAdmin {
   }
 
   /** One exec; an exit status outside `expected` is a BackendAdminError with the program's first line of stderr. */
-  private async run(op: string, args: readonly string[], expected: readonly number[], signal?: AbortSignal): Promise<SshRunResult> {
+  private async run(op: string, args: readonly string[], expected: readonly number[], signal?: AbortSignal, input?: string): Promise<SshRunResult> {
     const command = adminCommand(op, [this.root, ...args]);
-    const r = await this.o.exec(command, signal);
+    const r = await this.o.exec(command, signal, input);
     if (r.code !== null && expected.includes(r.code)) return r;
     const why = r.stderr.split('\n').find((l) => l.trim() !== '') ?? (r.code === null ? 'no exit status' : 'no message');
     throw new BackendAdminError(`backend ${this.backend}: ${op} failed (exit ${r.code ?? 'unknown'}): ${why.trim()}`, this.backend);
@@ -219,7 +277,7 @@ export function sshRepositoryAdmin(c: SshAdminConfig): SshRepositoryAdmin {
     backend: c.backend.id,
     root: parseSshBackendUrl(url).prefix,
     repositories: c.repositories,
-    exec: (command, signal) => client.run(command, { signal, maxOutputBytes: MAX_OUTPUT_BYTES, timeoutMs: runMs }),
+    exec: (command, signal, input) => client.run(command, { signal, input, maxOutputBytes: MAX_OUTPUT_BYTES, timeoutMs: runMs }),
     close: () => client.close(),
   });
 }

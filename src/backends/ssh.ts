@@ -141,7 +141,7 @@ export class SshBackendClient extends StreamGitClient {
    * longer than `timeoutMs` or wrote more than `maxOutputBytes` (it is
    * stopped: the channel is closed).
    */
-  async run(command: string, o: { signal?: AbortSignal | undefined; maxOutputBytes: number; timeoutMs: number }): Promise<SshRunResult> {
+  async run(command: string, o: { signal?: AbortSignal | undefined; maxOutputBytes: number; timeoutMs: number; input?: string | undefined }): Promise<SshRunResult> {
     const lease = await this.pool.lease(o.signal);
     let channel: ClientChannel;
     try {
@@ -152,7 +152,10 @@ export class SshBackendClient extends StreamGitClient {
       if (!(err instanceof BackendUnavailableError)) lease.retireConnection();
       throw err instanceof BackendUnavailableError ? err : new BackendUnavailableError(`backend ${this.id}: cannot run a command over SSH: ${(err as Error).message}`, this.id, { cause: err });
     }
-    return collect(channel, lease.connection, this.id, o).finally(() => lease.release());
+    const done = collect(channel, lease.connection, this.id, o).finally(() => lease.release());
+    // The command's stdin: data (the admin `refs` names), else closed at once.
+    channel.end(o.input ?? '');
+    return done;
   }
 
   /** A fresh TCP connection and sshd's `SSH-2.0-` greeting; never the pool (a killed sshd master leaves pooled sessions alive). */

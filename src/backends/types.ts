@@ -125,10 +125,19 @@ export interface AdminListing {
  * trash, restore and rename keep the layout they find. Failures are
  * BackendUnavailableError (not reachable) or BackendAdminError.
  */
+/** Repository → refs (null: absent; undefined: ask over the Git protocol). */
+export type AdminRefs = Map<string, RefTip[] | null | undefined>;
+
 export interface RepositoryAdmin {
   readonly backend: string;
   /** Every repository under the root. */
   list(signal?: AbortSignal): Promise<AdminListing>;
+  /**
+   * The refs of many repositories in one call (adoption, src/cluster/batch-copies.ts):
+   * per name its refs as `git for-each-ref` shows them (every ref except HEAD, no
+   * peeled ones), null when absent, undefined when it must be listed over the Git protocol.
+   */
+  refs?(repos: readonly string[], signal?: AbortSignal): Promise<AdminRefs>;
   /**
    * An empty bare repository `X.git` with HEAD at `refs/heads/<headBranch>`,
    * `repositories.gitConfig` set and the description written; 'exists' (and

@@ -1,6 +1,7 @@
 import { BackendUnavailableError } from '../errors.js';
 import type { Gone } from '../state/repo-state.js';
 import { Adoption, goneError } from './adoption.js';
+import { BatchCopies } from './batch-copies.js';
 import { boundedEach } from './bounded.js';
 import type { ClusterContext } from './context.js';
 import { recoverRepository, type RecoveryResult } from './recovery.js';
@@ -92,6 +93,9 @@ const PROBES = 8;
 
 /** Untracked repositories `trackAll` adopts at a time (each: its own write lock, one listing per backend, one script). */
 export const TRACK_CONCURRENCY = 16;
+
+/** Repositories whose refs one admin call lists (BatchCopies): its output is ~100 bytes a ref, far below the 32 MB kept. */
+export const TRACK_BATCH = 500;
 
 /** One backend's answer about a name: true/false, or undefined when it could not say. */
 type Answer = (repo: string) => boolean | undefined;
@@ -245,33 +249,48 @@ export class Inventory {
    * renamed: its copy is a leftover, not a repository to bring back (that is
    * `githa restore`).
    */
-  async track(repo: string): Promise<TrackResult> {
+  async track(repo: string, copiesOf: Pick<Adoption, 'compareCopies'> = this.copiesOf): Promise<TrackResult> {
     const state = await this.ctx.repos.read(repo);
     if (state.gone) throw goneError(repo, state.gone);
     if (state.versions.size > 0) return { repo, status: 'already', version: Math.max(...state.versions.values()) };
-    return recoverRepository(this.ctx, this.copiesOf, repo);
+    return recoverRepository(this.ctx, copiesOf, repo);
   }
 
   /**
    * Adopts every untracked repository of `report` (a fresh survey when not
    * given), `concurrency` at a time: each adoption waits on three backend
    * listings and a few Redis round trips, so one at a time took 120-190 s
-   * for 10,000 repositories (docs/performance.md "Adoption"). Results in the
-   * report's order.
+   * for 10,000 repositories (docs/performance.md "Adoption"). The copies
+   * are listed `batch` repositories at a time, one admin call per backend
+   * with an admin account (BatchCopies), the next batch's listing while the
+   * current one is adopted. Results in the report's order.
    */
-  async trackAll(report?: InventoryReport, concurrency = TRACK_CONCURRENCY): Promise<TrackResult[]> {
+  async trackAll(report?: InventoryReport, concurrency = TRACK_CONCURRENCY, batch = TRACK_BATCH): Promise<TrackResult[]> {
     const r = report ?? (await this.survey());
     const rows = r.rows.filter((x) => x.class === 'untracked').map((x, i) => [i, x.repo] as const);
     const results: TrackResult[] = new Array<TrackResult>(rows.length);
-    await boundedEach(
-      (async function* () {
-        yield rows;
-      })(),
-      concurrency,
-      async ([i, repo]) => {
-        results[i] = await this.track(repo);
-      },
-    );
+    const chunks: (typeof rows)[] = [];
+    for (let i = 0; i < rows.length; i += batch) chunks.push(rows.slice(i, i + batch));
+    const loaded = (chunk: typeof rows): Promise<BatchCopies> => {
+      const copies = new BatchCopies(this.ctx, this.copiesOf);
+      return copies.load(chunk.map(([, repo]) => repo)).then(() => copies);
+    };
+    let next = chunks.length > 0 ? loaded(chunks[0]!) : undefined;
+    for (let c = 0; c < chunks.length; c++) {
+      const copies = await next!;
+      next = c + 1 < chunks.length ? loaded(chunks[c + 1]!) : undefined;
+      // A failed prefetch is awaited (and thrown) in its own turn, never left unhandled.
+      next?.catch(() => {});
+      await boundedEach(
+        (async function* () {
+          yield chunks[c]!;
+        })(),
+        concurrency,
+        async ([i, repo]) => {
+          results[i] = await this.track(repo, copies);
+        },
+      );
+    }
     return results;
   }
 }

@@ -7,10 +7,16 @@
  * `concurrency` at a time, each on its own half of the repositories in the
  * same run, so the ratio holds on a shared machine. Also: the Redis memory
  * of each adopted repository's push log (`MEMORY USAGE`).
+ *
+ * With `admin`: every backend has its admin account (SSH), the repositories
+ * are hard-linked copies of one minimal template (the quickest way to make
+ * 10,000 × 3), and the whole of `githa inventory --all` is timed once
+ * (Inventory.survey, then trackAll: the copies listed in batches by
+ * `githa-admin refs`, docs/architecture.md "Adoption in batches").
  */
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { Redis } from 'ioredis';
 import { Inventory, type InventoryReport, TRACK_CONCURRENCY } from '../../src/cluster/inventory.js';
 import { buildConfig } from '../../src/config/load.js';
@@ -49,6 +55,97 @@ const report = (names: readonly string[], backends: string[]): InventoryReport =
   backends: [],
   notListable: [],
 });
+
+export interface AdminAdoptCost {
+  repos: number;
+  backends: number;
+  makeMs: number;
+  /** `githa inventory --all`: the survey (three admin listings) and the adoption of every repository. */
+  surveyMs: number;
+  trackMs: number;
+  recovered: number;
+  other: number;
+}
+
+/** Every file below `dir`, relative, and every directory (parents first). */
+function tree(dir: string): { dirs: string[]; files: string[] } {
+  const dirs: string[] = [];
+  const files: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) {
+        dirs.push(relative(dir, p));
+        walk(p);
+      } else files.push(relative(dir, p));
+    }
+  };
+  walk(dir);
+  return { dirs, files };
+}
+
+export async function measureAdminAdoptCost(o: { repos: number; out: (line: string) => void }): Promise<AdminAdoptCost> {
+  const dir = mkdtempSync(join(tmpdir(), 'githa-adopt-cost-'));
+  const cluster = await startDevCluster({ backends: 3, dir });
+  try {
+    const names = Array.from({ length: o.repos }, (_, i) => `ad${String(i).padStart(6, '0')}.git`);
+    // One minimal bare repository (no hooks, no samples): HEAD, config, two objects, one ref.
+    const tmpl = join(dir, 'tmpl.git');
+    await run('git', ['init', '--bare', '--quiet', '--template=', '--initial-branch=main', tmpl], { env: ENV });
+    await run('git', ['--git-dir', tmpl, 'hash-object', '-t', 'tree', '-w', '/dev/null'], { env: ENV });
+    const tip = (await run('git', ['--git-dir', tmpl, 'commit-tree', EMPTY_TREE, '-m', 'one'], { env: ENV })).trim();
+    await run('git', ['--git-dir', tmpl, 'update-ref', 'refs/heads/main', tip], { env: ENV });
+    const { dirs, files } = tree(tmpl);
+    const made = performance.now();
+    for (const b of cluster.backends) {
+      for (const name of names) {
+        const to = b.repoPath(name);
+        mkdirSync(to);
+        for (const d of dirs) mkdirSync(join(to, d));
+        for (const f of files) linkSync(join(tmpl, f), join(to, f));
+      }
+    }
+    const makeMs = performance.now() - made;
+    o.out(`adopt-cost: ${o.repos} one-commit repositories × ${cluster.backends.length} backends made in ${(makeMs / 1000).toFixed(1)} s (hard links to one template)`);
+    const config = buildConfig(
+      {
+        redis: { url: cluster.redis.url },
+        backends: cluster.backends.map((b) => ({ id: b.id, http: b.httpUrl, ssh: b.sshUrl, admin: true })),
+        ssh: { backendKey: cluster.ssh.clientKeyPath, backendKnownHosts: cluster.ssh.knownHostsPath },
+        verify: { intervalMs: 0 },
+        log: { level: 'error' },
+      },
+      {},
+    );
+    const parts = buildCluster(config, createLogger('error'));
+    try {
+      if (!(await redisReady(parts.redis, 5_000))) throw new Error('Redis did not answer');
+      const inv = new Inventory(parts.cluster.ctx, new Tombstones(parts.redis, parts.state.keys), parts.cluster);
+      let t = performance.now();
+      const report = await inv.survey();
+      const surveyMs = performance.now() - t;
+      o.out(`adopt-cost: survey (${report.counts.untracked} untracked) in ${(surveyMs / 1000).toFixed(1)} s`);
+      t = performance.now();
+      const results = await inv.trackAll(report);
+      const trackMs = performance.now() - t;
+      const recovered = results.filter((r) => r.status === 'recovered').length;
+      o.out(`adopt-cost: ${recovered} of ${results.length} adopted in ${(trackMs / 1000).toFixed(1)} s (the cluster is then stopped and its ${o.repos * 3} repositories removed)`);
+      return { repos: o.repos, backends: cluster.backends.length, makeMs, surveyMs, trackMs, recovered, other: results.length - recovered };
+    } finally {
+      await parts.close();
+    }
+  } finally {
+    await cluster.stop();
+    rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+  }
+}
+
+export function formatAdminAdoptCost(c: AdminAdoptCost): string[] {
+  return [
+    `adoption with admin accounts (githa inventory --all: survey + Inventory.trackAll, batched admin listings): ${c.repos} one-commit repositories × ${c.backends} backends`,
+    `  survey ${(c.surveyMs / 1000).toFixed(1)} s + adoption ${(c.trackMs / 1000).toFixed(1)} s = ${((c.surveyMs + c.trackMs) / 1000).toFixed(1)} s; ${c.recovered} adopted, ${c.other} otherwise`,
+  ];
+}
 
 export async function measureAdoptCost(o: AdoptCostOptions): Promise<AdoptCost> {
   const concurrency = o.concurrency ?? TRACK_CONCURRENCY;
