@@ -232,7 +232,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
   // The replicator follows githa:events on a connection of its own: XREAD BLOCK must not share the request path's.
   const events = connectRedis(config.redis, { commandTimeoutMs: config.redis.commandTimeoutMs + 2_000 });
   // The scan reads the work index; the full sweep that rebuilds it is shared: one githa per sweepIntervalMs (src/cluster/work-sweep.ts).
-  const sweep = new WorkSweep({ index: state.index, repos: state.repos, owner: config.proxyId, backends: ids, intervalMs: config.replication.sweepIntervalMs, log: log.child({ component: 'replicator' }) });
+  const sweep = new WorkSweep({ index: state.index, repos: state.repos, hints: state.scripts, owner: config.proxyId, backends: ids, intervalMs: config.replication.sweepIntervalMs, log: log.child({ component: 'replicator' }) });
   const replicator = new Replicator(cluster.ctx, cluster, resolver, {
     ...config.replication,
     events,

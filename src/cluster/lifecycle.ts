@@ -39,7 +39,7 @@ export interface LifecycleParts {
   readonly repos: RepositoryStore;
   readonly writeLocks: WriteLockService;
   readonly backends: Pick<BackendDirectory, 'activeBackends' | 'client' | 'admin' | 'isEnabled' | 'isDraining'>;
-  readonly health: Pick<Health, 'markDown'>;
+  readonly health: Pick<Health, 'markDown' | 'isHealthy'>;
 }
 
 export interface Who {
@@ -139,7 +139,7 @@ export class Lifecycle {
       if (state.versions.size > 0 || state.frozen) throw new RepositoryExistsError(`repository ${repo} exists already`);
       await this.refuseNested(repo);
       const placed = await placeNew(this.ctx, repo);
-      if (placed && placed.assigned.length === 0) throw new BackendUnavailableError(`cannot create ${repo}: no backend can take a new repository (each is disabled or drained)`, '');
+      if (placed && placed.assigned.length === 0) throw new BackendUnavailableError(`cannot create ${repo}: no backend can take a new repository (each is disabled, drained or down)`, '');
       const { managed, unmanaged } = this.split(placed?.assigned);
       const found = await this.survey(repo, this.ctx.backends.activeBackends());
       const full = [...found.copies].filter(([, c]) => c !== EMPTY_CHECKSUM).map(([b]) => b).sort();

@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
  * deterministic: the same state gives the same choice. Unit-tested (with
  * property tests) in test/cluster/placement.test.ts.
  *
- * - Only enabled backends that are not being drained are chosen.
+ * - Only enabled backends that are not being drained, and not down in the
+ *   health, are chosen (a copy placed on a down backend misses every write
+ *   until re-replication notices it).
  * - Least used first: by bytes (in units of BYTES_UNIT, so that a few pushed
  *   packs do not outweigh the repository count), then by repository count
  *   (both per backend of its host: see byUsage), then by a hash of the
@@ -25,6 +27,8 @@ export interface PlacementCandidate {
   readonly enabled: boolean;
   /** Being drained (`githa backend drain`): gets nothing new. */
   readonly draining?: boolean | undefined;
+  /** False: down in the health (docs/architecture.md "Health"): gets nothing new. Absent: up. */
+  readonly up?: boolean | undefined;
   /** Repositories assigned to it (docs/redis.md `placement`). */
   readonly repos: number;
   /** Bytes of the repositories on it, approximate (docs/redis.md `placement`). */
@@ -90,7 +94,7 @@ export function byUsage(repo: string, backends: readonly PlacementCandidate[]): 
  */
 export function place(repo: string, factor: number, backends: readonly PlacementCandidate[], opts: PlaceOptions = {}): string[] {
   const byId = new Map(backends.map((b) => [b.id, b]));
-  const eligible = backends.filter((b) => b.enabled && b.draining !== true);
+  const eligible = backends.filter((b) => b.enabled && b.draining !== true && b.up !== false);
   const chosen: PlacementCandidate[] = [];
   const hosts = new Set<string>();
   const perZone = new Map<string, number>();

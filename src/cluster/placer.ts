@@ -1,11 +1,14 @@
 import type { Config } from '../config/schema.js';
 import type { RepositoryStore } from '../state/repository-store.js';
 import type { BackendDirectory } from './backends.js';
+import type { Health } from './health.js';
 import { place, type PlacementCandidate } from './placement.js';
 
 /**
  * Placement with its inputs read (docs/architecture.md "Placement"): the
- * configured backends (zone, host), their flags now (enabled, drained) and
+ * configured backends (zone, host), their flags now (enabled, drained), their
+ * health (down: nothing new; the serving githa's is its probes', shared in
+ * Redis; the CLI's is the shared one, src/cli/commands/context.ts) and
  * each one's use from Redis (docs/redis.md `placement`), handed to the pure
  * `place`. Used by `githa create`, create on push, adoption and `githa repo
  * factor`.
@@ -15,6 +18,7 @@ export interface PlacerParts {
   readonly config: Pick<Config, 'backends' | 'replication'>;
   readonly repos: Pick<RepositoryStore, 'placementUsage'>;
   readonly backends: Pick<BackendDirectory, 'isEnabled' | 'isDraining'>;
+  readonly health?: Pick<Health, 'isHealthy'>;
 }
 
 /** The candidates as placement sees them now. */
@@ -26,6 +30,7 @@ export async function candidates(ctx: PlacerParts): Promise<PlacementCandidate[]
     host: b.host,
     enabled: ctx.backends.isEnabled(b.id),
     draining: ctx.backends.isDraining?.(b.id) === true,
+    up: ctx.health?.isHealthy(b.id) ?? true,
     repos: usage.get(b.id)?.repos ?? 0,
     bytes: usage.get(b.id)?.bytes ?? 0,
   }));

@@ -6,9 +6,11 @@
  * and Spokes a lost replica.
  *
  * One githa at a time does it (the `re-replicate` lease). Per loss event it
- * reads every repository's assignment once (a paged scan, one HKEYS each),
- * keeps the repositories the lost backend holds, and then visits only those
- * on each tick: adds a replacement to the assignment (ADD_REPLACEMENT), has
+ * reads every repository's assignment (a paged scan, one HKEYS each), keeps
+ * the repositories the lost backend holds, and then visits only those on each
+ * tick; while the loss lasts it scans again every RESCAN_TICKS ticks (about
+ * `reReplicateAfterMs`), for repositories assigned to the backend since (a
+ * placement that read its health before it went down, a move): adds a replacement to the assignment (ADD_REPLACEMENT), has
  * the replicator create and fill it (src/cluster/fill.ts, catch-up), and
  * drops the lost backend once the replacement caught up to the leaders
  * (DROP_LOST). The lost backend's copy is never deleted.
@@ -46,13 +48,18 @@ export interface ReReplicatorDeps {
 /** Repositories one tick looks at, per lost backend (the rest wait for the next tick). */
 const PER_TICK = 200;
 
+/** Ticks between two scans of a lost backend's repositories while its loss lasts (intervalMs is a fifth of reReplicateAfterMs). */
+export const RESCAN_TICKS = 5;
+
 interface Job {
   /** The loss event: when the backend was first seen down. */
   since: number;
   pending: Set<string>;
   stuck: Set<string>;
-  /** Its end was logged (an empty job is kept, so the same loss event is not scanned again). */
+  /** Its end was logged (an empty job is kept, so the same loss event does not start again). */
   finished: boolean;
+  /** Ticks since its last scan. */
+  sinceScan: number;
 }
 
 export class ReReplicator {
@@ -113,8 +120,10 @@ export class ReReplicator {
       let job = this.jobs.get(b.id);
       if (lost && since !== undefined && job?.since !== since) {
         this.log.warn({ backend: b.id, downForMs: now - since }, 'backend lost: re-replicating its repositories to other backends');
-        job = { since, pending: await this.holding(b.id), stuck: new Set(), finished: false };
+        job = { since, pending: await this.holding(b.id), stuck: new Set(), finished: false, sinceScan: 0 };
         this.jobs.set(b.id, job);
+      } else if (lost && job && ++job.sinceScan >= RESCAN_TICKS) {
+        await this.rescan(b.id, job);
       }
       if (job) await this.advance(b.id, job, lost, backends, signal);
     }
@@ -166,6 +175,14 @@ export class ReReplicator {
     this.usage = usage;
     this.log.info({ backend: lost, repositories: out.size }, 'repositories assigned to the lost backend');
     return out;
+  }
+
+  /** Adds the repositories assigned to `lost` since the last scan (those still pending or done are left as they are). */
+  private async rescan(lost: string, job: Job): Promise<void> {
+    job.sinceScan = 0;
+    const before = job.pending.size;
+    for (const repo of await this.holding(lost)) job.pending.add(repo);
+    if (job.pending.size > before) job.finished = false;
   }
 
   private async advance(lost: string, job: Job, mayStart: boolean, backends: readonly BackendView[], signal: AbortSignal): Promise<void> {

@@ -11,6 +11,8 @@ export interface WorkSweepOptions {
   backends: readonly string[];
   intervalMs: number;
   log: Logger;
+  /** The script runner's shard hints (Redis Cluster): forgotten as a sweep starts, so the sweep names every shard it touches again. */
+  hints?: { forgetHints(): void };
   /** Repositories judged per round trip. */
   pageSize?: number;
 }
@@ -40,6 +42,7 @@ export class WorkSweep {
     const claimed = await index.claimPeriodic('sweep', owner, Math.floor(intervalMs * 0.9));
     if (!changed && !claimed) return false;
     const started = performance.now();
+    this.opts.hints?.forgetHints();
     let n = 0;
     for await (const page of index.repositories(this.opts.pageSize ?? 500)) {
       await Promise.all(page.map((r) => this.opts.repos.reindex(r)));

@@ -62,7 +62,18 @@ export class ScriptRunner {
     return script.parse(reply);
   }
 
-  /** Redis Cluster: names the shard in the hint set once per process (the sweep repairs a hint lost to a crash). */
+  /**
+   * Forgets which shards were named (the full sweep calls it as it starts,
+   * src/cluster/work-sweep.ts): the scripts it runs then name each shard they
+   * touch again, so a hint set member lost meanwhile (a Redis Cluster failover
+   * before the SADD reached a replica, a crash) is repaired; once per process
+   * would never re-add it.
+   */
+  forgetHints(): void {
+    this.hinted.clear();
+  }
+
+  /** Redis Cluster: names the shard in the hint set once per process, until the next sweep (see forgetHints). */
   private async hint(shard: string): Promise<void> {
     if (this.hinted.has(shard)) return;
     await guarded(() => this.redis.sadd(this.keys.workShards(), shard));

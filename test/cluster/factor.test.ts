@@ -37,6 +37,20 @@ describe('create with a factor', () => {
   });
 });
 
+describe('create with a factor while a backend is down', () => {
+  it('places no copy on the down backend, however little it holds', async () => {
+    const t = setup();
+    await t.store.notePlacement([{ backend: 'b1', repos: 4 }, { backend: 'b2', repos: 4 }]);
+    t.ctx.health.seed('b3', false, 'probes fail');
+    const r = await t.life.create(R, { by: 'op' });
+    // b3 is the least used with b4 and b5; down, it gives its place to one of the busier b1, b2.
+    expect(r.backends).toHaveLength(3);
+    expect(r.backends).not.toContain('b3');
+    expect(r.backends).toEqual(expect.arrayContaining(['b4', 'b5']));
+    expect((await t.store.read(R)).assigned).not.toContain('b3');
+  });
+});
+
 describe('githa repo factor', () => {
   it('raised: placement adds backends, the current ones stay, nothing is copied yet', async () => {
     const t = setup();

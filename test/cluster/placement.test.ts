@@ -11,6 +11,7 @@ const candidate = fc.record({
   host: fc.option(fc.constantFrom('h1', 'h2', 'h3', 'h4'), { nil: undefined }),
   enabled: fc.boolean(),
   draining: fc.boolean(),
+  up: fc.option(fc.boolean(), { nil: undefined }),
   repos: fc.nat(50),
   bytes: fc.nat(4 * BYTES_UNIT),
 });
@@ -24,8 +25,9 @@ describe('place', () => {
     expect(place('r', 1, [b('b1', { repos: 3 }), b('b2', { repos: 1, bytes: BYTES_UNIT - 1 })])).toEqual(['b2']);
   });
 
-  it('skips disabled and draining backends', () => {
+  it('skips disabled, draining and down backends', () => {
     expect(place('r', 3, [b('b1', { enabled: false }), b('b2', { draining: true }), b('b3'), b('b4')]).sort()).toEqual(['b3', 'b4']);
+    expect(place('r', 3, [b('b1', { up: false }), b('b2'), b('b3', { up: true }), b('b4', { repos: 9 })]).sort()).toEqual(['b2', 'b3', 'b4']);
   });
 
   it('never puts two copies on one host, even when that leaves fewer than the factor', () => {
@@ -60,10 +62,10 @@ describe('place', () => {
         expect(chosen.length).toBeLessThanOrEqual(factor);
         const byId = new Map(backends.map((x) => [x.id, x]));
         const picked = chosen.map((id) => byId.get(id)!);
-        for (const p of picked) expect(p.enabled && !p.draining).toBe(true);
+        for (const p of picked) expect(p.enabled && !p.draining && p.up !== false).toBe(true);
         const hosts = picked.map((p) => p.host ?? p.id);
         expect(new Set(hosts).size).toBe(hosts.length);
-        const eligible = backends.filter((x) => x.enabled && !x.draining);
+        const eligible = backends.filter((x) => x.enabled && !x.draining && x.up !== false);
         const distinctHosts = new Set(eligible.map((x) => x.host ?? x.id)).size;
         expect(chosen.length).toBe(Math.min(factor, distinctHosts));
       }),

@@ -74,6 +74,8 @@ export async function run(opts: { config?: string }, fn: (ctx: Context) => Promi
     const health = await new BackendHealthStore(parts.redis, parts.state.keys, { proxyId: 'githa-cli', ttlMs: config.health.ttlMs, log }).readFresh(
       config.backends.map((b) => b.id),
     );
+    // The serving githas' verdicts: a backend down there is down for this command too (placement gives it nothing new, docs/architecture.md "Placement").
+    for (const h of health.values()) if (!h.up) parts.cluster.health.seed(h.id, false, h.detail);
     status = await fn({ config, parts, overrides, stored, health, streams: stdio });
   } catch (err) {
     if (err instanceof Exit) {

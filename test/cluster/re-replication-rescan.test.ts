@@ -1,10 +1,10 @@
 /**
- * Review of issue 22 (re-replication): a repository assigned to a backend after
- * that backend's loss event was scanned is never re-replicated. Placement
- * (src/cluster/placer.ts candidates) ignores health, so a create or a
- * create-on-push while b3 is down may assign b3; the ReReplicator's job holds
- * the set of repositories read once at the loss event (holding()), and no new
- * scan happens while the same loss lasts (job.since unchanged).
+ * Re-replication (docs/architecture.md "Re-replication"): a repository
+ * assigned to a backend after that backend's loss event was scanned (a githa
+ * that placed it before it saw the backend down, a move) still gets a
+ * replacement: while the loss lasts the ReReplicator scans the assignments
+ * again every RESCAN_TICKS ticks (src/cluster/re-replication.ts). Found by the
+ * review of issue 22: the job held the set read once at the loss event.
  */
 import { describe, expect, it } from 'vitest';
 import { ReReplicator } from '../../src/cluster/re-replication.js';
@@ -42,7 +42,7 @@ describe('re-replication of a repository placed on the lost backend after its lo
     now += AFTER;
     await g.tick();
     expect(m.assignedOf('a')).toHaveLength(4);
-    // A repository created now, placed on b3 (placement does not look at health), pushed to b1 and b2.
+    // A repository created now and placed on b3 (by a githa that had not seen it down), pushed to b1 and b2.
     m.put('new', { b1: 1, b2: 1 }, ['b1', 'b2', 'b3']);
     for (let i = 0; i < 5; i++) {
       now += 5_000;
