@@ -1,5 +1,5 @@
 /**
- * Review of issue 22, on a real redis-server:
+ * Found by the outside review of issue 22 (each test failed before its fix), on a real redis-server:
  * - the work index's judgement (NEEDS_WORK_LUA) takes the max version over every
  *   recorded backend, assigned or not: a backend outside the assignment holding a
  *   higher version (an interrupted write adopted on a backend re-replication
@@ -16,7 +16,7 @@ import { RedisReReplicationStore } from '../../src/state/re-replication-store.js
 import { openState, type StateParts } from '../../src/state/state.js';
 import { useCluster } from '../support/cluster.js';
 
-describe('issue 22 scripts under review', () => {
+describe('the assignment against writes in flight and the work index (found by the outside review of issue 22)', () => {
   const cluster = useCluster({ backends: 0 });
   let redis: Redis;
   let state: StateParts;
