@@ -1,6 +1,6 @@
 import { BackendUnavailableError, NoLeaderError, RepositoryGoneError, RepositoryNotFoundError } from '../errors.js';
 import type { Gone } from '../state/repo-state.js';
-import type { LentCredentials } from '../backends/types.js';
+import type { LentCredentials, RefTip } from '../backends/types.js';
 import type { RepoState } from '../state/repo-state.js';
 import { refsChecksum } from './checksum.js';
 import type { ClusterContext } from './context.js';
@@ -133,22 +133,40 @@ export class Adoption {
 
   /** Every enabled backend's checksum of `repo`. */
   async compareCopies(repo: string, lent?: LentCredentials): Promise<CopyComparison> {
-    const copies = new Map<string, string>();
-    const missing: string[] = [];
-    const unreachable: string[] = [];
-    await Promise.all(
-      this.ctx.backends.activeBackends().map(async (b) => {
-        try {
-          const refs = await this.ctx.backends.client(b.id).listRefs(repo, undefined, lent);
-          if (refs) copies.set(b.id, refsChecksum(refs));
-          else missing.push(b.id);
-        } catch (err) {
-          if (!(err instanceof BackendUnavailableError)) throw err;
-          this.ctx.health.markDown(b.id);
-          unreachable.push(b.id);
-        }
-      }),
-    );
-    return { copies, missing: missing.sort(), unreachable: unreachable.sort() };
+    return compareCopiesOf(this.ctx, repo, lent);
   }
+
+}
+
+/**
+ * Every enabled backend's checksum of `repo`, listed over the Git protocol;
+ * `known` answers a backend's listing when it was read already (a batch of
+ * admin listings, src/cluster/batch-copies.ts): null = no repository there,
+ * undefined = list it now.
+ */
+export async function compareCopiesOf(
+  ctx: Pick<ClusterContext, 'backends' | 'health'>,
+  repo: string,
+  lent?: LentCredentials,
+  known: (backend: string) => readonly RefTip[] | null | undefined = () => undefined,
+): Promise<CopyComparison> {
+  const copies = new Map<string, string>();
+  const missing: string[] = [];
+  const unreachable: string[] = [];
+  await Promise.all(
+    ctx.backends.activeBackends().map(async (b) => {
+      const answer = known(b.id);
+      if (answer === null) return void missing.push(b.id);
+      try {
+        const refs = answer ?? (await ctx.backends.client(b.id).listRefs(repo, undefined, lent));
+        if (refs) copies.set(b.id, refsChecksum(refs));
+        else missing.push(b.id);
+      } catch (err) {
+        if (!(err instanceof BackendUnavailableError)) throw err;
+        ctx.health.markDown(b.id);
+        unreachable.push(b.id);
+      }
+    }),
+  );
+  return { copies, missing: missing.sort(), unreachable: unreachable.sort() };
 }

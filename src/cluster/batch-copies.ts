@@ -1,7 +1,6 @@
 import { BackendAdminError, BackendUnavailableError } from '../errors.js';
 import type { AdminRefs } from '../backends/types.js';
-import type { Adoption, CopyComparison } from './adoption.js';
-import { refsChecksum } from './checksum.js';
+import { compareCopiesOf, type Adoption, type CopyComparison } from './adoption.js';
 import type { ClusterContext } from './context.js';
 
 /**
@@ -49,25 +48,6 @@ export class BatchCopies implements Pick<Adoption, 'compareCopies'> {
   async compareCopies(repo: string): Promise<CopyComparison> {
     const state = await this.ctx.repos.read(repo);
     if (state.versions.size > 0 || state.gone) return this.fallback.compareCopies(repo);
-    const copies = new Map<string, string>();
-    const missing: string[] = [];
-    const unreachable: string[] = [];
-    await Promise.all(
-      this.ctx.backends.activeBackends().map(async (b) => {
-        const answer = this.listed.get(b.id)?.get(repo);
-        if (answer === null) return void missing.push(b.id);
-        if (answer) return void copies.set(b.id, refsChecksum(answer));
-        try {
-          const refs = await this.ctx.backends.client(b.id).listRefs(repo);
-          if (refs) copies.set(b.id, refsChecksum(refs));
-          else missing.push(b.id);
-        } catch (err) {
-          if (!(err instanceof BackendUnavailableError)) throw err;
-          this.ctx.health.markDown(b.id);
-          unreachable.push(b.id);
-        }
-      }),
-    );
-    return { copies, missing: missing.sort(), unreachable: unreachable.sort() };
+    return compareCopiesOf(this.ctx, repo, undefined, (backend) => this.listed.get(backend)?.get(repo));
   }
 }
