@@ -105,9 +105,13 @@ export class ReReplicator {
 
   /** One pass (exported for tests): take or keep the lease, find lost backends, advance their repositories. */
   async tick(): Promise<void> {
+    const backends = await this.view();
+    const anyDown = backends.some((b) => b.up === false);
+    // Nothing down and nothing under way: no lease and no Redis command beyond the health and override reads (an idle
+    // githa's cost, docs/architecture.md "Re-replication").
+    if (!anyDown && !this.lease && this.jobs.size === 0) return;
     if (!(await this.holdLease())) return;
     const signal = this.lease!.signal;
-    const backends = await this.view();
     const downSince = await this.deps.store.downSince();
     const now = this.now();
     const after = this.deps.config.replication.reReplicateAfterMs;
@@ -126,6 +130,13 @@ export class ReReplicator {
         await this.rescan(b.id, job);
       }
       if (job) await this.advance(b.id, job, lost, backends, signal);
+    }
+    // Everything is back and every job done (their down-since entries cleared above): the lease goes, so an idle
+    // cluster holds none and renews nothing.
+    if (!anyDown && !signal.aborted && [...this.jobs.values()].every((j) => j.finished)) {
+      this.jobs.clear();
+      await this.lease?.release();
+      this.lease = undefined;
     }
   }
 
