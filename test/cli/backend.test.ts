@@ -84,8 +84,9 @@ describe('githa backend', () => {
       override: { enabled: false },
     });
     const human = await githaCli(g2.configPath, ['backend', 'list']);
-    expect(human.stdout).toMatch(/^b2\s+-\s+no \(override\)\s+yes\s+up\s+http,ssh,git\s+\S+@\S+\s+\d{4}-/m);
-    expect(human.stdout).toMatch(/^b1\s+-\s+yes\s+yes\s+up/m);
+    // Columns: BACKEND ZONE ENABLED WRITABLE DRAINED HEALTH ENDPOINTS CHANGED BY, CHANGED AT.
+    expect(human.stdout).toMatch(/^b2\s+-\s+no \(override\)\s+yes\s+-\s+up\s+http,ssh,git\s+\S+@\S+\s+\d{4}-/m);
+    expect(human.stdout).toMatch(/^b1\s+-\s+yes\s+yes\s+-\s+up/m);
     // Both githas logged the change.
     for (const g of [g1, g2]) {
       expect(g.logLines().some((l) => l.msg === 'backend override changed' && l.backend === 'b2' && l.enabled === false)).toBe(true);
