@@ -68,6 +68,10 @@ describe('githa verify', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^verify\/app\.git\s+b2\s+DRIFTED/m);
     expect(r.stdout).toMatch(/^verify\/head\.git\s+b1\s+ok/m);
-    expect(r.stderr).toMatch(/verifying: 2\/2 verify\/head\.git/);
+    // Repositories are verified verify.concurrency at a time: progress counts them as they end, in any order.
+    expect(r.stderr).toMatch(/verifying: 1\/2 verify\/(head|app)\.git/);
+    expect(r.stderr).toMatch(/verifying: 2\/2 verify\/(head|app)\.git/);
+    expect(r.stderr).toContain('verify/head.git');
+    expect(r.stderr).toContain('verify/app.git');
   });
 });
