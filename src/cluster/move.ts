@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { trashStamp } from '../backends/admin.js';
 import type { Config } from '../config/schema.js';
 import { BackendNotManagedError, BackendUnavailableError, MoveRefusedError, RepositoryFrozenError, RepositoryGoneError, RepositoryNotFoundError } from '../errors.js';
-import type { MoveStore } from '../state/move-store.js';
+import type { MoveStore, SwitchResult } from '../state/move-store.js';
 import type { RepoState } from '../state/repo-state.js';
 import { goneError } from './adoption.js';
 import { catchUp } from './catch-up.js';
@@ -92,32 +92,16 @@ export class Mover {
     this.check(await this.ctx.repos.read(repo), repo, from, to);
     say(`${repo}: ${from} → ${to}: looking for ${to}'s copy`);
     await this.ensureCopy(repo, to, say);
-    let bytes = await this.copyRounds(repo, from, to, o, ROUNDS_UNLOCKED, undefined);
-    const switched = await this.ctx.writeLocks.withLock(repo, async (lock) => {
-      const state = await this.ctx.repos.read(repo);
-      this.check(state, repo, from, to);
-      bytes += await this.copyRounds(repo, from, to, o, ROUNDS_LOCKED, lock.signal);
-      // Verify, don't trust (docs/architecture.md "Verified copies"): C's live refs are its record before it counts.
-      const live = await this.ctx.backends.client(to).listRefs(repo, lock.signal);
-      const now = await this.ctx.repos.read(repo);
-      const recorded = now.checksums.get(to);
-      if (!live || refsChecksum(live) !== recorded) throw new MoveRefusedError(`${to}'s copy of ${repo} does not hold its recorded refs after the copy: not switched (run the move again)`);
-      const r = await this.store.switchAssignment(repo, { token: lock.token, from, to, every: this.configured, log: { user: o.by, bytes } });
-      if (r.kind === 'ok') return r;
-      const why: Record<string, string> = {
-        lock: 'the write lock was lost',
-        gone: 'it was deleted or renamed meanwhile',
-        frozen: 'it was frozen meanwhile',
-        writing: 'an interrupted write is not resolved yet',
-        'not-assigned': `${from} no longer holds it`,
-        assigned: `${to} holds it already`,
-        'no-record': 'no leader is recorded',
-        behind: `${to} is behind the leaders`,
-        mismatch: `${to}'s recorded checksum is not the leaders'`,
-        unsettled: `${from}'s copy is drifted or suspect`,
-      };
-      throw new MoveRefusedError(`cannot switch ${repo} from ${from} to ${to}: ${why[r.kind] ?? r.kind}; nothing switched (run the move again)`);
+    let bytes = 0;
+    const switched = await (async () => {
+      bytes = await this.copyRounds(repo, from, to, o, ROUNDS_UNLOCKED, undefined);
+      return this.switchIn(repo, from, to, o, () => bytes, (n) => (bytes += n));
+    })().catch(async (err: unknown) => {
+      // Not switched: C, outside the assignment, keeps no record (a version that counts nowhere would never converge).
+      await this.store.forgetTarget(repo, to).catch((e: unknown) => this.ctx.log.warn({ repo, to, err: (e as Error).message }, 'could not forget the target of a move that did not switch'));
+      throw err;
     });
+
     say(`${repo}: ${to} switched in for ${from} at version ${switched.version}${switched.materialised ? ' (assignment recorded: it had none)' : ''}`);
     const stamp = trashStamp(this.now());
     const result: MoveResult = { repo, from, to, version: switched.version, bytes, ms: 0, materialised: switched.materialised, trash: 'trashed', stamp };
@@ -140,6 +124,35 @@ export class Mover {
   }
 
   /** C gets an empty copy where it has none (its admin account), as `githa create` makes one. */
+  /** Under R's write lock: C caught up once more, its live refs checked against its record, then switched in for B. */
+  private switchIn(repo: string, from: string, to: string, o: MoveOptions, bytes: () => number, add: (n: number) => void): Promise<Extract<SwitchResult, { kind: 'ok' }>> {
+    return this.ctx.writeLocks.withLock(repo, async (lock) => {
+      const state = await this.ctx.repos.read(repo);
+      this.check(state, repo, from, to);
+      add(await this.copyRounds(repo, from, to, o, ROUNDS_LOCKED, lock.signal));
+      // Verify, don't trust (docs/architecture.md "Verified copies"): C's live refs are its record before it counts.
+      const live = await this.ctx.backends.client(to).listRefs(repo, lock.signal);
+      const now = await this.ctx.repos.read(repo);
+      const recorded = now.checksums.get(to);
+      if (!live || refsChecksum(live) !== recorded) throw new MoveRefusedError(`${to}'s copy of ${repo} does not hold its recorded refs after the copy: not switched (run the move again)`);
+      const r = await this.store.switchAssignment(repo, { token: lock.token, from, to, every: this.configured, log: { user: o.by, bytes: bytes() } });
+      if (r.kind === 'ok') return r;
+      const why: Record<string, string> = {
+        lock: 'the write lock was lost',
+        gone: 'it was deleted or renamed meanwhile',
+        frozen: 'it was frozen meanwhile',
+        writing: 'an interrupted write is not resolved yet',
+        'not-assigned': `${from} no longer holds it`,
+        assigned: `${to} holds it already`,
+        'no-record': 'no leader is recorded',
+        behind: `${to} is behind the leaders`,
+        mismatch: `${to}'s recorded checksum is not the leaders'`,
+        unsettled: `${from}'s copy is drifted or suspect`,
+      };
+      throw new MoveRefusedError(`cannot switch ${repo} from ${from} to ${to}: ${why[r.kind] ?? r.kind}; nothing switched (run the move again)`);
+    });
+  }
+
   private async ensureCopy(repo: string, to: string, say: (line: string) => void): Promise<void> {
     if ((await this.ctx.backends.client(to).listRefs(repo)) !== null) return;
     const admin = this.ctx.backends.admin(to);

@@ -1,6 +1,7 @@
 import type { PlacementUsage } from './placement-usage.js';
 import type { ScriptRunner } from './script.js';
 import { SWITCH_ASSIGNMENT, type SwitchArgs, type SwitchResult } from './scripts/move.js';
+import { FORGET_MOVE_TARGET } from './scripts/move-forget.js';
 
 export type { SwitchResult } from './scripts/move.js';
 
@@ -27,5 +28,10 @@ export class MoveStore {
       await this.usage.note(deltas).catch(() => {});
     }
     return r;
+  }
+
+  /** A move that did not switch: its unassigned target keeps no record (FORGET_MOVE_TARGET). */
+  forgetTarget(repo: string, to: string): Promise<'ok' | 'assigned'> {
+    return this.scripts.run(FORGET_MOVE_TARGET, repo, { to });
   }
 }
