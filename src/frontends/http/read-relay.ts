@@ -86,27 +86,36 @@ export class ReadRelay {
     // route waits for one (catchUp.readWaitMs), rather than refused after two rounds.
     const until = performance.now() + this.d.config.catchUp.readWaitMs;
     let landingOnly = false;
-    // A second route only after an answer was dropped: the record moved, or a copy stopped leading.
-    for (let round = 0; round < 2 || (landingOnly && performance.now() < until); round++) {
+    // Answers dropped in the last round: each one moved the record on (a landing write, a copy marked drifted or found
+    // behind), so the next route differs; a round that dropped none has nothing new to try.
+    let droppedInRound = 0;
+    // A second route only after an answer was dropped: the record moved, or a copy stopped leading. Past it, routes go on
+    // while answers are dropped (landing writes, copies marked drifted one after another: the route then waits for a
+    // repaired copy, src/cluster/read-wait.ts), bounded by catchUp.readWaitMs.
+    for (let round = 0; round < 2 || ((landingOnly || droppedInRound > 0) && performance.now() < until); round++) {
       if (round >= 1) {
         // Every leader failed alike (a want no copy has): the check moved no copy, so a second round would only ask them all again.
         // Every leader refused the connection (none answered): one more route, which waits for a push in flight on
         // the others (Cluster.routeRead) now that the failed ones are down.
         const unreachableOnly = rejected.length === 0 && lastError instanceof BackendUnavailableError && round === 1;
         if ((rejected.length === 0 && !unreachableOnly) || failedOnly || body.kind === 'stream') break;
-        // Past the second round only landing writes are waited out: paced, so a marker that stays (an interrupted
-        // write, until it is resolved) costs a listing per LANDING_POLL_MS, not a busy loop.
+        // Past the second round: paced, so a marker that stays (an interrupted write, until it is resolved) costs a
+        // listing per LANDING_POLL_MS, not a busy loop.
         if (round >= 2) await sleep(LANDING_POLL_MS);
         route = await reroute();
       }
       landingOnly = true;
+      droppedInRound = 0;
       for (const backend of route.candidates) {
         if (!backend.http) continue;
         const a = await this.attempt(read, route, backend.id, backend.http);
         if (a.kind === 'done') return lsRefs ? { ...a.fields, command: 'ls-refs' } : a.fields;
         lastError = a.error;
         if (!a.landing) landingOnly = false;
-        if (a.rejected !== undefined) rejected.push(`${backend.id}: ${a.rejected}`);
+        if (a.rejected !== undefined) {
+          droppedInRound++;
+          if (!rejected.includes(`${backend.id}: ${a.rejected}`)) rejected.push(`${backend.id}: ${a.rejected}`);
+        }
         else log.warn({ repo: git.repo, backend: backend.id, err: a.error.message }, 'read attempt failed; trying the next leader');
         if (!(a.error instanceof RemoteFatalError)) failedOnly = false;
       }
