@@ -68,6 +68,12 @@ export function proxyProtocolAcceptor(options: ProxyProtocolOptions, log: Logger
   const trusts = trustedPeers(options.trusted);
   const timeoutMs = options.headerTimeoutMs ?? HEADER_TIMEOUT_MS;
   return (socket) => {
+    // A connection reset before it was accepted has no peer address any more (getpeername fails): there is no client
+    // to serve, count against a limit or log, and a trusted peer's must not pass as an untrusted one's.
+    if (socket.remoteAddress === undefined) {
+      socket.destroy();
+      return;
+    }
     if (!trusts(socket.remoteAddress)) {
       next(socket);
       return;
