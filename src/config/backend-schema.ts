@@ -20,8 +20,6 @@ export const backendSchema = z
     ssh: z.string().optional(),
     git: z.string().optional(),
     zone: z.string().min(1).optional(),
-    /** The machine it runs on, for backends that share one: placement never puts two copies of a repository on one host (docs/architecture.md "Placement"). */
-    host: z.string().min(1).optional(),
     enabled: z.boolean().default(DEFAULTS.backendDefaults.enabled),
     writable: z.boolean().default(DEFAULTS.backendDefaults.writable),
     /** Service credentials githa uses for its own requests (catch-up, checksums). */

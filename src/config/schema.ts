@@ -89,8 +89,6 @@ export const configSchema = z
     replication: z
       .object({
         writeQuorum: z.number().int().positive().optional(),
-        /** Copies of each new repository (docs/architecture.md "Replication factor"); absent: every backend holds every repository. */
-        factor: z.number().int().positive().optional(),
         background: z.boolean().default(DEFAULTS.replication.background),
         concurrency: positiveInt.default(DEFAULTS.replication.concurrency),
         scanIntervalMs: positiveInt.default(DEFAULTS.replication.scanIntervalMs),

@@ -58,13 +58,6 @@ export class Keys {
   gone(repo: string): string {
     return `${this.prefix}repo:{${repo}}:gone`;
   }
-  /**
-   * hash: backend id → ms since it was assigned: the backends that should hold R (docs/redis.md `assigned`,
-   * docs/architecture.md "Replication factor"). Absent: every configured backend (`replication.factor` unset).
-   */
-  assigned(repo: string): string {
-    return `${this.prefix}repo:{${repo}}:assigned`;
-  }
   /** string: short lock so one githa verifies a repository per interval */
   verifyLock(repo: string): string {
     return `${this.prefix}verify:{${repo}}`;

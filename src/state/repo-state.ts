@@ -154,11 +154,6 @@ export interface RepoState {
   epoch?: string;
   /** The tombstone of a deleted or renamed repository. */
   gone?: Gone;
-  /**
-   * The backends that should hold it (docs/redis.md `assigned`), sorted; undefined when no assignment is
-   * recorded: then every configured backend does (today's behaviour, `replication.factor` unset).
-   */
-  assigned?: readonly string[];
 }
 
 export const EMPTY_STATE: RepoState = { versions: new Map(), checksums: new Map(), suspect: new Map(), drift: new Map() };
@@ -180,7 +175,6 @@ export function parseRepoState(h: {
   drift: Hash;
   epoch: string | null;
   gone?: Hash;
-  assigned?: Hash;
 }): RepoState {
   const state: RepoState = {
     versions: new Map(Object.entries(h.versions).map(([b, v]) => [b, Number(v)])),
@@ -192,8 +186,6 @@ export function parseRepoState(h: {
   if (typeof h.epoch === 'string') state.epoch = h.epoch;
   const gone = h.gone ? parseGone(h.gone) : undefined;
   if (gone) state.gone = gone;
-  const assigned = Object.keys(h.assigned ?? {});
-  if (assigned.length > 0) state.assigned = assigned.sort();
   const w = h.writing;
   if (w.id) {
     state.writing = {
@@ -230,7 +222,6 @@ export async function readRepoState(redis: Redis, k: Keys, repo: string): Promis
     drift: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.drift(repo)),
     epoch: (p: ReturnType<Redis['pipeline']>) => p.hget(k.meta(repo), 'epoch'),
     gone: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.gone(repo)),
-    assigned: (p: ReturnType<Redis['pipeline']>) => p.hgetall(k.assigned(repo)),
   };
   const names = Object.keys(parts) as (keyof typeof parts)[];
   const pipeline = redis.pipeline();
@@ -252,6 +243,5 @@ export async function readRepoState(redis: Redis, k: Keys, repo: string): Promis
     drift: (by.drift ?? {}) as Hash,
     epoch: typeof by.epoch === 'string' ? by.epoch : null,
     gone: (by.gone ?? {}) as Hash,
-    assigned: (by.assigned ?? {}) as Hash,
   });
 }
