@@ -148,8 +148,13 @@ export class Cluster {
     }
   }
 
-  private repairing = (state: RepoState, plan: ReadPlan, flags: RepoFlags, accepts: Accepts): string[] =>
-    plan.kind !== 'serve' || this.staleFor(state, flags, plan.candidates, accepts) ? [] : repairedForTransport(plan, scoped(state, this.directory.views()), flags, (id) => accepts(this.backend(id)));
+  /** Drifted copies this transport could read once repaired, when no leader speaks it and no stale copy can be caught up (read-wait.ts). */
+  private repairing(state: RepoState, plan: ReadPlan, flags: RepoFlags, accepts: Accepts): string[] {
+    // The cheap test first: on every read a candidate speaks the transport, and nothing else is looked at.
+    const drifted = repairedForTransport(plan, scoped(state, this.directory.views()), flags, (id) => accepts(this.backend(id)));
+    if (drifted.length === 0 || plan.kind !== 'serve' || this.staleFor(state, flags, plan.candidates, accepts)) return [];
+    return drifted;
+  }
 
   /** Whether a read finds no leader to serve it only because a live push holds the others (excludeReads). */
   private waitsForPush(plan: ReadPlan, flags: RepoFlags, accepts: Accepts, upOnly = false): boolean {
@@ -336,7 +341,9 @@ export class Cluster {
   }
 
   /** Every enabled backend's checksum of `repo` (src/cluster/adoption.ts). */
-  compareCopies = (repo: string): ReturnType<Adoption['compareCopies']> => this.adoption.compareCopies(repo);
+  compareCopies(repo: string): ReturnType<Adoption['compareCopies']> {
+    return this.adoption.compareCopies(repo);
+  }
 
   /** Catches `target` up from `source`, waiting at most `waitMs` (the copy goes on after that). */
   async catchUpWithin(repo: string, state: RepoState, sourceId: string, targetId: string, waitMs: number): Promise<boolean> {
@@ -381,5 +388,7 @@ export class Cluster {
     }
   }
 
-  usable = (ids: readonly string[], accepts: Accepts): Backend[] => this.directory.usable(ids, accepts);
+  usable(ids: readonly string[], accepts: Accepts): Backend[] {
+    return this.directory.usable(ids, accepts);
+  }
 }

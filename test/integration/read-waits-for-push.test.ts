@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { useCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
 import { startGitha } from '../support/githa.js';
-import { cliVersions, repoKey, waitFor } from '../support/state.js';
+import { oneVersion, repoKey, waitFor } from '../support/state.js';
 
 describe('an HTTP read while its leaders are down or taking a push', () => {
   const cluster = useCluster({ backends: 3 });
@@ -30,10 +30,7 @@ describe('an HTTP read while its leaders are down or taking a push', () => {
     const work = await git.init('held');
     await git.commit(work, { 'a.txt': 'one\n' }, 'one');
     await git.push(work, githa.url(`${repo}.git`), ['main']);
-    await waitFor('every backend at the same version', async () => {
-      const v = await cliVersions(c, repo);
-      return Object.keys(v).length === 3 && new Set(Object.values(v)).size === 1;
-    }, 30_000);
+    await oneVersion(c, repo, 3);
 
     // b2's receive-pack waits in its pre-receive hook until the test lets it go.
     const flag = join(c.dir, 'release-push');

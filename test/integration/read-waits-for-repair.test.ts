@@ -16,7 +16,7 @@ import { gitDir } from '../support/backend-refs.js';
 import { useCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
 import { startGitha } from '../support/githa.js';
-import { cliVersions, repoKey, waitFor } from '../support/state.js';
+import { oneVersion, repoKey, waitFor } from '../support/state.js';
 import { StopWaiting } from '../support/wait.js';
 
 describe('an HTTP read while the copies that speak HTTP are being repaired', () => {
@@ -38,10 +38,7 @@ describe('an HTTP read while the copies that speak HTTP are being repaired', () 
     const work = await git.init('mended');
     const sha = await git.commit(work, { 'a.txt': 'one\n' }, 'one');
     await git.push(work, githa.url(`${repo}.git`), ['main']);
-    await waitFor('every backend at the same version', async () => {
-      const v = await cliVersions(c, repo);
-      return Object.keys(v).length === 3 && new Set(Object.values(v)).size === 1;
-    }, 30_000);
+    await oneVersion(c, repo, 3);
 
     // The repairs of b1 and b2 (a push of the leaders' refs into each) wait in pre-receive until the test lets them go.
     const flag = join(c.dir, 'release-repairs');

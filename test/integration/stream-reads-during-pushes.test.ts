@@ -12,13 +12,13 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checksumOf, diskRefs, gitDir } from '../support/backend-refs.js';
 import { useCluster } from '../support/cluster.js';
 import { startGateRelay } from '../support/gate-relay.js';
 import { GitClient } from '../support/git.js';
+import { landingPushes } from '../support/landing-push.js';
 import { gitRunning } from '../support/git-running.js';
 import { startGitha } from '../support/githa.js';
-import { repoKey, waitFor } from '../support/state.js';
+import { waitFor } from '../support/state.js';
 
 const cluster = useCluster({ backends: 1, repositories: ['busy/app'] });
 let redis: Redis;
@@ -49,24 +49,8 @@ describe('a git:// read while pushes land one after another on the only leader',
     await git.commit(work, { 'README.md': 'one\n' }, 'first');
     await git.push(work, githa.url(repo), ['main']);
 
-    /** A push landing on b1: its marker and lock in Redis, main moved on disk to a new commit (not recorded yet). */
-    let n = 0;
-    const landing = async (): Promise<string> => {
-      n += 1;
-      const tree = (await gitDir(b1, repo, ['rev-parse', 'refs/heads/main^{tree}'])).trim();
-      const commit = (await gitDir(b1, repo, ['-c', 'user.name=Pusher', '-c', 'user.email=p@githa.invalid', 'commit-tree', tree, '-p', 'refs/heads/main', '-m', `push ${n}`])).trim();
-      const pre = checksumOf(await diskRefs(b1, repo));
-      await redis.hset(repoKey(`${repo}.git`, 'writing'), { id: `test-${n}`, backend: 'b1', proxy: 'test', user: 'pusher', transport: 'http', started: String(Date.now()), heartbeat: String(Date.now()), preChecksum: pre });
-      await redis.set(`githa:lock:{${repo}.git}`, `test-${n}`, 'PX', 60_000);
-      await gitDir(b1, repo, ['update-ref', 'refs/heads/main', commit]);
-      return commit;
-    };
-    /** The landing push is recorded: b1's version and checksum move on, the marker and lock go. */
-    const recorded = async (): Promise<void> => {
-      await redis.hincrby(repoKey(`${repo}.git`, 'versions'), 'b1', 1);
-      await redis.hset(repoKey(`${repo}.git`, 'checksums'), 'b1', checksumOf(await diskRefs(b1, repo)));
-      await redis.del(repoKey(`${repo}.git`, 'writing'), `githa:lock:{${repo}.git}`);
-    };
+    /** Pushes landing on b1 and then recorded, made by hand (test/support/landing-push.ts). */
+    const { landing, recorded } = landingPushes(redis, b1, repo);
     const dropped = (): number => githa.logLines().filter((l) => l.msg === 'read moved to another leader: the copy does not match its record').length;
 
     gate.hold();

@@ -4,6 +4,7 @@
  * integration tests of replication, recovery, verification and health.
  */
 import type { DevCluster } from '../../src/demo/cluster.js';
+import { waitFor } from './wait.js';
 
 /** `githa:repo:{<repo>.git}:<what>` (the `.git` suffix added when absent). */
 export function repoKey(repo: string, what: string, prefix = 'githa:'): string {
@@ -23,6 +24,14 @@ export async function cliVersions(cluster: DevCluster, repo: string): Promise<Re
   return Object.fromEntries(Object.entries(await cliHash(cluster, repoKey(repo, 'versions'))).map(([b, v]) => [b, Number(v)]));
 }
 
+/** Waits until all `backends` copies of a repository are recorded at one version (replication caught up). */
+export async function oneVersion(cluster: DevCluster, repo: string, backends: number, timeoutMs = 30_000): Promise<void> {
+  await waitFor(`every backend of ${repo} at one version`, async () => {
+    const v = await cliVersions(cluster, repo);
+    return Object.keys(v).length === backends && new Set(Object.values(v)).size === 1;
+  }, timeoutMs);
+}
+
 export function maxOf(v: Record<string, number>): number {
   return Math.max(0, ...Object.values(v));
 }
@@ -35,4 +44,4 @@ export function leadersOf(v: Record<string, number>): string[] {
     .sort();
 }
 
-export { waitFor } from './wait.js';
+export { waitFor };
