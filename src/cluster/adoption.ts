@@ -60,7 +60,9 @@ export class Adoption {
     if (distinct.size === 1) {
       // With a factor, its assignment (docs/architecture.md "Placement"): chosen among the holders.
       const placed = await placeHeld(this.ctx, repo, [...found.keys()]);
-      if (await repos.adopt(repo, found, placed)) log.info({ repo, backends: [...found.keys()], assigned: placed?.assigned }, 'repository adopted');
+      // Only assigned holders are recorded, as recovery does: an equal copy elsewhere stays on disk untracked (it counts nowhere).
+      const leading = placed ? new Map([...found].filter(([b]) => placed.assigned.includes(b))) : found;
+      if (await repos.adopt(repo, leading, placed)) log.info({ repo, backends: [...leading.keys()], assigned: placed?.assigned }, 'repository adopted');
     } else {
       const sorted = [...found].sort(([a], [b]) => a.localeCompare(b));
       await repos.freeze(repo, 'ambiguous', `copies differ: ${sorted.map(([b, c]) => `${b}=${c.slice(0, 12)}`).join(' ')}`, sorted.map(([b]) => b));
