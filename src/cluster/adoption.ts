@@ -4,8 +4,7 @@ import type { LentCredentials, RefTip } from '../backends/types.js';
 import type { RepoState } from '../state/repo-state.js';
 import { refsChecksum } from './checksum.js';
 import type { ClusterContext } from './context.js';
-import { place } from './placement.js';
-import { candidates } from './placer.js';
+import { placeHeld } from './placer.js';
 import { leadership } from './routing.js';
 
 /** What a client of a deleted or renamed repository is told (docs/operations.md "Repository lifecycle"). */
@@ -59,29 +58,17 @@ export class Adoption {
     const { repos, log } = this.ctx;
     const distinct = new Set(found.values());
     if (distinct.size === 1) {
-      const placed = await this.placement(repo, [...found.keys()]);
-      if (await repos.adopt(repo, found, placed)) log.info({ repo, backends: [...found.keys()], assigned: placed?.assigned }, 'repository adopted');
+      // With a factor, its assignment (docs/architecture.md "Placement"): chosen among the holders.
+      const placed = await placeHeld(this.ctx, repo, [...found.keys()]);
+      // Only assigned holders are recorded, as recovery does: an equal copy elsewhere stays on disk untracked (it counts nowhere).
+      const leading = placed ? new Map([...found].filter(([b]) => placed.assigned.includes(b))) : found;
+      if (await repos.adopt(repo, leading, placed)) log.info({ repo, backends: [...leading.keys()], assigned: placed?.assigned }, 'repository adopted');
     } else {
       const sorted = [...found].sort(([a], [b]) => a.localeCompare(b));
       await repos.freeze(repo, 'ambiguous', `copies differ: ${sorted.map(([b, c]) => `${b}=${c.slice(0, 12)}`).join(' ')}`, sorted.map(([b]) => b));
       log.warn({ repo }, 'repository frozen: copies differ and no version is recorded');
     }
     return repos.read(repo);
-  }
-
-  /**
-   * With `replication.factor`, the assignment of an adopted repository
-   * (docs/architecture.md "Placement"): up to `factor` of the backends
-   * holding it, chosen by placement; fewer found, placement adds the rest,
-   * which background replication creates and fills ("Filling a missing copy").
-   */
-  private async placement(repo: string, holders: readonly string[]): Promise<{ assigned: string[]; factor: number } | undefined> {
-    const factor = this.ctx.config.replication.factor;
-    if (factor === undefined) return undefined;
-    const all = await candidates(this.ctx);
-    const held = all.filter((b) => holders.includes(b.id));
-    const chosen = place(repo, factor, held);
-    return { assigned: chosen.length >= factor ? chosen : place(repo, factor, all, { keep: chosen }), factor };
   }
 
   /**

@@ -81,7 +81,10 @@ export interface SurveyOptions {
   gone?: ReadonlyMap<string, Gone>;
   /** Repository → backends the record itself shows without a copy (drift `missing`): counted as missing even unlisted. */
   knownMissing?: ReadonlyMap<string, ReadonlySet<string>>;
-  /** Repository → its assignment (docs/redis.md `assigned`): a backend outside it is neither missing a copy nor counted as holding one. */
+  /**
+   * Repository → its assignment (docs/redis.md `assigned`): a backend outside it is neither missing a copy nor counted as
+   * holding one. Absent: the tracked repositories' assignments are read here.
+   */
   assigned?: ReadonlyMap<string, readonly string[]>;
 }
 
@@ -204,7 +207,9 @@ export class Inventory {
     }
     // Answers in configuration order, so every row names its backends alike.
     const ordered = new Map(enabled.map((id) => [id, answers.get(id)!]));
-    const rows = classify(names, tracked, gone, ordered, opts.knownMissing, opts.assigned);
+    // Only the assigned backends of a tracked repository should hold it (docs/architecture.md "Replication factor").
+    const assigned = opts.assigned ?? (await this.ctx.repos.assignments([...tracked]));
+    const rows = classify(names, tracked, gone, ordered, opts.knownMissing, assigned);
     return {
       at: Date.now(),
       rows,

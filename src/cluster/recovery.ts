@@ -1,10 +1,14 @@
 import { goneError, type Adoption } from './adoption.js';
 import { noteWrite, type ClusterContext } from './context.js';
+import { placeHeld } from './placer.js';
 import { leadership } from './routing.js';
 
 export type RecoveryResult =
-  /** Every copy had the same checksum: all are leaders at `version`. */
-  | { repo: string; status: 'recovered'; version: number; backends: string[] }
+  /**
+   * Every copy had the same checksum: the assigned ones (all without a factor) are leaders at `version`;
+   * `assigned`: with `replication.factor`, the assignment written (docs/architecture.md "Placement").
+   */
+  | { repo: string; status: 'recovered'; version: number; backends: string[]; assigned?: string[] }
   /** The copies differ, but the record still proves which is right (its leaders match it): kept; stale copies catch up. */
   | { repo: string; status: 'intact'; version: number; leaders: string[] }
   /** The copies differ: frozen as ambiguous until an operator promotes one. */
@@ -20,15 +24,21 @@ export type RecoveryResult =
  * record for a regression); differing copies freeze the repository as
  * ambiguous, unless the record still proves which copy is right (every
  * leader's live checksum is its recorded one): then it is kept and the stale
- * copies are caught up as usual. A backend that cannot be reached leaves the
+ * copies are caught up as usual. With `replication.factor`, equal copies get
+ * an assignment as adoption does (placement among the holders, those the old
+ * record assigned first; fewer holders than the factor: placement adds the
+ * rest, which replication creates and fills), written with the versions,
+ * and only assigned holders lead: a copy on an unassigned backend stays on
+ * disk untracked (docs/operations.md "Inventory and recovery after Redis
+ * loss"). A backend that cannot be reached leaves the
  * record untouched: it may hold the newest copy. A deleted or renamed
  * repository (a tombstone) is refused with RepositoryGoneError: its copies
  * are leftovers, brought back only by `githa restore`.
  */
 export async function recoverRepository(ctx: ClusterContext, copiesOf: Pick<Adoption, 'compareCopies'>, repo: string): Promise<RecoveryResult> {
   return ctx.writeLocks.withLock(repo, async (lock) => {
-    const gone = (await ctx.repos.read(repo)).gone;
-    if (gone) throw goneError(repo, gone);
+    const before = await ctx.repos.read(repo);
+    if (before.gone) throw goneError(repo, before.gone);
     const { copies, missing, unreachable } = await copiesOf.compareCopies(repo);
     if (unreachable.length > 0) return { repo, status: 'skipped', reason: `unreachable: ${unreachable.join(', ')}` };
     if (copies.size === 0) return { repo, status: 'skipped', reason: 'no backend has it' };
@@ -41,11 +51,15 @@ export async function recoverRepository(ctx: ClusterContext, copiesOf: Pick<Adop
       if (proven && !state.frozen) return { repo, status: 'intact', version: max, leaders };
     }
     const detail = [...sorted].map(([b, c]) => `${b}=${c.slice(0, 12)}`).join(' ') + (missing.length ? ` missing on ${missing.join(',')}` : '');
-    const r = await ctx.repos.recover(repo, lock.token, sorted, detail);
+    // Equal copies: with a factor, the assignment is chosen among their holders (the freeze changes none).
+    const placed = new Set(copies.values()).size === 1 ? await placeHeld(ctx, repo, [...sorted.keys()], before.assigned) : undefined;
+    const leading = placed ? new Map([...sorted].filter(([b]) => placed.assigned.includes(b))) : sorted;
+    const r = await ctx.repos.recover(repo, lock.token, leading, detail, placed);
     if (r.status === 'ok') {
-      ctx.log.warn({ repo, version: r.version, backends: [...sorted.keys()] }, 'repository record rebuilt from its copies');
-      noteWrite(ctx, repo, [...sorted.keys()][0]!, r.version);
-      return { repo, status: 'recovered', version: r.version, backends: [...sorted.keys()] };
+      const backends = [...leading.keys()];
+      ctx.log.warn({ repo, version: r.version, backends, assigned: placed?.assigned }, 'repository record rebuilt from its copies');
+      noteWrite(ctx, repo, backends[0]!, r.version);
+      return { repo, status: 'recovered', version: r.version, backends, ...(placed ? { assigned: [...placed.assigned].sort() } : {}) };
     }
     if (r.status === 'ambiguous') {
       ctx.log.error({ repo, detail }, 'recovery: copies differ; frozen as ambiguous');

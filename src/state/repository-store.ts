@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { CommitRefusedError, RepositoryFrozenError } from '../errors.js';
+import { ClusterStateUnavailableError, CommitRefusedError, RepositoryFrozenError } from '../errors.js';
 import type { RepositoryIndex } from './repo-index.js';
 import { decodeCommands } from './marker-commands.js';
 import { guarded as guardedCall } from './redis-call.js';
@@ -83,7 +83,8 @@ export interface RepositoryStore {
   /** The repairer's findings: a drift entry's live value and kind (kept time); 'gone' when there is no entry. */
   noteDrift(repo: string, backend: string, live: string, kind: DriftKind): Promise<'ok' | 'gone'>;
   clearDrift(repo: string, backend: string): Promise<void>;
-  recover(repo: string, token: string, copies: ReadonlyMap<string, string>, detail: string): Promise<Versioned<'ok' | 'ambiguous' | 'lock'>>;
+  /** `placed`: with a factor, the assignment and factor written with the versions (docs/architecture.md "Placement"); absent: none. */
+  recover(repo: string, token: string, copies: ReadonlyMap<string, string>, detail: string, placed?: { assigned: readonly string[]; factor: number }): Promise<Versioned<'ok' | 'ambiguous' | 'lock'>>;
   freeze(repo: string, reason: FreezeReason, detail: string, backends: readonly string[]): Promise<void>;
   /** Judges the repository again for the work index (src/state/scripts/work.ts): entered or taken out; true when it needs work. */
   reindex(repo: string): Promise<boolean>;
@@ -101,6 +102,8 @@ export interface RepositoryStore {
   reassign(repo: string, token: string, factor: number, add: readonly string[], remove: readonly string[], log: LogFields): Promise<'ok' | 'lock' | 'unsettled'>;
   /** Notes a change of use (a hint written after the script that made it; failures ignored). */
   notePlacement(deltas: readonly UsageDelta[]): Promise<void>;
+  /** The assignments of `names` (docs/redis.md `assigned`), read together; a name without one is left out (every backend). */
+  assignments(names: readonly string[]): Promise<Map<string, string[]>>;
   /** Writes the tombstone, records untouched (a delete or rename begins: every read and push is refused from now). Under the write lock `token`. */
   markGone(repo: string, token: string, gone: Gone): Promise<'ok' | 'lock'>;
   /** Writes the tombstone and removes every record of the repository but its push log (which gets `log`); out of the index. Under the write lock. */
@@ -234,10 +237,41 @@ export class RedisRepositoryStore implements RepositoryStore {
     await guardedCall(() => redis.hdel(keys.drift(repo), backend));
   }
 
-  async recover(repo: string, token: string, copies: ReadonlyMap<string, string>, detail: string): Promise<Versioned<'ok' | 'ambiguous' | 'lock'>> {
-    const r = await this.scripts.run(RECOVER, repo, { token, logMax: this.logMax, epoch: randomUUID(), now: Date.now(), detail, copies });
+  async recover(
+    repo: string,
+    token: string,
+    copies: ReadonlyMap<string, string>,
+    detail: string,
+    placed?: { assigned: readonly string[]; factor: number },
+  ): Promise<Versioned<'ok' | 'ambiguous' | 'lock'>> {
+    // The assignment the script replaces, for the placement counts (a hint: read just before, under the write lock).
+    const before = this.usage ? await this.scripts.redis.hkeys(this.scripts.keys.assigned(repo)).catch(() => []) : [];
+    const r = await this.scripts.run(RECOVER, repo, { token, logMax: this.logMax, epoch: randomUUID(), now: Date.now(), detail, copies, placed });
     if (r.status !== 'lock') await this.index.noteRepository(repo, 0);
+    if (r.status === 'ok') {
+      const after = placed?.assigned ?? [];
+      await this.notePlacement([
+        ...before.filter((b) => !after.includes(b)).map((backend) => ({ backend, repos: -1 })),
+        ...after.filter((b) => !before.includes(b)).map((backend) => ({ backend, repos: 1 })),
+      ]);
+    }
     return r;
+  }
+
+  async assignments(names: readonly string[], pageSize = 1_000): Promise<Map<string, string[]>> {
+    const { redis, keys } = this.scripts;
+    const out = new Map<string, string[]>();
+    for (let i = 0; i < names.length; i += pageSize) {
+      const slice = names.slice(i, i + pageSize);
+      // Sent together, not as one pipeline: each name's keys are in its own slot (docs/redis.md "On Redis Cluster").
+      const replies = await Promise.allSettled(slice.map((r) => redis.hkeys(keys.assigned(r))));
+      slice.forEach((r, j) => {
+        const reply = replies[j]!;
+        if (reply.status === 'rejected') throw new ClusterStateUnavailableError('cluster state unavailable: cannot read the assignments', { cause: reply.reason });
+        if (reply.value.length > 0) out.set(r, reply.value.sort());
+      });
+    }
+    return out;
   }
 
   async freeze(repo: string, reason: FreezeReason, detail: string, backends: readonly string[]): Promise<void> {

@@ -113,6 +113,9 @@ describe('adoption with a factor', () => {
     found(m, ['b1', 'b2', 'b3', 'b4']);
     await m.store.notePlacement([{ backend: 'b2', repos: 7 }]);
     await new Cluster(m.ctx, m.directory).routeRead(R);
-    expect((await m.store.read(R)).assigned).toEqual(['b1', 'b3', 'b4']);
+    const state = await m.store.read(R);
+    expect(state.assigned).toEqual(['b1', 'b3', 'b4']);
+    // Only the assigned holders are recorded: b2's equal copy stays on disk untracked, counting nowhere.
+    expect([...state.versions.keys()].sort()).toEqual(['b1', 'b3', 'b4']);
   });
 });

@@ -280,6 +280,10 @@ export class MemoryStore implements RepositoryStore {
     throw new Error('not used by these unit tests');
   }
 
+  async assignments(names: readonly string[]): Promise<Map<string, string[]>> {
+    return new Map(names.map((n) => [n, Object.keys(this.repos.get(n)?.assigned ?? {}).sort()] as const).filter(([, a]) => a.length > 0));
+  }
+
   /** The work index's judgement (src/state/scripts/work.ts; memoryWorkIndex in memory-work.ts lists the index). */
   async reindex(repo: string): Promise<boolean> {
     return workReason(await this.read(repo), []) !== 'none';

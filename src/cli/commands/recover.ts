@@ -35,7 +35,7 @@ export function inventoryOf(ctx: Context): Inventory {
 export function recoveryLine(r: TrackResult | { repo: string; status: 'gone'; reason: string }): string {
   switch (r.status) {
     case 'recovered':
-      return `${r.repo}\trecovered\tversion ${r.version}\tleaders ${r.backends.join(',')}\n`;
+      return `${r.repo}\trecovered\tversion ${r.version}\tleaders ${r.backends.join(',')}${r.assigned ? `\tassigned ${r.assigned.join(',')}` : ''}\n`;
     case 'intact':
       return `${r.repo}\tintact\tversion ${r.version}\tleaders ${r.leaders.join(',')} (stale copies catch up)\n`;
     case 'already':

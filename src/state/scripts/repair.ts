@@ -247,22 +247,33 @@ export interface RecoverArgs {
   now: number;
   detail: string;
   copies: ReadonlyMap<string, string>;
+  /**
+   * With `replication.factor`: the assignment chosen by placement among the
+   * holders, and the factor (docs/architecture.md "Placement"). Absent: no
+   * assignment (every backend holds it).
+   */
+  placed?: { assigned: readonly string[]; factor: number } | undefined;
 }
 
 /**
  * Rebuilds a repository's record from its copies' checksums (`githa
  * recover`): equal copies become leaders together at a version above
  * anything recorded, under a new epoch; differing copies freeze it as
- * ambiguous, naming every copy's backend.
+ * ambiguous, naming every copy's backend. With `placed`, the assignment and
+ * `meta` `factor` are written in the same step as the versions (so no reader
+ * sees the record without them; docs/architecture.md "Placement"); without,
+ * an assignment, factor and `replacing` a restored snapshot kept are removed:
+ * the copies are what is true. The freeze changes no assignment.
  */
 export const RECOVER: ScriptDescriptor<[RecoverArgs], Versioned<'ok' | 'ambiguous' | 'lock'>> = {
   name: 'githaRecover',
   durable: true,
+  // ARGV[7]: the assigned backends (space-separated; '' none), ARGV[8] the factor; the copies (id, checksum) from ARGV[9].
   lua: `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'LOCK'} end
 if ARGV[5] == 'ambiguous' then
   local ids = {}
-  for i = 7, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+  for i = 9, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
   redis.call('DEL', KEYS[5])
   redis.call('HSET', KEYS[5], 'reason', 'ambiguous', 'detail', ARGV[6], 'since', ARGV[4], 'backends', table.concat(ids, ' '))
   redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[2], '*', 'event', 'recover-ambiguous', 'detail', ARGV[6])
@@ -270,18 +281,46 @@ if ARGV[5] == 'ambiguous' then
   return {'AMBIGUOUS', 0}
 end
 ${nextVersion('version', 'KEYS[2]')}
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
-for i = 7, #ARGV, 2 do
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[10], KEYS[11])
+for i = 9, #ARGV, 2 do
   redis.call('HSET', KEYS[2], ARGV[i], version)
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+end
+if ARGV[7] ~= '' then
+  for id in string.gmatch(ARGV[7], '%S+') do redis.call('HSET', KEYS[10], id, ARGV[4]) end
+  redis.call('HSET', KEYS[8], 'factor', ARGV[8])
+else
+  redis.call('HDEL', KEYS[8], 'factor')
 end
 redis.call('HSET', KEYS[8], 'epoch', ARGV[3], 'since', ARGV[4])
 redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[2], '*', 'version', version, 'event', 'recover', 'detail', ARGV[6])
 ${compactNewLog('KEYS[9]')}
 return {'OK', version}
 `,
-  keys: (k, repo) => [k.lock(repo), k.versions(repo), k.checksums(repo), k.writing(repo), k.frozen(repo), k.suspect(repo), k.drift(repo), k.meta(repo), k.log(repo)],
-  args: (a) => [a.token, a.logMax, a.epoch, a.now, new Set(a.copies.values()).size === 1 ? 'leaders' : 'ambiguous', a.detail, ...[...a.copies].flat()],
+  keys: (k, repo) => [
+    k.lock(repo),
+    k.versions(repo),
+    k.checksums(repo),
+    k.writing(repo),
+    k.frozen(repo),
+    k.suspect(repo),
+    k.drift(repo),
+    k.meta(repo),
+    k.log(repo),
+    k.assigned(repo),
+    k.replacing(repo),
+  ],
+  args: (a) => [
+    a.token,
+    a.logMax,
+    a.epoch,
+    a.now,
+    new Set(a.copies.values()).size === 1 ? 'leaders' : 'ambiguous',
+    a.detail,
+    a.placed?.assigned.join(' ') ?? '',
+    a.placed?.factor ?? '',
+    ...[...a.copies].flat(),
+  ],
   parse: versioned({ OK: 'ok', AMBIGUOUS: 'ambiguous', LOCK: 'lock' }, 'lock'),
 };
 
