@@ -15,6 +15,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EMPTY_CHECKSUM } from '../../src/cluster/checksum.js';
+import { githaCli, githaJson, type DatalossJson, type StatusJson } from '../cli/run.js';
 import { diskRefs } from '../support/backend-refs.js';
 import { useCluster } from '../support/cluster.js';
 import { GitClient } from '../support/git.js';
@@ -95,11 +96,10 @@ describe('a backend removed from the configuration', () => {
       while (reading) {
         for (const [repo, head] of readable) {
           try {
-            const want = heads.get(repo) ?? head;
             const dir = await git.clone(githa.url(repo));
             const got = await git.revParse(dir, 'HEAD');
-            // A push below moves rm/one's head: a clone gives the old head or the new one, never anything else.
-            if (got !== want && got !== head) failures.push(`${repo}: cloned HEAD ${got}, not ${want}`);
+            // The push below moves rm/one's head while clones run: a clone gives the first head or the pushed one.
+            if (got !== head && got !== heads.get(repo)) failures.push(`${repo}: cloned HEAD ${got}, not ${heads.get(repo)}`);
             reads++;
           } catch (err) {
             failures.push(`${repo}: ${(err as Error).message}`);
@@ -115,8 +115,9 @@ describe('a backend removed from the configuration', () => {
     // The window: b3 gone, b4 assigned and missing. A push is acknowledged on b1 and b2.
     const work = works.get('rm/one')!;
     const second = await git.commit(work, { 'a.txt': 'two\n' }, 'second');
-    await git.push(work, githa.url('rm/one'), ['main']);
+    // Set before the push: a clone may see it before `git push` returns.
     heads.set('rm/one', second);
+    await git.push(work, githa.url('rm/one'), ['main']);
     await c.backend('b4').createRepository('rm/one');
 
     for (const [repo, ids] of Object.entries(LAYOUT)) {
@@ -155,8 +156,36 @@ describe('a backend removed from the configuration', () => {
     expect((await hash('rm/one', 'versions')).b4).toBe('3');
     // b3's copies are not touched: githa cannot reach them.
     expect(await diskRefs(c.backend('b3'), 'rm/one')).toEqual(b3Before);
-    // The repository whose newest version only b3 holds keeps its record, b3 included.
+    // The repository whose newest version only b3 holds keeps its record, b3 included, and is reported.
     expect({ versions: await hash('rm/orphan', 'versions'), assigned: await hash('rm/orphan', 'assigned') }).toEqual(orphanBefore);
+    const status = await githaJson<StatusJson & { unconfigured?: Record<string, number> }>(githa.configPath, ['status']);
+    expect(status.data.unconfigured).toEqual({ b3: 1 });
+    const loss = await githaJson<DatalossJson>(githa.configPath, ['dataloss']);
+    const atRisk = loss.data.repositories as Array<{ repo: string; lacking: Array<{ backend: string; kind: string }> }>;
+    expect(atRisk.find((r) => r.repo === 'rm/orphan.git' || r.repo === 'rm/orphan')?.lacking).toContainEqual(expect.objectContaining({ backend: 'b3', kind: 'removed' }));
     await githa.stop();
+
+    // githa move --from a removed backend (no githa running, so no re-replication races it): rm/four, assigned to b3
+    // in b4's place by hand, is moved to b4 as a replacement, copied from a leader; b3's copy is not touched.
+    await redis.hdel(key('rm/four', 'assigned'), 'b4');
+    await redis.hdel(key('rm/four', 'versions'), 'b4');
+    await redis.hdel(key('rm/four', 'checksums'), 'b4');
+    await redis.hset(key('rm/four', 'assigned'), 'b3', String(Date.now()));
+    await redis.hset(key('rm/four', 'versions'), 'b3', '2');
+    await redis.hset(key('rm/four', 'checksums'), 'b3', (await hash('rm/four', 'checksums')).b1!);
+    const moved = await githaCli(githa.configPath, ['move', 'rm/four', '--from', 'b3', '--to', 'b4']);
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(moved.stdout).toContain('not in the configuration');
+    expect(Object.keys(await hash('rm/four', 'assigned')).sort()).toEqual(['b1', 'b2', 'b4']);
+    expect((await hash('rm/four', 'versions')).b4).toBe('2');
+    const orphanMove = await githaCli(githa.configPath, ['move', 'rm/orphan', '--from', 'b3', '--to', 'b4']);
+    expect(orphanMove.code).toBe(1);
+    expect(orphanMove.stderr).toContain('only on b3, not in the configuration');
+    const typo = await githaCli(githa.configPath, ['move', 'rm/one', '--from', 'b9', '--to', 'b3']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain('--to b3: no such backend');
+    const typoFrom = await githaCli(githa.configPath, ['move', 'rm/one', '--from', 'b9', '--to', 'b4']);
+    expect(typoFrom.code).toBe(1);
+    expect(typoFrom.stderr).toContain('unknown backend "b9"');
   }, 300_000);
 });
