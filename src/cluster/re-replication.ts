@@ -129,6 +129,8 @@ export class ReReplicator {
     const signal = this.lease!.signal;
     if (!this.removedDone && ![...this.jobs.values()].some((j) => j.removed)) await this.findRemoved();
     const downSince = await this.deps.store.downSince();
+    // An entry of a backend no longer configured would never be cleared by the loop below.
+    for (const id of downSince.keys()) if (isRemoved(id, backends)) await this.deps.store.setDownSince(id, undefined);
     const now = this.now();
     const after = this.deps.config.replication.reReplicateAfterMs;
     for (const b of backends) {
@@ -267,7 +269,7 @@ export class ReReplicator {
           job.stuck.add(repo);
           break;
         case 'orphaned':
-          // Kept pending, so an operator's fix (the backend back in the configuration, a promoted copy) is picked up.
+          // Kept pending (reported once), so a configured copy brought to the newest version by an operator is picked up.
           if (!job.stuck.has(repo)) {
             this.log.error(
               { repo, backend: lost, version: step.version, reachable: step.reachable },

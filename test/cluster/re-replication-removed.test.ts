@@ -92,9 +92,12 @@ function catchUpAll(m: MemoryReReplication): void {
 describe('ReReplicator with a backend removed from the configuration', () => {
   it('replaces it at once, drops it once caught up, and does not look again with the same configuration', async () => {
     const c = cluster();
+    // b3 was down before it was removed: its down-since entry goes (no loop over the configured backends clears it).
+    c.m.down.set('b3', 5);
     const g = c.githa();
     await g.tick();
     expect(c.m.scans).toBe(1);
+    expect(c.m.down.has('b3')).toBe(false);
     expect(c.m.assignedOf('a')).toHaveLength(4);
     expect(c.m.assignedOf('b')).toHaveLength(4);
     expect(c.m.assignedOf('c')).toEqual(['b1', 'b2', 'b4']);
