@@ -164,6 +164,12 @@ describe('a backend removed from the configuration', () => {
     const atRisk = loss.data.repositories as Array<{ repo: string; lacking: Array<{ backend: string; kind: string }> }>;
     expect(atRisk.find((r) => r.repo === 'rm/orphan.git' || r.repo === 'rm/orphan')?.lacking).toContainEqual(expect.objectContaining({ backend: 'b3', kind: 'removed' }));
     await githa.stop();
+    // githa backend list reads placement's counts (a hint, docs/redis.md `placement`; the hand-made records above
+    // noted none): one repository noted on b3, as githa create would have.
+    await redis.hset('githa:placement', 'repos:b3', '1');
+    const list = await githaCli(githa.configPath, ['backend', 'list']);
+    expect(list.code).toBe(1);
+    expect(list.stdout).toContain('warning: b3 is not in the configuration but about 1 repository is still assigned to it');
 
     // githa move --from a removed backend (no githa running, so no re-replication races it): rm/four, assigned to b3
     // in b4's place by hand, is moved to b4 as a replacement, copied from a leader; b3's copy is not touched.
