@@ -31,6 +31,11 @@ export interface ClusterStatus {
   /** Absent in a snapshot built elsewhere (tests). */
   copies?: CopiesStatus;
   /**
+   * Backend ids not in the configuration that repositories are still assigned to → how many (a backend removed while
+   * it held copies: re-replication replaces it, docs/architecture.md "Re-replication"). Absent when none.
+   */
+  unconfigured?: Record<string, number>;
+  /**
    * `work`: a snapshot of the work index only (src/cluster/work-status.ts, behind /metrics): `repositories` names the
    * repositories that need work, every other one is whole and only counted. Absent: every repository is listed.
    */
@@ -89,6 +94,8 @@ export async function collectStatus(
   const gone = new Map<string, Gone>();
   const knownMissing = new Map<string, Set<string>>();
   const assigned = new Map<string, readonly string[]>();
+  const configured = new Set(config.backends.map((b) => b.id));
+  const unconfigured: Record<string, number> = {};
   for (let i = 0; i < names.length; i += PAGE) {
     const slice = names.slice(i, i + PAGE);
     const [states, scores] = await Promise.all([Promise.all(slice.map((r) => repos.read(r))), index.lastWrites(slice)]);
@@ -96,6 +103,7 @@ export async function collectStatus(
       const st = states[j]!;
       if (st.gone) gone.set(repo, st.gone);
       if (st.assigned) assigned.set(repo, st.assigned);
+      for (const b of st.gone ? [] : (st.assigned ?? [])) if (!configured.has(b)) unconfigured[b] = (unconfigured[b] ?? 0) + 1;
       const lost = [...st.drift].filter(([b, d]) => isAssigned(st, b) && (d.checksum === 'missing' || d.kind === 'missing')).map(([b]) => b);
       if (lost.length > 0) knownMissing.set(repo, new Set(lost));
       const lastWriteAt = scores[j] || undefined;
@@ -122,7 +130,8 @@ export async function collectStatus(
     };
   });
   const copies = await copiesStatus(cluster, names, gone, knownMissing, assigned, inventory);
-  return { at: now, writeQuorum: config.replication.writeQuorum, repositories, backends, counts, backlog: repositories.reduce((n, r) => n + r.stale.length, 0), copies };
+  const backlog = repositories.reduce((n, r) => n + r.stale.length, 0);
+  return { at: now, writeQuorum: config.replication.writeQuorum, repositories, backends, counts, backlog, copies, ...(Object.keys(unconfigured).length > 0 ? { unconfigured } : {}) };
 }
 
 /** Missing copies, untracked repositories and ghosts: a listing of each managed backend, or (none) the records' drift alone. */

@@ -34,8 +34,11 @@ export interface MoveResult {
   ms: number;
   /** No assignment was recorded: it was written as every configured backend, B replaced by C. */
   materialised: boolean;
-  /** B's copy: moved to its trash (`stamp`), not there, left (no admin: `byHand` says what to run; unreachable: a rerun of `githa delete`-style cleanup by hand). */
-  trash: 'trashed' | 'absent' | 'by-hand' | 'unreachable';
+  /**
+   * B's copy: moved to its trash (`stamp`), not there, left (no admin: `byHand` says what to run; unreachable: a rerun
+   * of `githa delete`-style cleanup by hand; unconfigured: B is not in the configuration, githa cannot reach it).
+   */
+  trash: 'trashed' | 'absent' | 'by-hand' | 'unreachable' | 'unconfigured';
   stamp: string;
   byHand?: string;
 }
@@ -69,7 +72,12 @@ export class Mover {
   /** Refuses what cannot move; answers the assignment as recorded or as the routing reads an absent one. */
   check(state: RepoState, repo: string, from: string, to: string): readonly string[] {
     const ids = this.configured;
-    for (const b of [from, to]) if (!ids.includes(b)) throw new MoveRefusedError(`unknown backend ${JSON.stringify(b)}: the configured backends are ${ids.join(', ')}`);
+    if (!ids.includes(to)) throw new MoveRefusedError(`unknown backend ${JSON.stringify(to)}: the configured backends are ${ids.join(', ')}`);
+    // B removed from the configuration but still in R's recorded assignment: a replacement, C copied from a leader
+    // (docs/architecture.md "Moves"); any other unknown id is a typo.
+    if (!ids.includes(from) && !state.assigned?.includes(from)) {
+      throw new MoveRefusedError(`unknown backend ${JSON.stringify(from)}: the configured backends are ${ids.join(', ')}, and ${repo}'s assignment does not name it`);
+    }
     if (from === to) throw new MoveRefusedError(`--from and --to are both ${from}`);
     if (!this.ctx.backends.isEnabled(to)) throw new MoveRefusedError(`${to} is disabled: it cannot take a copy (githa backend enable ${to})`);
     if (state.gone) throw state.gone.kind === 'deleted' || state.gone.kind === 'deleting' ? new RepositoryGoneError(`repository ${repo} was deleted`) : goneError(repo, state.gone);
@@ -83,6 +91,10 @@ export class Mover {
     }
     // A drifted or suspect copy may hold commits no other has: its repair or settling runs before it is trashed (SWITCH_ASSIGNMENT refuses too).
     if (state.drift.has(from) || state.suspect.has(from)) throw new MoveRefusedError(unsettled(repo, from));
+    // Before C is created: no copy can reach a version that only removed backends hold.
+    const max = Math.max(0, ...assigned.filter((b) => !state.drift.has(b)).map((b) => state.versions.get(b) ?? 0));
+    const leaders = assigned.filter((b) => !state.drift.has(b) && max > 0 && state.versions.get(b) === max);
+    if (leaders.length > 0 && leaders.every((b) => !ids.includes(b))) throw new MoveRefusedError(removedLeaders(repo, leaders));
     return assigned;
   }
 
@@ -105,8 +117,9 @@ export class Mover {
     say(`${repo}: ${to} switched in for ${from} at version ${switched.version}${switched.materialised ? ' (assignment recorded: it had none)' : ''}`);
     const stamp = trashStamp(this.now());
     const result: MoveResult = { repo, from, to, version: switched.version, bytes, ms: 0, materialised: switched.materialised, trash: 'trashed', stamp };
-    const admin = this.ctx.backends.admin(from);
-    if (!admin) {
+    const admin = this.configured.includes(from) ? this.ctx.backends.admin(from) : undefined;
+    if (!this.configured.includes(from)) result.trash = 'unconfigured';
+    else if (!admin) {
       result.trash = 'by-hand';
       result.byHand = trashByHand(this.ctx.backends.backend(from), repo, stamp, this.ctx.config.repositories);
     } else {
@@ -186,6 +199,7 @@ export class Mover {
       // A leader other than B first (B gives its copy up), each enabled and healthy.
       const usable = leaders.filter((b) => this.ctx.backends.isEnabled(b) && this.ctx.health.isHealthy(b));
       const source = usable.find((b) => b !== from) ?? usable[0];
+      if (leaders.length > 0 && leaders.every((b) => !this.configured.includes(b))) throw new MoveRefusedError(removedLeaders(repo, leaders));
       if (!source || sum === undefined) throw new MoveRefusedError(`no enabled, healthy leader of ${repo} to copy from`);
       o.progress?.(`${repo}: copying version ${max} from ${source} to ${to}`);
       const out = await catchUp(this.ctx, {
@@ -210,4 +224,8 @@ export class Mover {
 
 function unsettled(repo: string, from: string): string {
   return `${from}'s copy of ${repo} is drifted or suspect (it may hold commits no other copy has): it is repaired or settled first; run the move again once \`githa repo ${repo}\` shows it neither`;
+}
+
+function removedLeaders(repo: string, leaders: readonly string[]): string {
+  return `the newest version of ${repo} is only on ${leaders.join(', ')}, not in the configuration: no copy can be caught up to it (githa dataloss lists it); put ${leaders.length === 1 ? 'it' : 'them'} back in the configuration, then move ${repo}`;
 }

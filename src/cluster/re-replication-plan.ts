@@ -59,7 +59,8 @@ export function chooseReplacement(
   const byId = new Map(backends.map((b) => [b.id, b]));
   const taken = new Set(assigned);
   const hosts = new Set(assigned.map((id) => hostOf(byId.get(id) ?? { id })));
-  const keep = assigned.filter((id) => byId.get(id)?.up !== false);
+  // A backend removed from the configuration (no view) is not kept: it is being replaced.
+  const keep = assigned.filter((id) => byId.has(id) && byId.get(id)!.up !== false);
   const candidate = (b: BackendView): PlacementCandidate => ({ id: b.id, zone: b.zone, host: b.host, enabled: true, repos: usage.get(b.id) ?? 0, bytes: 0 });
   const pool = backends.filter((b) => eligible(b) && !taken.has(b.id) && !hosts.has(hostOf(b)));
   const kept = keep.flatMap((id) => (byId.get(id) ? [byId.get(id)!] : []));
@@ -78,7 +79,12 @@ export type Step =
   /** No replacement may start (the backend came back, or is under maintenance). */
   | { kind: 'hold' }
   /** No backend can take the copy. */
-  | { kind: 'stuck'; why: string };
+  | { kind: 'stuck'; why: string }
+  /**
+   * `lost` is not in the configuration and only it (or other backends not in the configuration) holds the newest
+   * version: no configured copy can be caught up to it, so nothing is changed (the record keeps the version).
+   */
+  | { kind: 'orphaned'; version: number; reachable: number };
 
 /** The highest version among the assigned backends. */
 function assignedMax(state: RepoState, assigned: readonly string[]): number {
@@ -90,6 +96,15 @@ export function caughtUp(state: RepoState, backend: string): boolean {
   const assigned = state.assigned ?? [];
   const v = state.versions.get(backend);
   return v !== undefined && v >= assignedMax(state, assigned) && !state.drift.has(backend);
+}
+
+/**
+ * Whether `id` was removed from the configuration: an id in an assignment that
+ * no configured backend has (docs/architecture.md "Re-replication": such a
+ * backend is lost at once, it can never come back as configured).
+ */
+export function isRemoved(id: string, backends: readonly Pick<BackendView, 'id'>[]): boolean {
+  return !backends.some((b) => b.id === id);
 }
 
 /**
@@ -109,6 +124,14 @@ export function planRepo(
   const assigned = state.assigned;
   if (!assigned) return { kind: 'done', why: 'no assignment: every backend holds it' };
   if (!assigned.includes(lost)) return { kind: 'done', why: `${lost} is no longer assigned` };
+  if (isRemoved(lost, o.backends)) {
+    // Removed from the configuration: its copy can never be read again, so a replacement can only be caught up from a
+    // configured, undrifted copy. When none is at the newest version, that version is on removed backends alone: the
+    // record is left as it is (githa dataloss lists it) rather than re-recorded at an older version.
+    const max = assignedMax(state, assigned);
+    const reachable = Math.max(0, ...assigned.filter((b) => !isRemoved(b, o.backends) && !state.drift.has(b)).map((b) => state.versions.get(b) ?? 0));
+    if (max > 0 && reachable < max) return { kind: 'orphaned', version: max, reachable };
+  }
   const replacement = [...(state.replacing ?? [])].find(([r, l]) => l === lost && assigned.includes(r))?.[0];
   if (replacement) return caughtUp(state, replacement) ? { kind: 'drop', replacement } : { kind: 'wait', replacement };
   if (!o.mayStart) return { kind: 'hold' };

@@ -14,6 +14,14 @@
  * the replicator create and fill it (src/cluster/fill.ts, catch-up), and
  * drops the lost backend once the replacement caught up to the leaders
  * (DROP_LOST). The lost backend's copy is never deleted.
+ *
+ * A backend id assigned to repositories but absent from `backends` (removed
+ * from the configuration) is lost at once: it can never come back as
+ * configured. A githa whose configured backends differ from those of the last
+ * finished pass over removed backends (`githa:re-replicate:backends`) scans
+ * every assignment once, under the lease, and replaces each removed id the
+ * same way; a repository whose newest version is on removed backends alone is
+ * reported and left as it is (docs/architecture.md "Re-replication").
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
@@ -23,7 +31,7 @@ import type { StoredOverride } from '../state/overrides.js';
 import type { ReReplicationStore } from '../state/re-replication-store.js';
 import type { RepoState } from '../state/repo-state.js';
 import type { RoleLeases } from '../state/role-lease.js';
-import { isLost, planRepo, type BackendView } from './re-replication-plan.js';
+import { isLost, isRemoved, planRepo, type BackendView } from './re-replication-plan.js';
 
 export const LEASE_NAME = 're-replicate';
 
@@ -60,6 +68,8 @@ interface Job {
   finished: boolean;
   /** Ticks since its last scan. */
   sinceScan: number;
+  /** The backend is not in the configuration: lost for good, no threshold, no rescans. */
+  removed?: boolean;
 }
 
 export class ReReplicator {
@@ -71,6 +81,8 @@ export class ReReplicator {
   private usage = new Map<string, number>();
   private readonly log: Logger;
   private readonly now: () => number;
+  /** Backends removed from the configuration were looked for and every one replaced (or none was assigned). */
+  private removedDone = false;
 
   constructor(private readonly deps: ReReplicatorDeps) {
     this.log = deps.log.child({ component: 're-replication' });
@@ -107,12 +119,18 @@ export class ReReplicator {
   async tick(): Promise<void> {
     const backends = await this.view();
     const anyDown = backends.some((b) => b.up === false);
+    // Until the backends removed from this configuration were replaced (by this githa or another with the same list),
+    // one more read a tick; afterwards none.
+    if (!this.removedDone && !this.lease && (await this.deps.store.removedChecked()) === this.configuredList()) this.removedDone = true;
     // Nothing down and nothing under way: no lease and no Redis command beyond the health and override reads (an idle
     // githa's cost, docs/architecture.md "Re-replication").
-    if (!anyDown && !this.lease && this.jobs.size === 0) return;
+    if (!anyDown && !this.lease && this.jobs.size === 0 && this.removedDone) return;
     if (!(await this.holdLease())) return;
     const signal = this.lease!.signal;
+    if (!this.removedDone && ![...this.jobs.values()].some((j) => j.removed)) await this.findRemoved();
     const downSince = await this.deps.store.downSince();
+    // An entry of a backend no longer configured would never be cleared by the loop below.
+    for (const id of downSince.keys()) if (isRemoved(id, backends)) await this.deps.store.setDownSince(id, undefined);
     const now = this.now();
     const after = this.deps.config.replication.reReplicateAfterMs;
     for (const b of backends) {
@@ -130,6 +148,15 @@ export class ReReplicator {
         await this.rescan(b.id, job);
       }
       if (job) await this.advance(b.id, job, lost, backends, signal);
+    }
+    const removed = [...this.jobs].filter(([, j]) => j.removed);
+    for (const [id, job] of removed) {
+      if (signal.aborted) return;
+      await this.advance(id, job, true, backends, signal);
+    }
+    if (!this.removedDone && !signal.aborted && removed.every(([, j]) => j.finished)) {
+      await this.deps.store.setRemovedChecked(this.configuredList());
+      this.removedDone = true;
     }
     // Everything is back and every job done (their down-since entries cleared above): the lease goes, so an idle
     // cluster holds none and renews nothing.
@@ -173,19 +200,46 @@ export class ReReplicator {
     this.deps.usage?.note([{ backend, repos }]).catch((err: unknown) => this.log.debug({ backend, err: (err as Error).message }, 'could not note the placement usage'));
   }
 
-  /** The repositories `lost` is assigned (one paged read of every assignment), counting every backend's for the chooser. */
-  private async holding(lost: string): Promise<Set<string>> {
-    const out = new Set<string>();
+  private configuredList(): string {
+    return this.deps.config.backends
+      .map((b) => b.id)
+      .sort()
+      .join(' ');
+  }
+
+  /** Backend → the repositories it is assigned, for the backends `wanted` picks (one paged read of every assignment), counting every backend's for the chooser. */
+  private async assignedTo(wanted: (backend: string) => boolean): Promise<Map<string, Set<string>>> {
+    const out = new Map<string, Set<string>>();
     const usage = new Map<string, number>();
     for await (const page of this.deps.store.assignments()) {
       for (const { repo, assigned } of page) {
-        for (const b of assigned) usage.set(b, (usage.get(b) ?? 0) + 1);
-        if (assigned.includes(lost)) out.add(repo);
+        for (const b of assigned) {
+          usage.set(b, (usage.get(b) ?? 0) + 1);
+          if (!wanted(b)) continue;
+          let repos = out.get(b);
+          if (!repos) out.set(b, (repos = new Set()));
+          repos.add(repo);
+        }
       }
     }
     this.usage = usage;
+    return out;
+  }
+
+  /** The repositories `lost` is assigned. */
+  private async holding(lost: string): Promise<Set<string>> {
+    const out = (await this.assignedTo((b) => b === lost)).get(lost) ?? new Set<string>();
     this.log.info({ backend: lost, repositories: out.size }, 'repositories assigned to the lost backend');
     return out;
+  }
+
+  /** A job for each backend id assigned somewhere but not in the configuration: lost at once, for good. */
+  private async findRemoved(): Promise<void> {
+    const configured = this.deps.config.backends;
+    for (const [id, pending] of await this.assignedTo((b) => isRemoved(b, configured))) {
+      this.log.warn({ backend: id, repositories: pending.size }, 'backend removed from the configuration while repositories are assigned to it: re-replicating them to other backends');
+      this.jobs.set(id, { since: 0, pending, stuck: new Set(), finished: false, sinceScan: 0, removed: true });
+    }
   }
 
   /** Adds the repositories assigned to `lost` since the last scan (those still pending or done are left as they are). */
@@ -214,6 +268,16 @@ export class ReReplicator {
           if (!job.stuck.has(repo)) this.log.warn({ repo, backend: lost, why: step.why }, 'cannot re-replicate');
           job.stuck.add(repo);
           break;
+        case 'orphaned':
+          // Kept pending (reported once), so a configured copy brought to the newest version by an operator is picked up.
+          if (!job.stuck.has(repo)) {
+            this.log.error(
+              { repo, backend: lost, version: step.version, reachable: step.reachable },
+              'cannot re-replicate: the newest version is only on a backend removed from the configuration; nothing changed (githa dataloss lists it; put the backend back in the configuration to copy it)',
+            );
+          }
+          job.stuck.add(repo);
+          break;
         case 'add': {
           const r = await this.deps.store.addReplacement(repo, {
             expected: state.assigned ?? [],
@@ -239,6 +303,10 @@ export class ReReplicator {
             this.log.info({ repo, backend: step.replacement, lost }, 'replacement caught up; the lost backend left the assignment (its copy is left on disk)');
             job.pending.delete(repo);
             this.noteUsage(lost, -1);
+          } else if (r === 'unsettled' && job.removed) {
+            // No repair or settling can reach a backend that is not configured.
+            if (!job.stuck.has(repo)) this.log.error({ repo, backend: lost }, 'the removed backend is drifted or suspect: it stays assigned (put it back in the configuration so it is repaired or settled)');
+            job.stuck.add(repo);
           } else if (r === 'unsettled') {
             this.log.debug({ repo, backend: lost }, 'the lost backend is drifted or suspect: it leaves the assignment once repaired or settled');
           }

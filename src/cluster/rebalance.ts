@@ -97,6 +97,8 @@ export function trashWords(r: MoveResult): string {
       return 'was not there';
     case 'by-hand':
       return `stays (no admin): ${r.byHand}`;
+    case 'unconfigured':
+      return 'stays (its backend is not in the configuration: githa cannot reach it)';
     default:
       return `stays (unreachable): ${r.byHand}`;
   }

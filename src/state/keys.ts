@@ -132,6 +132,13 @@ export class Keys {
   downSince(): string {
     return `${this.prefix}down-since`;
   }
+  /**
+   * string: the configured backend ids (sorted, space-separated) with which the re-replicating githa last finished
+   * replacing backends removed from the configuration (docs/architecture.md "Re-replication")
+   */
+  removedChecked(): string {
+    return `${this.prefix}re-replicate:backends`;
+  }
   backend(id: string): string {
     return `${this.prefix}backend:${id}`;
   }

@@ -29,6 +29,9 @@ export interface ReReplicationStore {
   /** Backend → ms since it has been seen down by the re-replicating githa. */
   downSince(): Promise<Map<string, number>>;
   setDownSince(backend: string, since: number | undefined): Promise<void>;
+  /** The configured backend ids (sorted, space-separated) of the last finished re-replication of removed backends; null: none. */
+  removedChecked(): Promise<string | null>;
+  setRemovedChecked(list: string): Promise<void>;
 }
 
 export class RedisReReplicationStore implements ReReplicationStore {
@@ -60,6 +63,14 @@ export class RedisReReplicationStore implements ReReplicationStore {
   async downSince(): Promise<Map<string, number>> {
     const h = await guarded(() => this.redis.hgetall(this.keys.downSince()));
     return new Map(Object.entries(h).map(([b, ms]) => [b, Number(ms)]));
+  }
+
+  removedChecked(): Promise<string | null> {
+    return guarded(() => this.redis.get(this.keys.removedChecked()));
+  }
+
+  async setRemovedChecked(list: string): Promise<void> {
+    await guarded(() => this.redis.set(this.keys.removedChecked(), list));
   }
 
   async setDownSince(backend: string, since: number | undefined): Promise<void> {

@@ -24,6 +24,8 @@ export class MemoryReReplication implements ReReplicationStore {
   readonly repos = new Map<string, Rec>();
   readonly down = new Map<string, number>();
   scans = 0;
+  /** githa:re-replicate:backends */
+  removed: string | null = null;
 
   put(repo: string, versions: Record<string, number>, assigned?: string[]): void {
     this.repos.set(repo, { versions: new Map(Object.entries(versions)), assigned: new Set(assigned ?? []), replacing: new Map(), drift: new Set(), log: [] });
@@ -81,6 +83,14 @@ export class MemoryReReplication implements ReReplicationStore {
     r.versions.delete(a.lost);
     r.log.push({ version: mine, ...a.log });
     return 'ok';
+  }
+
+  async removedChecked(): Promise<string | null> {
+    return this.removed;
+  }
+
+  async setRemovedChecked(list: string): Promise<void> {
+    this.removed = list;
   }
 
   async downSince(): Promise<Map<string, number>> {

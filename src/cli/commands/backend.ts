@@ -60,10 +60,20 @@ function rows(ctx: Context) {
   });
 }
 
+/**
+ * Backend ids not in the configuration that placement's counts (`githa:placement`, a hint) still give repositories:
+ * removed while assigned (docs/operations.md "Retiring a backend"). One HGETALL; `githa status` counts them exactly.
+ */
+async function unconfigured(ctx: Context): Promise<Array<{ id: string; repos: number }>> {
+  const usage = await ctx.parts.state.usage.read();
+  return [...usage].filter(([id, u]) => u.repos > 0 && !ctx.config.backends.some((b) => b.id === id)).map(([id, u]) => ({ id, repos: u.repos }));
+}
+
 async function list(ctx: Context, asJson: boolean): Promise<number> {
   const all = rows(ctx);
+  const removed = await unconfigured(ctx);
   if (asJson) {
-    ctx.streams.out.write(json({ writeQuorum: ctx.config.replication.writeQuorum, backends: all }));
+    ctx.streams.out.write(json({ writeQuorum: ctx.config.replication.writeQuorum, backends: all, ...(removed.length > 0 ? { unconfigured: removed } : {}) }));
   } else {
     const flag = (effective: boolean, overridden: boolean | undefined): string => `${effective ? 'yes' : 'no'}${overridden !== undefined ? ' (override)' : ''}`;
     ctx.streams.out.write(
@@ -86,7 +96,10 @@ async function list(ctx: Context, asJson: boolean): Promise<number> {
   }
   const warning = quorumWarning(ctx);
   if (warning && !asJson) ctx.streams.out.write(`warning: ${warning}\n`);
-  return warning || all.some((b) => b.enabled && b.health === 'down') ? EXIT.ATTENTION : EXIT.OK;
+  for (const r of asJson ? [] : removed) {
+    ctx.streams.out.write(`warning: ${r.id} is not in the configuration but about ${r.repos} repositor${r.repos === 1 ? 'y is' : 'ies are'} still assigned to it (githa status counts them; re-replication replaces it)\n`);
+  }
+  return warning || removed.length > 0 || all.some((b) => b.enabled && b.health === 'down') ? EXIT.ATTENTION : EXIT.OK;
 }
 
 /** A warning when fewer backends are enabled than the write quorum (writes are then refused). */

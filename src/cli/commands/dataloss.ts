@@ -22,8 +22,11 @@ export function register(program: Command): void {
 
 interface Lack {
   backend: string;
-  /** stale: below the newest version; drifted: changed outside githa; disabled: leads but an operator disabled it. */
-  kind: 'stale' | 'drifted' | 'disabled' | 'missing';
+  /**
+   * stale: below the newest version; drifted: changed outside githa; disabled: leads but an operator disabled it;
+   * removed: assigned but not in the configuration (githa cannot read its copy: docs/operations.md "Retiring a backend").
+   */
+  kind: 'stale' | 'drifted' | 'disabled' | 'missing' | 'removed';
   version: number;
   /** Since when (epoch ms): the first version it lacks was recorded, or the drift was seen. */
   since?: number | undefined;
@@ -72,6 +75,9 @@ async function dataloss(ctx: Context, asJson: boolean): Promise<number> {
       else if (!cluster.isEnabled(b.id)) continue; // neither holds it nor counts
       else lacking.push({ backend: b.id, kind: version === 0 ? 'missing' : 'stale', version, since: firstAbove(version), health: health(b.id) });
     }
+    for (const id of state.assigned ?? []) {
+      if (!ctx.config.backends.some((b) => b.id === id)) lacking.push({ backend: id, kind: 'removed', version: state.versions.get(id) ?? 0, health: 'unknown' });
+    }
     found.push({ repo: r.repo, version: r.version, holders, writeQuorum: need, lacking });
   }
   // Kept commits: githa:kept names the repositories a repair kept refs in; a leader's listing says which are still there.
@@ -101,7 +107,7 @@ async function dataloss(ctx: Context, asJson: boolean): Promise<number> {
         'only on': r.holders.length > 0 ? `${r.holders.join(',')} (${r.holders.length} of ${r.writeQuorum})` : `none (0 of ${r.writeQuorum})`,
         lacking: r.lacking
           .map((l) => {
-            const what = l.kind === 'stale' ? `stale at v${l.version}` : l.kind === 'missing' ? 'no copy recorded' : l.kind === 'disabled' ? 'leads but disabled' : `drifted from v${l.version}`;
+            const what = l.kind === 'stale' ? `stale at v${l.version}` : l.kind === 'missing' ? 'no copy recorded' : l.kind === 'disabled' ? 'leads but disabled' : l.kind === 'removed' ? `at v${l.version} but not in the configuration` : `drifted from v${l.version}`;
             return `${l.backend} ${what}${l.since ? ` since ${isoTime(l.since)}` : ''}${l.health === 'down' ? ' (down)' : ''}`;
           })
           .join('; '),

@@ -101,7 +101,8 @@ function throttleOf(text: string | undefined): Throttle | undefined {
 }
 
 async function moveOne(ctx: Context, repo: string, opts: Opts & { from: string; to: string; bandwidth?: string }): Promise<number> {
-  const from = backendArg(ctx, opts.from, '--from');
+  // --from may name a backend removed from the configuration that R is still assigned (the Mover checks the record).
+  const from = opts.from;
   const to = backendArg(ctx, opts.to, '--to');
   const progress = (line: string): void => void ctx.streams.err.write(`${line}\n`);
   const r: MoveResult = await refusing(() => mover(ctx).move(repo, from, to, { by: operatorName(opts.as), throttle: throttleOf(opts.bandwidth), progress }));

@@ -46,6 +46,9 @@ export function attention(s: ClusterStatus): string[] {
   if (drifted > 0) why.push(`${drifted} drifted cop${drifted === 1 ? 'y' : 'ies'}`);
   const down = s.backends.filter((b) => b.enabled && b.health === 'down').map((b) => b.id);
   if (down.length > 0) why.push(`down: ${down.join(', ')}`);
+  // Removed from the configuration while still assigned: replaced by re-replication (docs/operations.md "Retiring a backend").
+  const removed = Object.keys(s.unconfigured ?? {});
+  if (removed.length > 0) why.push(`assigned but not configured: ${removed.join(', ')}`);
   const c = s.copies;
   if (c) {
     const missing = Object.values(c.missing).reduce((n, r) => n + r.length, 0);
@@ -124,6 +127,9 @@ async function status(ctx: Context, asJson: boolean): Promise<number> {
   out.write(`${s.repositories.length} ${s.repositories.length === 1 ? 'repository' : 'repositories'}: ${counts}\n`);
   out.write(`replication backlog: ${s.backlog} stale (repository, backend) pair${s.backlog === 1 ? '' : 's'}; write quorum ${s.writeQuorum}\n`);
   if (s.copies) writeCopies(out, s.copies);
+  for (const [b, n] of Object.entries(s.unconfigured ?? {})) {
+    out.write(`${b} is not in the configuration but still assigned ${n} repositor${n === 1 ? 'y' : 'ies'}: re-replication replaces it (githa move R --from ${b} --to C does one now)\n`);
+  }
   for (const [b, left] of Object.entries(draining ?? {})) out.write(`draining ${b}: ${left} repositor${left === 1 ? 'y' : 'ies'} left${left > 0 ? ` (githa backend drain ${b} moves them)` : ''}\n`);
   if (why.length > 0) out.write(`attention: ${why.join('; ')}\n`);
   for (const l of lost) out.write(`${lostOverrideLine(ctx, l)}\n`);
