@@ -263,6 +263,7 @@ export async function startGitha(config: Config, log: Logger, hooks: GithaHooks 
     // A drained backend gets no replacement copy (docs/architecture.md "Moves").
     draining: (id) => overrides.stored().get(id)?.drain === true,
   });
+  await reReplicator.prepare();
   reReplicator.start();
   // Only a hint for the log line below: an unreachable Redis is reported by /readyz and every request.
   if (!(await redis.exists(state.keys.repos()).catch(() => 1))) {

@@ -94,6 +94,25 @@ export class ReReplicator {
     return Math.min(5_000, Math.max(200, Math.floor(this.deps.config.replication.reReplicateAfterMs / 5)));
   }
 
+  /**
+   * Before githa listens: whether backends removed from this configuration still need looking for. One GET when
+   * the last finished pass had this backend list; with no repository known, nothing can be assigned to a removed
+   * backend, and the list is written at once. Otherwise the first tick (at once, not after an interval) looks, so
+   * a githa's own start is when it sends these commands, not some later moment while it serves.
+   */
+  async prepare(): Promise<void> {
+    const list = this.configuredList();
+    try {
+      if ((await this.deps.store.removedChecked()) === list) this.removedDone = true;
+      else if ((await this.deps.store.known()) === 0) {
+        await this.deps.store.setRemovedChecked(list);
+        this.removedDone = true;
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not read whether removed backends were replaced; the next pass looks');
+    }
+  }
+
   start(): void {
     if (this.timer) return;
     const loop = (): void => {
@@ -104,7 +123,7 @@ export class ReReplicator {
           if (this.timer) this.timer = setTimeout(loop, this.intervalMs()).unref();
         });
     };
-    this.timer = setTimeout(loop, this.intervalMs()).unref();
+    this.timer = setTimeout(loop, this.removedDone ? this.intervalMs() : 0).unref();
   }
 
   async stop(): Promise<void> {

@@ -32,6 +32,8 @@ export interface ReReplicationStore {
   /** The configured backend ids (sorted, space-separated) of the last finished re-replication of removed backends; null: none. */
   removedChecked(): Promise<string | null>;
   setRemovedChecked(list: string): Promise<void>;
+  /** How many repositories githa knows (ZCARD of the index: O(1)). */
+  known(): Promise<number>;
 }
 
 export class RedisReReplicationStore implements ReReplicationStore {
@@ -39,7 +41,7 @@ export class RedisReReplicationStore implements ReReplicationStore {
     private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly scripts: ScriptRunner,
-    private readonly index: Pick<RepositoryIndex, 'repositories'>,
+    private readonly index: Pick<RepositoryIndex, 'repositories' | 'count'>,
     /** Push-log entries kept per repository (pushLog.maxLength). */
     private readonly logMax: number,
   ) {}
@@ -63,6 +65,10 @@ export class RedisReReplicationStore implements ReReplicationStore {
   async downSince(): Promise<Map<string, number>> {
     const h = await guarded(() => this.redis.hgetall(this.keys.downSince()));
     return new Map(Object.entries(h).map(([b, ms]) => [b, Number(ms)]));
+  }
+
+  known(): Promise<number> {
+    return this.index.count();
   }
 
   removedChecked(): Promise<string | null> {

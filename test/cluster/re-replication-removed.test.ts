@@ -154,4 +154,25 @@ describe('ReReplicator with a backend removed from the configuration', () => {
     expect(c.m.removed).toBe('b1 b2 b4 b5');
     await g2.stop();
   });
+
+  it('decides at start: one read when this configuration was handled, none after; with no repository known, done at once', async () => {
+    const c = cluster();
+    c.m.removed = 'b1 b2 b4 b5';
+    const g = c.githa();
+    await g.prepare();
+    await g.tick();
+    expect(c.m.scans).toBe(0);
+    expect(c.m.assignedOf('a')).toContain('b3');
+    await g.stop();
+    // A fresh Redis: nothing can be assigned to a removed backend; the list is written before githa serves, and no pass scans.
+    const empty = cluster();
+    empty.m.repos.clear();
+    empty.m.removed = null;
+    const h = empty.githa();
+    await h.prepare();
+    expect(empty.m.removed).toBe('b1 b2 b4 b5');
+    await h.tick();
+    expect(empty.m.scans).toBe(0);
+    await h.stop();
+  });
 });

@@ -54,6 +54,10 @@ export class MemoryReReplication implements ReReplicationStore {
     return state;
   }
 
+  async known(): Promise<number> {
+    return this.repos.size;
+  }
+
   async *assignments(): AsyncGenerator<Assignment[]> {
     this.scans++;
     yield [...this.repos].map(([repo, r]) => ({ repo, assigned: [...r.assigned].sort() }));
