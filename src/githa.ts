@@ -146,6 +146,7 @@ export function buildCluster(config: Config, log: Logger, observer: Observer = N
     filler,
     ...(repairer ? { repairer } : {}),
     async close() {
+      repairer?.stop();
       const all = new Set<BackendClient>([...clients.values(), ...sshClients.values(), ...gitClients.values()]);
       await Promise.all([...[...all].map((c) => c.close()), ...[...admins.values()].map((a) => a.close())]);
       redis.disconnect();

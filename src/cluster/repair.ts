@@ -56,6 +56,19 @@ export interface RepairReport {
 const MAX_AT_ONCE = 2;
 /** A copy whose repair failed or found it missing is not repaired again sooner (reads and sweeps keep asking). */
 const COOLDOWN_MS = 10_000;
+/** A failed repair is tried again by the repairer itself, after COOLDOWN_MS doubling per failure up to this. */
+const MAX_RETRY_MS = 300_000;
+
+/**
+ * Whether a repair that did not end should be tried again by the repairer itself: it failed (Redis or a backend
+ * unreachable meanwhile, the lock busy), or it met a state that passes by itself (an interrupted write the resolver
+ * settles, a copy running into it). Nothing else would ask again soon: a drifted copy is read by no one and
+ * copied to by no one, and the verifier's sweep is hourly. The Redis failover of test/integration/sentinel.test.ts
+ * left two drifted copies whose repairs failed, and every later push missed its write quorum.
+ */
+function transient(r: RepairReport): boolean {
+  return r.outcome === 'failed' || (r.outcome === 'skipped' && (r.detail === 'an interrupted write is not resolved yet' || r.detail === 'a copy to it is running'));
+}
 /** A copy lock another githa holds (a replicator's catch-up) is waited for this many times, 250 ms apart. */
 const BUSY_RETRIES = 40;
 
@@ -75,6 +88,10 @@ export class CopyRepairer implements CopyRepairs {
   private readonly cool = new Map<string, number>();
   private active = 0;
   private waiters: (() => void)[] = [];
+  /** Failed attempts in a row per key, for the retry's backoff; the retry timers. */
+  private readonly failures = new Map<string, number>();
+  private readonly retries = new Map<string, NodeJS.Timeout>();
+  private readonly cooldownMs: number;
 
   constructor(
     private readonly ctx: ClusterContext,
@@ -82,8 +99,16 @@ export class CopyRepairer implements CopyRepairs {
     private readonly demote?: DemoteCopy,
     /** Creates a missing copy on a backend githa may manage (src/cluster/fill.ts); without it, a missing copy is reported. */
     private readonly filler?: Pick<CopyFiller, 'createLocked' | 'track' | 'command'>,
+    opts: { cooldownMs?: number } = {},
   ) {
     this.log = ctx.log.child({ component: 'repair' });
+    this.cooldownMs = opts.cooldownMs ?? COOLDOWN_MS;
+  }
+
+  /** Stops the retries waiting (shutdown). */
+  stop(): void {
+    for (const t of this.retries.values()) clearTimeout(t);
+    this.retries.clear();
   }
 
   schedule(repo: string, backend: string, why: string): void {
@@ -114,7 +139,9 @@ export class CopyRepairer implements CopyRepairs {
         .catch((err: unknown): RepairReport => ({ repo, backend, outcome: 'failed', kept: [], detail: (err as Error).message }))
         .then((r) => {
           this.report(r, why);
-          if (r.outcome === 'failed' || r.outcome === 'missing') this.cool.set(key, performance.now() + COOLDOWN_MS);
+          if (r.outcome === 'missing') this.cool.set(key, performance.now() + this.cooldownMs);
+          if (transient(r)) this.retryLater(key, repo, backend, why);
+          else this.failures.delete(key);
         })
         .finally(() => {
           this.active--;
@@ -123,6 +150,22 @@ export class CopyRepairer implements CopyRepairs {
           if (this.busy.size === 0) for (const w of this.waiters.splice(0)) w();
         });
     }
+  }
+
+  /** Tries `key` again after the cooldown, doubled per failure in a row (up to MAX_RETRY_MS). */
+  private retryLater(key: string, repo: string, backend: string, why: string): void {
+    const n = (this.failures.get(key) ?? 0) + 1;
+    this.failures.set(key, n);
+    const delay = Math.min(this.cooldownMs * 2 ** (n - 1), MAX_RETRY_MS);
+    this.cool.set(key, performance.now() + delay);
+    clearTimeout(this.retries.get(key));
+    const timer = setTimeout(() => {
+      this.retries.delete(key);
+      this.cool.delete(key);
+      this.schedule(repo, backend, why);
+    }, delay);
+    timer.unref();
+    this.retries.set(key, timer);
   }
 
   private report(r: RepairReport, why: string): void {

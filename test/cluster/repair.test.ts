@@ -3,6 +3,7 @@ import { refsChecksum } from '../../src/cluster/checksum.js';
 import { candidateTips, keptRefName } from '../../src/cluster/kept.js';
 import { CopyRepairer, createCommand, type CommitSync } from '../../src/cluster/repair.js';
 import { memoryCluster } from '../support/memory-store.js';
+import { waitFor } from '../support/wait.js';
 
 /*
  * The repair's decisions (docs/architecture.md "Verified copies"), on the
@@ -39,7 +40,7 @@ function setup() {
     return 'OK';
   };
   const repairer = new CopyRepairer(m.ctx, commitSync);
-  return { ...m, repairer, syncs, b3: m.backends.get('b3')! };
+  return { ...m, repairer, syncs, commitSync, b3: m.backends.get('b3')! };
 }
 
 describe('candidateTips', () => {
@@ -187,5 +188,23 @@ describe('CopyRepairer', () => {
     expect(m.syncs).toHaveLength(1);
     expect(listings).toBe(4); // the check, the listing under the lock, the copy's advertisement and its check after the push
     expect(Object.fromEntries(m.b3.refs.get(R)!)).toEqual(recordedRefs);
+  });
+});
+
+describe('CopyRepairer retries', () => {
+  it('tries a failed repair again by itself after the cooldown, with nobody asking again', async () => {
+    const m = setup();
+    m.b3.refs.get(R)!.set('refs/heads/main', O);
+    let refusals = 1;
+    // The first record of the refill is refused (as when Redis failed over during the repair), the next one lands.
+    const flaky: CommitSync = async (...args) => (refusals-- > 0 ? 'LOCK' : m.commitSync(...args));
+    const repairer = new CopyRepairer(m.ctx, flaky, undefined, undefined, { cooldownMs: 50 });
+    repairer.schedule(R, 'b3', 'test');
+    await repairer.idle();
+    expect((await m.store.read(R)).drift.has('b3')).toBe(true);
+    // No one schedules it again: the repairer's own retry repairs it.
+    await waitFor('the retried repair', async () => !(await m.store.read(R)).drift.has('b3'));
+    expect(Object.fromEntries(m.b3.refs.get(R)!)).toEqual(recordedRefs);
+    repairer.stop();
   });
 });
