@@ -63,8 +63,10 @@ export async function placeHeld(
   repo: string,
   holders: readonly string[],
   prefer: readonly string[] = [],
+  /** The repository's own factor (`githa repo factor`) when `replication.factor` is unset. */
+  own?: number,
 ): Promise<{ assigned: string[]; factor: number } | undefined> {
-  const factor = ctx.config.replication.factor;
+  const factor = ctx.config.replication.factor ?? own;
   if (factor === undefined) return undefined;
   const all = await candidates(ctx);
   const held = all.filter((b) => holders.includes(b.id));

@@ -70,6 +70,14 @@ interface Job {
   sinceScan: number;
   /** The backend is not in the configuration: lost for good, no threshold, no rescans. */
   removed?: boolean;
+  /**
+   * Repositories of a removed backend left as they are until the configuration changes (`orphaned`, or the removed
+   * copy drifted or suspect): not visited again, and the job finishes without them, so they neither starve the
+   * others (PER_TICK) nor keep the lease held.
+   */
+  parked?: Set<string>;
+  /** A removed backend another githa still reports up: waited for (logged once). */
+  held?: boolean;
 }
 
 export class ReReplicator {
@@ -169,8 +177,17 @@ export class ReReplicator {
       if (job) await this.advance(b.id, job, lost, backends, signal);
     }
     const removed = [...this.jobs].filter(([, j]) => j.removed);
+    // A githa that still has the backend in its configuration reports it up (a rolling change of configuration, in
+    // either direction): nothing is replaced while one does.
+    const probed = removed.length > 0 ? await this.deps.health.readFresh(removed.map(([id]) => id)) : new Map<string, { up: boolean }>();
     for (const [id, job] of removed) {
       if (signal.aborted) return;
+      if (probed.get(id)?.up === true) {
+        if (!job.held) this.log.warn({ backend: id }, 'a backend not in this configuration is still reported up by another githa: its repositories are not re-replicated while one does');
+        job.held = true;
+        continue;
+      }
+      job.held = false;
       await this.advance(id, job, true, backends, signal);
     }
     if (!this.removedDone && !signal.aborted && removed.every(([, j]) => j.finished)) {
@@ -257,7 +274,7 @@ export class ReReplicator {
     const configured = this.deps.config.backends;
     for (const [id, pending] of await this.assignedTo((b) => isRemoved(b, configured))) {
       this.log.warn({ backend: id, repositories: pending.size }, 'backend removed from the configuration while repositories are assigned to it: re-replicating them to other backends');
-      this.jobs.set(id, { since: 0, pending, stuck: new Set(), finished: false, sinceScan: 0, removed: true });
+      this.jobs.set(id, { since: 0, pending, stuck: new Set(), finished: false, sinceScan: 0, removed: true, parked: new Set() });
     }
   }
 
@@ -271,7 +288,7 @@ export class ReReplicator {
 
   private async advance(lost: string, job: Job, mayStart: boolean, backends: readonly BackendView[], signal: AbortSignal): Promise<void> {
     let seen = 0;
-    for (const repo of [...job.pending]) {
+    for (const repo of [...job.pending].filter((r) => !job.parked?.has(r))) {
       if (signal.aborted || seen++ >= PER_TICK) return;
       const state = await this.deps.repos.read(repo);
       const step = planRepo(repo, state, lost, { mayStart, backends, usage: this.usage });
@@ -296,6 +313,7 @@ export class ReReplicator {
             );
           }
           job.stuck.add(repo);
+          job.parked?.add(repo);
           break;
         case 'add': {
           const r = await this.deps.store.addReplacement(repo, {
@@ -326,6 +344,7 @@ export class ReReplicator {
             // No repair or settling can reach a backend that is not configured.
             if (!job.stuck.has(repo)) this.log.error({ repo, backend: lost }, 'the removed backend is drifted or suspect: it stays assigned (put it back in the configuration so it is repaired or settled)');
             job.stuck.add(repo);
+            job.parked?.add(repo);
           } else if (r === 'unsettled') {
             this.log.debug({ repo, backend: lost }, 'the lost backend is drifted or suspect: it leaves the assignment once repaired or settled');
           }
@@ -333,9 +352,9 @@ export class ReReplicator {
         }
       }
     }
-    if (job.pending.size === 0 && !job.finished) {
+    if (!job.finished && [...job.pending].every((r) => job.parked?.has(r))) {
       job.finished = true;
-      this.log.info({ backend: lost }, 're-replication of the lost backend finished');
+      this.log.info({ backend: lost, leftAsTheyAre: job.parked?.size ?? 0 }, 're-replication of the lost backend finished');
     }
   }
 }

@@ -1,4 +1,5 @@
 import { goneError, type Adoption } from './adoption.js';
+import { copiesOf as assignedCopies } from './assignment.js';
 import { noteWrite, type ClusterContext } from './context.js';
 import { placeHeld } from './placer.js';
 import { leadership } from './routing.js';
@@ -50,9 +51,18 @@ export async function recoverRepository(ctx: ClusterContext, copiesOf: Pick<Adop
       const proven = leaders.length > 0 && leaders.every((b) => copies.get(b) !== undefined && copies.get(b) === state.checksums.get(b));
       if (proven && !state.frozen) return { repo, status: 'intact', version: max, leaders };
     }
+    // A backend removed from the configuration but still assigned may hold the newest version (docs/architecture.md
+    // "Re-replication", `orphaned`): githa cannot list it, so a record rebuilt without it could drop that version.
+    const configured = new Set(ctx.config.backends.map((b) => b.id));
+    const removed = (before.assigned ?? []).filter((b) => !configured.has(b));
+    const known = Math.max(0, ...[...copies.keys()].map((b) => before.versions.get(b) ?? 0));
+    const ahead = removed.filter((b) => (before.versions.get(b) ?? 0) > known);
+    if (ahead.length > 0) return { repo, status: 'skipped', reason: `assigned to ${ahead.join(', ')}, not in the configuration, recorded at a version above every configured copy's: put it back in the configuration first` };
     const detail = [...sorted].map(([b, c]) => `${b}=${c.slice(0, 12)}`).join(' ') + (missing.length ? ` missing on ${missing.join(',')}` : '');
-    // Equal copies: with a factor, the assignment is chosen among their holders (the freeze changes none).
-    const placed = new Set(copies.values()).size === 1 ? await placeHeld(ctx, repo, [...sorted.keys()], before.assigned) : undefined;
+    // Equal copies: with a factor (the configured one, else the repository's own: `githa repo factor`), the assignment
+    // is chosen among their holders (the freeze changes none).
+    const own = before.assigned ? assignedCopies(before) : undefined;
+    const placed = new Set(copies.values()).size === 1 ? await placeHeld(ctx, repo, [...sorted.keys()], before.assigned, own) : undefined;
     const leading = placed ? new Map([...sorted].filter(([b]) => placed.assigned.includes(b))) : sorted;
     const r = await ctx.repos.recover(repo, lock.token, leading, detail, placed);
     if (r.status === 'ok') {

@@ -92,6 +92,7 @@ export class CopyRepairer implements CopyRepairs {
   private readonly failures = new Map<string, number>();
   private readonly retries = new Map<string, NodeJS.Timeout>();
   private readonly cooldownMs: number;
+  private stopped = false;
 
   constructor(
     private readonly ctx: ClusterContext,
@@ -105,8 +106,9 @@ export class CopyRepairer implements CopyRepairs {
     this.cooldownMs = opts.cooldownMs ?? COOLDOWN_MS;
   }
 
-  /** Stops the retries waiting (shutdown). */
+  /** Stops the retries waiting, and any a repair still running would arm (shutdown). */
   stop(): void {
+    this.stopped = true;
     for (const t of this.retries.values()) clearTimeout(t);
     this.retries.clear();
   }
@@ -154,10 +156,12 @@ export class CopyRepairer implements CopyRepairs {
 
   /** Tries `key` again after the cooldown, doubled per failure in a row (up to MAX_RETRY_MS). */
   private retryLater(key: string, repo: string, backend: string, why: string): void {
+    if (this.stopped) return;
     const n = (this.failures.get(key) ?? 0) + 1;
     this.failures.set(key, n);
     const delay = Math.min(this.cooldownMs * 2 ** (n - 1), MAX_RETRY_MS);
-    this.cool.set(key, performance.now() + delay);
+    // Only the retry backs off: a read or the verifier asking after the plain cooldown is served sooner.
+    this.cool.set(key, performance.now() + this.cooldownMs);
     clearTimeout(this.retries.get(key));
     const timer = setTimeout(() => {
       this.retries.delete(key);

@@ -79,7 +79,7 @@ function cluster() {
       replicator: { enqueue: (repo) => enqueued.push(repo) },
       now: () => 1_000_000,
     });
-  return { m, enqueued, githa };
+  return { m, enqueued, githa, up };
 }
 
 function catchUpAll(m: MemoryReReplication): void {
@@ -136,8 +136,8 @@ describe('ReReplicator with a backend removed from the configuration', () => {
     expect(c.m.rec('orphan').versions.get('b3')).toBe(2);
     expect(c.m.rec('orphan').log).toEqual([]);
     expect(c.m.assignedOf('a')).not.toContain('b3');
-    // Not done: a githa restarted with this configuration looks again.
-    expect(c.m.removed).toBe('b1 b2 b3 b4 b5');
+    // Done, the orphan left as it is: only a change of configuration (b3 back) looks at it again.
+    expect(c.m.removed).toBe('b1 b2 b4 b5');
     await g.stop();
   });
 
@@ -174,5 +174,39 @@ describe('ReReplicator with a backend removed from the configuration', () => {
     await h.tick();
     expect(empty.m.scans).toBe(0);
     await h.stop();
+  });
+
+  it('parks repositories whose newest version is only on the removed backend: the others are replaced however many, and the job ends', async () => {
+    const c = cluster();
+    const normal = new Map(c.m.repos);
+    c.m.repos.clear();
+    // More orphans than one tick visits (PER_TICK), ahead of every other repository in the index.
+    for (let i = 0; i < 250; i++) c.m.put(`orphan${i}`, { b1: 1, b3: 2 }, ['b1', 'b3']);
+    for (const [r, rec] of normal) c.m.repos.set(r, rec);
+    const g = c.githa();
+    for (let i = 0; i < 3; i++) await g.tick();
+    expect(c.m.assignedOf('a')).toHaveLength(4);
+    catchUpAll(c.m);
+    for (let i = 0; i < 3; i++) await g.tick();
+    expect(c.m.assignedOf('a')).not.toContain('b3');
+    expect(c.m.assignedOf('orphan0')).toEqual(['b1', 'b3']);
+    // Finished with the orphans left as they are: the list is written and the lease goes.
+    expect(c.m.removed).toBe('b1 b2 b4 b5');
+    await g.stop();
+  });
+
+  it('waits while another githa still reports the backend up (its configuration still has it)', async () => {
+    const c = cluster();
+    c.up.set('b3', true);
+    const g = c.githa();
+    await g.tick();
+    await g.tick();
+    expect(c.m.assignedOf('a')).toEqual(['b1', 'b2', 'b3']);
+    expect(c.m.removed).toBe('b1 b2 b3 b4 b5');
+    // Once no githa reports it, the replacement starts.
+    c.up.delete('b3');
+    await g.tick();
+    expect(c.m.assignedOf('a')).toHaveLength(4);
+    await g.stop();
   });
 });
