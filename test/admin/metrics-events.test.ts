@@ -11,7 +11,7 @@ import { refsChecksum } from '../../src/cluster/checksum.js';
 import type { ForwardResult } from '../../src/cluster/types.js';
 import { WriteSession } from '../../src/cluster/write-session.js';
 import { BackendUnavailableError, QuorumNotReachedError } from '../../src/errors.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 const A = 'a'.repeat(40);
 const B = 'b'.repeat(40);

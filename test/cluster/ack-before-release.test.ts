@@ -16,7 +16,7 @@ import { Keys } from '../../src/state/keys.js';
 import { WriteLocks, type WriteLockService } from '../../src/state/lock.js';
 import { useCluster } from '../support/cluster.js';
 import { startGateRelay } from '../support/gate-relay.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 import { waitFor } from '../support/wait.js';
 
 const A = 'a'.repeat(40);

@@ -6,7 +6,7 @@ import { summarize } from '../../src/cluster/status.js';
 import { buildConfig } from '../../src/config/load.js';
 import { QuorumUnavailableError } from '../../src/errors.js';
 import type { RepoState } from '../../src/state/repo-state.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 /*
  * A repository's assignment (docs/architecture.md "Replication factor"):

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { catchUp, planCommands } from '../../src/cluster/catch-up.js';
 import { refsChecksum } from '../../src/cluster/checksum.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 import { ZERO_OID } from '../../src/protocol/receive-pack-request.js';
 
 const A = 'a'.repeat(40);

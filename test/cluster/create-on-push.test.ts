@@ -3,7 +3,7 @@ import { Cluster } from '../../src/cluster/cluster.js';
 import { Lifecycle } from '../../src/cluster/lifecycle.js';
 import { RepositoryNotFoundError } from '../../src/errors.js';
 import { LinkedAdmin } from '../support/linked-admin.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 /*
  * Create on push (docs/operations.md "Repository lifecycle"): a push that

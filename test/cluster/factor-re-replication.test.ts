@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { changeFactor } from '../../src/cluster/factor.js';
 import { Lifecycle } from '../../src/cluster/lifecycle.js';
 import { MemoryAdmin } from '../support/memory-admin.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 const R = 'team/app.git';
 const IDS = ['b1', 'b2', 'b3', 'b4', 'b5', 'b6'];

@@ -3,7 +3,7 @@ import { changeFactor } from '../../src/cluster/factor.js';
 import { Lifecycle } from '../../src/cluster/lifecycle.js';
 import { ReplicationFactorError } from '../../src/errors.js';
 import { MemoryAdmin } from '../support/memory-admin.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 /*
  * A replication factor (docs/architecture.md "Replication factor",

@@ -7,7 +7,7 @@ import { WriteSession } from '../../src/cluster/write-session.js';
 import { BackendUnavailableError, WriteInterruptedError } from '../../src/errors.js';
 import { ZERO_OID, type RefCommand } from '../../src/protocol/receive-pack-request.js';
 import type { ReportStatus } from '../../src/protocol/report-status.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 /*
  * Fan-out writes, the cluster side (docs/architecture.md "Write quorum"): the

@@ -10,7 +10,7 @@ import { CopyRepairer, type CommitSync } from '../../src/cluster/repair.js';
 import { CatchUpError, CopyTargetMissingError } from '../../src/errors.js';
 import type { Gone, RepoState } from '../../src/state/repo-state.js';
 import { MemoryAdmin } from '../support/memory-admin.js';
-import { memoryCluster, type FakeBackend } from '../support/memory-store.js';
+import { memoryCluster, type FakeBackend } from '../support/memory-cluster.js';
 
 /*
  * Filling a missing copy (docs/architecture.md "Filling a missing copy"), on

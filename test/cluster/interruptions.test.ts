@@ -4,7 +4,7 @@ import type { ClusterContext } from '../../src/cluster/context.js';
 import { InterruptionResolver } from '../../src/cluster/interruptions.js';
 import { ZERO_OID } from '../../src/protocol/receive-pack-request.js';
 import { encodeCommands } from '../../src/state/marker-commands.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 /*
  * Interrupted writes and suspect copies adopt a changed copy only when its

@@ -9,7 +9,8 @@ import { RepositoryGoneError } from '../../src/errors.js';
 import type { Gone } from '../../src/state/repo-state.js';
 import type { RepositoryStore, Versioned } from '../../src/state/repository-store.js';
 import { MemoryAdmin } from '../support/memory-admin.js';
-import { MemoryStore, MemoryWriteLocks, memoryCluster, type FakeBackend } from '../support/memory-store.js';
+import { MemoryStore, MemoryWriteLocks } from '../support/memory-store.js';
+import { memoryCluster, type FakeBackend } from '../support/memory-cluster.js';
 
 /** The memory store plus `recover` (what `githa recover` and `--track` write): every copy a leader at version 1. */
 function recoveringStore(): MemoryStore {

@@ -3,7 +3,7 @@ import { Cluster } from '../../src/cluster/cluster.js';
 import { Lifecycle } from '../../src/cluster/lifecycle.js';
 import type { WriteLockService } from '../../src/state/lock.js';
 import { LinkedAdmin } from '../support/linked-admin.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 /*
  * A push that passed its first check and then waits for the write lock

@@ -6,7 +6,7 @@ import { createByHand, renameByHand, trashByHand } from '../../src/cluster/manua
 import { Adoption } from '../../src/cluster/adoption.js';
 import { BackendAdminError, BackendNotManagedError, BackendUnavailableError, RepositoryExistsError, RepositoryGoneError, RepositoryNotFoundError } from '../../src/errors.js';
 import { LinkedAdmin } from '../support/linked-admin.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 /*
  * The lifecycle's decisions (docs/operations.md "Repository lifecycle") on

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { refsChecksum } from '../../src/cluster/checksum.js';
 import { Cluster } from '../../src/cluster/cluster.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 /*
  * Reads routed to a copy the transport can use (docs/architecture.md "A

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { recoverRepository } from '../../src/cluster/recovery.js';
 import type { RepositoryStore } from '../../src/state/repository-store.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 const R = 'team/app.git';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { refsChecksum } from '../../src/cluster/checksum.js';
 import { candidateTips, keptRefName } from '../../src/cluster/kept.js';
 import { CopyRepairer, createCommand, type CommitSync } from '../../src/cluster/repair.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 import { waitFor } from '../support/wait.js';
 
 /*

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BackendOverride } from '../../src/cluster/types.js';
 import { ReturningCopies } from '../../src/cluster/returning.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 /*
  * A backend is verified before it leads again (docs/architecture.md

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { refsChecksum } from '../../src/cluster/checksum.js';
 import { sweepRate, Verifier } from '../../src/cluster/verifier.js';
 import type { ClusterContext } from '../../src/cluster/context.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 /*
  * The verifier's cadence (docs/config.md "verify"): how often sweeps start

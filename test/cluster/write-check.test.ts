@@ -7,7 +7,7 @@ import { WriteSession } from '../../src/cluster/write-session.js';
 import { CopyContradictsRecordError } from '../../src/errors.js';
 import { ZERO_OID } from '../../src/protocol/receive-pack-request.js';
 import { decodeCommands, encodeCommands, MARKER_COMMANDS_MAX } from '../../src/state/marker-commands.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 /*
  * Writes are checked against the record (docs/architecture.md "Verified

@@ -5,7 +5,7 @@ import { repoFlags } from '../../src/cluster/routing.js';
 import { refsChecksum } from '../../src/cluster/checksum.js';
 import { BackendUnavailableError, ClusterStateUnavailableError } from '../../src/errors.js';
 import type { ForwardResult } from '../../src/cluster/types.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 /*
  * The write path's decisions (docs/architecture.md "A push"), on the

@@ -4,7 +4,7 @@ import { refsChecksum } from '../../src/cluster/checksum.js';
 import type { ForwardResult } from '../../src/cluster/types.js';
 import type { WaitReport } from '../../src/cluster/wait-report.js';
 import type { WriteLockService } from '../../src/state/lock.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 /*
  * The cluster tells a push's waits to the WaitReporter its front end passed

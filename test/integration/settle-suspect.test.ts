@@ -6,7 +6,7 @@ import { connectRedis, redisReady, type RedisClient } from '../../src/state/redi
 import type { StateParts } from '../../src/state/state.js';
 import { useCluster } from '../support/cluster.js';
 import { testState } from '../support/copy-deps.js';
-import { memoryCluster } from '../support/memory-store.js';
+import { memoryCluster } from '../support/memory-cluster.js';
 
 /*
  * Issue 15 item 3: settling a suspect backend (SETTLE_SUSPECT, against a real

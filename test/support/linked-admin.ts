@@ -1,10 +1,10 @@
 /**
  * A MemoryAdmin (test/support/memory-admin.ts) tied to a FakeBackend
- * (test/support/memory-store.ts): what it creates, trashes, restores and
+ * (test/support/memory-cluster.ts): what it creates, trashes, restores and
  * renames is what githa's Git client of that backend then sees.
  */
 import { MemoryAdmin } from './memory-admin.js';
-import type { FakeBackend } from './memory-store.js';
+import type { FakeBackend } from './memory-cluster.js';
 
 export class LinkedAdmin extends MemoryAdmin {
   readonly trashRefs = new Map<string, Map<string, string>>();
