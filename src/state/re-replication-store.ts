@@ -12,6 +12,7 @@ import type { RedisClient } from './redis.js';
 import type { Keys } from './keys.js';
 import { guarded } from './redis-call.js';
 import type { RepositoryIndex } from './repo-index.js';
+import { readAssignments } from './repo-state.js';
 import type { ScriptRunner } from './script.js';
 import { ADD_REPLACEMENT, DROP_LOST, type AddReplacementArgs, type DropLostArgs } from './scripts/re-replicate.js';
 
@@ -48,9 +49,8 @@ export class RedisReReplicationStore implements ReReplicationStore {
 
   async *assignments(): AsyncGenerator<Assignment[]> {
     for await (const page of this.index.repositories()) {
-      // Sent together, not in one pipeline: each repository's keys are in a slot of their own (Redis Cluster).
-      const rows = await guarded(() => Promise.all(page.map((repo) => this.redis.hkeys(this.keys.assigned(repo)))));
-      yield page.map((repo, i) => ({ repo, assigned: [...(rows[i] ?? [])].sort() }));
+      const rows = await readAssignments(this.redis, this.keys, page);
+      yield page.map((repo, i) => ({ repo, assigned: rows[i]! }));
     }
   }
 

@@ -270,3 +270,12 @@ export async function readRepoState(redis: RedisClient, k: Keys, repo: string): 
     replacing: (by.replacing ?? {}) as Hash,
   });
 }
+
+/**
+ * The assignments of `names` (docs/redis.md `assigned`), each sorted (empty: none, every backend): one HKEYS per
+ * name, sent together and not as one pipeline, since each name's keys are in a slot of their own (Redis Cluster).
+ */
+export async function readAssignments(redis: RedisClient, keys: Keys, names: readonly string[]): Promise<string[][]> {
+  const rows = await guarded(() => Promise.all(names.map((repo) => redis.hkeys(keys.assigned(repo)))));
+  return rows.map((assigned) => assigned.sort());
+}

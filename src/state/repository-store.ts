@@ -1,10 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { ClusterStateUnavailableError, CommitRefusedError, RepositoryFrozenError } from '../errors.js';
+import { CommitRefusedError, RepositoryFrozenError } from '../errors.js';
 import type { RepositoryIndex } from './repo-index.js';
 import { decodeCommands } from './marker-commands.js';
 import { guarded as guardedCall } from './redis-call.js';
 import type { RefCommand } from '../protocol/receive-pack-request.js';
-import { goneFields, readRepoState, type DriftKind, type FreezeReason, type Gone, type RepoState, type SavedRecord } from './repo-state.js';
+import { goneFields, readAssignments, readRepoState, type DriftKind, type FreezeReason, type Gone, type RepoState, type SavedRecord } from './repo-state.js';
 import type { ScriptRunner } from './script.js';
 import { COMMIT_CATCH_UP, type CommitCatchUpResult } from './scripts/copy.js';
 import { ADOPT, FREEZE, MARK_DRIFT, NOTE_DRIFT, RECOVER, RESOLVE_INTERRUPTED, SETTLE_SUSPECT, type ResolveArgs, type SettleArgs, type SettleStatus, type Versioned } from './scripts/repair.js';
@@ -259,16 +259,12 @@ export class RedisRepositoryStore implements RepositoryStore {
   }
 
   async assignments(names: readonly string[], pageSize = 1_000): Promise<Map<string, string[]>> {
-    const { redis, keys } = this.scripts;
     const out = new Map<string, string[]>();
     for (let i = 0; i < names.length; i += pageSize) {
       const slice = names.slice(i, i + pageSize);
-      // Sent together, not as one pipeline: each name's keys are in its own slot (docs/redis.md "On Redis Cluster").
-      const replies = await Promise.allSettled(slice.map((r) => redis.hkeys(keys.assigned(r))));
-      slice.forEach((r, j) => {
-        const reply = replies[j]!;
-        if (reply.status === 'rejected') throw new ClusterStateUnavailableError('cluster state unavailable: cannot read the assignments', { cause: reply.reason });
-        if (reply.value.length > 0) out.set(r, reply.value.sort());
+      const rows = await readAssignments(this.scripts.redis, this.scripts.keys, slice);
+      slice.forEach((repo, j) => {
+        if (rows[j]!.length > 0) out.set(repo, rows[j]!);
       });
     }
     return out;
